@@ -1,0 +1,25 @@
+//! `ecrf-core`: the trial as data and its rules.
+//!
+//! - [`study`]: the study definition (forms, items, code lists, rules) and its loader;
+//! - [`value`]: item values, exact decimals and missing-data codes;
+//! - [`check`]: edit checks on a save (types, ranges, rules, completeness);
+//! - [`instance`]: which form instance (`DLY#3`) a save is for;
+//! - [`role`]: roles and what each may do;
+//! - [`trial`]: this trial's definition, embedded from `study/` at build time.
+//!
+//! Architecture invariant: nothing here does I/O. The clock, other forms' values and files are
+//! passed in, so every rule can be tested on its own.
+#![deny(missing_docs)]
+
+pub mod check;
+pub mod instance;
+pub mod role;
+pub mod study;
+pub mod trial;
+pub mod value;
+
+pub use check::{Finding, SaveCheck};
+pub use instance::FormKey;
+pub use role::{Action, Role};
+pub use study::{FormDef, ItemDef, ItemType, Severity, Study, Text};
+pub use value::{Decimal, MissingCode, Value};

@@ -1,0 +1,89 @@
+//! What can go wrong with the store, in words a user can act on.
+
+use std::path::{Path, PathBuf};
+
+use ecrf_core::Finding;
+
+/// Every store error. Messages are one line and say what to do where there is something to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No store (or no key file) at this path.
+    #[error("no store at {0} (create one with `ecrf init`)")]
+    NoStore(PathBuf),
+    /// Refused to overwrite.
+    #[error("a store already exists at {0}; choose another path")]
+    AlreadyExists(PathBuf),
+    /// No such user in the key slots.
+    #[error("no user {0} in this store")]
+    UnknownUser(String),
+    /// The password did not unwrap the user's key slot.
+    #[error("wrong password for user {0}")]
+    WrongPassword(String),
+    /// The recovery key did not unwrap the recovery slot.
+    #[error("that is not this store's recovery key")]
+    WrongRecoveryKey,
+    /// The key was right but SQLCipher's page check failed: the file was damaged or changed.
+    #[error("the store file {path} is damaged or was changed outside the app ({detail}); restore it from a backup")]
+    Damaged {
+        /// Store path.
+        path: PathBuf,
+        /// SQLCipher's or SQLite's words.
+        detail: String,
+    },
+    /// Key slot file problems.
+    #[error("key slots: {0}")]
+    Keyring(String),
+    /// File-system error.
+    #[error("{path}: {source}")]
+    Io {
+        /// Path involved.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The user's role may not do this.
+    #[error("{user} ({role}) may not {action}")]
+    NotAllowed {
+        /// User.
+        user: String,
+        /// Role.
+        role: String,
+        /// What was attempted.
+        action: String,
+    },
+    /// Bad request naming what is wrong (unknown subject, form, item, user name…).
+    #[error("{0}")]
+    Invalid(String),
+    /// Hard edit-check failures: nothing was saved.
+    #[error("not saved: {}", join(.0))]
+    Rejected(Vec<Finding>),
+    /// Soft edit-check warnings not confirmed: nothing was saved.
+    #[error("not saved, please confirm: {}", join(.0))]
+    NeedsConfirmation(Vec<Finding>),
+    /// A saved value is being changed without a reason.
+    #[error("not saved: {form} {item} already has the value {old}; changing it needs a reason")]
+    ReasonRequired {
+        /// Form instance.
+        form: String,
+        /// Item id.
+        item: String,
+        /// The saved value.
+        old: String,
+    },
+}
+
+fn join(f: &[Finding]) -> String {
+    f.iter().map(|f| f.message.en.as_str()).collect::<Vec<_>>().join("; ")
+}
+
+impl StoreError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

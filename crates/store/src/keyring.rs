@@ -1,0 +1,365 @@
+//! Key slots: the random store key, wrapped once per user and once for the recovery key.
+//!
+//! The store file is encrypted with a random 256-bit key that nobody types. Each user's password
+//! is stretched with Argon2id into a key that wraps (ChaCha20-Poly1305) a copy of it; the recovery
+//! key shown once at set-up wraps another copy. The slots live in a small JSON file beside the
+//! store (`<store>.keys`), because they must be read before the store can be opened; it holds no
+//! trial data. Invariants: the file is replaced atomically (write, fsync, rename, fsync folder);
+//! each slot's associated data binds it to this store and this user, so slots cannot be swapped.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use argon2::{Algorithm, Argon2, Params, Version};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::ChaCha20Poly1305;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::StoreError;
+
+/// A 256-bit store key. Never written anywhere unwrapped.
+#[derive(Clone)]
+pub struct StoreKey(pub(crate) [u8; 32]);
+
+impl StoreKey {
+    /// A fresh random key.
+    pub fn generate() -> Result<Self, StoreError> {
+        Ok(StoreKey(random_bytes()?))
+    }
+
+    /// The SQLCipher raw-key literal for `PRAGMA key`.
+    pub(crate) fn sqlcipher_literal(&self) -> String {
+        format!("\"x'{}'\"", hex::encode(self.0))
+    }
+}
+
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], StoreError> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|e| StoreError::Keyring(format!("no randomness: {e}")))?;
+    Ok(b)
+}
+
+/// Argon2id cost for a password slot.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KdfParams {
+    /// Memory in KiB.
+    pub m_kib: u32,
+    /// Passes.
+    pub t: u32,
+    /// Lanes.
+    pub p: u32,
+}
+
+impl Default for KdfParams {
+    /// 19 MiB, 2 passes: about 45 ms per unlock on a ward laptop (OWASP's minimum for Argon2id).
+    fn default() -> Self {
+        KdfParams {
+            m_kib: 19 * 1024,
+            t: 2,
+            p: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Slot {
+    /// User name, or `None` for the recovery slot.
+    user: Option<String>,
+    kdf: Option<KdfParams>,
+    salt: String,
+    nonce: String,
+    wrapped: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct KeyFile {
+    format: u32,
+    store_id: String,
+    slots: Vec<Slot>,
+}
+
+/// The key slots of one store.
+#[derive(Debug, Clone)]
+pub struct Keyring {
+    path: PathBuf,
+    file: KeyFile,
+}
+
+/// The recovery key, shown once at set-up: 256 bits in Crockford base32, in groups of four.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RecoveryKey(String);
+
+impl RecoveryKey {
+    /// The text to show and to type back.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<[u8; 32], StoreError> {
+        decode_base32(&self.0).ok_or(StoreError::WrongRecoveryKey)
+    }
+
+    /// Reads a recovery key as typed (any case, dashes and spaces ignored).
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        let bytes = decode_base32(text).ok_or(StoreError::WrongRecoveryKey)?;
+        Ok(RecoveryKey(encode_base32(&bytes)))
+    }
+}
+
+const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+fn encode_base32(bytes: &[u8; 32]) -> String {
+    let mut bits: u32 = 0;
+    let mut n = 0;
+    let mut out = String::new();
+    for &b in bytes {
+        bits = (bits << 8) | u32::from(b);
+        n += 8;
+        while n >= 5 {
+            n -= 5;
+            out.push(ALPHABET[((bits >> n) & 31) as usize] as char);
+        }
+    }
+    if n > 0 {
+        out.push(ALPHABET[((bits << (5 - n)) & 31) as usize] as char);
+    }
+    out.as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+fn decode_base32(text: &str) -> Option<[u8; 32]> {
+    let mut bits: u32 = 0;
+    let mut n = 0;
+    let mut out = Vec::with_capacity(32);
+    for c in text.chars().filter(|c| !matches!(c, '-' | ' ')) {
+        let c = match c.to_ascii_uppercase() {
+            'O' => '0',
+            'I' | 'L' => '1',
+            c => c,
+        };
+        let v = ALPHABET.iter().position(|&a| a as char == c)? as u32;
+        bits = (bits << 5) | v;
+        n += 5;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+            bits &= (1 << n) - 1;
+        }
+    }
+    out.try_into().ok()
+}
+
+fn derive_password_key(
+    password: &str,
+    salt: &[u8],
+    kdf: KdfParams,
+) -> Result<[u8; 32], StoreError> {
+    let params = Params::new(kdf.m_kib, kdf.t, kdf.p, Some(32))
+        .map_err(|e| StoreError::Keyring(format!("bad key-derivation settings: {e}")))?;
+    let mut out = [0u8; 32];
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password_into(password.as_bytes(), salt, &mut out)
+        .map_err(|e| StoreError::Keyring(format!("key derivation failed: {e}")))?;
+    Ok(out)
+}
+
+fn derive_recovery_key(recovery: &[u8; 32], salt: &[u8]) -> [u8; 32] {
+    // The recovery key is already 256 random bits: a hash binds it to the slot, no stretching.
+    let mut h = Sha256::new();
+    h.update(b"ecrf recovery slot v1");
+    h.update(salt);
+    h.update(recovery);
+    h.finalize().into()
+}
+
+fn aad(store_id: &str, user: Option<&str>) -> Vec<u8> {
+    format!("ecrf-slot-v1|{store_id}|{}", user.unwrap_or("#recovery")).into_bytes()
+}
+
+fn wrap(kek: &[u8; 32], key: &StoreKey, aad: &[u8]) -> Result<(String, String), StoreError> {
+    let nonce: [u8; 12] = random_bytes()?;
+    let cipher = ChaCha20Poly1305::new(&(*kek).into());
+    let wrapped = cipher
+        .encrypt(&nonce.into(), Payload { msg: &key.0, aad })
+        .map_err(|_| StoreError::Keyring("could not wrap the store key".into()))?;
+    Ok((hex::encode(nonce), hex::encode(wrapped)))
+}
+
+fn unwrap(kek: &[u8; 32], slot: &Slot, aad: &[u8]) -> Option<StoreKey> {
+    let nonce: [u8; 12] = hex::decode(&slot.nonce).ok()?.try_into().ok()?;
+    let wrapped = hex::decode(&slot.wrapped).ok()?;
+    let cipher = ChaCha20Poly1305::new(&(*kek).into());
+    let key = cipher
+        .decrypt(&nonce.into(), Payload { msg: &wrapped, aad })
+        .ok()?;
+    Some(StoreKey(key.try_into().ok()?))
+}
+
+/// Where the key slots of the store at `store_path` live.
+pub fn keyring_path(store_path: &Path) -> PathBuf {
+    let mut s = store_path.as_os_str().to_owned();
+    s.push(".keys");
+    PathBuf::from(s)
+}
+
+impl Keyring {
+    /// A new keyring for a new store, with the recovery slot. Returns the recovery key to show.
+    pub fn create(
+        store_path: &Path,
+        store_id: &str,
+        key: &StoreKey,
+    ) -> Result<(Keyring, RecoveryKey), StoreError> {
+        let recovery_bytes: [u8; 32] = random_bytes()?;
+        let recovery = RecoveryKey(encode_base32(&recovery_bytes));
+        let salt: [u8; 16] = random_bytes()?;
+        let kek = derive_recovery_key(&recovery_bytes, &salt);
+        let (nonce, wrapped) = wrap(&kek, key, &aad(store_id, None))?;
+        let ring = Keyring {
+            path: keyring_path(store_path),
+            file: KeyFile {
+                format: 1,
+                store_id: store_id.to_string(),
+                slots: vec![Slot {
+                    user: None,
+                    kdf: None,
+                    salt: hex::encode(salt),
+                    nonce,
+                    wrapped,
+                }],
+            },
+        };
+        Ok((ring, recovery))
+    }
+
+    /// Reads the keyring beside a store.
+    pub fn load(store_path: &Path) -> Result<Keyring, StoreError> {
+        let path = keyring_path(store_path);
+        let text = fs::read_to_string(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                StoreError::NoStore(store_path.to_path_buf())
+            } else {
+                StoreError::io(&path, e)
+            }
+        })?;
+        let file: KeyFile = serde_json::from_str(&text).map_err(|e| {
+            StoreError::Keyring(format!("{} is damaged: {e}", path.display()))
+        })?;
+        Ok(Keyring { path, file })
+    }
+
+    /// The store id the keyring belongs to.
+    pub fn store_id(&self) -> &str {
+        &self.file.store_id
+    }
+
+    /// True when the user has a slot.
+    pub fn has_user(&self, user: &str) -> bool {
+        self.file.slots.iter().any(|s| s.user.as_deref() == Some(user))
+    }
+
+    /// Unwraps the store key with a user's password.
+    pub fn unlock(&self, user: &str, password: &str) -> Result<StoreKey, StoreError> {
+        let slot = self
+            .file
+            .slots
+            .iter()
+            .find(|s| s.user.as_deref() == Some(user))
+            .ok_or_else(|| StoreError::UnknownUser(user.to_string()))?;
+        let salt = hex::decode(&slot.salt)
+            .map_err(|_| StoreError::Keyring("a key slot's salt is damaged".into()))?;
+        let kek = derive_password_key(password, &salt, slot.kdf.unwrap_or_default())?;
+        unwrap(&kek, slot, &aad(&self.file.store_id, Some(user)))
+            .ok_or_else(|| StoreError::WrongPassword(user.to_string()))
+    }
+
+    /// Unwraps the store key with the recovery key.
+    pub fn unlock_with_recovery(&self, recovery: &RecoveryKey) -> Result<StoreKey, StoreError> {
+        let slot = self
+            .file
+            .slots
+            .iter()
+            .find(|s| s.user.is_none())
+            .ok_or(StoreError::WrongRecoveryKey)?;
+        let salt = hex::decode(&slot.salt).map_err(|_| StoreError::WrongRecoveryKey)?;
+        let kek = derive_recovery_key(&recovery.bytes()?, &salt);
+        unwrap(&kek, slot, &aad(&self.file.store_id, None)).ok_or(StoreError::WrongRecoveryKey)
+    }
+
+    /// Adds (or replaces) a user's slot. Call [`Keyring::save`] to keep it.
+    pub fn set_user(
+        &mut self,
+        user: &str,
+        password: &str,
+        key: &StoreKey,
+        kdf: KdfParams,
+    ) -> Result<(), StoreError> {
+        let salt: [u8; 16] = random_bytes()?;
+        let kek = derive_password_key(password, &salt, kdf)?;
+        let (nonce, wrapped) = wrap(&kek, key, &aad(&self.file.store_id, Some(user)))?;
+        self.file.slots.retain(|s| s.user.as_deref() != Some(user));
+        self.file.slots.push(Slot {
+            user: Some(user.to_string()),
+            kdf: Some(kdf),
+            salt: hex::encode(salt),
+            nonce,
+            wrapped,
+        });
+        Ok(())
+    }
+
+    /// Writes the keyring durably: a temporary file, fsync, rename over the old one, fsync the
+    /// folder. A crash leaves either the old or the new keyring, never half of one.
+    pub fn save(&self) -> Result<(), StoreError> {
+        let text = serde_json::to_string_pretty(&self.file)
+            .map_err(|e| StoreError::Keyring(e.to_string()))?;
+        let tmp = self.path.with_extension("keys.tmp");
+        let write = || -> std::io::Result<()> {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            fs::rename(&tmp, &self.path)?;
+            if let Some(dir) = self.path.parent() {
+                let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+                fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        };
+        write().map_err(|e| StoreError::io(&self.path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_keys_round_trip_through_text() {
+        let bytes: [u8; 32] = random_bytes().unwrap();
+        let text = encode_base32(&bytes);
+        assert_eq!(decode_base32(&text), Some(bytes));
+        assert_eq!(decode_base32(&text.to_lowercase().replace('-', " ")), Some(bytes));
+        assert_eq!(decode_base32("ABCD"), None);
+    }
+
+    #[test]
+    fn slots_open_only_with_their_password_and_recovery_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("s.ecrf");
+        let key = StoreKey::generate().unwrap();
+        let (mut ring, recovery) = Keyring::create(&store, "id1", &key).unwrap();
+        ring.set_user("alice", "correct horse", &key, KdfParams::default()).unwrap();
+        ring.save().unwrap();
+        let ring = Keyring::load(&store).unwrap();
+        assert_eq!(ring.unlock("alice", "correct horse").unwrap().0, key.0);
+        assert!(matches!(ring.unlock("alice", "wrong"), Err(StoreError::WrongPassword(_))));
+        assert!(matches!(ring.unlock("bob", "x"), Err(StoreError::UnknownUser(_))));
+        assert_eq!(ring.unlock_with_recovery(&recovery).unwrap().0, key.0);
+        let other = RecoveryKey(encode_base32(&random_bytes().unwrap()));
+        assert!(ring.unlock_with_recovery(&other).is_err());
+    }
+}

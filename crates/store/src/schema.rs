@@ -1,0 +1,85 @@
+//! Schema migrations of the store file, applied in order inside one transaction each and counted
+//! in `PRAGMA user_version`. Invariant: a released migration is never edited; changes add one.
+
+use rusqlite::Connection;
+
+use crate::error::StoreError;
+
+/// Migrations; index + 1 is the schema version they lead to.
+const MIGRATIONS: &[&str] = &[
+    // 1: the change log, its guards, and the projections rebuilt from it.
+    r#"
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+
+    CREATE TABLE change_log (
+        seq          INTEGER PRIMARY KEY,
+        change_id    TEXT NOT NULL UNIQUE,
+        device       TEXT NOT NULL,
+        device_seq   INTEGER NOT NULL,
+        kind         TEXT NOT NULL,
+        subject      TEXT,
+        form         TEXT,
+        item         TEXT,
+        old_value    TEXT,
+        new_value    TEXT,
+        user         TEXT NOT NULL,
+        role         TEXT NOT NULL,
+        utc          TEXT NOT NULL,
+        local_offset TEXT NOT NULL,
+        reason       TEXT,
+        warning      TEXT,
+        prev_hash    TEXT NOT NULL,
+        hash         TEXT NOT NULL,
+        UNIQUE (device, device_seq)
+    );
+    CREATE INDEX change_log_subject ON change_log (subject, form, item);
+    CREATE TRIGGER change_log_no_update BEFORE UPDATE ON change_log
+        BEGIN SELECT RAISE(ABORT, 'the change log is append-only'); END;
+    CREATE TRIGGER change_log_no_delete BEFORE DELETE ON change_log
+        BEGIN SELECT RAISE(ABORT, 'the change log is append-only'); END;
+
+    CREATE TABLE users (
+        username    TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        role        TEXT NOT NULL,
+        created_seq INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE subjects (
+        subject     TEXT PRIMARY KEY,
+        site        TEXT NOT NULL,
+        created_utc TEXT NOT NULL,
+        created_seq INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE item_values (
+        subject    TEXT NOT NULL,
+        form       TEXT NOT NULL,
+        item       TEXT NOT NULL,
+        value      TEXT NOT NULL,
+        warning    TEXT,
+        change_seq INTEGER NOT NULL,
+        PRIMARY KEY (subject, form, item)
+    ) WITHOUT ROWID;
+    "#,
+];
+
+/// The schema version this build writes.
+pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the file up to [`CURRENT_VERSION`]. A file newer than this build is refused.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > CURRENT_VERSION {
+        return Err(StoreError::Invalid(format!(
+            "this store was written by a newer version of the app (schema {version}); update the app"
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,782 @@
+//! The store: one SQLCipher file per ward laptop, opened by a logged-in user.
+//!
+//! Owns opening (key slot → SQLCipher key → page check), users, subjects, saving form values and
+//! reading them back, the audit trail, and rebuilding projections. Invariants: every write goes
+//! through [`Store::commit_changes`], which appends to the change log and applies the same
+//! changes to the projections with [`apply`] in one transaction; a rebuild replays the log
+//! through that same [`apply`], so rebuilt and incremental projections cannot drift apart.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{FixedOffset, Local, SecondsFormat, Utc};
+use ecrf_core::check::{check_save, parse_input};
+use ecrf_core::study::Entry;
+use ecrf_core::{Action, Finding, FormKey, Role, Study, Value};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
+use serde::Serialize;
+
+use crate::error::StoreError;
+use crate::keyring::{KdfParams, Keyring, RecoveryKey, StoreKey};
+use crate::log::{self, kind, Change, VerifyReport, COLUMNS, GENESIS};
+use crate::schema;
+
+/// What `ecrf init` asks for.
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    /// Site code, e.g. `01`.
+    pub site: String,
+    /// The first user, an administrator.
+    pub admin_user: String,
+    /// Their full name.
+    pub admin_name: String,
+    /// Their password.
+    pub admin_password: String,
+}
+
+/// The logged-in user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Session {
+    /// User name.
+    pub user: String,
+    /// Role.
+    pub role: Role,
+}
+
+/// A user of the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    /// Login name.
+    pub username: String,
+    /// Full name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+}
+
+/// Options of a save.
+#[derive(Debug, Clone, Default)]
+pub struct SaveOptions {
+    /// Why saved values change (required when one does).
+    pub reason: Option<String>,
+    /// The user confirmed the soft warnings.
+    pub confirm_warnings: bool,
+}
+
+/// What a save did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SaveOutcome {
+    /// Changes written (items whose value changed).
+    pub changes: usize,
+    /// Confirmed warnings kept with the save.
+    pub warnings: Vec<Finding>,
+}
+
+/// One item's current value as shown on a form.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ItemState {
+    /// Item id.
+    pub item: String,
+    /// Current value.
+    pub value: Value,
+    /// Confirmed warnings (JSON list of findings), if any.
+    pub warning: Option<String>,
+}
+
+/// An open store with a logged-in user.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    study: Arc<Study>,
+    key: StoreKey,
+    keyring: Keyring,
+    session: Session,
+    device: String,
+    site: String,
+    head_seq: i64,
+    head_hash: String,
+    device_seq: i64,
+}
+
+/// Checks that a user name is usable: 2–32 of a-z, 0-9, `.`, `_`, `-`.
+fn check_username(name: &str) -> Result<(), StoreError> {
+    let ok = (2..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "user name {name:?}: use 2 to 32 lower-case letters, digits, '.', '_' or '-'"
+        )))
+    }
+}
+
+fn check_password(password: &str) -> Result<(), StoreError> {
+    if password.chars().count() < 8 {
+        return Err(StoreError::Invalid(
+            "password: at least 8 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn open_connection(path: &Path, key: Option<&StoreKey>, create: bool) -> Result<Connection, StoreError> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| StoreError::Damaged {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    if let Some(key) = key {
+        conn.execute_batch(&format!("PRAGMA key = {};", key.sqlcipher_literal()))?;
+    }
+    // SQLCipher accepts any key; the first read is where a wrong key or a damaged first page shows.
+    let damaged = |e: rusqlite::Error| StoreError::Damaged {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    };
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
+        .map_err(damaged)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+    )
+    .map_err(damaged)?;
+    Ok(conn)
+}
+
+fn now_stamp() -> (String, String) {
+    let now = Local::now();
+    (
+        now.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::Millis, true),
+        now.offset().to_string(),
+    )
+}
+
+fn get_meta(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?)
+}
+
+fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
+        .execute([key, value])?;
+    Ok(())
+}
+
+/// A change still to be numbered, hashed and appended.
+struct Draft {
+    kind: &'static str,
+    subject: Option<String>,
+    form: Option<String>,
+    item: Option<String>,
+    old_value: Option<String>,
+    new_value: Option<String>,
+    reason: Option<String>,
+    warning: Option<String>,
+}
+
+impl Draft {
+    fn new(kind: &'static str) -> Self {
+        Draft {
+            kind,
+            subject: None,
+            form: None,
+            item: None,
+            old_value: None,
+            new_value: None,
+            reason: None,
+            warning: None,
+        }
+    }
+}
+
+/// Applies one change to the projections. The only code that writes projections.
+fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
+    match c.kind.as_str() {
+        kind::USER_ADDED => {
+            let info: serde_json::Value = c
+                .new_value
+                .as_deref()
+                .and_then(|v| serde_json::from_str(v).ok())
+                .unwrap_or_default();
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO users (username, name, role, created_seq) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                c.item,
+                info["name"].as_str().unwrap_or_default(),
+                info["role"].as_str().unwrap_or_default(),
+                c.seq
+            ])?;
+        }
+        kind::SUBJECT_CREATED => {
+            let site = c.new_value.clone().unwrap_or_default();
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO subjects (subject, site, created_utc, created_seq) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![c.subject, site, c.utc, c.seq])?;
+        }
+        kind::ITEM_SET => match &c.new_value {
+            Some(v) => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO item_values (subject, form, item, value, warning, change_seq) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![c.subject, c.form, c.item, v, c.warning, c.seq])?;
+            }
+            None => {
+                tx.prepare_cached(
+                    "DELETE FROM item_values WHERE subject = ?1 AND form = ?2 AND item = ?3",
+                )?
+                .execute(params![c.subject, c.form, c.item])?;
+            }
+        },
+        _ => {}
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Creates a new store at `path` for a site, with its first administrator. Returns the store
+    /// and the recovery key, which must be shown once and never again.
+    pub fn create(
+        path: &Path,
+        study: Arc<Study>,
+        opts: CreateOptions,
+    ) -> Result<(Store, RecoveryKey), StoreError> {
+        Self::create_inner(path, study, opts, true)
+    }
+
+    /// Creates an unencrypted store, **for benchmarks only**: the same code path as
+    /// [`Store::create`] without SQLCipher, to measure what encryption costs.
+    #[doc(hidden)]
+    pub fn create_unencrypted_for_benchmark(
+        path: &Path,
+        study: Arc<Study>,
+        opts: CreateOptions,
+    ) -> Result<Store, StoreError> {
+        Self::create_inner(path, study, opts, false).map(|(s, _)| s)
+    }
+
+    fn create_inner(
+        path: &Path,
+        study: Arc<Study>,
+        opts: CreateOptions,
+        encrypt: bool,
+    ) -> Result<(Store, RecoveryKey), StoreError> {
+        if path.exists() {
+            return Err(StoreError::AlreadyExists(path.to_path_buf()));
+        }
+        check_username(&opts.admin_user)?;
+        check_password(&opts.admin_password)?;
+        let site = opts.site.trim().to_string();
+        if site.is_empty() || site.len() > 8 || !site.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(StoreError::Invalid(format!(
+                "site code {site:?}: use 1 to 8 letters or digits"
+            )));
+        }
+        let key = StoreKey::generate()?;
+        let store_id = uuid::Uuid::new_v4().to_string();
+        let (mut keyring, recovery) = Keyring::create(path, &store_id, &key)?;
+        keyring.set_user(&opts.admin_user, &opts.admin_password, &key, KdfParams::default())?;
+        let mut conn = open_connection(path, encrypt.then_some(&key), true)?;
+        schema::migrate(&mut conn)?;
+        let device = uuid::Uuid::new_v4().to_string();
+        {
+            let tx = conn.transaction()?;
+            set_meta(&tx, "store_id", &store_id)?;
+            set_meta(&tx, "device", &device)?;
+            set_meta(&tx, "site", &site)?;
+            set_meta(&tx, "study", &format!("{} {}", study.id, study.version))?;
+            set_meta(&tx, "head_seq", "0")?;
+            set_meta(&tx, "head_hash", GENESIS)?;
+            tx.commit()?;
+        }
+        // Keys last: a crash before this leaves a store nobody can open, never a key with no store.
+        if encrypt {
+            keyring.save()?;
+        }
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+            study,
+            key,
+            keyring,
+            session: Session {
+                user: opts.admin_user.clone(),
+                role: Role::Admin,
+            },
+            device,
+            site: site.clone(),
+            head_seq: 0,
+            head_hash: GENESIS.to_string(),
+            device_seq: 0,
+        };
+        let mut created = Draft::new(kind::STORE_CREATED);
+        created.new_value = Some(serde_json::json!({ "site": site, "store_id": store_id }).to_string());
+        let mut admin = Draft::new(kind::USER_ADDED);
+        admin.item = Some(opts.admin_user.clone());
+        admin.new_value = Some(
+            serde_json::json!({ "name": opts.admin_name, "role": Role::Admin.as_str() }).to_string(),
+        );
+        store.commit_changes(vec![created, admin])?;
+        Ok((store, recovery))
+    }
+
+    /// Opens a store as a user. A wrong password, an unknown user or a damaged file is a clear
+    /// error; nothing is written by a failed open.
+    pub fn open(path: &Path, study: Arc<Study>, user: &str, password: &str) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::NoStore(path.to_path_buf()));
+        }
+        let keyring = Keyring::load(path)?;
+        let key = keyring.unlock(user, password)?;
+        Self::open_with_key(path, study, keyring, key, user)
+    }
+
+    /// Opens a store with the recovery key, as the given existing user (to reset a password).
+    pub fn open_with_recovery(
+        path: &Path,
+        study: Arc<Study>,
+        recovery: &RecoveryKey,
+        user: &str,
+    ) -> Result<Store, StoreError> {
+        let keyring = Keyring::load(path)?;
+        let key = keyring.unlock_with_recovery(recovery)?;
+        Self::open_with_key(path, study, keyring, key, user)
+    }
+
+    fn open_with_key(
+        path: &Path,
+        study: Arc<Study>,
+        keyring: Keyring,
+        key: StoreKey,
+        user: &str,
+    ) -> Result<Store, StoreError> {
+        let mut conn = open_connection(path, Some(&key), false)?;
+        schema::migrate(&mut conn)?;
+        let store_id = get_meta(&conn, "store_id")?.unwrap_or_default();
+        if store_id != keyring.store_id() {
+            return Err(StoreError::Keyring(
+                "the key file beside the store belongs to another store".into(),
+            ));
+        }
+        let role: Option<String> = conn
+            .query_row("SELECT role FROM users WHERE username = ?1", [user], |r| r.get(0))
+            .optional()?;
+        let role: Role = role
+            .ok_or_else(|| StoreError::UnknownUser(user.to_string()))?
+            .parse()
+            .map_err(StoreError::Invalid)?;
+        let device = get_meta(&conn, "device")?.unwrap_or_default();
+        let site = get_meta(&conn, "site")?.unwrap_or_default();
+        let (head_seq, head_hash): (i64, String) = conn.query_row(
+            "SELECT coalesce(max(seq), 0), coalesce((SELECT hash FROM change_log ORDER BY seq DESC LIMIT 1), ?1) FROM change_log",
+            [GENESIS],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let device_seq: i64 = conn.query_row(
+            "SELECT coalesce(max(device_seq), 0) FROM change_log WHERE device = ?1",
+            [&device],
+            |r| r.get(0),
+        )?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+            study,
+            key,
+            keyring,
+            session: Session {
+                user: user.to_string(),
+                role,
+            },
+            device,
+            site,
+            head_seq,
+            head_hash,
+            device_seq,
+        })
+    }
+
+    /// The logged-in user.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The study definition the store was opened with.
+    pub fn study(&self) -> &Study {
+        &self.study
+    }
+
+    /// The site code.
+    pub fn site(&self) -> &str {
+        &self.site
+    }
+
+    /// The store key as hex, for forensic tools and tests that must read the file with plain
+    /// SQLCipher. Only a logged-in store can give it.
+    pub fn raw_key_hex(&self) -> String {
+        hex::encode(self.key.0)
+    }
+
+    /// The file path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// For benchmarks and bulk imports only: `false` turns fsync off until set back to `true`
+    /// (a power cut may then lose the most recent saves).
+    #[doc(hidden)]
+    pub fn set_durable(&self, durable: bool) -> Result<(), StoreError> {
+        self.conn.execute_batch(if durable {
+            "PRAGMA synchronous = FULL;"
+        } else {
+            "PRAGMA synchronous = OFF;"
+        })?;
+        Ok(())
+    }
+
+    fn require(&self, action: Action) -> Result<(), StoreError> {
+        if self.session.role.may(action) {
+            Ok(())
+        } else {
+            Err(StoreError::NotAllowed {
+                user: self.session.user.clone(),
+                role: self.session.role.to_string(),
+                action: action.to_string(),
+            })
+        }
+    }
+
+    /// Numbers, hashes and appends changes, and applies them to the projections: one
+    /// transaction, all or nothing. Returns the changes as written.
+    fn commit_changes(&mut self, drafts: Vec<Draft>) -> Result<Vec<Change>, StoreError> {
+        let (utc, offset) = now_stamp();
+        let tx = self.conn.transaction()?;
+        let mut seq = self.head_seq;
+        let mut prev = self.head_hash.clone();
+        let mut dseq = self.device_seq;
+        let mut written = Vec::with_capacity(drafts.len());
+        for d in drafts {
+            seq += 1;
+            dseq += 1;
+            let mut c = Change {
+                seq,
+                change_id: uuid::Uuid::now_v7().to_string(),
+                device: self.device.clone(),
+                device_seq: dseq,
+                kind: d.kind.to_string(),
+                subject: d.subject,
+                form: d.form,
+                item: d.item,
+                old_value: d.old_value,
+                new_value: d.new_value,
+                user: self.session.user.clone(),
+                role: self.session.role.to_string(),
+                utc: utc.clone(),
+                local_offset: offset.clone(),
+                reason: d.reason,
+                warning: d.warning,
+                prev_hash: prev,
+                hash: String::new(),
+            };
+            c.hash = c.compute_hash();
+            log::append(&tx, &c)?;
+            apply(&tx, &c)?;
+            prev = c.hash.clone();
+            written.push(c);
+        }
+        set_meta(&tx, "head_seq", &seq.to_string())?;
+        set_meta(&tx, "head_hash", &prev)?;
+        tx.commit()?;
+        // Only after the commit: a failed transaction leaves the counters as they were.
+        self.head_seq = seq;
+        self.head_hash = prev;
+        self.device_seq = dseq;
+        Ok(written)
+    }
+
+    /// Adds a user with a role and password (administrators only).
+    pub fn add_user(&mut self, username: &str, name: &str, role: Role, password: &str) -> Result<(), StoreError> {
+        self.require(Action::ManageUsers)?;
+        check_username(username)?;
+        check_password(password)?;
+        if self.users()?.iter().any(|u| u.username == username) {
+            return Err(StoreError::Invalid(format!("user {username} already exists")));
+        }
+        self.keyring.set_user(username, password, &self.key, KdfParams::default())?;
+        self.keyring.save()?;
+        let mut d = Draft::new(kind::USER_ADDED);
+        d.item = Some(username.to_string());
+        d.new_value = Some(serde_json::json!({ "name": name, "role": role.as_str() }).to_string());
+        self.commit_changes(vec![d])?;
+        Ok(())
+    }
+
+    /// Sets a new password for the logged-in user (also after opening with the recovery key).
+    pub fn set_password(&mut self, password: &str) -> Result<(), StoreError> {
+        check_password(password)?;
+        self.keyring
+            .set_user(&self.session.user, password, &self.key, KdfParams::default())?;
+        self.keyring.save()
+    }
+
+    /// Users of the store.
+    pub fn users(&self) -> Result<Vec<User>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT username, name, role FROM users ORDER BY username")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (username, name, role) = row?;
+            out.push(User {
+                username,
+                name,
+                role: role.parse().map_err(StoreError::Invalid)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Creates a subject and returns its screening number: site code and a sequence, `01-0007`.
+    pub fn new_subject(&mut self) -> Result<String, StoreError> {
+        self.require(Action::EnterData)?;
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM subjects", [], |r| r.get(0))?;
+        let number = format!("{}-{:04}", self.site, n + 1);
+        let mut d = Draft::new(kind::SUBJECT_CREATED);
+        d.subject = Some(number.clone());
+        d.new_value = Some(self.site.clone());
+        self.commit_changes(vec![d])?;
+        Ok(number)
+    }
+
+    /// Subject numbers, in order of creation.
+    pub fn subjects(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT subject FROM subjects ORDER BY created_seq")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn require_subject(&self, subject: &str) -> Result<(), StoreError> {
+        let found: Option<i64> = self
+            .conn
+            .query_row("SELECT 1 FROM subjects WHERE subject = ?1", [subject], |r| r.get(0))
+            .optional()?;
+        found
+            .map(|_| ())
+            .ok_or_else(|| StoreError::Invalid(format!("no subject {subject} in this store")))
+    }
+
+    fn instance_values(&self, subject: &str, form: &str) -> Result<BTreeMap<String, (Value, Option<String>)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT item, value, warning FROM item_values WHERE subject = ?1 AND form = ?2",
+        )?;
+        let mut rows = stmt.query([subject, form])?;
+        let mut out = BTreeMap::new();
+        while let Some(r) = rows.next()? {
+            let item: String = r.get(0)?;
+            let json: String = r.get(1)?;
+            let value = Value::from_json(&json).map_err(|e| {
+                StoreError::Invalid(format!("stored value of {form} {item} is unreadable: {e}"))
+            })?;
+            out.insert(item, (value, r.get(2)?));
+        }
+        Ok(out)
+    }
+
+    /// Saves typed values into a form instance: parse, edit checks, then one transaction.
+    /// Nothing is written when any check fails, a warning is unconfirmed, or a saved value
+    /// changes without a reason. Unchanged values write nothing.
+    pub fn save(
+        &mut self,
+        subject: &str,
+        key: &FormKey,
+        entries: &[(&str, &str)],
+        opts: &SaveOptions,
+    ) -> Result<SaveOutcome, StoreError> {
+        self.require(Action::EnterData)?;
+        self.require_subject(subject)?;
+        let study = Arc::clone(&self.study);
+        let form = study
+            .form(&key.form)
+            .ok_or_else(|| StoreError::Invalid(format!("there is no form {}", key.form)))?;
+        if form.entry == Entry::System {
+            return Err(StoreError::Invalid(format!(
+                "form {} is written by the app, not typed",
+                form.id
+            )));
+        }
+        let instance = key.to_string();
+        let offset: FixedOffset = *Local::now().offset();
+        let current = self.instance_values(subject, &instance)?;
+        let mut proposed: BTreeMap<String, Value> =
+            current.iter().map(|(k, (v, _))| (k.clone(), v.clone())).collect();
+        let mut changed = BTreeSet::new();
+        let mut errors = Vec::new();
+        for (item_id, text) in entries {
+            let Some(item) = form.item(item_id) else {
+                return Err(StoreError::Invalid(format!(
+                    "form {} has no item {item_id}",
+                    form.id
+                )));
+            };
+            match parse_input(&study, form, item, text, Some(offset)) {
+                Err(f) => errors.push(f),
+                Ok(new) => {
+                    if new.as_ref() != current.get(*item_id).map(|(v, _)| v) {
+                        changed.insert(item_id.to_string());
+                        match new {
+                            Some(v) => proposed.insert(item_id.to_string(), v),
+                            None => proposed.remove(*item_id),
+                        };
+                    }
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(StoreError::Rejected(errors));
+        }
+        if changed.is_empty() {
+            return Ok(SaveOutcome::default());
+        }
+        let conn = &self.conn;
+        let other = |f: &str, i: &str| -> Option<Value> {
+            conn.query_row(
+                "SELECT value FROM item_values WHERE subject = ?1 AND form = ?2 AND item = ?3",
+                [subject, f, i],
+                |r| r.get::<_, String>(0),
+            )
+            .ok()
+            .and_then(|s| Value::from_json(&s).ok())
+        };
+        let verdict = check_save(form, &proposed, &changed, &other, Utc::now());
+        if !verdict.errors.is_empty() {
+            return Err(StoreError::Rejected(verdict.errors));
+        }
+        if !verdict.warnings.is_empty() && !opts.confirm_warnings {
+            return Err(StoreError::NeedsConfirmation(verdict.warnings));
+        }
+        let reason = opts.reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
+        let mut drafts = Vec::with_capacity(changed.len());
+        for item_id in &changed {
+            let old = current.get(item_id).map(|(v, _)| v);
+            if let (Some(old), None) = (old, reason) {
+                return Err(StoreError::ReasonRequired {
+                    form: instance.clone(),
+                    item: item_id.clone(),
+                    old: old.to_string(),
+                });
+            }
+            let mine: Vec<&Finding> = verdict.warnings.iter().filter(|w| &w.item == item_id).collect();
+            let mut d = Draft::new(kind::ITEM_SET);
+            d.subject = Some(subject.to_string());
+            d.form = Some(instance.clone());
+            d.item = Some(item_id.clone());
+            d.old_value = old.map(Value::to_json);
+            d.new_value = proposed.get(item_id).map(Value::to_json);
+            d.reason = reason.map(str::to_string);
+            d.warning = (!mine.is_empty()).then(|| serde_json::to_string(&mine).unwrap_or_default());
+            drafts.push(d);
+        }
+        let n = drafts.len();
+        self.commit_changes(drafts)?;
+        Ok(SaveOutcome {
+            changes: n,
+            warnings: verdict.warnings,
+        })
+    }
+
+    /// Current values of a form instance, in the form's item order.
+    pub fn form_values(&self, subject: &str, key: &FormKey) -> Result<Vec<ItemState>, StoreError> {
+        self.require_subject(subject)?;
+        let values = self.instance_values(subject, &key.to_string())?;
+        let order: Vec<&str> = self
+            .study
+            .form(&key.form)
+            .map(|f| f.items.iter().map(|i| i.id.as_str()).collect())
+            .unwrap_or_default();
+        let mut out: Vec<ItemState> = values
+            .into_iter()
+            .map(|(item, (value, warning))| ItemState { item, value, warning })
+            .collect();
+        out.sort_by_key(|s| order.iter().position(|o| *o == s.item).unwrap_or(usize::MAX));
+        Ok(out)
+    }
+
+    /// The audit trail of one subject, oldest first.
+    pub fn audit_log(&self, subject: &str) -> Result<Vec<Change>, StoreError> {
+        self.require_subject(subject)?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM change_log WHERE subject = ?1 ORDER BY seq"
+        ))?;
+        let rows = stmt.query_map([subject], Change::from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Checks every page of the file (SQLCipher's HMAC and SQLite's structure) and the whole
+    /// hash chain. Page damage is reported as a problem, not a panic.
+    pub fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let mut page_problems = Vec::new();
+        let mut stmt = self.conn.prepare("PRAGMA cipher_integrity_check")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            page_problems.push(format!("page check: {}", r.get::<_, String>(0)?));
+        }
+        let integrity: String = self
+            .conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .unwrap_or_else(|e| e.to_string());
+        if integrity != "ok" {
+            page_problems.push(format!("structure check: {integrity}"));
+        }
+        let mut report = log::verify_chain(&self.conn)?;
+        page_problems.append(&mut report.problems);
+        report.problems = page_problems;
+        Ok(report)
+    }
+
+    /// A snapshot of every projection table, for comparing rebuilt with incremental state.
+    pub fn projection_snapshot(&self) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for sql in [
+            "SELECT username || '|' || name || '|' || role || '|' || created_seq FROM users ORDER BY username",
+            "SELECT subject || '|' || site || '|' || created_utc || '|' || created_seq FROM subjects ORDER BY subject",
+            "SELECT subject || '|' || form || '|' || item || '|' || value || '|' || coalesce(warning, '') || '|' || change_seq FROM item_values ORDER BY subject, form, item",
+        ] {
+            let mut stmt = self.conn.prepare(sql)?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            for r in rows {
+                out.push(r?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Throws the projections away and replays the whole log into them, in one transaction.
+    pub fn rebuild_projections(&mut self) -> Result<(), StoreError> {
+        let tx: Transaction<'_> = self.conn.transaction()?;
+        tx.execute_batch("DELETE FROM users; DELETE FROM subjects; DELETE FROM item_values;")?;
+        {
+            let mut stmt = tx.prepare(&format!("SELECT {COLUMNS} FROM change_log ORDER BY seq"))?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                apply(&tx, &Change::from_row(r)?)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
