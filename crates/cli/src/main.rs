@@ -1,1 +1,458 @@
-fn main(){}
+//! `ecrf`: the command line for administrators and scripts.
+//!
+//! Each command is a thin call into `ecrf-store` / `ecrf-core`; this file only parses arguments,
+//! asks for passwords and prints. Errors are one clear line on stderr and exit code 1; bad usage
+//! exits 2 (clap). Passwords come from a prompt, or `ECRF_PASSWORD` for scripts.
+
+/// Prints a line to stdout; a closed pipe (`ecrf audit log X | head`) ends quietly, not in a panic.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($t)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("error: cannot write output: {e}");
+            std::process::exit(1);
+        }
+    }};
+}
+
+mod bench;
+mod demo;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use ecrf_core::{FormKey, Role, Study, Value};
+use ecrf_store::{CreateOptions, RecoveryKey, SaveOptions, Store, StoreError};
+
+#[derive(Parser)]
+#[command(name = "ecrf", version, about = "eCRF of the EARLY-IABP trial (NCT06872021)")]
+struct Cli {
+    /// The store file.
+    #[arg(long, global = true, env = "ECRF_STORE")]
+    store: Option<PathBuf>,
+    /// Who you are (login name).
+    #[arg(long, global = true, env = "ECRF_USER")]
+    user: Option<String>,
+    /// Language of labels and messages: en or zh.
+    #[arg(long, global = true, env = "ECRF_LANG", default_value = "en")]
+    lang: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new store for a site, with its first administrator; prints the recovery key once.
+    Init {
+        /// Site code, e.g. 01.
+        #[arg(long)]
+        site: String,
+        /// Login name of the first administrator.
+        #[arg(long)]
+        admin: String,
+        /// Full name of the administrator.
+        #[arg(long, default_value = "")]
+        admin_name: String,
+    },
+    /// Users.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Subjects.
+    #[command(subcommand)]
+    Subject(SubjectCmd),
+    /// Form data.
+    #[command(subcommand)]
+    Form(FormCmd),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// The study definition.
+    #[command(subcommand)]
+    Study(StudyCmd),
+    /// Measure saving a daily log at full trial size, encrypted and plain.
+    Bench(bench::BenchArgs),
+    /// Create a demo store with sample data (used by `make run`).
+    Demo {
+        /// Where to create it (default ./demo/demo.ecrf).
+        #[arg(long, default_value = "demo/demo.ecrf")]
+        path: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add a user (administrators). The new user's password: prompt or ECRF_NEW_PASSWORD.
+    Add {
+        /// Login name.
+        username: String,
+        /// nurse, investigator, monitor, data_manager or admin.
+        #[arg(long)]
+        role: String,
+        /// Full name.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List users.
+    List,
+    /// Set a new password with the recovery key (ECRF_RECOVERY_KEY or prompt).
+    Recover {
+        /// The user whose password is reset.
+        username: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SubjectCmd {
+    /// Create a subject; prints its screening number.
+    New,
+    /// List subjects.
+    List,
+}
+
+#[derive(Subcommand)]
+enum FormCmd {
+    /// Save values: ITEM=VALUE… (empty clears; @ND, @UNK, @NA are missing-data codes).
+    Set {
+        /// Subject number.
+        subject: String,
+        /// Form, or FORM#N for repeating forms (DLY#3 = day 3).
+        form: String,
+        /// ITEM=VALUE pairs.
+        #[arg(required = true)]
+        values: Vec<String>,
+        /// Why a saved value changes.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Confirm the soft warnings of this save.
+        #[arg(long)]
+        confirm_warnings: bool,
+    },
+    /// Show a form's values.
+    Show {
+        /// Subject number.
+        subject: String,
+        /// Form, or FORM#N.
+        form: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Every change of a subject: who, when, old → new, why.
+    Log {
+        /// Subject number.
+        subject: String,
+    },
+    /// Check every page of the file and the whole hash chain.
+    Verify,
+}
+
+#[derive(Subcommand)]
+enum StudyCmd {
+    /// Check a study folder (default: the embedded definition).
+    Check {
+        /// Folder with study.toml and forms/.
+        dir: Option<PathBuf>,
+    },
+}
+
+/// A failure to report: one line, exit code 1.
+struct Failure(String);
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure(e.to_string())
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(Failure(msg)) = run(cli) {
+        eprintln!("error: {msg}");
+        std::process::exit(1);
+    }
+}
+
+fn study() -> Result<Arc<Study>, Failure> {
+    ecrf_core::trial::definition()
+        .map(Arc::new)
+        .map_err(|e| Failure(e.to_string()))
+}
+
+fn store_path(cli: &Cli) -> Result<&Path, Failure> {
+    cli.store
+        .as_deref()
+        .ok_or_else(|| Failure("say which store: --store PATH or ECRF_STORE".into()))
+}
+
+/// A secret from an environment variable (scripts) or a prompt on the terminal.
+fn secret(var: &str, prompt: &str) -> Result<String, Failure> {
+    if let Ok(v) = std::env::var(var) {
+        return Ok(v);
+    }
+    rpassword::prompt_password(prompt)
+        .map_err(|e| Failure(format!("cannot read the password ({e}); set {var} in scripts")))
+}
+
+fn new_password(var: &str, who: &str) -> Result<String, Failure> {
+    if let Ok(v) = std::env::var(var) {
+        return Ok(v);
+    }
+    let a = secret(var, &format!("New password for {who}: "))?;
+    let b = secret(var, "Again: ")?;
+    if a != b {
+        return Err(Failure("the two passwords differ; nothing was changed".into()));
+    }
+    Ok(a)
+}
+
+fn open(cli: &Cli) -> Result<Store, Failure> {
+    let path = store_path(cli)?;
+    if !path.exists() {
+        return Err(StoreError::NoStore(path.to_path_buf()).into());
+    }
+    let user = cli
+        .user
+        .as_deref()
+        .ok_or_else(|| Failure("say who you are: --user NAME or ECRF_USER".into()))?;
+    let password = secret("ECRF_PASSWORD", &format!("Password for {user}: "))?;
+    Ok(Store::open(path, study()?, user, &password)?)
+}
+
+fn show(v: &str, lang: &str, study: &Study, form: &str, item: &str) -> String {
+    let Ok(value) = Value::from_json(v) else {
+        return v.to_string();
+    };
+    label_value(&value, lang, study, form, item)
+}
+
+/// A value as a person reads it: codes with their labels, missing codes in words.
+fn label_value(value: &Value, lang: &str, study: &Study, form: &str, item: &str) -> String {
+    let form_id = form.split('#').next().unwrap_or(form);
+    let def = study.form(form_id).and_then(|f| f.item(item));
+    match (value, def) {
+        (Value::Code(c), Some(def)) => {
+            let label = study
+                .codes_for(def)
+                .into_iter()
+                .find(|k| &k.code == c)
+                .map(|k| k.label.get(lang).to_string());
+            match label {
+                Some(l) => format!("{c} ({l})"),
+                None => c.clone(),
+            }
+        }
+        (Value::Missing(m), _) => {
+            let words = if lang == "zh" { m.label_zh() } else { m.label_en() };
+            format!("{value} ({words})")
+        }
+        (Value::Dec(_) | Value::Int(_), Some(def)) => match &def.unit {
+            Some(u) => format!("{value} {u}"),
+            None => value.to_string(),
+        },
+        _ => value.to_string(),
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    match &cli.command {
+        Command::Init {
+            site,
+            admin,
+            admin_name,
+        } => {
+            let path = store_path(&cli)?;
+            let password = new_password("ECRF_PASSWORD", admin)?;
+            let (_store, recovery) = Store::create(
+                path,
+                study()?,
+                CreateOptions {
+                    site: site.clone(),
+                    admin_user: admin.clone(),
+                    admin_name: admin_name.clone(),
+                    admin_password: password,
+                },
+            )?;
+            say!("Created {} for site {site}; administrator {admin}.", path.display());
+            say!();
+            say!("RECOVERY KEY (shown once; print it and keep it locked away):");
+            say!("  {}", recovery.as_str());
+            Ok(())
+        }
+        Command::User(UserCmd::Add {
+            username,
+            role,
+            name,
+        }) => {
+            let role: Role = role.parse().map_err(Failure)?;
+            let mut store = open(&cli)?;
+            let password = new_password("ECRF_NEW_PASSWORD", username)?;
+            store.add_user(username, name, role, &password)?;
+            say!("Added {username} ({role}).");
+            Ok(())
+        }
+        Command::User(UserCmd::List) => {
+            let store = open(&cli)?;
+            for u in store.users()? {
+                say!("{:<16} {:<13} {}", u.username, u.role.as_str(), u.name);
+            }
+            Ok(())
+        }
+        Command::User(UserCmd::Recover { username }) => {
+            let path = store_path(&cli)?;
+            let key = RecoveryKey::parse(&secret("ECRF_RECOVERY_KEY", "Recovery key: ")?)?;
+            let mut store = Store::open_with_recovery(path, study()?, &key, username)?;
+            let password = new_password("ECRF_NEW_PASSWORD", username)?;
+            store.set_password(&password)?;
+            say!("New password set for {username}.");
+            Ok(())
+        }
+        Command::Subject(SubjectCmd::New) => {
+            let mut store = open(&cli)?;
+            say!("{}", store.new_subject()?);
+            Ok(())
+        }
+        Command::Subject(SubjectCmd::List) => {
+            let store = open(&cli)?;
+            for s in store.subjects()? {
+                say!("{s}");
+            }
+            Ok(())
+        }
+        Command::Form(FormCmd::Set {
+            subject,
+            form,
+            values,
+            reason,
+            confirm_warnings,
+        }) => {
+            let mut store = open(&cli)?;
+            let key = FormKey::parse(store.study(), form).map_err(Failure)?;
+            let mut entries = Vec::new();
+            for pair in values {
+                let (item, value) = pair.split_once('=').ok_or_else(|| {
+                    Failure(format!("{pair}: write values as ITEM=VALUE"))
+                })?;
+                entries.push((item.trim(), value));
+            }
+            let opts = SaveOptions {
+                reason: reason.clone(),
+                confirm_warnings: *confirm_warnings,
+            };
+            let outcome = match store.save(subject, &key, &entries, &opts) {
+                Err(StoreError::NeedsConfirmation(w)) => {
+                    let lines: Vec<_> = w.iter().map(|f| f.message.get(&cli.lang).to_string()).collect();
+                    return Err(Failure(format!(
+                        "not saved, please confirm with --confirm-warnings: {}",
+                        lines.join("; ")
+                    )));
+                }
+                Err(StoreError::Rejected(errs)) => {
+                    let lines: Vec<_> = errs.iter().map(|f| f.message.get(&cli.lang).to_string()).collect();
+                    return Err(Failure(format!("not saved: {}", lines.join("; "))));
+                }
+                other => other?,
+            };
+            say!("Saved {key} of {subject}: {} change(s).", outcome.changes);
+            for w in &outcome.warnings {
+                say!("  warning kept: {}", w.message.get(&cli.lang));
+            }
+            Ok(())
+        }
+        Command::Form(FormCmd::Show { subject, form }) => {
+            let store = open(&cli)?;
+            let study = store.study();
+            let key = FormKey::parse(study, form).map_err(Failure)?;
+            let def = study.form(&key.form).ok_or_else(|| Failure(format!("no form {form}")))?;
+            let values = store.form_values(subject, &key)?;
+            say!("{subject} {key}: {}", def.name.get(&cli.lang));
+            for item in &def.items {
+                let shown = values.iter().find(|v| v.item == item.id);
+                let text = shown
+                    .map(|s| label_value(&s.value, &cli.lang, study, form, &item.id))
+                    .unwrap_or_else(|| "—".into());
+                let flag = if shown.is_some_and(|s| s.warning.is_some()) { "  (warning confirmed)" } else { "" };
+                say!("  {:<20} {:<34} {text}{flag}", item.id, item.label.get(&cli.lang));
+            }
+            Ok(())
+        }
+        Command::Audit(AuditCmd::Log { subject }) => {
+            let store = open(&cli)?;
+            let study = store.study();
+            for c in store.audit_log(subject)? {
+                let what = match (&c.form, &c.item) {
+                    (Some(f), Some(i)) => format!("{f} {i}: {} → {}",
+                        c.old_value.as_deref().map(|v| show(v, &cli.lang, study, f, i)).unwrap_or_else(|| "∅".into()),
+                        c.new_value.as_deref().map(|v| show(v, &cli.lang, study, f, i)).unwrap_or_else(|| "∅".into())),
+                    _ => c.kind.clone(),
+                };
+                let reason = c.reason.as_deref().map(|r| format!("  reason: {r}")).unwrap_or_default();
+                let warn = if c.warning.is_some() { "  [warning confirmed]" } else { "" };
+                say!("#{} {} ({}) {} ({}) {what}{reason}{warn}", c.seq, c.utc, c.local_offset, c.user, c.role);
+            }
+            Ok(())
+        }
+        Command::Audit(AuditCmd::Verify) => {
+            let store = open(&cli)?;
+            let report = store.verify()?;
+            if report.ok() {
+                say!("OK: {} changes, every page and the whole hash chain intact.", report.changes);
+                Ok(())
+            } else {
+                for p in &report.problems {
+                    say!("{p}");
+                }
+                Err(Failure(format!(
+                    "the audit trail is NOT intact: {} problem(s) in {} changes",
+                    report.problems.len(),
+                    report.changes
+                )))
+            }
+        }
+        Command::Study(StudyCmd::Check { dir }) => {
+            let study = match dir {
+                None => study()?,
+                Some(dir) => Arc::new(load_study_dir(dir)?),
+            };
+            let items: usize = study.forms.iter().map(|f| f.items.len()).sum();
+            say!(
+                "OK: {} {} definition {}: {} forms, {items} items, {} code lists.",
+                study.id,
+                study.registry,
+                study.version,
+                study.forms.len(),
+                study.codelists.len()
+            );
+            Ok(())
+        }
+        Command::Bench(args) => bench::run(args, study()?).map_err(Failure),
+        Command::Demo { path } => demo::create(path, study()?).map_err(Failure),
+    }
+}
+
+/// Reads a study folder from disk (for checking a definition being edited).
+fn load_study_dir(dir: &Path) -> Result<Study, Failure> {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|e| Failure(format!("{}: {e}", p.display())))
+    };
+    let study_path = dir.join("study.toml");
+    let study_text = read(&study_path)?;
+    let mut forms = Vec::new();
+    let forms_dir = dir.join("forms");
+    let entries = std::fs::read_dir(&forms_dir)
+        .map_err(|e| Failure(format!("{}: {e}", forms_dir.display())))?;
+    for entry in entries {
+        let path = entry.map_err(|e| Failure(e.to_string()))?.path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            forms.push((path.display().to_string(), read(&path)?));
+        }
+    }
+    forms.sort();
+    let refs: Vec<(&str, &str)> = forms.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    Study::from_sources((&study_path.display().to_string(), &study_text), &refs)
+        .map_err(|e| Failure(e.to_string()))
+}

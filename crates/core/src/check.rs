@@ -228,6 +228,11 @@ pub fn check_save(
         check_item(form, item, v, proposed, &mut out);
     }
     for rule in &form.rules {
+        // A conditional requirement is about completeness (see `missing_required`), never a
+        // reason to refuse a partial save: a nurse saves what she has and comes back.
+        if matches!(rule.kind, RuleKind::RequiredIf { .. }) {
+            continue;
+        }
         let touches = rule.local_items().iter().any(|i| changed.contains(*i));
         if touches {
             if let Some(f) = check_rule(form, rule, proposed, other, now) {
@@ -366,10 +371,7 @@ fn check_rule(
             };
             future.then(|| make(item, format!(" ({item} = {v})")))
         }
-        RuleKind::RequiredIf { item, when } => {
-            let needed = condition_holds(&when.item, &when.is, values);
-            (needed && !values.contains_key(item)).then(|| make(item, String::new()))
-        }
+        RuleKind::RequiredIf { .. } => None,
     }
 }
 

@@ -299,9 +299,7 @@ impl Store {
             tx.commit()?;
         }
         // Keys last: a crash before this leaves a store nobody can open, never a key with no store.
-        if encrypt {
-            keyring.save()?;
-        }
+        keyring.save()?;
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
@@ -337,7 +335,14 @@ impl Store {
         }
         let keyring = Keyring::load(path)?;
         let key = keyring.unlock(user, password)?;
-        Self::open_with_key(path, study, keyring, key, user)
+        Self::open_with_key(path, study, keyring, Some(key), user)
+    }
+
+    /// Opens a store made by [`Store::create_unencrypted_for_benchmark`], **for benchmarks only**.
+    #[doc(hidden)]
+    pub fn open_unencrypted_for_benchmark(path: &Path, study: Arc<Study>, user: &str) -> Result<Store, StoreError> {
+        let keyring = Keyring::load(path)?;
+        Self::open_with_key(path, study, keyring, None, user)
     }
 
     /// Opens a store with the recovery key, as the given existing user (to reset a password).
@@ -349,17 +354,22 @@ impl Store {
     ) -> Result<Store, StoreError> {
         let keyring = Keyring::load(path)?;
         let key = keyring.unlock_with_recovery(recovery)?;
-        Self::open_with_key(path, study, keyring, key, user)
+        Self::open_with_key(path, study, keyring, Some(key), user)
     }
 
     fn open_with_key(
         path: &Path,
         study: Arc<Study>,
         keyring: Keyring,
-        key: StoreKey,
+        key: Option<StoreKey>,
         user: &str,
     ) -> Result<Store, StoreError> {
-        let mut conn = open_connection(path, Some(&key), false)?;
+        let mut conn = open_connection(path, key.as_ref(), false)?;
+        // A plain (benchmark) store still needs a key to wrap slots of users added later.
+        let key = match key {
+            Some(k) => k,
+            None => StoreKey::generate()?,
+        };
         schema::migrate(&mut conn)?;
         let store_id = get_meta(&conn, "store_id")?.unwrap_or_default();
         if store_id != keyring.store_id() {

@@ -1,0 +1,155 @@
+//! `ecrf bench`: what one durable save of a daily log costs at full trial size, encrypted
+//! (SQLCipher) and plain (the same SQLite without a key), through the same save path.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use ecrf_core::{FormKey, Role, Study};
+use ecrf_store::{CreateOptions, Store};
+
+use crate::demo::{daily_log, ecmo_form, save_sample, DEMO_PASSWORD};
+
+/// Benchmark size.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Subjects in the store.
+    #[arg(long, default_value_t = 358)]
+    subjects: usize,
+    /// Daily logs per subject (days 1..=N).
+    #[arg(long, default_value_t = 30)]
+    days: u32,
+    /// Timed saves (each a new day-0 log of a subject).
+    #[arg(long, default_value_t = 358)]
+    saves: usize,
+    /// Folder for the two stores (default: a temporary folder, removed afterwards).
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
+}
+
+struct Figures {
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+    populate: Duration,
+    bytes: u64,
+    items: usize,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+fn run_one(dir: &Path, study: Arc<Study>, encrypted: bool, args: &BenchArgs) -> Result<Figures, String> {
+    let path = dir.join(if encrypted { "encrypted.ecrf" } else { "plain.ecrf" });
+    let opts = CreateOptions {
+        site: "01".into(),
+        admin_user: "admin".into(),
+        admin_name: "Bench".into(),
+        admin_password: DEMO_PASSWORD.into(),
+    };
+    let mut admin = if encrypted {
+        Store::create(&path, Arc::clone(&study), opts).map(|(s, _)| s)
+    } else {
+        Store::create_unencrypted_for_benchmark(&path, Arc::clone(&study), opts)
+    }
+    .map_err(|e| e.to_string())?;
+    admin
+        .add_user("nurse", "Bench nurse", Role::Nurse, DEMO_PASSWORD)
+        .map_err(|e| e.to_string())?;
+    drop(admin);
+    let mut store = if encrypted {
+        Store::open(&path, Arc::clone(&study), "nurse", DEMO_PASSWORD)
+    } else {
+        Store::open_unencrypted_for_benchmark(&path, Arc::clone(&study), "nurse")
+    }
+    .map_err(|e| e.to_string())?;
+
+    let start = NaiveDate::from_ymd_opt(2026, 3, 1).ok_or("bad date")?;
+    let ecmo = FormKey { form: "ECMO".into(), repeat: None };
+    let t0 = Instant::now();
+    store.set_durable(false).map_err(|e| e.to_string())?;
+    let mut subjects = Vec::with_capacity(args.subjects);
+    for n in 0..args.subjects {
+        let s = store.new_subject().map_err(|e| e.to_string())?;
+        save_sample(&mut store, &s, &ecmo, &ecmo_form(start))?;
+        for day in 1..=args.days {
+            let key = FormKey { form: "DLY".into(), repeat: Some(day) };
+            save_sample(&mut store, &s, &key, &daily_log(n, start, day))?;
+        }
+        subjects.push(s);
+        if (n + 1) % 50 == 0 {
+            eprintln!("  {} store: {}/{} subjects filled", if encrypted { "encrypted" } else { "plain" }, n + 1, args.subjects);
+        }
+    }
+    store.set_durable(true).map_err(|e| e.to_string())?;
+    let populate = t0.elapsed();
+
+    let day0 = FormKey { form: "DLY".into(), repeat: Some(0) };
+    let mut times = Vec::with_capacity(args.saves);
+    let mut items = 0;
+    for i in 0..args.saves {
+        let n = i % subjects.len();
+        let values = daily_log(n, start, 0);
+        items = values.len();
+        let t = Instant::now();
+        save_sample(&mut store, &subjects[n], &day0, &values)?;
+        times.push(t.elapsed());
+    }
+    times.sort();
+    drop(store);
+    let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    Ok(Figures {
+        p50: percentile(&times, 0.50),
+        p99: percentile(&times, 0.99),
+        max: *times.last().ok_or("no saves")?,
+        populate,
+        bytes,
+        items,
+    })
+}
+
+/// Runs the benchmark and prints the figures.
+pub fn run(args: &BenchArgs, study: Arc<Study>) -> Result<(), String> {
+    if args.subjects == 0 || args.saves == 0 || args.saves > args.subjects {
+        return Err("--subjects and --saves must be at least 1, and --saves at most --subjects".into());
+    }
+    let tmp;
+    let dir = match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+            d.clone()
+        }
+        None => {
+            tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+            tmp.path().to_path_buf()
+        }
+    };
+    say!(
+        "Saving one daily log into a store of {} subjects x {} daily logs (synchronous=FULL, WAL):",
+        args.subjects, args.days
+    );
+    let enc = run_one(&dir, Arc::clone(&study), true, args)?;
+    let plain = run_one(&dir, study, false, args)?;
+    for (name, f) in [("encrypted (SQLCipher)", &enc), ("plain SQLite         ", &plain)] {
+        say!(
+            "  {name}: p50 {}  p99 {}  max {}  ({} saves of {} items; filled in {:.1} s; file {:.1} MB)",
+            ms(f.p50), ms(f.p99), ms(f.max), args.saves, f.items, f.populate.as_secs_f64(), f.bytes as f64 / 1e6
+        );
+    }
+    let r50 = enc.p50.as_secs_f64() / plain.p50.as_secs_f64();
+    let r99 = enc.p99.as_secs_f64() / plain.p99.as_secs_f64();
+    say!("  ratio encrypted/plain: p50 {r50:.2}  p99 {r99:.2}");
+    say!(
+        "  goals: p99 <= 10 ms: {}; encrypted/plain <= 1.3 (p50): {}",
+        if enc.p99 <= Duration::from_millis(10) { "met" } else { "NOT met" },
+        if r50 <= 1.3 { "met" } else { "NOT met" }
+    );
+    Ok(())
+}
