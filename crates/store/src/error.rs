@@ -23,13 +23,8 @@ pub enum StoreError {
     #[error("that is not this store's recovery key")]
     WrongRecoveryKey,
     /// The key was right but SQLCipher's page check failed: the file was damaged or changed.
-    #[error("the store file {path} is damaged or was changed outside the app ({detail}); restore it from a backup")]
-    Damaged {
-        /// Store path.
-        path: PathBuf,
-        /// SQLCipher's or SQLite's words.
-        detail: String,
-    },
+    #[error("the store file is damaged or was changed outside the app ({0}); restore it from a backup")]
+    Damaged(String),
     /// Key slot file problems.
     #[error("key slots: {0}")]
     Keyring(String),
@@ -43,7 +38,7 @@ pub enum StoreError {
     },
     /// Any other database error.
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     /// The user's role may not do this.
     #[error("{user} ({role}) may not {action}")]
     NotAllowed {
@@ -84,6 +79,18 @@ impl StoreError {
         StoreError::Io {
             path: path.to_path_buf(),
             source,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    /// A page that fails SQLCipher's check surfaces as "corrupt" or "not a database" wherever
+    /// it is read; either way the user is told the file is damaged, not a database detail.
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+        match e.sqlite_error_code() {
+            Some(DatabaseCorrupt | NotADatabase) => StoreError::Damaged(e.to_string()),
+            _ => StoreError::Sqlite(e),
         }
     }
 }

@@ -128,18 +128,14 @@ fn open_connection(path: &Path, key: Option<&StoreKey>, create: bool) -> Result<
     if create {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| StoreError::Damaged {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
-    })?;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| StoreError::Damaged(e.to_string()))?;
+    // SQLCipher would otherwise print its own log lines to stderr on a failed page check.
+    conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
     if let Some(key) = key {
         conn.execute_batch(&format!("PRAGMA key = {};", key.sqlcipher_literal()))?;
     }
     // SQLCipher accepts any key; the first read is where a wrong key or a damaged first page shows.
-    let damaged = |e: rusqlite::Error| StoreError::Damaged {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
-    };
+    let damaged = |e: rusqlite::Error| StoreError::Damaged(e.to_string());
     conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
         .map_err(damaged)?;
     conn.execute_batch(
