@@ -22,8 +22,14 @@ fn a_daily_log_survives_closing_and_reopening() {
         },
     )
     .unwrap();
-    assert_eq!(recovery.as_str().len(), 52 + 12, "52 base32 characters in groups of 4");
-    admin.add_user("nurse", "李护士", Role::Nurse, "nurse-password").unwrap();
+    assert_eq!(
+        recovery.as_str().len(),
+        52 + 12,
+        "52 base32 characters in groups of 4"
+    );
+    admin
+        .add_user("nurse", "李护士", Role::Nurse, "nurse-password")
+        .unwrap();
     drop(admin);
 
     let mut store = Store::open(&path, Arc::clone(&study), "nurse", "nurse-password").unwrap();
@@ -37,7 +43,9 @@ fn a_daily_log_survives_closing_and_reopening() {
         ("CVP", "@ND"),
         ("ANTICOAG", "普通肝素"),
     ];
-    let outcome = store.save(&subject, &day2, &entries, &SaveOptions::default()).unwrap();
+    let outcome = store
+        .save(&subject, &day2, &entries, &SaveOptions::default())
+        .unwrap();
     assert_eq!(outcome.changes, entries.len());
     drop(store);
 
@@ -50,7 +58,12 @@ fn a_daily_log_survives_closing_and_reopening() {
 
     let store = Store::open(&path, Arc::clone(&study), "nurse", "nurse-password").unwrap();
     let values = store.form_values(&subject, &day2).unwrap();
-    let get = |id: &str| values.iter().find(|v| v.item == id).map(|v| v.value.clone());
+    let get = |id: &str| {
+        values
+            .iter()
+            .find(|v| v.item == id)
+            .map(|v| v.value.clone())
+    };
     assert_eq!(get("LACTATE").unwrap().to_string(), "2.7");
     assert_eq!(get("PH").unwrap().to_string(), "7.32");
     assert_eq!(get("MAP"), Some(Value::Int(66)));
@@ -62,7 +75,10 @@ fn a_daily_log_survives_closing_and_reopening() {
     let raw = std::fs::read(&path).unwrap();
     assert!(!raw.starts_with(b"SQLite format 3"));
     for needle in ["HEPARIN", "7.32", "2026-03-03", "李护士"] {
-        assert!(!raw.windows(needle.len()).any(|w| w == needle.as_bytes()), "{needle} readable");
+        assert!(
+            !raw.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "{needle} readable"
+        );
     }
     let keys = std::fs::read_to_string(dir.path().join("ward.ecrf.keys")).unwrap();
     assert!(!keys.contains("HEPARIN") && !keys.contains("nurse-password"));

@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use ecrf_core::{FormKey, Role, Study};
 use ecrf_store::{CreateOptions, Store};
 
-use crate::demo::{daily_log, ecmo_form, save_sample, DEMO_PASSWORD};
+use crate::demo::{DEMO_PASSWORD, daily_log, ecmo_form, save_sample};
 
 /// Benchmark size.
 #[derive(clap::Args)]
@@ -46,8 +46,17 @@ fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
 
-fn run_one(dir: &Path, study: Arc<Study>, encrypted: bool, args: &BenchArgs) -> Result<Figures, String> {
-    let path = dir.join(if encrypted { "encrypted.ecrf" } else { "plain.ecrf" });
+fn run_one(
+    dir: &Path,
+    study: Arc<Study>,
+    encrypted: bool,
+    args: &BenchArgs,
+) -> Result<Figures, String> {
+    let path = dir.join(if encrypted {
+        "encrypted.ecrf"
+    } else {
+        "plain.ecrf"
+    });
     let opts = CreateOptions {
         site: "01".into(),
         admin_user: "admin".into(),
@@ -72,7 +81,10 @@ fn run_one(dir: &Path, study: Arc<Study>, encrypted: bool, args: &BenchArgs) -> 
     .map_err(|e| e.to_string())?;
 
     let start = NaiveDate::from_ymd_opt(2026, 3, 1).ok_or("bad date")?;
-    let ecmo = FormKey { form: "ECMO".into(), repeat: None };
+    let ecmo = FormKey {
+        form: "ECMO".into(),
+        repeat: None,
+    };
     let t0 = Instant::now();
     store.set_durable(false).map_err(|e| e.to_string())?;
     let mut subjects = Vec::with_capacity(args.subjects);
@@ -80,18 +92,29 @@ fn run_one(dir: &Path, study: Arc<Study>, encrypted: bool, args: &BenchArgs) -> 
         let s = store.new_subject().map_err(|e| e.to_string())?;
         save_sample(&mut store, &s, &ecmo, &ecmo_form(start))?;
         for day in 1..=args.days {
-            let key = FormKey { form: "DLY".into(), repeat: Some(day) };
+            let key = FormKey {
+                form: "DLY".into(),
+                repeat: Some(day),
+            };
             save_sample(&mut store, &s, &key, &daily_log(n, start, day))?;
         }
         subjects.push(s);
         if (n + 1) % 50 == 0 {
-            eprintln!("  {} store: {}/{} subjects filled", if encrypted { "encrypted" } else { "plain" }, n + 1, args.subjects);
+            eprintln!(
+                "  {} store: {}/{} subjects filled",
+                if encrypted { "encrypted" } else { "plain" },
+                n + 1,
+                args.subjects
+            );
         }
     }
     store.set_durable(true).map_err(|e| e.to_string())?;
     let populate = t0.elapsed();
 
-    let day0 = FormKey { form: "DLY".into(), repeat: Some(0) };
+    let day0 = FormKey {
+        form: "DLY".into(),
+        repeat: Some(0),
+    };
     let mut times = Vec::with_capacity(args.saves);
     let mut items = 0;
     for i in 0..args.saves {
@@ -118,7 +141,9 @@ fn run_one(dir: &Path, study: Arc<Study>, encrypted: bool, args: &BenchArgs) -> 
 /// Runs the benchmark and prints the figures.
 pub fn run(args: &BenchArgs, study: Arc<Study>) -> Result<(), String> {
     if args.subjects == 0 || args.saves == 0 || args.saves > args.subjects {
-        return Err("--subjects and --saves must be at least 1, and --saves at most --subjects".into());
+        return Err(
+            "--subjects and --saves must be at least 1, and --saves at most --subjects".into(),
+        );
     }
     let tmp;
     let dir = match &args.dir {
@@ -133,14 +158,24 @@ pub fn run(args: &BenchArgs, study: Arc<Study>) -> Result<(), String> {
     };
     say!(
         "Saving one daily log into a store of {} subjects x {} daily logs (synchronous=FULL, WAL):",
-        args.subjects, args.days
+        args.subjects,
+        args.days
     );
     let enc = run_one(&dir, Arc::clone(&study), true, args)?;
     let plain = run_one(&dir, study, false, args)?;
-    for (name, f) in [("encrypted (SQLCipher)", &enc), ("plain SQLite         ", &plain)] {
+    for (name, f) in [
+        ("encrypted (SQLCipher)", &enc),
+        ("plain SQLite         ", &plain),
+    ] {
         say!(
             "  {name}: p50 {}  p99 {}  max {}  ({} saves of {} items; filled in {:.1} s; file {:.1} MB)",
-            ms(f.p50), ms(f.p99), ms(f.max), args.saves, f.items, f.populate.as_secs_f64(), f.bytes as f64 / 1e6
+            ms(f.p50),
+            ms(f.p99),
+            ms(f.max),
+            args.saves,
+            f.items,
+            f.populate.as_secs_f64(),
+            f.bytes as f64 / 1e6
         );
     }
     let r50 = enc.p50.as_secs_f64() / plain.p50.as_secs_f64();
@@ -148,7 +183,11 @@ pub fn run(args: &BenchArgs, study: Arc<Study>) -> Result<(), String> {
     say!("  ratio encrypted/plain: p50 {r50:.2}  p99 {r99:.2}");
     say!(
         "  goals: p99 <= 10 ms: {}; encrypted/plain <= 1.3 (p50): {}",
-        if enc.p99 <= Duration::from_millis(10) { "met" } else { "NOT met" },
+        if enc.p99 <= Duration::from_millis(10) {
+            "met"
+        } else {
+            "NOT met"
+        },
         if r50 <= 1.3 { "met" } else { "NOT met" }
     );
     Ok(())

@@ -39,7 +39,15 @@ pub fn daily_log(n: usize, start: NaiveDate, day: u32) -> Vec<(String, String)> 
     let owned: Vec<(&str, String)> = vec![
         ("DATE", date.format("%Y-%m-%d").to_string()),
         ("ECMO_STATUS", "RUNNING".into()),
-        ("IABP_STATUS", if n % 2 == 0 { "RUNNING" } else { "OFF" }.into()),
+        (
+            "IABP_STATUS",
+            if n.is_multiple_of(2) {
+                "RUNNING"
+            } else {
+                "OFF"
+            }
+            .into(),
+        ),
         ("FLOW", format!("{}.{}", 3 + v % 2, v % 10)),
         ("RPM", (3000 + 10 * v).to_string()),
         ("SWEEP", format!("2.{}", v % 10)),
@@ -61,7 +69,7 @@ pub fn daily_log(n: usize, start: NaiveDate, day: u32) -> Vec<(String, String)> 
         ("ANTICOAG", "HEPARIN".into()),
         ("ACT", (180 + v).to_string()),
         ("MV", "Y".into()),
-        ("CRRT", if v % 3 == 0 { "Y" } else { "N" }.into()),
+        ("CRRT", if v.is_multiple_of(3) { "Y" } else { "N" }.into()),
         ("URINE", (1200 + 50 * v).to_string()),
         ("DOPAMINE", "0".into()),
         ("DOBUTAMINE", format!("{}", 3 + v % 3)),
@@ -83,8 +91,9 @@ pub fn daily_log(n: usize, start: NaiveDate, day: u32) -> Vec<(String, String)> 
         ("CX_THROMBOSIS", "N".into()),
         ("CX_IABP_MALFUNCTION", "N".into()),
     ];
-    let mut out: Vec<(String, String)> = owned.into_iter().map(|(a, b)| (a.to_string(), b)).collect();
-    if n % 2 == 0 {
+    let mut out: Vec<(String, String)> =
+        owned.into_iter().map(|(a, b)| (a.to_string(), b)).collect();
+    if n.is_multiple_of(2) {
         out.push(("IABP_RATIO".into(), "1_1".into()));
         out.push(("AUG_DBP".into(), (100 + v).to_string()));
     }
@@ -98,7 +107,10 @@ pub fn save_sample(
     key: &FormKey,
     values: &[(String, String)],
 ) -> Result<(), String> {
-    let entries: Vec<(&str, &str)> = values.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let entries: Vec<(&str, &str)> = values
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     store
         .save(subject, key, &entries, &SaveOptions::default())
         .map(|_| ())
@@ -119,24 +131,34 @@ pub fn create(path: &Path, study: Arc<Study>) -> Result<(), String> {
         admin_name: "Demo administrator".into(),
         admin_password: DEMO_PASSWORD.into(),
     };
-    let (mut store, _recovery) = Store::create(path, Arc::clone(&study), opts).map_err(|e| e.to_string())?;
+    let (mut store, _recovery) =
+        Store::create(path, Arc::clone(&study), opts).map_err(|e| e.to_string())?;
     store
         .add_user("nurse", "Demo nurse 示例护士", Role::Nurse, DEMO_PASSWORD)
         .map_err(|e| e.to_string())?;
     drop(store);
     let mut store = Store::open(path, study, "nurse", DEMO_PASSWORD).map_err(|e| e.to_string())?;
     let start = chrono::Local::now().date_naive() - Duration::days(4);
-    let ecmo = FormKey { form: "ECMO".into(), repeat: None };
+    let ecmo = FormKey {
+        form: "ECMO".into(),
+        repeat: None,
+    };
     for n in 0..3 {
         let subject = store.new_subject().map_err(|e| e.to_string())?;
         save_sample(&mut store, &subject, &ecmo, &ecmo_form(start))?;
         for day in 0..=3 {
-            let key = FormKey { form: "DLY".into(), repeat: Some(day) };
+            let key = FormKey {
+                form: "DLY".into(),
+                repeat: Some(day),
+            };
             save_sample(&mut store, &subject, &key, &daily_log(n, start, day))?;
         }
     }
     say!("Demo store: {}", path.display());
     say!("Log in as nurse (or admin), password {DEMO_PASSWORD}. Try:");
-    say!("  ECRF_STORE={} ECRF_USER=nurse ECRF_PASSWORD={DEMO_PASSWORD} ecrf form show 01-0001 DLY#1", path.display());
+    say!(
+        "  ECRF_STORE={} ECRF_USER=nurse ECRF_PASSWORD={DEMO_PASSWORD} ecrf form show 01-0001 DLY#1",
+        path.display()
+    );
     Ok(())
 }

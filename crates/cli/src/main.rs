@@ -29,7 +29,11 @@ use ecrf_core::{FormKey, Role, Study, Value};
 use ecrf_store::{CreateOptions, RecoveryKey, SaveOptions, Store, StoreError};
 
 #[derive(Parser)]
-#[command(name = "ecrf", version, about = "eCRF of the EARLY-IABP trial (NCT06872021)")]
+#[command(
+    name = "ecrf",
+    version,
+    about = "eCRF of the EARLY-IABP trial (NCT06872021)"
+)]
 struct Cli {
     /// The store file.
     #[arg(long, global = true, env = "ECRF_STORE")]
@@ -194,8 +198,11 @@ fn secret(var: &str, prompt: &str) -> Result<String, Failure> {
     if let Ok(v) = std::env::var(var) {
         return Ok(v);
     }
-    rpassword::prompt_password(prompt)
-        .map_err(|e| Failure(format!("cannot read the password ({e}); set {var} in scripts")))
+    rpassword::prompt_password(prompt).map_err(|e| {
+        Failure(format!(
+            "cannot read the password ({e}); set {var} in scripts"
+        ))
+    })
 }
 
 fn new_password(var: &str, who: &str) -> Result<String, Failure> {
@@ -205,7 +212,9 @@ fn new_password(var: &str, who: &str) -> Result<String, Failure> {
     let a = secret(var, &format!("New password for {who}: "))?;
     let b = secret(var, "Again: ")?;
     if a != b {
-        return Err(Failure("the two passwords differ; nothing was changed".into()));
+        return Err(Failure(
+            "the two passwords differ; nothing was changed".into(),
+        ));
     }
     Ok(a)
 }
@@ -247,7 +256,11 @@ fn label_value(value: &Value, lang: &str, study: &Study, form: &str, item: &str)
             }
         }
         (Value::Missing(m), _) => {
-            let words = if lang == "zh" { m.label_zh() } else { m.label_en() };
+            let words = if lang == "zh" {
+                m.label_zh()
+            } else {
+                m.label_en()
+            };
             format!("{value} ({words})")
         }
         (Value::Dec(_) | Value::Int(_), Some(def)) => match &def.unit {
@@ -277,7 +290,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     admin_password: password,
                 },
             )?;
-            say!("Created {} for site {site}; administrator {admin}.", path.display());
+            say!(
+                "Created {} for site {site}; administrator {admin}.",
+                path.display()
+            );
             say!();
             say!("RECOVERY KEY (shown once; print it and keep it locked away):");
             say!("  {}", recovery.as_str());
@@ -334,9 +350,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let key = FormKey::parse(store.study(), form).map_err(Failure)?;
             let mut entries = Vec::new();
             for pair in values {
-                let (item, value) = pair.split_once('=').ok_or_else(|| {
-                    Failure(format!("{pair}: write values as ITEM=VALUE"))
-                })?;
+                let (item, value) = pair
+                    .split_once('=')
+                    .ok_or_else(|| Failure(format!("{pair}: write values as ITEM=VALUE")))?;
                 entries.push((item.trim(), value));
             }
             let opts = SaveOptions {
@@ -345,14 +361,20 @@ fn run(cli: Cli) -> Result<(), Failure> {
             };
             let outcome = match store.save(subject, &key, &entries, &opts) {
                 Err(StoreError::NeedsConfirmation(w)) => {
-                    let lines: Vec<_> = w.iter().map(|f| f.message.get(&cli.lang).to_string()).collect();
+                    let lines: Vec<_> = w
+                        .iter()
+                        .map(|f| f.message.get(&cli.lang).to_string())
+                        .collect();
                     return Err(Failure(format!(
                         "not saved, please confirm with --confirm-warnings: {}",
                         lines.join("; ")
                     )));
                 }
                 Err(StoreError::Rejected(errs)) => {
-                    let lines: Vec<_> = errs.iter().map(|f| f.message.get(&cli.lang).to_string()).collect();
+                    let lines: Vec<_> = errs
+                        .iter()
+                        .map(|f| f.message.get(&cli.lang).to_string())
+                        .collect();
                     return Err(Failure(format!("not saved: {}", lines.join("; "))));
                 }
                 other => other?,
@@ -367,7 +389,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let store = open(&cli)?;
             let study = store.study();
             let key = FormKey::parse(study, form).map_err(Failure)?;
-            let def = study.form(&key.form).ok_or_else(|| Failure(format!("no form {form}")))?;
+            let def = study
+                .form(&key.form)
+                .ok_or_else(|| Failure(format!("no form {form}")))?;
             let values = store.form_values(subject, &key)?;
             say!("{subject} {key}: {}", def.name.get(&cli.lang));
             for item in &def.items {
@@ -375,8 +399,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 let text = shown
                     .map(|s| label_value(&s.value, &cli.lang, study, form, &item.id))
                     .unwrap_or_else(|| "—".into());
-                let flag = if shown.is_some_and(|s| s.warning.is_some()) { "  (warning confirmed)" } else { "" };
-                say!("  {:<20} {:<34} {text}{flag}", item.id, item.label.get(&cli.lang));
+                let flag = if shown.is_some_and(|s| s.warning.is_some()) {
+                    "  (warning confirmed)"
+                } else {
+                    ""
+                };
+                say!(
+                    "  {:<20} {:<34} {text}{flag}",
+                    item.id,
+                    item.label.get(&cli.lang)
+                );
             }
             Ok(())
         }
@@ -385,14 +417,37 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let study = store.study();
             for c in store.audit_log(subject)? {
                 let what = match (&c.form, &c.item) {
-                    (Some(f), Some(i)) => format!("{f} {i}: {} → {}",
-                        c.old_value.as_deref().map(|v| show(v, &cli.lang, study, f, i)).unwrap_or_else(|| "∅".into()),
-                        c.new_value.as_deref().map(|v| show(v, &cli.lang, study, f, i)).unwrap_or_else(|| "∅".into())),
+                    (Some(f), Some(i)) => format!(
+                        "{f} {i}: {} → {}",
+                        c.old_value
+                            .as_deref()
+                            .map(|v| show(v, &cli.lang, study, f, i))
+                            .unwrap_or_else(|| "∅".into()),
+                        c.new_value
+                            .as_deref()
+                            .map(|v| show(v, &cli.lang, study, f, i))
+                            .unwrap_or_else(|| "∅".into())
+                    ),
                     _ => c.kind.clone(),
                 };
-                let reason = c.reason.as_deref().map(|r| format!("  reason: {r}")).unwrap_or_default();
-                let warn = if c.warning.is_some() { "  [warning confirmed]" } else { "" };
-                say!("#{} {} ({}) {} ({}) {what}{reason}{warn}", c.seq, c.utc, c.local_offset, c.user, c.role);
+                let reason = c
+                    .reason
+                    .as_deref()
+                    .map(|r| format!("  reason: {r}"))
+                    .unwrap_or_default();
+                let warn = if c.warning.is_some() {
+                    "  [warning confirmed]"
+                } else {
+                    ""
+                };
+                say!(
+                    "#{} {} ({}) {} ({}) {what}{reason}{warn}",
+                    c.seq,
+                    c.utc,
+                    c.local_offset,
+                    c.user,
+                    c.role
+                );
             }
             Ok(())
         }
@@ -400,7 +455,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let store = open(&cli)?;
             let report = store.verify()?;
             if report.ok() {
-                say!("OK: {} changes, every page and the whole hash chain intact.", report.changes);
+                say!(
+                    "OK: {} changes, every page and the whole hash chain intact.",
+                    report.changes
+                );
                 Ok(())
             } else {
                 for p in &report.problems {
@@ -436,9 +494,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
 
 /// Reads a study folder from disk (for checking a definition being edited).
 fn load_study_dir(dir: &Path) -> Result<Study, Failure> {
-    let read = |p: &Path| {
-        std::fs::read_to_string(p).map_err(|e| Failure(format!("{}: {e}", p.display())))
-    };
+    let read =
+        |p: &Path| std::fs::read_to_string(p).map_err(|e| Failure(format!("{}: {e}", p.display())));
     let study_path = dir.join("study.toml");
     let study_text = read(&study_path)?;
     let mut forms = Vec::new();
@@ -452,7 +509,10 @@ fn load_study_dir(dir: &Path) -> Result<Study, Failure> {
         }
     }
     forms.sort();
-    let refs: Vec<(&str, &str)> = forms.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let refs: Vec<(&str, &str)> = forms
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     Study::from_sources((&study_path.display().to_string(), &study_text), &refs)
         .map_err(|e| Failure(e.to_string()))
 }

@@ -37,7 +37,11 @@ fn ok(o: &Output) -> String {
 /// A failure: exit code 1, one line on stderr starting `error:`, and no panic.
 fn err(o: &Output) -> String {
     let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(1), "expected a clean failure, got {o:?}");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "expected a clean failure, got {o:?}"
+    );
     assert!(!stderr.contains("panicked"), "panicked: {stderr}");
     assert!(stderr.starts_with("error: "), "{stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
@@ -52,37 +56,83 @@ fn nurse(site: &Site, args: &[&str]) -> Output {
 fn site() -> Site {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("ward.ecrf");
-    let out = ok(&ecrf(&store, "admin", ADMIN_PW, &["init", "--site", "01", "--admin", "admin"]));
+    let out = ok(&ecrf(
+        &store,
+        "admin",
+        ADMIN_PW,
+        &["init", "--site", "01", "--admin", "admin"],
+    ));
     assert!(out.contains("RECOVERY KEY"), "{out}");
-    ok(&ecrf(&store, "admin", ADMIN_PW, &["user", "add", "nurse", "--role", "nurse", "--name", "Li Na"]));
+    ok(&ecrf(
+        &store,
+        "admin",
+        ADMIN_PW,
+        &["user", "add", "nurse", "--role", "nurse", "--name", "Li Na"],
+    ));
     let site = Site { _dir: dir, store };
     assert_eq!(ok(&nurse(&site, &["subject", "new"])).trim(), "01-0001");
-    ok(&nurse(&site, &["form", "set", "01-0001", "ECMO", "START_DT=2026-03-01T02:40+08:00"]));
+    ok(&nurse(
+        &site,
+        &[
+            "form",
+            "set",
+            "01-0001",
+            "ECMO",
+            "START_DT=2026-03-01T02:40+08:00",
+        ],
+    ));
     site
 }
 
 fn audit_lines(site: &Site) -> usize {
-    ok(&nurse(site, &["audit", "log", "01-0001"])).lines().count()
+    ok(&nurse(site, &["audit", "log", "01-0001"]))
+        .lines()
+        .count()
 }
 
 #[test]
 fn daily_log_round_trip_and_encryption_at_rest() {
     let site = site();
-    ok(&nurse(&site, &[
-        "form", "set", "01-0001", "DLY#1", "DATE=2026-03-02", "MAP=68", "SBP=95", "DBP=55",
-        "LACTATE=4.3", "ANTICOAG=heparin", "ECMO_STATUS=RUNNING", "FLOW=3.8",
-    ]));
+    ok(&nurse(
+        &site,
+        &[
+            "form",
+            "set",
+            "01-0001",
+            "DLY#1",
+            "DATE=2026-03-02",
+            "MAP=68",
+            "SBP=95",
+            "DBP=55",
+            "LACTATE=4.3",
+            "ANTICOAG=heparin",
+            "ECMO_STATUS=RUNNING",
+            "FLOW=3.8",
+        ],
+    ));
     let shown = ok(&nurse(&site, &["form", "show", "01-0001", "DLY#1"]));
     assert!(shown.contains("4.3 mmol/L"), "{shown}");
     assert!(shown.contains("HEPARIN"), "{shown}");
     assert!(shown.contains("68 mmHg"), "{shown}");
 
-    let wrong = err(&ecrf(&site.store, "nurse", "not-the-password", &["form", "show", "01-0001", "DLY#1"]));
+    let wrong = err(&ecrf(
+        &site.store,
+        "nurse",
+        "not-the-password",
+        &["form", "show", "01-0001", "DLY#1"],
+    ));
     assert!(wrong.contains("wrong password for user nurse"), "{wrong}");
 
     let raw = std::fs::read(&site.store).unwrap();
     assert!(!raw.starts_with(b"SQLite format 3"));
-    for needle in ["4.3 ", "HEPARIN", "2026-03-02", "01-0001", "Li Na", "change_log"] {
+    for needle in [
+        "4.3 ",
+        "HEPARIN",
+        "2026-03-02",
+        "01-0001",
+        "Li Na",
+        "change_log",
+    ] {
         assert!(
             !raw.windows(needle.len()).any(|w| w == needle.as_bytes()),
             "{needle} readable in the raw file"
@@ -94,26 +144,58 @@ fn daily_log_round_trip_and_encryption_at_rest() {
 fn hard_range_is_refused_and_nothing_is_written() {
     let site = site();
     let before = audit_lines(&site);
-    let e = err(&nurse(&site, &["form", "set", "01-0001", "DLY#1", "DATE=2026-03-02", "MAP=300"]));
+    let e = err(&nurse(
+        &site,
+        &[
+            "form",
+            "set",
+            "01-0001",
+            "DLY#1",
+            "DATE=2026-03-02",
+            "MAP=300",
+        ],
+    ));
     assert!(e.contains("DLY MAP"), "{e}");
     assert!(e.contains("300"), "{e}");
     assert!(e.contains("0–250 mmHg"), "{e}");
     assert_eq!(audit_lines(&site), before, "a refused save wrote something");
     let shown = ok(&nurse(&site, &["form", "show", "01-0001", "DLY#1"]));
-    assert!(!shown.contains("2026-03-02"), "the valid DATE of a refused save was kept: {shown}");
+    assert!(
+        !shown.contains("2026-03-02"),
+        "the valid DATE of a refused save was kept: {shown}"
+    );
 }
 
 #[test]
 fn soft_range_needs_confirmation_and_keeps_the_warning() {
     let site = site();
     let before = audit_lines(&site);
-    let e = err(&nurse(&site, &["form", "set", "01-0001", "DLY#1", "HR=210"]));
-    assert!(e.contains("--confirm-warnings") && e.contains("30–200"), "{e}");
+    let e = err(&nurse(
+        &site,
+        &["form", "set", "01-0001", "DLY#1", "HR=210"],
+    ));
+    assert!(
+        e.contains("--confirm-warnings") && e.contains("30–200"),
+        "{e}"
+    );
     assert_eq!(audit_lines(&site), before);
-    let out = ok(&nurse(&site, &["form", "set", "01-0001", "DLY#1", "HR=210", "--confirm-warnings"]));
+    let out = ok(&nurse(
+        &site,
+        &[
+            "form",
+            "set",
+            "01-0001",
+            "DLY#1",
+            "HR=210",
+            "--confirm-warnings",
+        ],
+    ));
     assert!(out.contains("warning kept"), "{out}");
     let log = ok(&nurse(&site, &["audit", "log", "01-0001"]));
-    assert!(log.contains("DLY#1 HR: ∅ → 210 /min") && log.contains("[warning confirmed]"), "{log}");
+    assert!(
+        log.contains("DLY#1 HR: ∅ → 210 /min") && log.contains("[warning confirmed]"),
+        "{log}"
+    );
     let shown = ok(&nurse(&site, &["form", "show", "01-0001", "DLY#1"]));
     assert!(shown.contains("(warning confirmed)"), "{shown}");
 }
@@ -124,9 +206,23 @@ fn changing_a_saved_value_needs_a_reason_and_is_audited() {
     ok(&nurse(&site, &["form", "set", "01-0001", "DLY#1", "HR=88"]));
     let e = err(&nurse(&site, &["form", "set", "01-0001", "DLY#1", "HR=92"]));
     assert!(e.contains("needs a reason"), "{e}");
-    ok(&nurse(&site, &["form", "set", "01-0001", "DLY#1", "HR=92", "--reason", "transcription error"]));
+    ok(&nurse(
+        &site,
+        &[
+            "form",
+            "set",
+            "01-0001",
+            "DLY#1",
+            "HR=92",
+            "--reason",
+            "transcription error",
+        ],
+    ));
     let log = ok(&nurse(&site, &["audit", "log", "01-0001"]));
-    assert!(log.contains("DLY#1 HR: 88 /min → 92 /min  reason: transcription error"), "{log}");
+    assert!(
+        log.contains("DLY#1 HR: 88 /min → 92 /min  reason: transcription error"),
+        "{log}"
+    );
     assert!(log.contains("nurse (nurse)"), "{log}");
 }
 
@@ -134,38 +230,73 @@ fn changing_a_saved_value_needs_a_reason_and_is_audited() {
 fn bad_input_gets_one_clear_line() {
     let site = site();
     for (args, expect) in [
-        (vec!["form", "set", "01-0001", "DLY#1", "HR=fast"], "not a whole number"),
-        (vec!["form", "set", "01-0001", "DLY#1", "NOPE=1"], "form DLY has no item NOPE"),
-        (vec!["form", "set", "01-0001", "DLY#31", "HR=80"], "study days run from 0 to 30"),
+        (
+            vec!["form", "set", "01-0001", "DLY#1", "HR=fast"],
+            "not a whole number",
+        ),
+        (
+            vec!["form", "set", "01-0001", "DLY#1", "NOPE=1"],
+            "form DLY has no item NOPE",
+        ),
+        (
+            vec!["form", "set", "01-0001", "DLY#31", "HR=80"],
+            "study days run from 0 to 30",
+        ),
         (vec!["form", "set", "01-0001", "DLY", "HR=80"], "like DLY#1"),
-        (vec!["form", "set", "01-0009", "DLY#1", "HR=80"], "no subject 01-0009"),
-        (vec!["form", "set", "01-0001", "RND", "ARM=ECMO_IABP"], "written by the app"),
-        (vec!["form", "set", "01-0001", "DLY#1", "DATE=2026-02-27"], "ECMO.START_DT"),
+        (
+            vec!["form", "set", "01-0009", "DLY#1", "HR=80"],
+            "no subject 01-0009",
+        ),
+        (
+            vec!["form", "set", "01-0001", "RND", "ARM=ECMO_IABP"],
+            "written by the app",
+        ),
+        (
+            vec!["form", "set", "01-0001", "DLY#1", "DATE=2026-02-27"],
+            "ECMO.START_DT",
+        ),
     ] {
         let e = err(&nurse(&site, &args));
         assert!(e.contains(expect), "{args:?}: {e}");
     }
-    let e = err(&ecrf(&site.store, "admin", ADMIN_PW, &["form", "set", "01-0001", "DLY#1", "HR=80"]));
+    let e = err(&ecrf(
+        &site.store,
+        "admin",
+        ADMIN_PW,
+        &["form", "set", "01-0001", "DLY#1", "HR=80"],
+    ));
     assert!(e.contains("may not enter data"), "{e}");
 }
 
 /// Opens the store with plain SQLCipher and the real key, as an attacker holding the key would.
 fn raw_connection(site: &Site) -> rusqlite::Connection {
     let study = Arc::new(ecrf_core::trial::definition().unwrap());
-    let key = ecrf_store::Store::open(&site.store, study, "nurse", NURSE_PW).unwrap().raw_key_hex();
+    let key = ecrf_store::Store::open(&site.store, study, "nurse", NURSE_PW)
+        .unwrap()
+        .raw_key_hex();
     let conn = rusqlite::Connection::open(&site.store).unwrap();
-    conn.execute_batch(&format!("PRAGMA key = \"x'{key}'\";")).unwrap();
-    conn.execute_batch("DROP TRIGGER change_log_no_update; DROP TRIGGER change_log_no_delete;").unwrap();
+    conn.execute_batch(&format!("PRAGMA key = \"x'{key}'\";"))
+        .unwrap();
+    conn.execute_batch("DROP TRIGGER change_log_no_update; DROP TRIGGER change_log_no_delete;")
+        .unwrap();
     conn
 }
 
 fn seq_of(conn: &rusqlite::Connection, item: &str) -> i64 {
-    conn.query_row("SELECT seq FROM change_log WHERE item = ?1", [item], |r| r.get(0)).unwrap()
+    conn.query_row("SELECT seq FROM change_log WHERE item = ?1", [item], |r| {
+        r.get(0)
+    })
+    .unwrap()
 }
 
 fn tampered_site() -> Site {
     let site = site();
-    ok(&nurse(&site, &["form", "set", "01-0001", "DLY#1", "HR=88", "MAP=70", "CVP=9"]));
+    ok(&nurse(
+        &site,
+        &[
+            "form", "set", "01-0001", "DLY#1", "HR=88", "MAP=70", "CVP=9",
+        ],
+    ));
     ok(&nurse(&site, &["form", "set", "01-0001", "DLY#2", "HR=90"]));
     assert!(ok(&nurse(&site, &["audit", "verify"])).starts_with("OK:"));
     site
@@ -182,14 +313,23 @@ fn audit_verify_names_an_altered_change() {
     let site = tampered_site();
     let conn = raw_connection(&site);
     let seq = seq_of(&conn, "MAP");
-    conn.execute("UPDATE change_log SET new_value = '{\"int\":90}' WHERE seq = ?1", [seq]).unwrap();
+    conn.execute(
+        "UPDATE change_log SET new_value = '{\"int\":90}' WHERE seq = ?1",
+        [seq],
+    )
+    .unwrap();
     drop(conn);
     let report = verify_fails(&site);
     assert!(
-        report.contains(&format!("change #{seq} [item.set 01-0001 DLY#1 MAP")) && report.contains("altered"),
+        report.contains(&format!("change #{seq} [item.set 01-0001 DLY#1 MAP"))
+            && report.contains("altered"),
         "{report}"
     );
-    assert_eq!(report.lines().count(), 1, "only the altered change is named: {report}");
+    assert_eq!(
+        report.lines().count(),
+        1,
+        "only the altered change is named: {report}"
+    );
 }
 
 #[test]
@@ -197,20 +337,31 @@ fn audit_verify_finds_a_deleted_change() {
     let site = tampered_site();
     let conn = raw_connection(&site);
     let seq = seq_of(&conn, "CVP");
-    conn.execute("DELETE FROM change_log WHERE seq = ?1", [seq]).unwrap();
+    conn.execute("DELETE FROM change_log WHERE seq = ?1", [seq])
+        .unwrap();
     drop(conn);
     let report = verify_fails(&site);
-    assert!(report.contains(&format!("changes #{seq} to #{seq} are missing")), "{report}");
+    assert!(
+        report.contains(&format!("changes #{seq} to #{seq} are missing")),
+        "{report}"
+    );
 }
 
 #[test]
 fn audit_verify_finds_the_last_change_cut_off() {
     let site = tampered_site();
     let conn = raw_connection(&site);
-    conn.execute("DELETE FROM change_log WHERE seq = (SELECT max(seq) FROM change_log)", []).unwrap();
+    conn.execute(
+        "DELETE FROM change_log WHERE seq = (SELECT max(seq) FROM change_log)",
+        [],
+    )
+    .unwrap();
     drop(conn);
     let report = verify_fails(&site);
-    assert!(report.contains("changes at the end were deleted"), "{report}");
+    assert!(
+        report.contains("changes at the end were deleted"),
+        "{report}"
+    );
 }
 
 #[test]
@@ -225,7 +376,10 @@ fn audit_verify_finds_reordered_changes() {
     )).unwrap();
     drop(conn);
     let report = verify_fails(&site);
-    assert!(report.contains(&format!("change #{a} ")) && report.contains("does not follow"), "{report}");
+    assert!(
+        report.contains(&format!("change #{a} ")) && report.contains("does not follow"),
+        "{report}"
+    );
 }
 
 #[test]
@@ -243,11 +397,17 @@ fn any_changed_byte_is_a_clear_error_never_a_panic() {
         std::fs::write(&site.store, &bytes).unwrap();
         let o = nurse(&site, &["audit", "verify"]);
         let stderr = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "byte {off} of {len}: changed file accepted: {o:?}");
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "byte {off} of {len}: changed file accepted: {o:?}"
+        );
         assert!(!stderr.contains("panicked"), "byte {off}: {stderr}");
         let stdout = String::from_utf8_lossy(&o.stdout);
         assert!(
-            stderr.contains("damaged") || stdout.contains("page check") || stdout.contains("structure check"),
+            stderr.contains("damaged")
+                || stdout.contains("page check")
+                || stdout.contains("structure check"),
             "byte {off}: no clear damage report: {stderr} {stdout}"
         );
     }
@@ -259,8 +419,19 @@ fn any_changed_byte_is_a_clear_error_never_a_panic() {
 fn recovery_key_resets_a_forgotten_password() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("r.ecrf");
-    let out = ok(&ecrf(&store, "admin", ADMIN_PW, &["init", "--site", "02", "--admin", "admin"]));
-    let key = out.lines().skip_while(|l| !l.contains("RECOVERY KEY")).nth(1).unwrap().trim().to_string();
+    let out = ok(&ecrf(
+        &store,
+        "admin",
+        ADMIN_PW,
+        &["init", "--site", "02", "--admin", "admin"],
+    ));
+    let key = out
+        .lines()
+        .skip_while(|l| !l.contains("RECOVERY KEY"))
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
     let o = Command::new(env!("CARGO_BIN_EXE_ecrf"))
         .args(["user", "recover", "admin"])
         .env("ECRF_STORE", &store)
@@ -283,13 +454,53 @@ fn study_check_names_file_and_item() {
         let p = e.unwrap().path();
         std::fs::copy(&p, dir.path().join("forms").join(p.file_name().unwrap())).unwrap();
     }
-    let ok_out = Command::new(env!("CARGO_BIN_EXE_ecrf")).args(["study", "check"]).arg(dir.path()).output().unwrap();
+    let ok_out = Command::new(env!("CARGO_BIN_EXE_ecrf"))
+        .args(["study", "check"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert!(ok(&ok_out).contains("12 forms"));
     let bas = dir.path().join("forms/BAS.toml");
     let text = std::fs::read_to_string(&bas).unwrap();
     std::fs::write(&bas, text.replace("id = \"WEIGHT\"", "id = \"HEIGHT\"")).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_ecrf")).args(["study", "check"]).arg(dir.path()).output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_ecrf"))
+        .args(["study", "check"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
     let msg = String::from_utf8_lossy(&o.stderr);
-    assert!(msg.contains("BAS.toml: item HEIGHT: duplicate item id"), "{msg}");
+    assert!(
+        msg.contains("BAS.toml: item HEIGHT: duplicate item id"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn bench_prints_its_figures_on_a_small_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_ecrf"))
+        .args([
+            "bench",
+            "--subjects",
+            "4",
+            "--days",
+            "2",
+            "--saves",
+            "4",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let out = ok(&o);
+    for line in [
+        "encrypted (SQLCipher): p50",
+        "plain SQLite         : p50",
+        "ratio encrypted/plain: p50",
+        "goals:",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in {out}");
+    }
+    assert!(out.contains("4 saves of"), "{out}");
 }

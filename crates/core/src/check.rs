@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, FixedOffset, Utc};
 
 use crate::study::{FormDef, ItemDef, ItemRef, ItemType, Rule, RuleKind, Severity, Study, Text};
-use crate::value::{parse_date, parse_datetime, Decimal, MissingCode, Value};
+use crate::value::{Decimal, MissingCode, Value, parse_date, parse_datetime};
 
 /// One broken check: where, which rule, how bad, and the words for the user.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -54,7 +54,14 @@ impl SaveCheck {
     }
 }
 
-fn finding(form: &FormDef, item: &ItemDef, rule: &str, severity: Severity, en: String, zh: String) -> Finding {
+fn finding(
+    form: &FormDef,
+    item: &ItemDef,
+    rule: &str,
+    severity: Severity,
+    en: String,
+    zh: String,
+) -> Finding {
     Finding {
         form: form.id.clone(),
         item: item.id.clone(),
@@ -65,11 +72,16 @@ fn finding(form: &FormDef, item: &ItemDef, rule: &str, severity: Severity, en: S
 }
 
 fn unit_suffix(item: &ItemDef) -> String {
-    item.unit.as_deref().map(|u| format!(" {u}")).unwrap_or_default()
+    item.unit
+        .as_deref()
+        .map(|u| format!(" {u}"))
+        .unwrap_or_default()
 }
 
 /// Reads what was typed into an item. An empty text clears the item (`Ok(None)`); `@ND`, `@UNK`
 /// and `@NA` are the missing-data codes. Date-times without an offset take `default_offset`.
+// A refused input is rare and its whole finding is what the user reads: no need to box it.
+#[allow(clippy::result_large_err)]
 pub fn parse_input(
     study: &Study,
     form: &FormDef,
@@ -81,9 +93,7 @@ pub fn parse_input(
     if t.is_empty() {
         return Ok(None);
     }
-    let bad = |en: String, zh: String| {
-        finding(form, item, "type", Severity::Hard, en, zh)
-    };
+    let bad = |en: String, zh: String| finding(form, item, "type", Severity::Hard, en, zh);
     let head_en = format!("{} {} ({}) = {:?}", form.id, item.id, item.label.en, t);
     let head_zh = format!("{} {}（{}）= {:?}", form.id, item.id, item.label.zh, t);
     if let Some(code) = t.strip_prefix('@') {
@@ -94,7 +104,10 @@ pub fn parse_input(
                 item,
                 "missing_code",
                 Severity::Hard,
-                format!("{head_en}: \"{}\" is not allowed for this item", m.label_en()),
+                format!(
+                    "{head_en}: \"{}\" is not allowed for this item",
+                    m.label_en()
+                ),
                 format!("{head_zh}：此项不允许“{}”", m.label_zh()),
             )),
             None => Err(bad(
@@ -111,22 +124,25 @@ pub fn parse_input(
             )
         })?,
         ItemType::Decimal => {
-            let d: Decimal = t.parse().map_err(|e| {
-                bad(format!("{head_en}: {e}"), format!("{head_zh}：不是数字"))
-            })?;
-            if let Some(max) = item.decimals {
-                if d.scale() > max {
-                    return Err(bad(
-                        format!("{head_en}: at most {max} digit(s) after the decimal point"),
-                        format!("{head_zh}：小数点后最多 {max} 位"),
-                    ));
-                }
+            let d: Decimal = t
+                .parse()
+                .map_err(|e| bad(format!("{head_en}: {e}"), format!("{head_zh}：不是数字")))?;
+            if let Some(max) = item.decimals
+                && d.scale() > max
+            {
+                return Err(bad(
+                    format!("{head_en}: at most {max} digit(s) after the decimal point"),
+                    format!("{head_zh}：小数点后最多 {max} 位"),
+                ));
             }
             Value::Dec(d)
         }
-        ItemType::Date => Value::Date(
-            parse_date(t).map_err(|e| bad(format!("{head_en}: {e}"), format!("{head_zh}：日期格式应为 2026-03-01")))?,
-        ),
+        ItemType::Date => Value::Date(parse_date(t).map_err(|e| {
+            bad(
+                format!("{head_en}: {e}"),
+                format!("{head_zh}：日期格式应为 2026-03-01"),
+            )
+        })?),
         ItemType::DateTime => Value::DateTime(parse_datetime(t, default_offset).map_err(|e| {
             bad(
                 format!("{head_en}: {e}"),
@@ -154,8 +170,14 @@ pub fn parse_input(
             let n = t.chars().count();
             if n > item.max_length {
                 return Err(bad(
-                    format!("{} {}: text of {n} characters is longer than the {} allowed", form.id, item.id, item.max_length),
-                    format!("{} {}：文字 {n} 字，超过上限 {} 字", form.id, item.id, item.max_length),
+                    format!(
+                        "{} {}: text of {n} characters is longer than the {} allowed",
+                        form.id, item.id, item.max_length
+                    ),
+                    format!(
+                        "{} {}：文字 {n} 字，超过上限 {} 字",
+                        form.id, item.id, item.max_length
+                    ),
                 ));
             }
             Value::Text(t.to_string())
@@ -164,6 +186,7 @@ pub fn parse_input(
     Ok(Some(value))
 }
 
+#[allow(clippy::result_large_err)]
 fn pick_code(
     study: &Study,
     form: &FormDef,
@@ -176,14 +199,18 @@ fn pick_code(
     codes
         .iter()
         .find(|c| {
-            c.code.eq_ignore_ascii_case(t)
-                || c.label.en.eq_ignore_ascii_case(t)
-                || c.label.zh == t
+            c.code.eq_ignore_ascii_case(t) || c.label.en.eq_ignore_ascii_case(t) || c.label.zh == t
         })
         .map(|c| c.code.clone())
         .ok_or_else(|| {
-            let list: Vec<_> = codes.iter().map(|c| format!("{} {}", c.code, c.label.en)).collect();
-            let list_zh: Vec<_> = codes.iter().map(|c| format!("{} {}", c.code, c.label.zh)).collect();
+            let list: Vec<_> = codes
+                .iter()
+                .map(|c| format!("{} {}", c.code, c.label.en))
+                .collect();
+            let list_zh: Vec<_> = codes
+                .iter()
+                .map(|c| format!("{} {}", c.code, c.label.zh))
+                .collect();
             finding(
                 form,
                 item,
@@ -234,10 +261,8 @@ pub fn check_save(
             continue;
         }
         let touches = rule.local_items().iter().any(|i| changed.contains(*i));
-        if touches {
-            if let Some(f) = check_rule(form, rule, proposed, other, now) {
-                out.push(f);
-            }
+        if touches && let Some(f) = check_rule(form, rule, proposed, other, now) {
+            out.push(f);
         }
     }
     out
@@ -256,13 +281,20 @@ fn check_item(
             item,
             "derived",
             Severity::Hard,
-            format!("{} {} is calculated by the app and cannot be typed", form.id, item.id),
+            format!(
+                "{} {} is calculated by the app and cannot be typed",
+                form.id, item.id
+            ),
             format!("{} {} 由系统计算，不能手工录入", form.id, item.id),
         ));
         return;
     }
     if !is_asked(item, values) {
-        let cond = item.ask_when.as_ref().map(|c| format!("{} is {}", c.item, c.is.join("/"))).unwrap_or_default();
+        let cond = item
+            .ask_when
+            .as_ref()
+            .map(|c| format!("{} is {}", c.item, c.is.join("/")))
+            .unwrap_or_default();
         out.push(finding(
             form,
             item,
@@ -280,7 +312,12 @@ fn check_item(
                 item,
                 "missing_code",
                 Severity::Hard,
-                format!("{} {}: \"{}\" is not allowed for this item", form.id, item.id, m.label_en()),
+                format!(
+                    "{} {}: \"{}\" is not allowed for this item",
+                    form.id,
+                    item.id,
+                    m.label_en()
+                ),
                 format!("{} {}：此项不允许“{}”", form.id, item.id, m.label_zh()),
             ));
         }
@@ -288,42 +325,42 @@ fn check_item(
     }
     let Some(d) = v.as_decimal() else { return };
     let unit = unit_suffix(item);
-    if let Some(h) = item.hard {
-        if !h.contains(d) {
-            out.push(finding(
-                form,
-                item,
-                "hard_range",
-                Severity::Hard,
-                format!(
-                    "{} {} ({}) = {d}{unit}: outside the possible range {h}{unit}",
-                    form.id, item.id, item.label.en
-                ),
-                format!(
-                    "{} {}（{}）= {d}{unit}：超出可能范围 {h}{unit}",
-                    form.id, item.id, item.label.zh
-                ),
-            ));
-            return;
-        }
+    if let Some(h) = item.hard
+        && !h.contains(d)
+    {
+        out.push(finding(
+            form,
+            item,
+            "hard_range",
+            Severity::Hard,
+            format!(
+                "{} {} ({}) = {d}{unit}: outside the possible range {h}{unit}",
+                form.id, item.id, item.label.en
+            ),
+            format!(
+                "{} {}（{}）= {d}{unit}：超出可能范围 {h}{unit}",
+                form.id, item.id, item.label.zh
+            ),
+        ));
+        return;
     }
-    if let Some(s) = item.soft {
-        if !s.contains(d) {
-            out.push(finding(
-                form,
-                item,
-                "soft_range",
-                Severity::Soft,
-                format!(
-                    "{} {} ({}) = {d}{unit}: outside the usual range {s}{unit}; please confirm",
-                    form.id, item.id, item.label.en
-                ),
-                format!(
-                    "{} {}（{}）= {d}{unit}：超出常见范围 {s}{unit}，请确认",
-                    form.id, item.id, item.label.zh
-                ),
-            ));
-        }
+    if let Some(s) = item.soft
+        && !s.contains(d)
+    {
+        out.push(finding(
+            form,
+            item,
+            "soft_range",
+            Severity::Soft,
+            format!(
+                "{} {} ({}) = {d}{unit}: outside the usual range {s}{unit}; please confirm",
+                form.id, item.id, item.label.en
+            ),
+            format!(
+                "{} {}（{}）= {d}{unit}：超出常见范围 {s}{unit}，请确认",
+                form.id, item.id, item.label.zh
+            ),
+        ));
     }
 }
 
@@ -358,7 +395,11 @@ fn check_rule(
                 return None;
             }
             // Shown beside the side that lives in this form.
-            let at = if left.form.is_none() { &left.item } else { &right.item };
+            let at = if left.form.is_none() {
+                &left.item
+            } else {
+                &right.item
+            };
             Some(make(at, format!(" ({left} = {a}, {right} = {b})")))
         }
         RuleKind::NotFuture { item } => {
@@ -391,21 +432,23 @@ pub fn compare_values(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
 
 /// Items still needed for the form to be complete: required and asked, or required by a rule
 /// whose condition holds; and not filled in (a missing-data code counts as filled in).
-pub fn missing_required<'a>(form: &'a FormDef, values: &BTreeMap<String, Value>) -> Vec<&'a ItemDef> {
+pub fn missing_required<'a>(
+    form: &'a FormDef,
+    values: &BTreeMap<String, Value>,
+) -> Vec<&'a ItemDef> {
     let mut needed: Vec<&ItemDef> = form
         .items
         .iter()
         .filter(|i| i.required && is_asked(i, values) && !values.contains_key(&i.id))
         .collect();
     for rule in &form.rules {
-        if let RuleKind::RequiredIf { item, when } = &rule.kind {
-            if condition_holds(&when.item, &when.is, values) && !values.contains_key(item) {
-                if let Some(i) = form.item(item) {
-                    if !needed.iter().any(|n| n.id == i.id) {
-                        needed.push(i);
-                    }
-                }
-            }
+        if let RuleKind::RequiredIf { item, when } = &rule.kind
+            && condition_holds(&when.item, &when.is, values)
+            && !values.contains_key(item)
+            && let Some(i) = form.item(item)
+            && !needed.iter().any(|n| n.id == i.id)
+        {
+            needed.push(i);
         }
     }
     needed
@@ -491,7 +534,11 @@ type = "datetime"
 "#;
 
     fn study() -> Study {
-        Study::from_sources(("study.toml", STUDY), &[("forms/V.toml", V), ("forms/E.toml", E)]).unwrap()
+        Study::from_sources(
+            ("study.toml", STUDY),
+            &[("forms/V.toml", V), ("forms/E.toml", E)],
+        )
+        .unwrap()
     }
 
     fn run(study: &Study, typed: &[(&str, &str)], start: Option<&str>) -> SaveCheck {
@@ -506,8 +553,11 @@ type = "datetime"
             changed.insert(id.to_string());
         }
         let start = start.map(|s| Value::DateTime(parse_datetime(s, None).unwrap()));
-        let other = move |f: &str, i: &str| (f == "E" && i == "START").then(|| start.clone()).flatten();
-        let now = parse_datetime("2026-06-01T12:00+08:00", None).unwrap().with_timezone(&Utc);
+        let other =
+            move |f: &str, i: &str| (f == "E" && i == "START").then(|| start.clone()).flatten();
+        let now = parse_datetime("2026-06-01T12:00+08:00", None)
+            .unwrap()
+            .with_timezone(&Utc);
         check_save(form, &proposed, &changed, &other, now)
     }
 
@@ -538,9 +588,17 @@ type = "datetime"
         let s = study();
         let c = run(&s, &[("SBP", "90"), ("DBP", "95")], None);
         assert_eq!(c.errors[0].rule, "V_DBP_LT_SBP");
-        let c = run(&s, &[("DATE", "2026-05-01")], Some("2026-05-02T01:00+08:00"));
+        let c = run(
+            &s,
+            &[("DATE", "2026-05-01")],
+            Some("2026-05-02T01:00+08:00"),
+        );
         assert_eq!(c.errors[0].rule, "V_DATE_AFTER_START");
-        let c = run(&s, &[("DATE", "2026-05-02")], Some("2026-05-02T01:00+08:00"));
+        let c = run(
+            &s,
+            &[("DATE", "2026-05-02")],
+            Some("2026-05-02T01:00+08:00"),
+        );
         assert!(c.errors.is_empty(), "{c:?}");
         let c = run(&s, &[("DATE", "2026-07-01")], None);
         assert_eq!(c.errors[0].rule, "V_DATE_NOT_FUTURE");
@@ -551,12 +609,27 @@ type = "datetime"
         let s = study();
         let form = s.form("V").unwrap();
         let lac = form.item("LAC").unwrap();
-        assert!(parse_input(&s, form, lac, "2.35", None).unwrap_err().message.en.contains("at most 1 digit"));
+        assert!(
+            parse_input(&s, form, lac, "2.35", None)
+                .unwrap_err()
+                .message
+                .en
+                .contains("at most 1 digit")
+        );
         assert!(parse_input(&s, form, lac, "@ND", None).unwrap_err().rule == "missing_code");
         let sbp = form.item("SBP").unwrap();
-        assert_eq!(parse_input(&s, form, sbp, "@nd", None).unwrap(), Some(Value::Missing(MissingCode::NotDone)));
+        assert_eq!(
+            parse_input(&s, form, sbp, "@nd", None).unwrap(),
+            Some(Value::Missing(MissingCode::NotDone))
+        );
         assert_eq!(parse_input(&s, form, sbp, "", None).unwrap(), None);
-        assert!(parse_input(&s, form, sbp, "12.5", None).unwrap_err().message.en.contains("not a whole number"));
+        assert!(
+            parse_input(&s, form, sbp, "12.5", None)
+                .unwrap_err()
+                .message
+                .en
+                .contains("not a whole number")
+        );
     }
 
     #[test]
@@ -565,7 +638,10 @@ type = "datetime"
         let form = s.form("V").unwrap();
         let mut vals = BTreeMap::new();
         assert_eq!(missing_required(form, &vals).len(), 1);
-        vals.insert("DATE".into(), Value::Date(parse_date("2026-05-02").unwrap()));
+        vals.insert(
+            "DATE".into(),
+            Value::Date(parse_date("2026-05-02").unwrap()),
+        );
         assert!(missing_required(form, &vals).is_empty());
     }
 }

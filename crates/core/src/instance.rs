@@ -44,7 +44,9 @@ impl FormKey {
         let repeat = match (form.repeat, repeat) {
             (Repeat::Once, None) => None,
             (Repeat::Once, Some(_)) => {
-                return Err(format!("{text}: form {form_id} is filled in once; write it without #"));
+                return Err(format!(
+                    "{text}: form {form_id} is filled in once; write it without #"
+                ));
             }
             (_, None) => {
                 return Err(format!(
@@ -54,12 +56,21 @@ impl FormKey {
             (Repeat::ByDay, Some(n)) if n <= form.max_repeats => Some(n),
             (Repeat::ByEvent, Some(n)) if (1..=form.max_repeats).contains(&n) => Some(n),
             (Repeat::ByDay, Some(_)) => {
-                return Err(format!("{text}: study days run from 0 to {}", form.max_repeats));
+                return Err(format!(
+                    "{text}: study days run from 0 to {}",
+                    form.max_repeats
+                ));
             }
             (Repeat::ByEvent, Some(_)) => {
-                return Err(format!("{text}: events are numbered 1 to {}", form.max_repeats));
+                return Err(format!(
+                    "{text}: events are numbered 1 to {}",
+                    form.max_repeats
+                ));
             }
         };
-        Ok(FormKey { form: form_id.to_string(), repeat })
+        Ok(FormKey {
+            form: form_id.to_string(),
+            repeat,
+        })
     }
 }

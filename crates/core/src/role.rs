@@ -55,10 +55,9 @@ impl Role {
     pub fn may(self, action: Action) -> bool {
         match action {
             Action::Read => true,
-            Action::EnterData => matches!(
-                self,
-                Role::Nurse | Role::Investigator | Role::DataManager
-            ),
+            Action::EnterData => {
+                matches!(self, Role::Nurse | Role::Investigator | Role::DataManager)
+            }
             Action::ManageUsers => self == Role::Admin,
         }
     }

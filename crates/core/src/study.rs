@@ -691,9 +691,10 @@ impl Study {
                 continue;
             }
             let expected = format!("{id}.toml");
-            let Some((file, text)) = forms.iter().find(|(f, _)| {
-                f.rsplit(['/', '\\']).next() == Some(expected.as_str())
-            }) else {
+            let Some((file, text)) = forms
+                .iter()
+                .find(|(f, _)| f.rsplit(['/', '\\']).next() == Some(expected.as_str()))
+            else {
                 p.add(
                     study_file,
                     Some(&format!("form {id}")),
@@ -718,7 +719,11 @@ impl Study {
                 .iter()
                 .any(|id| file.rsplit(['/', '\\']).next() == Some(format!("{id}.toml").as_str()));
             if !listed {
-                p.add(file, None, "this form file is not listed in study.toml forms");
+                p.add(
+                    file,
+                    None,
+                    "this form file is not listed in study.toml forms",
+                );
             }
         }
 
@@ -751,7 +756,11 @@ fn load_form(
     let max_repeats = match (rf.repeat, rf.max_repeats) {
         (Repeat::Once, None) => 0,
         (Repeat::Once, Some(_)) => {
-            p.add(file, Some(&form_place), "max_repeats is only for repeating forms");
+            p.add(
+                file,
+                Some(&form_place),
+                "max_repeats is only for repeating forms",
+            );
             0
         }
         (_, Some(n)) if n > 0 => n,
@@ -790,10 +799,16 @@ fn load_form(
         let section = match ri.section {
             Some(s) if section_ids.contains(&s) => s,
             Some(s) => {
-                p.add(file, pl, format!("names section {s}, which this form does not have"));
+                p.add(
+                    file,
+                    pl,
+                    format!("names section {s}, which this form does not have"),
+                );
                 s
             }
-            None if sections.len() <= 1 => sections.first().map(|s| s.id.clone()).unwrap_or_default(),
+            None if sections.len() <= 1 => {
+                sections.first().map(|s| s.id.clone()).unwrap_or_default()
+            }
             None => {
                 p.add(file, pl, "needs a section");
                 String::new()
@@ -806,7 +821,11 @@ fn load_form(
             match (a.to_decimal(), b.to_decimal()) {
                 (Some(min), Some(max)) if min <= max => Some(Range { min, max }),
                 _ => {
-                    p.add(file, pl, format!("the {what} range must be [min, max] with min ≤ max"));
+                    p.add(
+                        file,
+                        pl,
+                        format!("the {what} range must be [min, max] with min ≤ max"),
+                    );
                     None
                 }
             }
@@ -816,10 +835,14 @@ fn load_form(
         if (hard.is_some() || soft.is_some()) && !ri.item_type.is_number() {
             p.add(file, pl, "only integer and decimal items can have ranges");
         }
-        if let (Some(h), Some(s)) = (hard, soft) {
-            if s.min < h.min || s.max > h.max {
-                p.add(file, pl, format!("the soft range {s} must lie inside the hard range {h}"));
-            }
+        if let (Some(h), Some(s)) = (hard, soft)
+            && (s.min < h.min || s.max > h.max)
+        {
+            p.add(
+                file,
+                pl,
+                format!("the soft range {s} must lie inside the hard range {h}"),
+            );
         }
         if ri.decimals.is_some() && ri.item_type != ItemType::Decimal {
             p.add(file, pl, "decimals is only for decimal items");
@@ -833,7 +856,11 @@ fn load_form(
             }
             (Some(cl), ItemType::Choice | ItemType::MultiChoice) => {
                 if !codelists.contains_key(cl) {
-                    p.add(file, pl, format!("names code list {cl}, which study.toml does not define"));
+                    p.add(
+                        file,
+                        pl,
+                        format!("names code list {cl}, which study.toml does not define"),
+                    );
                 }
             }
             (Some(_), _) => p.add(file, pl, "only choice items take a codelist"),
@@ -846,7 +873,11 @@ fn load_form(
         for m in &ri.missing {
             match MissingCode::from_code(m) {
                 Some(c) => missing.push(c),
-                None => p.add(file, pl, format!("unknown missing-data code {m} (use ND, UNK or NA)")),
+                None => p.add(
+                    file,
+                    pl,
+                    format!("unknown missing-data code {m} (use ND, UNK or NA)"),
+                ),
             }
         }
         if let Some(d) = &ri.derived {
@@ -854,7 +885,11 @@ fn load_form(
                 p.add(file, pl, format!("unknown derivation {d}"));
             }
             if ri.required {
-                p.add(file, pl, "a derived item cannot be required (nobody types it)");
+                p.add(
+                    file,
+                    pl,
+                    "a derived item cannot be required (nobody types it)",
+                );
             }
         }
         items.push(ItemDef {
@@ -892,14 +927,22 @@ fn load_form(
             },
         };
         let kind = match rr.kind.as_str() {
-            "compare" => match (&rr.left, rr.op.as_deref().and_then(CompareOp::parse), &rr.right) {
+            "compare" => match (
+                &rr.left,
+                rr.op.as_deref().and_then(CompareOp::parse),
+                &rr.right,
+            ) {
                 (Some(l), Some(op), Some(r)) => Some(RuleKind::Compare {
                     left: parse_ref(l),
                     op,
                     right: parse_ref(r),
                 }),
                 _ => {
-                    p.add(file, pl, "a compare rule needs left, op (< <= > >= == !=) and right");
+                    p.add(
+                        file,
+                        pl,
+                        "a compare rule needs left, op (< <= > >= == !=) and right",
+                    );
                     None
                 }
             },
@@ -921,7 +964,11 @@ fn load_form(
                 }
             },
             other => {
-                p.add(file, pl, format!("unknown rule kind {other} (compare, not_future, required_if)"));
+                p.add(
+                    file,
+                    pl,
+                    format!("unknown rule kind {other} (compare, not_future, required_if)"),
+                );
                 None
             }
         };
@@ -954,31 +1001,34 @@ fn check_references(study: &Study, p: &mut Problems) {
     let mut rule_ids = BTreeSet::new();
     for form in &study.forms {
         let file = form.file.as_str();
-        let check_condition = |p: &mut Problems, place: &str, c: &Condition| match form.item(&c.item)
-        {
-            None => p.add(
-                file,
-                Some(place),
-                format!("its condition names item {}, which form {} does not have", c.item, form.id),
-            ),
-            Some(ci) if !ci.item_type.is_coded() => p.add(
-                file,
-                Some(place),
-                format!("its condition item {} is not a coded item", c.item),
-            ),
-            Some(ci) => {
-                let codes = study.codes_for(ci);
-                for code in &c.is {
-                    if !codes.iter().any(|k| &k.code == code) {
-                        p.add(
-                            file,
-                            Some(place),
-                            format!("its condition code {code} is not an answer of {}", c.item),
-                        );
+        let check_condition =
+            |p: &mut Problems, place: &str, c: &Condition| match form.item(&c.item) {
+                None => p.add(
+                    file,
+                    Some(place),
+                    format!(
+                        "its condition names item {}, which form {} does not have",
+                        c.item, form.id
+                    ),
+                ),
+                Some(ci) if !ci.item_type.is_coded() => p.add(
+                    file,
+                    Some(place),
+                    format!("its condition item {} is not a coded item", c.item),
+                ),
+                Some(ci) => {
+                    let codes = study.codes_for(ci);
+                    for code in &c.is {
+                        if !codes.iter().any(|k| &k.code == code) {
+                            p.add(
+                                file,
+                                Some(place),
+                                format!("its condition code {code} is not an answer of {}", c.item),
+                            );
+                        }
                     }
                 }
-            }
-        };
+            };
         for item in &form.items {
             if let Some(c) = &item.ask_when {
                 check_condition(p, &format!("item {}", item.id), c);
@@ -987,22 +1037,32 @@ fn check_references(study: &Study, p: &mut Problems) {
         for rule in &form.rules {
             let place = format!("rule {}", rule.id);
             if !rule_ids.insert(rule.id.clone()) {
-                p.add(file, Some(&place), "duplicate rule id (rule ids are unique in the study)");
+                p.add(
+                    file,
+                    Some(&place),
+                    "duplicate rule id (rule ids are unique in the study)",
+                );
             }
             let resolve = |p: &mut Problems, r: &ItemRef| -> Option<ItemType> {
                 let target = match &r.form {
                     None => form,
-                    Some(fid) => match study.form(fid) {
-                        Some(f) if f.repeat == Repeat::Once => f,
-                        Some(_) => {
-                            p.add(file, Some(&place), format!("refers to {r}, but form {fid} repeats, so which one is unclear"));
-                            return None;
+                    Some(fid) => {
+                        match study.form(fid) {
+                            Some(f) if f.repeat == Repeat::Once => f,
+                            Some(_) => {
+                                p.add(file, Some(&place), format!("refers to {r}, but form {fid} repeats, so which one is unclear"));
+                                return None;
+                            }
+                            None => {
+                                p.add(
+                                    file,
+                                    Some(&place),
+                                    format!("refers to {r}, but there is no form {fid}"),
+                                );
+                                return None;
+                            }
                         }
-                        None => {
-                            p.add(file, Some(&place), format!("refers to {r}, but there is no form {fid}"));
-                            return None;
-                        }
-                    },
+                    }
                 };
                 match target.item(&r.item) {
                     Some(i) => Some(i.item_type),
@@ -1015,23 +1075,33 @@ fn check_references(study: &Study, p: &mut Problems) {
             match &rule.kind {
                 RuleKind::Compare { left, right, .. } => {
                     if let (Some(a), Some(b)) = (resolve(p, left), resolve(p, right)) {
-                        let comparable = (a.is_number() && b.is_number())
-                            || (a.is_time() && b.is_time());
+                        let comparable =
+                            (a.is_number() && b.is_number()) || (a.is_time() && b.is_time());
                         if !comparable {
                             p.add(file, Some(&place), format!("cannot compare {left} with {right}: compare numbers with numbers and dates with dates"));
                         }
                     }
                 }
                 RuleKind::NotFuture { item } => {
-                    let r = ItemRef { form: None, item: item.clone() };
-                    if let Some(t) = resolve(p, &r) {
-                        if !t.is_time() {
-                            p.add(file, Some(&place), format!("{item} is not a date or date-time"));
-                        }
+                    let r = ItemRef {
+                        form: None,
+                        item: item.clone(),
+                    };
+                    if let Some(t) = resolve(p, &r)
+                        && !t.is_time()
+                    {
+                        p.add(
+                            file,
+                            Some(&place),
+                            format!("{item} is not a date or date-time"),
+                        );
                     }
                 }
                 RuleKind::RequiredIf { item, when } => {
-                    let r = ItemRef { form: None, item: item.clone() };
+                    let r = ItemRef {
+                        form: None,
+                        item: item.clone(),
+                    };
                     resolve(p, &r);
                     check_condition(p, &place, when);
                 }
@@ -1079,12 +1149,16 @@ codes = [ { code = "M", en = "Male", zh = "男" }, { code = "F", en = "Female", 
     fn duplicate_item_is_named_with_its_file() {
         let e = load(&format!("{HR}{HR}")).unwrap_err();
         assert_eq!(e.problems.len(), 1, "{e}");
-        assert_eq!(e.problems[0].to_string(), "forms/A.toml: item HR: duplicate item id");
+        assert_eq!(
+            e.problems[0].to_string(),
+            "forms/A.toml: item HR: duplicate item id"
+        );
     }
 
     #[test]
     fn missing_translation_is_named() {
-        let e = load("[[items]]\nid = \"X\"\nlabel = { en = \"X\" }\ntype = \"text\"\n").unwrap_err();
+        let e =
+            load("[[items]]\nid = \"X\"\nlabel = { en = \"X\" }\ntype = \"text\"\n").unwrap_err();
         assert_eq!(
             e.problems[0].to_string(),
             "forms/A.toml: item X: the label has no Chinese (zh) text"
@@ -1116,8 +1190,12 @@ codes = [ { code = "M", en = "Male", zh = "男" }, { code = "F", en = "Female", 
 
     #[test]
     fn toml_syntax_errors_name_the_file() {
-        let e = Study::from_sources(("study.toml", STUDY), &[("forms/A.toml", "id = ")]).unwrap_err();
-        assert!(e.problems[0].to_string().starts_with("forms/A.toml: "), "{e}");
+        let e =
+            Study::from_sources(("study.toml", STUDY), &[("forms/A.toml", "id = ")]).unwrap_err();
+        assert!(
+            e.problems[0].to_string().starts_with("forms/A.toml: "),
+            "{e}"
+        );
     }
 
     #[test]

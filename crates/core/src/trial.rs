@@ -16,7 +16,10 @@ pub const FORM_FILES: &[(&str, &str)] = form_files!(
 );
 
 /// `(path, text)` of the embedded `study.toml`.
-pub const STUDY_FILE: (&str, &str) = ("study/study.toml", include_str!("../../../study/study.toml"));
+pub const STUDY_FILE: (&str, &str) = (
+    "study/study.toml",
+    include_str!("../../../study/study.toml"),
+);
 
 /// Loads and checks the embedded definition.
 pub fn definition() -> Result<Study, DefinitionError> {

@@ -23,7 +23,9 @@ pub enum StoreError {
     #[error("that is not this store's recovery key")]
     WrongRecoveryKey,
     /// The key was right but SQLCipher's page check failed: the file was damaged or changed.
-    #[error("the store file is damaged or was changed outside the app ({0}); restore it from a backup")]
+    #[error(
+        "the store file is damaged or was changed outside the app ({0}); restore it from a backup"
+    )]
     Damaged(String),
     /// Key slot file problems.
     #[error("key slots: {0}")]
@@ -71,7 +73,10 @@ pub enum StoreError {
 }
 
 fn join(f: &[Finding]) -> String {
-    f.iter().map(|f| f.message.en.as_str()).collect::<Vec<_>>().join("; ")
+    f.iter()
+        .map(|f| f.message.en.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl StoreError {

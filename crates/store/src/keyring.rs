@@ -12,8 +12,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use argon2::{Algorithm, Argon2, Params, Version};
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::ChaCha20Poly1305;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -246,9 +246,8 @@ impl Keyring {
                 StoreError::io(&path, e)
             }
         })?;
-        let file: KeyFile = serde_json::from_str(&text).map_err(|e| {
-            StoreError::Keyring(format!("{} is damaged: {e}", path.display()))
-        })?;
+        let file: KeyFile = serde_json::from_str(&text)
+            .map_err(|e| StoreError::Keyring(format!("{} is damaged: {e}", path.display())))?;
         Ok(Keyring { path, file })
     }
 
@@ -259,7 +258,10 @@ impl Keyring {
 
     /// True when the user has a slot.
     pub fn has_user(&self, user: &str) -> bool {
-        self.file.slots.iter().any(|s| s.user.as_deref() == Some(user))
+        self.file
+            .slots
+            .iter()
+            .any(|s| s.user.as_deref() == Some(user))
     }
 
     /// Unwraps the store key with a user's password.
@@ -324,7 +326,11 @@ impl Keyring {
             f.sync_all()?;
             fs::rename(&tmp, &self.path)?;
             if let Some(dir) = self.path.parent() {
-                let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+                let dir = if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                };
                 fs::File::open(dir)?.sync_all()?;
             }
             Ok(())
@@ -342,7 +348,10 @@ mod tests {
         let bytes: [u8; 32] = random_bytes().unwrap();
         let text = encode_base32(&bytes);
         assert_eq!(decode_base32(&text), Some(bytes));
-        assert_eq!(decode_base32(&text.to_lowercase().replace('-', " ")), Some(bytes));
+        assert_eq!(
+            decode_base32(&text.to_lowercase().replace('-', " ")),
+            Some(bytes)
+        );
         assert_eq!(decode_base32("ABCD"), None);
     }
 
@@ -352,12 +361,19 @@ mod tests {
         let store = dir.path().join("s.ecrf");
         let key = StoreKey::generate().unwrap();
         let (mut ring, recovery) = Keyring::create(&store, "id1", &key).unwrap();
-        ring.set_user("alice", "correct horse", &key, KdfParams::default()).unwrap();
+        ring.set_user("alice", "correct horse", &key, KdfParams::default())
+            .unwrap();
         ring.save().unwrap();
         let ring = Keyring::load(&store).unwrap();
         assert_eq!(ring.unlock("alice", "correct horse").unwrap().0, key.0);
-        assert!(matches!(ring.unlock("alice", "wrong"), Err(StoreError::WrongPassword(_))));
-        assert!(matches!(ring.unlock("bob", "x"), Err(StoreError::UnknownUser(_))));
+        assert!(matches!(
+            ring.unlock("alice", "wrong"),
+            Err(StoreError::WrongPassword(_))
+        ));
+        assert!(matches!(
+            ring.unlock("bob", "x"),
+            Err(StoreError::UnknownUser(_))
+        ));
         assert_eq!(ring.unlock_with_recovery(&recovery).unwrap().0, key.0);
         let other = RecoveryKey(encode_base32(&random_bytes().unwrap()));
         assert!(ring.unlock_with_recovery(&other).is_err());

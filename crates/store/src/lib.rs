@@ -3,7 +3,7 @@
 //! - [`keyring`]: the random store key wrapped per user (Argon2id) and for the recovery key;
 //! - [`log`]: the append-only, hash-chained change log and its verification;
 //! - [`store`]: opening, users, subjects, saving and reading forms, audit, rebuilds;
-//! - [`schema`]: migrations.
+//! - [`schema`](crate::schema): migrations.
 //!
 //! Architecture invariant: this is the only crate that writes SQL for the local file, and every
 //! write is a change in the log applied to projections in the same transaction.

@@ -6,7 +6,7 @@
 //! `device_seq` runs 1, 2, 3… in the order its changes were appended; `meta.head_seq/head_hash`
 //! name the last row, so a row cut off the end is found too.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -127,7 +127,10 @@ impl Change {
     /// A short description for messages: `#12 (subject 01-0001, DLY#3 MAP)`.
     pub fn describe(&self) -> String {
         let mut s = format!("change #{} [{}", self.seq, self.kind);
-        for part in [&self.subject, &self.form, &self.item].into_iter().flatten() {
+        for part in [&self.subject, &self.form, &self.item]
+            .into_iter()
+            .flatten()
+        {
             s.push(' ');
             s.push_str(part);
         }

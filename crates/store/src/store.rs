@@ -14,12 +14,12 @@ use chrono::{FixedOffset, Local, SecondsFormat, Utc};
 use ecrf_core::check::{check_save, parse_input};
 use ecrf_core::study::Entry;
 use ecrf_core::{Action, Finding, FormKey, Role, Study, Value};
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
 use crate::error::StoreError;
 use crate::keyring::{KdfParams, Keyring, RecoveryKey, StoreKey};
-use crate::log::{self, kind, Change, VerifyReport, COLUMNS, GENESIS};
+use crate::log::{self, COLUMNS, Change, GENESIS, VerifyReport, kind};
 use crate::schema;
 
 /// What `ecrf init` asks for.
@@ -123,12 +123,17 @@ fn check_password(password: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn open_connection(path: &Path, key: Option<&StoreKey>, create: bool) -> Result<Connection, StoreError> {
+fn open_connection(
+    path: &Path,
+    key: Option<&StoreKey>,
+    create: bool,
+) -> Result<Connection, StoreError> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if create {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| StoreError::Damaged(e.to_string()))?;
+    let conn =
+        Connection::open_with_flags(path, flags).map_err(|e| StoreError::Damaged(e.to_string()))?;
     // SQLCipher would otherwise print its own log lines to stderr on a failed page check.
     conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
     if let Some(key) = key {
@@ -136,8 +141,10 @@ fn open_connection(path: &Path, key: Option<&StoreKey>, create: bool) -> Result<
     }
     // SQLCipher accepts any key; the first read is where a wrong key or a damaged first page shows.
     let damaged = |e: rusqlite::Error| StoreError::Damaged(e.to_string());
-    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
-        .map_err(damaged)?;
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_err(damaged)?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
     )
@@ -148,7 +155,8 @@ fn open_connection(path: &Path, key: Option<&StoreKey>, create: bool) -> Result<
 fn now_stamp() -> (String, String) {
     let now = Local::now();
     (
-        now.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::Millis, true),
+        now.with_timezone(&Utc)
+            .to_rfc3339_opts(SecondsFormat::Millis, true),
         now.offset().to_string(),
     )
 }
@@ -280,7 +288,12 @@ impl Store {
         let key = StoreKey::generate()?;
         let store_id = uuid::Uuid::new_v4().to_string();
         let (mut keyring, recovery) = Keyring::create(path, &store_id, &key)?;
-        keyring.set_user(&opts.admin_user, &opts.admin_password, &key, KdfParams::default())?;
+        keyring.set_user(
+            &opts.admin_user,
+            &opts.admin_password,
+            &key,
+            KdfParams::default(),
+        )?;
         let mut conn = open_connection(path, encrypt.then_some(&key), true)?;
         schema::migrate(&mut conn)?;
         let device = uuid::Uuid::new_v4().to_string();
@@ -313,11 +326,13 @@ impl Store {
             device_seq: 0,
         };
         let mut created = Draft::new(kind::STORE_CREATED);
-        created.new_value = Some(serde_json::json!({ "site": site, "store_id": store_id }).to_string());
+        created.new_value =
+            Some(serde_json::json!({ "site": site, "store_id": store_id }).to_string());
         let mut admin = Draft::new(kind::USER_ADDED);
         admin.item = Some(opts.admin_user.clone());
         admin.new_value = Some(
-            serde_json::json!({ "name": opts.admin_name, "role": Role::Admin.as_str() }).to_string(),
+            serde_json::json!({ "name": opts.admin_name, "role": Role::Admin.as_str() })
+                .to_string(),
         );
         store.commit_changes(vec![created, admin])?;
         Ok((store, recovery))
@@ -325,7 +340,12 @@ impl Store {
 
     /// Opens a store as a user. A wrong password, an unknown user or a damaged file is a clear
     /// error; nothing is written by a failed open.
-    pub fn open(path: &Path, study: Arc<Study>, user: &str, password: &str) -> Result<Store, StoreError> {
+    pub fn open(
+        path: &Path,
+        study: Arc<Study>,
+        user: &str,
+        password: &str,
+    ) -> Result<Store, StoreError> {
         if !path.exists() {
             return Err(StoreError::NoStore(path.to_path_buf()));
         }
@@ -336,7 +356,11 @@ impl Store {
 
     /// Opens a store made by [`Store::create_unencrypted_for_benchmark`], **for benchmarks only**.
     #[doc(hidden)]
-    pub fn open_unencrypted_for_benchmark(path: &Path, study: Arc<Study>, user: &str) -> Result<Store, StoreError> {
+    pub fn open_unencrypted_for_benchmark(
+        path: &Path,
+        study: Arc<Study>,
+        user: &str,
+    ) -> Result<Store, StoreError> {
         let keyring = Keyring::load(path)?;
         Self::open_with_key(path, study, keyring, None, user)
     }
@@ -374,7 +398,9 @@ impl Store {
             ));
         }
         let role: Option<String> = conn
-            .query_row("SELECT role FROM users WHERE username = ?1", [user], |r| r.get(0))
+            .query_row("SELECT role FROM users WHERE username = ?1", [user], |r| {
+                r.get(0)
+            })
             .optional()?;
         let role: Role = role
             .ok_or_else(|| StoreError::UnknownUser(user.to_string()))?
@@ -509,14 +535,23 @@ impl Store {
     }
 
     /// Adds a user with a role and password (administrators only).
-    pub fn add_user(&mut self, username: &str, name: &str, role: Role, password: &str) -> Result<(), StoreError> {
+    pub fn add_user(
+        &mut self,
+        username: &str,
+        name: &str,
+        role: Role,
+        password: &str,
+    ) -> Result<(), StoreError> {
         self.require(Action::ManageUsers)?;
         check_username(username)?;
         check_password(password)?;
         if self.users()?.iter().any(|u| u.username == username) {
-            return Err(StoreError::Invalid(format!("user {username} already exists")));
+            return Err(StoreError::Invalid(format!(
+                "user {username} already exists"
+            )));
         }
-        self.keyring.set_user(username, password, &self.key, KdfParams::default())?;
+        self.keyring
+            .set_user(username, password, &self.key, KdfParams::default())?;
         self.keyring.save()?;
         let mut d = Draft::new(kind::USER_ADDED);
         d.item = Some(username.to_string());
@@ -528,8 +563,12 @@ impl Store {
     /// Sets a new password for the logged-in user (also after opening with the recovery key).
     pub fn set_password(&mut self, password: &str) -> Result<(), StoreError> {
         check_password(password)?;
-        self.keyring
-            .set_user(&self.session.user, password, &self.key, KdfParams::default())?;
+        self.keyring.set_user(
+            &self.session.user,
+            password,
+            &self.key,
+            KdfParams::default(),
+        )?;
         self.keyring.save()
     }
 
@@ -539,7 +578,11 @@ impl Store {
             .conn
             .prepare("SELECT username, name, role FROM users ORDER BY username")?;
         let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {
@@ -579,14 +622,22 @@ impl Store {
     fn require_subject(&self, subject: &str) -> Result<(), StoreError> {
         let found: Option<i64> = self
             .conn
-            .query_row("SELECT 1 FROM subjects WHERE subject = ?1", [subject], |r| r.get(0))
+            .query_row(
+                "SELECT 1 FROM subjects WHERE subject = ?1",
+                [subject],
+                |r| r.get(0),
+            )
             .optional()?;
         found
             .map(|_| ())
             .ok_or_else(|| StoreError::Invalid(format!("no subject {subject} in this store")))
     }
 
-    fn instance_values(&self, subject: &str, form: &str) -> Result<BTreeMap<String, (Value, Option<String>)>, StoreError> {
+    fn instance_values(
+        &self,
+        subject: &str,
+        form: &str,
+    ) -> Result<BTreeMap<String, (Value, Option<String>)>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT item, value, warning FROM item_values WHERE subject = ?1 AND form = ?2",
         )?;
@@ -628,8 +679,10 @@ impl Store {
         let instance = key.to_string();
         let offset: FixedOffset = *Local::now().offset();
         let current = self.instance_values(subject, &instance)?;
-        let mut proposed: BTreeMap<String, Value> =
-            current.iter().map(|(k, (v, _))| (k.clone(), v.clone())).collect();
+        let mut proposed: BTreeMap<String, Value> = current
+            .iter()
+            .map(|(k, (v, _))| (k.clone(), v.clone()))
+            .collect();
         let mut changed = BTreeSet::new();
         let mut errors = Vec::new();
         for (item_id, text) in entries {
@@ -675,7 +728,11 @@ impl Store {
         if !verdict.warnings.is_empty() && !opts.confirm_warnings {
             return Err(StoreError::NeedsConfirmation(verdict.warnings));
         }
-        let reason = opts.reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
+        let reason = opts
+            .reason
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty());
         let mut drafts = Vec::with_capacity(changed.len());
         for item_id in &changed {
             let old = current.get(item_id).map(|(v, _)| v);
@@ -686,7 +743,11 @@ impl Store {
                     old: old.to_string(),
                 });
             }
-            let mine: Vec<&Finding> = verdict.warnings.iter().filter(|w| &w.item == item_id).collect();
+            let mine: Vec<&Finding> = verdict
+                .warnings
+                .iter()
+                .filter(|w| &w.item == item_id)
+                .collect();
             let mut d = Draft::new(kind::ITEM_SET);
             d.subject = Some(subject.to_string());
             d.form = Some(instance.clone());
@@ -694,7 +755,8 @@ impl Store {
             d.old_value = old.map(Value::to_json);
             d.new_value = proposed.get(item_id).map(Value::to_json);
             d.reason = reason.map(str::to_string);
-            d.warning = (!mine.is_empty()).then(|| serde_json::to_string(&mine).unwrap_or_default());
+            d.warning =
+                (!mine.is_empty()).then(|| serde_json::to_string(&mine).unwrap_or_default());
             drafts.push(d);
         }
         let n = drafts.len();
@@ -716,9 +778,18 @@ impl Store {
             .unwrap_or_default();
         let mut out: Vec<ItemState> = values
             .into_iter()
-            .map(|(item, (value, warning))| ItemState { item, value, warning })
+            .map(|(item, (value, warning))| ItemState {
+                item,
+                value,
+                warning,
+            })
             .collect();
-        out.sort_by_key(|s| order.iter().position(|o| *o == s.item).unwrap_or(usize::MAX));
+        out.sort_by_key(|s| {
+            order
+                .iter()
+                .position(|o| *o == s.item)
+                .unwrap_or(usize::MAX)
+        });
         Ok(out)
     }
 

@@ -105,12 +105,23 @@ fn rebuild_gives_back_exactly_what_saves_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = fresh_store(dir.path());
     let s = store.new_subject().unwrap();
-    let key = FormKey { form: "DLY".into(), repeat: Some(1) };
+    let key = FormKey {
+        form: "DLY".into(),
+        repeat: Some(1),
+    };
     store
-        .save(&s, &key, &[("HR", "88"), ("MAP", "70")], &SaveOptions::default())
+        .save(
+            &s,
+            &key,
+            &[("HR", "88"), ("MAP", "70")],
+            &SaveOptions::default(),
+        )
         .unwrap();
     let before = store.projection_snapshot().unwrap();
-    assert!(before.iter().any(|r| r.contains("|HR|{\"int\":88}|")), "{before:?}");
+    assert!(
+        before.iter().any(|r| r.contains("|HR|{\"int\":88}|")),
+        "{before:?}"
+    );
     store.rebuild_projections().unwrap();
     assert_eq!(store.projection_snapshot().unwrap(), before);
 }
