@@ -35,6 +35,29 @@ struct Figures {
     populate: Duration,
     bytes: u64,
     items: usize,
+    idle_max: Duration,
+}
+
+/// The disk's own floor: p50 and p99 of writing 4 KiB and fsyncing it, measured now, beside
+/// the stores, so the save figures can be read against what the disk itself costs.
+fn disk_floor(dir: &Path) -> Result<(Duration, Duration), String> {
+    use std::io::{Seek, SeekFrom, Write};
+    let path = dir.join("fsync-probe.bin");
+    let mut f = std::fs::File::create(&path).map_err(|e| e.to_string())?;
+    let block = [0x5au8; 4096];
+    let mut times = Vec::with_capacity(200);
+    for i in 0..200u64 {
+        f.seek(SeekFrom::Start(i * 4096))
+            .map_err(|e| e.to_string())?;
+        f.write_all(&block).map_err(|e| e.to_string())?;
+        let t = Instant::now();
+        f.sync_data().map_err(|e| e.to_string())?;
+        times.push(t.elapsed());
+    }
+    drop(f);
+    let _ = std::fs::remove_file(&path);
+    times.sort();
+    Ok((percentile(&times, 0.5), percentile(&times, 0.99)))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -109,6 +132,7 @@ fn run_one(
         }
     }
     store.set_durable(true).map_err(|e| e.to_string())?;
+    store.checkpoint().map_err(|e| e.to_string())?;
     let populate = t0.elapsed();
 
     let day0 = FormKey {
@@ -116,6 +140,7 @@ fn run_one(
         repeat: Some(0),
     };
     let mut times = Vec::with_capacity(args.saves);
+    let mut idle = Vec::with_capacity(args.saves);
     let mut items = 0;
     for i in 0..args.saves {
         let n = i % subjects.len();
@@ -124,7 +149,12 @@ fn run_one(
         let t = Instant::now();
         save_sample(&mut store, &subjects[n], &day0, &values)?;
         times.push(t.elapsed());
+        // What the app does in the idle time after answering a save; not part of the save.
+        let c = Instant::now();
+        store.idle().map_err(|e| e.to_string())?;
+        idle.push(c.elapsed());
     }
+    idle.sort();
     times.sort();
     drop(store);
     let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -135,6 +165,7 @@ fn run_one(
         populate,
         bytes,
         items,
+        idle_max: *idle.last().ok_or("no saves")?,
     })
 }
 
@@ -161,6 +192,12 @@ pub fn run(args: &BenchArgs, study: Arc<Study>) -> Result<(), String> {
         args.subjects,
         args.days
     );
+    let (floor50, floor99) = disk_floor(&dir)?;
+    say!(
+        "  disk floor (4 KiB write + fsync): p50 {}  p99 {}",
+        ms(floor50),
+        ms(floor99)
+    );
     let enc = run_one(&dir, Arc::clone(&study), true, args)?;
     let plain = run_one(&dir, study, false, args)?;
     for (name, f) in [
@@ -168,14 +205,15 @@ pub fn run(args: &BenchArgs, study: Arc<Study>) -> Result<(), String> {
         ("plain SQLite         ", &plain),
     ] {
         say!(
-            "  {name}: p50 {}  p99 {}  max {}  ({} saves of {} items; filled in {:.1} s; file {:.1} MB)",
+            "  {name}: p50 {}  p99 {}  max {}  ({} saves of {} items; filled in {:.1} s; file {:.1} MB; longest idle checkpoint {})",
             ms(f.p50),
             ms(f.p99),
             ms(f.max),
             args.saves,
             f.items,
             f.populate.as_secs_f64(),
-            f.bytes as f64 / 1e6
+            f.bytes as f64 / 1e6,
+            ms(f.idle_max)
         );
     }
     let r50 = enc.p50.as_secs_f64() / plain.p50.as_secs_f64();
