@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use ecrf_core::{FormKey, Role, Study};
 use ecrf_store::{CreateOptions, Store};
 
-use crate::demo::{DEMO_PASSWORD, daily_log, ecmo_form, save_sample};
+use ecrf_app::demo::{DEMO_PASSWORD, daily_log, ecmo_form, save_sample};
 
 /// Benchmark size.
 #[derive(clap::Args)]

@@ -19,7 +19,6 @@ macro_rules! say {
 }
 
 mod bench;
-mod demo;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -488,7 +487,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Bench(args) => bench::run(args, study()?).map_err(Failure),
-        Command::Demo { path } => demo::create(path, study()?).map_err(Failure),
+        Command::Demo { path } => {
+            ecrf_app::demo::create(path, study()?).map_err(Failure)?;
+            say!("Demo store: {}", path.display());
+            say!(
+                "Log in as nurse (or admin), password {}.",
+                ecrf_app::demo::DEMO_PASSWORD
+            );
+            Ok(())
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! - [`check`]: edit checks on a save (types, ranges, rules, completeness);
 //! - [`instance`]: which form instance (`DLY#3`) a save is for;
 //! - [`role`]: roles and what each may do;
+//! - [`schedule`]: day 0, due dates and the status of each form instance;
 //! - [`trial`]: this trial's definition, embedded from `study/` at build time.
 //!
 //! Architecture invariant: nothing here does I/O. The clock, other forms' values and files are
@@ -14,6 +15,7 @@
 pub mod check;
 pub mod instance;
 pub mod role;
+pub mod schedule;
 pub mod study;
 pub mod trial;
 pub mod value;

@@ -60,16 +60,22 @@ pub enum StoreError {
     /// Soft edit-check warnings not confirmed: nothing was saved.
     #[error("not saved, please confirm: {}", join(.0))]
     NeedsConfirmation(Vec<Finding>),
-    /// A saved value is being changed without a reason.
-    #[error("not saved: {form} {item} already has the value {old}; changing it needs a reason")]
+    /// Saved values are being changed without a reason.
+    #[error("not saved: {form} {} already saved; changing it needs a reason", reason_items(.items))]
     ReasonRequired {
         /// Form instance.
         form: String,
-        /// Item id.
-        item: String,
-        /// The saved value.
-        old: String,
+        /// Each item changed, with its saved value.
+        items: Vec<(String, String)>,
     },
+}
+
+fn reason_items(items: &[(String, String)]) -> String {
+    items
+        .iter()
+        .map(|(item, old)| format!("{item} has the value {old}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn join(f: &[Finding]) -> String {

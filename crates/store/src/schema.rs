@@ -62,6 +62,24 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (subject, form, item)
     ) WITHOUT ROWID;
     "#,
+    // 2: per-user preferences and unsaved drafts (not data: never in the change log).
+    r#"
+    CREATE TABLE preferences (
+        username TEXT NOT NULL,
+        name     TEXT NOT NULL,
+        value    TEXT NOT NULL,
+        PRIMARY KEY (username, name)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE drafts (
+        username TEXT NOT NULL,
+        subject  TEXT NOT NULL,
+        form     TEXT NOT NULL,
+        entries  TEXT NOT NULL,
+        utc      TEXT NOT NULL,
+        PRIMARY KEY (username, subject, form)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

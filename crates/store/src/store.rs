@@ -775,16 +775,21 @@ impl Store {
             .as_deref()
             .map(str::trim)
             .filter(|r| !r.is_empty());
+        if reason.is_none() {
+            let needing: Vec<(String, String)> = changed
+                .iter()
+                .filter_map(|i| current.get(i).map(|(v, _)| (i.clone(), v.to_string())))
+                .collect();
+            if !needing.is_empty() {
+                return Err(StoreError::ReasonRequired {
+                    form: instance,
+                    items: needing,
+                });
+            }
+        }
         let mut drafts = Vec::with_capacity(changed.len());
         for item_id in &changed {
             let old = current.get(item_id).map(|(v, _)| v);
-            if let (Some(old), None) = (old, reason) {
-                return Err(StoreError::ReasonRequired {
-                    form: instance.clone(),
-                    item: item_id.clone(),
-                    old: old.to_string(),
-                });
-            }
             let mine: Vec<&Finding> = verdict
                 .warnings
                 .iter()
@@ -865,6 +870,94 @@ impl Store {
         page_problems.append(&mut report.problems);
         report.problems = page_problems;
         Ok(report)
+    }
+
+    /// Current values of every form instance of a subject, by instance (`BAS`, `DLY#3`).
+    pub fn subject_values(
+        &self,
+        subject: &str,
+    ) -> Result<BTreeMap<String, Vec<ItemState>>, StoreError> {
+        self.require_subject(subject)?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT form, item, value, warning FROM item_values WHERE subject = ?1",
+        )?;
+        let mut rows = stmt.query([subject])?;
+        let mut out: BTreeMap<String, Vec<ItemState>> = BTreeMap::new();
+        while let Some(r) = rows.next()? {
+            let form: String = r.get(0)?;
+            let item: String = r.get(1)?;
+            let json: String = r.get(2)?;
+            let value = Value::from_json(&json).map_err(|e| {
+                StoreError::Invalid(format!("stored value of {form} {item} is unreadable: {e}"))
+            })?;
+            out.entry(form).or_default().push(ItemState {
+                item,
+                value,
+                warning: r.get(3)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A preference of the logged-in user (language, lock minutes…).
+    pub fn preference(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT value FROM preferences WHERE username = ?1 AND name = ?2",
+                [&self.session.user, name],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Remembers a preference of the logged-in user.
+    pub fn set_preference(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO preferences (username, name, value) VALUES (?1, ?2, ?3)",
+            )?
+            .execute([&self.session.user, name, value])?;
+        Ok(())
+    }
+
+    /// Keeps what the user has typed but not saved (JSON from the UI), encrypted like all else,
+    /// so it survives closing the window. Drafts are not data: they never enter the change log.
+    pub fn save_draft(
+        &self,
+        subject: &str,
+        key: &FormKey,
+        entries_json: &str,
+    ) -> Result<(), StoreError> {
+        let (utc, _) = now_stamp();
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO drafts (username, subject, form, entries, utc) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![self.session.user, subject, key.to_string(), entries_json, utc])?;
+        Ok(())
+    }
+
+    /// The logged-in user's draft of a form instance, if any.
+    pub fn draft(&self, subject: &str, key: &FormKey) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT entries FROM drafts WHERE username = ?1 AND subject = ?2 AND form = ?3",
+                params![self.session.user, subject, key.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Throws the logged-in user's draft of a form instance away (after a save, or on request).
+    pub fn clear_draft(&self, subject: &str, key: &FormKey) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "DELETE FROM drafts WHERE username = ?1 AND subject = ?2 AND form = ?3",
+            )?
+            .execute(params![self.session.user, subject, key.to_string()])?;
+        Ok(())
     }
 
     /// A snapshot of every projection table, for comparing rebuilt with incremental state.

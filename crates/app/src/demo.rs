@@ -1,4 +1,4 @@
-//! Sample data: realistic, valid forms for the demo store and the benchmark. Every value lies
+//! Sample data: realistic, valid forms for the demo store (app and `ecrf demo`) and the benchmark. Every value lies
 //! inside the soft ranges of `study/`, so a sample save never needs a confirmation.
 
 use std::path::Path;
@@ -154,11 +154,5 @@ pub fn create(path: &Path, study: Arc<Study>) -> Result<(), String> {
             save_sample(&mut store, &subject, &key, &daily_log(n, start, day))?;
         }
     }
-    say!("Demo store: {}", path.display());
-    say!("Log in as nurse (or admin), password {DEMO_PASSWORD}. Try:");
-    say!(
-        "  ECRF_STORE={} ECRF_USER=nurse ECRF_PASSWORD={DEMO_PASSWORD} ecrf form show 01-0001 DLY#1",
-        path.display()
-    );
     Ok(())
 }

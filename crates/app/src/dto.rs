@@ -1,0 +1,407 @@
+//! Types exchanged with the UI. The TypeScript declarations in `ui/src/bindings.ts` are
+//! generated from these (see [`crate::bindings`]); a test fails when they are out of date.
+//! Invariant: no `i64` crosses the boundary (JavaScript numbers), and every enum is tagged.
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+/// A text in both languages.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+pub struct Txt {
+    /// English.
+    pub en: String,
+    /// Chinese.
+    pub zh: String,
+}
+
+/// One answer of a choice item.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct CodeDto {
+    /// Stored code.
+    pub code: String,
+    /// Label.
+    pub label: Txt,
+}
+
+/// An inclusive range, as exact decimal text.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct RangeDto {
+    /// Lowest.
+    pub min: String,
+    /// Highest.
+    pub max: String,
+}
+
+/// "Only asked when ITEM is one of these codes."
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct ConditionDto {
+    /// Item of the same form.
+    pub item: String,
+    /// Codes.
+    pub is: Vec<String>,
+}
+
+/// The kinds of answer, as the UI draws them.
+#[derive(Debug, Clone, Copy, Serialize, TS, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    /// Whole number.
+    Integer,
+    /// Decimal number.
+    Decimal,
+    /// Date.
+    Date,
+    /// Date-time with offset.
+    DateTime,
+    /// One of a list.
+    Choice,
+    /// Several of a list.
+    MultiChoice,
+    /// Free text.
+    Text,
+}
+
+/// One item of a form.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct ItemDto {
+    /// Id.
+    pub id: String,
+    /// Section id.
+    pub section: String,
+    /// Label.
+    pub label: Txt,
+    /// Help.
+    pub help: Option<Txt>,
+    /// Kind of answer.
+    pub kind: ItemKind,
+    /// Unit.
+    pub unit: Option<String>,
+    /// Possible range.
+    pub hard: Option<RangeDto>,
+    /// Usual range.
+    pub soft: Option<RangeDto>,
+    /// Digits after the point.
+    pub decimals: Option<u32>,
+    /// Answers (choices, yes/no).
+    pub codes: Vec<CodeDto>,
+    /// Longest text.
+    pub max_length: u32,
+    /// Needed for completeness.
+    pub required: bool,
+    /// Missing-data codes allowed (`ND`, `UNK`, `NA`).
+    pub missing: Vec<String>,
+    /// Only asked when.
+    pub ask_when: Option<ConditionDto>,
+    /// Computed by the app.
+    pub derived: bool,
+}
+
+/// A titled group of items.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct SectionDto {
+    /// Id.
+    pub id: String,
+    /// Title.
+    pub label: Txt,
+}
+
+/// One form of the study.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct FormDto {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: Txt,
+    /// When due, in words.
+    pub when: Option<Txt>,
+    /// `once`, `by_day` or `by_event`.
+    pub repeat: String,
+    /// Highest repeat number.
+    pub max_repeats: u32,
+    /// Written by the app, not typed.
+    pub system: bool,
+    /// Sections.
+    pub sections: Vec<SectionDto>,
+    /// Items.
+    pub items: Vec<ItemDto>,
+}
+
+/// The study definition as the UI draws it.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct StudyDto {
+    /// Study id.
+    pub id: String,
+    /// Definition version.
+    pub version: String,
+    /// Registry number.
+    pub registry: String,
+    /// Title.
+    pub title: Txt,
+    /// Forms in schedule order.
+    pub forms: Vec<FormDto>,
+    /// Missing-data codes with their labels.
+    pub missing_codes: Vec<CodeDto>,
+}
+
+/// What the first screen needs to know.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct Welcome {
+    /// A store exists at the configured path (else: first-run set-up).
+    pub store_exists: bool,
+    /// Where the store is.
+    pub store_path: String,
+    /// The demo store is the one in use.
+    pub demo: bool,
+    /// A logged-in session, if any.
+    pub session: Option<SessionDto>,
+}
+
+/// First-run set-up.
+#[derive(Debug, Clone, Deserialize, TS)]
+pub struct SetupInput {
+    /// Site code.
+    pub site: String,
+    /// Administrator's login name.
+    pub admin_user: String,
+    /// Administrator's full name.
+    pub admin_name: String,
+    /// Administrator's password.
+    pub password: String,
+}
+
+/// The result of set-up: the recovery key, shown once.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct SetupDone {
+    /// Recovery key.
+    pub recovery_key: String,
+}
+
+/// The logged-in user.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct SessionDto {
+    /// Login name.
+    pub user: String,
+    /// Full name.
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// `en` or `zh`, remembered per user.
+    pub lang: String,
+    /// Minutes of inactivity before the screen locks.
+    pub lock_minutes: u32,
+    /// Site code.
+    pub site: String,
+    /// May enter data.
+    pub may_enter: bool,
+}
+
+/// Status words of a form instance.
+#[derive(Debug, Clone, Copy, Serialize, TS, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusDto {
+    /// Nothing entered.
+    NotStarted,
+    /// Partly entered.
+    InProgress,
+    /// Complete.
+    Complete,
+    /// Has confirmed warnings.
+    Warnings,
+    /// Past due and not complete.
+    Overdue,
+}
+
+/// One subject in the list.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct SubjectRow {
+    /// Subject number.
+    pub subject: String,
+    /// Created (UTC).
+    pub created_utc: String,
+    /// Day 0, if known.
+    pub day0: Option<String>,
+    /// The worst status of its forms.
+    pub status: StatusDto,
+    /// Forms complete.
+    pub complete: u32,
+    /// Forms in progress.
+    pub in_progress: u32,
+    /// Forms overdue.
+    pub overdue: u32,
+    /// Forms with warnings.
+    pub warnings: u32,
+}
+
+/// One row of a subject's schedule.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct ScheduleRow {
+    /// Instance key (`DLY#3`).
+    pub key: String,
+    /// Form id.
+    pub form: String,
+    /// Form name.
+    pub name: Txt,
+    /// Repeat number.
+    pub repeat: Option<u32>,
+    /// Due date.
+    pub due: Option<String>,
+    /// Status.
+    pub status: StatusDto,
+    /// Written by the app, not typed.
+    pub system: bool,
+}
+
+/// A subject's page.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct SubjectPage {
+    /// Subject number.
+    pub subject: String,
+    /// Day 0, if known.
+    pub day0: Option<String>,
+    /// The schedule.
+    pub schedule: Vec<ScheduleRow>,
+}
+
+/// A value typed (or to be typed) into an item, as text (`@ND` for missing codes).
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+pub struct Entry {
+    /// Item id.
+    pub item: String,
+    /// Text.
+    pub text: String,
+}
+
+/// A saved value.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct FieldValue {
+    /// Item id.
+    pub item: String,
+    /// The value as text that the field shows and that parses back.
+    pub text: String,
+    /// A confirmed warning kept with it.
+    pub warning: Option<Txt>,
+}
+
+/// A form instance as the form page shows it.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct FormPage {
+    /// Subject number.
+    pub subject: String,
+    /// Instance key.
+    pub key: String,
+    /// Form id.
+    pub form: String,
+    /// Saved values.
+    pub values: Vec<FieldValue>,
+    /// Status.
+    pub status: StatusDto,
+    /// Required items still empty.
+    pub missing: Vec<String>,
+    /// Unsaved entries kept from an earlier visit.
+    pub draft: Option<Vec<Entry>>,
+}
+
+/// A broken edit check.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct FindingDto {
+    /// Item shown beside.
+    pub item: String,
+    /// Rule.
+    pub rule: String,
+    /// `hard` or `soft`.
+    pub severity: String,
+    /// Message.
+    pub message: Txt,
+}
+
+/// A saved value about to change.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct ReasonItem {
+    /// Item id.
+    pub item: String,
+    /// Its saved value.
+    pub old: String,
+}
+
+/// What a save did or needs.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SaveReply {
+    /// Saved.
+    Saved {
+        /// The form as it now is.
+        page: FormPage,
+        /// Changes written.
+        changes: u32,
+    },
+    /// Refused: hard errors, shown beside their fields. Nothing written.
+    Refused {
+        /// Errors.
+        errors: Vec<FindingDto>,
+    },
+    /// Needs the user to confirm these warnings. Nothing written yet.
+    Confirm {
+        /// Warnings.
+        warnings: Vec<FindingDto>,
+    },
+    /// Needs a reason for changing saved values. Nothing written yet.
+    Reason {
+        /// Items changed.
+        items: Vec<ReasonItem>,
+    },
+}
+
+/// One change of an item's history.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct HistoryRow {
+    /// Log sequence number.
+    pub seq: u32,
+    /// When (UTC).
+    pub utc: String,
+    /// The device's offset then.
+    pub offset: String,
+    /// Who.
+    pub user: String,
+    /// Role.
+    pub role: String,
+    /// Before.
+    pub old: Option<String>,
+    /// After.
+    pub new: Option<String>,
+    /// Why.
+    pub reason: Option<String>,
+    /// A warning was confirmed.
+    pub warning: bool,
+}
+
+/// Error codes the UI can act on without reading messages.
+#[derive(Debug, Clone, Copy, Serialize, TS, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// No store yet.
+    NoStore,
+    /// Wrong user name or password.
+    BadLogin,
+    /// Too many failed attempts: wait.
+    Throttled,
+    /// Not logged in (locked).
+    NotLoggedIn,
+    /// The role may not.
+    NotAllowed,
+    /// The store file is damaged.
+    Damaged,
+    /// Bad input, explained.
+    Invalid,
+    /// Anything else.
+    Internal,
+}
+
+/// An error for the UI: a code and a sentence.
+#[derive(Debug, Clone, Serialize, TS, thiserror::Error)]
+#[error("{message}")]
+pub struct AppError {
+    /// What kind.
+    pub code: ErrorCode,
+    /// What happened and what to do.
+    pub message: String,
+}

@@ -1,0 +1,636 @@
+//! `ecrf-app`: what the desktop app does, without Tauri.
+//!
+//! Each public method of [`App`] is one Tauri command's whole body, so the shell in `src-tauri`
+//! stays a list of one-line calls and everything here can be tested without a window. Owns the
+//! session (which store, who is logged in, failed-login throttling) and the conversion of store
+//! and core types into the UI's types ([`dto`]). Invariants: no data is read or written without
+//! a logged-in store; locking drops the open store (and with it the key) from memory.
+
+#![deny(missing_docs)]
+
+pub mod bindings;
+pub mod demo;
+pub mod dto;
+mod throttle;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::Local;
+use ecrf_core::schedule::{FormStatus, day_zero, instance_status, schedule};
+use ecrf_core::study::{Entry as EntryKind, ItemType, Repeat};
+use ecrf_core::{Finding, FormKey, MissingCode, Role, Study, Value};
+use ecrf_store::{CreateOptions, SaveOptions, Store, StoreError};
+
+use crate::dto::*;
+use crate::throttle::Throttle;
+
+/// Result of an app call.
+pub type AppResult<T> = Result<T, AppError>;
+
+fn err(code: ErrorCode, message: impl Into<String>) -> AppError {
+    AppError {
+        code,
+        message: message.into(),
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        let code = match &e {
+            StoreError::NoStore(_) => ErrorCode::NoStore,
+            StoreError::WrongPassword(_) | StoreError::UnknownUser(_) => ErrorCode::BadLogin,
+            StoreError::NotAllowed { .. } => ErrorCode::NotAllowed,
+            StoreError::Damaged(_) => ErrorCode::Damaged,
+            StoreError::Invalid(_)
+            | StoreError::AlreadyExists(_)
+            | StoreError::Rejected(_)
+            | StoreError::NeedsConfirmation(_)
+            | StoreError::ReasonRequired { .. } => ErrorCode::Invalid,
+            _ => ErrorCode::Internal,
+        };
+        err(code, e.to_string())
+    }
+}
+
+fn txt(t: &ecrf_core::Text) -> Txt {
+    Txt {
+        en: t.en.clone(),
+        zh: t.zh.clone(),
+    }
+}
+
+fn status_dto(s: FormStatus) -> StatusDto {
+    match s {
+        FormStatus::NotStarted => StatusDto::NotStarted,
+        FormStatus::InProgress => StatusDto::InProgress,
+        FormStatus::Complete => StatusDto::Complete,
+        FormStatus::Warnings => StatusDto::Warnings,
+        FormStatus::Overdue => StatusDto::Overdue,
+    }
+}
+
+fn finding_dto(f: &Finding) -> FindingDto {
+    FindingDto {
+        item: f.item.clone(),
+        rule: f.rule.clone(),
+        severity: match f.severity {
+            ecrf_core::Severity::Hard => "hard".into(),
+            ecrf_core::Severity::Soft => "soft".into(),
+        },
+        message: txt(&f.message),
+    }
+}
+
+/// The study definition as the UI draws it.
+pub fn study_dto(study: &Study) -> StudyDto {
+    let range = |r: &Option<ecrf_core::study::Range>| {
+        r.map(|r| RangeDto {
+            min: r.min.to_string(),
+            max: r.max.to_string(),
+        })
+    };
+    let forms = study
+        .forms
+        .iter()
+        .map(|f| FormDto {
+            id: f.id.clone(),
+            name: txt(&f.name),
+            when: f.when.as_ref().map(txt),
+            repeat: match f.repeat {
+                Repeat::Once => "once",
+                Repeat::ByDay => "by_day",
+                Repeat::ByEvent => "by_event",
+            }
+            .into(),
+            max_repeats: f.max_repeats,
+            system: f.entry == EntryKind::System,
+            sections: f
+                .sections
+                .iter()
+                .map(|s| SectionDto {
+                    id: s.id.clone(),
+                    label: txt(&s.label),
+                })
+                .collect(),
+            items: f
+                .items
+                .iter()
+                .map(|i| ItemDto {
+                    id: i.id.clone(),
+                    section: i.section.clone(),
+                    label: txt(&i.label),
+                    help: i.help.as_ref().map(txt),
+                    kind: match i.item_type {
+                        ItemType::Integer => ItemKind::Integer,
+                        ItemType::Decimal => ItemKind::Decimal,
+                        ItemType::Date => ItemKind::Date,
+                        ItemType::DateTime => ItemKind::DateTime,
+                        ItemType::Choice | ItemType::YesNo | ItemType::YesNoUnk => ItemKind::Choice,
+                        ItemType::MultiChoice => ItemKind::MultiChoice,
+                        ItemType::Text => ItemKind::Text,
+                    },
+                    unit: i.unit.clone(),
+                    hard: range(&i.hard),
+                    soft: range(&i.soft),
+                    decimals: i.decimals,
+                    codes: study
+                        .codes_for(i)
+                        .iter()
+                        .map(|c| CodeDto {
+                            code: c.code.clone(),
+                            label: txt(&c.label),
+                        })
+                        .collect(),
+                    max_length: i.max_length as u32,
+                    required: i.required,
+                    missing: i.missing.iter().map(|m| m.code().to_string()).collect(),
+                    ask_when: i.ask_when.as_ref().map(|c| ConditionDto {
+                        item: c.item.clone(),
+                        is: c.is.clone(),
+                    }),
+                    derived: i.derived.is_some(),
+                })
+                .collect(),
+        })
+        .collect();
+    StudyDto {
+        id: study.id.clone(),
+        version: study.version.clone(),
+        registry: study.registry.clone(),
+        title: txt(&study.title),
+        forms,
+        missing_codes: MissingCode::ALL
+            .iter()
+            .map(|m| CodeDto {
+                code: m.code().into(),
+                label: Txt {
+                    en: m.label_en().into(),
+                    zh: m.label_zh().into(),
+                },
+            })
+            .collect(),
+    }
+}
+
+/// Default minutes of inactivity before the screen locks.
+pub const DEFAULT_LOCK_MINUTES: u32 = 15;
+
+/// The desktop app's state: which store, and the logged-in session if any.
+pub struct App {
+    study: Arc<Study>,
+    store_path: PathBuf,
+    demo_path: PathBuf,
+    using_demo: bool,
+    store: Option<Store>,
+    throttle: Throttle,
+}
+
+impl App {
+    /// An app on the store at `store_path`; the demo store, if chosen, lives at `demo_path`.
+    pub fn new(store_path: PathBuf, demo_path: PathBuf) -> AppResult<App> {
+        let study =
+            ecrf_core::trial::definition().map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+        Ok(App {
+            study: Arc::new(study),
+            store_path,
+            demo_path,
+            using_demo: false,
+            store: None,
+            throttle: Throttle::default(),
+        })
+    }
+
+    fn path(&self) -> &Path {
+        if self.using_demo {
+            &self.demo_path
+        } else {
+            &self.store_path
+        }
+    }
+
+    fn store(&self) -> AppResult<&Store> {
+        self.store
+            .as_ref()
+            .ok_or_else(|| err(ErrorCode::NotLoggedIn, "locked: log in to continue"))
+    }
+
+    fn store_mut(&mut self) -> AppResult<&mut Store> {
+        self.store
+            .as_mut()
+            .ok_or_else(|| err(ErrorCode::NotLoggedIn, "locked: log in to continue"))
+    }
+
+    /// What the first screen shows.
+    pub fn welcome(&self) -> AppResult<Welcome> {
+        Ok(Welcome {
+            store_exists: self.path().exists(),
+            store_path: self.path().display().to_string(),
+            demo: self.using_demo,
+            session: match &self.store {
+                Some(_) => Some(self.session()?),
+                None => None,
+            },
+        })
+    }
+
+    /// The study definition.
+    pub fn study(&self) -> StudyDto {
+        study_dto(&self.study)
+    }
+
+    /// First-run set-up: creates the store and logs the administrator in.
+    pub fn setup(&mut self, input: SetupInput) -> AppResult<SetupDone> {
+        let path = self.path().to_path_buf();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| err(ErrorCode::Internal, format!("{}: {e}", dir.display())))?;
+        }
+        let (store, recovery) = Store::create(
+            &path,
+            Arc::clone(&self.study),
+            CreateOptions {
+                site: input.site,
+                admin_user: input.admin_user,
+                admin_name: input.admin_name,
+                admin_password: input.password,
+            },
+        )?;
+        self.store = Some(store);
+        Ok(SetupDone {
+            recovery_key: recovery.as_str().to_string(),
+        })
+    }
+
+    /// Switches to the demo store, creating it with sample data the first time.
+    pub fn use_demo(&mut self) -> AppResult<Welcome> {
+        self.store = None;
+        self.using_demo = true;
+        if !self.demo_path.exists() {
+            demo::create(&self.demo_path, Arc::clone(&self.study))
+                .map_err(|e| err(ErrorCode::Internal, e))?;
+        }
+        self.welcome()
+    }
+
+    /// Logs in. Failed attempts are slowed: after three, each further try must wait longer.
+    pub fn login(&mut self, user: &str, password: &str) -> AppResult<SessionDto> {
+        let user = user.trim();
+        if let Some(wait) = self.throttle.wait_for(user) {
+            return Err(err(
+                ErrorCode::Throttled,
+                format!("too many failed attempts: wait {} s", wait.as_secs().max(1)),
+            ));
+        }
+        self.store = None;
+        match Store::open(self.path(), Arc::clone(&self.study), user, password) {
+            Ok(store) => {
+                self.throttle.succeeded(user);
+                self.store = Some(store);
+                self.session()
+            }
+            Err(e @ (StoreError::WrongPassword(_) | StoreError::UnknownUser(_))) => {
+                self.throttle.failed(user);
+                let _ = e;
+                Err(err(ErrorCode::BadLogin, "wrong user name or password"))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Locks: forgets the open store; the user must log in again.
+    pub fn lock(&mut self) {
+        if let Some(mut store) = self.store.take() {
+            // Best effort: the WAL is checkpointed on close anyway.
+            let _ = store.checkpoint();
+        }
+    }
+
+    /// The logged-in session.
+    pub fn session(&self) -> AppResult<SessionDto> {
+        let store = self.store()?;
+        let s = store.session();
+        let name = store
+            .users()?
+            .into_iter()
+            .find(|u| u.username == s.user)
+            .map(|u| u.name)
+            .unwrap_or_default();
+        Ok(SessionDto {
+            user: s.user.clone(),
+            name,
+            role: s.role.to_string(),
+            lang: store.preference("lang")?.unwrap_or_else(|| "en".into()),
+            lock_minutes: store
+                .preference("lock_minutes")?
+                .and_then(|m| m.parse().ok())
+                .unwrap_or(DEFAULT_LOCK_MINUTES),
+            site: store.site().to_string(),
+            may_enter: s.role.may(ecrf_core::Action::EnterData),
+        })
+    }
+
+    /// Remembers the user's language (`en` or `zh`).
+    pub fn set_lang(&mut self, lang: &str) -> AppResult<SessionDto> {
+        if lang != "en" && lang != "zh" {
+            return Err(err(ErrorCode::Invalid, "language: en or zh"));
+        }
+        self.store()?.set_preference("lang", lang)?;
+        self.session()
+    }
+
+    /// Remembers the user's lock delay (1–120 minutes).
+    pub fn set_lock_minutes(&mut self, minutes: u32) -> AppResult<SessionDto> {
+        if !(1..=120).contains(&minutes) {
+            return Err(err(ErrorCode::Invalid, "lock after: 1 to 120 minutes"));
+        }
+        self.store()?
+            .set_preference("lock_minutes", &minutes.to_string())?;
+        self.session()
+    }
+
+    /// Users of the store: `(login, full name, role)`.
+    pub fn users(&self) -> AppResult<Vec<Vec<String>>> {
+        Ok(self
+            .store()?
+            .users()?
+            .into_iter()
+            .map(|u| vec![u.username, u.name, u.role.to_string()])
+            .collect())
+    }
+
+    /// Adds a user (administrators).
+    pub fn add_user(
+        &mut self,
+        username: &str,
+        name: &str,
+        role: &str,
+        password: &str,
+    ) -> AppResult<()> {
+        let role: Role = role
+            .parse()
+            .map_err(|e: String| err(ErrorCode::Invalid, e))?;
+        self.store_mut()?
+            .add_user(username.trim(), name.trim(), role, password)?;
+        Ok(())
+    }
+
+    fn subject_state(
+        &self,
+        subject: &str,
+    ) -> AppResult<(
+        Option<chrono::NaiveDate>,
+        Vec<(FormKey, Option<chrono::NaiveDate>, FormStatus)>,
+    )> {
+        let store = self.store()?;
+        let raw = store.subject_values(subject)?;
+        let mut values: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
+        let mut warned: BTreeMap<String, bool> = BTreeMap::new();
+        for (key, items) in &raw {
+            let entry = values.entry(key.clone()).or_default();
+            for s in items {
+                entry.insert(s.item.clone(), s.value.clone());
+                if s.warning.is_some() {
+                    warned.insert(key.clone(), true);
+                }
+            }
+        }
+        let existing: Vec<FormKey> = raw
+            .keys()
+            .filter_map(|k| FormKey::parse(&self.study, k).ok())
+            .collect();
+        let day0 = day_zero(&values);
+        let today = Local::now().date_naive();
+        let rows = schedule(&self.study, day0, &existing, today)
+            .into_iter()
+            .filter_map(|e| {
+                let form = self.study.form(&e.key.form)?;
+                let key = e.key.to_string();
+                let empty = BTreeMap::new();
+                let v = values.get(&key).unwrap_or(&empty);
+                let due = if form.entry == EntryKind::System {
+                    None
+                } else {
+                    e.due
+                };
+                let st = instance_status(form, v, warned.contains_key(&key), due, today);
+                Some((e.key, e.due, st))
+            })
+            .collect();
+        Ok((day0, rows))
+    }
+
+    /// The subject list with each subject's form status.
+    pub fn subjects(&self) -> AppResult<Vec<SubjectRow>> {
+        let store = self.store()?;
+        let mut out = Vec::new();
+        for subject in store.subjects()? {
+            let (day0, rows) = self.subject_state(&subject)?;
+            let count = |s: FormStatus| rows.iter().filter(|r| r.2 == s).count() as u32;
+            let (complete, in_progress, overdue, warnings) = (
+                count(FormStatus::Complete),
+                count(FormStatus::InProgress),
+                count(FormStatus::Overdue),
+                count(FormStatus::Warnings),
+            );
+            let status = if overdue > 0 {
+                StatusDto::Overdue
+            } else if warnings > 0 {
+                StatusDto::Warnings
+            } else if in_progress > 0 {
+                StatusDto::InProgress
+            } else if complete > 0 {
+                StatusDto::Complete
+            } else {
+                StatusDto::NotStarted
+            };
+            out.push(SubjectRow {
+                subject,
+                created_utc: String::new(),
+                day0: day0.map(|d| d.to_string()),
+                status,
+                complete,
+                in_progress,
+                overdue,
+                warnings,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Creates a subject; returns its number.
+    pub fn new_subject(&mut self) -> AppResult<String> {
+        Ok(self.store_mut()?.new_subject()?)
+    }
+
+    /// A subject's page: its schedule with each form's status.
+    pub fn subject(&self, subject: &str) -> AppResult<SubjectPage> {
+        let (day0, rows) = self.subject_state(subject)?;
+        Ok(SubjectPage {
+            subject: subject.to_string(),
+            day0: day0.map(|d| d.to_string()),
+            schedule: rows
+                .into_iter()
+                .filter_map(|(key, due, st)| {
+                    let form = self.study.form(&key.form)?;
+                    Some(ScheduleRow {
+                        key: key.to_string(),
+                        form: key.form.clone(),
+                        name: txt(&form.name),
+                        repeat: key.repeat,
+                        due: due.map(|d| d.to_string()),
+                        status: status_dto(st),
+                        system: form.entry == EntryKind::System,
+                    })
+                })
+                .collect(),
+        })
+    }
+
+    fn key(&self, key: &str) -> AppResult<FormKey> {
+        FormKey::parse(&self.study, key).map_err(|e| err(ErrorCode::Invalid, e))
+    }
+
+    /// A form instance with its values, status and any draft.
+    pub fn form(&self, subject: &str, key: &str) -> AppResult<FormPage> {
+        let key = self.key(key)?;
+        let store = self.store()?;
+        let states = store.form_values(subject, &key)?;
+        let form = self
+            .study
+            .form(&key.form)
+            .ok_or_else(|| err(ErrorCode::Invalid, format!("no form {}", key.form)))?;
+        let values: BTreeMap<String, Value> = states
+            .iter()
+            .map(|s| (s.item.clone(), s.value.clone()))
+            .collect();
+        let warned = states.iter().any(|s| s.warning.is_some());
+        let today = Local::now().date_naive();
+        let status = instance_status(form, &values, warned, None, today);
+        let draft = match store.draft(subject, &key)? {
+            Some(json) => serde_json::from_str(&json).ok(),
+            None => None,
+        };
+        Ok(FormPage {
+            subject: subject.to_string(),
+            key: key.to_string(),
+            form: key.form.clone(),
+            values: states
+                .iter()
+                .map(|s| FieldValue {
+                    item: s.item.clone(),
+                    text: s.value.to_string(),
+                    warning: s.warning.as_deref().and_then(warning_text),
+                })
+                .collect(),
+            status: status_dto(status),
+            missing: ecrf_core::check::missing_required(form, &values)
+                .iter()
+                .map(|i| i.id.clone())
+                .collect(),
+            draft,
+        })
+    }
+
+    /// Saves entries. Returns what is needed next when the save cannot go through yet
+    /// (errors to fix, warnings to confirm, a reason to give); nothing is written then.
+    pub fn save_form(
+        &mut self,
+        subject: &str,
+        key: &str,
+        entries: &[Entry],
+        reason: Option<String>,
+        confirm: bool,
+    ) -> AppResult<SaveReply> {
+        let fkey = self.key(key)?;
+        let pairs: Vec<(&str, &str)> = entries
+            .iter()
+            .map(|e| (e.item.as_str(), e.text.as_str()))
+            .collect();
+        let opts = SaveOptions {
+            reason,
+            confirm_warnings: confirm,
+        };
+        let store = self.store_mut()?;
+        match store.save(subject, &fkey, &pairs, &opts) {
+            Ok(outcome) => {
+                store.clear_draft(subject, &fkey)?;
+                store.idle()?;
+                Ok(SaveReply::Saved {
+                    page: self.form(subject, key)?,
+                    changes: outcome.changes as u32,
+                })
+            }
+            Err(StoreError::Rejected(errors)) => Ok(SaveReply::Refused {
+                errors: errors.iter().map(finding_dto).collect(),
+            }),
+            Err(StoreError::NeedsConfirmation(warnings)) => Ok(SaveReply::Confirm {
+                warnings: warnings.iter().map(finding_dto).collect(),
+            }),
+            Err(StoreError::ReasonRequired { items, .. }) => Ok(SaveReply::Reason {
+                items: items
+                    .into_iter()
+                    .map(|(item, old)| ReasonItem { item, old })
+                    .collect(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Keeps unsaved entries so they survive closing the window.
+    pub fn save_draft(&self, subject: &str, key: &str, entries: &[Entry]) -> AppResult<()> {
+        let fkey = self.key(key)?;
+        let json =
+            serde_json::to_string(entries).map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+        Ok(self.store()?.save_draft(subject, &fkey, &json)?)
+    }
+
+    /// Throws a draft away.
+    pub fn discard_draft(&self, subject: &str, key: &str) -> AppResult<()> {
+        let fkey = self.key(key)?;
+        Ok(self.store()?.clear_draft(subject, &fkey)?)
+    }
+
+    /// The history of one field: who, when, old, new, why.
+    pub fn history(&self, subject: &str, key: &str, item: &str) -> AppResult<Vec<HistoryRow>> {
+        let fkey = self.key(key)?.to_string();
+        let show = |v: &Option<String>| {
+            v.as_deref().map(|j| {
+                Value::from_json(j)
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|_| j.to_string())
+            })
+        };
+        Ok(self
+            .store()?
+            .audit_log(subject)?
+            .into_iter()
+            .filter(|c| c.form.as_deref() == Some(&fkey) && c.item.as_deref() == Some(item))
+            .map(|c| HistoryRow {
+                seq: c.seq as u32,
+                utc: c.utc.clone(),
+                offset: c.local_offset.clone(),
+                user: c.user.clone(),
+                role: c.role.clone(),
+                old: show(&c.old_value),
+                new: show(&c.new_value),
+                reason: c.reason.clone(),
+                warning: c.warning.is_some(),
+            })
+            .collect())
+    }
+}
+
+/// The message of the first confirmed warning kept with a value.
+fn warning_text(json: &str) -> Option<Txt> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let first = v.as_array()?.first()?;
+    Some(Txt {
+        en: first["message"]["en"].as_str()?.to_string(),
+        zh: first["message"]["zh"].as_str()?.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests;
