@@ -1,33 +1,41 @@
 # Two commands do everything on a fresh Debian machine:
-#   make run   - install what is missing, build, and open the app on a local demo store
+#   make run   - install what is missing, build, and open the desktop app
 #   make test  - install what is missing and run every check and test
 # The cargo target folder lives outside the clone so CI and later runs reuse the build.
 
 CARGO_TARGET_DIR ?= $(HOME)/.cache/ecrf-target
 export CARGO_TARGET_DIR
+export PATH := $(HOME)/.cargo/bin:$(PATH)
 ECRF := $(CARGO_TARGET_DIR)/debug/ecrf
-DEMO := demo/demo.ecrf
 
-.PHONY: run test setup build lint bench demo
+.PHONY: run test setup ui build lint bench bench-desktop demo-cli
 
 setup:
 	@bash scripts/setup.sh
 
-build: setup
+ui: setup
+	cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run build
+
+build: ui
 	cargo build --workspace
 
+# Opens the window (on this display; under Xvfb when there is none). On first run it offers
+# to set the laptop up or to open a demo store.
 run: build
-	@if [ ! -f $(DEMO) ]; then $(ECRF) demo --path $(DEMO); fi
-	@echo
-	@echo "The desktop window is not built yet; here is the demo store through the command line."
-	ECRF_STORE=$(DEMO) ECRF_USER=nurse ECRF_PASSWORD=demo-password $(ECRF) subject list
-	ECRF_STORE=$(DEMO) ECRF_USER=nurse ECRF_PASSWORD=demo-password $(ECRF) form show 01-0001 DLY#1
-	ECRF_STORE=$(DEMO) ECRF_USER=nurse ECRF_PASSWORD=demo-password $(ECRF) --lang zh form show 01-0001 ECMO
-	ECRF_STORE=$(DEMO) ECRF_USER=nurse ECRF_PASSWORD=demo-password $(ECRF) audit verify
-	@echo
-	@echo "More: ECRF_STORE=$(DEMO) ECRF_USER=nurse $(ECRF) --help   (password: demo-password)"
+	@if [ -n "$$DISPLAY" ] || [ -n "$$WAYLAND_DISPLAY" ]; then \
+	  $(CARGO_TARGET_DIR)/debug/ecrf-desktop; \
+	else \
+	  echo "No display: starting the app under Xvfb :95 (screenshot: xwd -root -display :95)"; \
+	  Xvfb :95 -screen 0 1280x900x24 & XPID=$$!; sleep 1; \
+	  DISPLAY=:95 $(CARGO_TARGET_DIR)/debug/ecrf-desktop; kill $$XPID; \
+	fi
 
-lint: setup
+# The same demo through the command line.
+demo-cli: build
+	@[ -f demo/demo.ecrf ] || $(ECRF) demo --path demo/demo.ecrf
+	ECRF_STORE=demo/demo.ecrf ECRF_USER=nurse ECRF_PASSWORD=demo-password $(ECRF) form show 01-0001 DLY#1
+
+lint: ui
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
@@ -36,3 +44,7 @@ test: lint
 
 bench: setup
 	cargo run --release -p ecrf-cli -- bench
+
+bench-desktop: ui
+	cargo build --release -p ecrf-desktop
+	bash scripts/bench-desktop.sh $(CARGO_TARGET_DIR)/release/ecrf-desktop

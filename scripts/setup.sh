@@ -1,26 +1,38 @@
 #!/usr/bin/env bash
-# Installs what building and testing need on a fresh Debian machine, and nothing that is there.
-# Idempotent: safe to run before every `make run` / `make test`.
+# Installs what building, running and testing need on a fresh Debian machine, and nothing that
+# is already there. Idempotent: `make run` and `make test` call it every time.
 set -euo pipefail
 
-need_apt=()
-for pkg in build-essential perl pkg-config; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
-done
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "setup: installing ${need_apt[*]} (apt)"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
-fi
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+apt_install() {
+  local need=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
+  [ ${#need[@]} -eq 0 ] && return 0
+  echo "setup: installing ${need[*]} (apt)"
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need[@]}"
+}
+
+# Building: C for SQLCipher and OpenSSL (vendored), pkg-config.
+apt_install build-essential perl pkg-config
+# The desktop shell (Tauri 2 on WebKitGTK).
+apt_install libwebkit2gtk-4.1-dev libsoup-3.0-dev librsvg2-dev libayatana-appindicator3-dev
+# Desktop tests: a virtual display, WebKit's WebDriver, screenshots.
+apt_install xvfb webkit2gtk-driver x11-apps
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo (Rust 1.85 or newer) is needed and was not found on PATH." >&2
   echo "       Install the Rust toolchain with rustup, then run this again." >&2
   exit 1
 fi
-for comp in rustfmt clippy; do
-  if ! cargo "${comp/rustfmt/fmt}" --version >/dev/null 2>&1; then
-    rustup component add "$comp" >/dev/null 2>&1 || echo "setup: could not add $comp" >&2
-  fi
-done
+cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+
+# The UI's build tools come from the npm registry; Node.js 20 or newer is needed by Vite.
+if ! command -v npm >/dev/null 2>&1; then apt_install nodejs npm; fi
+
+# tauri-driver: the WebDriver front for the desktop tests (crates.io).
+if ! command -v tauri-driver >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then
+  echo "setup: installing tauri-driver (cargo)"
+  cargo install tauri-driver --version '^2' --locked --quiet
+fi

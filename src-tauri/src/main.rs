@@ -1,15 +1,192 @@
-//! The desktop shell of the eCRF. The Tauri window is built by the desktop issue; until then this
-//! binary only proves the workspace links the study definition and tells the user where to go.
+//! The desktop shell. Every command is a one-line call into `ecrf-app`; no rule lives here.
+//! The store is `ECRF_STORE`, else `~/.local/share/early-iabp-ecrf/ward.ecrf`; the demo store
+//! sits beside it (`ECRF_DEMO_STORE` to move it).
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use ecrf_app::dto::*;
+use ecrf_app::{App, AppResult};
+use tauri::State;
+
+struct Shell {
+    app: Mutex<App>,
+    started: Instant,
+}
+
+/// Runs `f` on the app; a poisoned lock (a panic in an earlier call) is an error, not a crash.
+fn with<T>(shell: &State<'_, Shell>, f: impl FnOnce(&mut App) -> AppResult<T>) -> AppResult<T> {
+    let mut app = shell.app.lock().map_err(|_| AppError {
+        code: ErrorCode::Internal,
+        message: "the app hit an internal error; restart it".into(),
+    })?;
+    f(&mut app)
+}
+
+#[tauri::command]
+fn welcome(s: State<'_, Shell>) -> AppResult<Welcome> {
+    with(&s, |a| a.welcome())
+}
+#[tauri::command]
+fn study(s: State<'_, Shell>) -> AppResult<StudyDto> {
+    with(&s, |a| Ok(a.study()))
+}
+#[tauri::command]
+fn setup(s: State<'_, Shell>, input: SetupInput) -> AppResult<SetupDone> {
+    with(&s, |a| a.setup(input))
+}
+#[tauri::command]
+fn use_demo(s: State<'_, Shell>) -> AppResult<Welcome> {
+    with(&s, |a| a.use_demo())
+}
+#[tauri::command]
+fn login(s: State<'_, Shell>, user: String, password: String) -> AppResult<SessionDto> {
+    with(&s, |a| a.login(&user, &password))
+}
+#[tauri::command]
+fn lock(s: State<'_, Shell>) -> AppResult<()> {
+    with(&s, |a| {
+        a.lock();
+        Ok(())
+    })
+}
+#[tauri::command]
+fn set_lang(s: State<'_, Shell>, lang: String) -> AppResult<SessionDto> {
+    with(&s, |a| a.set_lang(&lang))
+}
+#[tauri::command]
+fn set_lock_minutes(s: State<'_, Shell>, minutes: u32) -> AppResult<SessionDto> {
+    with(&s, |a| a.set_lock_minutes(minutes))
+}
+#[tauri::command]
+fn users(s: State<'_, Shell>) -> AppResult<Vec<Vec<String>>> {
+    with(&s, |a| a.users())
+}
+#[tauri::command]
+fn add_user(
+    s: State<'_, Shell>,
+    username: String,
+    name: String,
+    role: String,
+    password: String,
+) -> AppResult<()> {
+    with(&s, |a| a.add_user(&username, &name, &role, &password))
+}
+#[tauri::command]
+fn subjects(s: State<'_, Shell>) -> AppResult<Vec<SubjectRow>> {
+    with(&s, |a| a.subjects())
+}
+#[tauri::command]
+fn new_subject(s: State<'_, Shell>) -> AppResult<String> {
+    with(&s, |a| a.new_subject())
+}
+#[tauri::command]
+fn subject(s: State<'_, Shell>, subject: String) -> AppResult<SubjectPage> {
+    with(&s, |a| a.subject(&subject))
+}
+#[tauri::command]
+fn form(s: State<'_, Shell>, subject: String, key: String) -> AppResult<FormPage> {
+    with(&s, |a| a.form(&subject, &key))
+}
+#[tauri::command]
+fn save_form(
+    s: State<'_, Shell>,
+    subject: String,
+    key: String,
+    entries: Vec<Entry>,
+    reason: Option<String>,
+    confirm: bool,
+) -> AppResult<SaveReply> {
+    with(&s, |a| {
+        a.save_form(&subject, &key, &entries, reason, confirm)
+    })
+}
+#[tauri::command]
+fn save_draft(
+    s: State<'_, Shell>,
+    subject: String,
+    key: String,
+    entries: Vec<Entry>,
+) -> AppResult<()> {
+    with(&s, |a| a.save_draft(&subject, &key, &entries))
+}
+#[tauri::command]
+fn discard_draft(s: State<'_, Shell>, subject: String, key: String) -> AppResult<()> {
+    with(&s, |a| a.discard_draft(&subject, &key))
+}
+#[tauri::command]
+fn history(
+    s: State<'_, Shell>,
+    subject: String,
+    key: String,
+    item: String,
+) -> AppResult<Vec<HistoryRow>> {
+    with(&s, |a| a.history(&subject, &key, &item))
+}
+/// Called by the UI once the first screen is drawn: with `ECRF_STARTUP_PROBE=1` the shell
+/// prints the time since it started, for the start-up benchmark.
+#[tauri::command]
+fn ui_ready(s: State<'_, Shell>) {
+    if std::env::var_os("ECRF_STARTUP_PROBE").is_some() {
+        println!("ui-ready {:.1} ms", s.started.elapsed().as_secs_f64() * 1e3);
+    }
+}
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("early-iabp-ecrf")
+}
 
 fn main() {
-    match ecrf_core::trial::definition() {
-        Ok(study) => println!(
-            "{} {} (definition {}): the desktop window is not built yet; use `ecrf` (make run).",
-            study.id, study.registry, study.version
-        ),
+    let started = Instant::now();
+    let store = std::env::var_os("ECRF_STORE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| data_dir().join("ward.ecrf"));
+    let demo = std::env::var_os("ECRF_DEMO_STORE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| data_dir().join("demo.ecrf"));
+    let app = match App::new(store, demo) {
+        Ok(app) => app,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("error: {e}");
             std::process::exit(1);
         }
+    };
+    let result = tauri::Builder::default()
+        .manage(Shell {
+            app: Mutex::new(app),
+            started,
+        })
+        .invoke_handler(tauri::generate_handler![
+            welcome,
+            study,
+            setup,
+            use_demo,
+            login,
+            lock,
+            set_lang,
+            set_lock_minutes,
+            users,
+            add_user,
+            subjects,
+            new_subject,
+            subject,
+            form,
+            save_form,
+            save_draft,
+            discard_draft,
+            history,
+            ui_ready
+        ])
+        .run(tauri::generate_context!("../tauri.conf.json"));
+    if let Err(e) = result {
+        eprintln!("error: the window could not start: {e}");
+        std::process::exit(1);
     }
 }

@@ -1,0 +1,386 @@
+//! The real desktop app in a real window under Xvfb, driven through WebDriver (tauri-driver in
+//! front of WebKitWebDriver), as a nurse would use it. Screenshots of each step are kept in
+//! `target/desktop-screenshots/`.
+//!
+//! Needs `Xvfb`, `WebKitWebDriver` (Debian `webkit2gtk-driver`) and `tauri-driver` on PATH or
+//! in `~/.cargo/bin`; `make test` installs them.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A child process, with every process it started, killed when dropped.
+struct Guard(Child);
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // Each guarded child leads its own process group (see `spawn_group`).
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_group(cmd: &mut Command) -> Child {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0)
+        .spawn()
+        .expect("start a helper process")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn tool(name: &str) -> PathBuf {
+    let home_bin = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin").join(name));
+    if let Some(p) = home_bin.filter(|p| p.exists()) {
+        return p;
+    }
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{name} is not installed: run `make test` (it installs it)");
+}
+
+fn shots_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/desktop-screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot folder");
+    dir
+}
+
+struct Driver {
+    base: String,
+    session: String,
+}
+
+fn http(method: &str, url: &str, body: Option<&Value>) -> Result<Value, String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let resp = match (method, body) {
+        ("GET", _) => agent.get(url).call(),
+        ("DELETE", _) => agent.delete(url).call(),
+        (_, b) => agent
+            .post(url)
+            .header("Content-Type", "application/json")
+            .send(b.unwrap_or(&json!({})).to_string()),
+    };
+    let mut resp = resp.map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let text = resp
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| e.to_string())?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))?;
+    if status.is_success() {
+        Ok(v["value"].clone())
+    } else {
+        Err(format!(
+            "{status}: {} {}",
+            v["value"]["error"], v["value"]["message"]
+        ))
+    }
+}
+
+impl Driver {
+    fn start(port: u16, app: &Path) -> Driver {
+        let base = format!("http://127.0.0.1:{port}");
+        let caps =
+            json!({"capabilities": {"alwaysMatch": {"tauri:options": {"application": app}}}});
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match http("POST", &format!("{base}/session"), Some(&caps)) {
+                Ok(v) => {
+                    let session = v["sessionId"].as_str().expect("session id").to_string();
+                    return Driver { base, session };
+                }
+                Err(e) if Instant::now() > deadline => panic!("no WebDriver session: {e}"),
+                Err(_) => sleep(Duration::from_millis(300)),
+            }
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/session/{}{path}", self.base, self.session)
+    }
+
+    fn quit(self) {
+        let _ = http("DELETE", &self.url(""), None);
+    }
+
+    /// Waits for an element matching `css` and returns its id.
+    fn find(&self, css: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let r = http(
+                "POST",
+                &self.url("/element"),
+                Some(&json!({"using": "css selector", "value": css})),
+            );
+            if let Ok(v) = r {
+                if let Some(id) = v[ELEMENT].as_str() {
+                    return id.to_string();
+                }
+            }
+            if Instant::now() > deadline {
+                self.screenshot("FAILED");
+                panic!("no element {css} after {WAIT:?}");
+            }
+            sleep(Duration::from_millis(150));
+        }
+    }
+
+    /// Clicks, retrying while the page is still being redrawn (stale or not yet clickable).
+    fn click(&self, css: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let id = self.find(css);
+            match http(
+                "POST",
+                &self.url(&format!("/element/{id}/click")),
+                Some(&json!({})),
+            ) {
+                Ok(_) => return,
+                Err(e) if Instant::now() > deadline => {
+                    self.screenshot("FAILED");
+                    panic!("click {css}: {e}");
+                }
+                Err(_) => sleep(Duration::from_millis(200)),
+            }
+        }
+    }
+
+    fn clear(&self, css: &str) {
+        let id = self.find(css);
+        http(
+            "POST",
+            &self.url(&format!("/element/{id}/clear")),
+            Some(&json!({})),
+        )
+        .unwrap_or_else(|e| panic!("clear {css}: {e}"));
+    }
+
+    fn type_in(&self, css: &str, text: &str) {
+        let id = self.find(css);
+        http(
+            "POST",
+            &self.url(&format!("/element/{id}/value")),
+            Some(&json!({"text": text})),
+        )
+        .unwrap_or_else(|e| panic!("type into {css}: {e}"));
+    }
+
+    fn set(&self, css: &str, text: &str) {
+        self.clear(css);
+        self.type_in(css, text);
+    }
+
+    fn text(&self, css: &str) -> String {
+        let id = self.find(css);
+        http("GET", &self.url(&format!("/element/{id}/text")), None)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    fn value(&self, css: &str) -> String {
+        let id = self.find(css);
+        http(
+            "GET",
+            &self.url(&format!("/element/{id}/property/value")),
+            None,
+        )
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+    }
+
+    /// Waits until the text of `css` contains every one of `parts`.
+    fn wait_text(&self, css: &str, parts: &[&str]) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let t = self.text(css);
+            if parts.iter().all(|p| t.contains(p)) {
+                return t;
+            }
+            if Instant::now() > deadline {
+                self.screenshot("FAILED");
+                panic!("{css} reads {t:?}, expected it to contain {parts:?}");
+            }
+            sleep(Duration::from_millis(150));
+        }
+    }
+
+    fn screenshot(&self, name: &str) {
+        if let Ok(v) = http("GET", &self.url("/screenshot"), None) {
+            if let Some(b64) = v.as_str() {
+                if let Ok(png) = base64::engine::general_purpose::STANDARD.decode(b64) {
+                    let _ = std::fs::write(shots_dir().join(format!("{name}.png")), png);
+                }
+            }
+        }
+    }
+}
+
+/// Xvfb and tauri-driver for one test, with the app's store in a temporary folder.
+struct Desktop {
+    _xvfb: Guard,
+    _driver: Guard,
+    port: u16,
+    app: PathBuf,
+}
+
+fn desktop(data: &Path) -> Desktop {
+    let display = format!(":{}", 90 + std::process::id() % 9);
+    let xvfb = spawn_group(
+        Command::new(tool("Xvfb"))
+            .args([
+                display.as_str(),
+                "-screen",
+                "0",
+                "1280x900x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    sleep(Duration::from_millis(500));
+    let port = free_port();
+    let native = free_port();
+    let driver = spawn_group(
+        Command::new(tool("tauri-driver"))
+            .args([
+                "--port",
+                &port.to_string(),
+                "--native-port",
+                &native.to_string(),
+            ])
+            .env("DISPLAY", &display)
+            .env("ECRF_STORE", data.join("ward.ecrf"))
+            .env("ECRF_DEMO_STORE", data.join("demo.ecrf"))
+            .env("XDG_DATA_HOME", data.join("xdg"))
+            .env("LIBGL_ALWAYS_SOFTWARE", "1")
+            .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    Desktop {
+        _xvfb: Guard(xvfb),
+        _driver: Guard(driver),
+        port,
+        app: PathBuf::from(env!("CARGO_BIN_EXE_ecrf-desktop")),
+    }
+}
+
+fn login(d: &Driver, user: &str, password: &str) {
+    d.set("#login-user", user);
+    d.set("#login-password", password);
+    d.click("#login-submit");
+}
+
+#[test]
+fn a_nurse_sets_up_enters_a_baseline_form_and_finds_it_after_a_restart() {
+    let data = tempfile::tempdir().expect("temp folder");
+    let desk = desktop(data.path());
+
+    // First run: set-up, recovery key, a nurse added by the administrator.
+    let d = Driver::start(desk.port, &desk.app);
+    d.find("#start-setup");
+    d.screenshot("01-first-run");
+    d.click("#start-setup");
+    d.set("#setup-name", "Wang Admin");
+    d.set("#setup-password", "admin-password-1");
+    d.set("#setup-password2", "admin-password-1");
+    d.click("#setup-submit");
+    let key = d.wait_text("#recovery-key", &["-"]);
+    assert_eq!(key.trim().len(), 64, "recovery key {key:?}");
+    d.screenshot("02-recovery-key");
+    d.click("#recovery-stored");
+    d.click("#recovery-continue");
+    d.set("#user-username", "li");
+    d.set("#user-name", "Li Na 李娜");
+    d.set("#user-password", "nurse-password-1");
+    d.click("#user-add");
+    d.find("[data-user='li']");
+    d.screenshot("03-users");
+    d.click("#lock");
+
+    // The nurse logs in, creates a subject and opens the baseline form.
+    login(&d, "li", "nurse-password-1");
+    d.click("#new-subject");
+    d.click("button[data-key='BAS']");
+    d.find("#f-HEIGHT");
+    d.screenshot("04-baseline-empty");
+
+    // One value out of range: refused, the error beside the field, nothing saved.
+    d.type_in("#f-HEIGHT", "300");
+    d.type_in("#f-WEIGHT", "70");
+    d.click("#save");
+    let err = d.wait_text("#m-HEIGHT", &["100–250"]);
+    assert!(err.contains("300"), "{err}");
+    d.screenshot("05-error-beside-field");
+
+    // Fixed and saved.
+    d.set("#f-HEIGHT", "172");
+    d.click("#save");
+    d.wait_text("#form-notice", &["Saved"]);
+    d.screenshot("06-saved");
+    d.quit();
+
+    // Relaunch: log in again and find the value.
+    let d = Driver::start(desk.port, &desk.app);
+    login(&d, "li", "nurse-password-1");
+    d.click("button[data-subject='01-0001']");
+    d.click("button[data-key='BAS']");
+    d.find("#f-HEIGHT");
+    let deadline = Instant::now() + WAIT;
+    while d.value("#f-HEIGHT") != "172" {
+        assert!(
+            Instant::now() < deadline,
+            "HEIGHT reads {:?} after relaunch",
+            d.value("#f-HEIGHT")
+        );
+        sleep(Duration::from_millis(150));
+    }
+    assert_eq!(d.value("#f-WEIGHT"), "70");
+    d.screenshot("07-after-relaunch");
+
+    // Change it: the reason prompt, then the field's history.
+    d.set("#f-HEIGHT", "171");
+    d.click("#save");
+    d.find("#reason-dialog");
+    d.screenshot("08-reason-prompt");
+    d.type_in("#reason-input", "misread the tape");
+    d.click("#reason-save");
+    d.wait_text("#form-notice", &["Saved"]);
+    d.click("#h-HEIGHT");
+    let history = d.wait_text(
+        "#history",
+        &["172", "171", "misread the tape", "li (nurse)"],
+    );
+    assert!(
+        history.contains("∅"),
+        "the first entry shows no old value: {history}"
+    );
+    d.screenshot("09-history");
+    d.quit();
+}

@@ -1,0 +1,47 @@
+// Typed calls into the Rust commands (src-tauri/src/main.rs). Types come from bindings.ts,
+// generated from crates/app/src/dto.rs: never declare a shape here by hand.
+import { invoke } from "@tauri-apps/api/core";
+import type {
+  AppError,
+  Entry,
+  FormPage,
+  HistoryRow,
+  SaveReply,
+  SessionDto,
+  SetupDone,
+  SetupInput,
+  StudyDto,
+  SubjectPage,
+  SubjectRow,
+  Welcome,
+} from "./bindings";
+
+export function isAppError(e: unknown): e is AppError {
+  return typeof e === "object" && e !== null && "code" in e && "message" in e;
+}
+
+export const api = {
+  welcome: () => invoke<Welcome>("welcome"),
+  study: () => invoke<StudyDto>("study"),
+  setup: (input: SetupInput) => invoke<SetupDone>("setup", { input }),
+  useDemo: () => invoke<Welcome>("use_demo"),
+  login: (user: string, password: string) => invoke<SessionDto>("login", { user, password }),
+  lock: () => invoke<void>("lock"),
+  setLang: (lang: string) => invoke<SessionDto>("set_lang", { lang }),
+  setLockMinutes: (minutes: number) => invoke<SessionDto>("set_lock_minutes", { minutes }),
+  users: () => invoke<string[][]>("users"),
+  addUser: (username: string, name: string, role: string, password: string) =>
+    invoke<void>("add_user", { username, name, role, password }),
+  subjects: () => invoke<SubjectRow[]>("subjects"),
+  newSubject: () => invoke<string>("new_subject"),
+  subject: (subject: string) => invoke<SubjectPage>("subject", { subject }),
+  form: (subject: string, key: string) => invoke<FormPage>("form", { subject, key }),
+  saveForm: (subject: string, key: string, entries: Entry[], reason: string | null, confirm: boolean) =>
+    invoke<SaveReply>("save_form", { subject, key, entries, reason, confirm }),
+  saveDraft: (subject: string, key: string, entries: Entry[]) =>
+    invoke<void>("save_draft", { subject, key, entries }),
+  discardDraft: (subject: string, key: string) => invoke<void>("discard_draft", { subject, key }),
+  history: (subject: string, key: string, item: string) =>
+    invoke<HistoryRow[]>("history", { subject, key, item }),
+  uiReady: () => invoke<void>("ui_ready"),
+};

@@ -1,0 +1,118 @@
+// The words of the app's own screens in English and Chinese. Form labels, units, answers and
+// edit-check messages come from the study definition, not from here.
+import type { StatusDto, Txt } from "./bindings";
+
+const words = {
+  appTitle: ["EARLY-IABP eCRF", "EARLY-IABP 电子病例报告表"],
+  offline: ["Offline · no server set", "离线 · 未配置服务器"],
+  welcomeTitle: ["This laptop has no study store yet", "本机尚未建立研究数据库"],
+  startSetup: ["Set up this laptop", "设置本机"],
+  startDemo: ["Try the demo store", "试用演示数据库"],
+  demoHint: ["Demo store: log in as nurse, password demo-password", "演示数据库：用户 nurse，密码 demo-password"],
+  setupTitle: ["First-run set-up", "首次设置"],
+  site: ["Site code", "中心编号"],
+  adminUser: ["Administrator login", "管理员账号"],
+  adminName: ["Administrator full name", "管理员姓名"],
+  password: ["Password", "密码"],
+  passwordAgain: ["Password again", "再次输入密码"],
+  passwordsDiffer: ["The two passwords differ", "两次输入的密码不一致"],
+  createStore: ["Create the encrypted store", "创建加密数据库"],
+  recoveryTitle: ["Recovery key — shown once", "恢复密钥——仅显示一次"],
+  recoveryText: [
+    "Write this key down or print it, and keep it locked away. It is the only way back in if every password is lost. It will not be shown again.",
+    "请抄写或打印此密钥并妥善保管。所有密码遗失时，这是唯一的恢复方式。它不会再次显示。",
+  ],
+  recoveryStored: ["I have stored it", "我已妥善保存"],
+  continue: ["Continue", "继续"],
+  loginTitle: ["Log in", "登录"],
+  lockedTitle: ["Locked — log in to continue", "已锁定——请重新登录"],
+  user: ["User", "用户名"],
+  logIn: ["Log in", "登录"],
+  badLogin: ["Wrong user name or password", "用户名或密码错误"],
+  lockNow: ["Lock", "锁定"],
+  lockAfter: ["Lock after (min)", "自动锁定（分钟）"],
+  subjects: ["Subjects", "受试者"],
+  users: ["Users", "用户"],
+  search: ["Search subject number", "搜索受试者编号"],
+  newSubject: ["New subject", "新建受试者"],
+  subject: ["Subject", "受试者"],
+  day0: ["Day 0", "第0天"],
+  status: ["Status", "状态"],
+  forms: ["Forms", "表单"],
+  form: ["Form", "表单"],
+  due: ["Due", "应完成"],
+  open: ["Open", "打开"],
+  noSubjects: ["No subjects yet", "暂无受试者"],
+  back: ["Back", "返回"],
+  save: ["Save", "保存"],
+  saved: ["Saved", "已保存"],
+  nothingChanged: ["Nothing changed", "没有改动"],
+  fixErrors: ["Not saved: fix the marked fields", "未保存：请修改标出的字段"],
+  confirmTitle: ["Unusual values — please confirm", "数值异常——请确认"],
+  confirmSave: ["Confirm and save", "确认并保存"],
+  cancel: ["Cancel", "取消"],
+  reasonTitle: ["Reason for change", "修改原因"],
+  reasonText: ["These saved values will change. Say why:", "以下已保存的数值将被修改，请说明原因："],
+  reasonNeeded: ["A reason is needed", "必须填写原因"],
+  history: ["History", "修改记录"],
+  historyOf: ["History of", "修改记录："],
+  when: ["When", "时间"],
+  who: ["Who", "操作人"],
+  oldValue: ["Old", "原值"],
+  newValue: ["New", "新值"],
+  why: ["Reason", "原因"],
+  close: ["Close", "关闭"],
+  draftRestored: ["Unsaved entries from your last visit were restored.", "已恢复上次未保存的录入。"],
+  discard: ["Discard them", "放弃"],
+  valueEntry: ["value", "数值"],
+  calculated: ["calculated by the app", "系统计算"],
+  required: ["required", "必填"],
+  missingRequired: ["Still empty (required):", "尚未填写（必填）："],
+  warningKept: ["Confirmed warning", "已确认的警告"],
+  addUser: ["Add user", "添加用户"],
+  login: ["Login", "账号"],
+  fullName: ["Full name", "姓名"],
+  role: ["Role", "角色"],
+  userAdded: ["User added", "已添加用户"],
+  mayNotEnter: ["Your role reads data but does not enter it.", "您的角色可以查看但不能录入数据。"],
+  logOut: ["Log out", "退出"],
+  newEvent: ["New", "新增"],
+  dateHint: ["YYYY-MM-DD", "年-月-日"],
+  dateTimeHint: ["YYYY-MM-DD HH:MM", "年-月-日 时:分"],
+  throttled: ["Too many failed attempts: wait and try again", "失败次数过多：请稍后再试"],
+  langSwitch: ["中文", "English"],
+} as const;
+
+export type Word = keyof typeof words;
+
+let lang: "en" | "zh" = "en";
+
+export function setLang(l: string): void {
+  lang = l === "zh" ? "zh" : "en";
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+}
+
+export function currentLang(): "en" | "zh" {
+  return lang;
+}
+
+export function t(w: Word): string {
+  return words[w][lang === "zh" ? 1 : 0];
+}
+
+export function tx(text: Txt | null | undefined): string {
+  if (!text) return "";
+  return lang === "zh" ? text.zh : text.en;
+}
+
+const statusWords: Record<StatusDto, [string, string]> = {
+  not_started: ["Not started", "未开始"],
+  in_progress: ["In progress", "进行中"],
+  complete: ["Complete", "已完成"],
+  warnings: ["With warnings", "有警告"],
+  overdue: ["Overdue", "已逾期"],
+};
+
+export function statusWord(s: StatusDto): string {
+  return statusWords[s][lang === "zh" ? 1 : 0];
+}

@@ -1,0 +1,386 @@
+// The app's screens: first run, login and lock, subject list, subject page, users; the form
+// page is in form.ts. All data comes from Rust through api.ts.
+import "./style.css";
+import { api, isAppError } from "./api";
+import type { SessionDto, StudyDto, SubjectRow, Welcome } from "./bindings";
+import { byId, h, mount } from "./dom";
+import { renderForm } from "./form";
+import { currentLang, setLang, statusWord, t, tx } from "./i18n";
+
+let study: StudyDto;
+let session: SessionDto | null = null;
+let welcome: Welcome;
+let lastActivity = Date.now();
+let lockedUser = "";
+
+function errorText(e: unknown): string {
+  if (isAppError(e)) {
+    if (e.code === "bad_login") return t("badLogin");
+    if (e.code === "throttled") return `${t("throttled")} (${e.message})`;
+    return e.message;
+  }
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Runs an action; an error is shown in the page's error line instead of being lost. */
+async function guard(action: () => Promise<void>, errorId = "page-error"): Promise<void> {
+  try {
+    await action();
+  } catch (e) {
+    if (isAppError(e) && e.code === "not_logged_in") {
+      showLogin(true);
+      return;
+    }
+    const el = byId(errorId);
+    if (el) el.textContent = errorText(e);
+  }
+}
+
+function header(): HTMLElement {
+  const langBtn = h("button", { type: "button", id: "lang-toggle", class: "link" }, t("langSwitch"));
+  langBtn.addEventListener("click", () => {
+    const next = currentLang() === "en" ? "zh" : "en";
+    void guard(async () => {
+      setLang(next);
+      if (session) session = await api.setLang(next);
+      rerender();
+    });
+  });
+  return h(
+    "header",
+    {},
+    h("strong", {}, t("appTitle")),
+    h("span", { class: "registry" }, `${study.registry} · v${study.version}`),
+    welcome.demo ? h("span", { class: "badge demo" }, "DEMO") : null,
+    h("span", { class: "spacer" }),
+    h("span", { class: "badge offline", id: "badge-online", title: t("offline") }, t("offline")),
+    session ? h("span", { class: "who", id: "who" }, `${session.name || session.user} · ${session.role} · ${session.site}`) : null,
+    langBtn,
+    session ? lockMinutesSelect(session.lock_minutes) : null,
+    session ? h("button", { type: "button", id: "lock", class: "link", onclick: () => void lockNow() }, t("lockNow")) : null,
+  );
+}
+
+let rerender: () => void = () => undefined;
+
+/** How many idle minutes before the screen locks; remembered per user. */
+function lockMinutesSelect(current: number): HTMLElement {
+  const choices = Array.from(new Set([5, 10, 15, 30, 60, current])).sort((a, b) => a - b);
+  const select = h(
+    "select",
+    { id: "lock-minutes", "aria-label": t("lockAfter"), title: t("lockAfter") },
+    ...choices.map((m) => h("option", { value: m, selected: m === current }, `${m} min`)),
+  );
+  select.addEventListener("change", () => {
+    void guard(async () => {
+      session = await api.setLockMinutes(Number(select.value));
+    });
+  });
+  return h("label", { class: "lock-after" }, `${t("lockAfter")} `, select);
+}
+
+function frame(title: string, ...body: HTMLElement[]): void {
+  mount(header(), h("main", {}, h("h2", { id: "page-title" }, title), h("div", { class: "error-line", id: "page-error", role: "alert" }), ...body));
+}
+
+// ---------------- first run ----------------
+
+function showWelcome(): void {
+  rerender = showWelcome;
+  frame(
+    t("welcomeTitle"),
+    h(
+      "div",
+      { class: "card" },
+      h("button", { type: "button", id: "start-setup", class: "primary", onclick: () => showSetup() }, t("startSetup")),
+      h("button", {
+        type: "button",
+        id: "start-demo",
+        onclick: () =>
+          void guard(async () => {
+            welcome = await api.useDemo();
+            showLogin(false);
+          }),
+      }, t("startDemo")),
+    ),
+  );
+  byId("start-setup")?.focus();
+}
+
+function input(id: string, label: string, type = "text", value = ""): HTMLElement {
+  return h("div", { class: "field" }, h("label", { for: id }, label), h("div", { class: "control" }, h("input", { id, type, value, autocomplete: "off" })));
+}
+
+function val(id: string): string {
+  return byId<HTMLInputElement>(id)?.value ?? "";
+}
+
+function showSetup(): void {
+  rerender = showSetup;
+  const submit = h("button", { type: "submit", id: "setup-submit", class: "primary" }, t("createStore"));
+  const form = h(
+    "form",
+    { class: "card", id: "setup-form" },
+    input("setup-site", t("site"), "text", "01"),
+    input("setup-admin", t("adminUser"), "text", "admin"),
+    input("setup-name", t("adminName")),
+    input("setup-password", t("password"), "password"),
+    input("setup-password2", t("passwordAgain"), "password"),
+    submit,
+  );
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    void guard(async () => {
+      if (val("setup-password") !== val("setup-password2")) throw new Error(t("passwordsDiffer"));
+      const done = await api.setup({
+        site: val("setup-site"),
+        admin_user: val("setup-admin"),
+        admin_name: val("setup-name"),
+        password: val("setup-password"),
+      });
+      welcome = await api.welcome();
+      session = welcome.session;
+      showRecoveryKey(done.recovery_key);
+    });
+  });
+  frame(t("setupTitle"), form);
+  byId("setup-site")?.focus();
+}
+
+function showRecoveryKey(key: string): void {
+  rerender = () => undefined;
+  const stored = h("input", { type: "checkbox", id: "recovery-stored" });
+  const go = h("button", { type: "button", id: "recovery-continue", class: "primary", disabled: true }, t("continue"));
+  stored.addEventListener("change", () => {
+    go.disabled = !stored.checked;
+  });
+  go.addEventListener("click", () => showHome());
+  frame(
+    t("recoveryTitle"),
+    h(
+      "div",
+      { class: "card" },
+      h("p", {}, t("recoveryText")),
+      h("pre", { id: "recovery-key", class: "recovery" }, key),
+      h("label", { class: "choice" }, stored, t("recoveryStored")),
+      go,
+    ),
+  );
+  stored.focus();
+}
+
+// ---------------- login and lock ----------------
+
+function showLogin(locked: boolean): void {
+  if (locked && session) lockedUser = session.user;
+  session = null;
+  rerender = () => showLogin(locked);
+  const form = h(
+    "form",
+    { class: "card", id: "login-form" },
+    input("login-user", t("user"), "text", lockedUser),
+    input("login-password", t("password"), "password"),
+    h("div", { class: "error-line", id: "login-error", role: "alert" }),
+    h("button", { type: "submit", id: "login-submit", class: "primary" }, t("logIn")),
+    welcome.demo ? h("p", { class: "hint" }, t("demoHint")) : null,
+  );
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    void guard(async () => {
+      session = await api.login(val("login-user"), val("login-password"));
+      setLang(session.lang);
+      lastActivity = Date.now();
+      showHome();
+    }, "login-error");
+  });
+  frame(locked ? t("lockedTitle") : t("loginTitle"), form);
+  byId(lockedUser ? "login-password" : "login-user")?.focus();
+}
+
+async function lockNow(): Promise<void> {
+  await api.lock();
+  showLogin(true);
+}
+
+function watchIdle(): void {
+  for (const ev of ["keydown", "mousedown", "mousemove", "wheel"]) {
+    window.addEventListener(ev, () => {
+      lastActivity = Date.now();
+    }, { passive: true });
+  }
+  window.setInterval(() => {
+    if (!session) return;
+    if (Date.now() - lastActivity > session.lock_minutes * 60_000) void lockNow();
+  }, 10_000);
+}
+
+// ---------------- subjects ----------------
+
+function showHome(): void {
+  if (session?.role === "admin") showUsers();
+  else void showSubjects();
+}
+
+function statusBadge(status: SubjectRow["status"]): HTMLElement {
+  return h("span", { class: `status s-${status}` }, statusWord(status));
+}
+
+async function showSubjects(filter = ""): Promise<void> {
+  rerender = () => void showSubjects(filter);
+  const rows = await api.subjects();
+  const search = h("input", { id: "subject-search", type: "search", placeholder: t("search"), value: filter, "aria-label": t("search") });
+  const tbody = h("tbody", {});
+  const draw = () => {
+    const q = search.value.trim().toLowerCase();
+    tbody.replaceChildren(
+      ...rows
+        .filter((r) => r.subject.toLowerCase().includes(q))
+        .map((r) =>
+          h(
+            "tr",
+            { class: "clickable", onclick: () => void showSubject(r.subject) },
+            h("td", {}, h("button", { type: "button", class: "link", "data-subject": r.subject }, r.subject)),
+            h("td", {}, r.day0 ?? "—"),
+            h("td", {}, statusBadge(r.status)),
+            h("td", {}, `${r.complete} ✓ · ${r.in_progress} … · ${r.overdue} ! · ${r.warnings} ⚠`),
+          ),
+        ),
+    );
+    if (!tbody.children.length) tbody.append(h("tr", {}, h("td", { colspan: 4 }, t("noSubjects"))));
+  };
+  search.addEventListener("input", draw);
+  const nav = session?.role === "admin" ? h("button", { type: "button", id: "nav-users", class: "link", onclick: () => showUsers() }, t("users")) : null;
+  frame(
+    t("subjects"),
+    h(
+      "div",
+      { class: "toolbar" },
+      search,
+      session?.may_enter
+        ? h("button", {
+            type: "button",
+            id: "new-subject",
+            class: "primary",
+            onclick: () =>
+              void guard(async () => {
+                const s = await api.newSubject();
+                await showSubject(s);
+              }),
+          }, t("newSubject"))
+        : null,
+      nav,
+    ),
+    h("table", { class: "grid", id: "subject-table" }, h("thead", {}, h("tr", {}, ...[t("subject"), t("day0"), t("status"), t("forms")].map((c) => h("th", {}, c)))), tbody),
+  );
+  draw();
+  search.focus();
+}
+
+async function showSubject(subject: string): Promise<void> {
+  rerender = () => void showSubject(subject);
+  const page = await api.subject(subject);
+  const open = (key: string) => void openForm(subject, key);
+  const events = study.forms.filter((f) => f.repeat === "by_event");
+  frame(
+    `${t("subject")} ${subject}`,
+    h("p", {}, `${t("day0")}: ${page.day0 ?? "—"}`),
+    h(
+      "table",
+      { class: "grid", id: "schedule" },
+      h("thead", {}, h("tr", {}, ...[t("form"), "", t("due"), t("status")].map((c) => h("th", {}, c)))),
+      h(
+        "tbody",
+        {},
+        ...page.schedule.map((r) =>
+          h(
+            "tr",
+            { class: r.system ? "system" : "clickable", onclick: () => { if (!r.system) open(r.key); } },
+            h("td", {}, r.system ? tx(r.name) : h("button", { type: "button", class: "link", "data-key": r.key }, tx(r.name))),
+            h("td", {}, r.key),
+            h("td", {}, r.due ?? ""),
+            h("td", {}, statusBadge(r.status)),
+          ),
+        ),
+      ),
+    ),
+    h(
+      "div",
+      { class: "toolbar" },
+      ...events.map((f) => {
+        const n = page.schedule.filter((r) => r.form === f.id).length + 1;
+        return h("button", { type: "button", id: `new-${f.id}`, onclick: () => open(`${f.id}#${n}`) }, `${t("newEvent")}: ${tx(f.name)}`);
+      }),
+      h("button", { type: "button", id: "back", onclick: () => void showSubjects() }, t("back")),
+    ),
+  );
+  document.querySelector<HTMLElement>("#schedule button[data-key]")?.focus();
+}
+
+async function openForm(subject: string, key: string): Promise<void> {
+  const formId = key.split("#")[0] ?? key;
+  const form = study.forms.find((f) => f.id === formId);
+  if (!form) return;
+  rerender = () => void openForm(subject, key);
+  await renderForm({
+    form,
+    subject,
+    key,
+    mayEnter: session?.may_enter ?? false,
+    missingLabels: new Map(study.missing_codes.map((m) => [m.code, tx(m.label)])),
+    onBack: () => void showSubject(subject),
+    frame,
+  });
+}
+
+// ---------------- users (administrators) ----------------
+
+async function showUsersAsync(): Promise<void> {
+  rerender = showUsers;
+  const users = await api.users();
+  const roles = ["nurse", "investigator", "monitor", "data_manager", "admin"];
+  const form = h(
+    "form",
+    { class: "card", id: "user-form" },
+    h("h3", {}, t("addUser")),
+    input("user-username", t("login")),
+    input("user-name", t("fullName")),
+    h("div", { class: "field" }, h("label", { for: "user-role" }, t("role")), h("div", { class: "control" }, h("select", { id: "user-role" }, ...roles.map((r) => h("option", { value: r }, r))))),
+    input("user-password", t("password"), "password"),
+    h("div", { class: "error-line", id: "user-error", role: "alert" }),
+    h("button", { type: "submit", id: "user-add", class: "primary" }, t("addUser")),
+  );
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    void guard(async () => {
+      await api.addUser(val("user-username"), val("user-name"), byId<HTMLSelectElement>("user-role")?.value ?? "nurse", val("user-password"));
+      await showUsersAsync();
+      const n = byId("user-error");
+      if (n) n.textContent = t("userAdded");
+    }, "user-error");
+  });
+  frame(
+    t("users"),
+    h("table", { class: "grid", id: "user-table" }, h("thead", {}, h("tr", {}, ...[t("login"), t("fullName"), t("role")].map((c) => h("th", {}, c)))), h("tbody", {}, ...users.map((u) => h("tr", { "data-user": u[0] ?? "" }, ...u.map((c) => h("td", {}, c)))))),
+    form,
+    h("div", { class: "toolbar" }, h("button", { type: "button", id: "nav-subjects", onclick: () => void showSubjects() }, t("subjects"))),
+  );
+  byId("user-username")?.focus();
+}
+
+function showUsers(): void {
+  void guard(showUsersAsync);
+}
+
+// ---------------- start ----------------
+
+async function start(): Promise<void> {
+  study = await api.study();
+  welcome = await api.welcome();
+  watchIdle();
+  if (!welcome.store_exists) showWelcome();
+  else showLogin(false);
+  void api.uiReady();
+  document.title = `${tx(study.title)} — eCRF`;
+}
+
+void start().catch((e) => mount(h("pre", { class: "fatal" }, errorText(e))));
