@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR
 ECRF := $(CARGO_TARGET_DIR)/debug/ecrf
 DEMO := demo/demo.ecrf
 
-.PHONY: run test setup build lint bench demo
+.PHONY: run test setup build lint bench bench-pdf demo
 
 setup:
 	@bash scripts/setup.sh
@@ -36,3 +36,6 @@ test: lint
 
 bench: setup
 	cargo run --release -p ecrf-cli -- bench
+
+bench-pdf: setup
+	cargo run --release -p ecrf-cli -- print bench

@@ -4,7 +4,8 @@
 set -euo pipefail
 
 need_apt=()
-for pkg in build-essential perl pkg-config; do
+# fonts-noto-cjk: the Chinese font embedded in PDF printouts; poppler-utils: PDF checks in tests.
+for pkg in build-essential perl pkg-config fonts-noto-cjk poppler-utils; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

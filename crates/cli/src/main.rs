@@ -20,6 +20,7 @@ macro_rules! say {
 
 mod bench;
 mod demo;
+mod print;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -79,6 +80,9 @@ enum Command {
     Study(StudyCmd),
     /// Measure saving a daily log at full trial size, encrypted and plain.
     Bench(bench::BenchArgs),
+    /// PDF printouts: the blank CRF book or a form, a subject's filled CRF.
+    #[command(subcommand)]
+    Print(print::PrintCmd),
     /// Create a demo store with sample data (used by `make run`).
     Demo {
         /// Where to create it (default ./demo/demo.ecrf).
@@ -488,6 +492,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Bench(args) => bench::run(args, study()?).map_err(Failure),
+        Command::Print(cmd) => print::run(&cli, cmd),
         Command::Demo { path } => demo::create(path, study()?).map_err(Failure),
     }
 }
