@@ -199,7 +199,7 @@ fn range_text(r: &Range) -> String {
 }
 
 /// The small print under an item's label: id, unit, ranges, decimals, condition, help.
-pub(crate) fn item_notes(study: &Study, form: &FormDef, item: &ItemDef, lang: &str) -> String {
+fn item_notes(study: &Study, form: &FormDef, item: &ItemDef, lang: &str) -> String {
     let w = words_for(lang);
     let mut parts = vec![item.id.clone()];
     if let Some(u) = &item.unit {

@@ -14,7 +14,7 @@ use ecrf_core::{FormKey, Study, Value};
 use ecrf_store::{Change, ItemState, Store};
 
 use crate::PdfError;
-use crate::blank::{form_heading, item_notes};
+use crate::blank::form_heading;
 use crate::layout::{BODY, Column, Doc, LEFT, RIGHT, SMALL};
 
 /// What is printed for one subject, read from the store in one go.
@@ -238,30 +238,12 @@ fn instance(doc: &mut Doc<'_>, study: &Study, key: &FormKey, values: &[ItemState
                 .and_then(|s| s.warning.as_deref())
                 .map(|j| format!("{}: {}", w.warning_confirmed, warning_text(j, lang)))
                 .unwrap_or_default();
-            let label = format!(
-                "{}\n{}",
-                item.label.get(lang),
-                short_notes(study, form, item, lang)
-            );
+            let label = format!("{} [{}]", item.label.get(lang), item.id);
             doc.table_row(&[label, value, note], BODY - 0.5);
         }
     }
     doc.table_end();
     doc.signature_block(w.signature_note_filled);
-}
-
-/// The item id, unit and ranges (no help text: the filled CRF shows what was entered).
-fn short_notes(
-    study: &Study,
-    form: &ecrf_core::FormDef,
-    item: &ecrf_core::ItemDef,
-    lang: &str,
-) -> String {
-    let full = item_notes(study, form, item, lang);
-    match full.split_once(" — ") {
-        Some((head, _help)) => head.to_string(),
-        None => full,
-    }
 }
 
 fn appendix(doc: &mut Doc<'_>, study: &Study, data: &SubjectData, lang: &str) {
