@@ -36,10 +36,10 @@ impl SubjectData {
         for c in &audit {
             let Some(form) = &c.form else { continue };
             // An instance the current definition does not know is still in the appendix.
-            if let Ok(key) = FormKey::parse(study, form) {
-                if !keys.contains(&key) {
-                    keys.push(key);
-                }
+            if let Ok(key) = FormKey::parse(study, form)
+                && !keys.contains(&key)
+            {
+                keys.push(key);
             }
         }
         let order = |k: &FormKey| (study.forms.iter().position(|f| f.id == k.form), k.repeat);
