@@ -123,7 +123,8 @@ fn print_blank_book_and_subject_from_the_command_line() {
         "@UNKUnknown",
         "68mmHg→74mmHg",
         "wronglinecopied",
-        "li(李娜),nurse",
+        "li(nurse)",
+        "li=李娜",
         "Printed",
     ] {
         assert!(text.contains(needle), "{needle} not in the subject's CRF");

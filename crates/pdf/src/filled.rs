@@ -254,6 +254,26 @@ fn appendix(doc: &mut Doc<'_>, study: &Study, data: &SubjectData, lang: &str) {
         "",
     );
     doc.paragraph(LEFT, RIGHT - LEFT, SMALL + 0.5, w.audit_intro);
+    // Who is who: each user of the trail once, with the full name.
+    let mut users: Vec<&str> = Vec::new();
+    for c in &data.audit {
+        if !users.contains(&c.user.as_str()) {
+            users.push(&c.user);
+        }
+    }
+    let legend: Vec<String> = users
+        .iter()
+        .map(|u| match data.names.get(*u).filter(|n| !n.is_empty()) {
+            Some(name) => format!("{u} = {name}"),
+            None => (*u).to_string(),
+        })
+        .collect();
+    doc.paragraph(
+        LEFT,
+        RIGHT - LEFT,
+        SMALL + 0.5,
+        &format!("{}: {}", w.users, legend.join("; ")),
+    );
     doc.y -= 4.0;
     // Group by instance (subject-level changes first), each item's history together.
     let mut groups: Vec<(Option<String>, Vec<&Change>)> = Vec::new();
@@ -278,7 +298,7 @@ fn appendix(doc: &mut Doc<'_>, study: &Study, data: &SubjectData, lang: &str) {
         }
     };
     groups.sort_by_key(|(f, _)| form_pos(f));
-    let rest = RIGHT - LEFT - 24.0 - 108.0 - 80.0;
+    let rest = RIGHT - LEFT - 24.0 - 108.0 - 70.0;
     doc.table_start(vec![
         Column {
             title: w.col_seq.into(),
@@ -290,7 +310,7 @@ fn appendix(doc: &mut Doc<'_>, study: &Study, data: &SubjectData, lang: &str) {
         },
         Column {
             title: w.col_who.into(),
-            width: 80.0,
+            width: 70.0,
         },
         Column {
             title: w.col_change.into(),
@@ -319,10 +339,7 @@ fn appendix(doc: &mut Doc<'_>, study: &Study, data: &SubjectData, lang: &str) {
         }
         doc.table_group(&heading);
         for c in changes {
-            let who = match data.names.get(&c.user).filter(|n| !n.is_empty()) {
-                Some(name) => format!("{} ({name}), {}", c.user, c.role),
-                None => format!("{}, {}", c.user, c.role),
-            };
+            let who = format!("{} ({})", c.user, c.role);
             let change = match (&c.form, &c.item) {
                 (Some(f), Some(i)) => {
                     let form_id = f.split('#').next().unwrap_or(f);

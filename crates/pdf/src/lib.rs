@@ -5,7 +5,7 @@
 //! - [`Printer::subject`]: a subject's filled CRF (values, units, missing-data codes, confirmed
 //!   warnings) with an audit appendix (every change: who, when, old → new, why);
 //! - [`font`]: the CJK font from a Debian package, measuring and glyph checks;
-//! - [`layout`]: pages, running header and footer, wrapping, repeated table headers.
+//! - `layout`: pages, running header and footer, wrapping, repeated table headers.
 //!
 //! Every page carries the trial and registry number, site, subject, form and definition version,
 //! "page X of Y" and when and by whom it was printed; every form ends with a signature block.
@@ -16,9 +16,11 @@
 //! writes to the store (printing reads projections and the audit trail only). The app's Print
 //! buttons are one call each: `Printer::new()?.subject(&store, id, &opts)?.write_to(path)`.
 
+#![deny(missing_docs)]
+
 pub mod font;
-pub mod layout;
-pub mod words;
+mod layout;
+mod words;
 
 mod blank;
 mod filled;

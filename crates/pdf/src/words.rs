@@ -14,7 +14,6 @@ pub struct Words {
     pub blank_book: &'static str,
     pub filled_crf: &'static str,
     pub contents: &'static str,
-    pub form_id: &'static str,
     pub when: &'static str,
     pub repeat_day: &'static str,
     pub repeat_event: &'static str,
@@ -23,7 +22,6 @@ pub struct Words {
     pub range: &'static str,
     pub unusual: &'static str,
     pub decimals: &'static str,
-    pub tick_one: &'static str,
     pub tick_any: &'static str,
     pub derived: &'static str,
     pub only_when: &'static str,
@@ -49,14 +47,13 @@ pub struct Words {
     pub forms_without_data: &'static str,
     pub audit_title: &'static str,
     pub audit_intro: &'static str,
+    pub users: &'static str,
     pub col_seq: &'static str,
     pub col_when: &'static str,
     pub col_who: &'static str,
     pub col_change: &'static str,
     pub col_reason: &'static str,
     pub subject_created: &'static str,
-    pub day: &'static str,
-    pub event: &'static str,
 }
 
 /// English.
@@ -69,7 +66,6 @@ pub static EN: Words = Words {
     blank_book: "Blank CRF book",
     filled_crf: "Case report form",
     contents: "Forms in this book",
-    form_id: "Form",
     when: "When",
     repeat_day: "Study day (0–30): ____",
     repeat_event: "Event number: ____",
@@ -78,7 +74,6 @@ pub static EN: Words = Words {
     range: "allowed",
     unusual: "unusual outside",
     decimals: "decimals",
-    tick_one: "tick one",
     tick_any: "tick all that apply",
     derived: "computed by the app",
     only_when: "only when",
@@ -107,14 +102,13 @@ pub static EN: Words = Words {
     audit_title: "Audit trail",
     audit_intro: "Every change of this subject's data in order: who, when (local time and UTC \
                   offset), old → new value, reason and confirmed warnings.",
+    users: "Users",
     col_seq: "#",
     col_when: "When",
     col_who: "Who (role)",
     col_change: "Item: old → new",
     col_reason: "Reason / warning",
     subject_created: "subject created",
-    day: "day",
-    event: "event",
 };
 
 /// Simplified Chinese.
@@ -127,7 +121,6 @@ pub static ZH: Words = Words {
     blank_book: "空白病例报告表",
     filled_crf: "病例报告表",
     contents: "本册表单",
-    form_id: "表单",
     when: "时间",
     repeat_day: "研究日（0–30）：____",
     repeat_event: "事件编号：____",
@@ -136,7 +129,6 @@ pub static ZH: Words = Words {
     range: "允许范围",
     unusual: "超出即异常",
     decimals: "位小数",
-    tick_one: "单选",
     tick_any: "可多选",
     derived: "由系统计算",
     only_when: "仅当",
@@ -162,14 +154,13 @@ pub static ZH: Words = Words {
     forms_without_data: "无数据的表单",
     audit_title: "稽查轨迹",
     audit_intro: "该受试者数据的每一次修改（按顺序）：修改人、时间（当地时间及UTC时差）、原值 → 新值、原因及已确认的警告。",
+    users: "用户",
     col_seq: "#",
     col_when: "时间",
     col_who: "修改人（角色）",
     col_change: "项目：原值 → 新值",
     col_reason: "原因 / 警告",
     subject_created: "创建受试者",
-    day: "第",
-    event: "事件",
 };
 
 /// The words of a language (`zh`, else English).

@@ -348,7 +348,8 @@ fn filled_crf_has_values_warnings_and_audit_entries() {
             "68mmHg→72mmHg",
             "∅→68mmHg",
             "transcriptionerror转录错误",
-            "li(李娜LiNa),nurse",
+            "li(nurse)",
+            "li=李娜LiNa",
             "2026-03-02",
         ] {
             assert!(flat.contains(needle), "{lang}: {needle:?} not in\n{text}");
