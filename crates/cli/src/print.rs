@@ -110,7 +110,8 @@ fn bench(days: u32, dir: Option<&std::path::Path>) -> Result<(), Failure> {
     let dir = dir.unwrap_or(tmp.path());
     std::fs::create_dir_all(dir).map_err(|e| Failure(format!("{}: {e}", dir.display())))?;
     let study = study()?;
-    let path = dir.join("bench.ecrf");
+    // The store is always a fresh one in a temporary folder; only the PDFs go to `dir`.
+    let path = tmp.path().join("bench.ecrf");
     let opts = CreateOptions {
         site: "01".into(),
         admin_user: "admin".into(),

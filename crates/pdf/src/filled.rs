@@ -350,12 +350,10 @@ fn appendix(doc: &mut Doc<'_>, study: &Study, data: &SubjectData, lang: &str) {
                             Err(_) => j.to_string(),
                         },
                     };
-                    let label = study
-                        .form(form_id)
-                        .and_then(|d| d.item(i))
-                        .map(|d| format!("{i} {}", d.label.get(lang)))
-                        .unwrap_or_else(|| i.clone());
-                    format!("{label}: {} → {}", show(&c.old_value), show(&c.new_value))
+                    // The item id only: the form pages print each label with its id, and
+                    // repeating every label here nearly doubles the Chinese text to lay out
+                    // and subset (zh, 30 days: ~280 ms with labels, ~175 ms without).
+                    format!("{i}: {} → {}", show(&c.old_value), show(&c.new_value))
                 }
                 _ if c.kind == ecrf_store::log::kind::SUBJECT_CREATED => {
                     w.subject_created.to_string()

@@ -8,7 +8,9 @@
 //! character without a glyph is never drawn as an invisible box: it becomes `?` and is reported.
 //! Font files are never part of the repository: `scripts/setup.sh` installs the Debian package.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use printpdf::ParsedFont;
 
@@ -45,6 +47,9 @@ pub struct Fonts {
     units_per_em: f32,
     /// Advance of `?`, the substitute for characters without a glyph (font units).
     fallback_advance: f32,
+    /// Advances by character (`None`: no glyph), filled as characters are met: the font's
+    /// cmap lookup is slow for CJK characters and each character is measured several times.
+    advances: Mutex<HashMap<char, Option<f32>>>,
 }
 
 impl std::fmt::Debug for Fonts {
@@ -122,6 +127,7 @@ impl Fonts {
             face,
             units_per_em,
             fallback_advance: 0.0,
+            advances: Mutex::new(HashMap::new()),
         };
         fonts.fallback_advance = fonts.advance('?').unwrap_or(units_per_em / 2.0);
         Ok(fonts)
@@ -133,14 +139,21 @@ impl Fonts {
     }
 
     fn advance(&self, c: char) -> Option<f32> {
-        self.font
-            .lookup_glyph_index(u32::from(c))
-            .map(|g| f32::from(self.font.get_horizontal_advance(g)))
+        let lookup = || {
+            self.font
+                .lookup_glyph_index(u32::from(c))
+                .map(|g| f32::from(self.font.get_horizontal_advance(g)))
+        };
+        match self.advances.lock() {
+            Ok(mut cache) => *cache.entry(c).or_insert_with(lookup),
+            // A poisoned cache is only a cache: look the glyph up again.
+            Err(_) => lookup(),
+        }
     }
 
     /// True when the font has a glyph for `c`.
     pub fn has_glyph(&self, c: char) -> bool {
-        self.font.lookup_glyph_index(u32::from(c)).is_some()
+        self.advance(c).is_some()
     }
 
     /// Width of `text` in points at `size` points (characters without a glyph count as `?`).
