@@ -8,13 +8,13 @@ export CARGO_TARGET_DIR
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 ECRF := $(CARGO_TARGET_DIR)/debug/ecrf
 
-.PHONY: run test setup ui build lint bench bench-desktop demo-cli
+.PHONY: run test setup ui build lint bench bench-desktop bench-pdf demo-cli
 
 setup:
 	@bash scripts/setup.sh
 
 ui: setup
-	cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run build
+	cd ui && npm install --no-audit --no-fund --loglevel=error && npm run build
 
 build: ui
 	cargo build --workspace
@@ -48,3 +48,6 @@ bench: setup
 bench-desktop: ui
 	cargo build --release -p ecrf-desktop
 	bash scripts/bench-desktop.sh $(CARGO_TARGET_DIR)/release/ecrf-desktop
+
+bench-pdf: setup
+	cargo run --release -p ecrf-cli -- print bench

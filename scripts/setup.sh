@@ -15,6 +15,8 @@ apt_install() {
 
 # Building: C for SQLCipher and OpenSSL (vendored), pkg-config.
 apt_install build-essential perl pkg-config
+# fonts-noto-cjk: the Chinese font embedded in PDF printouts; poppler-utils: PDF checks in tests.
+apt_install fonts-noto-cjk poppler-utils
 # The desktop shell (Tauri 2 on WebKitGTK).
 apt_install libwebkit2gtk-4.1-dev libsoup-3.0-dev librsvg2-dev libayatana-appindicator3-dev
 # Desktop tests: a virtual display, WebKit's WebDriver, screenshots.

@@ -135,10 +135,10 @@ impl Driver {
                 &self.url("/element"),
                 Some(&json!({"using": "css selector", "value": css})),
             );
-            if let Ok(v) = r {
-                if let Some(id) = v[ELEMENT].as_str() {
-                    return id.to_string();
-                }
+            if let Ok(v) = r
+                && let Some(id) = v[ELEMENT].as_str()
+            {
+                return id.to_string();
             }
             if Instant::now() > deadline {
                 self.screenshot("FAILED");
@@ -230,12 +230,17 @@ impl Driver {
     }
 
     fn screenshot(&self, name: &str) {
-        if let Ok(v) = http("GET", &self.url("/screenshot"), None) {
-            if let Some(b64) = v.as_str() {
-                if let Ok(png) = base64::engine::general_purpose::STANDARD.decode(b64) {
-                    let _ = std::fs::write(shots_dir().join(format!("{name}.png")), png);
-                }
+        let shot = http("GET", &self.url("/screenshot"), None).and_then(|v| {
+            let b64 = v.as_str().ok_or("no image in the reply")?.to_string();
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| e.to_string())
+        });
+        match shot {
+            Ok(png) => {
+                let _ = std::fs::write(shots_dir().join(format!("{name}.png")), png);
             }
+            Err(e) => eprintln!("screenshot {name}: {e}"),
         }
     }
 }

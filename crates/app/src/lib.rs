@@ -174,6 +174,9 @@ pub fn study_dto(study: &Study) -> StudyDto {
     }
 }
 
+/// A form instance of a subject's schedule: its key, due date and status.
+type ScheduleState = (FormKey, Option<chrono::NaiveDate>, FormStatus);
+
 /// Default minutes of inactivity before the screen locks.
 pub const DEFAULT_LOCK_MINUTES: u32 = 15;
 
@@ -379,10 +382,7 @@ impl App {
     fn subject_state(
         &self,
         subject: &str,
-    ) -> AppResult<(
-        Option<chrono::NaiveDate>,
-        Vec<(FormKey, Option<chrono::NaiveDate>, FormStatus)>,
-    )> {
+    ) -> AppResult<(Option<chrono::NaiveDate>, Vec<ScheduleState>)> {
         let store = self.store()?;
         let raw = store.subject_values(subject)?;
         let mut values: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();

@@ -19,6 +19,7 @@ macro_rules! say {
 }
 
 mod bench;
+mod print;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -78,6 +79,9 @@ enum Command {
     Study(StudyCmd),
     /// Measure saving a daily log at full trial size, encrypted and plain.
     Bench(bench::BenchArgs),
+    /// PDF printouts: the blank CRF book or a form, a subject's filled CRF.
+    #[command(subcommand)]
+    Print(print::PrintCmd),
     /// Create a demo store with sample data (used by `make run`).
     Demo {
         /// Where to create it (default ./demo/demo.ecrf).
@@ -487,6 +491,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Bench(args) => bench::run(args, study()?).map_err(Failure),
+        Command::Print(cmd) => print::run(&cli, cmd),
         Command::Demo { path } => {
             ecrf_app::demo::create(path, study()?).map_err(Failure)?;
             say!("Demo store: {}", path.display());
