@@ -25,7 +25,7 @@ run: build
 	@if [ -n "$$DISPLAY" ] || [ -n "$$WAYLAND_DISPLAY" ]; then \
 	  $(CARGO_TARGET_DIR)/debug/ecrf-desktop; \
 	else \
-	  echo "No display: starting the app under Xvfb :95 (screenshot: xwd -root -display :95)"; \
+	  echo "No display: starting the app under Xvfb :95 (screenshot: import -display :95 -window root shot.png)"; \
 	  Xvfb :95 -screen 0 1280x900x24 & XPID=$$!; sleep 1; \
 	  DISPLAY=:95 $(CARGO_TARGET_DIR)/debug/ecrf-desktop; kill $$XPID; \
 	fi

@@ -20,7 +20,7 @@ apt_install fonts-noto-cjk poppler-utils
 # The desktop shell (Tauri 2 on WebKitGTK).
 apt_install libwebkit2gtk-4.1-dev libsoup-3.0-dev librsvg2-dev libayatana-appindicator3-dev
 # Desktop tests: a virtual display, WebKit's WebDriver, screenshots.
-apt_install xvfb webkit2gtk-driver x11-apps
+apt_install xvfb webkit2gtk-driver imagemagick
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo (Rust 1.85 or newer) is needed and was not found on PATH." >&2

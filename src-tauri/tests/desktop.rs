@@ -11,7 +11,6 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use serde_json::{Value, json};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -67,6 +66,7 @@ fn shots_dir() -> PathBuf {
 struct Driver {
     base: String,
     session: String,
+    display: String,
 }
 
 fn http(method: &str, url: &str, body: Option<&Value>) -> Result<Value, String> {
@@ -101,7 +101,8 @@ fn http(method: &str, url: &str, body: Option<&Value>) -> Result<Value, String> 
 }
 
 impl Driver {
-    fn start(port: u16, app: &Path) -> Driver {
+    fn start(desk: &Desktop) -> Driver {
+        let (port, app) = (desk.port, &desk.app);
         let base = format!("http://127.0.0.1:{port}");
         let caps =
             json!({"capabilities": {"alwaysMatch": {"tauri:options": {"application": app}}}});
@@ -110,7 +111,11 @@ impl Driver {
             match http("POST", &format!("{base}/session"), Some(&caps)) {
                 Ok(v) => {
                     let session = v["sessionId"].as_str().expect("session id").to_string();
-                    return Driver { base, session };
+                    return Driver {
+                        base,
+                        session,
+                        display: desk.display.clone(),
+                    };
                 }
                 Err(e) if Instant::now() > deadline => panic!("no WebDriver session: {e}"),
                 Err(_) => sleep(Duration::from_millis(300)),
@@ -229,18 +234,20 @@ impl Driver {
         }
     }
 
+    /// A screenshot of the whole virtual display, as the nurse would see it. (WebKitWebDriver's
+    /// own screenshot can hang until the page repaints, so the X server is asked instead.)
     fn screenshot(&self, name: &str) {
-        let shot = http("GET", &self.url("/screenshot"), None).and_then(|v| {
-            let b64 = v.as_str().ok_or("no image in the reply")?.to_string();
-            base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .map_err(|e| e.to_string())
-        });
-        match shot {
-            Ok(png) => {
-                let _ = std::fs::write(shots_dir().join(format!("{name}.png")), png);
-            }
-            Err(e) => eprintln!("screenshot {name}: {e}"),
+        // Let the window repaint what the last command changed.
+        sleep(Duration::from_millis(400));
+        let path = shots_dir().join(format!("{name}.png"));
+        let taken = Command::new("import")
+            .args(["-display", &self.display, "-window", "root"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !taken.is_ok_and(|s| s.success()) {
+            eprintln!("screenshot {name}: `import` (ImageMagick) failed");
         }
     }
 }
@@ -251,6 +258,7 @@ struct Desktop {
     _driver: Guard,
     port: u16,
     app: PathBuf,
+    display: String,
 }
 
 fn desktop(data: &Path) -> Desktop {
@@ -261,7 +269,7 @@ fn desktop(data: &Path) -> Desktop {
                 display.as_str(),
                 "-screen",
                 "0",
-                "1280x900x24",
+                "1280x800x24",
                 "-nolisten",
                 "tcp",
             ])
@@ -293,6 +301,7 @@ fn desktop(data: &Path) -> Desktop {
         _driver: Guard(driver),
         port,
         app: PathBuf::from(env!("CARGO_BIN_EXE_ecrf-desktop")),
+        display,
     }
 }
 
@@ -308,7 +317,7 @@ fn a_nurse_sets_up_enters_a_baseline_form_and_finds_it_after_a_restart() {
     let desk = desktop(data.path());
 
     // First run: set-up, recovery key, a nurse added by the administrator.
-    let d = Driver::start(desk.port, &desk.app);
+    let d = Driver::start(&desk);
     d.find("#start-setup");
     d.screenshot("01-first-run");
     d.click("#start-setup");
@@ -352,7 +361,7 @@ fn a_nurse_sets_up_enters_a_baseline_form_and_finds_it_after_a_restart() {
     d.quit();
 
     // Relaunch: log in again and find the value.
-    let d = Driver::start(desk.port, &desk.app);
+    let d = Driver::start(&desk);
     login(&d, "li", "nurse-password-1");
     d.click("button[data-subject='01-0001']");
     d.click("button[data-key='BAS']");
