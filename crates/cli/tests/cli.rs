@@ -4,48 +4,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-const ADMIN_PW: &str = "admin-secret-1";
-const NURSE_PW: &str = "nurse-secret-1";
+mod common;
+use common::{ADMIN_PW, NURSE_PW, ecrf, err, ok};
 
 struct Site {
     _dir: tempfile::TempDir,
     store: PathBuf,
-}
-
-fn ecrf(store: &Path, user: &str, password: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ecrf"))
-        .args(args)
-        .env("ECRF_STORE", store)
-        .env("ECRF_USER", user)
-        .env("ECRF_PASSWORD", password)
-        .env("ECRF_NEW_PASSWORD", NURSE_PW)
-        .env_remove("ECRF_LANG")
-        .output()
-        .expect("run ecrf")
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "ecrf failed: {}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// A failure: exit code 1, one line on stderr starting `error:`, and no panic.
-fn err(o: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "expected a clean failure, got {o:?}"
-    );
-    assert!(!stderr.contains("panicked"), "panicked: {stderr}");
-    assert!(stderr.starts_with("error: "), "{stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-    stderr
 }
 
 fn nurse(site: &Site, args: &[&str]) -> Output {

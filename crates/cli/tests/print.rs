@@ -1,33 +1,10 @@
 //! `ecrf print` driven as a user would: a real store, real PDFs, read back with `pdftotext`.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-const ADMIN_PW: &str = "admin-secret-1";
-const NURSE_PW: &str = "nurse-secret-1";
-
-fn ecrf(store: &Path, user: &str, password: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ecrf"))
-        .args(args)
-        .env("ECRF_STORE", store)
-        .env("ECRF_USER", user)
-        .env("ECRF_PASSWORD", password)
-        .env("ECRF_NEW_PASSWORD", NURSE_PW)
-        .env_remove("ECRF_LANG")
-        .env_remove("ECRF_CJK_FONT")
-        .output()
-        .expect("run ecrf")
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "ecrf failed: {}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+mod common;
+use common::{ADMIN_PW, NURSE_PW, ecrf, ok};
 
 fn pdf_text(pdf: &Path) -> String {
     let out = Command::new("pdftotext")
