@@ -218,6 +218,14 @@ impl Driver {
         .unwrap_or_default()
     }
 
+    fn displayed(&self, css: &str) -> bool {
+        let id = self.find(css);
+        http("GET", &self.url(&format!("/element/{id}/displayed")), None)
+            .ok()
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false)
+    }
+
     /// Waits until the text of `css` contains every one of `parts`.
     fn wait_text(&self, css: &str, parts: &[&str]) -> String {
         let deadline = Instant::now() + WAIT;
@@ -343,6 +351,12 @@ fn a_nurse_sets_up_enters_a_baseline_form_and_finds_it_after_a_restart() {
     d.click("#new-subject");
     d.click("button[data-key='BAS']");
     d.find("#f-HEIGHT");
+    // A question asked only for another answer ("other cause" of shock) is not shown.
+    assert!(
+        !d.displayed("#row-SHOCK_CAUSE_OTH"),
+        "an unasked item is shown"
+    );
+    assert!(d.displayed("#row-HEIGHT"));
     d.screenshot("04-baseline-empty");
 
     // One value out of range: refused, the error beside the field, nothing saved.
