@@ -126,6 +126,14 @@ fn history(
 ) -> AppResult<Vec<HistoryRow>> {
     with(&s, |a| a.history(&subject, &key, &item))
 }
+#[tauri::command]
+fn print_blank(s: State<'_, Shell>, form: Option<String>) -> AppResult<Printout> {
+    with(&s, |a| a.print_blank(form.as_deref()))
+}
+#[tauri::command]
+fn print_subject(s: State<'_, Shell>, subject: String) -> AppResult<Printout> {
+    with(&s, |a| a.print_subject(&subject))
+}
 /// Called by the UI once the first screen is drawn: with `ECRF_STARTUP_PROBE=1` the shell
 /// prints the time since it started, for the start-up benchmark.
 #[tauri::command]
@@ -187,6 +195,8 @@ fn main() {
             save_draft,
             discard_draft,
             history,
+            print_blank,
+            print_subject,
             ui_ready
         ])
         .run(tauri::generate_context!("../tauri.conf.json"));

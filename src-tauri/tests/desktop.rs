@@ -299,6 +299,7 @@ fn desktop(data: &Path) -> Desktop {
             .env("ECRF_STORE", data.join("ward.ecrf"))
             .env("ECRF_DEMO_STORE", data.join("demo.ecrf"))
             .env("XDG_DATA_HOME", data.join("xdg"))
+            .env("ECRF_NO_OPEN", "1")
             .env("LIBGL_ALWAYS_SOFTWARE", "1")
             .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
             .stdout(Stdio::null())
@@ -410,5 +411,33 @@ fn a_nurse_sets_up_enters_a_baseline_form_and_finds_it_after_a_restart() {
         "the first entry shows no old value: {history}"
     );
     d.screenshot("09-history");
+
+    // Print the subject's CRF from the app: a real PDF with the values and the audit trail.
+    d.click("#history-close");
+    d.click("#back");
+    d.click("#print-subject");
+    let notice = d.wait_text("#print-notice", &[".pdf"]);
+    let path = notice
+        .rsplit(": ")
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    assert!(
+        Path::new(&path).starts_with(data.path()),
+        "printout outside the store folder: {path}"
+    );
+    let text = Command::new("pdftotext")
+        .args(["-enc", "UTF-8", &path, "-"])
+        .output()
+        .expect("pdftotext");
+    let text = String::from_utf8_lossy(&text.stdout);
+    for needle in ["01-0001", "171", "misread the tape", "NCT06872021"] {
+        assert!(
+            text.contains(needle),
+            "{needle} missing from the printed CRF"
+        );
+    }
+    d.screenshot("10-printed");
     d.quit();
 }

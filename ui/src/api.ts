@@ -6,6 +6,7 @@ import type {
   Entry,
   FormPage,
   HistoryRow,
+  Printout,
   SaveReply,
   SessionDto,
   SetupDone,
@@ -43,5 +44,7 @@ export const api = {
   discardDraft: (subject: string, key: string) => invoke<void>("discard_draft", { subject, key }),
   history: (subject: string, key: string, item: string) =>
     invoke<HistoryRow[]>("history", { subject, key, item }),
+  printBlank: (form: string | null) => invoke<Printout>("print_blank", { form }),
+  printSubject: (subject: string) => invoke<Printout>("print_subject", { subject }),
   uiReady: () => invoke<void>("ui_ready"),
 };

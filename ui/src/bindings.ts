@@ -468,6 +468,20 @@ reason: string | null,
  */
 warning: boolean, };
 
+export type Printout = { 
+/**
+ * Where it was saved.
+ */
+path: string, 
+/**
+ * Pages.
+ */
+pages: number, 
+/**
+ * It was handed to the desktop's PDF viewer.
+ */
+opened: boolean, };
+
 export type ErrorCode = "no_store" | "bad_login" | "throttled" | "not_logged_in" | "not_allowed" | "damaged" | "invalid" | "internal";
 
 export type AppError = { 

@@ -14,6 +14,7 @@ export interface FormContext {
   mayEnter: boolean;
   missingLabels: Map<string, string>;
   onBack: () => void;
+  printBlank: () => HTMLElement;
   frame: (title: string, ...body: HTMLElement[]) => void;
 }
 
@@ -412,6 +413,7 @@ export async function renderForm(ctx: FormContext): Promise<void> {
       { class: "actions", id: "form-actions" },
       ctx.mayEnter ? h("button", { type: "button", id: "save", class: "primary", onclick: () => void save(null, false) }, `${t("save")} (Ctrl+S)`) : h("p", {}, t("mayNotEnter")),
       h("button", { type: "button", id: "back", onclick: () => ctx.onBack() }, t("back")),
+      ctx.printBlank(),
     );
     ctx.frame(
       `${subject} · ${tx(form.name)} · ${key}`,

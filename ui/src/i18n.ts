@@ -81,6 +81,11 @@ const words = {
   dateTimeHint: ["YYYY-MM-DD HH:MM", "年-月-日 时:分"],
   throttled: ["Too many failed attempts: wait and try again", "失败次数过多：请稍后再试"],
   langSwitch: ["中文", "English"],
+  printBook: ["Print blank CRF book", "打印空白病例报告表"],
+  printSubject: ["Print this subject's CRF", "打印该受试者病例报告表"],
+  printForm: ["Print blank form", "打印空白表单"],
+  printed: ["PDF saved", "PDF已保存"],
+  printing: ["Printing…", "正在生成PDF…"],
 } as const;
 
 export type Word = keyof typeof words;

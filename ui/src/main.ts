@@ -2,7 +2,7 @@
 // page is in form.ts. All data comes from Rust through api.ts.
 import "./style.css";
 import { api, isAppError } from "./api";
-import type { SessionDto, StudyDto, SubjectRow, Welcome } from "./bindings";
+import type { Printout, SessionDto, StudyDto, SubjectRow, Welcome } from "./bindings";
 import { byId, h, mount } from "./dom";
 import { renderForm } from "./form";
 import { currentLang, setLang, statusWord, t, tx } from "./i18n";
@@ -63,6 +63,20 @@ function header(): HTMLElement {
 
 let rerender: () => void = () => undefined;
 
+/** A print button: writes the PDF (Rust draws it from the study definition) and says where. */
+function printButton(id: string, label: string, print: () => Promise<Printout>): HTMLElement {
+  const button = h("button", { type: "button", id }, label);
+  button.addEventListener("click", () => {
+    void guard(async () => {
+      const notice = byId("print-notice");
+      if (notice) notice.textContent = t("printing");
+      const p = await print();
+      if (notice) notice.textContent = `${t("printed")} (${p.pages} p.): ${p.path}`;
+    });
+  });
+  return button;
+}
+
 /** How many idle minutes before the screen locks; remembered per user. */
 function lockMinutesSelect(current: number): HTMLElement {
   const choices = Array.from(new Set([5, 10, 15, 30, 60, current])).sort((a, b) => a - b);
@@ -80,7 +94,17 @@ function lockMinutesSelect(current: number): HTMLElement {
 }
 
 function frame(title: string, ...body: HTMLElement[]): void {
-  mount(header(), h("main", {}, h("h2", { id: "page-title" }, title), h("div", { class: "error-line", id: "page-error", role: "alert" }), ...body));
+  mount(
+    header(),
+    h(
+      "main",
+      {},
+      h("h2", { id: "page-title" }, title),
+      h("div", { class: "error-line", id: "page-error", role: "alert" }),
+      ...body,
+      h("div", { class: "notice", id: "print-notice", role: "status" }),
+    ),
+  );
 }
 
 // ---------------- first run ----------------
@@ -269,6 +293,7 @@ async function showSubjects(filter = ""): Promise<void> {
           }, t("newSubject"))
         : null,
       nav,
+      printButton("print-book", t("printBook"), () => api.printBlank(null)),
     ),
     h("table", { class: "grid", id: "subject-table" }, h("thead", {}, h("tr", {}, ...[t("subject"), t("day0"), t("status"), t("forms")].map((c) => h("th", {}, c)))), tbody),
   );
@@ -310,6 +335,7 @@ async function showSubject(subject: string): Promise<void> {
         const n = page.schedule.filter((r) => r.form === f.id).length + 1;
         return h("button", { type: "button", id: `new-${f.id}`, onclick: () => open(`${f.id}#${n}`) }, `${t("newEvent")}: ${tx(f.name)}`);
       }),
+      printButton("print-subject", t("printSubject"), () => api.printSubject(subject)),
       h("button", { type: "button", id: "back", onclick: () => void showSubjects() }, t("back")),
     ),
   );
@@ -328,6 +354,7 @@ async function openForm(subject: string, key: string): Promise<void> {
     mayEnter: session?.may_enter ?? false,
     missingLabels: new Map(study.missing_codes.map((m) => [m.code, tx(m.label)])),
     onBack: () => void showSubject(subject),
+    printBlank: () => printButton("print-form", t("printForm"), () => api.printBlank(form.id)),
     frame,
   });
 }

@@ -34,6 +34,7 @@ pub fn typescript() -> String {
         ReasonItem::decl(&cfg),
         SaveReply::decl(&cfg),
         HistoryRow::decl(&cfg),
+        Printout::decl(&cfg),
         ErrorCode::decl(&cfg),
         AppError::decl(&cfg),
     ];

@@ -374,6 +374,17 @@ pub struct HistoryRow {
     pub warning: bool,
 }
 
+/// A PDF written to disk.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct Printout {
+    /// Where it was saved.
+    pub path: String,
+    /// Pages.
+    pub pages: u32,
+    /// It was handed to the desktop's PDF viewer.
+    pub opened: bool,
+}
+
 /// Error codes the UI can act on without reading messages.
 #[derive(Debug, Clone, Copy, Serialize, TS, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
