@@ -270,21 +270,30 @@ struct Desktop {
 }
 
 fn desktop(data: &Path) -> Desktop {
-    let display = format!(":{}", 90 + std::process::id() % 9);
-    let xvfb = spawn_group(
-        Command::new(tool("Xvfb"))
-            .args([
-                display.as_str(),
-                "-screen",
-                "0",
-                "1280x800x24",
-                "-nolisten",
-                "tcp",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    sleep(Duration::from_millis(500));
+    // The first free display from :90 on: a number in use makes Xvfb exit at once.
+    let (display, xvfb) = (90..150)
+        .find_map(|n| {
+            let display = format!(":{n}");
+            let mut child = spawn_group(
+                Command::new(tool("Xvfb"))
+                    .args([
+                        display.as_str(),
+                        "-screen",
+                        "0",
+                        "1280x800x24",
+                        "-nolisten",
+                        "tcp",
+                    ])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+            );
+            sleep(Duration::from_millis(700));
+            match child.try_wait() {
+                Ok(None) => Some((display, child)),
+                _ => None,
+            }
+        })
+        .expect("a free X display between :90 and :149");
     let port = free_port();
     let native = free_port();
     let driver = spawn_group(
