@@ -254,10 +254,6 @@ export type SubjectRow = {
  */
 subject: string, 
 /**
- * Created (UTC).
- */
-created_utc: string, 
-/**
  * Day 0, if known.
  */
 day0: string | null, 

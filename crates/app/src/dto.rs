@@ -216,8 +216,6 @@ pub enum StatusDto {
 pub struct SubjectRow {
     /// Subject number.
     pub subject: String,
-    /// Created (UTC).
-    pub created_utc: String,
     /// Day 0, if known.
     pub day0: Option<String>,
     /// The worst status of its forms.

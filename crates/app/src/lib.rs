@@ -295,9 +295,9 @@ impl App {
                 self.store = Some(store);
                 self.session()
             }
-            Err(e @ (StoreError::WrongPassword(_) | StoreError::UnknownUser(_))) => {
+            // One answer for both, so a login screen does not reveal which user names exist.
+            Err(StoreError::WrongPassword(_) | StoreError::UnknownUser(_)) => {
                 self.throttle.failed(user);
-                let _ = e;
                 Err(err(ErrorCode::BadLogin, "wrong user name or password"))
             }
             Err(e) => Err(e.into()),
@@ -449,7 +449,6 @@ impl App {
             };
             out.push(SubjectRow {
                 subject,
-                created_utc: String::new(),
                 day0: day0.map(|d| d.to_string()),
                 status,
                 complete,
