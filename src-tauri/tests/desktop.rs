@@ -381,6 +381,7 @@ fn a_nurse_sets_up_enters_a_baseline_form_and_finds_it_after_a_restart() {
     d.set("#f-HEIGHT", "172");
     d.click("#save");
     d.wait_text("#form-notice", &["Saved"]);
+    d.wait_text("#f-BMI", &["23.7"]);
     d.screenshot("06-saved");
     d.quit();
 

@@ -364,6 +364,10 @@ form: string,
  */
 values: Array<FieldValue>, 
 /**
+ * Values the app computes from them (BMI, VIS, pulse pressure), never typed.
+ */
+derived: Array<FieldValue>, 
+/**
  * Status.
  */
 status: StatusDto, 

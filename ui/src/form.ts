@@ -387,6 +387,10 @@ export async function renderForm(ctx: FormContext): Promise<void> {
     for (const v of page.values) {
       if (v.warning) message(v.item, "warning", `${t("warningKept")}: ${tx(v.warning)}`);
     }
+    for (const d of page.derived) {
+      const el = byId(`f-${d.item}`);
+      if (el) el.textContent = d.text;
+    }
     refreshVisibility();
   }
 

@@ -291,6 +291,8 @@ pub struct FormPage {
     pub form: String,
     /// Saved values.
     pub values: Vec<FieldValue>,
+    /// Values the app computes from them (BMI, VIS, pulse pressure), never typed.
+    pub derived: Vec<FieldValue>,
     /// Status.
     pub status: StatusDto,
     /// Required items still empty.

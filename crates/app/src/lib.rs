@@ -525,6 +525,14 @@ impl App {
                     warning: s.warning.as_deref().and_then(warning_text),
                 })
                 .collect(),
+            derived: ecrf_core::derive::derive_form(form, &values)
+                .into_iter()
+                .map(|(item, v)| FieldValue {
+                    item,
+                    text: v.to_string(),
+                    warning: None,
+                })
+                .collect(),
             status: status_dto(status),
             missing: ecrf_core::check::missing_required(form, &values)
                 .iter()

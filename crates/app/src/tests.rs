@@ -86,6 +86,17 @@ fn setup_login_enter_change_and_history() {
         matches!(reply, SaveReply::Saved { changes: 2, .. }),
         "{reply:?}"
     );
+    let page = app.form(&subject, "BAS").unwrap();
+    let bmi = page
+        .derived
+        .iter()
+        .find(|d| d.item == "BMI")
+        .map(|d| d.text.as_str());
+    assert_eq!(
+        bmi,
+        Some("23.7"),
+        "70 kg / 1.72 m² shown as the derived BMI"
+    );
 
     let reply = app
         .save_form(&subject, "BAS", &[entry("HEIGHT", "171")], None, false)

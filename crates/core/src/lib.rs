@@ -3,6 +3,7 @@
 //! - [`study`]: the study definition (forms, items, code lists, rules) and its loader;
 //! - [`value`]: item values, exact decimals and missing-data codes;
 //! - [`check`]: edit checks on a save (types, ranges, rules, completeness);
+//! - [`derive`]: values computed from a form's own items (BMI, VIS, pulse pressure);
 //! - [`instance`]: which form instance (`DLY#3`) a save is for;
 //! - [`role`]: roles and what each may do;
 //! - [`schedule`]: day 0, due dates and the status of each form instance;
@@ -13,6 +14,7 @@
 #![deny(missing_docs)]
 
 pub mod check;
+pub mod derive;
 pub mod instance;
 pub mod role;
 pub mod schedule;

@@ -565,7 +565,7 @@ struct RawRule {
     message: Option<RawText>,
 }
 
-/// Names of derived values the core knows how to compute (see [`crate::derive`]).
+/// Names of derived values a definition may declare (computed in [`crate::derive`]).
 pub const KNOWN_DERIVATIONS: &[&str] = &[
     "bmi",
     "vis",
