@@ -26,9 +26,9 @@ fn bmi(values: &BTreeMap<String, Value>) -> Option<Value> {
     Decimal::from_f64_rounded(w / (h / 100.0).powi(2), 1).map(Value::Dec)
 }
 
-/// Vasoactive-inotropic score (Gaies 2010): dopamine + dobutamine + 100·epinephrine
-/// + 100·norepinephrine + 10·milrinone + 10 000·vasopressin (µg/kg/min; vasopressin U/kg/min).
-/// Levosimendan is recorded but not scored.
+/// Vasoactive-inotropic score (Gaies 2010): dopamine plus dobutamine plus 100 × epinephrine,
+/// 100 × norepinephrine, 10 × milrinone and 10 000 × vasopressin (µg/kg/min; vasopressin in
+/// U/kg/min). Levosimendan is recorded but not scored.
 fn vis(values: &BTreeMap<String, Value>) -> Option<Value> {
     let terms = [
         ("DOPAMINE", 1.0),
