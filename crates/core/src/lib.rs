@@ -2,6 +2,7 @@
 //!
 //! - [`study`]: the study definition (forms, items, code lists, rules) and its loader;
 //! - [`value`]: item values, exact decimals and missing-data codes;
+//! - [`eligibility`]: eligible / not eligible with reasons from SCR, and the consent record;
 //! - [`check`]: edit checks on a save (types, ranges, rules, completeness);
 //! - [`instance`]: which form instance (`DLY#3`) a save is for;
 //! - [`role`]: roles and what each may do;
@@ -13,6 +14,7 @@
 #![deny(missing_docs)]
 
 pub mod check;
+pub mod eligibility;
 pub mod instance;
 pub mod role;
 pub mod schedule;
