@@ -83,6 +83,9 @@ enum Command {
     /// PDF printouts: the blank CRF book or a form, a subject's filled CRF.
     #[command(subcommand)]
     Print(print::PrintCmd),
+    /// The screening log and its CONSORT counts.
+    #[command(subcommand)]
+    Screening(randomization::ScreeningCmd),
     /// Allocation lists and leases, sealed envelopes.
     #[command(subcommand)]
     Randomization(randomization::RandomizationCmd),
@@ -502,6 +505,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Bench(args) => bench::run(args, study()?).map_err(Failure),
         Command::Print(cmd) => print::run(&cli, cmd),
         Command::Randomization(cmd) => randomization::run(&cli, cmd),
+        Command::Screening(cmd) => randomization::screening(&cli, cmd),
         Command::Randomize { subject } => randomization::randomize(&cli, subject),
         Command::Demo { path } => {
             ecrf_app::demo::create(path, study()?).map_err(Failure)?;

@@ -1,5 +1,6 @@
-//! `ecrf randomization …` and `ecrf randomize`: allocation lists (generate, cut a lease,
-//! report, simulate) through the pure `ecrf-randomize` crate, and the store's envelopes.
+//! `ecrf randomization …`, `ecrf randomize` and `ecrf screening …`: allocation lists (generate,
+//! cut a lease, report, simulate) through the pure `ecrf-randomize` crate, the store's
+//! envelopes, and the screening log with its CONSORT counts from `core::eligibility`.
 //! Only argument parsing, files and printing live here.
 
 use std::path::PathBuf;
@@ -8,6 +9,8 @@ use clap::Subcommand;
 use ecrf_randomize::{
     ListSpec, Stratum, balance, generate, guess_stats, parse_csv, parse_seed, to_csv,
 };
+
+use ecrf_core::eligibility::{Consort, Outcome, Values, outcome};
 
 use crate::{Cli, Failure, open};
 
@@ -221,6 +224,98 @@ pub fn run(cli: &Cli, cmd: &RandomizationCmd) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// `ecrf screening …`.
+#[derive(Subcommand)]
+pub enum ScreeningCmd {
+    /// Every screened patient: number, date-time, age, sex, eligibility with reasons, consent,
+    /// randomization.
+    Log,
+    /// CONSORT counts per site: screened, not eligible by criterion, consent not obtained,
+    /// randomized.
+    Consort,
+}
+
+type Row = (String, Values, Values, bool);
+
+fn screened(store: &ecrf_store::Store) -> Result<Vec<Row>, Failure> {
+    let mut out = Vec::new();
+    for subject in store.subjects()? {
+        let mut forms = store.subject_values(&subject)?;
+        let mut take = |f: &str| -> Values {
+            forms
+                .remove(f)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| (s.item, s.value))
+                .collect()
+        };
+        let (scr, con, rnd) = (take("SCR"), take("CON"), take("RND"));
+        out.push((subject, scr, con, rnd.contains_key("SUBJ_NO")));
+    }
+    Ok(out)
+}
+
+/// Runs `ecrf screening …`.
+pub fn screening(cli: &Cli, cmd: &ScreeningCmd) -> Result<(), Failure> {
+    let store = open(cli)?;
+    let rows = screened(&store)?;
+    let get = |v: &Values, i: &str| {
+        v.get(i)
+            .map(|x| x.to_string())
+            .unwrap_or_else(|| "—".into())
+    };
+    match cmd {
+        ScreeningCmd::Log => {
+            for (subject, scr, con, randomized) in &rows {
+                let verdict = match outcome(scr, con, *randomized) {
+                    Outcome::Randomized => "randomized".to_string(),
+                    Outcome::Pending => "eligible, consented, not randomized yet".to_string(),
+                    Outcome::NoConsent(why) => format!("eligible; {why}"),
+                    Outcome::NotEligible(r) => format!(
+                        "NOT ELIGIBLE: {}",
+                        r.iter()
+                            .map(|r| format!("{} {}", r.criterion, r.text))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                };
+                let fail = scr
+                    .get("SF_REASON")
+                    .map(|r| format!("  screen failure: {r}"))
+                    .unwrap_or_default();
+                say!(
+                    "{subject}  {}  age {}  sex {}  {verdict}{fail}",
+                    get(scr, "SCR_DT"),
+                    get(scr, "AGE"),
+                    get(scr, "SEX")
+                );
+            }
+        }
+        ScreeningCmd::Consort => {
+            let mut by_site: std::collections::BTreeMap<String, Consort> = Default::default();
+            for (subject, scr, con, randomized) in &rows {
+                let site = subject.split('-').next().unwrap_or(subject).to_string();
+                by_site
+                    .entry(site)
+                    .or_default()
+                    .add(&outcome(scr, con, *randomized));
+            }
+            for (site, c) in by_site {
+                say!("site {site}");
+                say!("  screened                 {}", c.screened);
+                say!("  not eligible             {}", c.not_eligible);
+                for (criterion, n) in &c.by_criterion {
+                    say!("    {criterion:<4} {n}");
+                }
+                say!("  consent not obtained     {}", c.consent_not_obtained);
+                say!("  eligible, not randomized {}", c.pending);
+                say!("  randomized               {}", c.randomized);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs `ecrf randomize SUBJECT`.

@@ -689,4 +689,47 @@ fn randomization_lists_leases_and_two_processes_at_once() {
     assert!(ok(&nurse(&site, &["audit", "verify"])).starts_with("OK"));
     let rnd = ok(&nurse(&site, &["form", "show", "01-0001", "RND"]));
     assert!(rnd.contains("01-R000"), "{rnd}");
+    // The screening log and CONSORT counts: one excluded (ECPR), one without consent.
+    let excluded = ok(&nurse(&site, &["subject", "new"])).trim().to_string();
+    screen_and_consent(&site, &excluded);
+    ok(&nurse(
+        &site,
+        &[
+            "form",
+            "set",
+            &excluded,
+            "SCR",
+            "EXC5_ECPR=Y",
+            "--reason",
+            "ECPR after all",
+        ],
+    ));
+    let no_consent = ok(&nurse(&site, &["subject", "new"])).trim().to_string();
+    screen_and_consent(&site, &no_consent);
+    ok(&nurse(
+        &site,
+        &[
+            "form",
+            "set",
+            &no_consent,
+            "CON",
+            "WITHDRAWN=Y",
+            "WD_DATE=2026-03-02",
+            "WD_BY=PATIENT",
+            "WD_SCOPE=NO_FOLLOW_UP",
+        ],
+    ));
+    let log = ok(&nurse(&site, &["screening", "log"]));
+    assert_eq!(log.lines().count(), 6, "{log}");
+    assert!(log.contains("NOT ELIGIBLE: E5 present"), "{log}");
+    let consort = ok(&nurse(&site, &["screening", "consort"]));
+    for line in [
+        "screened                 6",
+        "not eligible             1",
+        "E5   1",
+        "consent not obtained     1",
+        "randomized               4",
+    ] {
+        assert!(consort.contains(line), "{line:?} in {consort}");
+    }
 }

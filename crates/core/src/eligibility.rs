@@ -172,6 +172,71 @@ pub fn consent(con: &Values) -> Result<(), String> {
     Ok(())
 }
 
+/// Where a screened patient stands, for the screening log and the CONSORT diagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Randomized (whatever was edited later: randomization is irreversible).
+    Randomized,
+    /// Not eligible, with the reasons.
+    NotEligible(Vec<Reason>),
+    /// Eligible, but consent not obtained (or withdrawn before randomization).
+    NoConsent(String),
+    /// Eligible and consented, not randomized yet.
+    Pending,
+}
+
+/// Judges one screened patient from SCR, CON and whether RND exists.
+pub fn outcome(scr: &Values, con: &Values, randomized: bool) -> Outcome {
+    if randomized {
+        return Outcome::Randomized;
+    }
+    let e = assess(scr);
+    if !e.eligible {
+        return Outcome::NotEligible(e.reasons);
+    }
+    match consent(con) {
+        Err(why) => Outcome::NoConsent(why),
+        Ok(()) => Outcome::Pending,
+    }
+}
+
+/// CONSORT counts of one site.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Consort {
+    /// Patients screened.
+    pub screened: usize,
+    /// Not eligible.
+    pub not_eligible: usize,
+    /// Not eligible, by criterion (a patient may count under several).
+    pub by_criterion: BTreeMap<&'static str, usize>,
+    /// Eligible, consent not obtained.
+    pub consent_not_obtained: usize,
+    /// Eligible and consented, not yet randomized.
+    pub pending: usize,
+    /// Randomized.
+    pub randomized: usize,
+}
+
+impl Consort {
+    /// Counts one patient.
+    pub fn add(&mut self, o: &Outcome) {
+        self.screened += 1;
+        match o {
+            Outcome::Randomized => self.randomized += 1,
+            Outcome::NoConsent(_) => self.consent_not_obtained += 1,
+            Outcome::Pending => self.pending += 1,
+            Outcome::NotEligible(reasons) => {
+                self.not_eligible += 1;
+                let mut seen: Vec<&'static str> = reasons.iter().map(|r| r.criterion).collect();
+                seen.dedup();
+                for c in seen {
+                    *self.by_criterion.entry(c).or_default() += 1;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,6 +369,37 @@ mod tests {
                 assess(&v).summary()
             );
         }
+    }
+
+    #[test]
+    fn consort_counts_each_patient_once_and_reasons_per_criterion() {
+        let mut con = Values::new();
+        con.insert("CONSENT_BY".into(), Value::Code("PATIENT".into()));
+        con.insert("CONSENT_DT".into(), dt());
+        con.insert("ICF_VERSION".into(), Value::Text("V1.0".into()));
+        con.insert("OBTAINED_BY".into(), Value::Text("Dr Li".into()));
+        let mut excluded = eligible_scr();
+        excluded.insert("EXC5_ECPR".into(), Value::Code("Y".into()));
+        excluded.insert("LACTATE".into(), Value::Dec("2.0".parse().unwrap()));
+        excluded.remove("LACTATE_DT");
+        let mut c = Consort::default();
+        c.add(&outcome(&eligible_scr(), &con, true));
+        c.add(&outcome(&eligible_scr(), &con, false));
+        c.add(&outcome(&eligible_scr(), &Values::new(), false));
+        c.add(&outcome(&excluded, &con, false));
+        assert_eq!(
+            (
+                c.screened,
+                c.randomized,
+                c.pending,
+                c.consent_not_obtained,
+                c.not_eligible
+            ),
+            (4, 1, 1, 1, 1)
+        );
+        // Two I2 reasons count the patient once under I2.
+        assert_eq!(c.by_criterion.get("I2"), Some(&1));
+        assert_eq!(c.by_criterion.get("E5"), Some(&1));
     }
 
     #[test]
