@@ -159,15 +159,20 @@ pub fn consent(con: &Values) -> Result<(), String> {
     if con.get("CONSENT_BY").is_none() {
         return Err("no consent recorded (CON form: who consented)".into());
     }
+    if yes(con, "WITHDRAWN") {
+        return Err("consent was withdrawn".into());
+    }
+    // Deferred consent (where the ethics approval allows it): the signature, its date-time,
+    // form version and who obtained it are recorded after randomization.
+    if code(con, "CONSENT_BY") == Some("DEFERRED") {
+        return Ok(());
+    }
     let missing: Vec<&str> = ["CONSENT_DT", "ICF_VERSION", "OBTAINED_BY"]
         .into_iter()
         .filter(|i| con.get(*i).is_none_or(Value::is_missing))
         .collect();
     if !missing.is_empty() {
         return Err(format!("consent record incomplete: {}", missing.join(", ")));
-    }
-    if yes(con, "WITHDRAWN") {
-        return Err("consent was withdrawn".into());
     }
     Ok(())
 }
@@ -414,5 +419,11 @@ mod tests {
         assert_eq!(consent(&con), Ok(()));
         con.insert("WITHDRAWN".into(), Value::Code("Y".into()));
         assert!(consent(&con).unwrap_err().contains("withdrawn"));
+        // Deferred consent randomizes before the signature is recorded, unless withdrawn.
+        let mut deferred = Values::new();
+        deferred.insert("CONSENT_BY".into(), Value::Code("DEFERRED".into()));
+        assert_eq!(consent(&deferred), Ok(()));
+        deferred.insert("WITHDRAWN".into(), Value::Code("Y".into()));
+        assert!(consent(&deferred).is_err());
     }
 }
