@@ -88,6 +88,10 @@ fn subject(s: State<'_, Shell>, subject: String) -> AppResult<SubjectPage> {
     with(&s, |a| a.subject(&subject))
 }
 #[tauri::command]
+fn randomize(s: State<'_, Shell>, subject: String) -> AppResult<SubjectPage> {
+    with(&s, |a| a.randomize(&subject))
+}
+#[tauri::command]
 fn form(s: State<'_, Shell>, subject: String, key: String) -> AppResult<FormPage> {
     with(&s, |a| a.form(&subject, &key))
 }
@@ -190,6 +194,7 @@ fn main() {
             subjects,
             new_subject,
             subject,
+            randomize,
             form,
             save_form,
             save_draft,

@@ -173,6 +173,20 @@ impl Driver {
         }
     }
 
+    /// Clicks through the page's own script, scrolled to the middle: for radios and boxes of a
+    /// long form, which the sticky toolbar may cover ("element click intercepted").
+    fn pick(&self, css: &str) {
+        self.find(css);
+        let script = "const e = document.querySelector(arguments[0]); \
+                      e.scrollIntoView({block: 'center'}); e.click();";
+        http(
+            "POST",
+            &self.url("/execute/sync"),
+            Some(&json!({"script": script, "args": [css]})),
+        )
+        .unwrap_or_else(|e| panic!("pick {css}: {e}"));
+    }
+
     fn clear(&self, css: &str) {
         let id = self.find(css);
         http(
@@ -330,7 +344,7 @@ fn login(d: &Driver, user: &str, password: &str) {
 }
 
 #[test]
-fn a_nurse_sets_up_enters_a_baseline_form_and_finds_it_after_a_restart() {
+fn a_nurse_sets_up_enters_a_baseline_form_finds_it_after_a_restart_and_randomizes() {
     let data = tempfile::tempdir().expect("temp folder");
     let desk = desktop(data.path());
 
@@ -450,4 +464,115 @@ fn a_nurse_sets_up_enters_a_baseline_form_and_finds_it_after_a_restart() {
     }
     d.screenshot("10-printed");
     d.quit();
+
+    // Randomization. The administrator loads a lease of sealed envelopes made by the CLI's
+    // generator (there is no lease screen yet); everything else is done in the window.
+    load_lease(&data.path().join("ward.ecrf"));
+    let d = Driver::start(&desk);
+    login(&d, "li", "nurse-password-1");
+    d.click("button[data-subject='01-0001']");
+    // Not screened yet: refused, with the reasons on screen.
+    d.click("#randomize");
+    d.wait_text("#rnd-message", &["not eligible", "I1", "E9"]);
+    screen_in_window(&d);
+    // Eligible but no consent yet.
+    d.click("#randomize");
+    d.wait_text("#rnd-message", &["no consent"]);
+    consent_in_window(&d);
+    d.click("#randomize");
+    let arm = d.wait_text("#rnd-arm", &["Randomized", "01-R0001", "li"]);
+    assert!(
+        arm.contains("ECMO+IABP") || arm.contains("ECMO (no mechanical"),
+        "{arm}"
+    );
+    // ECMO started an hour ago: about 5 hours left, counting down.
+    let first = d.wait_text("#rnd-countdown", &["time left: 4 h 5"]);
+    sleep(Duration::from_millis(2100));
+    let later = d.text("#rnd-countdown");
+    assert_ne!(first, later, "the countdown moves");
+    d.screenshot("11-randomized-arm-and-countdown");
+    // A second attempt is refused and changes nothing.
+    d.click("#randomize");
+    d.wait_text("#rnd-message", &["already randomized as 01-R0001"]);
+    assert!(d.text("#rnd-arm").contains("01-R0001"));
+    d.quit();
+}
+
+/// A local date-time `minutes` ago, as the form reads it (with its UTC offset).
+fn ago(minutes: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::minutes(minutes))
+        .format("%Y-%m-%dT%H:%M+00:00")
+        .to_string()
+}
+
+/// Two blocks of site 01 from a fixed seed, loaded as the administrator would with
+/// `ecrf randomization load-lease`.
+fn load_lease(store: &Path) {
+    let study = std::sync::Arc::new(ecrf_core::trial::definition().expect("study"));
+    let mut admin =
+        ecrf_store::Store::open(store, study, "admin", "admin-password-1").expect("open as admin");
+    let spec = ecrf_randomize::ListSpec {
+        stratum: ecrf_randomize::Stratum::site("01").expect("site"),
+        count: 8,
+        block_sizes: vec![4, 6, 8],
+    };
+    let list = ecrf_randomize::generate(&spec, &[5; 32]).expect("list");
+    admin
+        .load_lease(&ecrf_randomize::to_csv(&list))
+        .expect("load the lease");
+}
+
+/// Fills the screening form in the window: an eligible man on ECMO for an hour.
+fn screen_in_window(d: &Driver) {
+    d.click("button[data-key='SCR']");
+    d.type_in("#f-SCRNO", "01-001");
+    d.type_in("#f-SCR_DT", &ago(30));
+    d.type_in("#f-AGE", "57");
+    for radio in [
+        "SEX-M",
+        "INC1_AGE-Y",
+        "INC2_CS-Y",
+        "SBP_LT90-Y",
+        "CATECHOL-N",
+        "LACT_GT3-Y",
+        "HYPOPERF-Y",
+        "INC3_ECMO-Y",
+        "INC4_CONSENT-Y",
+    ] {
+        d.pick(&format!("#f-{radio}"));
+    }
+    d.type_in("#f-SBP_LOW", "68");
+    d.type_in("#f-SBP_DURATION", "45");
+    d.type_in("#f-LACTATE", "5.4");
+    d.type_in("#f-LACTATE_DT", &ago(50));
+    d.pick("#f-HYPOPERF_SIGNS-COLD");
+    d.type_in("#f-ECMO_START_DT", &ago(60));
+    for n in [
+        "EXC1_AI_DISSECTION",
+        "EXC2_PVD",
+        "EXC3_POSTCARDIOTOMY",
+        "EXC4_NONCARDIAC",
+        "EXC5_ECPR",
+        "EXC6_PRIOR_MCS",
+        "EXC7_BLEEDING",
+        "EXC8_MALIGNANCY",
+        "EXC9_NEURO",
+    ] {
+        d.pick(&format!("#f-{n}-N"));
+    }
+    d.pick("#save");
+    d.wait_text("#form-notice", &["Saved"]);
+    d.pick("#back");
+}
+
+/// Records the patient's own consent in the window.
+fn consent_in_window(d: &Driver) {
+    d.click("button[data-key='CON']");
+    d.pick("#f-CONSENT_BY-PATIENT");
+    d.type_in("#f-CONSENT_DT", &ago(20));
+    d.type_in("#f-ICF_VERSION", "V1.0 2025-10-01");
+    d.type_in("#f-OBTAINED_BY", "Dr Zhao");
+    d.pick("#save");
+    d.wait_text("#form-notice", &["Saved"]);
+    d.pick("#back");
 }

@@ -36,6 +36,7 @@ export const api = {
   subjects: () => invoke<SubjectRow[]>("subjects"),
   newSubject: () => invoke<string>("new_subject"),
   subject: (subject: string) => invoke<SubjectPage>("subject", { subject }),
+  randomize: (subject: string) => invoke<SubjectPage>("randomize", { subject }),
   form: (subject: string, key: string) => invoke<FormPage>("form", { subject, key }),
   saveForm: (subject: string, key: string, entries: Entry[], reason: string | null, confirm: boolean) =>
     invoke<SaveReply>("save_form", { subject, key, entries, reason, confirm }),

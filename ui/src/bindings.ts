@@ -308,6 +308,41 @@ status: StatusDto,
  */
 system: boolean, };
 
+export type RandomizationView = { 
+/**
+ * Subject number given at randomization (`01-R0007`).
+ */
+subject_no: string, 
+/**
+ * Arm code: `ECMO_IABP` or `ECMO`.
+ */
+arm: string, 
+/**
+ * The arm's label.
+ */
+arm_label: Txt, 
+/**
+ * When randomized (RFC 3339 with offset).
+ */
+at: string, 
+/**
+ * Who randomized.
+ */
+by: string, 
+/**
+ * Envelope opened.
+ */
+envelope: string, 
+/**
+ * ECMO start (ECMO form, else the screening form), RFC 3339; none when not recorded.
+ */
+ecmo_start: string | null, 
+/**
+ * End of the 6-hour window from ECMO start (IABP due by then in the ECMO+IABP arm; no
+ * mechanical unloading before then in the ECMO arm), RFC 3339.
+ */
+window_end: string | null, };
+
 export type SubjectPage = { 
 /**
  * Subject number.
@@ -320,7 +355,11 @@ day0: string | null,
 /**
  * The schedule.
  */
-schedule: Array<ScheduleRow>, };
+schedule: Array<ScheduleRow>, 
+/**
+ * The randomization, once done.
+ */
+randomization: RandomizationView | null, };
 
 export type Entry = { 
 /**

@@ -2,7 +2,7 @@
 // page is in form.ts. All data comes from Rust through api.ts.
 import "./style.css";
 import { api, isAppError } from "./api";
-import type { Printout, SessionDto, StudyDto, SubjectRow, Welcome } from "./bindings";
+import type { Printout, RandomizationView, SessionDto, StudyDto, SubjectPage, SubjectRow, Welcome } from "./bindings";
 import { byId, h, mount } from "./dom";
 import { renderForm } from "./form";
 import { currentLang, setLang, statusWord, t, tx } from "./i18n";
@@ -301,14 +301,67 @@ async function showSubjects(filter = ""): Promise<void> {
   search.focus();
 }
 
-async function showSubject(subject: string): Promise<void> {
+let countdownTimer = 0;
+
+/** Time left in the 6-hour window from ECMO start, counted down to the second. */
+function countdownText(r: RandomizationView): string {
+  if (!r.window_end) return t("noEcmoStart");
+  const ms = Date.parse(r.window_end) - Date.now();
+  const abs = Math.abs(ms);
+  const hh = Math.floor(abs / 3_600_000);
+  const mm = String(Math.floor((abs % 3_600_000) / 60_000)).padStart(2, "0");
+  const ss = String(Math.floor((abs % 60_000) / 1000)).padStart(2, "0");
+  const hms = `${hh} h ${mm} min ${ss} s`;
+  if (ms < 0) return `${t("windowPassed")} (${hms})`;
+  return `${r.arm === "ECMO_IABP" ? t("iabpDue") : t("noUnloading")}: ${hms}`;
+}
+
+/** The randomization panel: the arm once randomized (never an unopened envelope), the
+ * countdown, and the Randomize button whose refusals are shown as the app words them. */
+function randomizationPanel(subject: string, page: SubjectPage): HTMLElement {
+  window.clearInterval(countdownTimer);
+  const r = page.randomization;
+  const parts: HTMLElement[] = [];
+  if (r) {
+    const countdown = h("p", { id: "rnd-countdown", class: "countdown" }, countdownText(r));
+    countdownTimer = window.setInterval(() => {
+      if (!countdown.isConnected) window.clearInterval(countdownTimer);
+      else countdown.textContent = countdownText(r);
+    }, 1000);
+    parts.push(
+      h("p", { id: "rnd-arm", class: "arm" }, `${t("randomized")}: ${tx(r.arm_label)} · ${t("subjectNo")} ${r.subject_no} · ${r.at} · ${r.by}`),
+      countdown,
+    );
+  }
+  parts.push(
+    h(
+      "button",
+      {
+        type: "button",
+        id: "randomize",
+        "data-randomize": subject,
+        onclick: () =>
+          void guard(async () => {
+            const next = await api.randomize(subject);
+            await showSubject(subject, next);
+          }, "rnd-message"),
+      },
+      t("randomize"),
+    ),
+    h("p", { id: "rnd-message", class: "error", role: "alert" }),
+  );
+  return h("section", { id: "randomization", class: "randomization" }, ...parts);
+}
+
+async function showSubject(subject: string, loaded?: SubjectPage): Promise<void> {
   rerender = () => void showSubject(subject);
-  const page = await api.subject(subject);
+  const page = loaded ?? (await api.subject(subject));
   const open = (key: string) => void openForm(subject, key);
   const events = study.forms.filter((f) => f.repeat === "by_event");
   frame(
     `${t("subject")} ${subject}`,
     h("p", {}, `${t("day0")}: ${page.day0 ?? "—"}`),
+    randomizationPanel(subject, page),
     h(
       "table",
       { class: "grid", id: "schedule" },

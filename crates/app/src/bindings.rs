@@ -26,6 +26,7 @@ pub fn typescript() -> String {
         StatusDto::decl(&cfg),
         SubjectRow::decl(&cfg),
         ScheduleRow::decl(&cfg),
+        RandomizationView::decl(&cfg),
         SubjectPage::decl(&cfg),
         Entry::decl(&cfg),
         FieldValue::decl(&cfg),

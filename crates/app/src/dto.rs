@@ -249,6 +249,28 @@ pub struct ScheduleRow {
     pub system: bool,
 }
 
+/// A subject's randomization, as shown after it (never before: sealed envelopes stay hidden).
+#[derive(Debug, Clone, Serialize, TS, PartialEq)]
+pub struct RandomizationView {
+    /// Subject number given at randomization (`01-R0007`).
+    pub subject_no: String,
+    /// Arm code: `ECMO_IABP` or `ECMO`.
+    pub arm: String,
+    /// The arm's label.
+    pub arm_label: Txt,
+    /// When randomized (RFC 3339 with offset).
+    pub at: String,
+    /// Who randomized.
+    pub by: String,
+    /// Envelope opened.
+    pub envelope: String,
+    /// ECMO start (ECMO form, else the screening form), RFC 3339; none when not recorded.
+    pub ecmo_start: Option<String>,
+    /// End of the 6-hour window from ECMO start (IABP due by then in the ECMO+IABP arm; no
+    /// mechanical unloading before then in the ECMO arm), RFC 3339.
+    pub window_end: Option<String>,
+}
+
 /// A subject's page.
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct SubjectPage {
@@ -258,6 +280,8 @@ pub struct SubjectPage {
     pub day0: Option<String>,
     /// The schedule.
     pub schedule: Vec<ScheduleRow>,
+    /// The randomization, once done.
+    pub randomization: Option<RandomizationView>,
 }
 
 /// A value typed (or to be typed) into an item, as text (`@ND` for missing codes).

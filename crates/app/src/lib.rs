@@ -44,6 +44,7 @@ impl From<StoreError> for AppError {
             StoreError::NotAllowed { .. } => ErrorCode::NotAllowed,
             StoreError::Damaged(_) => ErrorCode::Damaged,
             StoreError::Invalid(_)
+            | StoreError::Refused(_)
             | StoreError::AlreadyExists(_)
             | StoreError::Rejected(_)
             | StoreError::NeedsConfirmation(_)
@@ -486,7 +487,54 @@ impl App {
                     })
                 })
                 .collect(),
+            randomization: self.randomization_view(subject)?,
         })
+    }
+
+    /// Randomizes a subject (opens the next sealed envelope); refusals come back as errors
+    /// whose message says why (not eligible…, no consent…, already randomized…, no envelope…).
+    pub fn randomize(&mut self, subject: &str) -> AppResult<SubjectPage> {
+        self.store_mut()?.randomize(subject)?;
+        self.subject(subject)
+    }
+
+    fn randomization_view(&self, subject: &str) -> AppResult<Option<RandomizationView>> {
+        let store = self.store()?;
+        let Some(r) = store.randomization(subject)? else {
+            return Ok(None);
+        };
+        let values = store.subject_values(subject)?;
+        let find = |form: &str, item: &str| {
+            values.get(form).and_then(|v| {
+                v.iter()
+                    .find(|s| s.item == item)
+                    .and_then(|s| match &s.value {
+                        Value::DateTime(d) => Some(*d),
+                        _ => None,
+                    })
+            })
+        };
+        let start = find("ECMO", "START_DT").or_else(|| find("SCR", "ECMO_START_DT"));
+        let arm_label = self
+            .study
+            .codelists
+            .get("arms")
+            .and_then(|l| l.codes.iter().find(|c| c.code == r.arm))
+            .map(|c| txt(&c.label))
+            .unwrap_or(Txt {
+                en: r.arm.clone(),
+                zh: r.arm.clone(),
+            });
+        Ok(Some(RandomizationView {
+            subject_no: r.subject_no,
+            arm: r.arm,
+            arm_label,
+            at: r.at,
+            by: r.by,
+            envelope: r.envelope,
+            ecmo_start: start.map(|d| d.to_rfc3339()),
+            window_end: start.map(|d| (d + chrono::Duration::hours(6)).to_rfc3339()),
+        }))
     }
 
     fn key(&self, key: &str) -> AppResult<FormKey> {

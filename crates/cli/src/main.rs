@@ -20,6 +20,7 @@ macro_rules! say {
 
 mod bench;
 mod print;
+mod randomization;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -82,6 +83,17 @@ enum Command {
     /// PDF printouts: the blank CRF book or a form, a subject's filled CRF.
     #[command(subcommand)]
     Print(print::PrintCmd),
+    /// The screening log and its CONSORT counts.
+    #[command(subcommand)]
+    Screening(randomization::ScreeningCmd),
+    /// Allocation lists and leases, sealed envelopes.
+    #[command(subcommand)]
+    Randomization(randomization::RandomizationCmd),
+    /// Randomize an eligible, consented subject: opens the next sealed envelope.
+    Randomize {
+        /// Screening number.
+        subject: String,
+    },
     /// Create a demo store with sample data (used by `make run`).
     Demo {
         /// Where to create it (default ./demo/demo.ecrf).
@@ -492,6 +504,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Bench(args) => bench::run(args, study()?).map_err(Failure),
         Command::Print(cmd) => print::run(&cli, cmd),
+        Command::Randomization(cmd) => randomization::run(&cli, cmd),
+        Command::Screening(cmd) => randomization::screening(&cli, cmd),
+        Command::Randomize { subject } => randomization::randomize(&cli, subject),
         Command::Demo { path } => {
             ecrf_app::demo::create(path, study()?).map_err(Failure)?;
             say!("Demo store: {}", path.display());

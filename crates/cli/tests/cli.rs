@@ -468,3 +468,232 @@ fn bench_prints_its_figures_on_a_small_store() {
     }
     assert!(out.contains("4 saves of"), "{out}");
 }
+
+/// An eligible male patient's SCR and his consent, as `form set` arguments.
+fn screen_and_consent(site: &Site, subject: &str) {
+    let mut scr = vec!["form", "set", subject, "SCR", "--confirm-warnings"];
+    scr.extend([
+        "SCRNO=01-001",
+        "SCR_DT=2026-03-01T04:00+08:00",
+        "AGE=58",
+        "SEX=M",
+        "INC1_AGE=Y",
+        "INC2_CS=Y",
+        "SBP_LT90=N",
+        "CATECHOL=Y",
+        "CATECHOL_DRUGS=NOREPINEPHRINE,DOBUTAMINE",
+        "LACT_GT3=Y",
+        "LACTATE=6.1",
+        "LACTATE_DT=2026-03-01T02:00+08:00",
+        "HYPOPERF=Y",
+        "HYPOPERF_SIGNS=MENTAL",
+        "INC3_ECMO=Y",
+        "ECMO_START_DT=2026-03-01T02:40+08:00",
+        "INC4_CONSENT=Y",
+        "EXC1_AI_DISSECTION=N",
+        "EXC2_PVD=N",
+        "EXC3_POSTCARDIOTOMY=N",
+        "EXC4_NONCARDIAC=N",
+        "EXC5_ECPR=N",
+        "EXC6_PRIOR_MCS=N",
+        "EXC7_BLEEDING=N",
+        "EXC8_MALIGNANCY=N",
+        "EXC9_NEURO=N",
+    ]);
+    ok(&nurse(site, &scr));
+    ok(&nurse(
+        site,
+        &[
+            "form",
+            "set",
+            subject,
+            "CON",
+            "--confirm-warnings",
+            "CONSENT_BY=PATIENT",
+            "CONSENT_DT=2026-03-01T04:10+08:00",
+            "ICF_VERSION=V1.0 2025-10-01",
+            "OBTAINED_BY=Dr Zhao",
+        ],
+    ));
+}
+
+#[test]
+fn randomization_lists_leases_and_two_processes_at_once() {
+    let site = site();
+    let dir = site.store.parent().unwrap().to_path_buf();
+    let seed = dir.join("seed");
+    std::fs::write(&seed, "11".repeat(32)).unwrap();
+    let list = dir.join("list.csv");
+    let s = |p: &Path| p.display().to_string();
+    let gen_args = |out: &Path| {
+        vec![
+            "randomization".to_string(),
+            "generate".into(),
+            "--site".into(),
+            "01".into(),
+            "--site".into(),
+            "02".into(),
+            "--count".into(),
+            "40".into(),
+            "--seed-file".into(),
+            s(&seed),
+            "-o".into(),
+            s(out),
+        ]
+    };
+    let args: Vec<String> = gen_args(&list);
+    ok(&nurse(
+        &site,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    let text = std::fs::read_to_string(&list).unwrap();
+    assert!(
+        text.starts_with("stratum,seq,block,block_size,arm\n"),
+        "{text}"
+    );
+    // The same seed gives the same file.
+    let again = dir.join("again.csv");
+    let args = gen_args(&again);
+    ok(&nurse(
+        &site,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), text);
+    let report = ok(&nurse(&site, &["randomization", "report", &s(&list)]));
+    assert!(
+        report.contains("Guessing the arm that is behind"),
+        "{report}"
+    );
+    assert_eq!(
+        report
+            .lines()
+            .filter(|l| l.starts_with("01 ") || l.starts_with("02 "))
+            .count(),
+        2,
+        "{report}"
+    );
+    // A lease of two blocks of site 01, loaded by the administrator.
+    let lease = dir.join("lease.csv");
+    ok(&nurse(
+        &site,
+        &[
+            "randomization",
+            "lease",
+            "--list",
+            &s(&list),
+            "--stratum",
+            "01",
+            "--blocks",
+            "2",
+            "-o",
+            &s(&lease),
+        ],
+    ));
+    let leased = std::fs::read_to_string(&lease).unwrap().lines().count() - 1;
+    assert!((8..=16).contains(&leased), "{leased}");
+    // Site 02's envelopes do not belong in site 01's store; nurses may not load leases.
+    err(&ecrf(
+        &site.store,
+        "admin",
+        ADMIN_PW,
+        &["randomization", "load-lease", &s(&list)],
+    ));
+    err(&nurse(&site, &["randomization", "load-lease", &s(&lease)]));
+    ok(&ecrf(
+        &site.store,
+        "admin",
+        ADMIN_PW,
+        &["randomization", "load-lease", &s(&lease)],
+    ));
+    // Not yet eligible: refused with the reason.
+    let e = err(&nurse(&site, &["randomize", "01-0001"]));
+    assert!(e.contains("not eligible"), "{e}");
+    // Four eligible subjects randomized by four processes started together.
+    screen_and_consent(&site, "01-0001");
+    for n in 2..=4 {
+        let id = ok(&nurse(&site, &["subject", "new"])).trim().to_string();
+        assert_eq!(id, format!("01-000{n}"));
+        screen_and_consent(&site, &id);
+    }
+    let children: Vec<_> = (1..=4)
+        .map(|n| {
+            Command::new(env!("CARGO_BIN_EXE_ecrf"))
+                .args(["randomize", &format!("01-000{n}")])
+                .env("ECRF_STORE", &site.store)
+                .env("ECRF_USER", "nurse")
+                .env("ECRF_PASSWORD", NURSE_PW)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut envelopes: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = ok(&c.wait_with_output().unwrap());
+            out.split("envelope ")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    envelopes.sort();
+    assert_eq!(envelopes, ["01-E0001", "01-E0002", "01-E0003", "01-E0004"]);
+    let e = err(&nurse(&site, &["randomize", "01-0001"]));
+    assert!(e.contains("already randomized"), "{e}");
+    let counts = ok(&nurse(&site, &["randomization", "envelopes"]));
+    assert!(
+        counts.contains(&format!("01: {} sealed, 4 opened", leased - 4)),
+        "{counts}"
+    );
+    assert!(ok(&nurse(&site, &["audit", "verify"])).starts_with("OK"));
+    let rnd = ok(&nurse(&site, &["form", "show", "01-0001", "RND"]));
+    assert!(rnd.contains("01-R000"), "{rnd}");
+    // The screening log and CONSORT counts: one excluded (ECPR), one without consent.
+    let excluded = ok(&nurse(&site, &["subject", "new"])).trim().to_string();
+    screen_and_consent(&site, &excluded);
+    ok(&nurse(
+        &site,
+        &[
+            "form",
+            "set",
+            &excluded,
+            "SCR",
+            "EXC5_ECPR=Y",
+            "--reason",
+            "ECPR after all",
+        ],
+    ));
+    let no_consent = ok(&nurse(&site, &["subject", "new"])).trim().to_string();
+    screen_and_consent(&site, &no_consent);
+    ok(&nurse(
+        &site,
+        &[
+            "form",
+            "set",
+            &no_consent,
+            "CON",
+            "WITHDRAWN=Y",
+            "WD_DATE=2026-03-02",
+            "WD_BY=PATIENT",
+            "WD_SCOPE=NO_FOLLOW_UP",
+        ],
+    ));
+    let log = ok(&nurse(&site, &["screening", "log"]));
+    assert_eq!(log.lines().count(), 6, "{log}");
+    assert!(log.contains("NOT ELIGIBLE: E5 present"), "{log}");
+    let consort = ok(&nurse(&site, &["screening", "consort"]));
+    for line in [
+        "screened                 6",
+        "not eligible             1",
+        "E5   1",
+        "consent not obtained     1",
+        "randomized               4",
+    ] {
+        assert!(consort.contains(line), "{line:?} in {consort}");
+    }
+}

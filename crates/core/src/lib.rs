@@ -2,6 +2,7 @@
 //!
 //! - [`study`]: the study definition (forms, items, code lists, rules) and its loader;
 //! - [`value`]: item values, exact decimals and missing-data codes;
+//! - [`eligibility`]: eligible / not eligible with reasons from SCR, and the consent record;
 //! - [`check`]: edit checks on a save (types, ranges, rules, completeness);
 //! - [`derive`]: values computed from a form's own items (BMI, VIS, pulse pressure);
 //! - [`instance`]: which form instance (`DLY#3`) a save is for;
@@ -15,6 +16,7 @@
 
 pub mod check;
 pub mod derive;
+pub mod eligibility;
 pub mod instance;
 pub mod role;
 pub mod schedule;

@@ -26,6 +26,10 @@ pub enum Action {
     EnterData,
     /// Add users.
     ManageUsers,
+    /// Open the next sealed envelope for an eligible, consented subject.
+    Randomize,
+    /// Load leases of sealed envelopes into the store.
+    LoadLease,
     /// Read data and the audit trail.
     Read,
 }
@@ -58,7 +62,8 @@ impl Role {
             Action::EnterData => {
                 matches!(self, Role::Nurse | Role::Investigator | Role::DataManager)
             }
-            Action::ManageUsers => self == Role::Admin,
+            Action::ManageUsers | Action::LoadLease => self == Role::Admin,
+            Action::Randomize => matches!(self, Role::Nurse | Role::Investigator),
         }
     }
 }
@@ -86,6 +91,8 @@ impl fmt::Display for Action {
         f.write_str(match self {
             Action::EnterData => "enter data",
             Action::ManageUsers => "manage users",
+            Action::Randomize => "randomize",
+            Action::LoadLease => "load envelope leases",
             Action::Read => "read data",
         })
     }

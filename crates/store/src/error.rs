@@ -60,6 +60,9 @@ pub enum StoreError {
     /// Soft edit-check warnings not confirmed: nothing was saved.
     #[error("not saved, please confirm: {}", join(.0))]
     NeedsConfirmation(Vec<Finding>),
+    /// Randomization refused, with the reason to show.
+    #[error("not randomized: {0}")]
+    Refused(crate::randomization::Refusal),
     /// Saved values are being changed without a reason.
     #[error("not saved: {form} {} already saved; changing it needs a reason", reason_items(.items))]
     ReasonRequired {

@@ -3,6 +3,7 @@
 //! - [`keyring`]: the random store key wrapped per user (Argon2id) and for the recovery key;
 //! - [`log`]: the append-only, hash-chained change log and its verification;
 //! - [`store`]: opening, users, subjects, saving and reading forms, audit, rebuilds;
+//! - [`randomization`]: sealed envelopes (leases) and randomizing a subject;
 //! - [`schema`](crate::schema): migrations.
 //!
 //! Architecture invariant: this is the only crate that writes SQL for the local file, and every
@@ -12,10 +13,12 @@
 pub mod error;
 pub mod keyring;
 pub mod log;
+pub mod randomization;
 pub mod schema;
 pub mod store;
 
 pub use error::StoreError;
 pub use keyring::{Keyring, RecoveryKey};
 pub use log::{Change, VerifyReport};
+pub use randomization::{EnvelopeCount, Randomization, Refusal};
 pub use store::{CreateOptions, ItemState, SaveOptions, SaveOutcome, Session, Store, User};

@@ -25,6 +25,11 @@ pub mod kind {
     pub const SUBJECT_CREATED: &str = "subject.create";
     /// An item's value was set, changed or cleared.
     pub const ITEM_SET: &str = "item.set";
+    /// Sealed envelopes were leased to this device (item = lease id, new value = the envelopes).
+    pub const LEASE_LOADED: &str = "lease.load";
+    /// A subject was randomized: the next envelope opened and bound to it (item = envelope id,
+    /// new value = envelope, arm, subject number, stratum). Irreversible.
+    pub const RANDOMIZED: &str = "subject.randomize";
 }
 
 /// One change, as stored. Values are the JSON of [`ecrf_core::Value`].

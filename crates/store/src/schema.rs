@@ -80,6 +80,23 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (username, subject, form)
     ) WITHOUT ROWID;
     "#,
+    // 3: sealed envelopes leased to this device (a projection of `lease.load` and
+    // `subject.randomize` changes). Unopened rows are never shown: only counts leave the store.
+    r#"
+    CREATE TABLE envelopes (
+        envelope   TEXT PRIMARY KEY,
+        stratum    TEXT NOT NULL,
+        seq        INTEGER NOT NULL,
+        block      INTEGER NOT NULL,
+        block_size INTEGER NOT NULL,
+        arm        TEXT NOT NULL,
+        lease      TEXT NOT NULL,
+        subject    TEXT,
+        opened_seq INTEGER,
+        UNIQUE (stratum, seq)
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX envelopes_subject ON envelopes (subject) WHERE subject IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -14,7 +14,9 @@ use chrono::{FixedOffset, Local, SecondsFormat, Utc};
 use ecrf_core::check::{check_save, parse_input};
 use ecrf_core::study::Entry;
 use ecrf_core::{Action, Finding, FormKey, Role, Study, Value};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
+};
 use serde::Serialize;
 
 use crate::error::StoreError;
@@ -185,19 +187,19 @@ fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<(), StoreError>
 }
 
 /// A change still to be numbered, hashed and appended.
-struct Draft {
-    kind: &'static str,
-    subject: Option<String>,
-    form: Option<String>,
-    item: Option<String>,
-    old_value: Option<String>,
-    new_value: Option<String>,
-    reason: Option<String>,
-    warning: Option<String>,
+pub(crate) struct Draft {
+    pub(crate) kind: &'static str,
+    pub(crate) subject: Option<String>,
+    pub(crate) form: Option<String>,
+    pub(crate) item: Option<String>,
+    pub(crate) old_value: Option<String>,
+    pub(crate) new_value: Option<String>,
+    pub(crate) reason: Option<String>,
+    pub(crate) warning: Option<String>,
 }
 
 impl Draft {
-    fn new(kind: &'static str) -> Self {
+    pub(crate) fn new(kind: &'static str) -> Self {
         Draft {
             kind,
             subject: None,
@@ -252,6 +254,7 @@ fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
                 .execute(params![c.subject, c.form, c.item])?;
             }
         },
+        kind::LEASE_LOADED | kind::RANDOMIZED => crate::randomization::apply(tx, c)?,
         _ => {}
     }
     Ok(())
@@ -449,6 +452,16 @@ impl Store {
         })
     }
 
+    /// The connection, for the other modules of this crate.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// This device's id (a UUID made when the store was created).
+    pub fn device_id(&self) -> &str {
+        &self.device
+    }
+
     /// The logged-in user.
     pub fn session(&self) -> &Session {
         &self.session
@@ -512,7 +525,7 @@ impl Store {
         Ok(())
     }
 
-    fn require(&self, action: Action) -> Result<(), StoreError> {
+    pub(crate) fn require(&self, action: Action) -> Result<(), StoreError> {
         if self.session.role.may(action) {
             Ok(())
         } else {
@@ -527,11 +540,32 @@ impl Store {
     /// Numbers, hashes and appends changes, and applies them to the projections: one
     /// transaction, all or nothing. Returns the changes as written.
     fn commit_changes(&mut self, drafts: Vec<Draft>) -> Result<Vec<Change>, StoreError> {
+        self.commit_with(|_| Ok((drafts, ()))).map(|(c, ())| c)
+    }
+
+    /// Like [`Store::commit_changes`], with the changes decided by `build` inside the same
+    /// IMMEDIATE transaction: the write lock is held from the first read, so what `build` read
+    /// (e.g. the next unopened envelope) cannot be taken by another process before the commit.
+    /// The log head is re-read inside the lock, so several processes may write one store.
+    pub(crate) fn commit_with<T>(
+        &mut self,
+        build: impl FnOnce(&Connection) -> Result<(Vec<Draft>, T), StoreError>,
+    ) -> Result<(Vec<Change>, T), StoreError> {
         let (utc, offset) = now_stamp();
-        let tx = self.conn.transaction()?;
-        let mut seq = self.head_seq;
-        let mut prev = self.head_hash.clone();
-        let mut dseq = self.device_seq;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (mut seq, mut prev): (i64, String) = tx.query_row(
+            "SELECT coalesce(max(seq), 0), coalesce((SELECT hash FROM change_log ORDER BY seq DESC LIMIT 1), ?1) FROM change_log",
+            [GENESIS],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let mut dseq: i64 = tx
+            .prepare_cached(
+                "SELECT coalesce(max(device_seq), 0) FROM change_log WHERE device = ?1",
+            )?
+            .query_row([&self.device], |r| r.get(0))?;
+        let (drafts, out) = build(&tx)?;
         let mut written = Vec::with_capacity(drafts.len());
         for d in drafts {
             seq += 1;
@@ -573,7 +607,7 @@ impl Store {
         if self.saves_since_checkpoint >= WAL_SAVES_BEFORE_CHECKPOINT {
             self.checkpoint_now()?;
         }
-        Ok(written)
+        Ok((written, out))
     }
 
     /// Adds a user with a role and password (administrators only).
@@ -641,14 +675,16 @@ impl Store {
     /// Creates a subject and returns its screening number: site code and a sequence, `01-0007`.
     pub fn new_subject(&mut self) -> Result<String, StoreError> {
         self.require(Action::EnterData)?;
-        let n: i64 = self
-            .conn
-            .query_row("SELECT count(*) FROM subjects", [], |r| r.get(0))?;
-        let number = format!("{}-{:04}", self.site, n + 1);
-        let mut d = Draft::new(kind::SUBJECT_CREATED);
-        d.subject = Some(number.clone());
-        d.new_value = Some(self.site.clone());
-        self.commit_changes(vec![d])?;
+        let site = self.site.clone();
+        // Counted inside the write lock, so two processes never hand out the same number.
+        let (_, number) = self.commit_with(|tx| {
+            let n: i64 = tx.query_row("SELECT count(*) FROM subjects", [], |r| r.get(0))?;
+            let number = format!("{site}-{:04}", n + 1);
+            let mut d = Draft::new(kind::SUBJECT_CREATED);
+            d.subject = Some(number.clone());
+            d.new_value = Some(site.clone());
+            Ok((vec![d], number))
+        })?;
         Ok(number)
     }
 
@@ -661,7 +697,7 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn require_subject(&self, subject: &str) -> Result<(), StoreError> {
+    pub(crate) fn require_subject(&self, subject: &str) -> Result<(), StoreError> {
         let found: Option<i64> = self
             .conn
             .query_row(
@@ -967,6 +1003,7 @@ impl Store {
             "SELECT username || '|' || name || '|' || role || '|' || created_seq FROM users ORDER BY username",
             "SELECT subject || '|' || site || '|' || created_utc || '|' || created_seq FROM subjects ORDER BY subject",
             "SELECT subject || '|' || form || '|' || item || '|' || value || '|' || coalesce(warning, '') || '|' || change_seq FROM item_values ORDER BY subject, form, item",
+            "SELECT envelope || '|' || stratum || '|' || seq || '|' || block || '|' || block_size || '|' || arm || '|' || lease || '|' || coalesce(subject, '') || '|' || coalesce(opened_seq, '') FROM envelopes ORDER BY envelope",
         ] {
             let mut stmt = self.conn.prepare(sql)?;
             let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
@@ -980,7 +1017,7 @@ impl Store {
     /// Throws the projections away and replays the whole log into them, in one transaction.
     pub fn rebuild_projections(&mut self) -> Result<(), StoreError> {
         let tx: Transaction<'_> = self.conn.transaction()?;
-        tx.execute_batch("DELETE FROM users; DELETE FROM subjects; DELETE FROM item_values;")?;
+        tx.execute_batch("DELETE FROM users; DELETE FROM subjects; DELETE FROM item_values; DELETE FROM envelopes;")?;
         {
             let mut stmt = tx.prepare(&format!("SELECT {COLUMNS} FROM change_log ORDER BY seq"))?;
             let mut rows = stmt.query([])?;

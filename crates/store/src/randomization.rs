@@ -1,0 +1,330 @@
+//! Sealed envelopes and randomization: loading a lease of whole blocks, and opening the next
+//! envelope for a subject as one audited, irreversible event.
+//!
+//! Owns the `envelopes` projection (written only by [`apply`], from `lease.load` and
+//! `subject.randomize` changes) and the refusal reasons. Invariants: an envelope is opened at
+//! most once (the randomize transaction is IMMEDIATE, and [`apply`] refuses to reopen one);
+//! the RND form is written only here; an unopened envelope's arm never leaves the store.
+
+use std::collections::BTreeMap;
+
+use chrono::{Local, SecondsFormat, Timelike};
+use ecrf_core::eligibility::{self, Values};
+use ecrf_core::{Action, Value};
+use ecrf_randomize::{Stratum, parse_csv};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use crate::error::StoreError;
+use crate::log::{Change, kind};
+use crate::store::{Draft, Store};
+
+/// Why a subject cannot be randomized (shown on screen as is).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Eligibility criteria not met or not shown.
+    #[error("not eligible: {0}")]
+    NotEligible(String),
+    /// No valid consent record.
+    #[error("no consent: {0}")]
+    NoConsent(String),
+    /// Randomized before: irreversible.
+    #[error("already randomized as {subject_no} ({arm})")]
+    AlreadyRandomized {
+        /// The subject number given then.
+        subject_no: String,
+        /// The arm code.
+        arm: String,
+    },
+    /// The device holds no unopened envelope for this stratum.
+    #[error("no sealed envelope left for stratum {0}: connect and sync to receive more")]
+    NoEnvelope(String),
+}
+
+/// A subject's randomization, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Randomization {
+    /// Screening number (the subject's key in the store).
+    pub subject: String,
+    /// Subject number given at randomization: site code + envelope sequence, `01-R0007`.
+    pub subject_no: String,
+    /// Arm code (`ECMO_IABP` or `ECMO`).
+    pub arm: String,
+    /// Envelope opened.
+    pub envelope: String,
+    /// Stratum key.
+    pub stratum: String,
+    /// When (RFC 3339 with the local offset).
+    pub at: String,
+    /// Who.
+    pub by: String,
+}
+
+/// Unopened and opened envelopes of one stratum on this device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnvelopeCount {
+    /// Stratum key.
+    pub stratum: String,
+    /// Still sealed.
+    pub unopened: i64,
+    /// Opened.
+    pub opened: i64,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct EnvelopeJson {
+    envelope: String,
+    stratum: String,
+    seq: u32,
+    block: u32,
+    block_size: u32,
+    arm: String,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct OpenedJson {
+    envelope: String,
+    arm: String,
+    subject_no: String,
+    stratum: String,
+}
+
+/// Applies `lease.load` and `subject.randomize` changes to the envelopes projection.
+pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
+    let body = c.new_value.as_deref().unwrap_or_default();
+    match c.kind.as_str() {
+        kind::LEASE_LOADED => {
+            let list: Vec<EnvelopeJson> = serde_json::from_str(body)
+                .map_err(|e| StoreError::Invalid(format!("lease change {}: {e}", c.seq)))?;
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO envelopes (envelope, stratum, seq, block, block_size, arm, lease) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for e in list {
+                stmt.execute(params![
+                    e.envelope,
+                    e.stratum,
+                    e.seq,
+                    e.block,
+                    e.block_size,
+                    e.arm,
+                    c.item
+                ])?;
+            }
+        }
+        kind::RANDOMIZED => {
+            let o: OpenedJson = serde_json::from_str(body)
+                .map_err(|e| StoreError::Invalid(format!("randomization change {}: {e}", c.seq)))?;
+            let n = tx
+                .prepare_cached(
+                    "UPDATE envelopes SET subject = ?1, opened_seq = ?2 \
+                     WHERE envelope = ?3 AND opened_seq IS NULL",
+                )?
+                .execute(params![c.subject, c.seq, o.envelope])?;
+            if n != 1 {
+                return Err(StoreError::Invalid(format!(
+                    "envelope {} is not a sealed envelope of this store",
+                    o.envelope
+                )));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn values_in(tx: &Connection, subject: &str, form: &str) -> Result<Values, StoreError> {
+    let mut stmt =
+        tx.prepare_cached("SELECT item, value FROM item_values WHERE subject = ?1 AND form = ?2")?;
+    let mut rows = stmt.query([subject, form])?;
+    let mut out = BTreeMap::new();
+    while let Some(r) = rows.next()? {
+        let item: String = r.get(0)?;
+        let json: String = r.get(1)?;
+        let v = Value::from_json(&json).map_err(|e| {
+            StoreError::Invalid(format!("stored value of {form} {item} is unreadable: {e}"))
+        })?;
+        out.insert(item, v);
+    }
+    Ok(out)
+}
+
+fn text(v: &Values, item: &str) -> String {
+    v.get(item).map(Value::to_string).unwrap_or_default()
+}
+
+impl Store {
+    /// Loads a lease (CSV of whole blocks made by `ecrf randomization generate` or, later, the
+    /// server) as sealed envelopes. Administrators only; every envelope must be for this store's
+    /// site and new to it. Returns how many envelopes were added.
+    pub fn load_lease(&mut self, csv: &str) -> Result<usize, StoreError> {
+        self.require(Action::LoadLease)?;
+        let slots = parse_csv(csv).map_err(|e| StoreError::Invalid(format!("lease: {e}")))?;
+        let site = self.site().to_string();
+        let mut list = Vec::with_capacity(slots.len());
+        for s in &slots {
+            let stratum = Stratum::from_key(&s.stratum)
+                .map_err(|e| StoreError::Invalid(format!("lease: {e}")))?;
+            if stratum.site != site {
+                return Err(StoreError::Invalid(format!(
+                    "lease: envelope {} is for site {}, this store is site {site}",
+                    s.envelope(),
+                    stratum.site
+                )));
+            }
+            list.push(EnvelopeJson {
+                envelope: s.envelope(),
+                stratum: s.stratum.clone(),
+                seq: s.seq,
+                block: s.block,
+                block_size: s.block_size,
+                arm: s.arm.code().to_string(),
+            });
+        }
+        let n = list.len();
+        let body =
+            serde_json::to_string(&list).map_err(|e| StoreError::Invalid(format!("lease: {e}")))?;
+        self.commit_with(|tx| {
+            for e in &list {
+                let seen: Option<i64> = tx
+                    .query_row(
+                        "SELECT 1 FROM envelopes WHERE envelope = ?1",
+                        [&e.envelope],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if seen.is_some() {
+                    return Err(StoreError::Invalid(format!(
+                        "lease: envelope {} is already in this store; nothing loaded",
+                        e.envelope
+                    )));
+                }
+            }
+            let mut d = Draft::new(kind::LEASE_LOADED);
+            d.item = Some(uuid::Uuid::now_v7().to_string());
+            d.new_value = Some(body);
+            Ok((vec![d], ()))
+        })?;
+        Ok(n)
+    }
+
+    /// Sealed and opened envelopes per stratum (counts only: never an unopened arm).
+    pub fn envelope_counts(&self) -> Result<Vec<EnvelopeCount>, StoreError> {
+        let mut stmt = self.conn().prepare(
+            "SELECT stratum, sum(opened_seq IS NULL), sum(opened_seq IS NOT NULL) \
+             FROM envelopes GROUP BY stratum ORDER BY stratum",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(EnvelopeCount {
+                stratum: r.get(0)?,
+                unopened: r.get(1)?,
+                opened: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The subject's randomization, if it has one.
+    pub fn randomization(&self, subject: &str) -> Result<Option<Randomization>, StoreError> {
+        self.require_subject(subject)?;
+        let rnd = values_in(self.conn(), subject, "RND")?;
+        Ok(rnd.contains_key("SUBJ_NO").then(|| Randomization {
+            subject: subject.to_string(),
+            subject_no: text(&rnd, "SUBJ_NO"),
+            arm: text(&rnd, "ARM"),
+            envelope: text(&rnd, "ENVELOPE_ID"),
+            stratum: text(&rnd, "STRATUM"),
+            at: match rnd.get("RND_DT") {
+                Some(Value::DateTime(d)) => d.to_rfc3339_opts(SecondsFormat::Secs, false),
+                _ => String::new(),
+            },
+            by: text(&rnd, "RND_BY"),
+        }))
+    }
+
+    /// Randomizes a subject: in one IMMEDIATE transaction, checks that it is not randomized
+    /// yet, eligible (SCR) and consented (CON), opens the lowest sealed envelope of its stratum,
+    /// and appends the `subject.randomize` event with the RND values (subject number, arm,
+    /// date-time, envelope, stratum, who, device). Refusals write nothing.
+    pub fn randomize(&mut self, subject: &str) -> Result<Randomization, StoreError> {
+        self.require(Action::Randomize)?;
+        self.require_subject(subject)?;
+        let site = self.site().to_string();
+        let user = self.session().user.clone();
+        let device = self.device_id().to_string();
+        let now = Local::now().fixed_offset();
+        let now = now.with_nanosecond(0).unwrap_or(now);
+        let (_, r) = self.commit_with(|tx| {
+            let rnd = values_in(tx, subject, "RND")?;
+            if rnd.contains_key("SUBJ_NO") {
+                return Err(StoreError::Refused(Refusal::AlreadyRandomized {
+                    subject_no: text(&rnd, "SUBJ_NO"),
+                    arm: text(&rnd, "ARM"),
+                }));
+            }
+            let verdict = eligibility::assess(&values_in(tx, subject, "SCR")?);
+            if !verdict.eligible {
+                return Err(StoreError::Refused(Refusal::NotEligible(verdict.summary())));
+            }
+            eligibility::consent(&values_in(tx, subject, "CON")?)
+                .map_err(|e| StoreError::Refused(Refusal::NoConsent(e)))?;
+            // One stratification factor today (site); a second would extend this key.
+            let stratum = site.clone();
+            let next: Option<(String, i64, String)> = tx
+                .query_row(
+                    "SELECT envelope, seq, arm FROM envelopes \
+                     WHERE stratum = ?1 AND opened_seq IS NULL ORDER BY seq LIMIT 1",
+                    [&stratum],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let (envelope, seq, arm) =
+                next.ok_or_else(|| StoreError::Refused(Refusal::NoEnvelope(stratum.clone())))?;
+            let subject_no = format!("{site}-R{seq:04}");
+            let opened = OpenedJson {
+                envelope: envelope.clone(),
+                arm: arm.clone(),
+                subject_no: subject_no.clone(),
+                stratum: stratum.clone(),
+            };
+            let mut event = Draft::new(kind::RANDOMIZED);
+            event.subject = Some(subject.to_string());
+            event.form = Some("RND".into());
+            event.item = Some(envelope.clone());
+            event.new_value = Some(
+                serde_json::to_string(&opened)
+                    .map_err(|e| StoreError::Invalid(format!("randomization: {e}")))?,
+            );
+            let mut drafts = vec![event];
+            for (item, v) in [
+                ("SUBJ_NO", Value::Text(subject_no.clone())),
+                ("ARM", Value::Code(arm.clone())),
+                ("RND_DT", Value::DateTime(now)),
+                ("ENVELOPE_ID", Value::Text(envelope.clone())),
+                ("STRATUM", Value::Text(stratum.clone())),
+                ("RND_BY", Value::Text(user.clone())),
+                ("DEVICE", Value::Text(device.clone())),
+            ] {
+                let mut d = Draft::new(kind::ITEM_SET);
+                d.subject = Some(subject.to_string());
+                d.form = Some("RND".into());
+                d.item = Some(item.into());
+                d.new_value = Some(v.to_json());
+                drafts.push(d);
+            }
+            Ok((
+                drafts,
+                Randomization {
+                    subject: subject.to_string(),
+                    subject_no,
+                    arm,
+                    envelope,
+                    stratum,
+                    at: now.to_rfc3339_opts(SecondsFormat::Secs, false),
+                    by: user.clone(),
+                },
+            ))
+        })?;
+        Ok(r)
+    }
+}

@@ -1,0 +1,267 @@
+//! Randomization in the store: refusals write nothing, an envelope is never opened twice even
+//! by two processes (here: two connections on two threads) randomizing at once, and the
+//! envelopes projection rebuilds to the same state.
+
+use std::sync::{Arc, Barrier, OnceLock};
+
+use ecrf_core::{FormKey, Role, Study};
+use ecrf_randomize::{ListSpec, Stratum, generate, to_csv};
+use ecrf_store::{CreateOptions, Refusal, SaveOptions, Store, StoreError};
+
+fn study() -> Arc<Study> {
+    static S: OnceLock<Arc<Study>> = OnceLock::new();
+    Arc::clone(S.get_or_init(|| Arc::new(ecrf_core::trial::definition().expect("study"))))
+}
+
+/// An eligible male patient's SCR entries.
+const SCR: &[(&str, &str)] = &[
+    ("SCRNO", "07-001"),
+    ("SCR_DT", "2026-03-01T10:00+08:00"),
+    ("AGE", "61"),
+    ("SEX", "M"),
+    ("INC1_AGE", "Y"),
+    ("INC2_CS", "Y"),
+    ("SBP_LT90", "Y"),
+    ("SBP_LOW", "70"),
+    ("SBP_DURATION", "40"),
+    ("CATECHOL", "N"),
+    ("LACT_GT3", "Y"),
+    ("LACTATE", "4.5"),
+    ("LACTATE_DT", "2026-03-01T09:40+08:00"),
+    ("HYPOPERF", "Y"),
+    ("HYPOPERF_SIGNS", "COLD,OLIGURIA"),
+    ("INC3_ECMO", "Y"),
+    ("ECMO_START_DT", "2026-03-01T09:00+08:00"),
+    ("INC4_CONSENT", "Y"),
+    ("EXC1_AI_DISSECTION", "N"),
+    ("EXC2_PVD", "N"),
+    ("EXC3_POSTCARDIOTOMY", "N"),
+    ("EXC4_NONCARDIAC", "N"),
+    ("EXC5_ECPR", "N"),
+    ("EXC6_PRIOR_MCS", "N"),
+    ("EXC7_BLEEDING", "N"),
+    ("EXC8_MALIGNANCY", "N"),
+    ("EXC9_NEURO", "N"),
+];
+
+const CON: &[(&str, &str)] = &[
+    ("CONSENT_BY", "LAR"),
+    ("LAR_RELATION", "SPOUSE"),
+    ("CONSENT_DT", "2026-03-01T10:10+08:00"),
+    ("ICF_VERSION", "V1.0 2025-10-01"),
+    ("OBTAINED_BY", "Dr Wang"),
+];
+
+fn confirm() -> SaveOptions {
+    SaveOptions {
+        reason: None,
+        confirm_warnings: true,
+    }
+}
+
+fn form(id: &str) -> FormKey {
+    FormKey::parse(&study(), id).expect("form key")
+}
+
+/// A store for site 07 with `envelopes` slots leased, and an admin and two nurses.
+fn setup(dir: &std::path::Path, envelopes: usize) -> std::path::PathBuf {
+    let path = dir.join("r.ecrf");
+    let opts = CreateOptions {
+        site: "07".into(),
+        admin_user: "admin".into(),
+        admin_name: "A".into(),
+        admin_password: "admin-password".into(),
+    };
+    let (mut admin, _) = Store::create(&path, study(), opts).unwrap();
+    admin
+        .add_user("nurse", "N", Role::Nurse, "nurse-password")
+        .unwrap();
+    admin
+        .add_user("nurse2", "M", Role::Nurse, "nurse-password")
+        .unwrap();
+    if envelopes > 0 {
+        let spec = ListSpec {
+            stratum: Stratum::site("07").unwrap(),
+            count: envelopes,
+            block_sizes: vec![4],
+        };
+        let list = generate(&spec, &[42; 32]).unwrap();
+        assert_eq!(admin.load_lease(&to_csv(&list)).unwrap(), list.len());
+        // The same envelopes twice are refused, whole.
+        assert!(
+            admin
+                .load_lease(&to_csv(&list))
+                .unwrap_err()
+                .to_string()
+                .contains("already")
+        );
+    }
+    path
+}
+
+fn eligible_subject(s: &mut Store) -> String {
+    let id = s.new_subject().unwrap();
+    s.save(&id, &form("SCR"), SCR, &confirm()).unwrap();
+    s.save(&id, &form("CON"), CON, &confirm()).unwrap();
+    id
+}
+
+fn refusal(e: StoreError) -> Refusal {
+    match e {
+        StoreError::Refused(r) => r,
+        other => panic!("expected a refusal, got {other}"),
+    }
+}
+
+#[test]
+fn refusals_write_nothing_and_randomizing_is_irreversible() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = setup(dir.path(), 0);
+    let mut s = Store::open(&path, study(), "nurse", "nurse-password").unwrap();
+    let id = s.new_subject().unwrap();
+    // Nothing on the checklist.
+    assert!(matches!(
+        refusal(s.randomize(&id).unwrap_err()),
+        Refusal::NotEligible(_)
+    ));
+    // An exclusion criterion present.
+    let mut with_ecpr: Vec<(&str, &str)> = SCR.to_vec();
+    with_ecpr.retain(|(i, _)| *i != "EXC5_ECPR");
+    with_ecpr.push(("EXC5_ECPR", "Y"));
+    s.save(&id, &form("SCR"), &with_ecpr, &confirm()).unwrap();
+    let r = refusal(s.randomize(&id).unwrap_err());
+    assert!(r.to_string().contains("E5: present"), "{r}");
+    let reason = SaveOptions {
+        reason: Some("checked again".into()),
+        confirm_warnings: true,
+    };
+    s.save(&id, &form("SCR"), &[("EXC5_ECPR", "N")], &reason)
+        .unwrap();
+    // Eligible, but no consent.
+    assert!(matches!(
+        refusal(s.randomize(&id).unwrap_err()),
+        Refusal::NoConsent(_)
+    ));
+    s.save(&id, &form("CON"), CON, &confirm()).unwrap();
+    // Eligible and consented, but no envelope on this device.
+    let before = s.audit_log(&id).unwrap().len();
+    let r = refusal(s.randomize(&id).unwrap_err());
+    assert!(
+        r.to_string().contains("connect and sync to receive more"),
+        "{r}"
+    );
+    assert_eq!(
+        s.audit_log(&id).unwrap().len(),
+        before,
+        "a refusal writes nothing"
+    );
+    // The RND form cannot be typed.
+    assert!(
+        s.save(&id, &form("RND"), &[("ARM", "ECMO")], &confirm())
+            .is_err()
+    );
+    // Only an administrator loads leases.
+    assert!(matches!(
+        s.load_lease("x"),
+        Err(StoreError::NotAllowed { .. })
+    ));
+}
+
+#[test]
+fn randomize_opens_the_next_envelope_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = setup(dir.path(), 4);
+    let mut s = Store::open(&path, study(), "nurse", "nurse-password").unwrap();
+    let list = generate(
+        &ListSpec {
+            stratum: Stratum::site("07").unwrap(),
+            count: 4,
+            block_sizes: vec![4],
+        },
+        &[42; 32],
+    )
+    .unwrap();
+    let id = eligible_subject(&mut s);
+    let r = s.randomize(&id).unwrap();
+    assert_eq!(r.envelope, "07-E0001");
+    assert_eq!(r.subject_no, "07-R0001");
+    assert_eq!(r.arm, list[0].arm.code());
+    assert_eq!(r.by, "nurse");
+    assert_eq!(s.randomization(&id).unwrap(), Some(r.clone()));
+    // The event is in the subject's audit trail, with the RND values, and the chain verifies.
+    let log = s.audit_log(&id).unwrap();
+    assert!(
+        log.iter()
+            .any(|c| c.kind == "subject.randomize" && c.item.as_deref() == Some("07-E0001"))
+    );
+    assert!(s.verify().unwrap().problems.is_empty());
+    // A second attempt is refused.
+    let again = refusal(s.randomize(&id).unwrap_err());
+    assert_eq!(
+        again,
+        Refusal::AlreadyRandomized {
+            subject_no: r.subject_no.clone(),
+            arm: r.arm.clone()
+        }
+    );
+    let counts = s.envelope_counts().unwrap();
+    assert_eq!((counts[0].unopened, counts[0].opened), (3, 1));
+    // Rebuilt projections equal the incremental ones.
+    let before = s.projection_snapshot().unwrap();
+    s.rebuild_projections().unwrap();
+    assert_eq!(s.projection_snapshot().unwrap(), before);
+}
+
+/// Acceptance: two processes randomizing on the same store at once never open the same
+/// envelope. Each thread has its own connection (as a second process would) and randomizes
+/// its own subjects, all starting together.
+#[test]
+fn two_writers_never_open_the_same_envelope() {
+    let dir = tempfile::tempdir().unwrap();
+    let per_writer = 6;
+    let path = setup(dir.path(), 2 * per_writer);
+    let mut subjects = Vec::new();
+    {
+        let mut s = Store::open(&path, study(), "nurse", "nurse-password").unwrap();
+        for _ in 0..2 * per_writer {
+            subjects.push(eligible_subject(&mut s));
+        }
+    }
+    let barrier = Arc::new(Barrier::new(2));
+    let handles: Vec<_> = subjects
+        .chunks(per_writer)
+        .zip(["nurse", "nurse2"])
+        .map(|(mine, user)| {
+            let mine = mine.to_vec();
+            let path = path.clone();
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                let mut s = Store::open(&path, study(), user, "nurse-password").unwrap();
+                barrier.wait();
+                mine.iter()
+                    .map(|id| s.randomize(id).unwrap().envelope)
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut opened: Vec<String> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    opened.sort();
+    let n = opened.len();
+    opened.dedup();
+    assert_eq!(opened.len(), n, "an envelope was opened twice");
+    assert_eq!(n, 2 * per_writer);
+    let s = Store::open(&path, study(), "nurse", "nurse-password").unwrap();
+    assert!(
+        s.verify().unwrap().problems.is_empty(),
+        "{:?}",
+        s.verify().unwrap().problems
+    );
+    let counts = s.envelope_counts().unwrap();
+    assert_eq!(
+        (counts[0].unopened, counts[0].opened),
+        (0, 2 * per_writer as i64)
+    );
+}
