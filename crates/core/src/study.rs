@@ -403,6 +403,11 @@ impl FormDef {
     pub fn item(&self, id: &str) -> Option<&ItemDef> {
         self.items.iter().find(|i| i.id == id)
     }
+
+    /// The items of one section, in form order.
+    pub fn section_items(&self, section: &str) -> Vec<&ItemDef> {
+        self.items.iter().filter(|i| i.section == section).collect()
+    }
 }
 
 /// One thing wrong with the study definition: the file, the item or rule, and what.

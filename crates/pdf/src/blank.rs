@@ -300,11 +300,7 @@ pub(crate) fn form(doc: &mut Doc<'_>, study: &Study, form: &FormDef, lang: &str)
     sub.push(w.required.into());
     doc.title(&form_heading(form, lang), &sub.join("   "));
     for section in &form.sections {
-        let items: Vec<&ItemDef> = form
-            .items
-            .iter()
-            .filter(|i| i.section == section.id)
-            .collect();
+        let items = form.section_items(&section.id);
         if items.is_empty() {
             continue;
         }

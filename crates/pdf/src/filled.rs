@@ -220,11 +220,7 @@ fn instance(doc: &mut Doc<'_>, study: &Study, key: &FormKey, values: &[ItemState
     ];
     doc.table_start(cols);
     for section in &form.sections {
-        let items: Vec<_> = form
-            .items
-            .iter()
-            .filter(|i| i.section == section.id)
-            .collect();
+        let items = form.section_items(&section.id);
         if items.is_empty() {
             continue;
         }

@@ -208,35 +208,29 @@ impl<'a> Doc<'a> {
 
     /// An empty box (tick box, digit box), lower-left corner at (`x`, `y`).
     pub fn rect(&mut self, x: f32, y: f32, w: f32, h: f32) {
-        let ops = self.ops();
-        ops.push(Op::SetOutlineThickness { pt: Pt(0.6) });
-        ops.push(Op::DrawRectangle {
-            rectangle: Rect {
-                x: Pt(x),
-                y: Pt(y),
-                width: Pt(w),
-                height: Pt(h),
-                mode: Some(PaintMode::Stroke),
-                winding_order: None,
-            },
-        });
+        self.ops().push(Op::SetOutlineThickness { pt: Pt(0.6) });
+        self.rectangle(x, y, w, h, PaintMode::Stroke);
     }
 
     /// A light grey band (section titles, table headers), lower-left corner at (`x`, `y`).
     pub fn band(&mut self, x: f32, y: f32, w: f32, h: f32) {
-        let ops = self.ops();
-        ops.push(Op::SetFillColor { col: grey(0.88) });
-        ops.push(Op::DrawRectangle {
+        self.ops().push(Op::SetFillColor { col: grey(0.88) });
+        self.rectangle(x, y, w, h, PaintMode::Fill);
+        self.ops().push(Op::SetFillColor { col: grey(0.0) });
+    }
+
+    fn rectangle(&mut self, x: f32, y: f32, w: f32, h: f32, mode: PaintMode) {
+        self.ops().push(Op::DrawRectangle {
             rectangle: Rect {
                 x: Pt(x),
                 y: Pt(y),
                 width: Pt(w),
                 height: Pt(h),
-                mode: Some(PaintMode::Fill),
+                // printpdf draws nothing for a rectangle without a paint mode.
+                mode: Some(mode),
                 winding_order: None,
             },
         });
-        ops.push(Op::SetFillColor { col: grey(0.0) });
     }
 
     /// A form title: large text, wrapped, with a rule under it.
