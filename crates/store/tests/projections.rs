@@ -2,16 +2,12 @@
 //! replaying the change log, whatever sequence of saves, corrections, refusals and clears
 //! produced them.
 
-use std::sync::{Arc, OnceLock};
-
-use ecrf_core::{FormKey, Role, Study};
-use ecrf_store::{CreateOptions, SaveOptions, Store, StoreError};
+use ecrf_core::FormKey;
+use ecrf_store::{SaveOptions, Store, StoreError};
 use proptest::prelude::*;
 
-fn study() -> Arc<Study> {
-    static S: OnceLock<Arc<Study>> = OnceLock::new();
-    Arc::clone(S.get_or_init(|| Arc::new(ecrf_core::trial::definition().expect("study"))))
-}
+mod common;
+use common::{site_07, study};
 
 /// One thing a nurse does.
 #[derive(Debug, Clone)]
@@ -40,16 +36,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn fresh_store(dir: &std::path::Path) -> Store {
     let path = dir.join("p.ecrf");
-    let opts = CreateOptions {
-        site: "07".into(),
-        admin_user: "admin".into(),
-        admin_name: "A".into(),
-        admin_password: "admin-password".into(),
-    };
-    let (mut admin, _) = Store::create(&path, study(), opts).unwrap();
-    admin
-        .add_user("nurse", "N", Role::Nurse, "nurse-password")
-        .unwrap();
+    let admin = site_07(&path);
     drop(admin);
     Store::open(&path, study(), "nurse", "nurse-password").unwrap()
 }

@@ -2,16 +2,14 @@
 //! by two processes (here: two connections on two threads) randomizing at once, and the
 //! envelopes projection rebuilds to the same state.
 
-use std::sync::{Arc, Barrier, OnceLock};
+use std::sync::{Arc, Barrier};
 
-use ecrf_core::{FormKey, Role, Study};
+use ecrf_core::{FormKey, Role};
 use ecrf_randomize::{ListSpec, Stratum, generate, to_csv};
-use ecrf_store::{CreateOptions, Refusal, SaveOptions, Store, StoreError};
+use ecrf_store::{Refusal, SaveOptions, Store, StoreError};
 
-fn study() -> Arc<Study> {
-    static S: OnceLock<Arc<Study>> = OnceLock::new();
-    Arc::clone(S.get_or_init(|| Arc::new(ecrf_core::trial::definition().expect("study"))))
-}
+mod common;
+use common::{site_07, study};
 
 /// An eligible male patient's SCR entries.
 const SCR: &[(&str, &str)] = &[
@@ -66,16 +64,7 @@ fn form(id: &str) -> FormKey {
 /// A store for site 07 with `envelopes` slots leased, and an admin and two nurses.
 fn setup(dir: &std::path::Path, envelopes: usize) -> std::path::PathBuf {
     let path = dir.join("r.ecrf");
-    let opts = CreateOptions {
-        site: "07".into(),
-        admin_user: "admin".into(),
-        admin_name: "A".into(),
-        admin_password: "admin-password".into(),
-    };
-    let (mut admin, _) = Store::create(&path, study(), opts).unwrap();
-    admin
-        .add_user("nurse", "N", Role::Nurse, "nurse-password")
-        .unwrap();
+    let mut admin = site_07(&path);
     admin
         .add_user("nurse2", "M", Role::Nurse, "nurse-password")
         .unwrap();
