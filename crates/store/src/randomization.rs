@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::error::StoreError;
 use crate::log::{Change, kind};
-use crate::store::{Draft, Store};
+use crate::store::{Draft, Store, decode_value};
 
 /// Why a subject cannot be randomized (shown on screen as is).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -141,9 +141,7 @@ fn values_in(tx: &Connection, subject: &str, form: &str) -> Result<Values, Store
     while let Some(r) = rows.next()? {
         let item: String = r.get(0)?;
         let json: String = r.get(1)?;
-        let v = Value::from_json(&json).map_err(|e| {
-            StoreError::Invalid(format!("stored value of {form} {item} is unreadable: {e}"))
-        })?;
+        let v = decode_value(form, &item, &json)?;
         out.insert(item, v);
     }
     Ok(out)

@@ -174,6 +174,13 @@ fn now_stamp() -> (String, String) {
     )
 }
 
+/// Reads a stored value (JSON of [`Value`]); an unreadable one names its form and item.
+pub(crate) fn decode_value(form: &str, item: &str, json: &str) -> Result<Value, StoreError> {
+    Value::from_json(json).map_err(|e| {
+        StoreError::Invalid(format!("stored value of {form} {item} is unreadable: {e}"))
+    })
+}
+
 fn get_meta(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
     Ok(conn
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
@@ -724,9 +731,7 @@ impl Store {
         while let Some(r) = rows.next()? {
             let item: String = r.get(0)?;
             let json: String = r.get(1)?;
-            let value = Value::from_json(&json).map_err(|e| {
-                StoreError::Invalid(format!("stored value of {form} {item} is unreadable: {e}"))
-            })?;
+            let value = decode_value(form, &item, &json)?;
             out.insert(item, (value, r.get(2)?));
         }
         Ok(out)
@@ -923,9 +928,7 @@ impl Store {
             let form: String = r.get(0)?;
             let item: String = r.get(1)?;
             let json: String = r.get(2)?;
-            let value = Value::from_json(&json).map_err(|e| {
-                StoreError::Invalid(format!("stored value of {form} {item} is unreadable: {e}"))
-            })?;
+            let value = decode_value(&form, &item, &json)?;
             out.entry(form).or_default().push(ItemState {
                 item,
                 value,
