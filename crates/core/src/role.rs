@@ -32,6 +32,8 @@ pub enum Action {
     LoadLease,
     /// Read data and the audit trail.
     Read,
+    /// Export the trial's data and audit trail to files (CSV, statistics files, ODM).
+    Export,
 }
 
 impl Role {
@@ -59,6 +61,7 @@ impl Role {
     pub fn may(self, action: Action) -> bool {
         match action {
             Action::Read => true,
+            Action::Export => matches!(self, Role::DataManager | Role::Admin),
             Action::EnterData => {
                 matches!(self, Role::Nurse | Role::Investigator | Role::DataManager)
             }
@@ -94,6 +97,7 @@ impl fmt::Display for Action {
             Action::Randomize => "randomize",
             Action::LoadLease => "load envelope leases",
             Action::Read => "read data",
+            Action::Export => "export data",
         })
     }
 }

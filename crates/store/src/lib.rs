@@ -3,6 +3,7 @@
 //! - [`keyring`]: the random store key wrapped per user (Argon2id) and for the recovery key;
 //! - [`log`]: the append-only, hash-chained change log and its verification;
 //! - [`store`]: opening, users, subjects, saving and reading forms, audit, rebuilds;
+//! - [`export_view`]: the read-only snapshot an export reads, and the audited export event;
 //! - [`randomization`]: sealed envelopes (leases) and randomizing a subject;
 //! - [`schema`](crate::schema): migrations.
 //!
@@ -11,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod export_view;
 pub mod keyring;
 pub mod log;
 pub mod randomization;
@@ -18,6 +20,7 @@ pub mod schema;
 pub mod store;
 
 pub use error::StoreError;
+pub use export_view::{ExportSubject, ExportValue, ExportView};
 pub use keyring::{Keyring, RecoveryKey};
 pub use log::{Change, VerifyReport};
 pub use randomization::{EnvelopeCount, Randomization, Refusal};

@@ -30,6 +30,8 @@ pub mod kind {
     /// A subject was randomized: the next envelope opened and bound to it (item = envelope id,
     /// new value = envelope, arm, subject number, stratum). Irreversible.
     pub const RANDOMIZED: &str = "subject.randomize";
+    /// Data were exported (new value = format, forms, site, audit or not, destination).
+    pub const DATA_EXPORTED: &str = "data.export";
 }
 
 /// One change, as stored. Values are the JSON of [`ecrf_core::Value`].

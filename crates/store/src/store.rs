@@ -464,6 +464,11 @@ impl Store {
         &self.conn
     }
 
+    /// The connection, mutable (for read transactions in the other modules of this crate).
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
     /// This device's id (a UUID made when the store was created).
     pub fn device_id(&self) -> &str {
         &self.device

@@ -1,0 +1,271 @@
+//! `ecrf-export`: what the statistician and the regulator receive, driven by the study
+//! definition.
+//!
+//! - [`source`]: the data an export reads ([`TrialData`]) behind the [`DataSource`] interface
+//!   (a local store today; several stores merge into one trial; the central server later);
+//! - [`table`]: one rectangle per form (key columns, then items in definition order), the
+//!   numeric coding of code lists; every tabular format is written from it;
+//! - [`csv`]: one CSV per form, the data dictionary, the audit trail;
+//! - [`rscript`]: the R script that reads the CSVs with types and labels;
+//! - [`readstat`]: Stata `.dta` 118, SPSS `.sav`, SAS `.xpt` through ReadStat (safe FFI);
+//! - [`odm`] / [`odm_import`]: CDISC ODM 1.3.2 out, and the definition back in.
+//!
+//! Invariant: nothing here opens the store's file; the store hands over a read-only snapshot.
+#![deny(missing_docs)]
+
+pub mod csv;
+pub mod odm;
+pub mod odm_import;
+pub mod readstat;
+pub mod rscript;
+pub mod source;
+pub mod table;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ecrf_core::{FormDef, Study};
+
+pub use readstat::StatFormat;
+pub use source::{DataSource, TrialData};
+
+/// What can go wrong in an export, naming the file, field or option.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] ecrf_store::StoreError),
+    /// A file could not be written or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// ReadStat refused a file.
+    #[error("{path}: {message}")]
+    ReadStat {
+        /// The file.
+        path: PathBuf,
+        /// What ReadStat said.
+        message: String,
+    },
+    /// Stored data that cannot be exported as the definition says.
+    #[error("{0}")]
+    Data(String),
+    /// Bad options (unknown form, site or format).
+    #[error("{0}")]
+    Options(String),
+    /// An ODM file that cannot be read back.
+    #[error("ODM: {0}")]
+    Odm(String),
+}
+
+impl ExportError {
+    /// An I/O error on a path.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        ExportError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// CSV per form + data dictionary + R script.
+    Csv,
+    /// Stata `.dta` per form.
+    Stata,
+    /// SPSS `.sav` per form.
+    Spss,
+    /// SAS transport `.xpt` per form.
+    Sas,
+    /// CDISC ODM 1.3.2 XML.
+    Odm,
+}
+
+impl Format {
+    /// Every format, in the order `all` writes them.
+    pub const ALL: [Format; 5] = [
+        Format::Csv,
+        Format::Stata,
+        Format::Spss,
+        Format::Sas,
+        Format::Odm,
+    ];
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Stata => "stata",
+            Format::Spss => "spss",
+            Format::Sas => "sas",
+            Format::Odm => "odm",
+        }
+    }
+
+    /// Reads a name (`csv`, `r` = csv, `stata`/`dta`, `spss`/`sav`, `sas`/`xpt`, `odm`); `all`
+    /// gives every format.
+    pub fn parse_list(s: &str) -> Result<Vec<Format>, ExportError> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "all" => Format::ALL.to_vec(),
+            "csv" | "r" => vec![Format::Csv],
+            "stata" | "dta" => vec![Format::Stata],
+            "spss" | "sav" => vec![Format::Spss],
+            "sas" | "xpt" => vec![Format::Sas],
+            "odm" | "xml" => vec![Format::Odm],
+            other => {
+                return Err(ExportError::Options(format!(
+                    "unknown format {other} (csv, stata, spss, sas, odm or all)"
+                )));
+            }
+        })
+    }
+}
+
+/// What to export.
+#[derive(Debug, Clone, Default)]
+pub struct ExportOptions {
+    /// Only these forms (ids); empty = all.
+    pub forms: Vec<String>,
+    /// Only this site.
+    pub site: Option<String>,
+    /// Also the audit trail (CSV `audit_trail.csv`; ODM with every change as an AuditRecord).
+    pub include_audit: bool,
+}
+
+/// What an export wrote and how long each format took.
+#[derive(Debug, Clone, Default)]
+pub struct ExportReport {
+    /// Files written.
+    pub files: Vec<PathBuf>,
+    /// Time per format.
+    pub timings: Vec<(Format, Duration)>,
+    /// Subjects exported.
+    pub subjects: usize,
+    /// Rows per form.
+    pub rows: Vec<(String, usize)>,
+}
+
+/// The forms chosen by the options, in definition order; an unknown id is an error naming it.
+pub fn chosen_forms<'a>(
+    study: &'a Study,
+    opts: &ExportOptions,
+) -> Result<Vec<&'a FormDef>, ExportError> {
+    for f in &opts.forms {
+        if study.form(f).is_none() {
+            return Err(ExportError::Options(format!(
+                "--forms: there is no form {f} (forms: {})",
+                study
+                    .forms
+                    .iter()
+                    .map(|f| f.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    Ok(study
+        .forms
+        .iter()
+        .filter(|f| opts.forms.is_empty() || opts.forms.iter().any(|x| x == &f.id))
+        .collect())
+}
+
+/// Now, as the ODM creation time.
+fn now() -> String {
+    chrono::Local::now()
+        .format("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string()
+}
+
+/// Writes the chosen formats for `data` into the folder `out` (created if needed).
+pub fn export(
+    study: &Study,
+    data: TrialData,
+    formats: &[Format],
+    opts: &ExportOptions,
+    out: &Path,
+) -> Result<ExportReport, ExportError> {
+    let data = match &opts.site {
+        Some(site) => data.only_site(site)?,
+        None => data,
+    };
+    let forms = chosen_forms(study, opts)?;
+    std::fs::create_dir_all(out).map_err(|e| ExportError::io(out, e))?;
+    let mut report = ExportReport {
+        subjects: data.subjects.len(),
+        ..ExportReport::default()
+    };
+    let needs_tables = formats.iter().any(|f| *f != Format::Odm);
+    let started = Instant::now();
+    let tables = if needs_tables {
+        forms
+            .iter()
+            .map(|f| table::form_table(study, f, &data))
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        Vec::new()
+    };
+    let table_time = started.elapsed();
+    report.rows = tables
+        .iter()
+        .map(|t| (t.form.clone(), t.rows.len()))
+        .collect();
+    for (n, format) in formats.iter().enumerate() {
+        let t = Instant::now();
+        match format {
+            Format::Csv => {
+                let files =
+                    csv::write_all(out, study, &tables, opts.include_audit.then_some(&data))?;
+                report.files.extend(files);
+                let path = out.join(rscript::SCRIPT);
+                std::fs::write(&path, rscript::script(&study.id, &study.version, &tables))
+                    .map_err(|e| ExportError::io(&path, e))?;
+                report.files.push(path);
+            }
+            Format::Stata | Format::Spss | Format::Sas => {
+                let sf = match format {
+                    Format::Stata => StatFormat::Stata,
+                    Format::Spss => StatFormat::Spss,
+                    _ => StatFormat::SasTransport,
+                };
+                for t in &tables {
+                    let path = out.join(format!(
+                        "{}.{}",
+                        t.form.to_ascii_lowercase(),
+                        sf.extension()
+                    ));
+                    let label = format!("{} {}: {}", study.id, t.form, t.name.en);
+                    readstat::write_table(&path, sf, t, &label)?;
+                    report.files.push(path);
+                }
+            }
+            Format::Odm => {
+                let path = out.join(format!("{}-odm.xml", study.id.to_ascii_lowercase()));
+                let file = std::fs::File::create(&path).map_err(|e| ExportError::io(&path, e))?;
+                odm::write_odm(
+                    std::io::BufWriter::new(file),
+                    study,
+                    &data,
+                    &forms,
+                    opts.include_audit,
+                    &now(),
+                )
+                .map_err(|e| match e {
+                    ExportError::Io { source, .. } => ExportError::io(&path, source),
+                    other => other,
+                })?;
+                report.files.push(path);
+            }
+        }
+        // The shared tables are built once; their time counts towards the first format.
+        let extra = if n == 0 { table_time } else { Duration::ZERO };
+        report.timings.push((*format, t.elapsed() + extra));
+    }
+    Ok(report)
+}

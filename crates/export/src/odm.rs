@@ -1,0 +1,852 @@
+//! CDISC ODM 1.3.2: the study definition as `Study/MetaDataVersion`, the data as `ClinicalData`
+//! with an `AuditRecord` per change, and `AdminData` (users, sites).
+//!
+//! Owns the mapping between the study model and ODM, used both ways ([`crate::odm_import`]
+//! reads what this writes). Native ODM carries what it can express: events, forms, item groups
+//! (sections), items with data types, lengths, significant digits, questions and descriptions in
+//! English and Chinese, units, hard and soft range checks, code lists, derivations
+//! (`MethodDef`). What ODM has no element for is carried in `Alias` elements with `ecrf:`
+//! contexts (item type, missing-data codes, ask-when conditions, repeat kind, entry, file) and
+//! edit rules as `ConditionDef`s whose `FormalExpression` (context `ecrf-rule`) holds the rule as
+//! JSON. Invariant: definition → ODM → definition gives back the same definition.
+//!
+//! Data: a snapshot (`FileType="Snapshot"`) has one `ItemData` per current value; with the
+//! audit trail (`FileType="Transactional"`) every `item.set` change of the log is one `ItemData`
+//! (Insert / Update / Remove) with its `AuditRecord` (user, site, local time with offset, reason,
+//! change id), and every `subject.create` is the `AuditRecord` of its `SubjectData`. Missing-data
+//! codes are written as the value `@ND`, `@UNK`, `@NA`. The store keeps no electronic
+//! signatures yet, so no `Signature` is written.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+
+use chrono::{DateTime, FixedOffset};
+use ecrf_core::study::{Entry, ItemType, Repeat, RuleKind};
+use ecrf_core::{FormDef, Study, Text, Value};
+
+use crate::ExportError;
+use crate::source::TrialData;
+
+/// The ODM namespace.
+pub const NS: &str = "http://www.cdisc.org/ns/odm/v1.3";
+
+/// XML escaping for text and attribute values; line breaks and tabs become character references
+/// so attribute values keep them.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            '\t' => out.push_str("&#9;"),
+            c if (c as u32) < 0x20 => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A tiny indenting XML writer: elements, attributes (escaped) and text.
+struct Xml<W: Write> {
+    out: W,
+    depth: usize,
+}
+
+impl<W: Write> Xml<W> {
+    fn attrs(a: &[(&str, &str)]) -> String {
+        let mut s = String::new();
+        for (k, v) in a {
+            s.push(' ');
+            s.push_str(k);
+            s.push_str("=\"");
+            s.push_str(&esc(v));
+            s.push('"');
+        }
+        s
+    }
+    fn indent(&mut self) -> std::io::Result<()> {
+        for _ in 0..self.depth {
+            self.out.write_all(b"  ")?;
+        }
+        Ok(())
+    }
+    fn open(&mut self, name: &str, a: &[(&str, &str)]) -> std::io::Result<()> {
+        self.indent()?;
+        write!(self.out, "<{name}{}>\n", Self::attrs(a))?;
+        self.depth += 1;
+        Ok(())
+    }
+    fn close(&mut self, name: &str) -> std::io::Result<()> {
+        self.depth -= 1;
+        self.indent()?;
+        write!(self.out, "</{name}>\n")
+    }
+    fn empty(&mut self, name: &str, a: &[(&str, &str)]) -> std::io::Result<()> {
+        self.indent()?;
+        write!(self.out, "<{name}{}/>\n", Self::attrs(a))
+    }
+    fn text(&mut self, name: &str, a: &[(&str, &str)], text: &str) -> std::io::Result<()> {
+        self.indent()?;
+        write!(
+            self.out,
+            "<{name}{}>{}</{name}>\n",
+            Self::attrs(a),
+            esc(text)
+        )
+    }
+    /// `<NAME><TranslatedText xml:lang="en">…</TranslatedText><… "zh">…</…></NAME>`
+    fn translated(&mut self, name: &str, t: &Text) -> std::io::Result<()> {
+        self.open(name, &[])?;
+        self.text("TranslatedText", &[("xml:lang", "en")], &t.en)?;
+        self.text("TranslatedText", &[("xml:lang", "zh")], &t.zh)?;
+        self.close(name)
+    }
+    fn alias(&mut self, context: &str, name: &str) -> std::io::Result<()> {
+        self.empty("Alias", &[("Context", context), ("Name", name)])
+    }
+}
+
+/// OIDs, in one place so writer and reader agree.
+pub mod oid {
+    /// Study event of a form.
+    pub fn event(form: &str) -> String {
+        format!("SE.{form}")
+    }
+    /// Form.
+    pub fn form(form: &str) -> String {
+        format!("F.{form}")
+    }
+    /// Item group (section).
+    pub fn group(form: &str, section: &str) -> String {
+        format!("IG.{form}.{section}")
+    }
+    /// Item.
+    pub fn item(form: &str, item: &str) -> String {
+        format!("IT.{form}.{item}")
+    }
+    /// Code list.
+    pub fn codelist(name: &str) -> String {
+        format!("CL.{name}")
+    }
+    /// Built-in yes/no (and unknown) answers.
+    pub fn builtin(item_type: &str) -> String {
+        format!("CLB.{item_type}")
+    }
+    /// Derivation.
+    pub fn method(name: &str) -> String {
+        format!("MT.{name}")
+    }
+    /// Edit rule.
+    pub fn rule(id: &str) -> String {
+        format!("RULE.{id}")
+    }
+    /// Site.
+    pub fn location(site: &str) -> String {
+        format!("LOC.{site}")
+    }
+    /// User of a site.
+    pub fn user(site: &str, username: &str) -> String {
+        format!("USR.{site}.{username}")
+    }
+    /// Metadata version.
+    pub fn mdv(version: &str) -> String {
+        format!("MDV.{version}")
+    }
+}
+
+/// Our item type's name (the `ecrf:type` alias).
+pub fn type_name(t: ItemType) -> &'static str {
+    match t {
+        ItemType::Integer => "integer",
+        ItemType::Decimal => "decimal",
+        ItemType::Date => "date",
+        ItemType::DateTime => "datetime",
+        ItemType::Choice => "choice",
+        ItemType::MultiChoice => "multichoice",
+        ItemType::YesNo => "yesno",
+        ItemType::YesNoUnk => "yesnounk",
+        ItemType::Text => "text",
+    }
+}
+
+fn odm_type(t: ItemType) -> &'static str {
+    match t {
+        ItemType::Integer => "integer",
+        ItemType::Decimal => "float",
+        ItemType::Date => "date",
+        ItemType::DateTime => "datetime",
+        _ => "text",
+    }
+}
+
+fn repeat_name(r: Repeat) -> &'static str {
+    match r {
+        Repeat::Once => "once",
+        Repeat::ByDay => "by_day",
+        Repeat::ByEvent => "by_event",
+    }
+}
+
+/// A rule as the JSON of its `FormalExpression`.
+fn rule_json(form: &FormDef, rule: &ecrf_core::study::Rule) -> String {
+    let sev = match rule.severity {
+        ecrf_core::Severity::Hard => "hard",
+        ecrf_core::Severity::Soft => "soft",
+    };
+    let v = match &rule.kind {
+        RuleKind::Compare { left, op, right } => serde_json::json!({
+            "form": form.id, "kind": "compare", "left": left.to_string(),
+            "op": op.symbol(), "right": right.to_string(), "severity": sev,
+        }),
+        RuleKind::NotFuture { item } => serde_json::json!({
+            "form": form.id, "kind": "not_future", "item": item, "severity": sev,
+        }),
+        RuleKind::RequiredIf { item, when } => serde_json::json!({
+            "form": form.id, "kind": "required_if", "item": item,
+            "when": { "item": when.item, "is": when.is }, "severity": sev,
+        }),
+    };
+    v.to_string()
+}
+
+fn write_study<W: Write>(x: &mut Xml<W>, study: &Study) -> std::io::Result<()> {
+    x.open("Study", &[("OID", &study.id)])?;
+    x.open("GlobalVariables", &[])?;
+    x.text("StudyName", &[], &study.id)?;
+    x.text("StudyDescription", &[], &study.title.en)?;
+    x.text("ProtocolName", &[], &study.registry)?;
+    x.close("GlobalVariables")?;
+
+    let units: BTreeSet<&str> = study
+        .forms
+        .iter()
+        .flat_map(|f| f.items.iter().filter_map(|i| i.unit.as_deref()))
+        .collect();
+    let unit_oid: BTreeMap<&str, String> = units
+        .iter()
+        .enumerate()
+        .map(|(n, u)| (*u, format!("MU.{}", n + 1)))
+        .collect();
+    if !units.is_empty() {
+        x.open("BasicDefinitions", &[])?;
+        for (u, o) in &unit_oid {
+            x.open("MeasurementUnit", &[("OID", o), ("Name", u)])?;
+            x.open("Symbol", &[])?;
+            x.text("TranslatedText", &[("xml:lang", "en")], u)?;
+            x.close("Symbol")?;
+            x.close("MeasurementUnit")?;
+        }
+        x.close("BasicDefinitions")?;
+    }
+
+    let mdv_name = format!("{} {}", study.id, study.version);
+    x.open(
+        "MetaDataVersion",
+        &[("OID", &oid::mdv(&study.version)), ("Name", &mdv_name)],
+    )?;
+    x.open("Protocol", &[])?;
+    x.translated("Description", &study.title)?;
+    for (n, f) in study.forms.iter().enumerate() {
+        let order = (n + 1).to_string();
+        x.empty(
+            "StudyEventRef",
+            &[
+                ("StudyEventOID", &oid::event(&f.id)),
+                ("OrderNumber", &order),
+                ("Mandatory", "No"),
+            ],
+        )?;
+    }
+    x.close("Protocol")?;
+
+    for f in &study.forms {
+        let kind = match f.repeat {
+            Repeat::Once => "Scheduled",
+            Repeat::ByDay => "Scheduled",
+            Repeat::ByEvent => "Unscheduled",
+        };
+        x.open(
+            "StudyEventDef",
+            &[
+                ("OID", &oid::event(&f.id)),
+                ("Name", &f.name.en),
+                (
+                    "Repeating",
+                    if f.repeat == Repeat::Once {
+                        "No"
+                    } else {
+                        "Yes"
+                    },
+                ),
+                ("Type", kind),
+            ],
+        )?;
+        if let Some(w) = &f.when {
+            x.translated("Description", w)?;
+        }
+        x.empty(
+            "FormRef",
+            &[("FormOID", &oid::form(&f.id)), ("Mandatory", "No")],
+        )?;
+        x.close("StudyEventDef")?;
+    }
+
+    for f in &study.forms {
+        x.open(
+            "FormDef",
+            &[
+                ("OID", &oid::form(&f.id)),
+                ("Name", &f.name.en),
+                ("Repeating", "No"),
+            ],
+        )?;
+        x.translated("Description", &f.name)?;
+        for (n, s) in f.sections.iter().enumerate() {
+            let order = (n + 1).to_string();
+            x.empty(
+                "ItemGroupRef",
+                &[
+                    ("ItemGroupOID", &oid::group(&f.id, &s.id)),
+                    ("Mandatory", "No"),
+                    ("OrderNumber", &order),
+                ],
+            )?;
+        }
+        x.alias("ecrf:repeat", repeat_name(f.repeat))?;
+        x.alias("ecrf:max_repeats", &f.max_repeats.to_string())?;
+        x.alias(
+            "ecrf:entry",
+            if f.entry == Entry::System {
+                "system"
+            } else {
+                "user"
+            },
+        )?;
+        x.alias("ecrf:file", &f.file)?;
+        x.close("FormDef")?;
+    }
+
+    for f in &study.forms {
+        for s in &f.sections {
+            x.open(
+                "ItemGroupDef",
+                &[
+                    ("OID", &oid::group(&f.id, &s.id)),
+                    ("Name", &s.id),
+                    ("Repeating", "No"),
+                ],
+            )?;
+            x.translated("Description", &s.label)?;
+            for (n, item) in f.items.iter().enumerate() {
+                if item.section != s.id {
+                    continue;
+                }
+                let order = (n + 1).to_string();
+                let item_oid = oid::item(&f.id, &item.id);
+                let method = item.derived.as_deref().map(oid::method);
+                let mut a: Vec<(&str, &str)> = vec![
+                    ("ItemOID", &item_oid),
+                    ("OrderNumber", &order),
+                    ("Mandatory", if item.required { "Yes" } else { "No" }),
+                ];
+                if let Some(m) = &method {
+                    a.push(("MethodOID", m));
+                }
+                x.empty("ItemRef", &a)?;
+            }
+            x.close("ItemGroupDef")?;
+        }
+    }
+
+    for f in &study.forms {
+        for item in &f.items {
+            let item_oid = oid::item(&f.id, &item.id);
+            let length = item.max_length.to_string();
+            let digits = item.decimals.map(|d| d.to_string());
+            let mut a: Vec<(&str, &str)> = vec![
+                ("OID", &item_oid),
+                ("Name", &item.id),
+                ("DataType", odm_type(item.item_type)),
+            ];
+            if item.item_type == ItemType::Text {
+                a.push(("Length", &length));
+            }
+            if let Some(d) = &digits {
+                a.push(("SignificantDigits", d));
+            }
+            x.open("ItemDef", &a)?;
+            if let Some(h) = &item.help {
+                x.translated("Description", h)?;
+            }
+            x.translated("Question", &item.label)?;
+            if let Some(u) = item.unit.as_deref().and_then(|u| unit_oid.get(u)) {
+                x.empty("MeasurementUnitRef", &[("MeasurementUnitOID", u)])?;
+            }
+            for (range, soft_hard) in [(item.hard, "Hard"), (item.soft, "Soft")] {
+                if let Some(r) = range {
+                    for (cmp, v) in [("GE", r.min), ("LE", r.max)] {
+                        x.open(
+                            "RangeCheck",
+                            &[("Comparator", cmp), ("SoftHard", soft_hard)],
+                        )?;
+                        x.text("CheckValue", &[], &v.to_string())?;
+                        x.close("RangeCheck")?;
+                    }
+                }
+            }
+            match (item.item_type, &item.codelist) {
+                (_, Some(cl)) => x.empty("CodeListRef", &[("CodeListOID", &oid::codelist(cl))])?,
+                (t @ (ItemType::YesNo | ItemType::YesNoUnk), None) => x.empty(
+                    "CodeListRef",
+                    &[("CodeListOID", &oid::builtin(type_name(t)))],
+                )?,
+                _ => {}
+            }
+            x.alias("ecrf:type", type_name(item.item_type))?;
+            if !item.missing.is_empty() {
+                let codes: Vec<&str> = item.missing.iter().map(|m| m.code()).collect();
+                x.alias("ecrf:missing", &codes.join(" "))?;
+            }
+            if let Some(c) = &item.ask_when {
+                let v = serde_json::json!({ "item": c.item, "is": c.is });
+                x.alias("ecrf:ask_when", &v.to_string())?;
+            }
+            x.close("ItemDef")?;
+        }
+    }
+
+    let mut lists: Vec<(String, String, Option<Text>, Vec<ecrf_core::study::Code>)> = study
+        .codelists
+        .values()
+        .map(|cl| {
+            (
+                oid::codelist(&cl.name),
+                cl.name.clone(),
+                Some(cl.label.clone()),
+                cl.codes.clone(),
+            )
+        })
+        .collect();
+    for t in [ItemType::YesNo, ItemType::YesNoUnk] {
+        let probe = ecrf_core::ItemDef {
+            id: String::new(),
+            section: String::new(),
+            label: Text {
+                en: String::new(),
+                zh: String::new(),
+            },
+            help: None,
+            item_type: t,
+            unit: None,
+            hard: None,
+            soft: None,
+            decimals: None,
+            codelist: None,
+            max_length: 0,
+            required: false,
+            missing: Vec::new(),
+            ask_when: None,
+            derived: None,
+        };
+        lists.push((
+            oid::builtin(type_name(t)),
+            type_name(t).to_string(),
+            None,
+            study.codes_for(&probe),
+        ));
+    }
+    for (list_oid, name, label, codes) in &lists {
+        x.open(
+            "CodeList",
+            &[("OID", list_oid), ("Name", name), ("DataType", "text")],
+        )?;
+        if let Some(l) = label {
+            x.translated("Description", l)?;
+        }
+        for c in codes {
+            x.open("CodeListItem", &[("CodedValue", &c.code)])?;
+            x.translated("Decode", &c.label)?;
+            x.close("CodeListItem")?;
+        }
+        if label.is_none() {
+            x.alias("ecrf:builtin", name)?;
+        }
+        x.close("CodeList")?;
+    }
+
+    for f in &study.forms {
+        for rule in &f.rules {
+            x.open(
+                "ConditionDef",
+                &[("OID", &oid::rule(&rule.id)), ("Name", &rule.id)],
+            )?;
+            x.translated("Description", &rule.message)?;
+            x.text(
+                "FormalExpression",
+                &[("Context", "ecrf-rule")],
+                &rule_json(f, rule),
+            )?;
+            x.close("ConditionDef")?;
+        }
+    }
+
+    let methods: BTreeSet<&str> = study
+        .forms
+        .iter()
+        .flat_map(|f| f.items.iter().filter_map(|i| i.derived.as_deref()))
+        .collect();
+    for m in methods {
+        x.open(
+            "MethodDef",
+            &[
+                ("OID", &oid::method(m)),
+                ("Name", m),
+                ("Type", "Computation"),
+            ],
+        )?;
+        x.open("Description", &[])?;
+        x.text(
+            "TranslatedText",
+            &[("xml:lang", "en")],
+            crate::csv::derivation_text(m),
+        )?;
+        x.close("Description")?;
+        x.text("FormalExpression", &[("Context", "ecrf")], m)?;
+        x.close("MethodDef")?;
+    }
+    x.close("MetaDataVersion")?;
+    x.close("Study")
+}
+
+fn write_admin<W: Write>(x: &mut Xml<W>, study: &Study, data: &TrialData) -> std::io::Result<()> {
+    x.open("AdminData", &[("StudyOID", &study.id)])?;
+    for u in &data.users {
+        let user_type = match u.role.as_str() {
+            "investigator" => "Investigator",
+            "data_manager" | "monitor" => "Sponsor",
+            _ => "Other",
+        };
+        x.open(
+            "User",
+            &[
+                ("OID", &oid::user(&u.site, &u.username)),
+                ("UserType", user_type),
+            ],
+        )?;
+        x.text("LoginName", &[], &u.username)?;
+        x.text("DisplayName", &[], &format!("{} ({})", u.username, u.role))?;
+        x.text("FullName", &[], &u.name)?;
+        x.empty("LocationRef", &[("LocationOID", &oid::location(&u.site))])?;
+        x.close("User")?;
+    }
+    let mdv = oid::mdv(&study.version);
+    for site in &data.sites {
+        x.open(
+            "Location",
+            &[
+                ("OID", &oid::location(site)),
+                ("Name", &format!("Site {site}")),
+                ("LocationType", "Site"),
+            ],
+        )?;
+        x.empty(
+            "MetaDataVersionRef",
+            &[
+                ("StudyOID", &study.id),
+                ("MetaDataVersionOID", &mdv),
+                ("EffectiveDate", "2025-10-01"),
+            ],
+        )?;
+        x.close("Location")?;
+    }
+    x.close("AdminData")
+}
+
+/// The local time of a change, with its offset (UTC when the offset is unreadable).
+fn local_stamp(utc: &str, offset: &str) -> String {
+    let Ok(t) = DateTime::parse_from_rfc3339(utc) else {
+        return utc.to_string();
+    };
+    match offset.parse::<FixedOffset>() {
+        Ok(off) => t
+            .with_timezone(&off)
+            .format("%Y-%m-%dT%H:%M:%S%.3f%:z")
+            .to_string(),
+        Err(_) => utc.to_string(),
+    }
+}
+
+/// An item value as ODM writes it.
+pub fn odm_value(v: &Value) -> String {
+    match v {
+        Value::DateTime(t) => t.format("%Y-%m-%dT%H:%M:%S%:z").to_string(),
+        Value::Codes(cs) => cs.join(" "),
+        other => other.to_string(),
+    }
+}
+
+fn write_audit_record<W: Write>(
+    x: &mut Xml<W>,
+    site: &str,
+    c: &ecrf_store::Change,
+) -> std::io::Result<()> {
+    x.open(
+        "AuditRecord",
+        &[
+            ("EditPoint", "DataManagement"),
+            ("ID", &format!("AR.{}", c.change_id)),
+        ],
+    )?;
+    x.empty("UserRef", &[("UserOID", &oid::user(site, &c.user))])?;
+    x.empty("LocationRef", &[("LocationOID", &oid::location(site))])?;
+    x.text("DateTimeStamp", &[], &local_stamp(&c.utc, &c.local_offset))?;
+    if let Some(r) = &c.reason {
+        x.text("ReasonForChange", &[], r)?;
+    }
+    x.text("SourceID", &[], &c.change_id)?;
+    x.close("AuditRecord")
+}
+
+/// Which forms an export covers.
+pub fn section_of<'a>(form: &'a FormDef, item: &str) -> Option<&'a str> {
+    form.item(item).map(|i| i.section.as_str())
+}
+
+fn write_clinical<W: Write>(
+    x: &mut Xml<W>,
+    study: &Study,
+    data: &TrialData,
+    forms: &[&FormDef],
+    audit: bool,
+) -> Result<(), ExportError> {
+    let io = |e: std::io::Error| ExportError::Io {
+        path: Default::default(),
+        source: e,
+    };
+    let wanted: BTreeSet<&str> = forms.iter().map(|f| f.id.as_str()).collect();
+    x.open(
+        "ClinicalData",
+        &[
+            ("StudyOID", &study.id),
+            ("MetaDataVersionOID", &oid::mdv(&study.version)),
+        ],
+    )
+    .map_err(io)?;
+    // Changes by subject, in log order.
+    let mut by_subject: BTreeMap<&str, Vec<&crate::source::SiteChange>> = BTreeMap::new();
+    if audit {
+        for sc in &data.changes {
+            if let Some(s) = sc.change.subject.as_deref() {
+                by_subject.entry(s).or_default().push(sc);
+            }
+        }
+    }
+    for subject in &data.subjects {
+        let tx_attr: &[(&str, &str)] = if audit {
+            &[("TransactionType", "Upsert")]
+        } else {
+            &[]
+        };
+        let mut a = vec![("SubjectKey", subject.subject.as_str())];
+        a.extend_from_slice(tx_attr);
+        x.open("SubjectData", &a).map_err(io)?;
+        let changes = by_subject
+            .get(subject.subject.as_str())
+            .cloned()
+            .unwrap_or_default();
+        if let Some(created) = changes
+            .iter()
+            .find(|c| c.change.kind == ecrf_store::log::kind::SUBJECT_CREATED)
+        {
+            write_audit_record(x, &created.site, &created.change).map_err(io)?;
+        }
+        x.empty("SiteRef", &[("LocationOID", &oid::location(&subject.site))])
+            .map_err(io)?;
+        let values = data.values.get(&subject.subject);
+        // Form instances with data (current values, or changes when auditing).
+        let mut instances: BTreeSet<(usize, Option<u32>, String)> = BTreeSet::new();
+        let mut add_instance = |inst: &str| {
+            let (form, rep) = match inst.split_once('#') {
+                Some((f, n)) => (f, n.parse().ok()),
+                None => (inst, None),
+            };
+            if let Some(pos) = study.forms.iter().position(|f| f.id == form)
+                && wanted.contains(form)
+            {
+                instances.insert((pos, rep, inst.to_string()));
+            }
+        };
+        if audit {
+            for c in &changes {
+                if c.change.kind == ecrf_store::log::kind::ITEM_SET
+                    && let Some(f) = &c.change.form
+                {
+                    add_instance(f);
+                }
+            }
+        } else if let Some(v) = values {
+            for inst in v.keys() {
+                add_instance(inst);
+            }
+        }
+        for (pos, rep, inst) in instances {
+            let form = &study.forms[pos];
+            let rep_s = rep.map(|r| r.to_string());
+            let mut ea = vec![("StudyEventOID", oid::event(&form.id))];
+            if let Some(r) = &rep_s {
+                ea.push(("StudyEventRepeatKey", r.clone()));
+            }
+            if audit {
+                ea.push(("TransactionType", "Upsert".into()));
+            }
+            let ea: Vec<(&str, &str)> = ea.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            x.open("StudyEventData", &ea).map_err(io)?;
+            let mut fa = vec![("FormOID", oid::form(&form.id))];
+            if audit {
+                fa.push(("TransactionType", "Upsert".into()));
+            }
+            let fa: Vec<(&str, &str)> = fa.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            x.open("FormData", &fa).map_err(io)?;
+            for section in &form.sections {
+                // (item, value, change) in order: log order when auditing, form order otherwise.
+                let mut entries: Vec<(String, Option<String>, Option<&crate::source::SiteChange>)> =
+                    Vec::new();
+                if audit {
+                    for c in &changes {
+                        let ch = &c.change;
+                        if ch.kind == ecrf_store::log::kind::ITEM_SET
+                            && ch.form.as_deref() == Some(inst.as_str())
+                            && let Some(item) = &ch.item
+                            && section_of(form, item) == Some(section.id.as_str())
+                        {
+                            let v = ch
+                                .new_value
+                                .as_deref()
+                                .map(|j| Value::from_json(j).map(|v| odm_value(&v)))
+                                .transpose()
+                                .map_err(|e| {
+                                    ExportError::Data(format!(
+                                        "{} {inst} {item}: stored value is unreadable: {e}",
+                                        subject.subject
+                                    ))
+                                })?;
+                            entries.push((item.clone(), v, Some(c)));
+                        }
+                    }
+                } else if let Some(vals) = values.and_then(|v| v.get(&inst)) {
+                    for item in form.section_items(&section.id) {
+                        if let Some(v) = vals.get(&item.id) {
+                            entries.push((item.id.clone(), Some(odm_value(v)), None));
+                        }
+                    }
+                }
+                if entries.is_empty() {
+                    continue;
+                }
+                let ga_oid = oid::group(&form.id, &section.id);
+                let mut ga = vec![("ItemGroupOID", ga_oid.as_str())];
+                if audit {
+                    ga.push(("TransactionType", "Upsert"));
+                }
+                x.open("ItemGroupData", &ga).map_err(io)?;
+                for (item, value, change) in entries {
+                    let item_oid = oid::item(&form.id, &item);
+                    let mut ia = vec![("ItemOID", item_oid.as_str())];
+                    let tt = change.map(|c| match (&c.change.old_value, &value) {
+                        (_, None) => "Remove",
+                        (None, Some(_)) => "Insert",
+                        (Some(_), Some(_)) => "Update",
+                    });
+                    if let Some(t) = tt {
+                        ia.push(("TransactionType", t));
+                    }
+                    match &value {
+                        Some(v) => ia.push(("Value", v)),
+                        None => ia.push(("IsNull", "Yes")),
+                    }
+                    match change {
+                        Some(c) => {
+                            x.open("ItemData", &ia).map_err(io)?;
+                            write_audit_record(x, &c.site, &c.change).map_err(io)?;
+                            x.close("ItemData").map_err(io)?;
+                        }
+                        None => x.empty("ItemData", &ia).map_err(io)?,
+                    }
+                }
+                x.close("ItemGroupData").map_err(io)?;
+            }
+            x.close("FormData").map_err(io)?;
+            x.close("StudyEventData").map_err(io)?;
+        }
+        x.close("SubjectData").map_err(io)?;
+    }
+    x.close("ClinicalData").map_err(io)?;
+    Ok(())
+}
+
+/// Writes the definition only (for `ecrf study export-odm` and the round trip).
+pub fn write_definition<W: Write>(out: W, study: &Study, created: &str) -> std::io::Result<()> {
+    let mut x = Xml { out, depth: 0 };
+    header(&mut x, study, created, "Snapshot")?;
+    write_study(&mut x, study)?;
+    x.close("ODM")?;
+    x.out.flush()
+}
+
+fn header<W: Write>(
+    x: &mut Xml<W>,
+    study: &Study,
+    created: &str,
+    file_type: &str,
+) -> std::io::Result<()> {
+    x.out
+        .write_all(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")?;
+    let file_oid = format!("{}.{}.{}", study.id, file_type, created);
+    x.open(
+        "ODM",
+        &[
+            ("xmlns", NS),
+            ("FileType", file_type),
+            ("FileOID", &file_oid),
+            ("CreationDateTime", created),
+            ("ODMVersion", "1.3.2"),
+            ("Originator", "ecrf"),
+            ("SourceSystem", "ecrf"),
+            ("SourceSystemVersion", env!("CARGO_PKG_VERSION")),
+        ],
+    )
+}
+
+/// Writes the definition, admin data and clinical data (`audit`: every change with its
+/// `AuditRecord`, else the current values).
+pub fn write_odm<W: Write>(
+    out: W,
+    study: &Study,
+    data: &TrialData,
+    forms: &[&FormDef],
+    audit: bool,
+    created: &str,
+) -> Result<(), ExportError> {
+    let io = |e: std::io::Error| ExportError::Io {
+        path: Default::default(),
+        source: e,
+    };
+    let mut x = Xml { out, depth: 0 };
+    header(
+        &mut x,
+        study,
+        created,
+        if audit { "Transactional" } else { "Snapshot" },
+    )
+    .map_err(io)?;
+    write_study(&mut x, study).map_err(io)?;
+    write_admin(&mut x, study, data).map_err(io)?;
+    write_clinical(&mut x, study, data, forms, audit)?;
+    x.close("ODM").map_err(io)?;
+    x.out.flush().map_err(io)
+}

@@ -1,0 +1,178 @@
+//! Where exported data come from: [`TrialData`], one snapshot of subjects, current values,
+//! users and the change log of one site or several, behind the [`DataSource`] interface.
+//!
+//! A local store is one source (`impl DataSource for Store`); several stores (one per site)
+//! merge into one trial; the central server's database will be another implementation.
+//! Invariant: every value of a `TrialData` belongs to one of its subjects, and every subject
+//! to one of its sites.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ecrf_core::Value;
+use ecrf_store::{Change, ExportView, Store};
+
+use crate::ExportError;
+
+/// A subject of the export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectRecord {
+    /// Screening number (the key of every row).
+    pub subject: String,
+    /// Site code.
+    pub site: String,
+}
+
+/// A user named in the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Login name.
+    pub username: String,
+    /// Full name.
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// The site whose store knows the user.
+    pub site: String,
+}
+
+/// A change of the log with the site it was made at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteChange {
+    /// Site code of the store that holds the change.
+    pub site: String,
+    /// The change.
+    pub change: Change,
+}
+
+/// Everything an export needs, from one site or several.
+#[derive(Debug, Clone, Default)]
+pub struct TrialData {
+    /// Site codes, sorted.
+    pub sites: BTreeSet<String>,
+    /// Subjects, site by site in order of creation.
+    pub subjects: Vec<SubjectRecord>,
+    /// Current values: subject → form instance (`DLY#3`) → item → value.
+    pub values: BTreeMap<String, BTreeMap<String, BTreeMap<String, Value>>>,
+    /// Users of every site.
+    pub users: Vec<UserRecord>,
+    /// Every change of every site's log, site by site in append order.
+    pub changes: Vec<SiteChange>,
+}
+
+/// Something that can hand the export a snapshot of trial data.
+pub trait DataSource {
+    /// Reads one consistent snapshot.
+    fn trial_data(&mut self) -> Result<TrialData, ExportError>;
+}
+
+impl DataSource for Store {
+    fn trial_data(&mut self) -> Result<TrialData, ExportError> {
+        let view = self.export_view()?;
+        let mut data = TrialData::default();
+        data.add_view(view)?;
+        Ok(data)
+    }
+}
+
+impl TrialData {
+    /// Adds one store's snapshot. Two stores that hold the same subject number are refused:
+    /// the rows would be ambiguous.
+    pub fn add_view(&mut self, view: ExportView) -> Result<(), ExportError> {
+        self.sites.insert(view.site.clone());
+        for s in view.subjects {
+            if self.values.contains_key(&s.subject)
+                || self.subjects.iter().any(|x| x.subject == s.subject)
+            {
+                return Err(ExportError::Data(format!(
+                    "subject {} appears in two stores (site {})",
+                    s.subject, view.site
+                )));
+            }
+            self.values.entry(s.subject.clone()).or_default();
+            self.subjects.push(SubjectRecord {
+                subject: s.subject,
+                site: s.site,
+            });
+        }
+        for v in view.values {
+            self.values
+                .entry(v.subject)
+                .or_default()
+                .entry(v.form)
+                .or_default()
+                .insert(v.item, v.value);
+        }
+        for u in view.users {
+            self.users.push(UserRecord {
+                username: u.username,
+                name: u.name,
+                role: u.role.to_string(),
+                site: view.site.clone(),
+            });
+        }
+        for c in view.changes {
+            self.changes.push(SiteChange {
+                site: view.site.clone(),
+                change: c,
+            });
+        }
+        Ok(())
+    }
+
+    /// Merges several sources (one store per site) into one trial.
+    pub fn merge(sources: &mut [&mut dyn DataSource]) -> Result<TrialData, ExportError> {
+        let mut all = TrialData::default();
+        for s in sources.iter_mut() {
+            let d = s.trial_data()?;
+            all.sites.extend(d.sites);
+            for subj in d.subjects {
+                if all.subjects.iter().any(|x| x.subject == subj.subject) {
+                    return Err(ExportError::Data(format!(
+                        "subject {} appears in two sources",
+                        subj.subject
+                    )));
+                }
+                all.subjects.push(subj);
+            }
+            all.values.extend(d.values);
+            all.users.extend(d.users);
+            all.changes.extend(d.changes);
+        }
+        Ok(all)
+    }
+
+    /// Keeps one site only (`--site`); an unknown site is an error naming the sites there are.
+    pub fn only_site(mut self, site: &str) -> Result<TrialData, ExportError> {
+        if !self.sites.contains(site) {
+            return Err(ExportError::Options(format!(
+                "--site {site}: no such site in the data (sites: {})",
+                self.sites.iter().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let keep: BTreeSet<String> = self
+            .subjects
+            .iter()
+            .filter(|s| s.site == site)
+            .map(|s| s.subject.clone())
+            .collect();
+        self.subjects.retain(|s| keep.contains(&s.subject));
+        self.values.retain(|k, _| keep.contains(k));
+        self.users.retain(|u| u.site == site);
+        self.changes.retain(|c| c.site == site);
+        self.sites = BTreeSet::from([site.to_string()]);
+        Ok(self)
+    }
+
+    /// The site of a subject.
+    pub fn site_of(&self, subject: &str) -> Option<&str> {
+        self.subjects
+            .iter()
+            .find(|s| s.subject == subject)
+            .map(|s| s.site.as_str())
+    }
+
+    /// The current value of an item of a form instance.
+    pub fn value(&self, subject: &str, instance: &str, item: &str) -> Option<&Value> {
+        self.values.get(subject)?.get(instance)?.get(item)
+    }
+}

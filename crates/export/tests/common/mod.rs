@@ -1,0 +1,311 @@
+//! The scripted trial the export tests read: two sites (two real encrypted stores), randomized
+//! subjects in both arms, daily logs, a death before day 30, a survivor, a subject lost to
+//! follow-up, values changed with reasons, missing-data codes, and a text with Chinese, a
+//! comma, a quote and a line break.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use ecrf_core::{FormKey, Role, Study};
+use ecrf_export::TrialData;
+use ecrf_randomize::{ListSpec, Stratum, generate, to_csv};
+use ecrf_store::{CreateOptions, SaveOptions, Store};
+
+/// The text that must survive every format.
+pub const TRICKY: &str = "失访：电话无人接听, 家属说\"已转院\"\n第二行 line two";
+
+/// The reason given for a changed value.
+pub const REASON: &str = "监护仪读数核对 re-read from the monitor";
+
+pub fn study() -> Arc<Study> {
+    static S: OnceLock<Arc<Study>> = OnceLock::new();
+    Arc::clone(S.get_or_init(|| Arc::new(ecrf_core::trial::definition().expect("study"))))
+}
+
+fn key(id: &str) -> FormKey {
+    FormKey::parse(&study(), id).expect("form key")
+}
+
+fn save(s: &mut Store, subject: &str, form: &str, values: &[(&str, &str)]) {
+    let opts = SaveOptions {
+        reason: None,
+        confirm_warnings: true,
+    };
+    s.save(subject, &key(form), values, &opts)
+        .unwrap_or_else(|e| panic!("{subject} {form}: {e}"));
+}
+
+fn change(s: &mut Store, subject: &str, form: &str, values: &[(&str, &str)]) {
+    let opts = SaveOptions {
+        reason: Some(REASON.into()),
+        confirm_warnings: true,
+    };
+    s.save(subject, &key(form), values, &opts)
+        .unwrap_or_else(|e| panic!("{subject} {form}: {e}"));
+}
+
+/// What happens to a subject by day 30.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Fate {
+    /// Died on study day 5.
+    Died,
+    /// Alive at day 30.
+    Survived,
+    /// Lost to follow-up.
+    Lost,
+}
+
+fn scr(scrno: &str) -> Vec<(&'static str, String)> {
+    let v: &[(&str, &str)] = &[
+        ("SCR_DT", "2026-03-01T10:00+08:00"),
+        ("AGE", "61"),
+        ("SEX", "M"),
+        ("INC1_AGE", "Y"),
+        ("INC2_CS", "Y"),
+        ("SBP_LT90", "Y"),
+        ("SBP_LOW", "70"),
+        ("SBP_DURATION", "40"),
+        ("CATECHOL", "N"),
+        ("LACT_GT3", "Y"),
+        ("LACTATE", "4.5"),
+        ("LACTATE_DT", "2026-03-01T09:40+08:00"),
+        ("HYPOPERF", "Y"),
+        ("HYPOPERF_SIGNS", "COLD,OLIGURIA"),
+        ("INC3_ECMO", "Y"),
+        ("ECMO_START_DT", "2026-03-01T09:00+08:00"),
+        ("INC4_CONSENT", "Y"),
+        ("EXC1_AI_DISSECTION", "N"),
+        ("EXC2_PVD", "N"),
+        ("EXC3_POSTCARDIOTOMY", "N"),
+        ("EXC4_NONCARDIAC", "N"),
+        ("EXC5_ECPR", "N"),
+        ("EXC6_PRIOR_MCS", "N"),
+        ("EXC7_BLEEDING", "N"),
+        ("EXC8_MALIGNANCY", "N"),
+        ("EXC9_NEURO", "N"),
+    ];
+    let mut out: Vec<(&str, String)> = v.iter().map(|(a, b)| (*a, b.to_string())).collect();
+    out.push(("SCRNO", scrno.to_string()));
+    out
+}
+
+const CON: &[(&str, &str)] = &[
+    ("CONSENT_BY", "LAR"),
+    ("LAR_RELATION", "SPOUSE"),
+    ("CONSENT_DT", "2026-03-01T10:10+08:00"),
+    ("ICF_VERSION", "V1.0 2025-10-01"),
+    ("OBTAINED_BY", "Dr Wang 王医生"),
+];
+
+/// A randomized subject's forms; `iabp` = an IABP inserted 2 h 30 min after ECMO start.
+fn forms(s: &mut Store, subject: &str, n: usize, fate: Fate, iabp: bool) {
+    let scr_no = format!("{}-S{n:03}", s.site());
+    let scr: Vec<(&str, String)> = scr(&scr_no);
+    let scr: Vec<(&str, &str)> = scr.iter().map(|(a, b)| (*a, b.as_str())).collect();
+    save(s, subject, "SCR", &scr);
+    save(s, subject, "CON", CON);
+    save(
+        s,
+        subject,
+        "ECMO",
+        &[
+            ("START_DT", "2026-03-01T09:00+08:00"),
+            ("PLACE", "CATH_LAB"),
+            ("CONFIG", "FEM_FEM"),
+            ("ART_FR", "17"),
+            ("VEN_FR", "21"),
+            ("DPC", "N"),
+            ("FLOW", "3.5"),
+            ("RPM", "3200"),
+            ("SWEEP", "3.0"),
+            ("FIO2", "60"),
+        ],
+    );
+    if iabp {
+        save(
+            s,
+            subject,
+            "IABP",
+            &[("INSERTED", "Y"), ("INSERT_DT", "2026-03-01T11:30+08:00")],
+        );
+    } else {
+        save(
+            s,
+            subject,
+            "IABP",
+            &[
+                ("INSERTED", "N"),
+                ("NOT_INSERTED_REASON", "对照组 control arm"),
+            ],
+        );
+    }
+    let days = if fate == Fate::Died { 5 } else { 3 };
+    for day in 0..days {
+        let date = format!("2026-03-{:02}", day + 1);
+        let hr = (80 + n + day as usize).to_string();
+        let lactate = if day == 1 {
+            "@ND".to_string()
+        } else {
+            format!("{}.{}", 2 + day % 3, n % 10)
+        };
+        save(
+            s,
+            subject,
+            &format!("DLY#{day}"),
+            &[
+                ("DATE", &date),
+                ("ECMO_STATUS", "RUNNING"),
+                ("IABP_STATUS", if iabp { "RUNNING" } else { "@NA" }),
+                ("SBP", "95"),
+                ("DBP", "60"),
+                ("MAP", "72"),
+                ("HR", &hr),
+                ("LACTATE", &lactate),
+            ],
+        );
+    }
+    // A value changed with a reason.
+    change(s, subject, "DLY#1", &[("HR", "123")]);
+    match fate {
+        Fate::Died => {
+            save(
+                s,
+                subject,
+                "D30",
+                &[
+                    ("CONTACT_DATE", "2026-03-31"),
+                    ("METHOD", "RECORDS"),
+                    ("VITAL_STATUS", "DEAD"),
+                    ("DEATH_DATE", "2026-03-06"),
+                    ("DEATH_CAUSE", "CV_SHOCK"),
+                    ("REHOSP", "@NA"),
+                    ("MRS", "6"),
+                ],
+            );
+            save(
+                s,
+                subject,
+                "EOS",
+                &[("EOS_STATUS", "DIED"), ("EOS_DATE", "2026-03-06")],
+            );
+        }
+        Fate::Survived => {
+            save(
+                s,
+                subject,
+                "D30",
+                &[
+                    ("CONTACT_DATE", "2026-03-31"),
+                    ("METHOD", "CLINIC"),
+                    ("VITAL_STATUS", "ALIVE"),
+                    ("VAD_HTX", "@UNK"),
+                    ("REHOSP", "N"),
+                    ("MRS", "3"),
+                ],
+            );
+            change(s, subject, "D30", &[("MRS", "2")]);
+            save(
+                s,
+                subject,
+                "EOS",
+                &[("EOS_STATUS", "COMPLETED"), ("EOS_DATE", "2026-03-31")],
+            );
+        }
+        Fate::Lost => {
+            save(
+                s,
+                subject,
+                "D30",
+                &[
+                    ("CONTACT_DATE", "2026-03-31"),
+                    ("METHOD", "PHONE"),
+                    ("VITAL_STATUS", "UNKNOWN"),
+                    ("REHOSP", "@UNK"),
+                    ("MRS", "@UNK"),
+                ],
+            );
+            save(
+                s,
+                subject,
+                "EOS",
+                &[
+                    ("EOS_STATUS", "LOST"),
+                    ("EOS_DATE", "2026-03-31"),
+                    ("EOS_REASON", TRICKY),
+                ],
+            );
+        }
+    }
+}
+
+pub const PASSWORD: &str = "trial-password";
+
+/// One site's store: `fates` randomized subjects (IABP inserted in the IABP arm) and one
+/// subject screened but never randomized.
+fn site(dir: &Path, code: &str, fates: &[Fate]) -> PathBuf {
+    let path = dir.join(format!("site{code}.ecrf"));
+    let opts = CreateOptions {
+        site: code.into(),
+        admin_user: "admin".into(),
+        admin_name: "管理员 Admin".into(),
+        admin_password: PASSWORD.into(),
+    };
+    let (mut admin, _) = Store::create(&path, study(), opts).expect("create");
+    admin
+        .add_user("nurse", "护士 Li", Role::Nurse, PASSWORD)
+        .unwrap();
+    admin
+        .add_user("dm", "Data manager 数据管理员", Role::DataManager, PASSWORD)
+        .unwrap();
+    let spec = ListSpec {
+        stratum: Stratum::site(code).unwrap(),
+        count: 8,
+        block_sizes: vec![4],
+    };
+    let mut seed = [7u8; 32];
+    seed[0] = code.as_bytes()[1];
+    let list = generate(&spec, &seed).unwrap();
+    admin.load_lease(&to_csv(&list)).unwrap();
+    drop(admin);
+    let mut s = Store::open(&path, study(), "nurse", PASSWORD).unwrap();
+    for (n, fate) in fates.iter().enumerate() {
+        let subject = s.new_subject().unwrap();
+        // The arm is only known once the envelope is opened; forms first, then randomize, so
+        // the store's date rules (which compare with the randomization time, today) pass.
+        let arm_guess = n % 2 == 0;
+        forms(&mut s, &subject, n + 1, *fate, arm_guess);
+        s.randomize(&subject).unwrap();
+    }
+    let screened = s.new_subject().unwrap();
+    let scr: Vec<(&str, String)> = scr(&format!("{code}-S999"));
+    let scr: Vec<(&str, &str)> = scr.iter().map(|(a, b)| (*a, b.as_str())).collect();
+    save(&mut s, &screened, "SCR", &scr);
+    path
+}
+
+/// Creates the trial in `dir`: site 01 with four randomized subjects (a full block: both arms),
+/// site 02 with two. Returns the store paths.
+pub fn scripted_trial(dir: &Path) -> Vec<PathBuf> {
+    vec![
+        site(
+            dir,
+            "01",
+            &[Fate::Died, Fate::Survived, Fate::Lost, Fate::Survived],
+        ),
+        site(dir, "02", &[Fate::Survived, Fate::Died]),
+    ]
+}
+
+/// The trial's data as the data manager exports it.
+pub fn trial_data(stores: &[PathBuf]) -> TrialData {
+    let mut opened: Vec<Store> = stores
+        .iter()
+        .map(|p| Store::open(p, study(), "dm", PASSWORD).unwrap())
+        .collect();
+    let mut sources: Vec<&mut dyn ecrf_export::DataSource> = opened
+        .iter_mut()
+        .map(|s| s as &mut dyn ecrf_export::DataSource)
+        .collect();
+    TrialData::merge(&mut sources).unwrap()
+}
