@@ -23,7 +23,7 @@ apt_install libwebkit2gtk-4.1-dev libsoup-3.0-dev librsvg2-dev libayatana-appind
 apt_install xvfb webkit2gtk-driver imagemagick
 # Exports: ReadStat (Stata/SPSS/SAS files, linked by crates/export); R + haven and xmllint read
 # the exports back in the tests; pip fetches the ODM 1.3.2 schema package in the ODM test.
-apt_install libreadstat-dev r-base-core r-cran-haven libxml2-utils python3-pip unzip
+apt_install libreadstat-dev r-base-core r-cran-haven libxml2-utils python3-pip
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo (Rust 1.85 or newer) is needed and was not found on PATH." >&2
