@@ -150,6 +150,11 @@ pub struct SubjectOutcome {
     pub crossover: Option<bool>,
     /// Last decannulation (or death) time.
     pub ecmo_end: Option<DateTime<FixedOffset>>,
+    /// When the last device came out (`None` while ECMO or an IABP runs).
+    pub support_end: Option<DateTime<FixedOffset>>,
+    /// The last study day a daily log is due or allowed: the day after `support_end`, never
+    /// after day 30 or the day of death (day 30 while support runs).
+    pub last_log_day: Option<i64>,
     /// Days on ECMO, one decimal.
     pub days_on_ecmo: Option<Decimal>,
     /// Days on IABP (all periods), one decimal.
@@ -595,26 +600,30 @@ pub fn subject_outcome(values: &SubjectValues, now: DateTime<Utc>) -> SubjectOut
     }
 
     // ------------------------------------------------------------ daily logs on support
-    if let Some(z) = day_zero {
-        let day_of = |t: DateTime<FixedOffset>| (t.date_naive() - z).num_days();
-        // The last day a daily log is due: the day after the last device came out, while a
-        // device runs yesterday; never after day 30 or the day of death.
-        let iabp_running = iabp_open;
-        let ecmo_running = ecmo_start.is_some() && last_decannulation.is_none();
-        let yesterday = (today - z).num_days() - 1;
-        let mut last = if ecmo_running || iabp_running {
-            yesterday
-        } else {
-            let ends = [last_decannulation, iabp_last_out];
-            match ends.iter().flatten().map(|t| day_of(*t)).max() {
-                Some(d) => (d + 1).min(yesterday),
-                None => -1,
-            }
+    let ecmo_running = ecmo_start.is_some() && ecmo_end.is_none();
+    let support_end = if ecmo_running || iabp_open {
+        None
+    } else {
+        [ecmo_end, iabp_last_out].into_iter().flatten().max()
+    };
+    let last_log_day = day_zero.map(|z| {
+        let mut last = match support_end {
+            Some(t) => ((t.date_naive() - z).num_days() + 1).min(30),
+            None => 30,
         };
-        last = last.min(30);
         if let Some(d) = death_day {
             last = last.min(d);
         }
+        last
+    });
+    if let (Some(z), Some(last_allowed)) = (day_zero, last_log_day) {
+        // Due so far: up to yesterday while a device runs (today's log is not late yet).
+        let yesterday = (today - z).num_days() - 1;
+        let last = if ecmo_start.is_none() {
+            -1
+        } else {
+            last_allowed.min(yesterday)
+        };
         let present: Vec<u32> = g
             .repeats("DLY")
             .filter(|(_, _, v)| !v.is_empty())
@@ -650,6 +659,8 @@ pub fn subject_outcome(values: &SubjectValues, now: DateTime<Utc>) -> SubjectOut
         iabp_deviation,
         crossover,
         ecmo_end,
+        support_end,
+        last_log_day,
         days_on_ecmo,
         days_on_iabp,
         icu_los_days,
@@ -662,6 +673,44 @@ pub fn subject_outcome(values: &SubjectValues, now: DateTime<Utc>) -> SubjectOut
         days_alive_to_day30,
         flags,
     }
+}
+
+/// The pseudo-form whose items a rule of the study definition may compare with
+/// (`right = "SUBJECT.LOG_DATE"`): values of the subject as a whole, from [`subject_item`].
+pub const SUBJECT: &str = "SUBJECT";
+
+/// The items of [`SUBJECT`]: `DAY0` (date of randomization), `DAY30`, `DAY37`, `LOG_DATE`
+/// (for a daily form instance `DLY#N`: day 0 + N), `LAST_LOG_DATE` (the last date a daily log
+/// is allowed: the day after the last device came out, at most day 30 and the day of death).
+pub const SUBJECT_ITEMS: &[&str] = &["DAY0", "DAY30", "DAY37", "LOG_DATE", "LAST_LOG_DATE"];
+
+/// The type of a [`SUBJECT`] item (all are dates), for the definition's checks.
+pub fn subject_item_type(item: &str) -> Option<crate::study::ItemType> {
+    SUBJECT_ITEMS
+        .contains(&item)
+        .then_some(crate::study::ItemType::Date)
+}
+
+/// The value of a [`SUBJECT`] item as seen from the form instance `instance`.
+/// Day 0 is the date of randomization, or of the ECMO start while randomization is not
+/// recorded (as in the schedule, which numbers the daily logs); `LAST_LOG_DATE` needs
+/// randomization.
+pub fn subject_item(item: &str, instance: &str, outcome: &SubjectOutcome) -> Option<Value> {
+    let z = outcome
+        .day_zero
+        .or_else(|| outcome.ecmo_start.map(|t| t.date_naive()))?;
+    let day = match item {
+        "DAY0" => 0,
+        "DAY30" => 30,
+        "DAY37" => 37,
+        "LOG_DATE" => instance.split_once('#')?.1.parse().ok()?,
+        "LAST_LOG_DATE" => {
+            outcome.day_zero?;
+            outcome.last_log_day?
+        }
+        _ => return None,
+    };
+    Some(Value::Date(z + Duration::days(day)))
 }
 
 /// The value of a cross-form derived item (`derived = "iabp_delay"` and the like) of the form

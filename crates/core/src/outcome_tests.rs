@@ -347,3 +347,23 @@ fn derived_items_of_the_definition_read_the_outcome() {
     );
     assert_eq!(d("successful_weaning", "EVT#1"), None);
 }
+
+#[test]
+fn subject_values_for_rules() {
+    let o = iabp_at_4h().outcome();
+    let d = |item: &str, inst: &str| subject_item(item, inst, &o).map(|v| v.to_string());
+    assert_eq!(
+        o.last_log_day,
+        Some(6),
+        "decannulated day 5, IABP out day 3"
+    );
+    assert_eq!(d("LAST_LOG_DATE", "DLY#2").as_deref(), Some("2026-03-07"));
+    assert_eq!(d("LOG_DATE", "DLY#4").as_deref(), Some("2026-03-05"));
+    assert_eq!(d("DAY30", "D30").as_deref(), Some("2026-03-31"));
+    assert_eq!(d("LOG_DATE", "D30"), None);
+    let o = death_on_day_12().outcome();
+    assert_eq!(o.last_log_day, Some(12), "the day of death");
+    let o = Subject::new("ECMO", "2026-03-01T08:00+08:00", "2026-03-01T09:00+08:00").outcome();
+    assert_eq!(o.last_log_day, Some(30), "still on ECMO");
+    assert_eq!(o.flags.len(), 31, "no daily log on any day 0..30");
+}

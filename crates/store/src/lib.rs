@@ -3,6 +3,7 @@
 //! - [`keyring`]: the random store key wrapped per user (Argon2id) and for the recovery key;
 //! - [`log`]: the append-only, hash-chained change log and its verification;
 //! - [`store`]: opening, users, subjects, saving and reading forms, audit, rebuilds;
+//! - [`outcome`]: a subject's values as a whole and its derived outcomes (core::outcome);
 //! - [`randomization`]: sealed envelopes (leases) and randomizing a subject;
 //! - [`schema`](crate::schema): migrations.
 //!
@@ -13,6 +14,7 @@
 pub mod error;
 pub mod keyring;
 pub mod log;
+pub mod outcome;
 pub mod randomization;
 pub mod schema;
 pub mod store;
