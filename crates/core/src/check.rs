@@ -377,6 +377,11 @@ fn check_rule(
             Some(f) => other(f, &r.item),
         }
     };
+    if let Some(w) = &rule.when
+        && !condition_holds(&w.item, &w.is, values)
+    {
+        return None;
+    }
     let make = |item: &str, detail: String| Finding {
         form: form.id.clone(),
         item: item.to_string(),

@@ -5,6 +5,8 @@
 //! - [`eligibility`]: eligible / not eligible with reasons from SCR, and the consent record;
 //! - [`check`]: edit checks on a save (types, ranges, rules, completeness);
 //! - [`derive`]: values computed from a form's own items (BMI, VIS, pulse pressure);
+//! - [`outcome`]: a subject's derived outcomes across forms (6-hour window, deviation, crossover,
+//!   days on devices, lengths of stay, weaning, the primary endpoint) and protocol flags;
 //! - [`instance`]: which form instance (`DLY#3`) a save is for;
 //! - [`role`]: roles and what each may do;
 //! - [`schedule`]: day 0, due dates and the status of each form instance;
@@ -18,6 +20,7 @@ pub mod check;
 pub mod derive;
 pub mod eligibility;
 pub mod instance;
+pub mod outcome;
 pub mod role;
 pub mod schedule;
 pub mod study;

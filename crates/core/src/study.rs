@@ -349,6 +349,9 @@ pub struct Rule {
     pub severity: Severity,
     /// What the user is told.
     pub message: Text,
+    /// `compare` and `not_future` only: the rule is checked only while this holds (an item of
+    /// the same form has one of these codes), e.g. `EVT_TYPE is DEATH`.
+    pub when: Option<Condition>,
 }
 
 impl Rule {
@@ -359,8 +362,11 @@ impl Rule {
                 .into_iter()
                 .filter(|r| r.form.is_none())
                 .map(|r| r.item.as_str())
+                .chain(self.when.iter().map(|w| w.item.as_str()))
                 .collect(),
-            RuleKind::NotFuture { item } => vec![item],
+            RuleKind::NotFuture { item } => std::iter::once(item.as_str())
+                .chain(self.when.iter().map(|w| w.item.as_str()))
+                .collect(),
             RuleKind::RequiredIf { item, when } => vec![item, &when.item],
         }
     }
@@ -931,17 +937,21 @@ fn load_form(
                 item: s.to_string(),
             },
         };
+        let mut guard = None;
         let kind = match rr.kind.as_str() {
             "compare" => match (
                 &rr.left,
                 rr.op.as_deref().and_then(CompareOp::parse),
                 &rr.right,
             ) {
-                (Some(l), Some(op), Some(r)) => Some(RuleKind::Compare {
-                    left: parse_ref(l),
-                    op,
-                    right: parse_ref(r),
-                }),
+                (Some(l), Some(op), Some(r)) => {
+                    guard = rr.when.clone();
+                    Some(RuleKind::Compare {
+                        left: parse_ref(l),
+                        op,
+                        right: parse_ref(r),
+                    })
+                }
                 _ => {
                     p.add(
                         file,
@@ -952,7 +962,10 @@ fn load_form(
                 }
             },
             "not_future" => match &rr.item {
-                Some(i) => Some(RuleKind::NotFuture { item: i.clone() }),
+                Some(i) => {
+                    guard = rr.when.clone();
+                    Some(RuleKind::NotFuture { item: i.clone() })
+                }
                 None => {
                     p.add(file, pl, "a not_future rule needs item");
                     None
@@ -983,6 +996,7 @@ fn load_form(
                 kind,
                 severity: rr.severity,
                 message,
+                when: guard,
             });
         }
     }
@@ -1048,9 +1062,28 @@ fn check_references(study: &Study, p: &mut Problems) {
                     "duplicate rule id (rule ids are unique in the study)",
                 );
             }
+            if let Some(w) = &rule.when {
+                check_condition(p, &place, w);
+            }
             let resolve = |p: &mut Problems, r: &ItemRef| -> Option<ItemType> {
                 let target = match &r.form {
                     None => form,
+                    Some(fid) if fid == crate::outcome::SUBJECT => {
+                        return match crate::outcome::subject_item_type(&r.item) {
+                            Some(t) => Some(t),
+                            None => {
+                                p.add(
+                                    file,
+                                    Some(&place),
+                                    format!(
+                                        "refers to unknown subject value {r} ({})",
+                                        crate::outcome::SUBJECT_ITEMS.join(", ")
+                                    ),
+                                );
+                                None
+                            }
+                        };
+                    }
                     Some(fid) => {
                         match study.form(fid) {
                             Some(f) if f.repeat == Repeat::Once => f,

@@ -4,6 +4,7 @@
 //! - [`log`]: the append-only, hash-chained change log and its verification;
 //! - [`store`]: opening, users, subjects, saving and reading forms, audit, rebuilds;
 //! - [`export_view`]: the read-only snapshot an export reads, and the audited export event;
+//! - [`outcome`]: a subject's values as a whole and its derived outcomes (core::outcome);
 //! - [`randomization`]: sealed envelopes (leases) and randomizing a subject;
 //! - [`schema`](crate::schema): migrations.
 //!
@@ -15,6 +16,7 @@ pub mod error;
 pub mod export_view;
 pub mod keyring;
 pub mod log;
+pub mod outcome;
 pub mod randomization;
 pub mod schema;
 pub mod store;

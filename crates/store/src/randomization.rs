@@ -245,13 +245,29 @@ impl Store {
     /// and appends the `subject.randomize` event with the RND values (subject number, arm,
     /// date-time, envelope, stratum, who, device). Refusals write nothing.
     pub fn randomize(&mut self, subject: &str) -> Result<Randomization, StoreError> {
+        let now = Local::now().fixed_offset();
+        self.randomize_at(subject, now.with_nanosecond(0).unwrap_or(now))
+    }
+
+    /// [`Store::randomize`] with the envelope opened at `now` rather than at this instant: for
+    /// an envelope opened during a power or laptop failure and recorded afterwards, and for
+    /// scripted subjects in tests. The change log still records when it was entered; a time in
+    /// the future is refused.
+    pub fn randomize_at(
+        &mut self,
+        subject: &str,
+        now: chrono::DateTime<chrono::FixedOffset>,
+    ) -> Result<Randomization, StoreError> {
+        if now > chrono::Utc::now() {
+            return Err(StoreError::Invalid(format!(
+                "RND RND_DT = {now}: a randomization time cannot be in the future"
+            )));
+        }
         self.require(Action::Randomize)?;
         self.require_subject(subject)?;
         let site = self.site().to_string();
         let user = self.session().user.clone();
         let device = self.device_id().to_string();
-        let now = Local::now().fixed_offset();
-        let now = now.with_nanosecond(0).unwrap_or(now);
         let (_, r) = self.commit_with(|tx| {
             let rnd = values_in(tx, subject, "RND")?;
             if rnd.contains_key("SUBJ_NO") {

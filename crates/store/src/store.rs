@@ -800,7 +800,13 @@ impl Store {
             return Ok(SaveOutcome::default());
         }
         let conn = &self.conn;
+        // Subject-wide values (`SUBJECT.LOG_DATE`…) are read only when a rule asks for one.
+        let whole = std::cell::OnceCell::new();
         let other = |f: &str, i: &str| -> Option<Value> {
+            if f == ecrf_core::outcome::SUBJECT {
+                let outcome = whole.get_or_init(|| self.subject_outcome(subject).ok());
+                return ecrf_core::outcome::subject_item(i, &instance, outcome.as_ref()?);
+            }
             conn.query_row(
                 "SELECT value FROM item_values WHERE subject = ?1 AND form = ?2 AND item = ?3",
                 [subject, f, i],

@@ -1,0 +1,369 @@
+//! Scripted subjects of the clinical-forms acceptance list, checked value by value.
+
+use super::*;
+use crate::value::{parse_date, parse_datetime};
+
+/// A subject built form by form; values are read from their text (date-time, date, integer, code).
+struct Subject(SubjectValues);
+
+fn value(text: &str) -> Value {
+    if let Ok(t) = parse_datetime(text, None) {
+        Value::DateTime(t)
+    } else if let Ok(d) = parse_date(text) {
+        Value::Date(d)
+    } else if let Ok(i) = text.parse::<i64>() {
+        Value::Int(i)
+    } else {
+        Value::Code(text.into())
+    }
+}
+
+impl Subject {
+    fn new(arm: &str, ecmo_start: &str, randomized: &str) -> Self {
+        Subject(SubjectValues::new())
+            .set("RND", &[("ARM", arm), ("RND_DT", randomized)])
+            .set("ECMO", &[("START_DT", ecmo_start)])
+    }
+    fn set(mut self, instance: &str, items: &[(&str, &str)]) -> Self {
+        let form = self.0.entry(instance.to_string()).or_default();
+        for (k, v) in items {
+            form.insert(k.to_string(), value(v));
+        }
+        self
+    }
+    /// Daily logs for these study days (dated day 0 + N).
+    fn logs(mut self, days: impl IntoIterator<Item = i64>) -> Self {
+        let z = match self.0["RND"]["RND_DT"] {
+            Value::DateTime(t) => t.date_naive(),
+            _ => unreachable!(),
+        };
+        for d in days {
+            let date = (z + Duration::days(d)).to_string();
+            self = self.set(&format!("DLY#{d}"), &[("DATE", &date)]);
+        }
+        self
+    }
+    fn outcome(&self) -> SubjectOutcome {
+        subject_outcome(&self.0, now())
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    parse_datetime("2026-06-01T12:00+08:00", None)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn dec(s: &str) -> Option<Decimal> {
+    Some(s.parse().unwrap())
+}
+
+fn codes(o: &SubjectOutcome) -> Vec<&str> {
+    o.flags.iter().map(|f| f.code.as_str()).collect()
+}
+
+/// ECMO+IABP, IABP at 4 h, IABP out day 3, decannulated day 5, discharged alive day 19,
+/// alive at day 30: every derived value, no flag.
+fn iabp_at_4h() -> Subject {
+    Subject::new(
+        "ECMO_IABP",
+        "2026-03-01T08:00+08:00",
+        "2026-03-01T09:00+08:00",
+    )
+    .set(
+        "IABP",
+        &[("INSERTED", "Y"), ("INSERT_DT", "2026-03-01T12:00+08:00")],
+    )
+    .set(
+        "EVT#1",
+        &[
+            ("EVT_TYPE", "IABP_REMOVAL"),
+            ("EVT_DT", "2026-03-04T12:00+08:00"),
+        ],
+    )
+    .set(
+        "EVT#2",
+        &[
+            ("EVT_TYPE", "ECMO_DECANNULATION"),
+            ("EVT_DT", "2026-03-06T10:00+08:00"),
+        ],
+    )
+    .logs(0..=6)
+    .set(
+        "DIS",
+        &[
+            ("DIS_DATE", "2026-03-20"),
+            ("STATUS", "ALIVE"),
+            ("HOSP_ADM_DATE", "2026-02-28"),
+            ("ICU_ADM_DATE", "2026-03-01"),
+            ("ICU_DIS_DATE", "2026-03-10"),
+        ],
+    )
+    .set(
+        "D30",
+        &[("CONTACT_DATE", "2026-03-31"), ("VITAL_STATUS", "ALIVE")],
+    )
+}
+
+#[test]
+fn iabp_at_4_hours_alive_at_day_30() {
+    let o = iabp_at_4h().outcome();
+    assert_eq!(o.arm, Some(Arm::EcmoIabp));
+    assert_eq!(o.day_zero, Some(parse_date("2026-03-01").unwrap()));
+    assert_eq!(o.iabp_delay_min, Some(240));
+    assert_eq!(o.iabp_delay_hours, dec("4.00"));
+    assert_eq!(o.iabp_deviation, Some(false));
+    assert_eq!(o.crossover, None);
+    assert_eq!(o.days_on_iabp, dec("3.0"));
+    assert_eq!(o.days_on_ecmo, dec("5.1")); // 5 d 2 h
+    assert_eq!(o.icu_los_days, Some(9));
+    assert_eq!(o.hospital_los_days, Some(20));
+    assert_eq!(o.successful_weaning, Some(Answer::Yes));
+    assert_eq!(o.death_date, None);
+    assert_eq!(o.primary_endpoint, Answer::No);
+    assert_eq!(o.day30_status, Day30Status::Alive);
+    assert_eq!(o.days_alive_to_day30, Some(30));
+    assert!(o.flags.is_empty(), "{:?}", o.flags);
+}
+
+#[test]
+fn iabp_at_6_hours_10_minutes_is_a_deviation() {
+    let o = iabp_at_4h()
+        .set("IABP", &[("INSERT_DT", "2026-03-01T14:10+08:00")])
+        .outcome();
+    assert_eq!(o.iabp_delay_min, Some(370));
+    assert_eq!(o.iabp_delay_hours, dec("6.17"));
+    assert_eq!(o.iabp_deviation, Some(true));
+    assert_eq!(codes(&o), ["IABP_LATE"]);
+    assert!(
+        o.flags[0].message.en.contains("6 h 10 min"),
+        "{:?}",
+        o.flags
+    );
+    assert!(o.flags[0].message.zh.contains("6小时10分"));
+    assert_eq!(o.flags[0].form, "IABP");
+    // Exactly 6 h is inside the window.
+    let o = iabp_at_4h()
+        .set("IABP", &[("INSERT_DT", "2026-03-01T14:00+08:00")])
+        .outcome();
+    assert_eq!(o.iabp_deviation, Some(false));
+}
+
+#[test]
+fn iabp_never_inserted_or_not_recorded() {
+    let mut s = iabp_at_4h();
+    s.0.remove("IABP");
+    let o = s.outcome();
+    assert_eq!(o.iabp_deviation, None);
+    assert!(o.has_flag("IABP_NOT_RECORDED"));
+    let o = s.set("IABP", &[("INSERTED", "N")]).outcome();
+    assert_eq!(o.iabp_deviation, Some(true));
+    assert!(o.has_flag("IABP_NEVER"));
+}
+
+#[test]
+fn control_crossing_over_to_impella_on_day_1() {
+    let s = Subject::new("ECMO", "2026-03-01T21:00+08:00", "2026-03-01T22:00+08:00").set(
+        "EVT#1",
+        &[
+            ("EVT_TYPE", "UNLOADING_ESCALATION"),
+            ("ESCALATION", "IMPELLA"),
+            ("EVT_DT", "2026-03-02T01:30+08:00"),
+        ],
+    );
+    let o = s.outcome();
+    assert_eq!(o.crossover, Some(true));
+    assert_eq!(o.iabp_deviation, None);
+    let f = o.flags.iter().find(|f| f.code == "CROSSOVER").unwrap();
+    assert_eq!(f.form, "EVT#1");
+    assert!(f.message.en.contains("Impella") && f.message.en.contains("4 h 30 min"));
+    // Impella on day 3 is an escalation, not a crossover.
+    let o = s
+        .set("EVT#1", &[("EVT_DT", "2026-03-04T01:30+08:00")])
+        .outcome();
+    assert_eq!(o.crossover, Some(false));
+    assert!(!o.has_flag("CROSSOVER"));
+    // An IABP within 6 h in the control arm is a crossover too.
+    let o = Subject::new("ECMO", "2026-03-01T21:00+08:00", "2026-03-01T22:00+08:00")
+        .set(
+            "IABP",
+            &[("INSERTED", "Y"), ("INSERT_DT", "2026-03-01T23:00+08:00")],
+        )
+        .outcome();
+    assert_eq!(o.crossover, Some(true));
+}
+
+fn death_on_day_12() -> Subject {
+    Subject::new("ECMO", "2026-03-01T08:00+08:00", "2026-03-01T09:00+08:00")
+        .set(
+            "EVT#1",
+            &[("EVT_TYPE", "DEATH"), ("EVT_DT", "2026-03-13T04:00+08:00")],
+        )
+        .set("DIS", &[("DIS_DATE", "2026-03-13"), ("STATUS", "DEAD")])
+        .set(
+            "D30",
+            &[
+                ("CONTACT_DATE", "2026-03-31"),
+                ("VITAL_STATUS", "DEAD"),
+                ("DEATH_DATE", "2026-03-13"),
+            ],
+        )
+        .logs((0..=12).filter(|d| *d != 5))
+}
+
+#[test]
+fn death_on_day_12_is_the_endpoint() {
+    let o = death_on_day_12().outcome();
+    assert_eq!(o.death_date, Some(parse_date("2026-03-13").unwrap()));
+    assert_eq!(o.death_day, Some(12));
+    assert_eq!(o.primary_endpoint, Answer::Yes);
+    assert_eq!(o.day30_status, Day30Status::Dead);
+    assert_eq!(o.days_alive_to_day30, Some(12));
+    assert_eq!(o.crossover, Some(false));
+    assert_eq!(o.successful_weaning, None);
+    assert_eq!(o.days_on_ecmo, dec("11.8")); // died on ECMO: 11 d 20 h
+    // On ECMO until death: only day 5 lacks its daily log.
+    assert_eq!(codes(&o), ["DAILY_LOG_MISSING"]);
+    assert_eq!(o.flags[0].form, "DLY#5");
+    assert!(o.flags[0].message.en.contains("day 5 (2026-03-06)"));
+}
+
+#[test]
+fn death_on_day_31_is_not_the_endpoint() {
+    let o = iabp_at_4h()
+        .set(
+            "EVT#3",
+            &[("EVT_TYPE", "DEATH"), ("EVT_DT", "2026-04-01T03:00+08:00")],
+        )
+        .set("DIS", &[("DIS_DATE", "2026-04-01"), ("STATUS", "DEAD")])
+        .set(
+            "D30",
+            &[("CONTACT_DATE", "2026-03-31"), ("VITAL_STATUS", "ALIVE")],
+        )
+        .outcome();
+    assert_eq!(o.death_day, Some(31));
+    assert_eq!(o.primary_endpoint, Answer::No);
+    assert_eq!(o.day30_status, Day30Status::Alive);
+    assert_eq!(o.days_alive_to_day30, Some(30));
+    assert_eq!(o.hospital_los_days, Some(32));
+    assert!(o.flags.is_empty(), "{:?}", o.flags);
+}
+
+#[test]
+fn lost_to_follow_up_leaves_the_endpoint_unknown() {
+    let mut s = iabp_at_4h().set("EOS", &[("EOS_STATUS", "LOST"), ("EOS_DATE", "2026-03-20")]);
+    s.0.remove("D30");
+    let o = s.outcome();
+    assert_eq!(o.primary_endpoint, Answer::Unknown);
+    assert_eq!(o.day30_status, Day30Status::Unknown);
+    assert_eq!(o.days_alive_to_day30, None);
+    // Discharged alive on day 30 or later is known alive at day 30.
+    let o = s.set("DIS", &[("DIS_DATE", "2026-03-31")]).outcome();
+    assert_eq!(o.primary_endpoint, Answer::No);
+}
+
+#[test]
+fn conflicting_and_impossible_dates_of_death_are_flagged() {
+    let o = death_on_day_12()
+        .logs([5])
+        .set("D30", &[("DEATH_DATE", "2026-03-14")])
+        .outcome();
+    assert_eq!(codes(&o), ["DEATH_DATES_CONFLICT"]);
+    assert!(
+        o.flags[0]
+            .message
+            .en
+            .contains("D30.DEATH_DATE = 2026-03-14")
+    );
+    assert_eq!(
+        o.death_date,
+        Some(parse_date("2026-03-13").unwrap()),
+        "earliest"
+    );
+    let o = death_on_day_12()
+        .logs([5])
+        .set("DIS", &[("DIS_DATE", "2026-02-27")])
+        .set("D30", &[("DEATH_DATE", "2026-07-01")])
+        .outcome();
+    assert!(o.has_flag("DEATH_BEFORE_RANDOMIZATION"));
+    assert!(o.has_flag("DEATH_IN_FUTURE"));
+}
+
+#[test]
+fn day_30_contact_outside_its_window() {
+    let o = iabp_at_4h()
+        .set("D30", &[("CONTACT_DATE", "2026-04-09")])
+        .outcome();
+    assert_eq!(codes(&o), ["D30_OUTSIDE_WINDOW"]);
+    assert!(o.flags[0].message.en.contains("day 39"));
+    let o = iabp_at_4h()
+        .set("D30", &[("CONTACT_DATE", "2026-04-07")])
+        .outcome();
+    assert!(o.flags.is_empty(), "day 37 is inside");
+}
+
+#[test]
+fn daily_logs_are_due_to_the_day_after_the_last_device_came_out() {
+    let mut s = iabp_at_4h();
+    s.0.remove("DLY#6");
+    assert_eq!(codes(&s.outcome()), ["DAILY_LOG_MISSING"]);
+    s.0.remove("DLY#0");
+    let o = s.outcome();
+    let forms: Vec<&str> = o.flags.iter().map(|f| f.form.as_str()).collect();
+    assert_eq!(forms, ["DLY#0", "DLY#6"]);
+}
+
+#[test]
+fn weaning_fails_with_death_or_vad_within_48_hours() {
+    let s = iabp_at_4h().set(
+        "EVT#3",
+        &[("EVT_TYPE", "VAD"), ("EVT_DT", "2026-03-07T10:00+08:00")],
+    );
+    assert_eq!(s.outcome().successful_weaning, Some(Answer::No));
+    let s = iabp_at_4h().set(
+        "EVT#3",
+        &[("EVT_TYPE", "DEATH"), ("EVT_DT", "2026-03-09T10:00+08:00")],
+    );
+    let o = s.outcome();
+    assert_eq!(o.successful_weaning, Some(Answer::Yes), "death 72 h later");
+    assert_eq!(o.primary_endpoint, Answer::Yes);
+    assert_eq!(o.days_alive_to_day30, Some(8));
+}
+
+#[test]
+fn derived_items_of_the_definition_read_the_outcome() {
+    let s = iabp_at_4h().set("IABP", &[("INSERT_DT", "2026-03-01T14:10+08:00")]);
+    let o = s.outcome();
+    let d = |name: &str, inst: &str| derive_item(name, inst, &s.0, &o);
+    assert_eq!(d("iabp_delay", "IABP"), Some(Value::Int(370)));
+    assert_eq!(d("iabp_deviation", "IABP"), Some(Value::Code("Y".into())));
+    assert_eq!(d("crossover", "IABP"), None);
+    assert_eq!(d("icu_los", "DIS"), Some(Value::Int(9)));
+    assert_eq!(d("hospital_los", "DIS"), Some(Value::Int(20)));
+    assert_eq!(d("primary_endpoint", "D30"), Some(Value::Code("N".into())));
+    assert_eq!(
+        d("successful_weaning", "EVT#2"),
+        Some(Value::Code("Y".into()))
+    );
+    assert_eq!(d("successful_weaning", "EVT#1"), None);
+}
+
+#[test]
+fn subject_values_for_rules() {
+    let o = iabp_at_4h().outcome();
+    let d = |item: &str, inst: &str| subject_item(item, inst, &o).map(|v| v.to_string());
+    assert_eq!(
+        o.last_log_day,
+        Some(6),
+        "decannulated day 5, IABP out day 3"
+    );
+    assert_eq!(d("LAST_LOG_DATE", "DLY#2").as_deref(), Some("2026-03-07"));
+    assert_eq!(d("LOG_DATE", "DLY#4").as_deref(), Some("2026-03-05"));
+    assert_eq!(d("DAY30", "D30").as_deref(), Some("2026-03-31"));
+    assert_eq!(d("LOG_DATE", "D30"), None);
+    let o = death_on_day_12().outcome();
+    assert_eq!(o.last_log_day, Some(12), "the day of death");
+    let o = Subject::new("ECMO", "2026-03-01T08:00+08:00", "2026-03-01T09:00+08:00").outcome();
+    assert_eq!(o.last_log_day, Some(30), "still on ECMO");
+    assert_eq!(o.flags.len(), 31, "no daily log on any day 0..30");
+}
