@@ -198,7 +198,7 @@ fn rule_json(form: &FormDef, rule: &ecrf_core::study::Rule) -> String {
         ecrf_core::Severity::Hard => "hard",
         ecrf_core::Severity::Soft => "soft",
     };
-    let v = match &rule.kind {
+    let mut v = match &rule.kind {
         RuleKind::Compare { left, op, right } => serde_json::json!({
             "form": form.id, "kind": "compare", "left": left.to_string(),
             "op": op.symbol(), "right": right.to_string(), "severity": sev,
@@ -211,6 +211,10 @@ fn rule_json(form: &FormDef, rule: &ecrf_core::study::Rule) -> String {
             "when": { "item": when.item, "is": when.is }, "severity": sev,
         }),
     };
+    // A guard of a compare or not-future rule ("only when …").
+    if let Some(w) = &rule.when {
+        v["when"] = serde_json::json!({ "item": w.item, "is": w.is });
+    }
     v.to_string()
 }
 

@@ -98,8 +98,10 @@ const CON: &[(&str, &str)] = &[
     ("OBTAINED_BY", "Dr Wang 王医生"),
 ];
 
-/// A randomized subject's forms; `iabp` = an IABP inserted 2 h 30 min after ECMO start.
-fn forms(s: &mut Store, subject: &str, n: usize, fate: Fate, iabp: bool) {
+/// A subject's forms: screening, consent and ECMO, randomization on 1 March 2026 at 10:30
+/// Beijing time, then the IABP form (inserted 2 h 30 min after ECMO start in the IABP arm, and
+/// in the control arm when `crossover`), daily logs from day 0, day 30 and end of study.
+fn forms(s: &mut Store, subject: &str, n: usize, fate: Fate, crossover: bool) {
     let scr_no = format!("{}-S{n:03}", s.site());
     let scr: Vec<(&str, String)> = scr(&scr_no);
     let scr: Vec<(&str, &str)> = scr.iter().map(|(a, b)| (*a, b.as_str())).collect();
@@ -122,6 +124,9 @@ fn forms(s: &mut Store, subject: &str, n: usize, fate: Fate, iabp: bool) {
             ("FIO2", "60"),
         ],
     );
+    let at = chrono::DateTime::parse_from_rfc3339("2026-03-01T10:30:00+08:00").unwrap();
+    let r = s.randomize_at(subject, at).unwrap();
+    let iabp = r.arm == "ECMO_IABP" || crossover;
     if iabp {
         save(
             s,
@@ -271,11 +276,7 @@ fn site(dir: &Path, code: &str, fates: &[Fate]) -> PathBuf {
     let mut s = Store::open(&path, study(), "nurse", PASSWORD).unwrap();
     for (n, fate) in fates.iter().enumerate() {
         let subject = s.new_subject().unwrap();
-        // The arm is only known once the envelope is opened; forms first, then randomize, so
-        // the store's date rules (which compare with the randomization time, today) pass.
-        let arm_guess = n % 2 == 0;
-        forms(&mut s, &subject, n + 1, *fate, arm_guess);
-        s.randomize(&subject).unwrap();
+        forms(&mut s, &subject, n + 1, *fate, code == "02" && n == 0);
     }
     let screened = s.new_subject().unwrap();
     let scr: Vec<(&str, String)> = scr(&format!("{code}-S999"));
