@@ -5,6 +5,8 @@
 //!   (a local store today; several stores merge into one trial; the central server later);
 //! - [`table`]: one rectangle per form (key columns, then items in definition order), the
 //!   numeric coding of code lists; every tabular format is written from it;
+//! - [`analysis`]: the subject-level analysis file (one row per randomized subject), from
+//!   `ecrf_core::outcome`;
 //! - [`csv`]: one CSV per form, the data dictionary, the audit trail;
 //! - [`rscript`]: the R script that reads the CSVs with types and labels;
 //! - [`readstat`]: Stata `.dta` 118, SPSS `.sav`, SAS `.xpt` through ReadStat (safe FFI);
@@ -13,6 +15,7 @@
 //! Invariant: nothing here opens the store's file; the store hands over a read-only snapshot.
 #![deny(missing_docs)]
 
+pub mod analysis;
 pub mod csv;
 pub mod odm;
 pub mod odm_import;
@@ -211,6 +214,10 @@ pub fn export(
     } else {
         Vec::new()
     };
+    let mut tables = tables;
+    if needs_tables {
+        tables.push(analysis::subject_table(study, &data, chrono::Utc::now()));
+    }
     let table_time = started.elapsed();
     report.rows = tables
         .iter()

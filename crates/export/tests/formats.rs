@@ -64,8 +64,39 @@ fn every_format_is_read_back_by_r_and_haven() {
     )
     .unwrap();
     for (form, n) in &report.rows {
-        assert_eq!(rows[form], *n, "rows of {form}");
+        if form == ecrf_export::analysis::NAME {
+            assert_eq!(*n, 6, "one row per randomized subject");
+        } else {
+            assert_eq!(rows[form], *n, "rows of {form}");
+        }
     }
+    // The primary endpoint as core derives it, for every randomized subject.
+    let now = chrono::Utc::now();
+    let mut endpoint_subjects = Vec::new();
+    let mut endpoint_labels = Vec::new();
+    for s in &data.subjects {
+        let o = ecrf_core::outcome::subject_outcome(&data.values[&s.subject], now);
+        if o.arm.is_some() {
+            endpoint_subjects.push(r_str(&s.subject));
+            endpoint_labels.push(r_str(match o.primary_endpoint {
+                ecrf_core::outcome::Answer::Yes => "Yes",
+                ecrf_core::outcome::Answer::No => "No",
+                ecrf_core::outcome::Answer::Unknown => "Unknown",
+            }));
+        }
+    }
+    assert!(
+        endpoint_labels.iter().any(|l| l.contains("Yes")),
+        "a death before day 30"
+    );
+    assert!(
+        endpoint_labels.iter().any(|l| l.contains("No")),
+        "a survivor"
+    );
+    assert!(
+        endpoint_labels.iter().any(|l| l.contains("Unknown")),
+        "lost to follow-up"
+    );
 
     // The CSV itself: the tricky text quoted, missing codes distinct from empty, ISO 8601.
     let eos = std::fs::read_to_string(out.join("eos.csv")).unwrap();
@@ -161,6 +192,14 @@ e <- ecrf$EOS; stopifnot(e$EOS_REASON[e$SUBJECT == lost] == tricky)
 stopifnot(read_dta(file.path(dir, "eos.dta"))$EOS_REASON[e$SUBJECT == lost] == tricky)
 stopifnot(read_sav(file.path(dir, "eos.sav"))$EOS_REASON[e$SUBJECT == lost] == tricky)
 stopifnot(read_xpt(file.path(dir, "eos.xpt"))$EOS_REASON[e$SUBJECT == lost] == {tricky_ascii})
+# The subject-level analysis file: the endpoint of core's derivation for every subject.
+sj <- ecrf$SUBJECTS; ep_subjects <- c({ep_subjects}); ep <- c({ep_labels})
+stopifnot(nrow(sj) == length(ep), identical(as.character(sj$PRIMARY_ENDPOINT[match(ep_subjects, sj$SUBJECT)]), ep))
+sjd <- read_dta(file.path(dir, "subjects.dta"))
+stopifnot(identical(as.character(as_factor(sjd$PRIMARY_ENDPOINT))[match(ep_subjects, sjd$SUBJECT)],
+                    paste0(ep, " / ", c(Yes = "是", No = "否", Unknown = "不详")[ep])))
+stopifnot(nrow(read_sav(file.path(dir, "subjects.sav"))) == length(ep), nrow(read_xpt(file.path(dir, "subjects.xpt"))) == length(ep))
+stopifnot(sj$DAYS_ALIVE[sj$SUBJECT == died] == 5, sj$IABP_DELAY_H[!is.na(sj$IABP_DELAY_H)][1] == 2.5)
 cat("R OK\n")
 "#,
         forms = forms.join(", "),
@@ -172,6 +211,8 @@ cat("R OK\n")
         hr_en = r_str(&hr.label.en),
         hr_stat = r_str(&hr_label_stat),
         arms = arm_labels.join(", "),
+        ep_subjects = endpoint_subjects.join(", "),
+        ep_labels = endpoint_labels.join(", "),
     );
     let script = dir.path().join("check.R");
     std::fs::write(&script, check).unwrap();
