@@ -19,6 +19,7 @@ macro_rules! say {
 }
 
 mod bench;
+mod export;
 mod print;
 mod randomization;
 
@@ -94,6 +95,8 @@ enum Command {
         /// Screening number.
         subject: String,
     },
+    /// Export data: csv (+ dictionary, R script), stata, spss, sas, odm or all.
+    Export(export::ExportArgs),
     /// Create a demo store with sample data (used by `make run`).
     Demo {
         /// Where to create it (default ./demo/demo.ecrf).
@@ -176,6 +179,14 @@ enum StudyCmd {
     Check {
         /// Folder with study.toml and forms/.
         dir: Option<PathBuf>,
+    },
+    /// Read a study definition from CDISC ODM 1.3.2 and check it (optionally write it as a folder).
+    ImportOdm {
+        /// The ODM file.
+        file: PathBuf,
+        /// Write study.toml and forms/ into this folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -502,6 +513,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
+        Command::Study(StudyCmd::ImportOdm { file, out }) => {
+            export::import_odm(file, out.as_deref())
+        }
+        Command::Export(args) => export::run(&cli, args),
         Command::Bench(args) => bench::run(args, study()?).map_err(Failure),
         Command::Print(cmd) => print::run(&cli, cmd),
         Command::Randomization(cmd) => randomization::run(&cli, cmd),
