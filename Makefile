@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 ECRF := $(CARGO_TARGET_DIR)/debug/ecrf
 
-.PHONY: run test setup ui build lint bench bench-desktop bench-pdf demo-cli
+.PHONY: run test setup ui build lint bench bench-desktop bench-pdf bench-export demo-cli
 
 setup:
 	@bash scripts/setup.sh
@@ -51,3 +51,6 @@ bench-desktop: ui
 
 bench-pdf: setup
 	cargo run --release -p ecrf-cli -- print bench
+
+bench-export: setup
+	cargo run --release -p ecrf-cli -- export-bench

@@ -97,6 +97,8 @@ enum Command {
     },
     /// Export data: csv (+ dictionary, R script), stata, spss, sas, odm or all.
     Export(export::ExportArgs),
+    /// Measure exporting a whole trial (358 subjects × 30 daily logs) in every format.
+    ExportBench(export::BenchArgs),
     /// Create a demo store with sample data (used by `make run`).
     Demo {
         /// Where to create it (default ./demo/demo.ecrf).
@@ -517,6 +519,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             export::import_odm(file, out.as_deref())
         }
         Command::Export(args) => export::run(&cli, args),
+        Command::ExportBench(args) => export::bench(args),
         Command::Bench(args) => bench::run(args, study()?).map_err(Failure),
         Command::Print(cmd) => print::run(&cli, cmd),
         Command::Randomization(cmd) => randomization::run(&cli, cmd),
