@@ -138,6 +138,14 @@ fn print_blank(s: State<'_, Shell>, form: Option<String>) -> AppResult<Printout>
 fn print_subject(s: State<'_, Shell>, subject: String) -> AppResult<Printout> {
     with(&s, |a| a.print_subject(&subject))
 }
+#[tauri::command]
+fn default_export_folder(s: State<'_, Shell>) -> AppResult<String> {
+    with(&s, |a| Ok(a.default_export_folder()))
+}
+#[tauri::command]
+fn export(s: State<'_, Shell>, request: ExportRequest) -> AppResult<ExportDone> {
+    with(&s, |a| a.export(request))
+}
 /// Called by the UI once the first screen is drawn: with `ECRF_STARTUP_PROBE=1` the shell
 /// prints the time since it started, for the start-up benchmark.
 #[tauri::command]
@@ -202,6 +210,8 @@ fn main() {
             history,
             print_blank,
             print_subject,
+            default_export_folder,
+            export,
             ui_ready
         ])
         .run(tauri::generate_context!("../tauri.conf.json"));

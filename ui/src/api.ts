@@ -4,6 +4,8 @@ import { invoke } from "@tauri-apps/api/core";
 import type {
   AppError,
   Entry,
+  ExportDone,
+  ExportRequest,
   FormPage,
   HistoryRow,
   Printout,
@@ -47,5 +49,7 @@ export const api = {
     invoke<HistoryRow[]>("history", { subject, key, item }),
   printBlank: (form: string | null) => invoke<Printout>("print_blank", { form }),
   printSubject: (subject: string) => invoke<Printout>("print_subject", { subject }),
+  defaultExportFolder: () => invoke<string>("default_export_folder"),
+  exportData: (request: ExportRequest) => invoke<ExportDone>("export", { request }),
   uiReady: () => invoke<void>("ui_ready"),
 };

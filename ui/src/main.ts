@@ -1,4 +1,4 @@
-// The app's screens: first run, login and lock, subject list, subject page, users; the form
+// The app's screens: first run, login and lock, subject list, subject page, users, export; the form
 // page is in form.ts. All data comes from Rust through api.ts.
 import "./style.css";
 import { api, isAppError } from "./api";
@@ -274,6 +274,10 @@ async function showSubjects(filter = ""): Promise<void> {
   };
   search.addEventListener("input", draw);
   const nav = session?.role === "admin" ? h("button", { type: "button", id: "nav-users", class: "link", onclick: () => showUsers() }, t("users")) : null;
+  const exportNav =
+    session?.role === "admin" || session?.role === "data_manager"
+      ? h("button", { type: "button", id: "nav-export", class: "link", onclick: () => showExport() }, t("exportNav"))
+      : null;
   frame(
     t("subjects"),
     h(
@@ -293,6 +297,7 @@ async function showSubjects(filter = ""): Promise<void> {
           }, t("newSubject"))
         : null,
       nav,
+      exportNav,
       printButton("print-book", t("printBook"), () => api.printBlank(null)),
     ),
     h("table", { class: "grid", id: "subject-table" }, h("thead", {}, h("tr", {}, ...[t("subject"), t("day0"), t("status"), t("forms")].map((c) => h("th", {}, c)))), tbody),
@@ -449,6 +454,87 @@ async function showUsersAsync(): Promise<void> {
 
 function showUsers(): void {
   void guard(showUsersAsync);
+}
+
+// ---------------- export (data manager) ----------------
+
+const EXPORT_FORMATS: [string, string][] = [
+  ["csv", "CSV + dictionary + R"],
+  ["stata", "Stata .dta"],
+  ["spss", "SPSS .sav"],
+  ["sas", "SAS .xpt"],
+  ["odm", "CDISC ODM 1.3.2"],
+];
+
+/** The Export page: formats, forms, site, audit trail, folder; one call per format so the
+ * progress bar moves as each is written. Rust writes the files and records each export. */
+async function showExportAsync(): Promise<void> {
+  rerender = showExport;
+  const folder = await api.defaultExportFolder();
+  const check = (id: string, label: string, checked: boolean, attrs: Record<string, string> = {}) =>
+    h("label", { class: "check" }, h("input", { type: "checkbox", id, checked, ...attrs }), ` ${label}`);
+  const formats = h("fieldset", { id: "export-formats" }, h("legend", {}, t("exportFormats")), ...EXPORT_FORMATS.map(([f, label]) => check(`export-format-${f}`, label, true, { "data-format": f })));
+  const forms = h(
+    "fieldset",
+    { id: "export-forms" },
+    h("legend", {}, t("exportForms")),
+    check("export-forms-all", t("exportFormsAll"), true),
+    ...study.forms.map((f) => check(`export-form-${f.id}`, `${f.id} · ${tx(f.name)}`, false, { "data-form": f.id })),
+  );
+  const progress = h("progress", { id: "export-progress", max: EXPORT_FORMATS.length, value: 0 });
+  const status = h("p", { id: "export-status", role: "status" });
+  const files = h("ul", { id: "export-files" });
+  const run = h("button", { type: "submit", id: "export-run", class: "primary" }, t("exportRun"));
+  const form = h(
+    "form",
+    { class: "card", id: "export-form" },
+    formats,
+    forms,
+    input("export-site", t("exportSite")),
+    check("export-audit", t("exportAudit"), true),
+    input("export-folder", t("exportFolder"), "text", folder),
+    h("div", { class: "error-line", id: "export-error", role: "alert" }),
+    run,
+    progress,
+    status,
+    files,
+  );
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    void guard(async () => {
+      const chosen = Array.from(formats.querySelectorAll<HTMLInputElement>("input[data-format]")).filter((i) => i.checked).map((i) => i.dataset.format ?? "");
+      if (!chosen.length) throw new Error(t("exportNone"));
+      const all = byId<HTMLInputElement>("export-forms-all")?.checked ?? true;
+      const formIds = all ? [] : Array.from(forms.querySelectorAll<HTMLInputElement>("input[data-form]")).filter((i) => i.checked).map((i) => i.dataset.form ?? "");
+      const site = val("export-site").trim();
+      run.setAttribute("disabled", "");
+      files.replaceChildren();
+      progress.setAttribute("max", String(chosen.length));
+      progress.setAttribute("value", "0");
+      try {
+        for (const [n, format] of chosen.entries()) {
+          status.textContent = `${t("exportRunning")} ${format} (${n + 1}/${chosen.length})…`;
+          const done = await api.exportData({
+            format,
+            forms: formIds,
+            site: site === "" ? null : site,
+            include_audit: byId<HTMLInputElement>("export-audit")?.checked ?? false,
+            folder: val("export-folder"),
+          });
+          progress.setAttribute("value", String(n + 1));
+          files.append(h("li", { "data-format": format }, `${format}: ${done.files.length} · ${done.millis} ms`));
+          status.textContent = `${t("exportDone")}: ${done.folder} · ${done.subjects} ${t("subjects")}`;
+        }
+      } finally {
+        run.removeAttribute("disabled");
+      }
+    }, "export-error");
+  });
+  frame(t("exportTitle"), form, h("div", { class: "toolbar" }, h("button", { type: "button", id: "nav-subjects", onclick: () => void showSubjects() }, t("subjects"))));
+}
+
+function showExport(): void {
+  void guard(showExportAsync);
 }
 
 // ---------------- start ----------------

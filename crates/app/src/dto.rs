@@ -440,3 +440,31 @@ pub struct AppError {
     /// What happened and what to do.
     pub message: String,
 }
+
+/// What the data manager asks to export (the Export page).
+#[derive(Debug, Clone, Deserialize, TS)]
+pub struct ExportRequest {
+    /// `csv` (with dictionary and R script), `stata`, `spss`, `sas`, `odm` or `all`.
+    pub format: String,
+    /// Form ids; empty = every form.
+    pub forms: Vec<String>,
+    /// Only this site; none = every site in the store.
+    pub site: Option<String>,
+    /// Also the audit trail.
+    pub include_audit: bool,
+    /// Folder to write into (created if needed).
+    pub folder: String,
+}
+
+/// An export written (and recorded in the audit trail).
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct ExportDone {
+    /// The folder.
+    pub folder: String,
+    /// Files written.
+    pub files: Vec<String>,
+    /// Subjects exported.
+    pub subjects: u32,
+    /// Time taken, milliseconds.
+    pub millis: u32,
+}

@@ -42,12 +42,12 @@ pub fn quote(field: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-fn write_line<W: Write + ?Sized>(w: &mut W, fields: &[String]) -> std::io::Result<()> {
+fn write_line<W: Write + ?Sized, S: AsRef<str>>(w: &mut W, fields: &[S]) -> std::io::Result<()> {
     for (i, f) in fields.iter().enumerate() {
         if i > 0 {
             w.write_all(b",")?;
         }
-        w.write_all(quote(f).as_bytes())?;
+        w.write_all(quote(f.as_ref()).as_bytes())?;
     }
     w.write_all(b"\r\n")
 }
@@ -129,7 +129,7 @@ pub fn write_dictionary<W: Write + ?Sized>(
         "missing_codes",
         "derivation",
     ];
-    write_line(w, &head.map(String::from))?;
+    write_line(w, &head)?;
     for t in tables {
         let form = study.form(&t.form);
         for c in &t.columns {
@@ -204,7 +204,7 @@ pub fn write_audit<W: Write + ?Sized>(w: &mut W, data: &TrialData) -> std::io::R
         "reason",
         "hash",
     ];
-    write_line(w, &head.map(String::from))?;
+    write_line(w, &head)?;
     let show = |v: &Option<String>| -> String {
         v.as_deref()
             .map(|j| match ecrf_core::Value::from_json(j) {
@@ -215,24 +215,26 @@ pub fn write_audit<W: Write + ?Sized>(w: &mut W, data: &TrialData) -> std::io::R
     };
     for sc in &data.changes {
         let c = &sc.change;
-        let fields = [
-            sc.site.clone(),
-            c.seq.to_string(),
-            c.change_id.clone(),
-            c.device.clone(),
-            c.device_seq.to_string(),
-            c.kind.clone(),
-            c.subject.clone().unwrap_or_default(),
-            c.form.clone().unwrap_or_default(),
-            c.item.clone().unwrap_or_default(),
-            show(&c.old_value),
-            show(&c.new_value),
-            c.user.clone(),
-            c.role.clone(),
-            c.utc.clone(),
-            c.local_offset.clone(),
-            c.reason.clone().unwrap_or_default(),
-            c.hash.clone(),
+        let (seq, dseq) = (c.seq.to_string(), c.device_seq.to_string());
+        let (old, new) = (show(&c.old_value), show(&c.new_value));
+        let fields: [&str; 17] = [
+            &sc.site,
+            &seq,
+            &c.change_id,
+            &c.device,
+            &dseq,
+            &c.kind,
+            c.subject.as_deref().unwrap_or_default(),
+            c.form.as_deref().unwrap_or_default(),
+            c.item.as_deref().unwrap_or_default(),
+            &old,
+            &new,
+            &c.user,
+            &c.role,
+            &c.utc,
+            &c.local_offset,
+            c.reason.as_deref().unwrap_or_default(),
+            &c.hash,
         ];
         write_line(w, &fields)?;
     }

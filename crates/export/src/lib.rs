@@ -189,13 +189,17 @@ fn now() -> String {
 /// Writes the chosen formats for `data` into the folder `out` (created if needed).
 pub fn export(
     study: &Study,
-    data: TrialData,
+    data: &TrialData,
     formats: &[Format],
     opts: &ExportOptions,
     out: &Path,
 ) -> Result<ExportReport, ExportError> {
+    let one_site;
     let data = match &opts.site {
-        Some(site) => data.only_site(site)?,
+        Some(site) => {
+            one_site = data.clone().only_site(site)?;
+            &one_site
+        }
         None => data,
     };
     let forms = chosen_forms(study, opts)?;
@@ -209,14 +213,14 @@ pub fn export(
     let tables = if needs_tables {
         forms
             .iter()
-            .map(|f| table::form_table(study, f, &data))
+            .map(|f| table::form_table(study, f, data))
             .collect::<Result<Vec<_>, _>>()?
     } else {
         Vec::new()
     };
     let mut tables = tables;
     if needs_tables {
-        tables.push(analysis::subject_table(study, &data, chrono::Utc::now()));
+        tables.push(analysis::subject_table(study, data, chrono::Utc::now()));
     }
     let table_time = started.elapsed();
     report.rows = tables
@@ -228,7 +232,7 @@ pub fn export(
         match format {
             Format::Csv => {
                 let files =
-                    csv::write_all(out, study, &tables, opts.include_audit.then_some(&data))?;
+                    csv::write_all(out, study, &tables, opts.include_audit.then_some(data))?;
                 report.files.extend(files);
                 let path = out.join(rscript::SCRIPT);
                 std::fs::write(&path, rscript::script(&study.id, &study.version, &tables))
@@ -258,7 +262,7 @@ pub fn export(
                 odm::write_odm(
                     std::io::BufWriter::new(file),
                     study,
-                    &data,
+                    data,
                     &forms,
                     opts.include_audit,
                     &now(),

@@ -55,49 +55,68 @@ pub fn esc(s: &str) -> String {
 struct Xml<W: Write> {
     out: W,
     depth: usize,
+    /// Indent nested elements (the metadata); the clinical data are written one element a line.
+    pretty: bool,
+}
+
+/// Writes `s` escaped, without allocating when nothing needs escaping.
+fn write_escaped<W: Write>(out: &mut W, s: &str) -> std::io::Result<()> {
+    let plain = s
+        .bytes()
+        .all(|b| b >= 0x20 && !matches!(b, b'&' | b'<' | b'>' | b'"' | b'\''));
+    if plain {
+        out.write_all(s.as_bytes())
+    } else {
+        out.write_all(esc(s).as_bytes())
+    }
 }
 
 impl<W: Write> Xml<W> {
-    fn attrs(a: &[(&str, &str)]) -> String {
-        let mut s = String::new();
-        for (k, v) in a {
-            s.push(' ');
-            s.push_str(k);
-            s.push_str("=\"");
-            s.push_str(&esc(v));
-            s.push('"');
+    fn start(&mut self, name: &str, a: &[(&str, &str)]) -> std::io::Result<()> {
+        if self.pretty {
+            for _ in 0..self.depth {
+                self.out.write_all(b"  ")?;
+            }
         }
-        s
-    }
-    fn indent(&mut self) -> std::io::Result<()> {
-        for _ in 0..self.depth {
-            self.out.write_all(b"  ")?;
+        self.out.write_all(b"<")?;
+        self.out.write_all(name.as_bytes())?;
+        for (k, v) in a {
+            self.out.write_all(b" ")?;
+            self.out.write_all(k.as_bytes())?;
+            self.out.write_all(b"=\"")?;
+            write_escaped(&mut self.out, v)?;
+            self.out.write_all(b"\"")?;
         }
         Ok(())
     }
     fn open(&mut self, name: &str, a: &[(&str, &str)]) -> std::io::Result<()> {
-        self.indent()?;
-        write!(self.out, "<{name}{}>\n", Self::attrs(a))?;
+        self.start(name, a)?;
+        self.out.write_all(b">\n")?;
         self.depth += 1;
         Ok(())
     }
     fn close(&mut self, name: &str) -> std::io::Result<()> {
         self.depth -= 1;
-        self.indent()?;
-        write!(self.out, "</{name}>\n")
+        if self.pretty {
+            for _ in 0..self.depth {
+                self.out.write_all(b"  ")?;
+            }
+        }
+        self.out.write_all(b"</")?;
+        self.out.write_all(name.as_bytes())?;
+        self.out.write_all(b">\n")
     }
     fn empty(&mut self, name: &str, a: &[(&str, &str)]) -> std::io::Result<()> {
-        self.indent()?;
-        write!(self.out, "<{name}{}/>\n", Self::attrs(a))
+        self.start(name, a)?;
+        self.out.write_all(b"/>\n")
     }
     fn text(&mut self, name: &str, a: &[(&str, &str)], text: &str) -> std::io::Result<()> {
-        self.indent()?;
-        write!(
-            self.out,
-            "<{name}{}>{}</{name}>\n",
-            Self::attrs(a),
-            esc(text)
-        )
+        self.start(name, a)?;
+        self.out.write_all(b">")?;
+        write_escaped(&mut self.out, text)?;
+        self.out.write_all(b"</")?;
+        self.out.write_all(name.as_bytes())?;
+        self.out.write_all(b">\n")
     }
     /// `<NAME><TranslatedText xml:lang="en">…</TranslatedText><… "zh">…</…></NAME>`
     fn translated(&mut self, name: &str, t: &Text) -> std::io::Result<()> {
@@ -594,31 +613,33 @@ pub fn odm_value(v: &Value) -> String {
     }
 }
 
+/// The local time stamp of the last change written (a save's changes share one).
+#[derive(Default)]
+struct StampCache {
+    key: (String, String),
+    stamp: String,
+}
+
+/// One `AuditRecord`: `ID` is `AR.` + the change id; user, site, local time, reason.
 fn write_audit_record<W: Write>(
     x: &mut Xml<W>,
+    cache: &mut StampCache,
     site: &str,
     c: &ecrf_store::Change,
 ) -> std::io::Result<()> {
-    x.open(
-        "AuditRecord",
-        &[
-            ("EditPoint", "DataManagement"),
-            ("ID", &format!("AR.{}", c.change_id)),
-        ],
-    )?;
+    if cache.key.0 != c.utc || cache.key.1 != c.local_offset {
+        cache.stamp = local_stamp(&c.utc, &c.local_offset);
+        cache.key = (c.utc.clone(), c.local_offset.clone());
+    }
+    let id = ["AR.", c.change_id.as_str()].concat();
+    x.open("AuditRecord", &[("ID", &id)])?;
     x.empty("UserRef", &[("UserOID", &oid::user(site, &c.user))])?;
     x.empty("LocationRef", &[("LocationOID", &oid::location(site))])?;
-    x.text("DateTimeStamp", &[], &local_stamp(&c.utc, &c.local_offset))?;
+    x.text("DateTimeStamp", &[], &cache.stamp)?;
     if let Some(r) = &c.reason {
         x.text("ReasonForChange", &[], r)?;
     }
-    x.text("SourceID", &[], &c.change_id)?;
     x.close("AuditRecord")
-}
-
-/// Which forms an export covers.
-pub fn section_of<'a>(form: &'a FormDef, item: &str) -> Option<&'a str> {
-    form.item(item).map(|i| i.section.as_str())
 }
 
 fn write_clinical<W: Write>(
@@ -633,6 +654,15 @@ fn write_clinical<W: Write>(
         source: e,
     };
     let wanted: BTreeSet<&str> = forms.iter().map(|f| f.id.as_str()).collect();
+    let sections: BTreeMap<(&str, &str), &str> = study
+        .forms
+        .iter()
+        .flat_map(|f| {
+            f.items
+                .iter()
+                .map(move |i| ((f.id.as_str(), i.id.as_str()), i.section.as_str()))
+        })
+        .collect();
     x.open(
         "ClinicalData",
         &[
@@ -641,6 +671,8 @@ fn write_clinical<W: Write>(
         ],
     )
     .map_err(io)?;
+    x.pretty = false;
+    let mut stamps = StampCache::default();
     // Changes by subject, in log order.
     let mut by_subject: BTreeMap<&str, Vec<&crate::source::SiteChange>> = BTreeMap::new();
     if audit {
@@ -667,7 +699,7 @@ fn write_clinical<W: Write>(
             .iter()
             .find(|c| c.change.kind == ecrf_store::log::kind::SUBJECT_CREATED)
         {
-            write_audit_record(x, &created.site, &created.change).map_err(io)?;
+            write_audit_record(x, &mut stamps, &created.site, &created.change).map_err(io)?;
         }
         x.empty("SiteRef", &[("LocationOID", &oid::location(&subject.site))])
             .map_err(io)?;
@@ -698,6 +730,21 @@ fn write_clinical<W: Write>(
                 add_instance(inst);
             }
         }
+        // Clinical changes of this subject by (form instance, section), in log order.
+        let mut by_group: BTreeMap<(&str, &str), Vec<&crate::source::SiteChange>> = BTreeMap::new();
+        for c in &changes {
+            let ch = &c.change;
+            if ch.kind != ecrf_store::log::kind::ITEM_SET {
+                continue;
+            }
+            let (Some(inst), Some(item)) = (ch.form.as_deref(), ch.item.as_deref()) else {
+                continue;
+            };
+            let form_id = inst.split('#').next().unwrap_or_default();
+            if let Some(section) = sections.get(&(form_id, item)) {
+                by_group.entry((inst, section)).or_default().push(c);
+            }
+        }
         for (pos, rep, inst) in instances {
             let form = &study.forms[pos];
             let rep_s = rep.map(|r| r.to_string());
@@ -721,26 +768,25 @@ fn write_clinical<W: Write>(
                 let mut entries: Vec<(String, Option<String>, Option<&crate::source::SiteChange>)> =
                     Vec::new();
                 if audit {
-                    for c in &changes {
+                    for c in by_group
+                        .get(&(inst.as_str(), section.id.as_str()))
+                        .map(Vec::as_slice)
+                        .unwrap_or_default()
+                    {
                         let ch = &c.change;
-                        if ch.kind == ecrf_store::log::kind::ITEM_SET
-                            && ch.form.as_deref() == Some(inst.as_str())
-                            && let Some(item) = &ch.item
-                            && section_of(form, item) == Some(section.id.as_str())
-                        {
-                            let v = ch
-                                .new_value
-                                .as_deref()
-                                .map(|j| Value::from_json(j).map(|v| odm_value(&v)))
-                                .transpose()
-                                .map_err(|e| {
-                                    ExportError::Data(format!(
-                                        "{} {inst} {item}: stored value is unreadable: {e}",
-                                        subject.subject
-                                    ))
-                                })?;
-                            entries.push((item.clone(), v, Some(c)));
-                        }
+                        let item = ch.item.clone().unwrap_or_default();
+                        let v = ch
+                            .new_value
+                            .as_deref()
+                            .map(|j| Value::from_json(j).map(|v| odm_value(&v)))
+                            .transpose()
+                            .map_err(|e| {
+                                ExportError::Data(format!(
+                                    "{} {inst} {item}: stored value is unreadable: {e}",
+                                    subject.subject
+                                ))
+                            })?;
+                        entries.push((item, v, Some(*c)));
                     }
                 } else if let Some(vals) = values.and_then(|v| v.get(&inst)) {
                     for item in form.section_items(&section.id) {
@@ -776,7 +822,7 @@ fn write_clinical<W: Write>(
                     match change {
                         Some(c) => {
                             x.open("ItemData", &ia).map_err(io)?;
-                            write_audit_record(x, &c.site, &c.change).map_err(io)?;
+                            write_audit_record(x, &mut stamps, &c.site, &c.change).map_err(io)?;
                             x.close("ItemData").map_err(io)?;
                         }
                         None => x.empty("ItemData", &ia).map_err(io)?,
@@ -795,7 +841,11 @@ fn write_clinical<W: Write>(
 
 /// Writes the definition only (for `ecrf study export-odm` and the round trip).
 pub fn write_definition<W: Write>(out: W, study: &Study, created: &str) -> std::io::Result<()> {
-    let mut x = Xml { out, depth: 0 };
+    let mut x = Xml {
+        out,
+        depth: 0,
+        pretty: true,
+    };
     header(&mut x, study, created, "Snapshot")?;
     write_study(&mut x, study)?;
     x.close("ODM")?;
@@ -840,7 +890,11 @@ pub fn write_odm<W: Write>(
         path: Default::default(),
         source: e,
     };
-    let mut x = Xml { out, depth: 0 };
+    let mut x = Xml {
+        out,
+        depth: 0,
+        pretty: true,
+    };
     header(
         &mut x,
         study,

@@ -55,19 +55,19 @@ pub struct TrialData {
     pub values: BTreeMap<String, BTreeMap<String, BTreeMap<String, Value>>>,
     /// Users of every site.
     pub users: Vec<UserRecord>,
-    /// Every change of every site's log, site by site in append order.
+    /// Every change of every site's log, site by site in append order (when read).
     pub changes: Vec<SiteChange>,
 }
 
 /// Something that can hand the export a snapshot of trial data.
 pub trait DataSource {
-    /// Reads one consistent snapshot.
-    fn trial_data(&mut self) -> Result<TrialData, ExportError>;
+    /// Reads one consistent snapshot; the change log only when `with_changes` (audit trail).
+    fn trial_data(&mut self, with_changes: bool) -> Result<TrialData, ExportError>;
 }
 
 impl DataSource for Store {
-    fn trial_data(&mut self) -> Result<TrialData, ExportError> {
-        let view = self.export_view()?;
+    fn trial_data(&mut self, with_changes: bool) -> Result<TrialData, ExportError> {
+        let view = self.export_view(with_changes)?;
         let mut data = TrialData::default();
         data.add_view(view)?;
         Ok(data)
@@ -120,10 +120,13 @@ impl TrialData {
     }
 
     /// Merges several sources (one store per site) into one trial.
-    pub fn merge(sources: &mut [&mut dyn DataSource]) -> Result<TrialData, ExportError> {
+    pub fn merge(
+        sources: &mut [&mut dyn DataSource],
+        with_changes: bool,
+    ) -> Result<TrialData, ExportError> {
         let mut all = TrialData::default();
         for s in sources.iter_mut() {
-            let d = s.trial_data()?;
+            let d = s.trial_data(with_changes)?;
             all.sites.extend(d.sites);
             for subj in d.subjects {
                 if all.subjects.iter().any(|x| x.subject == subj.subject) {

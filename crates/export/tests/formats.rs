@@ -54,7 +54,7 @@ fn every_format_is_read_back_by_r_and_haven() {
     let out = dir.path().join("export");
     let report = export(
         &study(),
-        data.clone(),
+        &data,
         &Format::ALL,
         &ExportOptions {
             include_audit: true,

@@ -102,7 +102,7 @@ fn the_trial_as_odm_validates_and_carries_the_audit_trail() {
         let out = dir.path().join(if audit { "audit" } else { "snapshot" });
         let report = export(
             &study(),
-            data.clone(),
+            &data,
             &[Format::Odm],
             &ExportOptions {
                 include_audit: audit,

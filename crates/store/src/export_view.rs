@@ -52,14 +52,14 @@ pub struct ExportView {
     pub values: Vec<ExportValue>,
     /// Users of the store.
     pub users: Vec<User>,
-    /// The whole change log, in append order.
+    /// The whole change log, in append order (empty when not asked for).
     pub changes: Vec<Change>,
 }
 
 impl Store {
-    /// Reads everything an export needs in one read transaction. Data managers and
-    /// administrators only.
-    pub fn export_view(&mut self) -> Result<ExportView, StoreError> {
+    /// Reads everything an export needs in one read transaction; the change log only when
+    /// `with_changes` (exports with the audit trail). Data managers and administrators only.
+    pub fn export_view(&mut self, with_changes: bool) -> Result<ExportView, StoreError> {
         self.require(Action::Export)?;
         let users = self.users()?;
         let site = self.site().to_string();
@@ -104,7 +104,7 @@ impl Store {
             }
         }
         let mut changes = Vec::new();
-        {
+        if with_changes {
             let mut stmt = tx.prepare(&format!("SELECT {COLUMNS} FROM change_log ORDER BY seq"))?;
             let mut rows = stmt.query([])?;
             while let Some(r) = rows.next()? {

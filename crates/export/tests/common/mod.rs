@@ -308,5 +308,5 @@ pub fn trial_data(stores: &[PathBuf]) -> TrialData {
         .iter_mut()
         .map(|s| s as &mut dyn ecrf_export::DataSource)
         .collect();
-    TrialData::merge(&mut sources).unwrap()
+    TrialData::merge(&mut sources, true).unwrap()
 }
