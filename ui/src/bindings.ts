@@ -521,6 +521,46 @@ pages: number,
  */
 opened: boolean, };
 
+export type ExportRequest = { 
+/**
+ * `csv` (with dictionary and R script), `stata`, `spss`, `sas`, `odm` or `all`.
+ */
+format: string, 
+/**
+ * Form ids; empty = every form.
+ */
+forms: Array<string>, 
+/**
+ * Only this site; none = every site in the store.
+ */
+site: string | null, 
+/**
+ * Also the audit trail.
+ */
+include_audit: boolean, 
+/**
+ * Folder to write into (created if needed).
+ */
+folder: string, };
+
+export type ExportDone = { 
+/**
+ * The folder.
+ */
+folder: string, 
+/**
+ * Files written.
+ */
+files: Array<string>, 
+/**
+ * Subjects exported.
+ */
+subjects: number, 
+/**
+ * Time taken, milliseconds.
+ */
+millis: number, };
+
 export type ErrorCode = "no_store" | "bad_login" | "throttled" | "not_logged_in" | "not_allowed" | "damaged" | "invalid" | "internal";
 
 export type AppError = { 
