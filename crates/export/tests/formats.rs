@@ -143,7 +143,7 @@ fn every_format_is_read_back_by_r_and_haven() {
         .iter()
         .map(|c| r_str(&c.label.en))
         .collect();
-    let forms: Vec<String> = rows.iter().map(|(f, _)| r_str(f)).collect();
+    let forms: Vec<String> = rows.keys().map(|f| r_str(f)).collect();
     let counts: Vec<String> = rows.values().map(|n| n.to_string()).collect();
     let check = format!(
         r#"
