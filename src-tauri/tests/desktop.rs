@@ -496,6 +496,37 @@ fn a_nurse_sets_up_enters_a_baseline_form_finds_it_after_a_restart_and_randomize
     d.wait_text("#rnd-message", &["already randomized as 01-R0001"]);
     assert!(d.text("#rnd-arm").contains("01-R0001"));
     d.quit();
+
+    // The administrator exports every format from the Export page, with its progress.
+    let d = Driver::start(&desk);
+    login(&d, "admin", "admin-password-1");
+    d.click("#nav-subjects");
+    d.click("#nav-export");
+    let folder = data.path().join("exports").join("desktop");
+    d.set("#export-folder", &folder.display().to_string());
+    d.click("#export-run");
+    d.wait_text(
+        "#export-files",
+        &["csv:", "stata:", "spss:", "sas:", "odm:"],
+    );
+    d.wait_text(
+        "#export-status",
+        &["Exported", "recorded in the audit trail"],
+    );
+    for f in [
+        "rnd.csv",
+        "dictionary.csv",
+        "read_ecrf.R",
+        "rnd.dta",
+        "rnd.sav",
+        "rnd.xpt",
+        "subjects.csv",
+        "early-iabp-odm.xml",
+    ] {
+        assert!(folder.join(f).exists(), "{f} was not exported");
+    }
+    d.screenshot("12-export");
+    d.quit();
 }
 
 /// A local date-time `minutes` ago, as the form reads it (with its UTC offset).

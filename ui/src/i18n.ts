@@ -45,6 +45,7 @@ const words = {
   exportRunning: ["Exporting", "正在导出"],
   exportDone: ["Exported (recorded in the audit trail)", "已导出（已记入稽查轨迹）"],
   exportNone: ["Choose at least one format", "请至少选择一种格式"],
+  exportFiles: ["files", "个文件"],
   search: ["Search subject number", "搜索受试者编号"],
   newSubject: ["New subject", "新建受试者"],
   subject: ["Subject", "受试者"],

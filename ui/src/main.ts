@@ -522,7 +522,7 @@ async function showExportAsync(): Promise<void> {
             folder: val("export-folder"),
           });
           progress.setAttribute("value", String(n + 1));
-          files.append(h("li", { "data-format": format }, `${format}: ${done.files.length} · ${done.millis} ms`));
+          files.append(h("li", { "data-format": format }, `${format}: ${done.files.length} ${t("exportFiles")} · ${done.millis} ms`));
           status.textContent = `${t("exportDone")}: ${done.folder} · ${done.subjects} ${t("subjects")}`;
         }
       } finally {
