@@ -6,7 +6,10 @@
 //! - [`check`]: edit checks on a save (types, ranges, rules, completeness);
 //! - [`derive`]: values computed from a form's own items (BMI, VIS, pulse pressure);
 //! - [`instance`]: which form instance (`DLY#3`) a save is for;
-//! - [`role`]: roles and what each may do;
+//! - [`role`]: roles and what each may do (the permission table);
+//! - [`signature`]: electronic signatures: what they cover, their binding hash, when allowed;
+//! - [`query`]: a data query's life cycle (raise, answer, close, reopen) and who may move it;
+//! - [`lock`]: locks on a form, a casebook or a site;
 //! - [`schedule`]: day 0, due dates and the status of each form instance;
 //! - [`trial`]: this trial's definition, embedded from `study/` at build time.
 //!
@@ -18,8 +21,11 @@ pub mod check;
 pub mod derive;
 pub mod eligibility;
 pub mod instance;
+pub mod lock;
+pub mod query;
 pub mod role;
 pub mod schedule;
+pub mod signature;
 pub mod study;
 pub mod trial;
 pub mod value;
