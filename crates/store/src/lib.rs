@@ -3,6 +3,7 @@
 //! - [`keyring`]: the random store key wrapped per user (Argon2id) and for the recovery key;
 //! - [`log`]: the append-only, hash-chained change log and its verification;
 //! - [`store`]: opening, users, subjects, saving and reading forms, audit, rebuilds;
+//! - [`oversight`]: queries, source-data verification, signatures, locks, user-account events;
 //! - [`randomization`]: sealed envelopes (leases) and randomizing a subject;
 //! - [`schema`](crate::schema): migrations.
 //!
@@ -13,6 +14,7 @@
 pub mod error;
 pub mod keyring;
 pub mod log;
+pub mod oversight;
 pub mod randomization;
 pub mod schema;
 pub mod store;
@@ -20,5 +22,6 @@ pub mod store;
 pub use error::StoreError;
 pub use keyring::{Keyring, RecoveryKey};
 pub use log::{Change, VerifyReport};
+pub use oversight::{Query, SdvProgress, Signature};
 pub use randomization::{EnvelopeCount, Randomization, Refusal};
 pub use store::{CreateOptions, ItemState, SaveOptions, SaveOutcome, Session, Store, User};
