@@ -102,6 +102,11 @@ impl Locks {
         })
     }
 
+    /// Every scope locked now.
+    pub fn scopes(&self) -> impl Iterator<Item = &LockScope> {
+        self.held.iter()
+    }
+
     /// `Ok` when `item` of `form` of `subject` may change, else the lock that forbids it.
     pub fn check_change(
         &self,

@@ -22,6 +22,6 @@ pub mod store;
 pub use error::StoreError;
 pub use keyring::{Keyring, RecoveryKey};
 pub use log::{Change, VerifyReport};
-pub use oversight::{Query, SdvProgress, Signature};
+pub use oversight::{AuditFilter, Query, SdvProgress, Signature};
 pub use randomization::{EnvelopeCount, Randomization, Refusal};
 pub use store::{CreateOptions, ItemState, SaveOptions, SaveOutcome, Session, Store, User};

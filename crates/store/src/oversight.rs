@@ -763,3 +763,32 @@ fn body<T: Serialize>(t: &T) -> String {
 fn query_error(e: ecrf_core::query::QueryError) -> StoreError {
     StoreError::Invalid(format!("not done: {e}"))
 }
+
+/// Which changes an audit review shows; every field narrows it (none = everything).
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// One subject.
+    pub subject: Option<String>,
+    /// One form instance (`DLY#3`) or every instance of a form (`DLY`).
+    pub form: Option<String>,
+    /// One item.
+    pub item: Option<String>,
+    /// One user.
+    pub user: Option<String>,
+}
+
+impl Store {
+    /// The audit trail filtered by subject, form, item and user, oldest first.
+    pub fn audit_review(&self, filter: &AuditFilter) -> Result<Vec<Change>, StoreError> {
+        let mut stmt = self.conn().prepare(&format!(
+            "SELECT {COLUMNS} FROM change_log WHERE (?1 IS NULL OR subject = ?1) \
+             AND (?2 IS NULL OR form = ?2 OR form LIKE ?2 || '#%') \
+             AND (?3 IS NULL OR item = ?3) AND (?4 IS NULL OR user = ?4) ORDER BY seq"
+        ))?;
+        let rows = stmt.query_map(
+            params![filter.subject, filter.form, filter.item, filter.user],
+            Change::from_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
