@@ -138,6 +138,53 @@ fn print_blank(s: State<'_, Shell>, form: Option<String>) -> AppResult<Printout>
 fn print_subject(s: State<'_, Shell>, subject: String) -> AppResult<Printout> {
     with(&s, |a| a.print_subject(&subject))
 }
+#[tauri::command]
+fn form_oversight(s: State<'_, Shell>, subject: String, key: String) -> AppResult<FormOversight> {
+    with(&s, |a| a.form_oversight(&subject, &key))
+}
+
+#[tauri::command]
+fn queries(s: State<'_, Shell>, subject: Option<String>) -> AppResult<Vec<QueryDto>> {
+    with(&s, |a| a.queries(subject.as_deref()))
+}
+
+#[tauri::command]
+fn raise_query(
+    s: State<'_, Shell>,
+    subject: String,
+    key: String,
+    item: String,
+    text: String,
+) -> AppResult<FormOversight> {
+    with(&s, |a| a.raise_query(&subject, &key, &item, &text))
+}
+
+#[tauri::command]
+fn query_step(s: State<'_, Shell>, id: String, step: String, text: String) -> AppResult<()> {
+    with(&s, |a| a.query_step(&id, &step, &text))
+}
+
+#[tauri::command]
+fn verify_form(s: State<'_, Shell>, subject: String, key: String) -> AppResult<FormOversight> {
+    with(&s, |a| a.verify_form(&subject, &key))
+}
+
+#[tauri::command]
+fn sign(s: State<'_, Shell>, input: SignInput) -> AppResult<SignatureDto> {
+    with(&s, |a| a.sign(input))
+}
+
+#[tauri::command]
+fn lock_form(
+    s: State<'_, Shell>,
+    subject: String,
+    key: String,
+    reason: String,
+    lock: bool,
+) -> AppResult<FormOversight> {
+    with(&s, |a| a.lock_form(&subject, &key, &reason, lock))
+}
+
 /// Called by the UI once the first screen is drawn: with `ECRF_STARTUP_PROBE=1` the shell
 /// prints the time since it started, for the start-up benchmark.
 #[tauri::command]
@@ -202,6 +249,13 @@ fn main() {
             history,
             print_blank,
             print_subject,
+            form_oversight,
+            queries,
+            raise_query,
+            query_step,
+            verify_form,
+            sign,
+            lock_form,
             ui_ready
         ])
         .run(tauri::generate_context!("../tauri.conf.json"));

@@ -4,13 +4,17 @@ import { invoke } from "@tauri-apps/api/core";
 import type {
   AppError,
   Entry,
+  FormOversight,
   FormPage,
   HistoryRow,
+  QueryDto,
   Printout,
   SaveReply,
   SessionDto,
   SetupDone,
   SetupInput,
+  SignatureDto,
+  SignInput,
   StudyDto,
   SubjectPage,
   SubjectRow,
@@ -47,5 +51,14 @@ export const api = {
     invoke<HistoryRow[]>("history", { subject, key, item }),
   printBlank: (form: string | null) => invoke<Printout>("print_blank", { form }),
   printSubject: (subject: string) => invoke<Printout>("print_subject", { subject }),
+  formOversight: (subject: string, key: string) => invoke<FormOversight>("form_oversight", { subject, key }),
+  queries: (subject: string | null) => invoke<QueryDto[]>("queries", { subject }),
+  raiseQuery: (subject: string, key: string, item: string, text: string) =>
+    invoke<FormOversight>("raise_query", { subject, key, item, text }),
+  queryStep: (id: string, step: string, text: string) => invoke<void>("query_step", { id, step, text }),
+  verifyForm: (subject: string, key: string) => invoke<FormOversight>("verify_form", { subject, key }),
+  sign: (input: SignInput) => invoke<SignatureDto>("sign", { input }),
+  lockForm: (subject: string, key: string, reason: string, lock: boolean) =>
+    invoke<FormOversight>("lock_form", { subject, key, reason, lock }),
   uiReady: () => invoke<void>("ui_ready"),
 };

@@ -38,6 +38,11 @@ pub fn typescript() -> String {
         Printout::decl(&cfg),
         ErrorCode::decl(&cfg),
         AppError::decl(&cfg),
+        QueryDto::decl(&cfg),
+        SignatureDto::decl(&cfg),
+        OversightRights::decl(&cfg),
+        FormOversight::decl(&cfg),
+        SignInput::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from crates/app/src/dto.rs by crates/app/src/bindings.rs. Do not edit.\n",
