@@ -653,10 +653,13 @@ impl Store {
             let Some(form) = self.study().form(&k.form) else {
                 continue;
             };
-            for item in form.items.iter().filter(|i| i.required) {
-                if !items.iter().any(|s| s.item == item.id) {
-                    empty.push(format!("{instance}.{}", item.id));
-                }
+            // The same completeness rule as the form's status: conditions decide what is asked.
+            let current: BTreeMap<String, ecrf_core::Value> = items
+                .iter()
+                .map(|s| (s.item.clone(), s.value.clone()))
+                .collect();
+            for item in ecrf_core::check::missing_required(form, &current) {
+                empty.push(format!("{instance}.{}", item.id));
             }
         }
         if let Some(k) = key
