@@ -2,7 +2,11 @@
 //! file at the repository root instead of keeping a second copy here.
 
 fn main() {
-    let manifest = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // Read at run time, not with env!(): a build script compiled in another clone of the
+    // repository may be reused from a shared target folder, and must not enter that clone.
+    let manifest = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    );
     let root = manifest
         .parent()
         .expect("src-tauri sits in the repository root");

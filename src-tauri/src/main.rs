@@ -146,6 +146,52 @@ fn default_export_folder(s: State<'_, Shell>) -> AppResult<String> {
 fn export(s: State<'_, Shell>, request: ExportRequest) -> AppResult<ExportDone> {
     with(&s, |a| a.export(request))
 }
+fn form_oversight(s: State<'_, Shell>, subject: String, key: String) -> AppResult<FormOversight> {
+    with(&s, |a| a.form_oversight(&subject, &key))
+}
+
+#[tauri::command]
+fn queries(s: State<'_, Shell>, subject: Option<String>) -> AppResult<Vec<QueryDto>> {
+    with(&s, |a| a.queries(subject.as_deref()))
+}
+
+#[tauri::command]
+fn raise_query(
+    s: State<'_, Shell>,
+    subject: String,
+    key: String,
+    item: String,
+    text: String,
+) -> AppResult<FormOversight> {
+    with(&s, |a| a.raise_query(&subject, &key, &item, &text))
+}
+
+#[tauri::command]
+fn query_step(s: State<'_, Shell>, id: String, step: String, text: String) -> AppResult<()> {
+    with(&s, |a| a.query_step(&id, &step, &text))
+}
+
+#[tauri::command]
+fn verify_form(s: State<'_, Shell>, subject: String, key: String) -> AppResult<FormOversight> {
+    with(&s, |a| a.verify_form(&subject, &key))
+}
+
+#[tauri::command]
+fn sign(s: State<'_, Shell>, input: SignInput) -> AppResult<SignatureDto> {
+    with(&s, |a| a.sign(input))
+}
+
+#[tauri::command]
+fn lock_form(
+    s: State<'_, Shell>,
+    subject: String,
+    key: String,
+    reason: String,
+    lock: bool,
+) -> AppResult<FormOversight> {
+    with(&s, |a| a.lock_form(&subject, &key, &reason, lock))
+}
+
 /// Called by the UI once the first screen is drawn: with `ECRF_STARTUP_PROBE=1` the shell
 /// prints the time since it started, for the start-up benchmark.
 #[tauri::command]
@@ -212,6 +258,13 @@ fn main() {
             print_subject,
             default_export_folder,
             export,
+            form_oversight,
+            queries,
+            raise_query,
+            query_step,
+            verify_form,
+            sign,
+            lock_form,
             ui_ready
         ])
         .run(tauri::generate_context!("../tauri.conf.json"));

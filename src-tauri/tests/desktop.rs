@@ -497,9 +497,18 @@ fn a_nurse_sets_up_enters_a_baseline_form_finds_it_after_a_restart_and_randomize
     assert!(d.text("#rnd-arm").contains("01-R0001"));
     d.quit();
 
-    // The administrator exports every format from the Export page, with its progress.
+    // The data manager exports every format from the Export page, with its progress.
     let d = Driver::start(&desk);
     login(&d, "admin", "admin-password-1");
+    d.click("#nav-users");
+    d.set("#user-username", "zhou");
+    d.set("#user-name", "Zhou Min 周敏");
+    d.click("#user-role option[value='data_manager']");
+    d.set("#user-password", "dm-password-1");
+    d.click("#user-add");
+    d.find("[data-user='zhou']");
+    d.click("#lock");
+    login(&d, "zhou", "dm-password-1");
     d.click("#nav-subjects");
     d.click("#nav-export");
     let folder = data.path().join("exports").join("desktop");
@@ -606,4 +615,148 @@ fn consent_in_window(d: &Driver) {
     d.pick("#save");
     d.wait_text("#form-notice", &["Saved"]);
     d.pick("#back");
+}
+
+/// Site 01 with a nurse, a monitor and an investigator, and subject 01-0001 with ECMO and a
+/// complete daily log of day 1, made through the store as the set-up and a nurse would.
+fn oversight_site(store: &Path) {
+    let study = std::sync::Arc::new(ecrf_core::trial::definition().expect("study"));
+    let opts = ecrf_store::CreateOptions {
+        site: "01".into(),
+        admin_user: "admin".into(),
+        admin_name: "Admin".into(),
+        admin_password: "admin-password-1".into(),
+    };
+    let (mut admin, _) =
+        ecrf_store::Store::create(store, std::sync::Arc::clone(&study), opts).expect("create");
+    for (user, name, role) in [
+        ("li", "Li Na 李娜", ecrf_core::Role::Nurse),
+        ("mon", "Monica Monitor", ecrf_core::Role::Monitor),
+        ("wang", "Dr Wang Wei 王伟", ecrf_core::Role::Investigator),
+    ] {
+        admin
+            .add_user(user, name, role, &format!("{user}-password-1"))
+            .expect("add user");
+    }
+    drop(admin);
+    let mut nurse =
+        ecrf_store::Store::open(store, study, "li", "li-password-1").expect("open as nurse");
+    let subject = nurse.new_subject().expect("subject");
+    let start = chrono::Local::now().date_naive() - chrono::Duration::days(3);
+    let key = |text: &str| ecrf_core::FormKey::parse(nurse.study(), text).expect("key");
+    let (ecmo, dly) = (key("ECMO"), key("DLY#1"));
+    ecrf_app::demo::save_sample(
+        &mut nurse,
+        &subject,
+        &ecmo,
+        &ecrf_app::demo::ecmo_form(start),
+    )
+    .expect("ECMO");
+    ecrf_app::demo::save_sample(
+        &mut nurse,
+        &subject,
+        &dly,
+        &ecrf_app::demo::daily_log(0, start, 1),
+    )
+    .expect("day 1");
+}
+
+#[test]
+fn a_monitor_queries_the_nurse_corrects_the_monitor_verifies_and_the_investigator_signs() {
+    let data = tempfile::tempdir().expect("temp folder");
+    oversight_site(&data.path().join("ward.ecrf"));
+    let desk = desktop(data.path());
+    let d = Driver::start(&desk);
+
+    // The monitor raises a query on the day-1 MAP; a monitor has no Save button.
+    login(&d, "mon", "mon-password-1");
+    d.click("button[data-subject='01-0001']");
+    d.click("button[data-key='DLY#1']");
+    d.find("#raise-query");
+    d.wait_text("#form-actions", &["does not enter"]);
+    d.click("#raise-item option[value='MAP']");
+    d.type_in("#raise-text", "Chart says MAP 62 at 08:00");
+    d.click("#raise-query");
+    d.wait_text("#queries", &["Chart says MAP 62", "open", "mon"]);
+    d.find("#l-MAP .query-badge");
+    d.screenshot("20-monitor-raised-query");
+    d.click("#lock");
+
+    // The nurse answers by changing the value with a reason.
+    login(&d, "li", "li-password-1");
+    d.click("button[data-subject='01-0001']");
+    d.click("button[data-key='DLY#1']");
+    d.find("#l-MAP .query-badge");
+    d.set("#f-MAP", "62");
+    d.click("#save");
+    d.find("#reason-dialog");
+    d.type_in("#reason-input", "transcribed from the wrong hour");
+    d.click("#reason-save");
+    d.wait_text("#form-notice", &["Saved"]);
+    d.find("#queries button[data-step='answer']");
+    d.type_in("#queries input.q-text", "Corrected to 62 from the chart");
+    d.click("#queries button[data-step='answer']");
+    d.wait_text("#queries", &["answered"]);
+    d.screenshot("21-nurse-answered");
+    d.click("#lock");
+
+    // The monitor closes the query and marks the form verified.
+    login(&d, "mon", "mon-password-1");
+    d.click("button[data-subject='01-0001']");
+    d.click("button[data-key='DLY#1']");
+    d.type_in("#queries input.q-text", "Matches the source");
+    d.click("#queries button[data-step='close']");
+    d.wait_text("#queries", &["closed"]);
+    d.click("#verify-form");
+    d.wait_text("#sdv-status", &["items verified"]);
+    d.find("#l-MAP .sdv-mark");
+    d.screenshot("22-monitor-closed-and-verified");
+    d.click("#lock");
+
+    // The investigator signs: user id and password the first time in the session.
+    login(&d, "wang", "wang-password-1");
+    d.click("button[data-subject='01-0001']");
+    d.click("button[data-key='DLY#1']");
+    d.click("#sign-form");
+    d.type_in("#sign-user", "wang");
+    d.type_in("#sign-password", "wrong-password");
+    d.click("#sign-submit");
+    d.wait_text("#sign-error", &["wrong password"]);
+    d.type_in("#sign-password", "wang-password-1");
+    d.click("#sign-submit");
+    d.wait_text(
+        "#signatures",
+        &["Dr Wang Wei", "I approve the data", "valid"],
+    );
+    d.screenshot("23-investigator-signed");
+
+    // The subject's PDF shows the query, the SDV mark and the signature.
+    d.click("#back");
+    d.click("#print-subject");
+    let notice = d.wait_text("#print-notice", &[".pdf"]);
+    let path = notice
+        .rsplit(": ")
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let text = Command::new("pdftotext")
+        .args(["-enc", "UTF-8", &path, "-"])
+        .output()
+        .expect("pdftotext");
+    let text = String::from_utf8_lossy(&text.stdout);
+    for needle in [
+        "Chart says MAP 62",
+        "source verified (SDV)",
+        "Signed electronically",
+        "Dr Wang Wei",
+        "transcribed from the wrong hour",
+        "query closed",
+    ] {
+        assert!(
+            text.contains(needle),
+            "{needle} missing from the PDF:\n{text}"
+        );
+    }
+    d.quit();
 }

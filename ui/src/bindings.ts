@@ -572,3 +572,137 @@ code: ErrorCode,
  * What happened and what to do.
  */
 message: string, };
+
+export type QueryDto = { 
+/**
+ * Id.
+ */
+id: string, 
+/**
+ * Subject.
+ */
+subject: string, 
+/**
+ * Form instance (`DLY#3`).
+ */
+form: string, 
+/**
+ * Item id.
+ */
+item: string, 
+/**
+ * `open`, `answered` or `closed`.
+ */
+state: string, 
+/**
+ * The question.
+ */
+text: string, 
+/**
+ * Raised by (user name).
+ */
+raised_by: string, 
+/**
+ * When raised (UTC).
+ */
+raised_utc: string, };
+
+export type SignatureDto = { 
+/**
+ * `DLY#3` or `casebook`.
+ */
+scope: string, 
+/**
+ * Printed name.
+ */
+name: string, 
+/**
+ * User name.
+ */
+signer: string, 
+/**
+ * UTC time.
+ */
+utc: string, 
+/**
+ * Device offset at signing (`+08:00`).
+ */
+offset: string, 
+/**
+ * The stated meaning, in both languages.
+ */
+meaning: Txt, 
+/**
+ * False once a signed value changed: needs re-signing.
+ */
+valid: boolean, };
+
+export type OversightRights = { 
+/**
+ * Raise, close and reopen queries.
+ */
+query: boolean, 
+/**
+ * Answer queries.
+ */
+answer: boolean, 
+/**
+ * Mark source data verified.
+ */
+verify: boolean, 
+/**
+ * Sign.
+ */
+sign: boolean, 
+/**
+ * Lock and unlock.
+ */
+lock: boolean, };
+
+export type FormOversight = { 
+/**
+ * Queries on the form, open first.
+ */
+queries: Array<QueryDto>, 
+/**
+ * Items verified against the source and unchanged since.
+ */
+verified: Array<string>, 
+/**
+ * Signatures covering the form (its own and the casebook's).
+ */
+signatures: Array<SignatureDto>, 
+/**
+ * The lock that covers the form, in words, if any.
+ */
+locked: string | null, 
+/**
+ * The next signature asks for the user id too (first in this session).
+ */
+sign_needs_user: boolean, 
+/**
+ * What this user may do.
+ */
+rights: OversightRights, };
+
+export type SignInput = { 
+/**
+ * Subject.
+ */
+subject: string, 
+/**
+ * Form instance; none signs the whole casebook.
+ */
+key: string | null, 
+/**
+ * `approval` or `review`.
+ */
+meaning: string, 
+/**
+ * User id (the first signature of a session).
+ */
+user: string | null, 
+/**
+ * Password.
+ */
+password: string, };

@@ -6,6 +6,7 @@ import { api } from "./api";
 import type { Entry, FindingDto, FormDto, FormPage, ItemDto, SaveReply } from "./bindings";
 import { byId, h } from "./dom";
 import { statusWord, t, tx } from "./i18n";
+import { renderOversight } from "./oversight";
 
 export interface FormContext {
   form: FormDto;
@@ -425,8 +426,10 @@ export async function renderForm(ctx: FormContext): Promise<void> {
       missingList ?? h("span"),
       body,
       actions,
+      h("section", { id: "oversight", class: "oversight" }),
     );
     fill();
+    void renderOversight({ subject, key, form, reload: () => void renderForm(ctx) });
     body.addEventListener("input", () => {
       refreshVisibility();
       scheduleDraft();

@@ -275,7 +275,7 @@ async function showSubjects(filter = ""): Promise<void> {
   search.addEventListener("input", draw);
   const nav = session?.role === "admin" ? h("button", { type: "button", id: "nav-users", class: "link", onclick: () => showUsers() }, t("users")) : null;
   const exportNav =
-    session?.role === "admin" || session?.role === "data_manager"
+    session?.role === "data_manager"
       ? h("button", { type: "button", id: "nav-export", class: "link", onclick: () => showExport() }, t("exportNav"))
       : null;
   frame(

@@ -40,6 +40,11 @@ pub fn typescript() -> String {
         ExportDone::decl(&cfg),
         ErrorCode::decl(&cfg),
         AppError::decl(&cfg),
+        QueryDto::decl(&cfg),
+        SignatureDto::decl(&cfg),
+        OversightRights::decl(&cfg),
+        FormOversight::decl(&cfg),
+        SignInput::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from crates/app/src/dto.rs by crates/app/src/bindings.rs. Do not edit.\n",

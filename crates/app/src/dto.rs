@@ -467,4 +467,89 @@ pub struct ExportDone {
     pub subjects: u32,
     /// Time taken, milliseconds.
     pub millis: u32,
+/// A data query as the UI shows it.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct QueryDto {
+    /// Id.
+    pub id: String,
+    /// Subject.
+    pub subject: String,
+    /// Form instance (`DLY#3`).
+    pub form: String,
+    /// Item id.
+    pub item: String,
+    /// `open`, `answered` or `closed`.
+    pub state: String,
+    /// The question.
+    pub text: String,
+    /// Raised by (user name).
+    pub raised_by: String,
+    /// When raised (UTC).
+    pub raised_utc: String,
+}
+
+/// A signature as the UI shows it.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct SignatureDto {
+    /// `DLY#3` or `casebook`.
+    pub scope: String,
+    /// Printed name.
+    pub name: String,
+    /// User name.
+    pub signer: String,
+    /// UTC time.
+    pub utc: String,
+    /// Device offset at signing (`+08:00`).
+    pub offset: String,
+    /// The stated meaning, in both languages.
+    pub meaning: Txt,
+    /// False once a signed value changed: needs re-signing.
+    pub valid: bool,
+}
+
+/// What the logged-in user may do about a form's oversight.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct OversightRights {
+    /// Raise, close and reopen queries.
+    pub query: bool,
+    /// Answer queries.
+    pub answer: bool,
+    /// Mark source data verified.
+    pub verify: bool,
+    /// Sign.
+    pub sign: bool,
+    /// Lock and unlock.
+    pub lock: bool,
+}
+
+/// Queries, SDV marks, signatures and the lock of one form instance.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct FormOversight {
+    /// Queries on the form, open first.
+    pub queries: Vec<QueryDto>,
+    /// Items verified against the source and unchanged since.
+    pub verified: Vec<String>,
+    /// Signatures covering the form (its own and the casebook's).
+    pub signatures: Vec<SignatureDto>,
+    /// The lock that covers the form, in words, if any.
+    pub locked: Option<String>,
+    /// The next signature asks for the user id too (first in this session).
+    pub sign_needs_user: bool,
+    /// What this user may do.
+    pub rights: OversightRights,
+}
+
+/// An investigator's signature request.
+#[derive(Debug, Clone, Deserialize, TS)]
+pub struct SignInput {
+    /// Subject.
+    pub subject: String,
+    /// Form instance; none signs the whole casebook.
+    pub key: Option<String>,
+    /// `approval` or `review`.
+    pub meaning: String,
+    /// User id (the first signature of a session).
+    pub user: Option<String>,
+    /// Password.
+    pub password: String,
 }

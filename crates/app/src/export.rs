@@ -1,4 +1,4 @@
-//! The Export page's use case: a data manager (or administrator) writes the store's data in a
+//! The Export page's use case: a data manager writes the store's data in a
 //! chosen format to a folder; each export is recorded in the change log (who, when, what).
 
 use std::path::PathBuf;

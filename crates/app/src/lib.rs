@@ -12,6 +12,7 @@ pub mod bindings;
 pub mod demo;
 pub mod dto;
 mod export;
+mod oversight;
 mod throttle;
 
 use std::collections::BTreeMap;

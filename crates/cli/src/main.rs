@@ -20,6 +20,7 @@ macro_rules! say {
 
 mod bench;
 mod export;
+mod oversight;
 mod print;
 mod randomization;
 
@@ -90,6 +91,26 @@ enum Command {
     /// Allocation lists and leases, sealed envelopes.
     #[command(subcommand)]
     Randomization(randomization::RandomizationCmd),
+    /// Data queries: raise, answer, close, reopen, list.
+    #[command(subcommand)]
+    Query(oversight::QueryCmd),
+    /// Source-data verification marks.
+    #[command(subcommand)]
+    Sdv(oversight::SdvCmd),
+    /// Sign a form or a whole casebook electronically (investigators; password: prompt or
+    /// ECRF_SIGN_PASSWORD).
+    Sign(oversight::SignArgs),
+    /// A subject's signatures and whether each still holds.
+    Signatures {
+        /// Subject number.
+        subject: String,
+    },
+    /// Lock a form, a casebook or a site (data managers), or list the locks.
+    #[command(subcommand)]
+    Lock(oversight::LockCmd),
+    /// Unlock a form, a casebook or a site (data managers).
+    #[command(subcommand)]
+    Unlock(oversight::LockCmd),
     /// Randomize an eligible, consented subject: opens the next sealed envelope.
     Randomize {
         /// Screening number.
@@ -122,6 +143,26 @@ enum UserCmd {
     },
     /// List users.
     List,
+    /// Change a user's role (administrators).
+    Role {
+        /// Login name.
+        username: String,
+        /// nurse, investigator, monitor, data_manager or admin.
+        role: String,
+    },
+    /// Deactivate a user (administrators); users are never deleted.
+    Deactivate {
+        /// Login name.
+        username: String,
+    },
+    /// Give a user a temporary password (administrators; prompt or ECRF_NEW_PASSWORD); they
+    /// must choose a new one before their next signature.
+    ResetPassword {
+        /// Login name.
+        username: String,
+    },
+    /// Choose a new password for yourself (prompt or ECRF_NEW_PASSWORD).
+    Passwd,
     /// Set a new password with the recovery key (ECRF_RECOVERY_KEY or prompt).
     Recover {
         /// The user whose password is reset.
@@ -173,6 +214,8 @@ enum AuditCmd {
     },
     /// Check every page of the file and the whole hash chain.
     Verify,
+    /// Write the audit trail, filtered by subject, form, item or user, as CSV.
+    Export(oversight::AuditExportArgs),
 }
 
 #[derive(Subcommand)]
@@ -342,8 +385,40 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::User(UserCmd::List) => {
             let store = open(&cli)?;
             for u in store.users()? {
-                say!("{:<16} {:<13} {}", u.username, u.role.as_str(), u.name);
+                let state = if u.active { "" } else { "  (deactivated)" };
+                say!(
+                    "{:<16} {:<13} {}{state}",
+                    u.username,
+                    u.role.as_str(),
+                    u.name
+                );
             }
+            Ok(())
+        }
+        Command::User(UserCmd::Role { username, role }) => {
+            let role: Role = role.parse().map_err(Failure)?;
+            open(&cli)?.change_role(username, role)?;
+            say!("{username} is now {role}.");
+            Ok(())
+        }
+        Command::User(UserCmd::Deactivate { username }) => {
+            open(&cli)?.deactivate_user(username)?;
+            say!("{username} deactivated.");
+            Ok(())
+        }
+        Command::User(UserCmd::ResetPassword { username }) => {
+            let mut store = open(&cli)?;
+            let password = new_password("ECRF_NEW_PASSWORD", username)?;
+            store.reset_password(username, &password)?;
+            say!("Temporary password set for {username}; they must choose a new one.");
+            Ok(())
+        }
+        Command::User(UserCmd::Passwd) => {
+            let mut store = open(&cli)?;
+            let who = store.session().user.clone();
+            let password = new_password("ECRF_NEW_PASSWORD", &who)?;
+            store.set_password(&password)?;
+            say!("New password set for {who}.");
             Ok(())
         }
         Command::User(UserCmd::Recover { username }) => {
@@ -520,6 +595,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Export(args) => export::run(&cli, args),
         Command::ExportBench(args) => export::bench(args),
+        Command::Audit(AuditCmd::Export(args)) => oversight::audit_export(&cli, args),
+        Command::Query(cmd) => oversight::query(&cli, cmd),
+        Command::Sdv(cmd) => oversight::sdv(&cli, cmd),
+        Command::Sign(args) => oversight::sign(&cli, args),
+        Command::Signatures { subject } => oversight::signatures(&cli, subject),
+        Command::Lock(cmd) => oversight::lock(&cli, cmd, true),
+        Command::Unlock(cmd) => oversight::lock(&cli, cmd, false),
         Command::Bench(args) => bench::run(args, study()?).map_err(Failure),
         Command::Print(cmd) => print::run(&cli, cmd),
         Command::Randomization(cmd) => randomization::run(&cli, cmd),

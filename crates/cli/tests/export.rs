@@ -1,5 +1,5 @@
-//! `ecrf export` and `ecrf study import-odm` driven as a user would: only a data manager (or an
-//! administrator) may export, every export is recorded in the audit trail, bad options name
+//! `ecrf export` and `ecrf study import-odm` driven as a user would: only a data manager may
+//! export, every export is recorded in the audit trail, bad options name
 //! the option, and an exported definition comes back through `import-odm` as a folder that
 //! `ecrf study check` accepts.
 

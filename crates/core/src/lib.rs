@@ -8,7 +8,10 @@
 //! - [`outcome`]: a subject's derived outcomes across forms (6-hour window, deviation, crossover,
 //!   days on devices, lengths of stay, weaning, the primary endpoint) and protocol flags;
 //! - [`instance`]: which form instance (`DLY#3`) a save is for;
-//! - [`role`]: roles and what each may do;
+//! - [`role`]: roles and what each may do (the permission table);
+//! - [`signature`]: electronic signatures: what they cover, their binding hash, when allowed;
+//! - [`query`]: a data query's life cycle (raise, answer, close, reopen) and who may move it;
+//! - [`lock`]: locks on a form, a casebook or a site;
 //! - [`schedule`]: day 0, due dates and the status of each form instance;
 //! - [`trial`]: this trial's definition, embedded from `study/` at build time.
 //!
@@ -21,8 +24,11 @@ pub mod derive;
 pub mod eligibility;
 pub mod instance;
 pub mod outcome;
+pub mod lock;
+pub mod query;
 pub mod role;
 pub mod schedule;
+pub mod signature;
 pub mod study;
 pub mod trial;
 pub mod value;

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, FixedOffset};
 use ecrf_core::{FormKey, Study, Value};
-use ecrf_store::{Change, ItemState, Store};
+use ecrf_store::oversight::kind as oversight_kind;
+use ecrf_store::{Change, ItemState, Query, Signature, Store};
 
 use crate::PdfError;
 use crate::blank::form_heading;
@@ -26,6 +27,10 @@ pub(crate) struct SubjectData {
     audit: Vec<Change>,
     /// Full names by login name.
     names: BTreeMap<String, String>,
+    /// Items verified against the source (and unchanged since), by instance.
+    verified: BTreeMap<String, Vec<String>>,
+    queries: Vec<Query>,
+    signatures: Vec<Signature>,
 }
 
 impl SubjectData {
@@ -45,8 +50,10 @@ impl SubjectData {
         let order = |k: &FormKey| (study.forms.iter().position(|f| f.id == k.form), k.repeat);
         keys.sort_by_key(order);
         let mut instances = Vec::with_capacity(keys.len());
+        let mut verified = BTreeMap::new();
         for key in keys {
             let values = store.form_values(subject, &key)?;
+            verified.insert(key.to_string(), store.verified_items(subject, &key)?);
             instances.push((key, values));
         }
         let names = store
@@ -60,6 +67,9 @@ impl SubjectData {
             instances,
             audit,
             names,
+            verified,
+            queries: store.queries(Some(subject))?,
+            signatures: store.signatures(subject)?,
         })
     }
 }
@@ -185,13 +195,80 @@ pub(crate) fn subject(doc: &mut Doc<'_>, study: &Study, data: &SubjectData, lang
         doc.paragraph(LEFT + 4.0, RIGHT - LEFT - 4.0, BODY, &without.join(";  "));
     }
 
+    let casebook: Vec<&Signature> = data
+        .signatures
+        .iter()
+        .filter(|s| s.scope == "casebook")
+        .collect();
+    if !casebook.is_empty() {
+        doc.section(w.esignatures, 20.0);
+        for s in casebook {
+            let line = signature_line(s, data, lang);
+            doc.paragraph(LEFT + 4.0, RIGHT - LEFT - 4.0, BODY, &line);
+        }
+    }
+
     for (key, values) in &data.instances {
-        instance(doc, study, key, values, lang);
+        instance(doc, study, key, values, data, lang);
     }
     appendix(doc, study, data, lang);
 }
 
-fn instance(doc: &mut Doc<'_>, study: &Study, key: &FormKey, values: &[ItemState], lang: &str) {
+/// `Signed electronically by Dr Wang (wang), 2026-04-01 10:12:03 +08:00 — "I approve…" — valid`.
+fn signature_line(s: &Signature, data: &SubjectData, lang: &str) -> String {
+    let w = crate::words::words(lang);
+    let (en, zh) = s.meaning.statement();
+    let meaning = if lang == "zh" { zh } else { en };
+    let when = match (
+        DateTime::parse_from_rfc3339(&s.utc),
+        s.local_offset.parse::<FixedOffset>(),
+    ) {
+        (Ok(t), Ok(off)) => t
+            .with_timezone(&off)
+            .format("%Y-%m-%d %H:%M:%S %:z")
+            .to_string(),
+        _ => format!("{} UTC ({})", s.utc, s.local_offset),
+    };
+    let scope = if s.scope == "casebook" {
+        w.casebook
+    } else {
+        s.scope.as_str()
+    };
+    let name = data
+        .names
+        .get(&s.signer)
+        .filter(|n| !n.is_empty())
+        .unwrap_or(&s.name);
+    format!(
+        "{}: {name} ({}), {when}, {scope} — “{meaning}” — {}",
+        w.signed_by,
+        s.signer,
+        if s.valid {
+            w.signature_valid
+        } else {
+            w.signature_broken
+        }
+    )
+}
+
+fn query_state_word(w: &crate::words::Words, q: &Query) -> &'static str {
+    match q.state {
+        ecrf_core::query::QueryState::Open => w.query_states[0],
+        ecrf_core::query::QueryState::Answered => w.query_states[1],
+        ecrf_core::query::QueryState::Closed => w.query_states[2],
+    }
+}
+
+fn instance(
+    doc: &mut Doc<'_>,
+    study: &Study,
+    key: &FormKey,
+    values: &[ItemState],
+    data: &SubjectData,
+    lang: &str,
+) {
+    let instance_id = key.to_string();
+    let verified = data.verified.get(&instance_id);
     let w = doc.words;
     let heading = instance_heading(study, key, lang);
     doc.start_form(&heading);
@@ -230,16 +307,69 @@ fn instance(doc: &mut Doc<'_>, study: &Study, key: &FormKey, values: &[ItemState
             let value = state
                 .map(|s| value_text(study, &form.id, &item.id, &s.value, lang))
                 .unwrap_or_else(|| w.not_entered.to_string());
-            let note = state
+            let mut notes: Vec<String> = state
                 .and_then(|s| s.warning.as_deref())
                 .map(|j| format!("{}: {}", w.warning_confirmed, warning_text(j, lang)))
-                .unwrap_or_default();
+                .into_iter()
+                .collect();
+            if verified.is_some_and(|v| v.contains(&item.id)) {
+                notes.push(format!("✓ {}", w.sdv_verified));
+            }
+            for q in data
+                .queries
+                .iter()
+                .filter(|q| q.form == instance_id && q.item == item.id)
+            {
+                notes.push(format!(
+                    "{} ({}, {}): {}",
+                    w.query,
+                    query_state_word(w, q),
+                    q.raised_by,
+                    q.text
+                ));
+            }
+            let note = notes.join("; ");
             let label = format!("{} [{}]", item.label.get(lang), item.id);
             doc.table_row(&[label, value, note], BODY - 0.5);
         }
     }
     doc.table_end();
-    doc.signature_block(w.signature_note_filled);
+    let signed: Vec<&Signature> = data
+        .signatures
+        .iter()
+        .filter(|s| s.scope == instance_id)
+        .collect();
+    if signed.is_empty() {
+        doc.signature_block(w.signature_note_filled);
+    } else {
+        doc.section(w.esignatures, 20.0);
+        for s in signed {
+            let line = signature_line(s, data, lang);
+            doc.paragraph(LEFT + 4.0, RIGHT - LEFT - 4.0, BODY, &line);
+        }
+    }
+}
+
+/// An oversight step in the audit appendix in words: `MAP: query raised “Chart says 62?”`.
+fn oversight_text(c: &Change, w: &crate::words::Words) -> Option<String> {
+    let item = c.item.as_deref().unwrap_or("");
+    let text = || {
+        c.new_value
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+            .and_then(|v| v["text"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let step = match c.kind.as_str() {
+        oversight_kind::QUERY_RAISED => w.query_steps[0],
+        oversight_kind::QUERY_ANSWERED => w.query_steps[1],
+        oversight_kind::QUERY_CLOSED => w.query_steps[2],
+        oversight_kind::QUERY_REOPENED => w.query_steps[3],
+        oversight_kind::SDV_MARKED => return Some(format!("{item}: ✓ {}", w.sdv_verified)),
+        oversight_kind::SIGNED => return Some(w.signed_by.to_string()),
+        _ => return None,
+    };
+    Some(format!("{item}: {step} “{}”", text()))
 }
 
 fn appendix(doc: &mut Doc<'_>, study: &Study, data: &SubjectData, lang: &str) {
@@ -356,6 +486,7 @@ fn appendix(doc: &mut Doc<'_>, study: &Study, data: &SubjectData, lang: &str) {
                 }
                 _ => c.kind.clone(),
             };
+            let change = oversight_text(c, w).unwrap_or(change);
             let mut reason = c.reason.clone().unwrap_or_default();
             if let Some(j) = &c.warning {
                 if !reason.is_empty() {

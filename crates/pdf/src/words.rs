@@ -54,6 +54,15 @@ pub struct Words {
     pub col_change: &'static str,
     pub col_reason: &'static str,
     pub subject_created: &'static str,
+    pub sdv_verified: &'static str,
+    pub query: &'static str,
+    pub query_steps: [&'static str; 4],
+    pub query_states: [&'static str; 3],
+    pub esignatures: &'static str,
+    pub signed_by: &'static str,
+    pub signature_valid: &'static str,
+    pub signature_broken: &'static str,
+    pub casebook: &'static str,
 }
 
 /// English.
@@ -109,6 +118,20 @@ pub static EN: Words = Words {
     col_change: "Item: old → new",
     col_reason: "Reason / warning",
     subject_created: "subject created",
+    sdv_verified: "source verified (SDV)",
+    query: "Query",
+    query_steps: [
+        "query raised",
+        "query answered",
+        "query closed",
+        "query reopened",
+    ],
+    query_states: ["open", "answered", "closed"],
+    esignatures: "Electronic signatures",
+    signed_by: "Signed electronically",
+    signature_valid: "valid",
+    signature_broken: "BROKEN: a signed value changed after signing; needs re-signing",
+    casebook: "whole casebook",
 };
 
 /// Simplified Chinese.
@@ -161,6 +184,15 @@ pub static ZH: Words = Words {
     col_change: "项目：原值 → 新值",
     col_reason: "原因 / 警告",
     subject_created: "创建受试者",
+    sdv_verified: "已核查（SDV）",
+    query: "质疑",
+    query_steps: ["发起质疑", "回复质疑", "关闭质疑", "重新打开质疑"],
+    query_states: ["未回复", "已回复", "已关闭"],
+    esignatures: "电子签名",
+    signed_by: "电子签名",
+    signature_valid: "有效",
+    signature_broken: "已失效：签名后数据被修改，需重新签名",
+    casebook: "整本病例",
 };
 
 /// The words of a language (`zh`, else English).

@@ -58,7 +58,7 @@ pub struct ExportView {
 
 impl Store {
     /// Reads everything an export needs in one read transaction; the change log only when
-    /// `with_changes` (exports with the audit trail). Data managers and administrators only.
+    /// `with_changes` (exports with the audit trail). Data managers only (core::role).
     pub fn export_view(&mut self, with_changes: bool) -> Result<ExportView, StoreError> {
         self.require(Action::Export)?;
         let users = self.users()?;
@@ -123,7 +123,7 @@ impl Store {
     }
 
     /// Appends a `data.export` change saying who exported what (format, forms, site, audit or
-    /// not, where to), so every export is in the audit trail. Data managers and administrators.
+    /// not, where to), so every export is in the audit trail. Data managers only.
     pub fn record_export(&mut self, description: &str) -> Result<Change, StoreError> {
         self.require(Action::Export)?;
         let (mut written, ()) = self.commit_with(|_| {

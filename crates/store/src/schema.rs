@@ -97,6 +97,53 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE UNIQUE INDEX envelopes_subject ON envelopes (subject) WHERE subject IS NOT NULL;
     "#,
+    // 4: oversight (queries, SDV marks, signatures, locks) and user-account states; projections
+    // of the changes in `oversight::kind`.
+    r#"
+    ALTER TABLE users ADD COLUMN active INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE users ADD COLUMN password_reset_pending INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE queries (
+        query_id    TEXT PRIMARY KEY,
+        subject     TEXT NOT NULL,
+        form        TEXT NOT NULL,
+        item        TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        text        TEXT NOT NULL,
+        raised_by   TEXT NOT NULL,
+        raised_utc  TEXT NOT NULL,
+        updated_seq INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX queries_subject ON queries (subject, form, item);
+    CREATE TABLE sdv (
+        subject      TEXT NOT NULL,
+        form         TEXT NOT NULL,
+        item         TEXT NOT NULL,
+        verified_by  TEXT NOT NULL,
+        verified_seq INTEGER NOT NULL,
+        PRIMARY KEY (subject, form, item)
+    ) WITHOUT ROWID;
+    CREATE TABLE signatures (
+        change_id    TEXT PRIMARY KEY,
+        subject      TEXT NOT NULL,
+        scope        TEXT NOT NULL,
+        meaning      TEXT NOT NULL,
+        signer       TEXT NOT NULL,
+        signer_name  TEXT NOT NULL,
+        utc          TEXT NOT NULL,
+        local_offset TEXT NOT NULL,
+        values_hash  TEXT NOT NULL,
+        seq          INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE locks (
+        scope      TEXT PRIMARY KEY,
+        kind       TEXT NOT NULL,
+        site       TEXT,
+        subject    TEXT,
+        form       TEXT,
+        reason     TEXT NOT NULL,
+        locked_seq INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

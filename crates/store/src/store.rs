@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use chrono::{FixedOffset, Local, SecondsFormat, Utc};
 use ecrf_core::check::{check_save, parse_input};
+use ecrf_core::signature::SigningSession;
 use ecrf_core::study::Entry;
 use ecrf_core::{Action, Finding, FormKey, Role, Study, Value};
 use rusqlite::{
@@ -55,6 +56,8 @@ pub struct User {
     pub name: String,
     /// Role.
     pub role: Role,
+    /// False once deactivated (users are never deleted).
+    pub active: bool,
 }
 
 /// Options of a save.
@@ -100,6 +103,7 @@ pub struct Store {
     head_hash: String,
     device_seq: i64,
     saves_since_checkpoint: u32,
+    signing: SigningSession,
 }
 
 /// Saves after which a save checkpoints by itself when nobody called [`Store::idle`].
@@ -262,7 +266,7 @@ fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
             }
         },
         kind::LEASE_LOADED | kind::RANDOMIZED => crate::randomization::apply(tx, c)?,
-        _ => {}
+        _ => crate::oversight::apply(tx, c)?,
     }
     Ok(())
 }
@@ -346,6 +350,7 @@ impl Store {
             head_hash: GENESIS.to_string(),
             device_seq: 0,
             saves_since_checkpoint: 0,
+            signing: SigningSession::default(),
         };
         let mut created = Draft::new(kind::STORE_CREATED);
         created.new_value =
@@ -419,12 +424,20 @@ impl Store {
                 "the key file beside the store belongs to another store".into(),
             ));
         }
-        let role: Option<String> = conn
-            .query_row("SELECT role FROM users WHERE username = ?1", [user], |r| {
-                r.get(0)
-            })
+        let found: Option<(String, bool)> = conn
+            .query_row(
+                "SELECT role, active FROM users WHERE username = ?1",
+                [user],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()?;
-        let role: Role = role
+        if let Some((_, false)) = found {
+            return Err(StoreError::Invalid(format!(
+                "user {user} was deactivated and can no longer log in"
+            )));
+        }
+        let role: Role = found
+            .map(|(role, _)| role)
             .ok_or_else(|| StoreError::UnknownUser(user.to_string()))?
             .parse()
             .map_err(StoreError::Invalid)?;
@@ -456,6 +469,7 @@ impl Store {
             head_hash,
             device_seq,
             saves_since_checkpoint: 0,
+            signing: SigningSession::default(),
         })
     }
 
@@ -467,6 +481,28 @@ impl Store {
     /// The connection, mutable (for read transactions in the other modules of this crate).
     pub(crate) fn conn_mut(&mut self) -> &mut Connection {
         &mut self.conn
+    }
+
+    /// The signing state of this continuous session.
+    pub(crate) fn signing(&self) -> &SigningSession {
+        &self.signing
+    }
+
+    pub(crate) fn signing_mut(&mut self) -> &mut SigningSession {
+        &mut self.signing
+    }
+
+    /// The session was interrupted (the app locked itself or the user logged out): the next
+    /// signature asks for user id and password again.
+    pub fn interrupt_signing(&mut self) {
+        self.signing.interrupt();
+    }
+
+    /// Checks the logged-in user's password against their key slot.
+    pub(crate) fn check_password(&self, password: &str) -> Result<(), StoreError> {
+        self.keyring
+            .unlock(&self.session.user, password)
+            .map(|_| ())
     }
 
     /// This device's id (a UUID made when the store was created).
@@ -649,6 +685,7 @@ impl Store {
     }
 
     /// Sets a new password for the logged-in user (also after opening with the recovery key).
+    /// Recorded in the log; it ends a pending administrator reset.
     pub fn set_password(&mut self, password: &str) -> Result<(), StoreError> {
         check_password(password)?;
         self.keyring.set_user(
@@ -657,28 +694,82 @@ impl Store {
             &self.key,
             KdfParams::default(),
         )?;
-        self.keyring.save()
+        self.keyring.save()?;
+        let mut d = Draft::new(crate::oversight::kind::PASSWORD_CHANGED);
+        d.item = Some(self.session.user.clone());
+        self.commit_changes(vec![d])?;
+        Ok(())
+    }
+
+    /// An administrator sets a temporary password for another user, who must choose a new one
+    /// before their next signature.
+    pub fn reset_password(&mut self, username: &str, password: &str) -> Result<(), StoreError> {
+        self.require(Action::ManageUsers)?;
+        check_password(password)?;
+        self.require_user(username)?;
+        self.keyring
+            .set_user(username, password, &self.key, KdfParams::default())?;
+        self.keyring.save()?;
+        let mut d = Draft::new(crate::oversight::kind::PASSWORD_RESET);
+        d.item = Some(username.to_string());
+        self.commit_changes(vec![d])?;
+        Ok(())
+    }
+
+    /// Changes a user's role (administrators only).
+    pub fn change_role(&mut self, username: &str, role: Role) -> Result<(), StoreError> {
+        self.require(Action::ManageUsers)?;
+        self.require_user(username)?;
+        let mut d = Draft::new(crate::oversight::kind::USER_ROLE);
+        d.item = Some(username.to_string());
+        d.new_value = Some(role.as_str().to_string());
+        self.commit_changes(vec![d])?;
+        Ok(())
+    }
+
+    /// Deactivates a user: they can no longer log in; their name stays on every record and is
+    /// never given to anyone else.
+    pub fn deactivate_user(&mut self, username: &str) -> Result<(), StoreError> {
+        self.require(Action::ManageUsers)?;
+        self.require_user(username)?;
+        if username == self.session.user {
+            return Err(StoreError::Invalid("you cannot deactivate yourself".into()));
+        }
+        let mut d = Draft::new(crate::oversight::kind::USER_DEACTIVATED);
+        d.item = Some(username.to_string());
+        self.commit_changes(vec![d])?;
+        Ok(())
+    }
+
+    fn require_user(&self, username: &str) -> Result<(), StoreError> {
+        if self.users()?.iter().any(|u| u.username == username) {
+            Ok(())
+        } else {
+            Err(StoreError::UnknownUser(username.to_string()))
+        }
     }
 
     /// Users of the store.
     pub fn users(&self) -> Result<Vec<User>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT username, name, role FROM users ORDER BY username")?;
+            .prepare("SELECT username, name, role, active FROM users ORDER BY username")?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
+                r.get::<_, bool>(3)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (username, name, role) = row?;
+            let (username, name, role, active) = row?;
             out.push(User {
                 username,
                 name,
                 role: role.parse().map_err(StoreError::Invalid)?,
+                active,
             });
         }
         Ok(out)
@@ -799,6 +890,8 @@ impl Store {
         if changed.is_empty() {
             return Ok(SaveOutcome::default());
         }
+        let changed_items: Vec<&str> = changed.iter().map(String::as_str).collect();
+        self.check_not_locked(subject, &instance, &changed_items)?;
         let conn = &self.conn;
         // Subject-wide values (`SUBJECT.LOG_DATE`…) are read only when a rule asks for one.
         let whole = std::cell::OnceCell::new();
@@ -859,6 +952,23 @@ impl Store {
             drafts.push(d);
         }
         let n = drafts.len();
+        // A warning confirmed without a comment becomes a query for the monitor to look at.
+        if reason.is_none() {
+            for w in &verdict.warnings {
+                let mut q = Draft::new(crate::oversight::kind::QUERY_RAISED);
+                q.subject = Some(subject.to_string());
+                q.form = Some(instance.clone());
+                q.item = Some(w.item.clone());
+                q.new_value = Some(
+                    serde_json::json!({
+                        "query": uuid::Uuid::now_v7().to_string(),
+                        "text": format!("Confirmed without a comment: {}", w.message.en),
+                    })
+                    .to_string(),
+                );
+                drafts.push(q);
+            }
+        }
         self.commit_changes(drafts)?;
         Ok(SaveOutcome {
             changes: n,
@@ -920,6 +1030,10 @@ impl Store {
         }
         let mut report = log::verify_chain(&self.conn)?;
         page_problems.append(&mut report.problems);
+        page_problems.append(&mut crate::oversight::verify_signatures(
+            &self.conn,
+            &self.study,
+        )?);
         report.problems = page_problems;
         Ok(report)
     }
@@ -1018,6 +1132,11 @@ impl Store {
             "SELECT subject || '|' || site || '|' || created_utc || '|' || created_seq FROM subjects ORDER BY subject",
             "SELECT subject || '|' || form || '|' || item || '|' || value || '|' || coalesce(warning, '') || '|' || change_seq FROM item_values ORDER BY subject, form, item",
             "SELECT envelope || '|' || stratum || '|' || seq || '|' || block || '|' || block_size || '|' || arm || '|' || lease || '|' || coalesce(subject, '') || '|' || coalesce(opened_seq, '') FROM envelopes ORDER BY envelope",
+            "SELECT username || '|' || active || '|' || password_reset_pending FROM users ORDER BY username",
+            "SELECT query_id || '|' || subject || '|' || form || '|' || item || '|' || state || '|' || text || '|' || raised_by || '|' || updated_seq FROM queries ORDER BY query_id",
+            "SELECT subject || '|' || form || '|' || item || '|' || verified_by || '|' || verified_seq FROM sdv ORDER BY subject, form, item",
+            "SELECT change_id || '|' || subject || '|' || scope || '|' || values_hash || '|' || seq FROM signatures ORDER BY change_id",
+            "SELECT scope || '|' || reason || '|' || locked_seq FROM locks ORDER BY scope",
         ] {
             let mut stmt = self.conn.prepare(sql)?;
             let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
@@ -1031,7 +1150,8 @@ impl Store {
     /// Throws the projections away and replays the whole log into them, in one transaction.
     pub fn rebuild_projections(&mut self) -> Result<(), StoreError> {
         let tx: Transaction<'_> = self.conn.transaction()?;
-        tx.execute_batch("DELETE FROM users; DELETE FROM subjects; DELETE FROM item_values; DELETE FROM envelopes;")?;
+        tx.execute_batch("DELETE FROM users; DELETE FROM subjects; DELETE FROM item_values; DELETE FROM envelopes; \
+             DELETE FROM queries; DELETE FROM sdv; DELETE FROM signatures; DELETE FROM locks;")?;
         {
             let mut stmt = tx.prepare(&format!("SELECT {COLUMNS} FROM change_log ORDER BY seq"))?;
             let mut rows = stmt.query([])?;

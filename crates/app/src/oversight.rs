@@ -1,0 +1,173 @@
+//! The monitor's, investigator's and data manager's steps on a form: queries, source-data
+//! verification, signatures and locks. Thin calls into `ecrf_store::oversight`; the rules and
+//! permissions live in `ecrf_core` (role.rs, query.rs, signature.rs, lock.rs).
+
+use ecrf_core::lock::LockScope;
+use ecrf_core::query::QueryStep;
+use ecrf_core::signature::{SignCredentials, SignatureMeaning};
+use ecrf_core::{Action, FormKey};
+use ecrf_store::{Query, Signature};
+
+use crate::dto::{FormOversight, OversightRights, QueryDto, SignInput, SignatureDto, Txt};
+use crate::{App, AppResult, ErrorCode, err};
+
+fn query_dto(q: Query) -> QueryDto {
+    QueryDto {
+        id: q.id,
+        subject: q.subject,
+        form: q.form,
+        item: q.item,
+        state: q.state.to_string(),
+        text: q.text,
+        raised_by: q.raised_by,
+        raised_utc: q.raised_utc,
+    }
+}
+
+fn signature_dto(s: Signature) -> SignatureDto {
+    let (en, zh) = s.meaning.statement();
+    SignatureDto {
+        scope: s.scope,
+        name: s.name,
+        signer: s.signer,
+        utc: s.utc,
+        offset: s.local_offset,
+        meaning: Txt {
+            en: en.into(),
+            zh: zh.into(),
+        },
+        valid: s.valid,
+    }
+}
+
+fn form_scope(subject: &str, key: &FormKey) -> LockScope {
+    LockScope::Form {
+        subject: subject.to_string(),
+        form: key.to_string(),
+    }
+}
+
+impl App {
+    /// Queries, SDV marks, signatures and the lock of a form instance.
+    pub fn form_oversight(&self, subject: &str, key: &str) -> AppResult<FormOversight> {
+        let key = self.key(key)?;
+        let instance = key.to_string();
+        let store = self.store()?;
+        let role = store.session().role;
+        let locked = store
+            .locks()?
+            .covering(store.site(), subject, &instance)
+            .map(|s| s.to_string());
+        Ok(FormOversight {
+            queries: store
+                .queries(Some(subject))?
+                .into_iter()
+                .filter(|q| q.form == instance)
+                .map(query_dto)
+                .collect(),
+            verified: store.verified_items(subject, &key)?,
+            signatures: store
+                .signatures(subject)?
+                .into_iter()
+                .filter(|s| s.scope == instance || s.scope == "casebook")
+                .map(signature_dto)
+                .collect(),
+            locked,
+            sign_needs_user: store.signing_credentials() == SignCredentials::UserIdAndPassword,
+            rights: OversightRights {
+                query: role.may(Action::RaiseQuery),
+                answer: role.may(Action::AnswerQuery),
+                verify: role.may(Action::VerifySource),
+                sign: role.may(Action::Sign),
+                lock: role.may(Action::Lock),
+            },
+        })
+    }
+
+    /// Every query of the site (or of one subject), open first.
+    pub fn queries(&self, subject: Option<&str>) -> AppResult<Vec<QueryDto>> {
+        Ok(self
+            .store()?
+            .queries(subject)?
+            .into_iter()
+            .map(query_dto)
+            .collect())
+    }
+
+    /// Raises a query on an item.
+    pub fn raise_query(
+        &mut self,
+        subject: &str,
+        key: &str,
+        item: &str,
+        text: &str,
+    ) -> AppResult<FormOversight> {
+        let fkey = self.key(key)?;
+        self.store_mut()?.raise_query(subject, &fkey, item, text)?;
+        self.form_oversight(subject, key)
+    }
+
+    /// Answers (`answer`), closes (`close`) or reopens (`reopen`) a query.
+    pub fn query_step(&mut self, id: &str, step: &str, text: &str) -> AppResult<()> {
+        let step = match step {
+            "answer" => QueryStep::Answer,
+            "close" => QueryStep::Close,
+            "reopen" => QueryStep::Reopen,
+            other => {
+                return Err(err(
+                    ErrorCode::Invalid,
+                    format!("query step {other}: answer, close or reopen"),
+                ));
+            }
+        };
+        Ok(self.store_mut()?.query_step(id, step, text)?)
+    }
+
+    /// Marks every item of the form with a value verified against the source.
+    pub fn verify_form(&mut self, subject: &str, key: &str) -> AppResult<FormOversight> {
+        let fkey = self.key(key)?;
+        self.store_mut()?.verify_source(subject, &fkey, &[])?;
+        self.form_oversight(subject, key)
+    }
+
+    /// Signs a form instance or the casebook.
+    pub fn sign(&mut self, input: SignInput) -> AppResult<SignatureDto> {
+        let key = input.key.as_deref().map(|k| self.key(k)).transpose()?;
+        let meaning = match input.meaning.as_str() {
+            "approval" => SignatureMeaning::Approval,
+            "review" => SignatureMeaning::Review,
+            other => {
+                return Err(err(
+                    ErrorCode::Invalid,
+                    format!("meaning {other}: approval or review"),
+                ));
+            }
+        };
+        let signed = self.store_mut()?.sign(
+            &input.subject,
+            key.as_ref(),
+            meaning,
+            input.user.as_deref().map(str::trim),
+            &input.password,
+        )?;
+        Ok(signature_dto(signed))
+    }
+
+    /// Locks (`lock` true) or unlocks a form instance, with a reason.
+    pub fn lock_form(
+        &mut self,
+        subject: &str,
+        key: &str,
+        reason: &str,
+        lock: bool,
+    ) -> AppResult<FormOversight> {
+        let scope = form_scope(subject, &self.key(key)?);
+        let store = self.store_mut()?;
+        if lock {
+            store.lock(scope, reason)?;
+        } else {
+            store.unlock(scope, reason)?;
+        }
+        self.form_oversight(subject, key)
+    }
+}
