@@ -138,6 +138,7 @@ fn print_blank(s: State<'_, Shell>, form: Option<String>) -> AppResult<Printout>
 fn print_subject(s: State<'_, Shell>, subject: String) -> AppResult<Printout> {
     with(&s, |a| a.print_subject(&subject))
 }
+
 #[tauri::command]
 fn default_export_folder(s: State<'_, Shell>) -> AppResult<String> {
     with(&s, |a| Ok(a.default_export_folder()))
@@ -146,6 +147,8 @@ fn default_export_folder(s: State<'_, Shell>) -> AppResult<String> {
 fn export(s: State<'_, Shell>, request: ExportRequest) -> AppResult<ExportDone> {
     with(&s, |a| a.export(request))
 }
+
+#[tauri::command]
 fn form_oversight(s: State<'_, Shell>, subject: String, key: String) -> AppResult<FormOversight> {
     with(&s, |a| a.form_oversight(&subject, &key))
 }

@@ -467,6 +467,8 @@ pub struct ExportDone {
     pub subjects: u32,
     /// Time taken, milliseconds.
     pub millis: u32,
+}
+
 /// A data query as the UI shows it.
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct QueryDto {
