@@ -750,3 +750,26 @@ pub fn derive_item(
 #[cfg(test)]
 #[path = "outcome_tests.rs"]
 mod tests;
+
+/// Every derived item of one form instance: those computed from its own items
+/// ([`crate::derive::derive_form`]) and those that need the subject's other forms
+/// ([`derive_item`]). What is derived, and where, is the study definition's `derived = …`.
+pub fn derive_instance(
+    form: &crate::study::FormDef,
+    instance: &str,
+    values: &SubjectValues,
+    outcome: &SubjectOutcome,
+) -> BTreeMap<String, Value> {
+    let empty = BTreeMap::new();
+    let own = values.get(instance).unwrap_or(&empty);
+    let mut out = crate::derive::derive_form(form, own);
+    for item in &form.items {
+        if let Some(d) = item.derived.as_deref()
+            && !out.contains_key(&item.id)
+            && let Some(v) = derive_item(d, instance, values, outcome)
+        {
+            out.insert(item.id.clone(), v);
+        }
+    }
+    out
+}
