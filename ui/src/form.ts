@@ -36,7 +36,7 @@ function norm(text: string): string {
 export async function renderForm(ctx: FormContext): Promise<void> {
   const { form, subject, key } = ctx;
   let page: FormPage = ctx.initial ?? (await api.form(subject, key));
-  const below = ctx.below ? await ctx.below() : null;
+  let below = ctx.below ? await ctx.below() : null;
   let lastConfirm = false;
   let draftTimer: number | undefined;
 
@@ -348,6 +348,8 @@ export async function renderForm(ctx: FormContext): Promise<void> {
     switch (reply.kind) {
       case "saved":
         page = reply.page;
+        // The charts under the daily log follow what was just saved.
+        if (ctx.below) below = await ctx.below();
         draw();
         notice(`${t("saved")} (${reply.changes})`, "ok");
         break;
