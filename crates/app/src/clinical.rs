@@ -57,7 +57,7 @@ impl App {
 
     /// A subject's derived outcomes and protocol flags.
     pub fn outcome_view(&self, subject: &str) -> AppResult<OutcomeView> {
-        let o = subject_outcome(&self.whole(subject)?, Utc::now());
+        let o = self.store()?.subject_outcome(subject)?;
         Ok(OutcomeView {
             iabp_delay_min: small(o.iabp_delay_min),
             iabp_delay_hours: o.iabp_delay_hours.map(|d| d.to_string()),

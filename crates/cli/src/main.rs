@@ -130,6 +130,12 @@ enum SubjectCmd {
     New,
     /// List subjects.
     List,
+    /// A subject's derived outcomes and protocol flags (IABP delay, deviation, crossover,
+    /// days on devices, stays, weaning, day-30 status, primary endpoint), as JSON.
+    Outcome {
+        /// Subject number.
+        subject: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -345,6 +351,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Subject(SubjectCmd::New) => {
             let mut store = open(&cli)?;
             say!("{}", store.new_subject()?);
+            Ok(())
+        }
+        Command::Subject(SubjectCmd::Outcome { subject }) => {
+            let store = open(&cli)?;
+            let outcome = store.subject_outcome(subject)?;
+            say!(
+                "{}",
+                serde_json::to_string_pretty(&outcome).unwrap_or_default()
+            );
             Ok(())
         }
         Command::Subject(SubjectCmd::List) => {
