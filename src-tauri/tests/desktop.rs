@@ -187,6 +187,18 @@ impl Driver {
         .unwrap_or_else(|e| panic!("pick {css}: {e}"));
     }
 
+    /// Scrolls the page so that this element is at the top (for a screenshot).
+    fn scroll_to(&self, css: &str) {
+        self.find(css);
+        let script = "document.querySelector(arguments[0]).scrollIntoView({block: 'start'});";
+        http(
+            "POST",
+            &self.url("/execute/sync"),
+            Some(&json!({"script": script, "args": [css]})),
+        )
+        .unwrap_or_else(|e| panic!("scroll to {css}: {e}"));
+    }
+
     fn clear(&self, css: &str) {
         let id = self.find(css);
         http(
@@ -550,6 +562,8 @@ fn a_nurse_sets_up_enters_a_baseline_form_finds_it_after_a_restart_and_randomize
     d.wait_text("#outcome-deviation", &["Yes"]);
     d.find("#trends line[data-mark='iabp_in']");
     d.screenshot("13-deviation-flag-and-trends");
+    d.scroll_to("#outcomes");
+    d.screenshot("14-outcomes-and-flags");
     d.quit();
 }
 
