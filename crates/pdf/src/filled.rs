@@ -44,9 +44,26 @@ impl SubjectData {
         }
         let order = |k: &FormKey| (study.forms.iter().position(|f| f.id == k.form), k.repeat);
         keys.sort_by_key(order);
+        // Derived values (BMI, IABP delay, primary endpoint…) are computed, never stored:
+        // printed beside the typed ones, as the form shows them.
+        let whole = store.subject_value_map(subject)?;
+        let outcome = store.subject_outcome(subject)?;
         let mut instances = Vec::with_capacity(keys.len());
         for key in keys {
-            let values = store.form_values(subject, &key)?;
+            let mut values = store.form_values(subject, &key)?;
+            if let Some(form) = study.form(&key.form) {
+                let derived =
+                    ecrf_core::outcome::derive_instance(form, &key.to_string(), &whole, &outcome);
+                for (item, value) in derived {
+                    if !values.iter().any(|v| v.item == item) {
+                        values.push(ItemState {
+                            item,
+                            value,
+                            warning: None,
+                        });
+                    }
+                }
+            }
             instances.push((key, values));
         }
         let names = store
@@ -230,10 +247,13 @@ fn instance(doc: &mut Doc<'_>, study: &Study, key: &FormKey, values: &[ItemState
             let value = state
                 .map(|s| value_text(study, &form.id, &item.id, &s.value, lang))
                 .unwrap_or_else(|| w.not_entered.to_string());
-            let note = state
-                .and_then(|s| s.warning.as_deref())
-                .map(|j| format!("{}: {}", w.warning_confirmed, warning_text(j, lang)))
-                .unwrap_or_default();
+            let note = match state {
+                Some(_) if item.derived.is_some() => format!("({})", w.derived),
+                _ => state
+                    .and_then(|s| s.warning.as_deref())
+                    .map(|j| format!("{}: {}", w.warning_confirmed, warning_text(j, lang)))
+                    .unwrap_or_default(),
+            };
             let label = format!("{} [{}]", item.label.get(lang), item.id);
             doc.table_row(&[label, value, note], BODY - 0.5);
         }
