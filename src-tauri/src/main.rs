@@ -88,6 +88,10 @@ fn subject(s: State<'_, Shell>, subject: String) -> AppResult<SubjectPage> {
     with(&s, |a| a.subject(&subject))
 }
 #[tauri::command]
+fn next_daily_log(s: State<'_, Shell>, subject: String) -> AppResult<FormPage> {
+    with(&s, |a| a.next_daily_log(&subject))
+}
+#[tauri::command]
 fn randomize(s: State<'_, Shell>, subject: String) -> AppResult<SubjectPage> {
     with(&s, |a| a.randomize(&subject))
 }
@@ -252,6 +256,7 @@ fn main() {
             new_subject,
             subject,
             randomize,
+            next_daily_log,
             form,
             save_form,
             save_draft,

@@ -187,6 +187,18 @@ impl Driver {
         .unwrap_or_else(|e| panic!("pick {css}: {e}"));
     }
 
+    /// Scrolls the page so that this element is at the top (for a screenshot).
+    fn scroll_to(&self, css: &str) {
+        self.find(css);
+        let script = "document.querySelector(arguments[0]).scrollIntoView({block: 'start'});";
+        http(
+            "POST",
+            &self.url("/execute/sync"),
+            Some(&json!({"script": script, "args": [css]})),
+        )
+        .unwrap_or_else(|e| panic!("scroll to {css}: {e}"));
+    }
+
     fn clear(&self, css: &str) {
         let id = self.find(css);
         http(
@@ -536,6 +548,150 @@ fn a_nurse_sets_up_enters_a_baseline_form_finds_it_after_a_restart_and_randomize
     }
     d.screenshot("12-export");
     d.quit();
+    // Clinical forms: a subject of the ECMO+IABP arm randomized three days ago (set up through
+    // the store, as a script would), daily logs for day 1 and day 2 entered in the window, the
+    // trend chart with two points, and the 6-hour deviation flag once the late IABP is saved.
+    let (subject, start) = iabp_arm_subject_three_days_ago(&data.path().join("ward.ecrf"));
+    let day0 = start.date_naive();
+    let d = Driver::start(&desk);
+    login(&d, "li", "nurse-password-1");
+    d.click(&format!("button[data-subject='{subject}']"));
+    d.click("button[data-key='DLY#1']");
+    d.type_in("#f-DATE", &(day0 + chrono::Duration::days(1)).to_string());
+    d.pick("#f-ECMO_STATUS-RUNNING");
+    d.type_in("#f-FLOW", "4.10");
+    d.type_in("#f-MAP", "66");
+    d.type_in("#f-LACTATE", "4.8");
+    d.pick("#save");
+    d.wait_text("#form-notice", &["Saved"]);
+    d.pick("#back");
+    // The next daily log (one keystroke, D, or this button): day 2, dated, with day 1's
+    // device settings to confirm.
+    d.click("#next-daily-log");
+    d.wait_text("#form-notice", &["copied from DLY#1"]);
+    assert_eq!(d.value("#f-FLOW"), "4.10");
+    assert_eq!(
+        d.value("#f-DATE"),
+        (day0 + chrono::Duration::days(2)).to_string()
+    );
+    d.type_in("#f-MAP", "72");
+    d.type_in("#f-LACTATE", "3.1");
+    d.pick("#save");
+    d.wait_text("#form-notice", &["Saved"]);
+    d.find("#trends figure[data-chart='lactate'][data-points='2']");
+    d.screenshot("12-daily-log-with-trends");
+    d.pick("#back");
+    d.find("#trends figure[data-chart='lactate'][data-points='2']");
+    d.find("#trends figure[data-chart='map'][data-points='2']");
+    // The IABP went in 6 h 10 min after the ECMO start: a protocol deviation, with its reason.
+    d.click("button[data-key='IABP']");
+    d.pick("#f-INSERTED-Y");
+    let late = start + chrono::Duration::minutes(370);
+    d.type_in(
+        "#f-INSERT_DT",
+        &late.format("%Y-%m-%dT%H:%M+00:00").to_string(),
+    );
+    d.pick("#save");
+    d.wait_text("#form-notice", &["Saved"]);
+    d.pick("#back");
+    d.wait_text(
+        "#flags li[data-flag='IABP_LATE']",
+        &["Protocol deviation", "6 h 10 min"],
+    );
+    d.wait_text("#outcome-deviation", &["Yes"]);
+    d.find("#trends line[data-mark='iabp_in']");
+    d.screenshot("13-deviation-flag-and-trends");
+    d.scroll_to("#outcomes");
+    d.screenshot("14-outcomes-and-flags");
+    d.quit();
+}
+
+/// A subject of the ECMO+IABP arm whose ECMO started at 08:00 UTC three days ago, randomized an
+/// hour later (subjects are randomized through the store until one lands in that arm).
+fn iabp_arm_subject_three_days_ago(
+    store: &Path,
+) -> (String, chrono::DateTime<chrono::FixedOffset>) {
+    let study = std::sync::Arc::new(ecrf_core::trial::definition().expect("study"));
+    let mut s = ecrf_store::Store::open(
+        store,
+        std::sync::Arc::clone(&study),
+        "li",
+        "nurse-password-1",
+    )
+    .expect("open as nurse");
+    let day = chrono::Utc::now().date_naive() - chrono::Duration::days(3);
+    let start = day
+        .and_hms_opt(8, 0, 0)
+        .expect("08:00")
+        .and_utc()
+        .fixed_offset();
+    let at = |m: i64| {
+        (start + chrono::Duration::minutes(m))
+            .format("%Y-%m-%dT%H:%M+00:00")
+            .to_string()
+    };
+    let key = |k: &str| ecrf_core::FormKey::parse(&study, k).expect("key");
+    let opts = ecrf_store::SaveOptions {
+        reason: None,
+        confirm_warnings: true,
+    };
+    for _ in 0..7 {
+        let id = s.new_subject().expect("subject");
+        let scr = [
+            ("SCRNO", "01-002".to_string()),
+            ("SCR_DT", at(30)),
+            ("AGE", "64".into()),
+            ("SEX", "M".into()),
+            ("INC1_AGE", "Y".into()),
+            ("INC2_CS", "Y".into()),
+            ("SBP_LT90", "Y".into()),
+            ("SBP_LOW", "70".into()),
+            ("SBP_DURATION", "40".into()),
+            ("CATECHOL", "N".into()),
+            ("LACT_GT3", "Y".into()),
+            ("LACTATE", "6.2".into()),
+            ("LACTATE_DT", at(0)),
+            ("HYPOPERF", "Y".into()),
+            ("HYPOPERF_SIGNS", "COLD".into()),
+            ("INC3_ECMO", "Y".into()),
+            ("ECMO_START_DT", at(0)),
+            ("INC4_CONSENT", "Y".into()),
+            ("EXC1_AI_DISSECTION", "N".into()),
+            ("EXC2_PVD", "N".into()),
+            ("EXC3_POSTCARDIOTOMY", "N".into()),
+            ("EXC4_NONCARDIAC", "N".into()),
+            ("EXC5_ECPR", "N".into()),
+            ("EXC6_PRIOR_MCS", "N".into()),
+            ("EXC7_BLEEDING", "N".into()),
+            ("EXC8_MALIGNANCY", "N".into()),
+            ("EXC9_NEURO", "N".into()),
+        ];
+        let scr: Vec<(&str, &str)> = scr.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        s.save(&id, &key("SCR"), &scr, &opts).expect("SCR");
+        let con_dt = at(40);
+        let con = [
+            ("CONSENT_BY", "PATIENT"),
+            ("CONSENT_DT", con_dt.as_str()),
+            ("ICF_VERSION", "V1.0 2025-10-01"),
+            ("OBTAINED_BY", "Dr Zhao"),
+        ];
+        s.save(&id, &key("CON"), &con, &opts).expect("CON");
+        let ecmo_start = at(0);
+        s.save(
+            &id,
+            &key("ECMO"),
+            &[("START_DT", ecmo_start.as_str())],
+            &opts,
+        )
+        .expect("ECMO");
+        let r = s
+            .randomize_at(&id, start + chrono::Duration::minutes(60))
+            .expect("randomize");
+        if r.arm == "ECMO_IABP" {
+            return (id, start);
+        }
+    }
+    panic!("no envelope of the ECMO+IABP arm among the next seven");
 }
 
 /// A local date-time `minutes` ago, as the form reads it (with its UTC offset).

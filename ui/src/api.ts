@@ -44,6 +44,7 @@ export const api = {
   subject: (subject: string) => invoke<SubjectPage>("subject", { subject }),
   randomize: (subject: string) => invoke<SubjectPage>("randomize", { subject }),
   form: (subject: string, key: string) => invoke<FormPage>("form", { subject, key }),
+  nextDailyLog: (subject: string) => invoke<FormPage>("next_daily_log", { subject }),
   saveForm: (subject: string, key: string, entries: Entry[], reason: string | null, confirm: boolean) =>
     invoke<SaveReply>("save_form", { subject, key, entries, reason, confirm }),
   saveDraft: (subject: string, key: string, entries: Entry[]) =>

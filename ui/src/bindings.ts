@@ -246,7 +246,7 @@ site: string,
  */
 may_enter: boolean, };
 
-export type StatusDto = "not_started" | "in_progress" | "complete" | "warnings" | "overdue";
+export type StatusDto = "not_started" | "due" | "in_progress" | "complete" | "warnings" | "overdue" | "missing";
 
 export type SubjectRow = { 
 /**
@@ -343,6 +343,128 @@ ecmo_start: string | null,
  */
 window_end: string | null, };
 
+export type FlagView = { 
+/**
+ * Stable code (`IABP_LATE`, `CROSSOVER`, `DAILY_LOG_MISSING`…).
+ */
+code: string, 
+/**
+ * Form instance it concerns.
+ */
+form: string, 
+/**
+ * Item at fault, if one.
+ */
+item: string | null, 
+/**
+ * Why.
+ */
+message: Txt, };
+
+export type OutcomeView = { 
+/**
+ * IABP insertion − ECMO start, minutes.
+ */
+iabp_delay_min: number | null, 
+/**
+ * The same in hours (two decimals).
+ */
+iabp_delay_hours: string | null, 
+/**
+ * ECMO+IABP arm: IABP later than 6 h or never.
+ */
+iabp_deviation: boolean | null, 
+/**
+ * ECMO arm: mechanical unloading within 6 h.
+ */
+crossover: boolean | null, 
+/**
+ * Days on ECMO (one decimal).
+ */
+days_on_ecmo: string | null, 
+/**
+ * Days on IABP (one decimal).
+ */
+days_on_iabp: string | null, 
+/**
+ * ICU length of stay, days.
+ */
+icu_los_days: number | null, 
+/**
+ * Hospital length of stay, days.
+ */
+hospital_los_days: number | null, 
+/**
+ * Successful ECMO weaning: `yes`, `no`, `unknown`; none without decannulation.
+ */
+successful_weaning: string | null, 
+/**
+ * Earliest recorded date of death.
+ */
+death_date: string | null, 
+/**
+ * Vital status at day 30: `alive`, `dead`, `unknown`.
+ */
+day30_status: string, 
+/**
+ * Death within 30 days of randomization: `yes`, `no`, `unknown`.
+ */
+primary_endpoint: string, 
+/**
+ * Days alive to day 30.
+ */
+days_alive_to_day30: number | null, 
+/**
+ * Protocol flags with reasons.
+ */
+flags: Array<FlagView>, };
+
+export type TrendPoint = { 
+/**
+ * Study day.
+ */
+day: number, 
+/**
+ * Lactate, mmol/L.
+ */
+lactate: number | null, 
+/**
+ * Mean arterial pressure, mmHg.
+ */
+map: number | null, 
+/**
+ * Pulse pressure, mmHg (derived).
+ */
+pulse_pressure: number | null, 
+/**
+ * ECMO flow, L/min.
+ */
+flow: number | null, 
+/**
+ * Vasoactive-inotropic score (derived).
+ */
+vis: number | null, };
+
+export type TrendMark = { 
+/**
+ * Study day with the time of day as a fraction (day 1 at 18:00 = 1.75).
+ */
+day: number, 
+/**
+ * `iabp_in` or `iabp_out`.
+ */
+kind: string, };
+
+export type Trends = { 
+/**
+ * One point per daily log, by day.
+ */
+points: Array<TrendPoint>, 
+/**
+ * IABP insertion and removal times.
+ */
+marks: Array<TrendMark>, };
+
 export type SubjectPage = { 
 /**
  * Subject number.
@@ -359,7 +481,15 @@ schedule: Array<ScheduleRow>,
 /**
  * The randomization, once done.
  */
-randomization: RandomizationView | null, };
+randomization: RandomizationView | null, 
+/**
+ * Derived outcomes and protocol flags.
+ */
+outcome: OutcomeView, 
+/**
+ * Daily values over days, for the trend charts.
+ */
+trends: Trends, };
 
 export type Entry = { 
 /**
@@ -417,7 +547,12 @@ missing: Array<string>,
 /**
  * Unsaved entries kept from an earlier visit.
  */
-draft: Array<Entry> | null, };
+draft: Array<Entry> | null, 
+/**
+ * When `draft` was prefilled from an earlier daily log: its key (`DLY#2`), to confirm
+ * or change.
+ */
+prefilled_from: string | null, };
 
 export type FindingDto = { 
 /**

@@ -17,6 +17,10 @@ export interface FormContext {
   onBack: () => void;
   printBlank: () => HTMLElement;
   frame: (title: string, ...body: HTMLElement[]) => void;
+  /** The page already loaded (the next daily log, prefilled), instead of fetching it. */
+  initial?: FormPage;
+  /** Shown under the form (the daily log's trend charts). */
+  below?: () => Promise<HTMLElement | null>;
 }
 
 const RADIO_LIMIT = 6;
@@ -32,7 +36,8 @@ function norm(text: string): string {
 
 export async function renderForm(ctx: FormContext): Promise<void> {
   const { form, subject, key } = ctx;
-  let page: FormPage = await api.form(subject, key);
+  let page: FormPage = ctx.initial ?? (await api.form(subject, key));
+  let below = ctx.below ? await ctx.below() : null;
   let lastConfirm = false;
   let draftTimer: number | undefined;
 
@@ -344,6 +349,8 @@ export async function renderForm(ctx: FormContext): Promise<void> {
     switch (reply.kind) {
       case "saved":
         page = reply.page;
+        // The charts under the daily log follow what was just saved.
+        if (ctx.below) below = await ctx.below();
         draw();
         notice(`${t("saved")} (${reply.changes})`, "ok");
         break;
@@ -426,6 +433,7 @@ export async function renderForm(ctx: FormContext): Promise<void> {
       missingList ?? h("span"),
       body,
       actions,
+      below ?? h("span"),
       h("section", { id: "oversight", class: "oversight" }),
     );
     fill();
@@ -474,7 +482,8 @@ export async function renderForm(ctx: FormContext): Promise<void> {
       });
     });
     const n = byId("form-notice");
-    n?.replaceChildren(t("draftRestored"), " ", discard);
+    if (page.prefilled_from) n?.replaceChildren(`${t("prefilledFrom")} ${page.prefilled_from}: ${t("prefilledHint")}`, " ", discard);
+    else n?.replaceChildren(t("draftRestored"), " ", discard);
   }
   document.onkeydown = (e: KeyboardEvent) => {
     if (e.ctrlKey && (e.key === "s" || e.key === "Enter") && byId("crf-form")) {

@@ -2,7 +2,9 @@
 // page is in form.ts. All data comes from Rust through api.ts.
 import "./style.css";
 import { api, isAppError } from "./api";
-import type { Printout, RandomizationView, SessionDto, StudyDto, SubjectPage, SubjectRow, Welcome } from "./bindings";
+import type { FormPage, Printout, RandomizationView, SessionDto, StudyDto, SubjectPage, SubjectRow, Welcome } from "./bindings";
+import { trendCharts } from "./chart";
+import { clinicalPanel } from "./clinical";
 import { byId, h, mount } from "./dom";
 import { renderForm } from "./form";
 import { currentLang, setLang, statusWord, t, tx } from "./i18n";
@@ -363,10 +365,16 @@ async function showSubject(subject: string, loaded?: SubjectPage): Promise<void>
   const page = loaded ?? (await api.subject(subject));
   const open = (key: string) => void openForm(subject, key);
   const events = study.forms.filter((f) => f.repeat === "by_event");
+  const nextLog = () =>
+    void guard(async () => {
+      const next = await api.nextDailyLog(subject);
+      await openForm(subject, next.key, next);
+    });
   frame(
     `${t("subject")} ${subject}`,
     h("p", {}, `${t("day0")}: ${page.day0 ?? "—"}`),
     randomizationPanel(subject, page),
+    clinicalPanel(page),
     h(
       "table",
       { class: "grid", id: "schedule" },
@@ -389,6 +397,9 @@ async function showSubject(subject: string, loaded?: SubjectPage): Promise<void>
     h(
       "div",
       { class: "toolbar" },
+      session?.may_enter && page.day0
+        ? h("button", { type: "button", id: "next-daily-log", class: "primary", onclick: nextLog }, t("nextDailyLog"))
+        : null,
       ...events.map((f) => {
         const n = page.schedule.filter((r) => r.form === f.id).length + 1;
         return h("button", { type: "button", id: `new-${f.id}`, onclick: () => open(`${f.id}#${n}`) }, `${t("newEvent")}: ${tx(f.name)}`);
@@ -398,9 +409,17 @@ async function showSubject(subject: string, loaded?: SubjectPage): Promise<void>
     ),
   );
   document.querySelector<HTMLElement>("#schedule button[data-key]")?.focus();
+  // One keystroke for the next daily log (D), when not typing in a field.
+  document.onkeydown = (e: KeyboardEvent) => {
+    const typing = e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement || e.target instanceof HTMLTextAreaElement;
+    if (!typing && !e.ctrlKey && !e.altKey && (e.key === "d" || e.key === "D") && byId("next-daily-log")) {
+      e.preventDefault();
+      nextLog();
+    }
+  };
 }
 
-async function openForm(subject: string, key: string): Promise<void> {
+async function openForm(subject: string, key: string, initial?: FormPage): Promise<void> {
   const formId = key.split("#")[0] ?? key;
   const form = study.forms.find((f) => f.id === formId);
   if (!form) return;
@@ -414,6 +433,8 @@ async function openForm(subject: string, key: string): Promise<void> {
     onBack: () => void showSubject(subject),
     printBlank: () => printButton("print-form", t("printForm"), () => api.printBlank(form.id)),
     frame,
+    initial,
+    below: form.id === "DLY" ? async () => trendCharts((await api.subject(subject)).trends) : undefined,
   });
 }
 

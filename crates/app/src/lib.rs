@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod bindings;
+mod clinical;
 pub mod demo;
 pub mod dto;
 mod export;
@@ -71,6 +72,8 @@ fn status_dto(s: FormStatus) -> StatusDto {
         FormStatus::Complete => StatusDto::Complete,
         FormStatus::Warnings => StatusDto::Warnings,
         FormStatus::Overdue => StatusDto::Overdue,
+        FormStatus::Due => StatusDto::Due,
+        FormStatus::Missing => StatusDto::Missing,
     }
 }
 
@@ -407,8 +410,17 @@ impl App {
             .collect();
         let day0 = day_zero(&values);
         let today = Local::now().date_naive();
+        // Daily logs end the day after the last device came out (core::outcome).
+        let last_log_day = ecrf_core::outcome::subject_outcome(&values, chrono::Utc::now())
+            .last_log_day
+            .and_then(|d| u32::try_from(d).ok());
         let rows = schedule(&self.study, day0, &existing, today)
             .into_iter()
+            .filter(|e| {
+                e.key.form != "DLY"
+                    || raw.contains_key(&e.key.to_string())
+                    || last_log_day.is_none_or(|last| e.key.repeat.is_none_or(|n| n <= last))
+            })
             .filter_map(|e| {
                 let form = self.study.form(&e.key.form)?;
                 let key = e.key.to_string();
@@ -436,7 +448,7 @@ impl App {
             let (complete, in_progress, overdue, warnings) = (
                 count(FormStatus::Complete),
                 count(FormStatus::InProgress),
-                count(FormStatus::Overdue),
+                count(FormStatus::Overdue) + count(FormStatus::Missing),
                 count(FormStatus::Warnings),
             );
             let status = if overdue > 0 {
@@ -490,6 +502,8 @@ impl App {
                 })
                 .collect(),
             randomization: self.randomization_view(subject)?,
+            outcome: self.outcome_view(subject)?,
+            trends: self.trends(subject)?,
         })
     }
 
@@ -548,6 +562,8 @@ impl App {
         let key = self.key(key)?;
         let store = self.store()?;
         let states = store.form_values(subject, &key)?;
+        let whole = store.subject_value_map(subject)?;
+        let outcome = ecrf_core::outcome::subject_outcome(&whole, chrono::Utc::now());
         let form = self
             .study
             .form(&key.form)
@@ -575,7 +591,7 @@ impl App {
                     warning: s.warning.as_deref().and_then(warning_text),
                 })
                 .collect(),
-            derived: ecrf_core::derive::derive_form(form, &values)
+            derived: ecrf_core::outcome::derive_instance(form, &key.to_string(), &whole, &outcome)
                 .into_iter()
                 .map(|(item, v)| FieldValue {
                     item,
@@ -589,6 +605,7 @@ impl App {
                 .map(|i| i.id.clone())
                 .collect(),
             draft,
+            prefilled_from: None,
         })
     }
 

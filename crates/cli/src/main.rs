@@ -176,6 +176,12 @@ enum SubjectCmd {
     New,
     /// List subjects.
     List,
+    /// A subject's derived outcomes and protocol flags (IABP delay, deviation, crossover,
+    /// days on devices, stays, weaning, day-30 status, primary endpoint), as JSON.
+    Outcome {
+        /// Subject number.
+        subject: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -433,6 +439,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Subject(SubjectCmd::New) => {
             let mut store = open(&cli)?;
             say!("{}", store.new_subject()?);
+            Ok(())
+        }
+        Command::Subject(SubjectCmd::Outcome { subject }) => {
+            let store = open(&cli)?;
+            let outcome = store.subject_outcome(subject)?;
+            say!(
+                "{}",
+                serde_json::to_string_pretty(&outcome).unwrap_or_default()
+            );
             Ok(())
         }
         Command::Subject(SubjectCmd::List) => {

@@ -2,8 +2,7 @@
 //! vasoactive-inotropic score and pulse pressure. Which item is derived, and how, is declared in
 //! the study definition (`derived = "bmi"`); the formulas live here and nowhere else.
 //! Derivations that need other forms (IABP delay, deviation, crossover, lengths of stay,
-//! successful weaning, the primary endpoint) belong to the clinical-forms work and return
-//! nothing here yet. Pure; a derived value is absent while any input is missing or not a number.
+//! successful weaning, the primary endpoint) are [`crate::outcome`]'s. Pure; a derived value is absent while any input is missing or not a number.
 
 use std::collections::BTreeMap;
 

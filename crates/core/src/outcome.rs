@@ -675,6 +675,57 @@ pub fn subject_outcome(values: &SubjectValues, now: DateTime<Utc>) -> SubjectOut
     }
 }
 
+/// Flags for derived values outside the usual (soft) range their item declares, e.g. a pulse
+/// pressure below 10 mmHg on a daily log (a sign of LV distension): the code is
+/// `DERIVED_OUT_OF_RANGE`, the reason names the instance, item, value, range and the item's
+/// help. Driven by the study definition; typed values get the same check at save instead.
+pub fn derived_range_flags(
+    study: &crate::study::Study,
+    values: &SubjectValues,
+) -> Vec<ProtocolFlag> {
+    let mut out = Vec::new();
+    for (instance, own) in values {
+        let form_id = instance.split('#').next().unwrap_or(instance);
+        let Some(form) = study.form(form_id) else {
+            continue;
+        };
+        let derived = crate::derive::derive_form(form, own);
+        for item in &form.items {
+            let (Some(v), Some(soft)) = (derived.get(&item.id), item.soft) else {
+                continue;
+            };
+            let Some(d) = v.as_decimal() else { continue };
+            if soft.contains(d) {
+                continue;
+            }
+            let unit = item
+                .unit
+                .as_deref()
+                .map(|u| format!(" {u}"))
+                .unwrap_or_default();
+            let (help_en, help_zh) = item
+                .help
+                .as_ref()
+                .map(|h| (format!(" {}", h.en), h.zh.clone()))
+                .unwrap_or_default();
+            out.push(flag(
+                "DERIVED_OUT_OF_RANGE",
+                instance,
+                Some(&item.id),
+                format!(
+                    "{instance} {} ({}) = {d}{unit}: outside the usual range {soft}{unit}.{help_en}",
+                    item.id, item.label.en
+                ),
+                format!(
+                    "{instance} {}（{}）= {d}{unit}：超出常见范围 {soft}{unit}。{help_zh}",
+                    item.id, item.label.zh
+                ),
+            ));
+        }
+    }
+    out
+}
+
 /// The pseudo-form whose items a rule of the study definition may compare with
 /// (`right = "SUBJECT.LOG_DATE"`): values of the subject as a whole, from [`subject_item`].
 pub const SUBJECT: &str = "SUBJECT";
@@ -750,3 +801,26 @@ pub fn derive_item(
 #[cfg(test)]
 #[path = "outcome_tests.rs"]
 mod tests;
+
+/// Every derived item of one form instance: those computed from its own items
+/// ([`crate::derive::derive_form`]) and those that need the subject's other forms
+/// ([`derive_item`]). What is derived, and where, is the study definition's `derived = …`.
+pub fn derive_instance(
+    form: &crate::study::FormDef,
+    instance: &str,
+    values: &SubjectValues,
+    outcome: &SubjectOutcome,
+) -> BTreeMap<String, Value> {
+    let empty = BTreeMap::new();
+    let own = values.get(instance).unwrap_or(&empty);
+    let mut out = crate::derive::derive_form(form, own);
+    for item in &form.items {
+        if let Some(d) = item.derived.as_deref()
+            && !out.contains_key(&item.id)
+            && let Some(v) = derive_item(d, instance, values, outcome)
+        {
+            out.insert(item.id.clone(), v);
+        }
+    }
+    out
+}

@@ -349,6 +349,22 @@ fn derived_items_of_the_definition_read_the_outcome() {
 }
 
 #[test]
+fn a_low_pulse_pressure_is_flagged_from_the_definition() {
+    let study = crate::trial::definition().unwrap();
+    let s = iabp_at_4h().set("DLY#2", &[("SBP", "78"), ("DBP", "71")]);
+    let flags = derived_range_flags(&study, &s.0);
+    assert_eq!(flags.len(), 1, "{flags:?}");
+    assert_eq!(
+        (flags[0].form.as_str(), flags[0].item.as_deref()),
+        ("DLY#2", Some("PULSE_PRESSURE"))
+    );
+    assert!(
+        flags[0].message.en.contains("= 7 mmHg") && flags[0].message.en.contains("LV distension")
+    );
+    assert!(derived_range_flags(&study, &iabp_at_4h().0).is_empty());
+}
+
+#[test]
 fn subject_values_for_rules() {
     let o = iabp_at_4h().outcome();
     let d = |item: &str, inst: &str| subject_item(item, inst, &o).map(|v| v.to_string());

@@ -1,5 +1,5 @@
 //! The visit schedule and the status of each form instance: what is due, done, in progress,
-//! flagged or overdue for a subject, from screening to day 30.
+//! flagged, overdue or missing for a subject, from screening to day 30.
 //!
 //! Owns day 0 (the randomization date, or the ECMO start while randomization is not recorded),
 //! the due date of each form and the status words. Pure: the caller passes today's date.
@@ -19,6 +19,8 @@ use crate::value::Value;
 pub enum FormStatus {
     /// Nothing entered yet, not yet due.
     NotStarted,
+    /// Nothing entered yet, due today.
+    Due,
     /// Some values entered, required ones still missing.
     InProgress,
     /// Every required item entered.
@@ -27,6 +29,8 @@ pub enum FormStatus {
     Warnings,
     /// Due date passed and not complete.
     Overdue,
+    /// Due date passed and nothing entered at all.
+    Missing,
 }
 
 /// The status of one instance: `values` are its current values, `warned` whether any value
@@ -39,7 +43,11 @@ pub fn instance_status(
     today: NaiveDate,
 ) -> FormStatus {
     let complete = !values.is_empty() && missing_required(form, values).is_empty();
-    if !complete && due.is_some_and(|d| d < today) {
+    if values.is_empty() && due.is_some_and(|d| d < today) {
+        FormStatus::Missing
+    } else if values.is_empty() && due.is_some_and(|d| d == today) {
+        FormStatus::Due
+    } else if !complete && due.is_some_and(|d| d < today) {
         FormStatus::Overdue
     } else if warned && !values.is_empty() {
         FormStatus::Warnings
@@ -161,14 +169,22 @@ mod tests {
         let today = date("2026-03-04");
         assert_eq!(
             instance_status(dly, &empty, false, Some(date("2026-03-02")), today),
-            FormStatus::Overdue
+            FormStatus::Missing
         );
         assert_eq!(
             instance_status(dly, &empty, false, Some(today), today),
+            FormStatus::Due
+        );
+        assert_eq!(
+            instance_status(dly, &empty, false, Some(date("2026-03-05")), today),
             FormStatus::NotStarted
         );
         let mut some = BTreeMap::new();
         some.insert("HR".to_string(), Value::Int(80));
+        assert_eq!(
+            instance_status(dly, &some, false, Some(date("2026-03-02")), today),
+            FormStatus::Overdue
+        );
         assert_eq!(
             instance_status(dly, &some, false, Some(today), today),
             FormStatus::InProgress

@@ -49,10 +49,27 @@ impl SubjectData {
         }
         let order = |k: &FormKey| (study.forms.iter().position(|f| f.id == k.form), k.repeat);
         keys.sort_by_key(order);
+        // Derived values (BMI, IABP delay, primary endpoint…) are computed, never stored:
+        // printed beside the typed ones, as the form shows them.
+        let whole = store.subject_value_map(subject)?;
+        let outcome = store.subject_outcome(subject)?;
         let mut instances = Vec::with_capacity(keys.len());
         let mut verified = BTreeMap::new();
         for key in keys {
-            let values = store.form_values(subject, &key)?;
+            let mut values = store.form_values(subject, &key)?;
+            if let Some(form) = study.form(&key.form) {
+                let derived =
+                    ecrf_core::outcome::derive_instance(form, &key.to_string(), &whole, &outcome);
+                for (item, value) in derived {
+                    if !values.iter().any(|v| v.item == item) {
+                        values.push(ItemState {
+                            item,
+                            value,
+                            warning: None,
+                        });
+                    }
+                }
+            }
             verified.insert(key.to_string(), store.verified_items(subject, &key)?);
             instances.push((key, values));
         }
@@ -307,11 +324,14 @@ fn instance(
             let value = state
                 .map(|s| value_text(study, &form.id, &item.id, &s.value, lang))
                 .unwrap_or_else(|| w.not_entered.to_string());
-            let mut notes: Vec<String> = state
-                .and_then(|s| s.warning.as_deref())
-                .map(|j| format!("{}: {}", w.warning_confirmed, warning_text(j, lang)))
-                .into_iter()
-                .collect();
+            let mut notes: Vec<String> = match state {
+                Some(_) if item.derived.is_some() => vec![format!("({})", w.derived)],
+                _ => state
+                    .and_then(|s| s.warning.as_deref())
+                    .map(|j| format!("{}: {}", w.warning_confirmed, warning_text(j, lang)))
+                    .into_iter()
+                    .collect(),
+            };
             if verified.is_some_and(|v| v.contains(&item.id)) {
                 notes.push(format!("✓ {}", w.sdv_verified));
             }

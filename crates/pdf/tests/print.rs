@@ -270,6 +270,15 @@ fn filled_store(dir: &Path) -> (Store, String) {
             &plain,
         )
         .unwrap();
+    // IABP 6 h 10 min after ECMO start: the derived delay is printed, never stored.
+    store
+        .save(
+            &subject,
+            &key("IABP", None),
+            &[("INSERTED", "Y"), ("INSERT_DT", "2026-03-01T08:50+08:00")],
+            &plain,
+        )
+        .unwrap();
     for day in [1, 2] {
         store
             .save(
@@ -327,6 +336,7 @@ fn filled_crf_has_values_warnings_and_audit_entries() {
         let path = write(dir.path(), &format!("subject-{lang}.pdf"), &printed);
         let text = pdf_text(&path);
         let flat = squash(&text);
+        assert!(flat.contains("370min"), "the derived IABP delay is printed");
         let (running, nd, warn, day1) = if lang == "zh" {
             ("运行中", "@ND未做", "警告已确认", "每日记录（第1天）")
         } else {

@@ -5,7 +5,7 @@
 //! computed on demand (never stored), so it always follows the current values.
 
 use chrono::Utc;
-use ecrf_core::outcome::{SubjectOutcome, SubjectValues, subject_outcome};
+use ecrf_core::outcome::{SubjectOutcome, SubjectValues, derived_range_flags, subject_outcome};
 
 use crate::error::StoreError;
 use crate::store::Store;
@@ -23,11 +23,14 @@ impl Store {
             .collect())
     }
 
-    /// The subject's derived outcomes and protocol flags, as of now.
+    /// The subject's derived outcomes and protocol flags as of now, with a flag for each
+    /// derived value outside its item's usual range (`outcome::derived_range_flags`).
     pub fn subject_outcome(&self, subject: &str) -> Result<SubjectOutcome, StoreError> {
-        Ok(subject_outcome(
-            &self.subject_value_map(subject)?,
-            Utc::now(),
-        ))
+        let values = self.subject_value_map(subject)?;
+        let mut outcome = subject_outcome(&values, Utc::now());
+        outcome
+            .flags
+            .extend(derived_range_flags(self.study(), &values));
+        Ok(outcome)
     }
 }
