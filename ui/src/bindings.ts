@@ -521,7 +521,7 @@ pages: number,
  */
 opened: boolean, };
 
-export type ErrorCode = "no_store" | "bad_login" | "throttled" | "not_logged_in" | "not_allowed" | "damaged" | "invalid" | "internal";
+export type ErrorCode = "no_store" | "bad_login" | "throttled" | "not_logged_in" | "not_allowed" | "damaged" | "disk_full" | "invalid" | "internal";
 
 export type AppError = { 
 /**

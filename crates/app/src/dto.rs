@@ -425,6 +425,8 @@ pub enum ErrorCode {
     NotAllowed,
     /// The store file is damaged.
     Damaged,
+    /// The disk is full: nothing was saved; free space and save again.
+    DiskFull,
     /// Bad input, explained.
     Invalid,
     /// Anything else.

@@ -43,6 +43,7 @@ impl From<StoreError> for AppError {
             StoreError::WrongPassword(_) | StoreError::UnknownUser(_) => ErrorCode::BadLogin,
             StoreError::NotAllowed { .. } => ErrorCode::NotAllowed,
             StoreError::Damaged(_) => ErrorCode::Damaged,
+            StoreError::DiskFull(_) => ErrorCode::DiskFull,
             StoreError::Invalid(_)
             | StoreError::Refused(_)
             | StoreError::AlreadyExists(_)

@@ -21,6 +21,7 @@ macro_rules! say {
 mod bench;
 mod print;
 mod randomization;
+mod safety;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -94,6 +95,16 @@ enum Command {
         /// Screening number.
         subject: String,
     },
+    /// Store health: the full check.
+    #[command(subcommand)]
+    Store(safety::StoreCmd),
+    /// Write an encrypted, consistent backup of the store (while others keep saving).
+    Backup(safety::BackupArgs),
+    /// Replace the store with a backup (administrators); checks it first, keeps the old aside.
+    Restore(safety::RestoreArgs),
+    /// The crash harness's writer (tests only).
+    #[command(hide = true)]
+    CrashWriter(safety::CrashWriterArgs),
     /// Create a demo store with sample data (used by `make run`).
     Demo {
         /// Where to create it (default ./demo/demo.ecrf).
@@ -507,6 +518,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Randomization(cmd) => randomization::run(&cli, cmd),
         Command::Screening(cmd) => randomization::screening(&cli, cmd),
         Command::Randomize { subject } => randomization::randomize(&cli, subject),
+        Command::Store(cmd) => safety::store(&cli, cmd),
+        Command::Backup(args) => safety::backup(&cli, args),
+        Command::Restore(args) => safety::restore(&cli, args),
+        Command::CrashWriter(args) => safety::crash_writer(&cli, args),
         Command::Demo { path } => {
             ecrf_app::demo::create(path, study()?).map_err(Failure)?;
             say!("Demo store: {}", path.display());

@@ -1,6 +1,8 @@
 //! `ecrf-store`: the encrypted local store of a ward laptop.
 //!
 //! - [`keyring`]: the random store key wrapped per user (Argon2id) and for the recovery key;
+//! - [`backup`]: encrypted backup files and restoring them (checked before anything is replaced);
+//! - [`durability`]: the tail check at open and the full check on demand;
 //! - [`log`]: the append-only, hash-chained change log and its verification;
 //! - [`store`]: opening, users, subjects, saving and reading forms, audit, rebuilds;
 //! - [`randomization`]: sealed envelopes (leases) and randomizing a subject;
@@ -10,6 +12,8 @@
 //! write is a change in the log applied to projections in the same transaction.
 #![deny(missing_docs)]
 
+pub mod backup;
+pub mod durability;
 pub mod error;
 pub mod keyring;
 pub mod log;

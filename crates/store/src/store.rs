@@ -413,6 +413,7 @@ impl Store {
             None => StoreKey::generate()?,
         };
         schema::migrate(&mut conn)?;
+        crate::durability::check_tail(&conn)?;
         let store_id = get_meta(&conn, "store_id")?.unwrap_or_default();
         if store_id != keyring.store_id() {
             return Err(StoreError::Keyring(
@@ -488,6 +489,12 @@ impl Store {
     /// SQLCipher. Only a logged-in store can give it.
     pub fn raw_key_hex(&self) -> String {
         hex::encode(self.key.0)
+    }
+
+    /// The last change in the log: its sequence number and hash (acknowledged once a save
+    /// returns).
+    pub fn head(&self) -> (i64, &str) {
+        (self.head_seq, &self.head_hash)
     }
 
     /// The file path.
@@ -633,26 +640,40 @@ impl Store {
                 "user {username} already exists"
             )));
         }
-        self.keyring
-            .set_user(username, password, &self.key, KdfParams::default())?;
-        self.keyring.save()?;
         let mut d = Draft::new(kind::USER_ADDED);
         d.item = Some(username.to_string());
         d.new_value = Some(serde_json::json!({ "name": name, "role": role.as_str() }).to_string());
-        self.commit_changes(vec![d])?;
+        // The key slot is written inside the write lock, from the file as it is now, so a
+        // slot written meanwhile by another session or process is kept, not overwritten.
+        let (path, key) = (self.path.clone(), self.key.clone());
+        let (_, ring) = self.commit_with(|_| {
+            let mut ring = Keyring::load(&path)?;
+            ring.set_user(username, password, &key, KdfParams::default())?;
+            ring.save()?;
+            Ok((vec![d], ring))
+        })?;
+        self.keyring = ring;
         Ok(())
     }
 
     /// Sets a new password for the logged-in user (also after opening with the recovery key).
     pub fn set_password(&mut self, password: &str) -> Result<(), StoreError> {
         check_password(password)?;
-        self.keyring.set_user(
+        // Inside the write lock and from the file as it is now (see `add_user`).
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut ring = Keyring::load(&self.path)?;
+        ring.set_user(
             &self.session.user,
             password,
             &self.key,
             KdfParams::default(),
         )?;
-        self.keyring.save()
+        ring.save()?;
+        tx.commit()?;
+        self.keyring = ring;
+        Ok(())
     }
 
     /// Users of the store.
@@ -1020,15 +1041,22 @@ impl Store {
     /// Throws the projections away and replays the whole log into them, in one transaction.
     pub fn rebuild_projections(&mut self) -> Result<(), StoreError> {
         let tx: Transaction<'_> = self.conn.transaction()?;
-        tx.execute_batch("DELETE FROM users; DELETE FROM subjects; DELETE FROM item_values; DELETE FROM envelopes;")?;
-        {
-            let mut stmt = tx.prepare(&format!("SELECT {COLUMNS} FROM change_log ORDER BY seq"))?;
-            let mut rows = stmt.query([])?;
-            while let Some(r) = rows.next()? {
-                apply(&tx, &Change::from_row(r)?)?;
-            }
-        }
+        replay(&tx)?;
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Empties the projections and replays the whole log into them (the caller holds the
+/// transaction or savepoint).
+pub(crate) fn replay(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "DELETE FROM users; DELETE FROM subjects; DELETE FROM item_values; DELETE FROM envelopes;",
+    )?;
+    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM change_log ORDER BY seq"))?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        apply(conn, &Change::from_row(r)?)?;
+    }
+    Ok(())
 }
