@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 ECRF := $(CARGO_TARGET_DIR)/debug/ecrf
 
-.PHONY: run test setup ui build lint bench bench-desktop bench-pdf demo-cli
+.PHONY: run test setup ui build lint bench bench-desktop bench-pdf demo-cli crash-test fuzz
 
 setup:
 	@bash scripts/setup.sh
@@ -51,3 +51,9 @@ bench-desktop: ui
 
 bench-pdf: setup
 	cargo run --release -p ecrf-cli -- print bench
+
+# The crash harness at length: N SIGKILLs of a writer saving daily logs and rewriting key slots
+# (the short run, 50 kills, is part of `make test`).
+N ?= 1000
+crash-test: setup
+	ECRF_CRASH_KILLS=$(N) cargo test -p ecrf-cli --test crash -- --nocapture

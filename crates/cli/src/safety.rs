@@ -182,14 +182,14 @@ pub fn crash_writer(cli: &Cli, args: &CrashWriterArgs) -> Result<(), Failure> {
             let (h, hash) = nurse.head();
             line(&format!("ACK {h} {hash}"))?;
             nurse.idle()?;
-            if matches!(args.mode, CrashMode::Keys) && day % 7 == 0 {
-                let pw = passwords[(day / 7 % 2) as usize];
+            if matches!(args.mode, CrashMode::Keys) && day % 14 == 0 {
+                let pw = passwords[(day / 14 % 2) as usize];
                 line(&format!("PW-BEGIN {pw}"))?;
                 nurse.set_password(pw)?;
                 line(&format!("PW-ACK {pw}"))?;
             }
-            if matches!(args.mode, CrashMode::Keys) && day == 14 {
-                let name = format!("n{step}");
+            if matches!(args.mode, CrashMode::Keys) && day == 21 {
+                let name = format!("n{}", nurse.head().0);
                 line(&format!("USER-BEGIN {name}"))?;
                 admin.add_user(&name, "crash test", Role::Nurse, passwords[0])?;
                 line(&format!("USER-ACK {name}"))?;
