@@ -147,7 +147,9 @@ fn crash_run(kills: usize) -> Figures {
         if k > 0 && k % KILLS_PER_STORE == 0 {
             v = new_store(dir.path(), k);
         }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ecrf"))
+        // ECRF_CRASH_BIN: a copy of the binary, so a long run survives rebuilds meanwhile.
+        let bin = std::env::var("ECRF_CRASH_BIN").unwrap_or(env!("CARGO_BIN_EXE_ecrf").into());
+        let mut child = Command::new(bin)
             .args(["crash-writer", "--admin", "admin", "--mode", "keys"])
             .env("ECRF_STORE", &v.store)
             .env("ECRF_USER", "nurse")

@@ -4,7 +4,7 @@
 //! before, and the recorded head agree — a cost independent of the store's size) and
 //! [`Store::check`] (`ecrf store check`): every page (SQLCipher HMAC), SQLite's full
 //! `integrity_check`, the whole hash chain, and projections equal to a rebuild from the log.
-//! Invariant: a check never writes; the rebuild comparison runs in a savepoint that is rolled
+//! Invariant: a check never writes; the rebuild comparison runs in a transaction that is rolled
 //! back.
 //!
 //! The settings that make a save durable are set once in `store::open_connection`: WAL journal,
@@ -90,9 +90,11 @@ impl Store {
             }
         }
         let before = self.projection_snapshot()?;
-        conn.execute_batch("SAVEPOINT ecrf_check")?;
+        // The rebuild stays in memory (no cache spill) and is rolled back: the check needs no
+        // disk space and leaves no trace, even on a full disk.
+        conn.execute_batch("PRAGMA cache_spill = OFF; BEGIN")?;
         let rebuilt = crate::store::replay(conn).and_then(|()| self.projection_snapshot());
-        conn.execute_batch("ROLLBACK TO ecrf_check; RELEASE ecrf_check")?;
+        conn.execute_batch("ROLLBACK; PRAGMA cache_spill = ON")?;
         let rebuilt = rebuilt?;
         if rebuilt != before {
             let differ = before.iter().zip(&rebuilt).filter(|(a, b)| a != b).count()
