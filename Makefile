@@ -57,3 +57,12 @@ bench-pdf: setup
 N ?= 1000
 crash-test: setup
 	ECRF_CRASH_KILLS=$(N) cargo test -p ecrf-cli --test crash -- --nocapture
+
+# Coverage-guided fuzzing of the local parsers (on demand, not part of `make test`):
+# FUZZ_SECONDS per target. cargo-fuzz wants nightly flags; RUSTC_BOOTSTRAP=1 allows them here.
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	for t in lease_csv study_file backup_header; do \
+	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 || exit 1; \
+	done

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use ecrf_core::{FormKey, Role, Study, Value};
 use ecrf_store::{CreateOptions, RecoveryKey, SaveOptions, Store, StoreError};
+use zeroize::Zeroizing;
 
 #[derive(Parser)]
 #[command(
@@ -219,21 +220,24 @@ fn store_path(cli: &Cli) -> Result<&Path, Failure> {
         .ok_or_else(|| Failure("say which store: --store PATH or ECRF_STORE".into()))
 }
 
-/// A secret from an environment variable (scripts) or a prompt on the terminal.
-fn secret(var: &str, prompt: &str) -> Result<String, Failure> {
+/// A secret from an environment variable (scripts) or a prompt on the terminal; wiped from
+/// memory when dropped.
+fn secret(var: &str, prompt: &str) -> Result<Zeroizing<String>, Failure> {
     if let Ok(v) = std::env::var(var) {
-        return Ok(v);
+        return Ok(Zeroizing::new(v));
     }
-    rpassword::prompt_password(prompt).map_err(|e| {
-        Failure(format!(
-            "cannot read the password ({e}); set {var} in scripts"
-        ))
-    })
+    rpassword::prompt_password(prompt)
+        .map(Zeroizing::new)
+        .map_err(|e| {
+            Failure(format!(
+                "cannot read the password ({e}); set {var} in scripts"
+            ))
+        })
 }
 
-fn new_password(var: &str, who: &str) -> Result<String, Failure> {
+fn new_password(var: &str, who: &str) -> Result<Zeroizing<String>, Failure> {
     if let Ok(v) = std::env::var(var) {
-        return Ok(v);
+        return Ok(Zeroizing::new(v));
     }
     let a = secret(var, &format!("New password for {who}: "))?;
     let b = secret(var, "Again: ")?;
@@ -313,7 +317,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     site: site.clone(),
                     admin_user: admin.clone(),
                     admin_name: admin_name.clone(),
-                    admin_password: password,
+                    admin_password: password.to_string(),
                 },
             )?;
             say!(

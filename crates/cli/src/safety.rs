@@ -197,3 +197,37 @@ pub fn crash_writer(cli: &Cli, args: &CrashWriterArgs) -> Result<(), Failure> {
         }
     }
 }
+
+/// Median time of one Argon2id unlock and of one whole open, over 7 logins (for `ecrf bench`).
+pub fn login_figures(
+    dir: &std::path::Path,
+    study: std::sync::Arc<ecrf_core::Study>,
+) -> Result<(std::time::Duration, std::time::Duration), String> {
+    let path = dir.join("login-bench.ecrf");
+    let pw = "bench-password-1";
+    Store::create(
+        &path,
+        std::sync::Arc::clone(&study),
+        ecrf_store::CreateOptions {
+            site: "01".into(),
+            admin_user: "admin".into(),
+            admin_name: String::new(),
+            admin_password: pw.into(),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let ring = ecrf_store::Keyring::load(&path).map_err(|e| e.to_string())?;
+    let (mut unlock, mut open) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        let t = std::time::Instant::now();
+        ring.unlock("admin", pw).map_err(|e| e.to_string())?;
+        unlock.push(t.elapsed());
+        let t = std::time::Instant::now();
+        Store::open(&path, std::sync::Arc::clone(&study), "admin", pw)
+            .map_err(|e| e.to_string())?;
+        open.push(t.elapsed());
+    }
+    unlock.sort();
+    open.sort();
+    Ok((unlock[3], open[3]))
+}

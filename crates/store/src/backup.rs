@@ -144,6 +144,10 @@ impl Store {
         part: &Path,
     ) -> Result<BackupHeader, StoreError> {
         let _ = fs::remove_file(part_db);
+        let key_pragma = zeroize::Zeroizing::new(format!(
+            "PRAGMA cipher_log_level = NONE; PRAGMA key = \"x'{}'\";",
+            *zeroize::Zeroizing::new(self.raw_key_hex())
+        ));
         let keys = fs::read_to_string(keyring_path(self.path()))
             .map_err(io(&keyring_path(self.path())))?;
         {
@@ -151,10 +155,7 @@ impl Store {
                 part_db,
                 OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
             )?;
-            dst.execute_batch(&format!(
-                "PRAGMA cipher_log_level = NONE; PRAGMA key = \"x'{}'\";",
-                self.raw_key_hex()
-            ))?;
+            dst.execute_batch(&key_pragma)?;
             let backup = rusqlite::backup::Backup::new(self.conn(), &mut dst)?;
             // One step copies every page inside one read transaction: a consistent snapshot.
             loop {
@@ -170,10 +171,7 @@ impl Store {
         }
         let (head_seq, head_hash, store_id, site) = {
             let copy = Connection::open_with_flags(part_db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-            copy.execute_batch(&format!(
-                "PRAGMA cipher_log_level = NONE; PRAGMA key = \"x'{}'\";",
-                self.raw_key_hex()
-            ))?;
+            copy.execute_batch(&key_pragma)?;
             copy.query_row(
                 "SELECT coalesce(max(seq), 0), \
                  coalesce((SELECT hash FROM change_log ORDER BY seq DESC LIMIT 1), ''), \
@@ -300,7 +298,7 @@ fn unpack_and_check(
     fs::File::open(&keys)
         .and_then(|f| f.sync_all())
         .map_err(io(&keys))?;
-    let store = Store::open(target, study, user, password)?;
+    let store = Store::open_unrecorded(target, study, user, password)?;
     if store.session().role != Role::Admin {
         return Err(StoreError::NotAllowed {
             user: user.to_string(),
@@ -325,7 +323,7 @@ fn unpack_and_check(
 }
 
 /// Replaces the store at `store_path` with the backup, as `user` (an administrator in the
-/// backup). Everything is checked first; the current store (file, WAL and key slots) is kept
+/// backup). Everything is checked first; the current store (file, WAL, key slots, noted failed logins) is kept
 /// aside as `<store>.before-restore-<UTC time>` rather than deleted.
 pub fn restore(
     backup: &Path,
@@ -359,7 +357,7 @@ pub fn restore(
             n += 1;
             aside = with_suffix(store_path, &format!(".before-restore-{stamp}-{n}"));
         }
-        for suffix in ["-wal", "-shm", ".keys", ""] {
+        for suffix in ["-wal", "-shm", ".keys", ".failed-logins", ""] {
             let from = with_suffix(store_path, suffix);
             if from.exists() {
                 fs::rename(&from, with_suffix(&aside, suffix)).map_err(io(&from))?;

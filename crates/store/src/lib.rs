@@ -3,6 +3,7 @@
 //! - [`keyring`]: the random store key wrapped per user (Argon2id) and for the recovery key;
 //! - [`backup`]: encrypted backup files and restoring them (checked before anything is replaced);
 //! - [`durability`]: the tail check at open and the full check on demand;
+//! - [`login_audit`]: failed logins noted beside the store, moved into the log at the next login;
 //! - [`log`]: the append-only, hash-chained change log and its verification;
 //! - [`store`]: opening, users, subjects, saving and reading forms, audit, rebuilds;
 //! - [`randomization`]: sealed envelopes (leases) and randomizing a subject;
@@ -17,6 +18,7 @@ pub mod durability;
 pub mod error;
 pub mod keyring;
 pub mod log;
+pub mod login_audit;
 pub mod randomization;
 pub mod schema;
 pub mod store;

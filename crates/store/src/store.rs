@@ -24,8 +24,8 @@ use crate::keyring::{KdfParams, Keyring, RecoveryKey, StoreKey};
 use crate::log::{self, COLUMNS, Change, GENESIS, VerifyReport, kind};
 use crate::schema;
 
-/// What `ecrf init` asks for.
-#[derive(Debug, Clone)]
+/// What `ecrf init` asks for. Its `Debug` hides the password.
+#[derive(Clone)]
 pub struct CreateOptions {
     /// Site code, e.g. `01`.
     pub site: String,
@@ -35,6 +35,23 @@ pub struct CreateOptions {
     pub admin_name: String,
     /// Their password.
     pub admin_password: String,
+}
+
+impl std::fmt::Debug for CreateOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateOptions")
+            .field("site", &self.site)
+            .field("admin_user", &self.admin_user)
+            .field("admin_name", &self.admin_name)
+            .field("admin_password", &"(hidden)")
+            .finish()
+    }
+}
+
+impl Drop for CreateOptions {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.admin_password);
+    }
 }
 
 /// The logged-in user.
@@ -146,7 +163,8 @@ fn open_connection(
     // SQLCipher would otherwise print its own log lines to stderr on a failed page check.
     conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
     if let Some(key) = key {
-        conn.execute_batch(&format!("PRAGMA key = {};", key.sqlcipher_literal()))?;
+        let pragma = zeroize::Zeroizing::new(format!("PRAGMA key = {};", *key.sqlcipher_literal()));
+        conn.execute_batch(&pragma)?;
     }
     // SQLCipher accepts any key; the first read is where a wrong key or a damaged first page shows.
     let damaged = |e: rusqlite::Error| StoreError::Damaged(e.to_string());
@@ -371,9 +389,35 @@ impl Store {
         if !path.exists() {
             return Err(StoreError::NoStore(path.to_path_buf()));
         }
+        match Self::open_unrecorded(path, study, user, password) {
+            Err(e @ (StoreError::WrongPassword(_) | StoreError::UnknownUser(_))) => {
+                crate::login_audit::note_failure(path, user, &e.to_string());
+                Err(e)
+            }
+            Err(e) => Err(e),
+            Ok(mut store) => {
+                // Best effort: on a full disk the notes stay in their file for the next login.
+                let _ = store.record_failed_logins();
+                Ok(store)
+            }
+        }
+    }
+
+    /// [`Store::open`] without noting a failure or recording earlier ones (checking a copy).
+    pub(crate) fn open_unrecorded(
+        path: &Path,
+        study: Arc<Study>,
+        user: &str,
+        password: &str,
+    ) -> Result<Store, StoreError> {
         let keyring = Keyring::load(path)?;
         let key = keyring.unlock(user, password)?;
         Self::open_with_key(path, study, keyring, Some(key), user)
+    }
+
+    /// Appends `login.failed` changes (see [`crate::login_audit`]).
+    pub(crate) fn commit_failed_logins(&mut self, drafts: Vec<Draft>) -> Result<(), StoreError> {
+        self.commit_changes(drafts).map(|_| ())
     }
 
     /// Opens a store made by [`Store::create_unencrypted_for_benchmark`], **for benchmarks only**.
