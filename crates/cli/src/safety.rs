@@ -73,6 +73,11 @@ pub fn store(cli: &Cli, cmd: &StoreCmd) -> Result<(), Failure> {
             let store = open(cli)?;
             let t = std::time::Instant::now();
             let report = store.check()?;
+            let d = store.durability_settings()?;
+            let settings = format!(
+                "Durability: journal {}, synchronous {} (2 = FULL), busy timeout {} ms.",
+                d.journal_mode, d.synchronous, d.busy_timeout_ms
+            );
             if report.ok() {
                 say!(
                     "OK: {} changes; every page, the database structure, the whole hash chain \
@@ -80,6 +85,7 @@ pub fn store(cli: &Cli, cmd: &StoreCmd) -> Result<(), Failure> {
                     report.changes,
                     t.elapsed().as_secs_f64()
                 );
+                say!("{settings}");
                 Ok(())
             } else {
                 for p in &report.problems {

@@ -1,7 +1,7 @@
 //! Durability checks: what the store verifies when it opens, and the full check on demand.
 //!
 //! Owns the open-time fast path ([`check_tail`]: the last change's hash, its link to the one
-//! before, and the recorded head agree — a cost independent of the store's size) and
+//! before it, and the recorded head agree — a cost independent of the store's size) and
 //! [`Store::check`] (`ecrf store check`): every page (SQLCipher HMAC), SQLite's full
 //! `integrity_check`, the whole hash chain, and projections equal to a rebuild from the log.
 //! Invariant: a check never writes; the rebuild comparison runs in a transaction that is rolled
@@ -17,30 +17,29 @@ use crate::error::StoreError;
 use crate::log::{COLUMNS, Change, GENESIS, VerifyReport};
 use crate::store::Store;
 
-/// The open-time check: the chain's tail is whole. Reads at most two changes.
+/// The open-time check: the chain's tail is whole. Reads the last change, the one before it
+/// in the log and the one before it from the same device (each device chains its own changes;
+/// with one device the two are the same), by index: a cost independent of the store's size.
 pub(crate) fn check_tail(conn: &Connection) -> Result<(), StoreError> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM change_log ORDER BY seq DESC LIMIT 2"
-    ))?;
-    let tail: Vec<Change> = stmt
-        .query_map([], Change::from_row)?
-        .collect::<Result<_, _>>()?;
-    let head_seq: Option<String> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'head_seq'", [], |r| {
-            r.get(0)
-        })
+    let last: Option<Change> = conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM change_log ORDER BY seq DESC LIMIT 1"),
+            [],
+            Change::from_row,
+        )
         .optional()?;
-    let head_hash: Option<String> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'head_hash'", [], |r| {
-            r.get(0)
-        })
-        .optional()?;
+    let meta = |key: &str| -> Result<Option<String>, StoreError> {
+        Ok(conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    };
+    let (head_seq, head_hash) = (meta("head_seq")?, meta("head_hash")?);
     let damaged = |what: String| {
         Err(StoreError::Damaged(format!(
             "{what}; run `ecrf store check` for the full report"
         )))
     };
-    let Some(last) = tail.first() else {
+    let Some(last) = last else {
         return match head_seq.as_deref() {
             None | Some("0") => Ok(()),
             Some(s) => damaged(format!(
@@ -54,9 +53,26 @@ pub(crate) fn check_tail(conn: &Connection) -> Result<(), StoreError> {
             last.seq
         ));
     }
-    let expected_prev = tail.get(1).map_or(GENESIS, |c| c.hash.as_str());
-    let expected_seq = tail.get(1).map_or(0, |c| c.seq) + 1;
-    if last.prev_hash != expected_prev || last.seq != expected_seq {
+    let device_prev: Option<String> = if last.device_seq <= 1 {
+        Some(GENESIS.to_string())
+    } else {
+        conn.query_row(
+            "SELECT hash FROM change_log WHERE device = ?1 AND device_seq = ?2",
+            rusqlite::params![last.device, last.device_seq - 1],
+            |r| r.get(0),
+        )
+        .optional()?
+    };
+    let before_exists = last.seq == 1
+        || conn
+            .query_row(
+                "SELECT 1 FROM change_log WHERE seq = ?1",
+                [last.seq - 1],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+    if device_prev.as_deref() != Some(last.prev_hash.as_str()) || !before_exists {
         return damaged(format!(
             "the last change #{} does not follow the one before it",
             last.seq
@@ -105,5 +121,28 @@ impl Store {
             ));
         }
         Ok(report)
+    }
+}
+
+/// The durability settings in force on the store's connection (`ecrf store check` prints them).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DurabilitySettings {
+    /// `wal`.
+    pub journal_mode: String,
+    /// 2 = FULL: a commit returns once its WAL frames are fsynced.
+    pub synchronous: i64,
+    /// How long a save waits for another process's write lock.
+    pub busy_timeout_ms: i64,
+}
+
+impl Store {
+    /// The journal mode, synchronous level and busy timeout of the connection.
+    pub fn durability_settings(&self) -> Result<DurabilitySettings, StoreError> {
+        let conn = self.conn();
+        Ok(DurabilitySettings {
+            journal_mode: conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?,
+            synchronous: conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?,
+            busy_timeout_ms: conn.query_row("PRAGMA busy_timeout", [], |r| r.get(0))?,
+        })
     }
 }
