@@ -138,6 +138,18 @@ fn print_blank(s: State<'_, Shell>, form: Option<String>) -> AppResult<Printout>
 fn print_subject(s: State<'_, Shell>, subject: String) -> AppResult<Printout> {
     with(&s, |a| a.print_subject(&subject))
 }
+#[tauri::command]
+fn backup(s: State<'_, Shell>, folder: String) -> AppResult<BackupDone> {
+    with(&s, |a| a.backup(&folder))
+}
+#[tauri::command]
+fn backup_status(s: State<'_, Shell>) -> AppResult<BackupStatusDto> {
+    with(&s, |a| a.backup_status())
+}
+#[tauri::command]
+fn set_backup_reminder_hours(s: State<'_, Shell>, hours: u32) -> AppResult<BackupStatusDto> {
+    with(&s, |a| a.set_backup_reminder_hours(hours))
+}
 /// Called by the UI once the first screen is drawn: with `ECRF_STARTUP_PROBE=1` the shell
 /// prints the time since it started, for the start-up benchmark.
 #[tauri::command]
@@ -202,6 +214,9 @@ fn main() {
             history,
             print_blank,
             print_subject,
+            backup,
+            backup_status,
+            set_backup_reminder_hours,
             ui_ready
         ])
         .run(tauri::generate_context!("../tauri.conf.json"));

@@ -3,6 +3,8 @@
 import { invoke } from "@tauri-apps/api/core";
 import type {
   AppError,
+  BackupDone,
+  BackupStatusDto,
   Entry,
   FormPage,
   HistoryRow,
@@ -47,5 +49,8 @@ export const api = {
     invoke<HistoryRow[]>("history", { subject, key, item }),
   printBlank: (form: string | null) => invoke<Printout>("print_blank", { form }),
   printSubject: (subject: string) => invoke<Printout>("print_subject", { subject }),
+  backup: (folder: string) => invoke<BackupDone>("backup", { folder }),
+  backupStatus: () => invoke<BackupStatusDto>("backup_status"),
+  setBackupReminderHours: (hours: number) => invoke<BackupStatusDto>("set_backup_reminder_hours", { hours }),
   uiReady: () => invoke<void>("ui_ready"),
 };

@@ -4,6 +4,7 @@ import "./style.css";
 import { api, isAppError } from "./api";
 import type { Printout, RandomizationView, SessionDto, StudyDto, SubjectPage, SubjectRow, Welcome } from "./bindings";
 import { byId, h, mount } from "./dom";
+import { backupPanel } from "./backup";
 import { renderForm } from "./form";
 import { currentLang, setLang, statusWord, t, tx } from "./i18n";
 
@@ -17,6 +18,7 @@ function errorText(e: unknown): string {
   if (isAppError(e)) {
     if (e.code === "bad_login") return t("badLogin");
     if (e.code === "throttled") return `${t("throttled")} (${e.message})`;
+    if (e.code === "disk_full") return t("diskFull");
     return e.message;
   }
   return e instanceof Error ? e.message : String(e);
@@ -296,6 +298,7 @@ async function showSubjects(filter = ""): Promise<void> {
       printButton("print-book", t("printBook"), () => api.printBlank(null)),
     ),
     h("table", { class: "grid", id: "subject-table" }, h("thead", {}, h("tr", {}, ...[t("subject"), t("day0"), t("status"), t("forms")].map((c) => h("th", {}, c)))), tbody),
+    backupPanel(guard),
   );
   draw();
   search.focus();

@@ -36,6 +36,8 @@ pub fn typescript() -> String {
         SaveReply::decl(&cfg),
         HistoryRow::decl(&cfg),
         Printout::decl(&cfg),
+        BackupDone::decl(&cfg),
+        BackupStatusDto::decl(&cfg),
         ErrorCode::decl(&cfg),
         AppError::decl(&cfg),
     ];

@@ -11,6 +11,7 @@
 pub mod bindings;
 pub mod demo;
 pub mod dto;
+mod safekeeping;
 mod throttle;
 
 use std::collections::BTreeMap;

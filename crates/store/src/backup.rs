@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use chrono::{SecondsFormat, Utc};
 use ecrf_core::{Role, Study};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -216,8 +216,63 @@ impl Store {
         };
         write().map_err(io(out))?;
         sync_dir(out)?;
+        // Remembered for the reminder (not trial data, so not a change in the log).
+        self.conn().execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('backup.last_utc', ?1), ('backup.last_seq', ?2)",
+            rusqlite::params![header.taken_utc, header.head_seq.to_string()],
+        )?;
         Ok(header)
     }
+
+    /// Whether to remind the user to back up: some change made on this laptop is neither on
+    /// the server (`sync.pushed`, this device's changes acknowledged by the server) nor in a
+    /// backup, and is older than `remind_after_hours`.
+    pub fn backup_status(
+        &self,
+        remind_after_hours: u32,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<BackupStatus, StoreError> {
+        let conn = self.conn();
+        let meta = |key: &str| -> Result<Option<String>, StoreError> {
+            Ok(conn
+                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()?)
+        };
+        let last_backup_utc = meta("backup.last_utc")?;
+        let backup_seq: i64 = meta("backup.last_seq")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let pushed: i64 = meta("sync.pushed")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let oldest: Option<String> = conn.query_row(
+            "SELECT min(utc) FROM change_log WHERE seq > ?1 AND device = ?2 AND device_seq > ?3",
+            rusqlite::params![backup_seq, self.device_id(), pushed],
+            |r| r.get(0),
+        )?;
+        let remind = oldest
+            .as_deref()
+            .and_then(|u| chrono::DateTime::parse_from_rfc3339(u).ok())
+            .is_some_and(|t| {
+                now - t.with_timezone(&Utc) > chrono::Duration::hours(remind_after_hours.into())
+            });
+        Ok(BackupStatus {
+            last_backup_utc,
+            unprotected_since_utc: oldest,
+            remind,
+        })
+    }
+}
+
+/// What the backup reminder needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackupStatus {
+    /// When the last backup was taken on this laptop.
+    pub last_backup_utc: Option<String>,
+    /// The oldest change neither on the server nor in a backup.
+    pub unprotected_since_utc: Option<String>,
+    /// That change is older than the reminder's hours.
+    pub remind: bool,
 }
 
 /// Checks a backup without touching any store: the checksum, then the copy opened as `user`

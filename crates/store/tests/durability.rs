@@ -114,3 +114,19 @@ fn projections_edited_behind_the_log_fail_the_full_check() {
     // The check wrote nothing: the edited projection is still as it was.
     assert_eq!(li.subjects().unwrap(), ["01-0001"]);
 }
+
+#[test]
+fn the_backup_reminder_comes_when_unprotected_changes_grow_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = store(dir.path());
+    let li = Store::open(&path, study(), "li", "nurse-password-1").unwrap();
+    let now = chrono::Utc::now();
+    let later = now + chrono::Duration::hours(25);
+    assert!(!li.backup_status(24, now).unwrap().remind);
+    let status = li.backup_status(24, later).unwrap();
+    assert!(status.remind && status.last_backup_utc.is_none());
+    li.backup(&dir.path().join("b.ecrfbak")).unwrap();
+    let status = li.backup_status(24, later).unwrap();
+    assert!(!status.remind, "a backup covers every change");
+    assert!(status.last_backup_utc.is_some());
+}
