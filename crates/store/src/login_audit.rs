@@ -4,8 +4,9 @@
 //! first noted in a small side file `<store>.failed-logins` (one JSON line each: the name tried,
 //! UTC time, what failed; no password, no trial data) and moved into the change log as
 //! `login.failed` changes at the next successful login, which then removes the file. Invariants:
-//! the side file is bounded ([`MAX_PENDING`] lines kept, the count of the rest reported), and an
-//! unreadable line is still recorded (as unreadable), never silently dropped.
+//! the side file is bounded (at most [`MAX_PENDING`] attempts wait for the next login; the login
+//! throttle makes reaching that take hours), and an unreadable line is still recorded (as
+//! unreadable), never silently dropped.
 
 use std::fs;
 use std::io::Write;
@@ -44,7 +45,7 @@ pub(crate) fn note_failure(store: &Path, user: &str, what: &str) {
     let lines = fs::read_to_string(&path)
         .map(|t| t.lines().count())
         .unwrap_or(0);
-    if lines >= MAX_PENDING + 1 {
+    if lines >= MAX_PENDING {
         return;
     }
     let user: String = user.chars().take(64).collect();
