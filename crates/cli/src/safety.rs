@@ -67,10 +67,22 @@ pub struct CrashWriterArgs {
     mode: CrashMode,
 }
 
+/// Opens the store for `audit verify` / `store check`: no tail check, so a damaged log can
+/// still be reported on.
+pub fn open_for_check(cli: &Cli) -> Result<Store, Failure> {
+    let path = store_path(cli)?;
+    let user = cli
+        .user
+        .as_deref()
+        .ok_or_else(|| Failure("say who you are: --user NAME or ECRF_USER".into()))?;
+    let password = secret("ECRF_PASSWORD", &format!("Password for {user}: "))?;
+    Ok(Store::open_for_check(path, study()?, user, &password)?)
+}
+
 pub fn store(cli: &Cli, cmd: &StoreCmd) -> Result<(), Failure> {
     match cmd {
         StoreCmd::Check => {
-            let store = open(cli)?;
+            let store = open_for_check(cli)?;
             let t = std::time::Instant::now();
             let report = store.check()?;
             let d = store.durability_settings()?;

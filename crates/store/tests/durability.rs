@@ -77,6 +77,17 @@ fn a_cut_log_is_refused_at_open_and_reported_by_the_full_check() {
         .unwrap();
     assert!(matches!(e, StoreError::Damaged(_)), "{e}");
     assert!(e.to_string().contains("ecrf store check"), "{e}");
+    // The full check still opens it and says what is wrong.
+    let checked = Store::open_for_check(&path, study(), "li", "nurse-password-1").unwrap();
+    let report = checked.check().unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("changes at the end were deleted")),
+        "{:?}",
+        report.problems
+    );
 }
 
 #[test]
