@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 ECRF := $(CARGO_TARGET_DIR)/debug/ecrf
 
-.PHONY: run test setup ui build lint bench bench-desktop bench-pdf bench-export demo-cli
+.PHONY: run test setup ui build lint bench bench-desktop bench-pdf bench-export demo-cli crash-test fuzz
 
 setup:
 	@bash scripts/setup.sh
@@ -54,3 +54,18 @@ bench-pdf: setup
 
 bench-export: setup
 	cargo run --release -p ecrf-cli -- export-bench
+# The crash harness at length: N SIGKILLs of a writer saving daily logs and rewriting key slots
+# (the short run, 50 kills, is part of `make test`).
+N ?= 1000
+crash-test: setup
+	ECRF_CRASH_KILLS=$(N) cargo test -p ecrf-cli --test crash -- --nocapture
+
+# Coverage-guided fuzzing of the local parsers (on demand, not part of `make test`):
+# FUZZ_SECONDS per target. cargo-fuzz wants nightly flags; RUSTC_BOOTSTRAP=1 allows them here.
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	for t in lease_csv study_file; do \
+	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 || exit 1; \
+	done
+	RUSTC_BOOTSTRAP=1 cargo fuzz run --features store backup_header -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096

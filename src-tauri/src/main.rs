@@ -199,6 +199,18 @@ fn lock_form(
     with(&s, |a| a.lock_form(&subject, &key, &reason, lock))
 }
 
+#[tauri::command]
+fn backup(s: State<'_, Shell>, folder: String) -> AppResult<BackupDone> {
+    with(&s, |a| a.backup(&folder))
+}
+#[tauri::command]
+fn backup_status(s: State<'_, Shell>) -> AppResult<BackupStatusDto> {
+    with(&s, |a| a.backup_status())
+}
+#[tauri::command]
+fn set_backup_reminder_hours(s: State<'_, Shell>, hours: u32) -> AppResult<BackupStatusDto> {
+    with(&s, |a| a.set_backup_reminder_hours(hours))
+}
 /// Called by the UI once the first screen is drawn: with `ECRF_STARTUP_PROBE=1` the shell
 /// prints the time since it started, for the start-up benchmark.
 #[tauri::command]
@@ -273,6 +285,9 @@ fn main() {
             verify_form,
             sign,
             lock_form,
+            backup,
+            backup_status,
+            set_backup_reminder_hours,
             ui_ready
         ])
         .run(tauri::generate_context!("../tauri.conf.json"));

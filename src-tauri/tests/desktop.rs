@@ -434,14 +434,12 @@ fn a_nurse_sets_up_enters_a_baseline_form_finds_it_after_a_restart_and_randomize
     d.click("#save");
     d.find("#reason-dialog");
     d.screenshot("08-reason-prompt");
-    d.type_in("#reason-input", "misread the tape");
+    // The reason carries markup and SQL: stored and shown literally (as text, never run).
+    d.type_in("#reason-input", HOSTILE_REASON);
     d.click("#reason-save");
     d.wait_text("#form-notice", &["Saved"]);
     d.click("#h-HEIGHT");
-    let history = d.wait_text(
-        "#history",
-        &["172", "171", "misread the tape", "li (nurse)"],
-    );
+    let history = d.wait_text("#history", &["172", "171", HOSTILE_REASON, "li (nurse)"]);
     assert!(
         history.contains("∅"),
         "the first entry shows no old value: {history}"
@@ -472,6 +470,13 @@ fn a_nurse_sets_up_enters_a_baseline_form_finds_it_after_a_restart_and_randomize
         assert!(
             text.contains(needle),
             "{needle} missing from the printed CRF"
+        );
+    }
+    let squeezed: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    for needle in ["<imgsrc=xonerror=alert(1)>", "');DROPTABLEsubjects;--"] {
+        assert!(
+            squeezed.contains(needle),
+            "{needle} not printed literally in the CRF"
         );
     }
     d.screenshot("10-printed");
@@ -695,6 +700,10 @@ fn iabp_arm_subject_three_days_ago(
 }
 
 /// A local date-time `minutes` ago, as the form reads it (with its UTC offset).
+/// A reason for change with markup and SQL in it (hostile-input check).
+const HOSTILE_REASON: &str =
+    "misread the tape <img src=x onerror=alert(1)> '); DROP TABLE subjects;--";
+
 fn ago(minutes: i64) -> String {
     (chrono::Utc::now() - chrono::Duration::minutes(minutes))
         .format("%Y-%m-%dT%H:%M+00:00")

@@ -3,6 +3,8 @@
 import { invoke } from "@tauri-apps/api/core";
 import type {
   AppError,
+  BackupDone,
+  BackupStatusDto,
   Entry,
   ExportDone,
   ExportRequest,
@@ -65,5 +67,8 @@ export const api = {
   sign: (input: SignInput) => invoke<SignatureDto>("sign", { input }),
   lockForm: (subject: string, key: string, reason: string, lock: boolean) =>
     invoke<FormOversight>("lock_form", { subject, key, reason, lock }),
+  backup: (folder: string) => invoke<BackupDone>("backup", { folder }),
+  backupStatus: () => invoke<BackupStatusDto>("backup_status"),
+  setBackupReminderHours: (hours: number) => invoke<BackupStatusDto>("set_backup_reminder_hours", { hours }),
   uiReady: () => invoke<void>("ui_ready"),
 };

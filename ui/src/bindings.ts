@@ -697,6 +697,39 @@ subjects: number,
 millis: number, };
 
 export type ErrorCode = "no_store" | "bad_login" | "throttled" | "not_logged_in" | "not_allowed" | "damaged" | "invalid" | "internal";
+export type BackupDone = { 
+/**
+ * The backup file.
+ */
+path: string, 
+/**
+ * Changes it holds.
+ */
+changes: number, 
+/**
+ * SHA-256 of its database part.
+ */
+sha256: string, };
+
+export type BackupStatusDto = { 
+/**
+ * Show the reminder.
+ */
+remind: boolean, 
+/**
+ * After how many hours unprotected changes bring the reminder.
+ */
+reminder_hours: number, 
+/**
+ * The last backup taken on this laptop (UTC).
+ */
+last_backup_utc: string | null, 
+/**
+ * The oldest change neither on the server nor in a backup (UTC).
+ */
+unprotected_since_utc: string | null, };
+
+export type ErrorCode = "no_store" | "bad_login" | "throttled" | "not_logged_in" | "not_allowed" | "damaged" | "disk_full" | "invalid" | "internal";
 
 export type AppError = { 
 /**

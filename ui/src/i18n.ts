@@ -140,6 +140,22 @@ const words = {
   nextDailyLog: ["Next daily log (D)", "下一份每日记录（D）"],
   prefilledFrom: ["Device settings copied from", "装置参数复制自"],
   prefilledHint: ["confirm or change them, then save.", "请确认或修改后保存。"],
+  diskFull: [
+    "Disk full: NOT saved. Free some space on this laptop, then save again (earlier saves are safe).",
+    "磁盘已满：未保存。请清理本机磁盘空间后再次保存（之前保存的数据不受影响）。",
+  ],
+  backupTitle: ["Backup", "备份"],
+  backupFolder: ["Backup folder (e.g. USB stick)", "备份文件夹（如U盘）"],
+  backupNow: ["Back up now", "立即备份"],
+  backingUp: ["Backing up…", "正在备份…"],
+  backupDone: ["Encrypted backup written", "加密备份已写入"],
+  backupHours: ["Remind after (hours)", "提醒间隔（小时）"],
+  backupLast: ["Last backup", "上次备份"],
+  backupNever: ["never", "从未备份"],
+  backupRemind: [
+    "Changes older than the reminder time are only on this laptop: not yet on the server and in no backup. Back up now.",
+    "有超过提醒时间的修改仅存于本机：尚未同步到服务器，也没有备份。请立即备份。",
+  ],
 } as const;
 
 export type Word = keyof typeof words;

@@ -6,6 +6,7 @@ import type { FormPage, Printout, RandomizationView, SessionDto, StudyDto, Subje
 import { trendCharts } from "./chart";
 import { clinicalPanel } from "./clinical";
 import { byId, h, mount } from "./dom";
+import { backupPanel } from "./backup";
 import { renderForm } from "./form";
 import { currentLang, setLang, statusWord, t, tx } from "./i18n";
 
@@ -19,6 +20,7 @@ function errorText(e: unknown): string {
   if (isAppError(e)) {
     if (e.code === "bad_login") return t("badLogin");
     if (e.code === "throttled") return `${t("throttled")} (${e.message})`;
+    if (e.code === "disk_full") return t("diskFull");
     return e.message;
   }
   return e instanceof Error ? e.message : String(e);
@@ -303,6 +305,7 @@ async function showSubjects(filter = ""): Promise<void> {
       printButton("print-book", t("printBook"), () => api.printBlank(null)),
     ),
     h("table", { class: "grid", id: "subject-table" }, h("thead", {}, h("tr", {}, ...[t("subject"), t("day0"), t("status"), t("forms")].map((c) => h("th", {}, c)))), tbody),
+    backupPanel(guard),
   );
   draw();
   search.focus();

@@ -43,6 +43,8 @@ pub fn typescript() -> String {
         Printout::decl(&cfg),
         ExportRequest::decl(&cfg),
         ExportDone::decl(&cfg),
+        BackupDone::decl(&cfg),
+        BackupStatusDto::decl(&cfg),
         ErrorCode::decl(&cfg),
         AppError::decl(&cfg),
         QueryDto::decl(&cfg),

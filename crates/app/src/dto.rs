@@ -501,6 +501,31 @@ pub struct Printout {
     pub opened: bool,
 }
 
+/// A backup written from the app.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct BackupDone {
+    /// The backup file.
+    pub path: String,
+    /// Changes it holds.
+    #[ts(type = "number")]
+    pub changes: i64,
+    /// SHA-256 of its database part.
+    pub sha256: String,
+}
+
+/// Whether to remind the user to back up.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct BackupStatusDto {
+    /// Show the reminder.
+    pub remind: bool,
+    /// After how many hours unprotected changes bring the reminder.
+    pub reminder_hours: u32,
+    /// The last backup taken on this laptop (UTC).
+    pub last_backup_utc: Option<String>,
+    /// The oldest change neither on the server nor in a backup (UTC).
+    pub unprotected_since_utc: Option<String>,
+}
+
 /// Error codes the UI can act on without reading messages.
 #[derive(Debug, Clone, Copy, Serialize, TS, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -517,6 +542,8 @@ pub enum ErrorCode {
     NotAllowed,
     /// The store file is damaged.
     Damaged,
+    /// The disk is full: nothing was saved; free space and save again.
+    DiskFull,
     /// Bad input, explained.
     Invalid,
     /// Anything else.

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod dto;
 mod export;
 mod oversight;
+mod safekeeping;
 mod throttle;
 
 use std::collections::BTreeMap;
@@ -46,6 +47,7 @@ impl From<StoreError> for AppError {
             StoreError::WrongPassword(_) | StoreError::UnknownUser(_) => ErrorCode::BadLogin,
             StoreError::NotAllowed { .. } => ErrorCode::NotAllowed,
             StoreError::Damaged(_) => ErrorCode::Damaged,
+            StoreError::DiskFull(_) => ErrorCode::DiskFull,
             StoreError::Invalid(_)
             | StoreError::Refused(_)
             | StoreError::AlreadyExists(_)

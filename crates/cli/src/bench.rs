@@ -198,6 +198,12 @@ pub fn run(args: &BenchArgs, study: Arc<Study>) -> Result<(), String> {
         ms(floor50),
         ms(floor99)
     );
+    let (unlock, open) = crate::safety::login_figures(&dir, Arc::clone(&study))?;
+    say!(
+        "  one login: Argon2id unlock (m=19 MiB, t=2, p=1) {}; whole open (unlock, key, tail check) {}",
+        ms(unlock),
+        ms(open)
+    );
     let enc = run_one(&dir, Arc::clone(&study), true, args)?;
     let plain = run_one(&dir, study, false, args)?;
     for (name, f) in [

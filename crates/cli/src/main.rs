@@ -23,6 +23,7 @@ mod export;
 mod oversight;
 mod print;
 mod randomization;
+mod safety;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use ecrf_core::{FormKey, Role, Study, Value};
 use ecrf_store::{CreateOptions, RecoveryKey, SaveOptions, Store, StoreError};
+use zeroize::Zeroizing;
 
 #[derive(Parser)]
 #[command(
@@ -120,6 +122,16 @@ enum Command {
     Export(export::ExportArgs),
     /// Measure exporting a whole trial (358 subjects × 30 daily logs) in every format.
     ExportBench(export::BenchArgs),
+    /// Store health: the full check.
+    #[command(subcommand)]
+    Store(safety::StoreCmd),
+    /// Write an encrypted, consistent backup of the store (while others keep saving).
+    Backup(safety::BackupArgs),
+    /// Replace the store with a backup (administrators); checks it first, keeps the old aside.
+    Restore(safety::RestoreArgs),
+    /// The crash harness's writer (tests only).
+    #[command(hide = true)]
+    CrashWriter(safety::CrashWriterArgs),
     /// Create a demo store with sample data (used by `make run`).
     Demo {
         /// Where to create it (default ./demo/demo.ecrf).
@@ -270,21 +282,24 @@ fn store_path(cli: &Cli) -> Result<&Path, Failure> {
         .ok_or_else(|| Failure("say which store: --store PATH or ECRF_STORE".into()))
 }
 
-/// A secret from an environment variable (scripts) or a prompt on the terminal.
-fn secret(var: &str, prompt: &str) -> Result<String, Failure> {
+/// A secret from an environment variable (scripts) or a prompt on the terminal; wiped from
+/// memory when dropped.
+fn secret(var: &str, prompt: &str) -> Result<Zeroizing<String>, Failure> {
     if let Ok(v) = std::env::var(var) {
-        return Ok(v);
+        return Ok(Zeroizing::new(v));
     }
-    rpassword::prompt_password(prompt).map_err(|e| {
-        Failure(format!(
-            "cannot read the password ({e}); set {var} in scripts"
-        ))
-    })
+    rpassword::prompt_password(prompt)
+        .map(Zeroizing::new)
+        .map_err(|e| {
+            Failure(format!(
+                "cannot read the password ({e}); set {var} in scripts"
+            ))
+        })
 }
 
-fn new_password(var: &str, who: &str) -> Result<String, Failure> {
+fn new_password(var: &str, who: &str) -> Result<Zeroizing<String>, Failure> {
     if let Ok(v) = std::env::var(var) {
-        return Ok(v);
+        return Ok(Zeroizing::new(v));
     }
     let a = secret(var, &format!("New password for {who}: "))?;
     let b = secret(var, "Again: ")?;
@@ -364,7 +379,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     site: site.clone(),
                     admin_user: admin.clone(),
                     admin_name: admin_name.clone(),
-                    admin_password: password,
+                    admin_password: password.to_string(),
                 },
             )?;
             say!(
@@ -570,7 +585,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Audit(AuditCmd::Verify) => {
-            let store = open(&cli)?;
+            let store = safety::open_for_check(&cli)?;
             let report = store.verify()?;
             if report.ok() {
                 say!(
@@ -622,6 +637,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Randomization(cmd) => randomization::run(&cli, cmd),
         Command::Screening(cmd) => randomization::screening(&cli, cmd),
         Command::Randomize { subject } => randomization::randomize(&cli, subject),
+        Command::Store(cmd) => safety::store(&cli, cmd),
+        Command::Backup(args) => safety::backup(&cli, args),
+        Command::Restore(args) => safety::restore(&cli, args),
+        Command::CrashWriter(args) => safety::crash_writer(&cli, args),
         Command::Demo { path } => {
             ecrf_app::demo::create(path, study()?).map_err(Failure)?;
             say!("Demo store: {}", path.display());

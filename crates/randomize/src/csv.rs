@@ -45,6 +45,7 @@ pub fn parse_csv(text: &str) -> Result<Vec<Slot>, RandomizeError> {
         _ => return Err(err(1, format!("the first line must be `{HEADER}`"))),
     }
     let mut slots = Vec::new();
+    let mut rows = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for (i, line) in lines {
         let n = i + 1;
@@ -77,18 +78,20 @@ pub fn parse_csv(text: &str) -> Result<Vec<Slot>, RandomizeError> {
             ));
         }
         slots.push(slot);
+        rows.push(n);
     }
     if slots.is_empty() {
         return Err(RandomizeError::EmptyList);
     }
-    let mut blocks: BTreeMap<(String, u32), (u32, u32, u32)> = BTreeMap::new();
-    for s in &slots {
+    // Per block: size, arms counted, and the line of its first row (named in a refusal).
+    let mut blocks: BTreeMap<(String, u32), (u32, u32, u32, usize)> = BTreeMap::new();
+    for (s, &line) in slots.iter().zip(&rows) {
         let e = blocks
             .entry((s.stratum.clone(), s.block))
-            .or_insert((s.block_size, 0, 0));
+            .or_insert((s.block_size, 0, 0, line));
         if e.0 != s.block_size {
             return Err(err(
-                0,
+                line,
                 format!("block {} of {} has two different sizes", s.block, s.stratum),
             ));
         }
@@ -98,10 +101,10 @@ pub fn parse_csv(text: &str) -> Result<Vec<Slot>, RandomizeError> {
             e.2 += 1
         }
     }
-    for ((stratum, block), (size, a, b)) in blocks {
+    for ((stratum, block), (size, a, b, line)) in blocks {
         if a + b != size || a != b {
             return Err(err(
-                0,
+                line,
                 format!(
                     "block {block} of {stratum} is not whole and 1:1 ({a} + {b} of {size}); lease whole blocks only"
                 ),

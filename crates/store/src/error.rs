@@ -38,6 +38,9 @@ pub enum StoreError {
         /// The error.
         source: std::io::Error,
     },
+    /// The disk is full: the save was not written (nothing half-written; earlier saves intact).
+    #[error("disk full: not saved ({0}); free some space on the disk, then save again")]
+    DiskFull(String),
     /// Any other database error.
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
@@ -90,6 +93,9 @@ fn join(f: &[Finding]) -> String {
 
 impl StoreError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        if source.kind() == std::io::ErrorKind::StorageFull {
+            return StoreError::DiskFull(format!("{}: {source}", path.display()));
+        }
         StoreError::Io {
             path: path.to_path_buf(),
             source,
@@ -101,9 +107,10 @@ impl From<rusqlite::Error> for StoreError {
     /// A page that fails SQLCipher's check surfaces as "corrupt" or "not a database" wherever
     /// it is read; either way the user is told the file is damaged, not a database detail.
     fn from(e: rusqlite::Error) -> Self {
-        use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+        use rusqlite::ErrorCode::{DatabaseCorrupt, DiskFull, NotADatabase};
         match e.sqlite_error_code() {
             Some(DatabaseCorrupt | NotADatabase) => StoreError::Damaged(e.to_string()),
+            Some(DiskFull) => StoreError::DiskFull(e.to_string()),
             _ => StoreError::Sqlite(e),
         }
     }

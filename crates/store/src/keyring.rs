@@ -16,12 +16,19 @@ use chacha20poly1305::ChaCha20Poly1305;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::StoreError;
 
-/// A 256-bit store key. Never written anywhere unwrapped.
+/// A 256-bit store key. Never written anywhere unwrapped; wiped from memory when dropped.
 #[derive(Clone)]
 pub struct StoreKey(pub(crate) [u8; 32]);
+
+impl Drop for StoreKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
 
 impl StoreKey {
     /// A fresh random key.
@@ -30,8 +37,8 @@ impl StoreKey {
     }
 
     /// The SQLCipher raw-key literal for `PRAGMA key`.
-    pub(crate) fn sqlcipher_literal(&self) -> String {
-        format!("\"x'{}'\"", hex::encode(self.0))
+    pub(crate) fn sqlcipher_literal(&self) -> Zeroizing<String> {
+        Zeroizing::new(format!("\"x'{}'\"", hex::encode(self.0)))
     }
 }
 
@@ -88,8 +95,15 @@ pub struct Keyring {
 }
 
 /// The recovery key, shown once at set-up: 256 bits in Crockford base32, in groups of four.
+/// Wiped from memory when dropped.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RecoveryKey(String);
+
+impl Drop for RecoveryKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
 
 impl RecoveryKey {
     /// The text to show and to type back.
@@ -97,13 +111,15 @@ impl RecoveryKey {
         &self.0
     }
 
-    fn bytes(&self) -> Result<[u8; 32], StoreError> {
-        decode_base32(&self.0).ok_or(StoreError::WrongRecoveryKey)
+    fn bytes(&self) -> Result<Zeroizing<[u8; 32]>, StoreError> {
+        decode_base32(&self.0)
+            .map(Zeroizing::new)
+            .ok_or(StoreError::WrongRecoveryKey)
     }
 
     /// Reads a recovery key as typed (any case, dashes and spaces ignored).
     pub fn parse(text: &str) -> Result<Self, StoreError> {
-        let bytes = decode_base32(text).ok_or(StoreError::WrongRecoveryKey)?;
+        let bytes = Zeroizing::new(decode_base32(text).ok_or(StoreError::WrongRecoveryKey)?);
         Ok(RecoveryKey(encode_base32(&bytes)))
     }
 }
@@ -158,23 +174,23 @@ fn derive_password_key(
     password: &str,
     salt: &[u8],
     kdf: KdfParams,
-) -> Result<[u8; 32], StoreError> {
+) -> Result<Zeroizing<[u8; 32]>, StoreError> {
     let params = Params::new(kdf.m_kib, kdf.t, kdf.p, Some(32))
         .map_err(|e| StoreError::Keyring(format!("bad key-derivation settings: {e}")))?;
-    let mut out = [0u8; 32];
+    let mut out = Zeroizing::new([0u8; 32]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password_into(password.as_bytes(), salt, &mut out)
+        .hash_password_into(password.as_bytes(), salt, &mut *out)
         .map_err(|e| StoreError::Keyring(format!("key derivation failed: {e}")))?;
     Ok(out)
 }
 
-fn derive_recovery_key(recovery: &[u8; 32], salt: &[u8]) -> [u8; 32] {
+fn derive_recovery_key(recovery: &[u8; 32], salt: &[u8]) -> Zeroizing<[u8; 32]> {
     // The recovery key is already 256 random bits: a hash binds it to the slot, no stretching.
     let mut h = Sha256::new();
     h.update(b"ecrf recovery slot v1");
     h.update(salt);
     h.update(recovery);
-    h.finalize().into()
+    Zeroizing::new(h.finalize().into())
 }
 
 fn aad(store_id: &str, user: Option<&str>) -> Vec<u8> {
@@ -194,10 +210,12 @@ fn unwrap(kek: &[u8; 32], slot: &Slot, aad: &[u8]) -> Option<StoreKey> {
     let nonce: [u8; 12] = hex::decode(&slot.nonce).ok()?.try_into().ok()?;
     let wrapped = hex::decode(&slot.wrapped).ok()?;
     let cipher = ChaCha20Poly1305::new(&(*kek).into());
-    let key = cipher
-        .decrypt(&nonce.into(), Payload { msg: &wrapped, aad })
-        .ok()?;
-    Some(StoreKey(key.try_into().ok()?))
+    let key = Zeroizing::new(
+        cipher
+            .decrypt(&nonce.into(), Payload { msg: &wrapped, aad })
+            .ok()?,
+    );
+    Some(StoreKey(key.as_slice().try_into().ok()?))
 }
 
 /// Where the key slots of the store at `store_path` live.
@@ -214,7 +232,7 @@ impl Keyring {
         store_id: &str,
         key: &StoreKey,
     ) -> Result<(Keyring, RecoveryKey), StoreError> {
-        let recovery_bytes: [u8; 32] = random_bytes()?;
+        let recovery_bytes = Zeroizing::new(random_bytes::<32>()?);
         let recovery = RecoveryKey(encode_base32(&recovery_bytes));
         let salt: [u8; 16] = random_bytes()?;
         let kek = derive_recovery_key(&recovery_bytes, &salt);
@@ -288,7 +306,8 @@ impl Keyring {
             .find(|s| s.user.is_none())
             .ok_or(StoreError::WrongRecoveryKey)?;
         let salt = hex::decode(&slot.salt).map_err(|_| StoreError::WrongRecoveryKey)?;
-        let kek = derive_recovery_key(&recovery.bytes()?, &salt);
+        let bytes = recovery.bytes()?;
+        let kek = derive_recovery_key(&bytes, &salt);
         unwrap(&kek, slot, &aad(&self.file.store_id, None)).ok_or(StoreError::WrongRecoveryKey)
     }
 

@@ -1,6 +1,9 @@
 //! `ecrf-store`: the encrypted local store of a ward laptop.
 //!
 //! - [`keyring`]: the random store key wrapped per user (Argon2id) and for the recovery key;
+//! - [`backup`]: encrypted backup files and restoring them (checked before anything is replaced);
+//! - [`durability`]: the tail check at open and the full check on demand;
+//! - [`login_audit`]: failed logins noted beside the store, moved into the log at the next login;
 //! - [`log`]: the append-only, hash-chained change log and its verification;
 //! - [`store`]: opening, users, subjects, saving and reading forms, audit, rebuilds;
 //! - [`export_view`]: the read-only snapshot an export reads, and the audited export event;
@@ -13,10 +16,13 @@
 //! write is a change in the log applied to projections in the same transaction.
 #![deny(missing_docs)]
 
+pub mod backup;
+pub mod durability;
 pub mod error;
 pub mod export_view;
 pub mod keyring;
 pub mod log;
+pub mod login_audit;
 pub mod outcome;
 pub mod oversight;
 pub mod randomization;

@@ -25,8 +25,8 @@ use crate::keyring::{KdfParams, Keyring, RecoveryKey, StoreKey};
 use crate::log::{self, COLUMNS, Change, GENESIS, VerifyReport, kind};
 use crate::schema;
 
-/// What `ecrf init` asks for.
-#[derive(Debug, Clone)]
+/// What `ecrf init` asks for. Its `Debug` hides the password.
+#[derive(Clone)]
 pub struct CreateOptions {
     /// Site code, e.g. `01`.
     pub site: String,
@@ -36,6 +36,23 @@ pub struct CreateOptions {
     pub admin_name: String,
     /// Their password.
     pub admin_password: String,
+}
+
+impl std::fmt::Debug for CreateOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateOptions")
+            .field("site", &self.site)
+            .field("admin_user", &self.admin_user)
+            .field("admin_name", &self.admin_name)
+            .field("admin_password", &"(hidden)")
+            .finish()
+    }
+}
+
+impl Drop for CreateOptions {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.admin_password);
+    }
 }
 
 /// The logged-in user.
@@ -150,7 +167,8 @@ fn open_connection(
     // SQLCipher would otherwise print its own log lines to stderr on a failed page check.
     conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
     if let Some(key) = key {
-        conn.execute_batch(&format!("PRAGMA key = {};", key.sqlcipher_literal()))?;
+        let pragma = zeroize::Zeroizing::new(format!("PRAGMA key = {};", *key.sqlcipher_literal()));
+        conn.execute_batch(&pragma)?;
     }
     // SQLCipher accepts any key; the first read is where a wrong key or a damaged first page shows.
     let damaged = |e: rusqlite::Error| StoreError::Damaged(e.to_string());
@@ -376,9 +394,35 @@ impl Store {
         if !path.exists() {
             return Err(StoreError::NoStore(path.to_path_buf()));
         }
+        match Self::open_unrecorded(path, study, user, password) {
+            Err(e @ (StoreError::WrongPassword(_) | StoreError::UnknownUser(_))) => {
+                crate::login_audit::note_failure(path, user, &e.to_string());
+                Err(e)
+            }
+            Err(e) => Err(e),
+            Ok(mut store) => {
+                // Best effort: on a full disk the notes stay in their file for the next login.
+                let _ = store.record_failed_logins();
+                Ok(store)
+            }
+        }
+    }
+
+    /// [`Store::open`] without noting a failure or recording earlier ones (checking a copy).
+    pub(crate) fn open_unrecorded(
+        path: &Path,
+        study: Arc<Study>,
+        user: &str,
+        password: &str,
+    ) -> Result<Store, StoreError> {
         let keyring = Keyring::load(path)?;
         let key = keyring.unlock(user, password)?;
-        Self::open_with_key(path, study, keyring, Some(key), user)
+        Self::open_with_key(path, study, keyring, Some(key), user, true)
+    }
+
+    /// Appends `login.failed` changes (see [`crate::login_audit`]).
+    pub(crate) fn commit_failed_logins(&mut self, drafts: Vec<Draft>) -> Result<(), StoreError> {
+        self.commit_changes(drafts).map(|_| ())
     }
 
     /// Opens a store made by [`Store::create_unencrypted_for_benchmark`], **for benchmarks only**.
@@ -389,7 +433,7 @@ impl Store {
         user: &str,
     ) -> Result<Store, StoreError> {
         let keyring = Keyring::load(path)?;
-        Self::open_with_key(path, study, keyring, None, user)
+        Self::open_with_key(path, study, keyring, None, user, true)
     }
 
     /// Opens a store with the recovery key, as the given existing user (to reset a password).
@@ -401,7 +445,23 @@ impl Store {
     ) -> Result<Store, StoreError> {
         let keyring = Keyring::load(path)?;
         let key = keyring.unlock_with_recovery(recovery)?;
-        Self::open_with_key(path, study, keyring, Some(key), user)
+        Self::open_with_key(path, study, keyring, Some(key), user, true)
+    }
+
+    /// Opens a store without the open-time tail check, for `audit verify` and `store check`,
+    /// which must be able to report on a damaged log. Nothing else may use it.
+    pub fn open_for_check(
+        path: &Path,
+        study: Arc<Study>,
+        user: &str,
+        password: &str,
+    ) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::NoStore(path.to_path_buf()));
+        }
+        let keyring = Keyring::load(path)?;
+        let key = keyring.unlock(user, password)?;
+        Self::open_with_key(path, study, keyring, Some(key), user, false)
     }
 
     fn open_with_key(
@@ -410,6 +470,7 @@ impl Store {
         keyring: Keyring,
         key: Option<StoreKey>,
         user: &str,
+        tail_check: bool,
     ) -> Result<Store, StoreError> {
         let mut conn = open_connection(path, key.as_ref(), false)?;
         // A plain (benchmark) store still needs a key to wrap slots of users added later.
@@ -418,6 +479,9 @@ impl Store {
             None => StoreKey::generate()?,
         };
         schema::migrate(&mut conn)?;
+        if tail_check {
+            crate::durability::check_tail(&conn)?;
+        }
         let store_id = get_meta(&conn, "store_id")?.unwrap_or_default();
         if store_id != keyring.store_id() {
             return Err(StoreError::Keyring(
@@ -529,6 +593,12 @@ impl Store {
     /// SQLCipher. Only a logged-in store can give it.
     pub fn raw_key_hex(&self) -> String {
         hex::encode(self.key.0)
+    }
+
+    /// The last change in the log: its sequence number and hash (acknowledged once a save
+    /// returns).
+    pub fn head(&self) -> (i64, &str) {
+        (self.head_seq, &self.head_hash)
     }
 
     /// The file path.
@@ -674,13 +744,19 @@ impl Store {
                 "user {username} already exists"
             )));
         }
-        self.keyring
-            .set_user(username, password, &self.key, KdfParams::default())?;
-        self.keyring.save()?;
         let mut d = Draft::new(kind::USER_ADDED);
         d.item = Some(username.to_string());
         d.new_value = Some(serde_json::json!({ "name": name, "role": role.as_str() }).to_string());
-        self.commit_changes(vec![d])?;
+        // The key slot is written inside the write lock, from the file as it is now, so a
+        // slot written meanwhile by another session or process is kept, not overwritten.
+        let (path, key) = (self.path.clone(), self.key.clone());
+        let (_, ring) = self.commit_with(|_| {
+            let mut ring = Keyring::load(&path)?;
+            ring.set_user(username, password, &key, KdfParams::default())?;
+            ring.save()?;
+            Ok((vec![d], ring))
+        })?;
+        self.keyring = ring;
         Ok(())
     }
 
@@ -688,16 +764,21 @@ impl Store {
     /// Recorded in the log; it ends a pending administrator reset.
     pub fn set_password(&mut self, password: &str) -> Result<(), StoreError> {
         check_password(password)?;
-        self.keyring.set_user(
-            &self.session.user,
-            password,
-            &self.key,
-            KdfParams::default(),
-        )?;
-        self.keyring.save()?;
         let mut d = Draft::new(crate::oversight::kind::PASSWORD_CHANGED);
         d.item = Some(self.session.user.clone());
-        self.commit_changes(vec![d])?;
+        // Inside the write lock and from the file as it is now (see `add_user`).
+        let (path, key, user) = (
+            self.path.clone(),
+            self.key.clone(),
+            self.session.user.clone(),
+        );
+        let (_, ring) = self.commit_with(|_| {
+            let mut ring = Keyring::load(&path)?;
+            ring.set_user(&user, password, &key, KdfParams::default())?;
+            ring.save()?;
+            Ok((vec![d], ring))
+        })?;
+        self.keyring = ring;
         Ok(())
     }
 
@@ -707,12 +788,16 @@ impl Store {
         self.require(Action::ManageUsers)?;
         check_password(password)?;
         self.require_user(username)?;
-        self.keyring
-            .set_user(username, password, &self.key, KdfParams::default())?;
-        self.keyring.save()?;
         let mut d = Draft::new(crate::oversight::kind::PASSWORD_RESET);
         d.item = Some(username.to_string());
-        self.commit_changes(vec![d])?;
+        let (path, key) = (self.path.clone(), self.key.clone());
+        let (_, ring) = self.commit_with(|_| {
+            let mut ring = Keyring::load(&path)?;
+            ring.set_user(username, password, &key, KdfParams::default())?;
+            ring.save()?;
+            Ok((vec![d], ring))
+        })?;
+        self.keyring = ring;
         Ok(())
     }
 
@@ -1150,16 +1235,23 @@ impl Store {
     /// Throws the projections away and replays the whole log into them, in one transaction.
     pub fn rebuild_projections(&mut self) -> Result<(), StoreError> {
         let tx: Transaction<'_> = self.conn.transaction()?;
-        tx.execute_batch("DELETE FROM users; DELETE FROM subjects; DELETE FROM item_values; DELETE FROM envelopes; \
-             DELETE FROM queries; DELETE FROM sdv; DELETE FROM signatures; DELETE FROM locks;")?;
-        {
-            let mut stmt = tx.prepare(&format!("SELECT {COLUMNS} FROM change_log ORDER BY seq"))?;
-            let mut rows = stmt.query([])?;
-            while let Some(r) = rows.next()? {
-                apply(&tx, &Change::from_row(r)?)?;
-            }
-        }
+        replay(&tx)?;
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Empties the projections and replays the whole log into them (the caller holds the
+/// transaction or savepoint).
+pub(crate) fn replay(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "DELETE FROM users; DELETE FROM subjects; DELETE FROM item_values; DELETE FROM envelopes; \
+         DELETE FROM queries; DELETE FROM sdv; DELETE FROM signatures; DELETE FROM locks;",
+    )?;
+    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM change_log ORDER BY seq"))?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        apply(conn, &Change::from_row(r)?)?;
+    }
+    Ok(())
 }

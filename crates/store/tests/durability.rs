@@ -1,0 +1,143 @@
+//! The open-time tail check and the full check find a log cut or changed behind the app's back;
+//! the durability settings are those the store promises.
+
+use std::sync::Arc;
+
+use ecrf_core::Role;
+use ecrf_store::{CreateOptions, Store, StoreError};
+
+fn study() -> Arc<ecrf_core::Study> {
+    Arc::new(ecrf_core::trial::definition().unwrap())
+}
+
+fn store(dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    let path = dir.join("w.ecrf");
+    let (mut admin, _) = Store::create(
+        &path,
+        study(),
+        CreateOptions {
+            site: "01".into(),
+            admin_user: "admin".into(),
+            admin_name: "A".into(),
+            admin_password: "admin-password-1".into(),
+        },
+    )
+    .unwrap();
+    admin
+        .add_user("li", "Li", Role::Nurse, "nurse-password-1")
+        .unwrap();
+    let key = admin.raw_key_hex();
+    drop(admin);
+    let mut li = Store::open(&path, study(), "li", "nurse-password-1").unwrap();
+    li.new_subject().unwrap();
+    li.new_subject().unwrap();
+    (path, key)
+}
+
+fn raw(path: &std::path::Path, key: &str) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(&format!("PRAGMA key = \"x'{key}'\";"))
+        .unwrap();
+    let triggers: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for t in triggers {
+        conn.execute_batch(&format!("DROP TRIGGER {t}")).unwrap();
+    }
+    conn
+}
+
+#[test]
+fn durability_settings_are_explicit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = store(dir.path());
+    let li = Store::open(&path, study(), "li", "nurse-password-1").unwrap();
+    let report = li.check().unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.changes, 5);
+    let settings = li.durability_settings().unwrap();
+    assert_eq!(settings.journal_mode, "wal");
+    assert_eq!(settings.synchronous, 2, "synchronous = FULL");
+    assert!(settings.busy_timeout_ms >= 1000);
+}
+
+#[test]
+fn a_cut_log_is_refused_at_open_and_reported_by_the_full_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, key) = store(dir.path());
+    raw(&path, &key)
+        .execute_batch("DELETE FROM change_log WHERE seq = (SELECT max(seq) FROM change_log)")
+        .unwrap();
+    let e = Store::open(&path, study(), "li", "nurse-password-1")
+        .err()
+        .unwrap();
+    assert!(matches!(e, StoreError::Damaged(_)), "{e}");
+    assert!(e.to_string().contains("ecrf store check"), "{e}");
+    // The full check still opens it and says what is wrong.
+    let checked = Store::open_for_check(&path, study(), "li", "nurse-password-1").unwrap();
+    let report = checked.check().unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("changes at the end were deleted")),
+        "{:?}",
+        report.problems
+    );
+}
+
+#[test]
+fn an_altered_last_change_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, key) = store(dir.path());
+    raw(&path, &key)
+        .execute_batch(
+            "UPDATE change_log SET new_value = '\"01\"' WHERE seq = (SELECT max(seq) FROM change_log)",
+        )
+        .unwrap();
+    let e = Store::open(&path, study(), "li", "nurse-password-1")
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("does not match its hash"), "{e}");
+}
+
+#[test]
+fn projections_edited_behind_the_log_fail_the_full_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, key) = store(dir.path());
+    raw(&path, &key)
+        .execute_batch("DELETE FROM subjects WHERE subject = '01-0002'")
+        .unwrap();
+    let li = Store::open(&path, study(), "li", "nurse-password-1").unwrap();
+    let report = li.check().unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("projections differ")),
+        "{:?}",
+        report.problems
+    );
+    // The check wrote nothing: the edited projection is still as it was.
+    assert_eq!(li.subjects().unwrap(), ["01-0001"]);
+}
+
+#[test]
+fn the_backup_reminder_comes_when_unprotected_changes_grow_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = store(dir.path());
+    let li = Store::open(&path, study(), "li", "nurse-password-1").unwrap();
+    let now = chrono::Utc::now();
+    let later = now + chrono::Duration::hours(25);
+    assert!(!li.backup_status(24, now).unwrap().remind);
+    let status = li.backup_status(24, later).unwrap();
+    assert!(status.remind && status.last_backup_utc.is_none());
+    li.backup(&dir.path().join("b.ecrfbak")).unwrap();
+    let status = li.backup_status(24, later).unwrap();
+    assert!(!status.remind, "a backup covers every change");
+    assert!(status.last_backup_utc.is_some());
+}
