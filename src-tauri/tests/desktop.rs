@@ -517,7 +517,6 @@ fn a_nurse_sets_up_enters_a_baseline_form_finds_it_after_a_restart_and_randomize
     // The data manager exports every format from the Export page, with its progress.
     let d = Driver::start(&desk);
     login(&d, "admin", "admin-password-1");
-    d.click("#nav-users");
     d.set("#user-username", "zhou");
     d.set("#user-name", "Zhou Min 周敏");
     d.click("#user-role option[value='data_manager']");
@@ -526,7 +525,6 @@ fn a_nurse_sets_up_enters_a_baseline_form_finds_it_after_a_restart_and_randomize
     d.find("[data-user='zhou']");
     d.click("#lock");
     login(&d, "zhou", "dm-password-1");
-    d.click("#nav-subjects");
     d.click("#nav-export");
     let folder = data.path().join("exports").join("desktop");
     d.set("#export-folder", &folder.display().to_string());
