@@ -696,7 +696,6 @@ subjects: number,
  */
 millis: number, };
 
-export type ErrorCode = "no_store" | "bad_login" | "throttled" | "not_logged_in" | "not_allowed" | "damaged" | "invalid" | "internal";
 export type BackupDone = { 
 /**
  * The backup file.
