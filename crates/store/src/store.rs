@@ -227,6 +227,9 @@ impl Draft {
 /// Applies one change to the projections. The only code that writes projections.
 pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
     match c.kind.as_str() {
+        // Users log in here with key slots of this device: another device's users (received
+        // by sync) stay in the log as its audit, never gain a role here.
+        kind::USER_ADDED if get_meta(tx, "device")?.as_deref() != Some(c.device.as_str()) => {}
         kind::USER_ADDED => {
             let info: serde_json::Value = c
                 .new_value
