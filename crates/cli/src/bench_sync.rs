@@ -110,7 +110,9 @@ pub fn run(args: &BenchSyncArgs) -> Result<(), Failure> {
     rt.block_on(async {
         use sqlx::Executor;
         let admin = sqlx::PgPool::connect(&args.database_url).await?;
-        admin.execute(format!("CREATE DATABASE {name}").as_str()).await?;
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await?;
         Ok::<_, sqlx::Error>(())
     })
     .map_err(fail)?;
@@ -288,7 +290,9 @@ pub fn run(args: &BenchSyncArgs) -> Result<(), Failure> {
     let mut all = Vec::new();
     let mut errors = 0;
     for h in handles {
-        let (t, e) = h.join().map_err(|_| Failure("a device thread failed".into()))?;
+        let (t, e) = h
+            .join()
+            .map_err(|_| Failure("a device thread failed".into()))?;
         all.extend(t);
         errors += e;
     }

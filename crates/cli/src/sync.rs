@@ -114,8 +114,12 @@ pub fn site(cmd: &SiteCmd) -> Result<(), Failure> {
             name,
             database_url,
         } => runtime()?.block_on(async {
-            let pool = ecrf_server::db::connect(database_url, 2).await.map_err(fail)?;
-            ecrf_server::db::add_site(&pool, code, name).await.map_err(fail)?;
+            let pool = ecrf_server::db::connect(database_url, 2)
+                .await
+                .map_err(fail)?;
+            ecrf_server::db::add_site(&pool, code, name)
+                .await
+                .map_err(fail)?;
             say!("Site {code} ({name}) added.");
             Ok(())
         }),
@@ -131,7 +135,9 @@ pub fn device(cmd: &DeviceCmd) -> Result<(), Failure> {
                 hours,
                 database_url,
             } => {
-                let pool = ecrf_server::db::connect(database_url, 2).await.map_err(fail)?;
+                let pool = ecrf_server::db::connect(database_url, 2)
+                    .await
+                    .map_err(fail)?;
                 let code = ecrf_server::db::enrol_code(&pool, site, *hours)
                     .await
                     .map_err(fail)?;
@@ -141,17 +147,20 @@ pub fn device(cmd: &DeviceCmd) -> Result<(), Failure> {
                 device,
                 database_url,
             } => {
-                let pool = ecrf_server::db::connect(database_url, 2).await.map_err(fail)?;
+                let pool = ecrf_server::db::connect(database_url, 2)
+                    .await
+                    .map_err(fail)?;
                 let site = ecrf_server::db::revoke_device(&pool, device)
                     .await
                     .map_err(fail)?;
                 say!("Device {device} of site {site} revoked.");
             }
             DeviceCmd::List { site, database_url } => {
-                let pool = ecrf_server::db::connect(database_url, 2).await.map_err(fail)?;
-                for (device, no, acked, revoked) in ecrf_server::db::devices(&pool, site)
+                let pool = ecrf_server::db::connect(database_url, 2)
                     .await
-                    .map_err(fail)?
+                    .map_err(fail)?;
+                for (device, no, acked, revoked) in
+                    ecrf_server::db::devices(&pool, site).await.map_err(fail)?
                 {
                     let state = if revoked { "revoked" } else { "active" };
                     say!("D{no}\t{device}\t{acked} changes\t{state}");

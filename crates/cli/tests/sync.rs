@@ -21,7 +21,10 @@ fn two_devices_merge_items_and_resolve_a_conflict_once_everywhere() {
     let mut a = Device::enrolled(dir.path(), "a", "01", &server);
     let mut b = Device::enrolled(dir.path(), "b", "01", &server);
     let subject = a.store.new_subject().unwrap();
-    assert_eq!(subject, "01-D1-0001", "subject numbers carry the device's prefix");
+    assert_eq!(
+        subject, "01-D1-0001",
+        "subject numbers carry the device's prefix"
+    );
     a.sync();
     b.sync();
     assert_eq!(b.store.subjects().unwrap(), vec![subject.clone()]);
@@ -48,7 +51,11 @@ fn two_devices_merge_items_and_resolve_a_conflict_once_everywhere() {
     let ca = a.store.conflicts().unwrap();
     assert_eq!(ca, b.store.conflicts().unwrap());
     assert_eq!(ca.len(), 1);
-    let mut values: Vec<String> = ca[0].values.iter().filter_map(|v| v.value.clone()).collect();
+    let mut values: Vec<String> = ca[0]
+        .values
+        .iter()
+        .filter_map(|v| v.value.clone())
+        .collect();
     values.sort();
     assert_eq!(values, vec!["{\"int\":100}", "{\"int\":90}"]);
     assert_eq!(
@@ -94,11 +101,17 @@ fn a_device_stays_in_its_site_and_a_revoked_token_is_refused() {
     let s2 = other.store.new_subject().unwrap();
     other.sync();
     a.sync();
-    assert!(a.store.subjects().unwrap().is_empty(), "nothing of site 02 reached site 01");
+    assert!(
+        a.store.subjects().unwrap().is_empty(),
+        "nothing of site 02 reached site 01"
+    );
 
     let client = a.client();
     match client.pull("02", 0, 100) {
-        Err(SyncError::Refused { status: 403, reason }) => {
+        Err(SyncError::Refused {
+            status: 403,
+            reason,
+        }) => {
             assert!(reason.contains("site 01"), "{reason}")
         }
         other => panic!("pulling site 02: {other:?}"),
@@ -121,19 +134,31 @@ fn a_device_stays_in_its_site_and_a_revoked_token_is_refused() {
     c.hash = c.to_change().compute_hash();
     for site in ["01", "02"] {
         match client.push(site, vec![c.clone()]) {
-            Err(SyncError::Refused { status: 403, reason }) => {
-                assert!(reason.contains("not of site 01") || reason.contains("belongs to site 01"), "{reason}")
+            Err(SyncError::Refused {
+                status: 403,
+                reason,
+            }) => {
+                assert!(
+                    reason.contains("not of site 01") || reason.contains("belongs to site 01"),
+                    "{reason}"
+                )
             }
             other => panic!("pushing a site-02 subject to {site}: {other:?}"),
         }
     }
-    assert_eq!(psql(&server.database_url, "SELECT count(*) FROM changes"), before);
+    assert_eq!(
+        psql(&server.database_url, "SELECT count(*) FROM changes"),
+        before
+    );
 
     // Revoked: every request refused with the reason.
     let device = a.store.device_id().to_string();
     server.admin(&["device", "revoke", &device]);
     match ecrf_sync::sync(&mut a.store, &client, &mut |_| {}) {
-        Err(SyncError::Refused { status: 401, reason }) => {
+        Err(SyncError::Refused {
+            status: 401,
+            reason,
+        }) => {
             assert!(reason.contains("revoked"), "{reason}")
         }
         other => panic!("revoked device: {other:?}"),
@@ -154,13 +179,19 @@ fn a_device_stays_in_its_site_and_a_revoked_token_is_refused() {
     let again = ecrf_sync::enrol(&e.store, &server.url(), &code, None).unwrap_err();
     assert!(again.to_string().contains("used already"), "{again}");
     // A code of site 02 does not enrol a site-01 laptop.
-    let wrong = ecrf_sync::enrol(&e.store, &server.url(), &server.enrol_code("02"), None)
-        .unwrap_err();
+    let wrong =
+        ecrf_sync::enrol(&e.store, &server.url(), &server.enrol_code("02"), None).unwrap_err();
     assert!(wrong.to_string().contains("site 02"), "{wrong}");
 }
 
 /// Sends raw bytes over HTTP; returns (status, body).
-fn raw(url: &str, method: &str, token: Option<&str>, ct: Option<&str>, body: Vec<u8>) -> (u16, String) {
+fn raw(
+    url: &str,
+    method: &str,
+    token: Option<&str>,
+    ct: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, String) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(60)))
@@ -223,26 +254,132 @@ fn hostile_bodies_get_a_4xx_with_a_reason_and_change_nothing() {
     let push = format!("{}/api/v1/sites/01/changes", server.url());
     let enrol = format!("{}/api/v1/enrol", server.url());
     let cases: Vec<(&str, &str, Option<&str>, Vec<u8>, u16)> = vec![
-        ("malformed", push.as_str(), json, b"{\"changes\": [".to_vec(), 400),
-        ("truncated", push.as_str(), json, good.as_bytes()[..good.len() / 2].to_vec(), 400),
-        ("not json", push.as_str(), json, b"<html>hello</html>".to_vec(), 400),
-        ("not utf-8", push.as_str(), json, vec![0xff, 0xfe, 0x00, 0x7b], 400),
+        (
+            "malformed",
+            push.as_str(),
+            json,
+            b"{\"changes\": [".to_vec(),
+            400,
+        ),
+        (
+            "truncated",
+            push.as_str(),
+            json,
+            good.as_bytes()[..good.len() / 2].to_vec(),
+            400,
+        ),
+        (
+            "not json",
+            push.as_str(),
+            json,
+            b"<html>hello</html>".to_vec(),
+            400,
+        ),
+        (
+            "not utf-8",
+            push.as_str(),
+            json,
+            vec![0xff, 0xfe, 0x00, 0x7b],
+            400,
+        ),
         ("empty", push.as_str(), json, vec![], 400),
         ("deeply nested", push.as_str(), json, deep.into_bytes(), 400),
-        ("deeply nested field", push.as_str(), json, deep_field.into_bytes(), 400),
-        ("unknown field", push.as_str(), json, b"{\"changes\":[],\"drop\":1}".to_vec(), 400),
-        ("wrong type", push.as_str(), json, b"{\"changes\":\"all\"}".to_vec(), 400),
-        ("altered change", push.as_str(), json, altered.into_bytes(), 400),
-        ("bad kind", push.as_str(), json, long_value.into_bytes(), 400),
-        ("too many changes", push.as_str(), json, many.into_bytes(), 400),
+        (
+            "deeply nested field",
+            push.as_str(),
+            json,
+            deep_field.into_bytes(),
+            400,
+        ),
+        (
+            "unknown field",
+            push.as_str(),
+            json,
+            b"{\"changes\":[],\"drop\":1}".to_vec(),
+            400,
+        ),
+        (
+            "wrong type",
+            push.as_str(),
+            json,
+            b"{\"changes\":\"all\"}".to_vec(),
+            400,
+        ),
+        (
+            "altered change",
+            push.as_str(),
+            json,
+            altered.into_bytes(),
+            400,
+        ),
+        (
+            "bad kind",
+            push.as_str(),
+            json,
+            long_value.into_bytes(),
+            400,
+        ),
+        (
+            "too many changes",
+            push.as_str(),
+            json,
+            many.into_bytes(),
+            400,
+        ),
         ("oversized", push.as_str(), json, huge, 413),
-        ("wrong content type", push.as_str(), Some("text/plain"), good.clone().into_bytes(), 415),
-        ("form content type", push.as_str(), Some("application/x-www-form-urlencoded"), b"a=1".to_vec(), 415),
-        ("no content type", push.as_str(), None, good.clone().into_bytes(), 415),
-        ("enrol malformed", enrol.as_str(), json, b"{\"code\":".to_vec(), 400),
-        ("enrol bad code", enrol.as_str(), json, br#"{"code":"NOPE","device":"x","site":"01"}"#.to_vec(), 401),
-        ("enrol long field", enrol.as_str(), json, format!(r#"{{"code":"{}","device":"x","site":"01"}}"#, "A".repeat(10_000)).into_bytes(), 400),
-        ("enrol SQL", enrol.as_str(), json, br#"{"code":"'); DROP TABLE devices; --","device":"x","site":"01"}"#.to_vec(), 401),
+        (
+            "wrong content type",
+            push.as_str(),
+            Some("text/plain"),
+            good.clone().into_bytes(),
+            415,
+        ),
+        (
+            "form content type",
+            push.as_str(),
+            Some("application/x-www-form-urlencoded"),
+            b"a=1".to_vec(),
+            415,
+        ),
+        (
+            "no content type",
+            push.as_str(),
+            None,
+            good.clone().into_bytes(),
+            415,
+        ),
+        (
+            "enrol malformed",
+            enrol.as_str(),
+            json,
+            b"{\"code\":".to_vec(),
+            400,
+        ),
+        (
+            "enrol bad code",
+            enrol.as_str(),
+            json,
+            br#"{"code":"NOPE","device":"x","site":"01"}"#.to_vec(),
+            401,
+        ),
+        (
+            "enrol long field",
+            enrol.as_str(),
+            json,
+            format!(
+                r#"{{"code":"{}","device":"x","site":"01"}}"#,
+                "A".repeat(10_000)
+            )
+            .into_bytes(),
+            400,
+        ),
+        (
+            "enrol SQL",
+            enrol.as_str(),
+            json,
+            br#"{"code":"'); DROP TABLE devices; --","device":"x","site":"01"}"#.to_vec(),
+            401,
+        ),
     ];
     for (name, url, ct, body, want) in cases {
         let (status, text) = raw(url, "POST", Some(&token), ct, body);
@@ -273,7 +410,13 @@ fn hostile_bodies_get_a_4xx_with_a_reason_and_change_nothing() {
     assert_eq!(status, 401);
     let (status, _) = raw(push.as_str(), "GET", Some("' OR 1=1 --"), None, vec![]);
     assert_eq!(status, 401);
-    let (status, _) = raw(&format!("{}/api/v1/nothing", server.url()), "GET", None, None, vec![]);
+    let (status, _) = raw(
+        &format!("{}/api/v1/nothing", server.url()),
+        "GET",
+        None,
+        None,
+        vec![],
+    );
     assert_eq!(status, 404);
     assert_eq!(snapshot(&server), before, "the database is unchanged");
     assert!(server.alive());

@@ -129,11 +129,12 @@ async fn caller(pool: &PgPool, headers: &HeaderMap) -> Result<Caller, ApiError> 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| unauthorized("a device token is required (Authorization: Bearer …)"))?;
-    let row = sqlx::query("SELECT device, site, revoked IS NOT NULL FROM devices WHERE token_hash = $1")
-        .bind(secret_hash(token.trim()))
-        .fetch_optional(pool)
-        .await?
-        .ok_or_else(|| unauthorized("unknown device token"))?;
+    let row =
+        sqlx::query("SELECT device, site, revoked IS NOT NULL FROM devices WHERE token_hash = $1")
+            .bind(secret_hash(token.trim()))
+            .fetch_optional(pool)
+            .await?
+            .ok_or_else(|| unauthorized("unknown device token"))?;
     if row.get::<bool, _>(2) {
         return Err(unauthorized(
             "this device was revoked; ask the administrator to enrol it again",
@@ -322,12 +323,13 @@ async fn push(
     let mut bodies = Vec::new();
     for (i, ch) in req.changes.iter().enumerate() {
         if ch.device_seq <= acked {
-            let held: Option<String> =
-                sqlx::query_scalar("SELECT hash FROM changes WHERE device = $1 AND device_seq = $2")
-                    .bind(&c.device)
-                    .bind(ch.device_seq)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let held: Option<String> = sqlx::query_scalar(
+                "SELECT hash FROM changes WHERE device = $1 AND device_seq = $2",
+            )
+            .bind(&c.device)
+            .bind(ch.device_seq)
+            .fetch_optional(&mut *tx)
+            .await?;
             if held.as_deref() != Some(ch.hash.as_str()) {
                 return Err(conflict(format!(
                     "changes[{i}]: the server holds another change #{} of this device",
@@ -391,7 +393,12 @@ async fn pull(
     let c = caller(&pool, &headers).await?;
     same_site(&c, &site)?;
     let (mut after, mut limit) = (0i64, MAX_PAGE as i64);
-    for pair in query.as_deref().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+    for pair in query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let n: i64 = v
             .parse()

@@ -23,6 +23,6 @@ pub mod store;
 pub use error::StoreError;
 pub use keyring::{Keyring, RecoveryKey};
 pub use log::{Change, VerifyReport};
-pub use replica::{ApplyReport, Conflict, ConflictValue, SyncState};
 pub use randomization::{EnvelopeCount, Randomization, Refusal};
+pub use replica::{ApplyReport, Conflict, ConflictValue, SyncState};
 pub use store::{CreateOptions, ItemState, SaveOptions, SaveOutcome, Session, Store, User};

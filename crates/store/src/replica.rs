@@ -60,7 +60,10 @@ pub(crate) fn apply_item(tx: &Connection, c: &Change) -> Result<(), StoreError> 
         // Written before sync: it replaced whatever the item held on its only device.
         None => serde_json::from_str(&current_heads(tx, subject, form, item)?).unwrap_or_default(),
         Some(b) => serde_json::from_str(b).map_err(|e| {
-            StoreError::Invalid(format!("{}: its base is not a list of ids: {e}", c.describe()))
+            StoreError::Invalid(format!(
+                "{}: its base is not a list of ids: {e}",
+                c.describe()
+            ))
         })?,
     };
     for id in &replaced {
@@ -89,7 +92,9 @@ pub(crate) fn apply_item(tx: &Connection, c: &Change) -> Result<(), StoreError> 
             "SELECT value, warning, change_seq FROM item_heads \
              WHERE subject = ?1 AND form = ?2 AND item = ?3 ORDER BY change_id DESC LIMIT 1",
         )?
-        .query_row([subject, form, item], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_row([subject, form, item], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional()?;
     match shown {
         Some((Some(value), warning, seq)) => {

@@ -47,7 +47,11 @@ fn two_replicas_merge_items_and_keep_both_values_of_a_conflict() {
     let subject = a.new_subject().unwrap();
     assert_eq!(subject, "07-D1-0001");
     exchange(&mut a, &mut b);
-    assert_eq!(b.new_subject().unwrap(), "07-D2-0001", "numbers never collide");
+    assert_eq!(
+        b.new_subject().unwrap(),
+        "07-D2-0001",
+        "numbers never collide"
+    );
     let day1 = FormKey::parse(&common::study(), "DLY#1").unwrap();
     let why = SaveOptions {
         reason: Some("correction".into()),
@@ -59,8 +63,10 @@ fn two_replicas_merge_items_and_keep_both_values_of_a_conflict() {
     exchange(&mut a, &mut b);
     for s in [&a, &b] {
         let v = s.form_values(&subject, &day1).unwrap();
-        let items: Vec<(String, String)> =
-            v.iter().map(|i| (i.item.clone(), i.value.to_string())).collect();
+        let items: Vec<(String, String)> = v
+            .iter()
+            .map(|i| (i.item.clone(), i.value.to_string()))
+            .collect();
         assert!(items.contains(&("HR".into(), "80".into())), "{items:?}");
         assert!(items.contains(&("MAP".into(), "65".into())), "{items:?}");
         assert!(s.conflicts().unwrap().is_empty());
@@ -72,7 +78,11 @@ fn two_replicas_merge_items_and_keep_both_values_of_a_conflict() {
     let ca = a.conflicts().unwrap();
     assert_eq!(ca, b.conflicts().unwrap());
     assert_eq!(ca.len(), 1);
-    let values: Vec<String> = ca[0].values.iter().filter_map(|v| v.value.clone()).collect();
+    let values: Vec<String> = ca[0]
+        .values
+        .iter()
+        .filter_map(|v| v.value.clone())
+        .collect();
     assert_eq!(values.len(), 2, "{ca:?}");
     // The value shown is the same on both (local sequence numbers differ, values do not).
     assert_eq!(
@@ -90,11 +100,18 @@ fn two_replicas_merge_items_and_keep_both_values_of_a_conflict() {
     for s in [&a, &b] {
         assert!(s.conflicts().unwrap().is_empty());
         let hr = s.form_values(&subject, &day1).unwrap();
-        assert!(hr.iter().any(|i| i.item == "HR" && i.value.to_string() == "95"));
+        assert!(
+            hr.iter()
+                .any(|i| i.item == "HR" && i.value.to_string() == "95")
+        );
         let report = s.verify().unwrap();
         assert!(report.ok(), "{:?}", report.problems);
     }
-    assert_eq!(ids(&a), ids(&b), "both replicas hold exactly the same changes");
+    assert_eq!(
+        ids(&a),
+        ids(&b),
+        "both replicas hold exactly the same changes"
+    );
     // Replays change nothing; rebuilt projections equal incremental ones.
     let before = a.projection_snapshot().unwrap();
     let page = b.own_changes_after(0, 10_000).unwrap();

@@ -297,9 +297,7 @@ impl Device {
 pub fn server_log(db: &str, site: &str) -> Vec<String> {
     let out = psql(
         db,
-        &format!(
-            "SELECT change_id || ' ' || hash FROM changes WHERE site = '{site}' ORDER BY 1"
-        ),
+        &format!("SELECT change_id || ' ' || hash FROM changes WHERE site = '{site}' ORDER BY 1"),
     );
     out.lines().map(str::to_string).collect()
 }
