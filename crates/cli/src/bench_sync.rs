@@ -91,6 +91,24 @@ fn next_change(device: &str, seq: i64, prev: &str, subject: &str, value: i64) ->
     c
 }
 
+/// One device's sync round: ask, push one change, pull to the end.
+fn one_round(
+    client: &Client,
+    site: &str,
+    c: &Change,
+    cursor: &mut i64,
+) -> Result<(), ecrf_sync::SyncError> {
+    client.device()?;
+    client.push(site, vec![WireChange::from(c)])?;
+    loop {
+        let page = client.pull(site, *cursor, 1000)?;
+        *cursor = page.cursor;
+        if !page.more {
+            return Ok(());
+        }
+    }
+}
+
 /// `ecrf bench-sync`.
 pub fn run(args: &BenchSyncArgs) -> Result<(), Failure> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -257,18 +275,7 @@ pub fn run(args: &BenchSyncArgs) -> Result<(), Failure> {
                 let c = next_change(&device, round + 1, &prev, &subject, 70 + round);
                 barrier.wait();
                 let t = Instant::now();
-                let ok = (|| -> Result<(), ecrf_sync::SyncError> {
-                    client.device()?;
-                    client.push(&site, vec![WireChange::from(&c)])?;
-                    loop {
-                        let page = client.pull(&site, cursor, 1000)?;
-                        cursor = page.cursor;
-                        if !page.more {
-                            break;
-                        }
-                    }
-                    Ok(())
-                })();
+                let ok = one_round(&client, &site, &c, &mut cursor);
                 let took = t.elapsed();
                 match ok {
                     Ok(()) => {

@@ -139,14 +139,13 @@ impl WireChange {
                 format!("must be one of {}", KINDS.join(", ")),
             ));
         }
-        for (name, v) in [
+        let names = [
             ("subject", &self.subject),
             ("form", &self.form),
             ("item", &self.item),
-        ] {
-            if let Some(v) = v {
-                check_name(&f(name), v)?;
-            }
+        ];
+        for (name, v) in names.iter().filter_map(|(n, v)| v.as_ref().map(|v| (n, v))) {
+            check_name(&f(name), v)?;
         }
         for (name, v) in [
             ("old_value", &self.old_value),

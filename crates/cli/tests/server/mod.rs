@@ -299,5 +299,7 @@ pub fn server_log(db: &str, site: &str) -> Vec<String> {
         db,
         &format!("SELECT change_id || ' ' || hash FROM changes WHERE site = '{site}' ORDER BY 1"),
     );
-    out.lines().map(str::to_string).collect()
+    let mut v: Vec<String> = out.lines().map(str::to_string).collect();
+    v.sort();
+    v
 }
