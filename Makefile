@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 ECRF := $(CARGO_TARGET_DIR)/debug/ecrf
 
-.PHONY: run test setup ui build lint bench bench-desktop bench-pdf bench-export demo-cli crash-test fuzz
+.PHONY: run test setup ui build lint bench bench-desktop bench-pdf bench-export bench-sync demo-cli crash-test fuzz
 
 setup:
 	@bash scripts/setup.sh
@@ -39,8 +39,10 @@ lint: ui
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
+# Server tests need PostgreSQL: a throwaway cluster is started (and stopped) unless
+# DATABASE_URL is set.
 test: lint
-	cargo test --workspace
+	bash scripts/pg.sh run cargo test --workspace
 
 bench: setup
 	cargo run --release -p ecrf-cli -- bench
@@ -69,3 +71,9 @@ fuzz: setup
 	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 || exit 1; \
 	done
 	RUSTC_BOOTSTRAP=1 cargo fuzz run --features store backup_header -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096
+
+# Sync: first full sync of a site, one-item sync, 200 devices at once (throwaway PostgreSQL
+# unless DATABASE_URL is set).
+bench-sync: setup
+	cargo build --release -p ecrf-cli
+	bash scripts/pg.sh run $(CARGO_TARGET_DIR)/release/ecrf bench-sync

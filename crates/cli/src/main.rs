@@ -19,11 +19,13 @@ macro_rules! say {
 }
 
 mod bench;
+mod bench_sync;
 mod export;
 mod oversight;
 mod print;
 mod randomization;
 mod safety;
+mod sync;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -132,6 +134,30 @@ enum Command {
     /// The crash harness's writer (tests only).
     #[command(hide = true)]
     CrashWriter(safety::CrashWriterArgs),
+    /// Run the central server (PostgreSQL behind, TLS in front).
+    Server(sync::ServerArgs),
+    /// Sites on the server.
+    #[command(subcommand)]
+    Site(sync::SiteCmd),
+    /// Devices on the server: enrolment codes, revoking.
+    #[command(subcommand)]
+    Device(sync::DeviceCmd),
+    /// Enrol this store's laptop with the server, with a one-time code.
+    Enrol {
+        /// Server URL (https://…).
+        #[arg(long)]
+        server: String,
+        /// The one-time enrolment code.
+        #[arg(long)]
+        code: String,
+        /// CA certificate (PEM) to trust for the server, if not a public one.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+    },
+    /// Send this laptop's changes to the server and receive the site's.
+    Sync,
+    /// Benchmark sync against a real PostgreSQL (first full sync, one item, 200 devices).
+    BenchSync(bench_sync::BenchSyncArgs),
     /// Create a demo store with sample data (used by `make run`).
     Demo {
         /// Where to create it (default ./demo/demo.ecrf).
@@ -641,6 +667,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Backup(args) => safety::backup(&cli, args),
         Command::Restore(args) => safety::restore(&cli, args),
         Command::CrashWriter(args) => safety::crash_writer(&cli, args),
+        Command::Server(args) => sync::server(args),
+        Command::Site(cmd) => sync::site(cmd),
+        Command::Device(cmd) => sync::device(cmd),
+        Command::Enrol { server, code, ca } => sync::enrol(&cli, server, code, ca.as_ref()),
+        Command::Sync => sync::sync(&cli),
+        Command::BenchSync(args) => bench_sync::run(args),
         Command::Demo { path } => {
             ecrf_app::demo::create(path, study()?).map_err(Failure)?;
             say!("Demo store: {}", path.display());

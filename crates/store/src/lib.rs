@@ -9,6 +9,8 @@
 //! - [`export_view`]: the read-only snapshot an export reads, and the audited export event;
 //! - [`outcome`]: a subject's values as a whole and its derived outcomes (core::outcome);
 //! - [`oversight`]: queries, source-data verification, signatures, locks, user-account events;
+//! - [`replica`]: sync on the store side: this device's changes to push, other devices' changes
+//!   applied page by page, item conflicts and their resolution;
 //! - [`randomization`]: sealed envelopes (leases) and randomizing a subject;
 //! - [`schema`](crate::schema): migrations.
 //!
@@ -26,6 +28,7 @@ pub mod login_audit;
 pub mod outcome;
 pub mod oversight;
 pub mod randomization;
+pub mod replica;
 pub mod schema;
 pub mod store;
 
@@ -35,4 +38,5 @@ pub use keyring::{Keyring, RecoveryKey};
 pub use log::{Change, VerifyReport};
 pub use oversight::{AuditFilter, Query, SdvProgress, Signature};
 pub use randomization::{EnvelopeCount, Randomization, Refusal};
+pub use replica::{ApplyReport, Conflict, ConflictValue, SyncState};
 pub use store::{CreateOptions, ItemState, SaveOptions, SaveOutcome, Session, Store, User};

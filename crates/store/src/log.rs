@@ -2,12 +2,14 @@
 //!
 //! Owns the [`Change`] record, its canonical hash, and the chain check behind `ecrf audit verify`.
 //! Invariants: rows are only ever appended (SQL triggers refuse UPDATE and DELETE); `seq` runs
-//! 1, 2, 3… in append order; each row's `prev_hash` is the previous row's `hash`; each device's
-//! `device_seq` runs 1, 2, 3… in the order its changes were appended; `meta.head_seq/head_hash`
+//! 1, 2, 3… in local append order; the log is one hash chain **per device**: each row's
+//! `prev_hash` is the `hash` of the same device's previous change (`device_seq` − 1), so a replica
+//! holding other devices' changes (sync) keeps them byte for byte and can verify every device's
+//! chain; each device's `device_seq` runs 1, 2, 3… in append order; `meta.head_seq/head_hash`
 //! name the last row, so a row cut off the end is found too.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::StoreError;
@@ -35,7 +37,7 @@ pub mod kind {
 }
 
 /// One change, as stored. Values are the JSON of [`ecrf_core::Value`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     /// Local append order, from 1.
     pub seq: i64,
@@ -69,8 +71,13 @@ pub struct Change {
     pub reason: Option<String>,
     /// Soft warnings confirmed with this change (JSON list of findings).
     pub warning: Option<String>,
-    /// Hash of the previous change.
+    /// Hash of the same device's previous change ([`GENESIS`] for its first).
     pub prev_hash: String,
+    /// For `item.set`: JSON list of the change ids of the item's values this change replaces
+    /// (the values its writer saw; two or more when it resolves a conflict). `None` in changes
+    /// written before sync existed: they replace whatever the item held.
+    #[serde(default)]
+    pub base: Option<String>,
     /// Hash of this change.
     pub hash: String,
 }
@@ -105,6 +112,11 @@ impl Change {
         field(self.reason.as_deref());
         field(self.warning.as_deref());
         field(Some(&self.prev_hash));
+        // Appended only when present, so changes written before it existed keep their hash
+        // (length-prefixed fields: 17 and 18 fields never encode the same bytes).
+        if let Some(base) = &self.base {
+            field(Some(base));
+        }
         hex::encode(h.finalize())
     }
 
@@ -128,6 +140,7 @@ impl Change {
             warning: r.get(15)?,
             prev_hash: r.get(16)?,
             hash: r.get(17)?,
+            base: r.get(18)?,
         })
     }
 
@@ -148,14 +161,14 @@ impl Change {
 
 /// Columns in [`Change::from_row`] order.
 pub(crate) const COLUMNS: &str = "seq, change_id, device, device_seq, kind, subject, form, item, \
-    old_value, new_value, user, role, utc, local_offset, reason, warning, prev_hash, hash";
+    old_value, new_value, user, role, utc, local_offset, reason, warning, prev_hash, hash, base";
 
 /// Appends one change inside the caller's transaction.
 pub(crate) fn append(conn: &Connection, c: &Change) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO change_log (seq, change_id, device, device_seq, kind, subject, form, item, \
-         old_value, new_value, user, role, utc, local_offset, reason, warning, prev_hash, hash) \
-         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
+         old_value, new_value, user, role, utc, local_offset, reason, warning, prev_hash, hash, base) \
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)",
     )?
     .execute(params![
         c.seq,
@@ -175,7 +188,8 @@ pub(crate) fn append(conn: &Connection, c: &Change) -> Result<(), StoreError> {
         c.reason,
         c.warning,
         c.prev_hash,
-        c.hash
+        c.hash,
+        c.base
     ])?;
     Ok(())
 }
@@ -199,10 +213,10 @@ impl VerifyReport {
 /// Walks the whole chain and says exactly where it breaks.
 pub(crate) fn verify_chain(conn: &Connection) -> Result<VerifyReport, StoreError> {
     let mut report = VerifyReport::default();
-    let mut expected_prev = GENESIS.to_string();
+    let mut last_hash = GENESIS.to_string();
     let mut last_seq = 0i64;
-    let mut last_desc = String::from("the start of the log");
-    let mut device_seqs: std::collections::HashMap<String, i64> = Default::default();
+    // Per device: (last device_seq, last hash, its description).
+    let mut devices: std::collections::HashMap<String, (i64, String, String)> = Default::default();
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM change_log ORDER BY seq"))?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
@@ -217,9 +231,16 @@ pub(crate) fn verify_chain(conn: &Connection) -> Result<VerifyReport, StoreError
                 c.seq
             ));
         }
-        if c.prev_hash != expected_prev {
+        let (dseq, dprev, ddesc) = devices.entry(c.device.clone()).or_insert_with(|| {
+            (
+                0,
+                GENESIS.to_string(),
+                "the start of its device's log".to_string(),
+            )
+        });
+        if c.prev_hash != *dprev {
             report.problems.push(format!(
-                "{desc}: does not follow {last_desc} (its previous hash does not match): \
+                "{desc}: does not follow {ddesc} (its previous hash does not match): \
                  a change before it was deleted, inserted or moved"
             ));
         }
@@ -234,7 +255,6 @@ pub(crate) fn verify_chain(conn: &Connection) -> Result<VerifyReport, StoreError
                 c.utc
             ));
         }
-        let dseq = device_seqs.entry(c.device.clone()).or_insert(0);
         if c.device_seq != *dseq + 1 {
             report.problems.push(format!(
                 "{desc}: device {} sequence goes from {} to {} (a change of that device was \
@@ -243,9 +263,10 @@ pub(crate) fn verify_chain(conn: &Connection) -> Result<VerifyReport, StoreError
             ));
         }
         *dseq = c.device_seq;
-        expected_prev = c.hash.clone();
+        *dprev = c.hash.clone();
+        *ddesc = desc;
+        last_hash = c.hash.clone();
         last_seq = c.seq;
-        last_desc = desc;
     }
     let head: Option<(i64, String)> = conn
         .query_row(
@@ -261,7 +282,7 @@ pub(crate) fn verify_chain(conn: &Connection) -> Result<VerifyReport, StoreError
         .optional()?
         .flatten();
     match head {
-        Some((seq, hash)) if seq == last_seq && hash == expected_prev => {}
+        Some((seq, hash)) if seq == last_seq && hash == last_hash => {}
         Some((seq, _)) if seq != last_seq => report.problems.push(format!(
             "the log ends at #{last_seq} but the store recorded #{seq} as its last change: \
              changes at the end were deleted or added behind the app's back"

@@ -91,6 +91,11 @@ struct OpenedJson {
 
 /// Applies `lease.load` and `subject.randomize` changes to the envelopes projection.
 pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
+    // Envelopes are the device's own: another device's lease or opening (received by sync)
+    // stays in the log as its audit, never becomes an envelope this device could open.
+    if crate::store::get_meta(tx, "device")?.as_deref() != Some(c.device.as_str()) {
+        return Ok(());
+    }
     let body = c.new_value.as_deref().unwrap_or_default();
     match c.kind.as_str() {
         kind::LEASE_LOADED => {

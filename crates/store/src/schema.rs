@@ -144,6 +144,26 @@ const MIGRATIONS: &[&str] = &[
         locked_seq INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 5: sync. `base` names the values an item change replaces; `item_heads` holds each item's
+    // values that no later change replaced (two or more = a conflict), `superseded` the change
+    // ids some change replaced (both projections of `item.set`). Existing values become heads.
+    r#"
+    ALTER TABLE change_log ADD COLUMN base TEXT;
+    CREATE TABLE item_heads (
+        subject    TEXT NOT NULL,
+        form       TEXT NOT NULL,
+        item       TEXT NOT NULL,
+        change_id  TEXT NOT NULL,
+        value      TEXT,
+        warning    TEXT,
+        change_seq INTEGER NOT NULL,
+        PRIMARY KEY (subject, form, item, change_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE superseded (change_id TEXT PRIMARY KEY) WITHOUT ROWID;
+    INSERT INTO item_heads (subject, form, item, change_id, value, warning, change_seq)
+        SELECT v.subject, v.form, v.item, c.change_id, v.value, v.warning, v.change_seq
+        FROM item_values v JOIN change_log c ON c.seq = v.change_seq;
+    "#,
 ];
 
 /// The schema version this build writes.

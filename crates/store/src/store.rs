@@ -203,13 +203,13 @@ pub(crate) fn decode_value(form: &str, item: &str, json: &str) -> Result<Value, 
     })
 }
 
-fn get_meta(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+pub(crate) fn get_meta(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
     Ok(conn
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
         .optional()?)
 }
 
-fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
+pub(crate) fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
     conn.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
         .execute([key, value])?;
     Ok(())
@@ -225,6 +225,9 @@ pub(crate) struct Draft {
     pub(crate) new_value: Option<String>,
     pub(crate) reason: Option<String>,
     pub(crate) warning: Option<String>,
+    /// For `item.set`: the values replaced (JSON list of change ids); `None` = the item's
+    /// current values, read inside the commit.
+    pub(crate) base: Option<String>,
 }
 
 impl Draft {
@@ -238,13 +241,17 @@ impl Draft {
             new_value: None,
             reason: None,
             warning: None,
+            base: None,
         }
     }
 }
 
 /// Applies one change to the projections. The only code that writes projections.
-fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
+pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
     match c.kind.as_str() {
+        // Users log in here with key slots of this device: another device's users (received
+        // by sync) stay in the log as its audit, never gain a role here.
+        kind::USER_ADDED if get_meta(tx, "device")?.as_deref() != Some(c.device.as_str()) => {}
         kind::USER_ADDED => {
             let info: serde_json::Value = c
                 .new_value
@@ -268,21 +275,7 @@ fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
             )?
             .execute(params![c.subject, site, c.utc, c.seq])?;
         }
-        kind::ITEM_SET => match &c.new_value {
-            Some(v) => {
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO item_values (subject, form, item, value, warning, change_seq) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )?
-                .execute(params![c.subject, c.form, c.item, v, c.warning, c.seq])?;
-            }
-            None => {
-                tx.prepare_cached(
-                    "DELETE FROM item_values WHERE subject = ?1 AND form = ?2 AND item = ?3",
-                )?
-                .execute(params![c.subject, c.form, c.item])?;
-            }
-        },
+        kind::ITEM_SET => crate::replica::apply_item(tx, c)?,
         kind::LEASE_LOADED | kind::RANDOMIZED => crate::randomization::apply(tx, c)?,
         _ => crate::oversight::apply(tx, c)?,
     }
@@ -673,21 +666,26 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let (mut seq, mut prev): (i64, String) = tx.query_row(
-            "SELECT coalesce(max(seq), 0), coalesce((SELECT hash FROM change_log ORDER BY seq DESC LIMIT 1), ?1) FROM change_log",
-            [GENESIS],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        let mut dseq: i64 = tx
-            .prepare_cached(
-                "SELECT coalesce(max(device_seq), 0) FROM change_log WHERE device = ?1",
-            )?
-            .query_row([&self.device], |r| r.get(0))?;
+        let mut seq: i64 =
+            tx.query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| {
+                r.get(0)
+            })?;
+        // The chain is per device: this device's last change, not the log's last row.
+        let (mut dseq, mut prev) = crate::replica::device_head(&tx, &self.device)?;
         let (drafts, out) = build(&tx)?;
         let mut written = Vec::with_capacity(drafts.len());
         for d in drafts {
             seq += 1;
             dseq += 1;
+            let base = match (d.kind, d.base) {
+                (kind::ITEM_SET, None) => Some(crate::replica::current_heads(
+                    &tx,
+                    d.subject.as_deref().unwrap_or_default(),
+                    d.form.as_deref().unwrap_or_default(),
+                    d.item.as_deref().unwrap_or_default(),
+                )?),
+                (_, b) => b,
+            };
             let mut c = Change {
                 seq,
                 change_id: uuid::Uuid::now_v7().to_string(),
@@ -707,6 +705,7 @@ impl Store {
                 warning: d.warning,
                 prev_hash: prev,
                 hash: String::new(),
+                base,
             };
             c.hash = c.compute_hash();
             log::append(&tx, &c)?;
@@ -714,12 +713,20 @@ impl Store {
             prev = c.hash.clone();
             written.push(c);
         }
+        let head_hash: String = match written.last() {
+            Some(c) => c.hash.clone(),
+            None => tx.query_row(
+                "SELECT coalesce((SELECT hash FROM change_log ORDER BY seq DESC LIMIT 1), ?1)",
+                [GENESIS],
+                |r| r.get(0),
+            )?,
+        };
         set_meta(&tx, "head_seq", &seq.to_string())?;
-        set_meta(&tx, "head_hash", &prev)?;
+        set_meta(&tx, "head_hash", &head_hash)?;
         tx.commit()?;
         // Only after the commit: a failed transaction leaves the counters as they were.
         self.head_seq = seq;
-        self.head_hash = prev;
+        self.head_hash = head_hash;
         self.device_seq = dseq;
         self.saves_since_checkpoint += 1;
         if self.saves_since_checkpoint >= WAL_SAVES_BEFORE_CHECKPOINT {
@@ -864,10 +871,21 @@ impl Store {
     pub fn new_subject(&mut self) -> Result<String, StoreError> {
         self.require(Action::EnterData)?;
         let site = self.site.clone();
+        // A device enrolled for sync numbers within its own prefix (`01-D2-0001`), so devices
+        // of one site never hand out the same number offline.
+        let prefix = match get_meta(&self.conn, "sync.setting.subject_prefix")? {
+            Some(p) => format!("{site}-{p}-"),
+            None => format!("{site}-"),
+        };
         // Counted inside the write lock, so two processes never hand out the same number.
         let (_, number) = self.commit_with(|tx| {
-            let n: i64 = tx.query_row("SELECT count(*) FROM subjects", [], |r| r.get(0))?;
-            let number = format!("{site}-{:04}", n + 1);
+            let n: i64 = tx.query_row(
+                "SELECT count(*) FROM subjects WHERE substr(subject, 1, length(?1)) = ?1 \
+                 AND length(subject) = length(?1) + 4",
+                [&prefix],
+                |r| r.get(0),
+            )?;
+            let number = format!("{prefix}{:04}", n + 1);
             let mut d = Draft::new(kind::SUBJECT_CREATED);
             d.subject = Some(number.clone());
             d.new_value = Some(site.clone());
@@ -1216,6 +1234,8 @@ impl Store {
             "SELECT username || '|' || name || '|' || role || '|' || created_seq FROM users ORDER BY username",
             "SELECT subject || '|' || site || '|' || created_utc || '|' || created_seq FROM subjects ORDER BY subject",
             "SELECT subject || '|' || form || '|' || item || '|' || value || '|' || coalesce(warning, '') || '|' || change_seq FROM item_values ORDER BY subject, form, item",
+            "SELECT subject || '|' || form || '|' || item || '|' || change_id || '|' || coalesce(value, '∅') || '|' || coalesce(warning, '') || '|' || change_seq FROM item_heads ORDER BY subject, form, item, change_id",
+            "SELECT change_id FROM superseded ORDER BY change_id",
             "SELECT envelope || '|' || stratum || '|' || seq || '|' || block || '|' || block_size || '|' || arm || '|' || lease || '|' || coalesce(subject, '') || '|' || coalesce(opened_seq, '') FROM envelopes ORDER BY envelope",
             "SELECT username || '|' || active || '|' || password_reset_pending FROM users ORDER BY username",
             "SELECT query_id || '|' || subject || '|' || form || '|' || item || '|' || state || '|' || text || '|' || raised_by || '|' || updated_seq FROM queries ORDER BY query_id",
@@ -1245,8 +1265,9 @@ impl Store {
 /// transaction or savepoint).
 pub(crate) fn replay(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(
-        "DELETE FROM users; DELETE FROM subjects; DELETE FROM item_values; DELETE FROM envelopes; \
-         DELETE FROM queries; DELETE FROM sdv; DELETE FROM signatures; DELETE FROM locks;",
+        "DELETE FROM users; DELETE FROM subjects; DELETE FROM item_values; DELETE FROM item_heads; \
+         DELETE FROM superseded; DELETE FROM envelopes; DELETE FROM queries; DELETE FROM sdv; \
+         DELETE FROM signatures; DELETE FROM locks;",
     )?;
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM change_log ORDER BY seq"))?;
     let mut rows = stmt.query([])?;

@@ -1,0 +1,204 @@
+//! `ecrf server`, `ecrf site`, `ecrf device` (administrators, against the server's database),
+//! `ecrf enrol` and `ecrf sync` (a ward laptop's store). Thin calls into `ecrf-server` and
+//! `ecrf-sync`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use crate::{Cli, Failure, open};
+
+/// `ecrf server`.
+#[derive(Args)]
+pub struct ServerArgs {
+    /// PostgreSQL URL, e.g. postgres://ecrf@localhost/ecrf.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    /// Address to listen on, e.g. 0.0.0.0:8443.
+    #[arg(long)]
+    listen: SocketAddr,
+    /// TLS certificate chain (PEM).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve plain HTTP (loopback addresses only; for tests).
+    #[arg(long, conflicts_with = "tls_cert")]
+    insecure_http: bool,
+}
+
+/// `ecrf site …`.
+#[derive(Subcommand)]
+pub enum SiteCmd {
+    /// Create a site on the server.
+    Add {
+        /// Site code, e.g. 01.
+        code: String,
+        /// Hospital name.
+        #[arg(long)]
+        name: String,
+        /// PostgreSQL URL of the server.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+    },
+}
+
+/// `ecrf device …`.
+#[derive(Subcommand)]
+pub enum DeviceCmd {
+    /// Make a one-time enrolment code for a laptop of a site.
+    EnrolCode {
+        /// Site code.
+        #[arg(long)]
+        site: String,
+        /// Hours the code stays valid.
+        #[arg(long, default_value_t = 72)]
+        hours: i64,
+        /// PostgreSQL URL of the server.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+    },
+    /// Revoke a device: its token is refused from now on.
+    Revoke {
+        /// Device id.
+        device: String,
+        /// PostgreSQL URL of the server.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+    },
+    /// List the devices of a site.
+    List {
+        /// Site code.
+        #[arg(long)]
+        site: String,
+        /// PostgreSQL URL of the server.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+    },
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure(format!("cannot start: {e}")))
+}
+
+fn fail(e: impl std::fmt::Display) -> Failure {
+    Failure(e.to_string())
+}
+
+/// `ecrf server`.
+pub fn server(args: &ServerArgs) -> Result<(), Failure> {
+    if args.tls_cert.is_none() && !args.insecure_http {
+        return Err(Failure(
+            "give --tls-cert and --tls-key, or --insecure-http on a loopback address".into(),
+        ));
+    }
+    ecrf_server::init_logs();
+    let opts = ecrf_server::ServeOptions {
+        database_url: args.database_url.clone(),
+        listen: args.listen,
+        tls: args.tls_cert.clone().zip(args.tls_key.clone()),
+    };
+    runtime()?.block_on(ecrf_server::serve(opts)).map_err(fail)
+}
+
+/// `ecrf site …`.
+pub fn site(cmd: &SiteCmd) -> Result<(), Failure> {
+    match cmd {
+        SiteCmd::Add {
+            code,
+            name,
+            database_url,
+        } => runtime()?.block_on(async {
+            let pool = ecrf_server::db::connect(database_url, 2)
+                .await
+                .map_err(fail)?;
+            ecrf_server::db::add_site(&pool, code, name)
+                .await
+                .map_err(fail)?;
+            say!("Site {code} ({name}) added.");
+            Ok(())
+        }),
+    }
+}
+
+/// `ecrf device …`.
+pub fn device(cmd: &DeviceCmd) -> Result<(), Failure> {
+    runtime()?.block_on(async {
+        match cmd {
+            DeviceCmd::EnrolCode {
+                site,
+                hours,
+                database_url,
+            } => {
+                let pool = ecrf_server::db::connect(database_url, 2)
+                    .await
+                    .map_err(fail)?;
+                let code = ecrf_server::db::enrol_code(&pool, site, *hours)
+                    .await
+                    .map_err(fail)?;
+                say!("{code}");
+            }
+            DeviceCmd::Revoke {
+                device,
+                database_url,
+            } => {
+                let pool = ecrf_server::db::connect(database_url, 2)
+                    .await
+                    .map_err(fail)?;
+                let site = ecrf_server::db::revoke_device(&pool, device)
+                    .await
+                    .map_err(fail)?;
+                say!("Device {device} of site {site} revoked.");
+            }
+            DeviceCmd::List { site, database_url } => {
+                let pool = ecrf_server::db::connect(database_url, 2)
+                    .await
+                    .map_err(fail)?;
+                for (device, no, acked, revoked) in
+                    ecrf_server::db::devices(&pool, site).await.map_err(fail)?
+                {
+                    let state = if revoked { "revoked" } else { "active" };
+                    say!("D{no}\t{device}\t{acked} changes\t{state}");
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// `ecrf enrol`.
+pub fn enrol(cli: &Cli, server: &str, code: &str, ca: Option<&PathBuf>) -> Result<(), Failure> {
+    let store = open(cli)?;
+    let pem = match ca {
+        Some(p) => Some(std::fs::read(p).map_err(|e| Failure(format!("{}: {e}", p.display())))?),
+        None => None,
+    };
+    let reply = ecrf_sync::enrol(&store, server, code, pem.as_deref()).map_err(fail)?;
+    say!(
+        "Enrolled with {server}: site {}, device {} (subject numbers {}-{}-0001…).",
+        reply.site,
+        reply.device,
+        reply.site,
+        reply.subject_prefix
+    );
+    Ok(())
+}
+
+/// `ecrf sync`.
+pub fn sync(cli: &Cli) -> Result<(), Failure> {
+    let mut store = open(cli)?;
+    let client = ecrf_sync::client::client_of(&store).map_err(fail)?;
+    let report = ecrf_sync::sync(&mut store, &client, &mut |_| {}).map_err(fail)?;
+    say!(
+        "Synced: {} sent, {} received, {} conflicts to resolve.",
+        report.pushed,
+        report.pulled,
+        report.conflicts
+    );
+    Ok(())
+}

@@ -1,0 +1,305 @@
+//! Test support for the server: a PostgreSQL database per test, the real `ecrf server` process
+//! over real HTTP, sites and enrolled devices with real SQLCipher stores.
+#![allow(dead_code)]
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use ecrf_core::{FormKey, Role, Study};
+use ecrf_store::{CreateOptions, SaveOptions, Store};
+use ecrf_sync::Client;
+
+pub fn ecrf_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ecrf")
+}
+
+pub fn study() -> Arc<Study> {
+    static S: OnceLock<Arc<Study>> = OnceLock::new();
+    Arc::clone(S.get_or_init(|| Arc::new(ecrf_core::trial::definition().expect("study"))))
+}
+
+/// The PostgreSQL to use: `DATABASE_URL`, or a throwaway cluster for this test process
+/// (scripts/pg.sh stops it when the process ends).
+fn admin_url() -> String {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(u) = std::env::var("DATABASE_URL") {
+            return u;
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pg.sh");
+        let out = Command::new("bash")
+            .arg(script)
+            .arg("serve-while")
+            .arg(std::process::id().to_string())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/pg.sh");
+        assert!(out.status.success(), "scripts/pg.sh failed");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    })
+    .clone()
+}
+
+pub fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A new, empty database of its own for one test.
+pub fn fresh_database() -> String {
+    let admin = admin_url();
+    let mut bytes = [0u8; 6];
+    getrandom::fill(&mut bytes).unwrap();
+    let name = format!("ecrf_test_{}", hex::encode(bytes));
+    psql(&admin, &format!("CREATE DATABASE {name}"));
+    let (base, _) = admin.rsplit_once('/').expect("database URL ends in /name");
+    format!("{base}/{name}")
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `ecrf server` (killed when dropped).
+pub struct Server {
+    pub database_url: String,
+    pub port: u16,
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Server {
+    pub fn start(database_url: &str, log_dir: &Path) -> Server {
+        let mut s = Server {
+            database_url: database_url.to_string(),
+            port: free_port(),
+            child: None,
+            log: log_dir.join("server.log"),
+        };
+        s.spawn();
+        s
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(ecrf_bin())
+            .args([
+                "server",
+                "--database-url",
+                &self.database_url,
+                "--listen",
+                &format!("127.0.0.1:{}", self.port),
+                "--insecure-http",
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start ecrf server");
+        self.child = Some(child);
+        let start = Instant::now();
+        loop {
+            if Client::new(&self.url(), None).unwrap().health().is_ok() {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!(
+                    "server exited ({status}): {}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "server did not answer /health"
+            );
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    /// Kills the process (SIGKILL: nothing flushed) and starts it again on the same port.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // The port is free again once nothing accepts on it.
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Still running (no panic took it down)?
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    pub fn admin(&self, args: &[&str]) -> String {
+        let out = Command::new(ecrf_bin())
+            .args(args)
+            .args(["--database-url", &self.database_url])
+            .output()
+            .expect("run ecrf");
+        assert!(
+            out.status.success(),
+            "ecrf {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    pub fn add_site(&self, code: &str) {
+        self.admin(&["site", "add", code, "--name", &format!("Hospital {code}")]);
+    }
+
+    pub fn enrol_code(&self, site: &str) -> String {
+        self.admin(&["device", "enrol-code", "--site", site])
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub const NURSE_PW: &str = "nurse-password";
+
+/// A ward laptop: its own store (site `site`), a nurse logged in, enrolled with the server.
+pub struct Device {
+    pub store: Store,
+    pub path: PathBuf,
+}
+
+impl Device {
+    pub fn new(dir: &Path, name: &str, site: &str) -> Device {
+        let path = dir.join(format!("{name}.ecrf"));
+        let (mut admin, _) = Store::create(
+            &path,
+            study(),
+            CreateOptions {
+                site: site.into(),
+                admin_user: "admin".into(),
+                admin_name: "Admin".into(),
+                admin_password: "admin-password".into(),
+            },
+        )
+        .unwrap();
+        admin
+            .add_user("nurse", "Nurse", Role::Nurse, NURSE_PW)
+            .unwrap();
+        drop(admin);
+        let store = Store::open(&path, study(), "nurse", NURSE_PW).unwrap();
+        Device { store, path }
+    }
+
+    pub fn enrolled(dir: &Path, name: &str, site: &str, server: &Server) -> Device {
+        let d = Device::new(dir, name, site);
+        ecrf_sync::enrol(&d.store, &server.url(), &server.enrol_code(site), None).unwrap();
+        d
+    }
+
+    pub fn client(&self) -> Client {
+        ecrf_sync::client::client_of(&self.store).unwrap()
+    }
+
+    /// Syncs through `client` (or its own), retrying what can be retried up to `tries` times.
+    pub fn sync_via(&mut self, client: &Client, tries: usize) -> ecrf_sync::SyncReport {
+        let mut last = None;
+        for _ in 0..tries {
+            match ecrf_sync::sync(&mut self.store, client, &mut |_| {}) {
+                Ok(r) => return r,
+                Err(e) if e.is_retryable() => {
+                    last = Some(e);
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("sync refused: {e}"),
+            }
+        }
+        panic!("sync did not succeed after {tries} tries: {last:?}")
+    }
+
+    pub fn sync(&mut self) -> ecrf_sync::SyncReport {
+        let c = self.client();
+        self.sync_via(&c, 1)
+    }
+
+    pub fn save(&mut self, subject: &str, form: &str, entries: &[(&str, &str)]) {
+        let key = FormKey::parse(&study(), form).unwrap();
+        self.store
+            .save(
+                subject,
+                &key,
+                entries,
+                &SaveOptions {
+                    reason: Some("correction".into()),
+                    confirm_warnings: true,
+                },
+            )
+            .unwrap();
+    }
+
+    pub fn value(&self, subject: &str, form: &str, item: &str) -> Option<String> {
+        let key = FormKey::parse(&study(), form).unwrap();
+        self.store
+            .form_values(subject, &key)
+            .unwrap()
+            .into_iter()
+            .find(|i| i.item == item)
+            .map(|i| i.value.to_string())
+    }
+
+    /// The log as a sorted set of `change_id hash` (local order differs between replicas).
+    pub fn log(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .store
+            .all_changes()
+            .unwrap()
+            .into_iter()
+            .map(|c| format!("{} {}", c.change_id, c.hash))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// The server's copy of a site's log, sorted like [`Device::log`].
+pub fn server_log(db: &str, site: &str) -> Vec<String> {
+    let out = psql(
+        db,
+        &format!("SELECT change_id || ' ' || hash FROM changes WHERE site = '{site}' ORDER BY 1"),
+    );
+    let mut v: Vec<String> = out.lines().map(str::to_string).collect();
+    v.sort();
+    v
+}

@@ -1,0 +1,430 @@
+//! Sync acceptance tests against the real `ecrf server`, a real PostgreSQL and real stores,
+//! over real HTTP: merging, conflicts, site scoping, revoked tokens, hostile bodies.
+
+mod server;
+
+use std::time::Duration;
+
+use ecrf_sync::{SyncError, WireChange};
+use server::{Device, Server, fresh_database, psql, server_log};
+
+fn setup(site: &str) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&fresh_database(), dir.path());
+    server.add_site(site);
+    (dir, server)
+}
+
+#[test]
+fn two_devices_merge_items_and_resolve_a_conflict_once_everywhere() {
+    let (dir, server) = setup("01");
+    let mut a = Device::enrolled(dir.path(), "a", "01", &server);
+    let mut b = Device::enrolled(dir.path(), "b", "01", &server);
+    let subject = a.store.new_subject().unwrap();
+    assert_eq!(
+        subject, "01-D1-0001",
+        "subject numbers carry the device's prefix"
+    );
+    a.sync();
+    b.sync();
+    assert_eq!(b.store.subjects().unwrap(), vec![subject.clone()]);
+
+    // Offline, different items of one form.
+    a.save(&subject, "DLY#1", &[("HR", "80")]);
+    b.save(&subject, "DLY#1", &[("MAP", "65")]);
+    a.sync();
+    b.sync();
+    a.sync();
+    for d in [&a, &b] {
+        assert_eq!(d.value(&subject, "DLY#1", "HR").as_deref(), Some("80"));
+        assert_eq!(d.value(&subject, "DLY#1", "MAP").as_deref(), Some("65"));
+        assert!(d.store.conflicts().unwrap().is_empty());
+    }
+
+    // Offline, the same item: a conflict with both values on every replica.
+    a.save(&subject, "DLY#1", &[("HR", "90")]);
+    b.save(&subject, "DLY#1", &[("HR", "100")]);
+    let ra = a.sync();
+    let rb = b.sync();
+    a.sync();
+    assert_eq!((ra.conflicts, rb.conflicts), (0, 1));
+    let ca = a.store.conflicts().unwrap();
+    assert_eq!(ca, b.store.conflicts().unwrap());
+    assert_eq!(ca.len(), 1);
+    let mut values: Vec<String> = ca[0]
+        .values
+        .iter()
+        .filter_map(|v| v.value.clone())
+        .collect();
+    values.sort();
+    assert_eq!(values, vec!["{\"int\":100}", "{\"int\":90}"]);
+    assert_eq!(
+        a.value(&subject, "DLY#1", "HR"),
+        b.value(&subject, "DLY#1", "HR"),
+        "every replica shows the same value while in conflict"
+    );
+
+    // Resolved once on B; the resolution reaches A and the server.
+    b.store
+        .resolve_conflict(&subject, "DLY#1", "HR", "95", "checked the bedside chart")
+        .unwrap();
+    b.sync();
+    a.sync();
+    for d in [&a, &b] {
+        assert!(d.store.conflicts().unwrap().is_empty());
+        assert_eq!(d.value(&subject, "DLY#1", "HR").as_deref(), Some("95"));
+        let report = d.store.verify().unwrap();
+        assert!(report.ok(), "{:?}", report.problems);
+    }
+    // A third laptop enrolled later receives exactly the same log; so does the server.
+    let mut c = Device::enrolled(dir.path(), "c", "01", &server);
+    c.sync();
+    let own_c: usize = c.store.own_changes_after(0, 1000).unwrap().len();
+    assert_eq!(a.log(), b.log());
+    assert_eq!(c.log().len(), a.log().len() + own_c);
+    assert!(a.log().iter().all(|l| c.log().contains(l)));
+    c.sync();
+    let mut server_has = server_log(&server.database_url, "01");
+    server_has.sort();
+    let mut all = c.log();
+    all.sort();
+    assert_eq!(server_has, all, "the server holds each change exactly once");
+    assert_eq!(c.value(&subject, "DLY#1", "HR").as_deref(), Some("95"));
+}
+
+#[test]
+fn a_device_stays_in_its_site_and_a_revoked_token_is_refused() {
+    let (dir, server) = setup("01");
+    server.add_site("02");
+    let mut a = Device::enrolled(dir.path(), "a", "01", &server);
+    let mut other = Device::enrolled(dir.path(), "b", "02", &server);
+    let s2 = other.store.new_subject().unwrap();
+    other.sync();
+    a.sync();
+    assert!(
+        a.store.subjects().unwrap().is_empty(),
+        "nothing of site 02 reached site 01"
+    );
+
+    let client = a.client();
+    match client.pull("02", 0, 100) {
+        Err(SyncError::Refused {
+            status: 403,
+            reason,
+        }) => {
+            assert!(reason.contains("site 01"), "{reason}")
+        }
+        other => panic!("pulling site 02: {other:?}"),
+    }
+    // A change about a subject of site 02, well formed and correctly hashed, pushed to site 01
+    // or to site 02: refused either way, and nothing stored.
+    let before = psql(&server.database_url, "SELECT count(*) FROM changes");
+    let head = a.store.own_changes_after(0, 1000).unwrap();
+    let last = head.last().unwrap();
+    let mut c = WireChange::from(last);
+    c.device_seq = last.device_seq + 1;
+    c.prev_hash = last.hash.clone();
+    c.change_id = "01a2f000-0000-7000-8000-000000000001".into();
+    c.kind = "item.set".into();
+    c.subject = Some(s2.clone());
+    c.form = Some("DLY#1".into());
+    c.item = Some("HR".into());
+    c.new_value = Some("{\"int\":70}".into());
+    c.base = Some("[]".into());
+    c.hash = c.to_change().compute_hash();
+    for site in ["01", "02"] {
+        match client.push(site, vec![c.clone()]) {
+            Err(SyncError::Refused {
+                status: 403,
+                reason,
+            }) => {
+                assert!(
+                    reason.contains("not of site 01") || reason.contains("belongs to site 01"),
+                    "{reason}"
+                )
+            }
+            other => panic!("pushing a site-02 subject to {site}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        psql(&server.database_url, "SELECT count(*) FROM changes"),
+        before
+    );
+
+    // Revoked: every request refused with the reason.
+    let device = a.store.device_id().to_string();
+    server.admin(&["device", "revoke", &device]);
+    match ecrf_sync::sync(&mut a.store, &client, &mut |_| {}) {
+        Err(SyncError::Refused {
+            status: 401,
+            reason,
+        }) => {
+            assert!(reason.contains("revoked"), "{reason}")
+        }
+        other => panic!("revoked device: {other:?}"),
+    }
+    // A wrong token too.
+    let forged = ecrf_sync::Client::new(&server.url(), None)
+        .unwrap()
+        .with_token("NOT-A-TOKEN");
+    assert!(matches!(
+        forged.device(),
+        Err(SyncError::Refused { status: 401, .. })
+    ));
+    // An enrolment code works once.
+    let code = server.enrol_code("01");
+    let d = Device::new(dir.path(), "d", "01");
+    ecrf_sync::enrol(&d.store, &server.url(), &code, None).unwrap();
+    let e = Device::new(dir.path(), "e", "01");
+    let again = ecrf_sync::enrol(&e.store, &server.url(), &code, None).unwrap_err();
+    assert!(again.to_string().contains("used already"), "{again}");
+    // A code of site 02 does not enrol a site-01 laptop.
+    let wrong =
+        ecrf_sync::enrol(&e.store, &server.url(), &server.enrol_code("02"), None).unwrap_err();
+    assert!(wrong.to_string().contains("site 02"), "{wrong}");
+}
+
+/// Sends raw bytes over HTTP; returns (status, body).
+fn raw(
+    url: &str,
+    method: &str,
+    token: Option<&str>,
+    ct: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let resp = if method == "GET" {
+        let mut r = agent.get(url);
+        if let Some(t) = token {
+            r = r.header("Authorization", &format!("Bearer {t}"));
+        }
+        r.call()
+    } else {
+        let mut r = agent.post(url);
+        if let Some(t) = token {
+            r = r.header("Authorization", &format!("Bearer {t}"));
+        }
+        if let Some(ct) = ct {
+            r = r.header("Content-Type", ct);
+        }
+        r.send(&body[..])
+    };
+    match resp {
+        Ok(mut r) => {
+            let status = r.status().as_u16();
+            let text = r.body_mut().read_to_string().unwrap_or_default();
+            (status, text)
+        }
+        // The server may close the connection on an oversized body before reading it all.
+        Err(e) => (413, format!("connection closed: {e}")),
+    }
+}
+
+#[test]
+fn hostile_bodies_get_a_4xx_with_a_reason_and_change_nothing() {
+    let (dir, mut server) = setup("01");
+    let mut a = Device::enrolled(dir.path(), "a", "01", &server);
+    a.store.new_subject().unwrap();
+    a.sync();
+    let token = a.store.sync_setting("token").unwrap().unwrap();
+    let snapshot = |s: &Server| {
+        psql(
+            &s.database_url,
+            "SELECT (SELECT count(*) FROM changes) || '/' || (SELECT string_agg(device || acked || last_hash, ',') FROM devices) || '/' || (SELECT count(*) FROM enrol_codes WHERE used_by IS NULL)",
+        )
+    };
+    let before = snapshot(&server);
+    let good = {
+        let page = a.store.own_changes_after(0, 3).unwrap();
+        serde_json::json!({ "changes": page.iter().map(WireChange::from).collect::<Vec<_>>() })
+            .to_string()
+    };
+    let mut deep = "[".repeat(100_000);
+    deep.push_str(&"]".repeat(100_000));
+    let deep_field = format!("{{\"changes\":[{{\"change_id\":{}}}]}}", "[".repeat(50_000));
+    let altered = good.replacen("\"admin\"", "\"root\"", 1);
+    let many = serde_json::json!({ "changes": vec![serde_json::from_str::<serde_json::Value>(&good).unwrap()["changes"][0].clone(); 1001] }).to_string();
+    let huge = vec![b'{'; 9 * 1024 * 1024];
+    let long_value = good.replacen("\"store.create\"", &format!("\"{}\"", "x".repeat(100)), 1);
+    let json = Some("application/json");
+    let push = format!("{}/api/v1/sites/01/changes", server.url());
+    let enrol = format!("{}/api/v1/enrol", server.url());
+    let cases: Vec<(&str, &str, Option<&str>, Vec<u8>, u16)> = vec![
+        (
+            "malformed",
+            push.as_str(),
+            json,
+            b"{\"changes\": [".to_vec(),
+            400,
+        ),
+        (
+            "truncated",
+            push.as_str(),
+            json,
+            good.as_bytes()[..good.len() / 2].to_vec(),
+            400,
+        ),
+        (
+            "not json",
+            push.as_str(),
+            json,
+            b"<html>hello</html>".to_vec(),
+            400,
+        ),
+        (
+            "not utf-8",
+            push.as_str(),
+            json,
+            vec![0xff, 0xfe, 0x00, 0x7b],
+            400,
+        ),
+        ("empty", push.as_str(), json, vec![], 400),
+        ("deeply nested", push.as_str(), json, deep.into_bytes(), 400),
+        (
+            "deeply nested field",
+            push.as_str(),
+            json,
+            deep_field.into_bytes(),
+            400,
+        ),
+        (
+            "unknown field",
+            push.as_str(),
+            json,
+            b"{\"changes\":[],\"drop\":1}".to_vec(),
+            400,
+        ),
+        (
+            "wrong type",
+            push.as_str(),
+            json,
+            b"{\"changes\":\"all\"}".to_vec(),
+            400,
+        ),
+        (
+            "altered change",
+            push.as_str(),
+            json,
+            altered.into_bytes(),
+            400,
+        ),
+        (
+            "bad kind",
+            push.as_str(),
+            json,
+            long_value.into_bytes(),
+            400,
+        ),
+        (
+            "too many changes",
+            push.as_str(),
+            json,
+            many.into_bytes(),
+            400,
+        ),
+        ("oversized", push.as_str(), json, huge, 413),
+        (
+            "wrong content type",
+            push.as_str(),
+            Some("text/plain"),
+            good.clone().into_bytes(),
+            415,
+        ),
+        (
+            "form content type",
+            push.as_str(),
+            Some("application/x-www-form-urlencoded"),
+            b"a=1".to_vec(),
+            415,
+        ),
+        (
+            "no content type",
+            push.as_str(),
+            None,
+            good.clone().into_bytes(),
+            415,
+        ),
+        (
+            "enrol malformed",
+            enrol.as_str(),
+            json,
+            b"{\"code\":".to_vec(),
+            400,
+        ),
+        (
+            "enrol bad code",
+            enrol.as_str(),
+            json,
+            br#"{"code":"NOPE","device":"x","site":"01"}"#.to_vec(),
+            401,
+        ),
+        (
+            "enrol long field",
+            enrol.as_str(),
+            json,
+            format!(
+                r#"{{"code":"{}","device":"x","site":"01"}}"#,
+                "A".repeat(10_000)
+            )
+            .into_bytes(),
+            400,
+        ),
+        (
+            "enrol SQL",
+            enrol.as_str(),
+            json,
+            br#"{"code":"'); DROP TABLE devices; --","device":"x","site":"01"}"#.to_vec(),
+            401,
+        ),
+    ];
+    for (name, url, ct, body, want) in cases {
+        let (status, text) = raw(url, "POST", Some(&token), ct, body);
+        assert_eq!(status, want, "{name}: {text}");
+        if status != 413 || text.starts_with('{') {
+            let reason: serde_json::Value = serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("{name}: reply is not JSON: {text}"));
+            assert!(
+                reason["error"].as_str().is_some_and(|r| r.len() > 5),
+                "{name}: no reason: {text}"
+            );
+        }
+        assert!(server.alive(), "{name}: the server died");
+    }
+    // Bad query strings and tokens on pull.
+    for (q, want) in [
+        ("after=-1", 400),
+        ("after=abc", 400),
+        ("limit=100000", 400),
+        ("drop=1", 400),
+        ("after=99999999999999999999", 400),
+    ] {
+        let (status, text) = raw(&format!("{push}?{q}"), "GET", Some(&token), None, vec![]);
+        assert_eq!(status, want, "{q}: {text}");
+        assert!(text.contains("error"), "{q}: {text}");
+    }
+    let (status, _) = raw(push.as_str(), "GET", None, None, vec![]);
+    assert_eq!(status, 401);
+    let (status, _) = raw(push.as_str(), "GET", Some("' OR 1=1 --"), None, vec![]);
+    assert_eq!(status, 401);
+    let (status, _) = raw(
+        &format!("{}/api/v1/nothing", server.url()),
+        "GET",
+        None,
+        None,
+        vec![],
+    );
+    assert_eq!(status, 404);
+    assert_eq!(snapshot(&server), before, "the database is unchanged");
+    assert!(server.alive());
+    let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+    assert!(!log.contains("panicked"), "{log}");
+    // Still serving: a real sync works.
+    a.store.new_subject().unwrap();
+    let r = a.sync();
+    assert_eq!(r.pushed, 1);
+    server.kill();
+}

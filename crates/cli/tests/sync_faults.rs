@@ -1,0 +1,245 @@
+//! Property: whatever the network does — connections cut after N bytes either way, requests
+//! duplicated or delayed — and with the server killed and restarted mid-sync, after retries every
+//! replica (two laptops and the server) holds exactly the same log: none lost, none twice.
+//! A TCP proxy in the test stands between the laptops and the real `ecrf server`.
+
+mod server;
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use proptest::prelude::*;
+use server::{Device, Server, fresh_database, server_log};
+
+#[derive(Debug, Clone)]
+enum Fault {
+    Pass,
+    /// Forward only this many bytes of the request, then cut.
+    CutRequest(usize),
+    /// Forward the request, only this many bytes of the reply, then cut.
+    CutReply(usize),
+    /// Hold the connection this long first.
+    Delay(u64),
+    /// Send the first request twice (the copy's reply is thrown away).
+    Duplicate,
+}
+
+fn fault() -> impl Strategy<Value = Fault> {
+    prop_oneof![
+        2 => Just(Fault::Pass),
+        2 => (0usize..2500).prop_map(Fault::CutRequest),
+        3 => (0usize..4000).prop_map(Fault::CutReply),
+        1 => (1u64..150).prop_map(Fault::Delay),
+        2 => Just(Fault::Duplicate),
+    ]
+}
+
+/// Copies `from` → `to` until EOF or `limit` bytes, then shuts both down.
+fn pipe(mut from: TcpStream, mut to: TcpStream, limit: Option<usize>) {
+    let mut buf = [0u8; 8192];
+    let mut sent = 0usize;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let n = match limit {
+            Some(l) if sent + n >= l => {
+                let _ = to.write_all(&buf[..l - sent]);
+                break;
+            }
+            _ => n,
+        };
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        sent += n;
+    }
+    let _ = from.shutdown(Shutdown::Both);
+    let _ = to.shutdown(Shutdown::Both);
+}
+
+struct Proxy {
+    port: u16,
+    faults: Arc<Mutex<VecDeque<Fault>>>,
+    connections: Arc<AtomicUsize>,
+}
+
+impl Proxy {
+    fn start(upstream: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let faults: Arc<Mutex<VecDeque<Fault>>> = Arc::default();
+        let connections: Arc<AtomicUsize> = Arc::default();
+        let (f, n) = (Arc::clone(&faults), Arc::clone(&connections));
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                n.fetch_add(1, Ordering::SeqCst);
+                let fault = f.lock().unwrap().pop_front().unwrap_or(Fault::Pass);
+                std::thread::spawn(move || handle(client, upstream, fault));
+            }
+        });
+        Proxy {
+            port,
+            faults,
+            connections,
+        }
+    }
+}
+
+fn handle(mut client: TcpStream, upstream: u16, fault: Fault) {
+    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+        let _ = client.shutdown(Shutdown::Both);
+        return;
+    };
+    let (mut req_limit, mut reply_limit) = (None, None);
+    match fault {
+        Fault::Pass => {}
+        Fault::CutRequest(n) => req_limit = Some(n),
+        Fault::CutReply(n) => reply_limit = Some(n),
+        Fault::Delay(ms) => std::thread::sleep(Duration::from_millis(ms)),
+        Fault::Duplicate => {
+            // Gather the first request (until the client pauses), send it twice.
+            let mut first = Vec::new();
+            let _ = client.set_read_timeout(Some(Duration::from_millis(150)));
+            let mut buf = [0u8; 65536];
+            while let Ok(n) = client.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                first.extend_from_slice(&buf[..n]);
+            }
+            let _ = client.set_read_timeout(None);
+            if let Ok(mut copy) = TcpStream::connect(("127.0.0.1", upstream)) {
+                let bytes = first.clone();
+                std::thread::spawn(move || {
+                    let _ = copy.write_all(&bytes);
+                    let _ = copy.set_read_timeout(Some(Duration::from_secs(10)));
+                    let mut sink = Vec::new();
+                    let _ = copy.read_to_end(&mut sink);
+                });
+            }
+            let mut s = &server;
+            if s.write_all(&first).is_err() {
+                return;
+            }
+        }
+    }
+    let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+    let up = std::thread::spawn(move || pipe(client, server, req_limit));
+    pipe(s2, c2, reply_limit);
+    let _ = up.join();
+}
+
+fn day_entries(day: u32) -> Vec<(&'static str, String)> {
+    vec![
+        ("HR", format!("{}", 70 + day)),
+        ("MAP", format!("{}", 60 + day)),
+        ("LACTATE", format!("{}.{}", 1 + day % 3, day % 10)),
+    ]
+}
+
+struct World {
+    dir: tempfile::TempDir,
+    server: Arc<Mutex<Server>>,
+    upstream: u16,
+    sites: AtomicUsize,
+}
+
+fn world() -> &'static World {
+    static W: std::sync::OnceLock<World> = std::sync::OnceLock::new();
+    W.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(&fresh_database(), dir.path());
+        let upstream = server.port;
+        World {
+            dir,
+            server: Arc::new(Mutex::new(server)),
+            upstream,
+            sites: AtomicUsize::new(0),
+        }
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(12),
+        max_shrink_iters: 0,
+        .. ProptestConfig::default()
+    })]
+
+    #[test]
+    fn every_replica_ends_with_the_same_log_whatever_the_network_does(
+        faults in proptest::collection::vec(fault(), 0..14),
+        restart_after_ms in proptest::option::of(0u64..400),
+        days in 1u32..5,
+    ) {
+        let w = world();
+        let n = w.sites.fetch_add(1, Ordering::SeqCst);
+        let site = format!("P{n}");
+        let (db, url) = {
+            let s = w.server.lock().unwrap();
+            s.add_site(&site);
+            (s.database_url.clone(), s.url())
+        };
+        let dir = w.dir.path().join(&site);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (mut a, mut b) = {
+            let s = w.server.lock().unwrap();
+            (Device::enrolled(&dir, "a", &site, &s), Device::enrolled(&dir, "b", &site, &s))
+        };
+        let _ = url;
+        // Offline work on both laptops: own subjects, and the same item of A's subject.
+        let sa = a.store.new_subject().unwrap();
+        let sb = b.store.new_subject().unwrap();
+        for day in 1..=days {
+            let e = day_entries(day);
+            let e: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            a.save(&sa, &format!("DLY#{day}"), &e);
+            b.save(&sb, &format!("DLY#{day}"), &e);
+        }
+        let proxy = Proxy::start(w.upstream);
+        proxy.faults.lock().unwrap().extend(faults.iter().cloned());
+        let via = ecrf_sync::Client::new(&format!("http://127.0.0.1:{}", proxy.port), None)
+            .unwrap()
+            .with_token(&a.store.sync_setting("token").unwrap().unwrap());
+        let via_b = ecrf_sync::Client::new(&format!("http://127.0.0.1:{}", proxy.port), None)
+            .unwrap()
+            .with_token(&b.store.sync_setting("token").unwrap().unwrap());
+        let restarter = restart_after_ms.map(|ms| {
+            let server = Arc::clone(&w.server);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(ms));
+                server.lock().unwrap().restart();
+            })
+        });
+        a.sync_via(&via, 200);
+        b.sync_via(&via_b, 200);
+        if let Some(t) = restarter {
+            t.join().unwrap();
+        }
+        // B's edit of A's subject after seeing it, and one more round through the faults.
+        b.save(&sa, "DLY#1", &[("HR", "99")]);
+        b.sync_via(&via_b, 200);
+        a.sync_via(&via, 200);
+        b.sync_via(&via_b, 200);
+        a.sync_via(&via, 200);
+        let server_has = server_log(&db, &site);
+        prop_assert_eq!(a.log(), b.log(), "the two laptops differ");
+        prop_assert_eq!(&a.log(), &server_has, "a laptop and the server differ");
+        let mut dedup = server_has.clone();
+        dedup.dedup();
+        prop_assert_eq!(dedup.len(), server_has.len(), "a change is held twice");
+        prop_assert_eq!(a.value(&sa, "DLY#1", "HR").as_deref(), Some("99"));
+        prop_assert!(a.store.conflicts().unwrap().is_empty());
+        for d in [&a, &b] {
+            let report = d.store.verify().unwrap();
+            prop_assert!(report.ok(), "{:?}", report.problems);
+        }
+        prop_assert!(proxy.connections.load(Ordering::SeqCst) > 0);
+    }
+}

@@ -1,0 +1,111 @@
+//! `ecrf-server`: the central server of the trial. axum over PostgreSQL.
+//!
+//! - [`db`]: connection, migrations (`crates/server/migrations`), the administrator's
+//!   operations (sites, enrolment codes, revoking devices);
+//! - [`api`]: `GET /health` and `/api/v1/…` (enrol, device, push, pull).
+//!
+//! Invariants: TLS (rustls with the *ring* provider, installed at start) unless plain HTTP is
+//! asked for, and plain HTTP only on a loopback address; TCP_NODELAY on every connection;
+//! structured (JSON) logs through `tracing`.
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod db;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Server errors outside a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The database refused or is unreachable.
+    #[error("database: {0}")]
+    Database(String),
+    /// A bad argument, naming it.
+    #[error("{0}")]
+    Invalid(String),
+    /// Anything else.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<sqlx::Error> for ServerError {
+    fn from(e: sqlx::Error) -> Self {
+        ServerError::Database(e.to_string())
+    }
+}
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// PostgreSQL URL.
+    pub database_url: String,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// TLS certificate and key (PEM); `None` = plain HTTP, allowed only on loopback.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// Starts the logs (JSON lines on stderr; `RUST_LOG` filters, `info` by default).
+pub fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Connects, migrates and serves until the process ends.
+pub async fn serve(opts: ServeOptions) -> Result<(), ServerError> {
+    if opts.tls.is_none() && !opts.listen.ip().is_loopback() {
+        return Err(ServerError::Invalid(format!(
+            "--insecure-http: plain HTTP is allowed only on a loopback address, not {}; \
+             give --tls-cert and --tls-key",
+            opts.listen
+        )));
+    }
+    // One crypto provider for the whole process (several are linked in a workspace build).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pool = db::connect(&opts.database_url, 32).await?;
+    let app = api::router(pool).into_make_service();
+    let listener = std::net::TcpListener::bind(opts.listen)
+        .map_err(|e| ServerError::Invalid(format!("--listen {}: {e}", opts.listen)))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| ServerError::Internal(e.to_string()))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| ServerError::Internal(e.to_string()))?;
+    let nodelay = axum_server::accept::NoDelayAcceptor::new();
+    match opts.tls {
+        Some((cert, key)) => {
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+                .await
+                .map_err(|e| {
+                    ServerError::Invalid(format!(
+                        "--tls-cert {} / --tls-key {}: {e}",
+                        cert.display(),
+                        key.display()
+                    ))
+                })?;
+            tracing::info!(listen = %local, tls = true, "serving");
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config).acceptor(nodelay);
+            axum_server::from_tcp(listener)
+                .map_err(|e| ServerError::Internal(e.to_string()))?
+                .acceptor(acceptor)
+                .serve(app)
+                .await
+        }
+        None => {
+            tracing::info!(listen = %local, tls = false, "serving (plain HTTP, loopback only)");
+            axum_server::from_tcp(listener)
+                .map_err(|e| ServerError::Internal(e.to_string()))?
+                .acceptor(nodelay)
+                .serve(app)
+                .await
+        }
+    }
+    .map_err(|e| ServerError::Internal(e.to_string()))
+}

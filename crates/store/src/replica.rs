@@ -1,0 +1,389 @@
+//! The store's side of sync: what this device has to push, applying pages of other devices'
+//! changes, and item conflicts.
+//!
+//! Owns the `item_heads` and `superseded` projections (written only by [`apply_item`], called by
+//! `store::apply`) and the sync cursors in `meta`. Invariants:
+//! - a change received is appended byte for byte (same id, device, device sequence, hashes), only
+//!   after its hash and its device's chain check out, and at most once (by `change_id`);
+//! - a page of received changes is one transaction, together with the pull cursor that follows
+//!   it: after a cut, the page is either all there with its cursor or not there at all;
+//! - conflicts are decided from the set of changes alone, never from their arrival order: an
+//!   `item.set` names (in `base`) the item values its writer saw; the item's **heads** are its
+//!   values that no change names; one head is the value, two or more are a conflict that keeps
+//!   every value, shows the one with the greatest change id and is resolved by a change naming
+//!   them all. Every replica holding the same changes has the same heads.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::{Deserialize, Serialize};
+
+use crate::error::StoreError;
+use crate::log::{COLUMNS, Change, GENESIS, kind};
+use crate::store::{Draft, Store, apply, get_meta, set_meta};
+
+/// This device's last `device_seq` and hash (0 and [`GENESIS`] before its first change).
+pub(crate) fn device_head(conn: &Connection, device: &str) -> Result<(i64, String), StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT device_seq, hash FROM change_log WHERE device = ?1 \
+             ORDER BY device_seq DESC LIMIT 1",
+        )?
+        .query_row([device], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or((0, GENESIS.to_string())))
+}
+
+/// The change ids of an item's current values, as the JSON list a new change names in `base`.
+pub(crate) fn current_heads(
+    conn: &Connection,
+    subject: &str,
+    form: &str,
+    item: &str,
+) -> Result<String, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT change_id FROM item_heads WHERE subject = ?1 AND form = ?2 AND item = ?3 \
+         ORDER BY change_id",
+    )?;
+    let ids: Vec<String> = stmt
+        .query_map([subject, form, item], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
+}
+
+/// Applies an `item.set` to `item_heads`, `superseded` and `item_values`.
+pub(crate) fn apply_item(tx: &Connection, c: &Change) -> Result<(), StoreError> {
+    let (subject, form, item) = (
+        c.subject.as_deref().unwrap_or_default(),
+        c.form.as_deref().unwrap_or_default(),
+        c.item.as_deref().unwrap_or_default(),
+    );
+    let replaced: Vec<String> = match &c.base {
+        // Written before sync: it replaced whatever the item held on its only device.
+        None => serde_json::from_str(&current_heads(tx, subject, form, item)?).unwrap_or_default(),
+        Some(b) => serde_json::from_str(b).map_err(|e| {
+            StoreError::Invalid(format!(
+                "{}: its base is not a list of ids: {e}",
+                c.describe()
+            ))
+        })?,
+    };
+    for id in &replaced {
+        tx.prepare_cached("INSERT OR IGNORE INTO superseded (change_id) VALUES (?1)")?
+            .execute([id])?;
+        tx.prepare_cached(
+            "DELETE FROM item_heads WHERE subject = ?1 AND form = ?2 AND item = ?3 AND change_id = ?4",
+        )?
+        .execute(params![subject, form, item, id])?;
+    }
+    let already_replaced: bool = tx
+        .prepare_cached("SELECT 1 FROM superseded WHERE change_id = ?1")?
+        .query_row([&c.change_id], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if !already_replaced {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO item_heads (subject, form, item, change_id, value, warning, change_seq) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![subject, form, item, c.change_id, c.new_value, c.warning, c.seq])?;
+    }
+    // The value shown: the head with the greatest change id (the same on every replica).
+    let shown: Option<(Option<String>, Option<String>, i64)> = tx
+        .prepare_cached(
+            "SELECT value, warning, change_seq FROM item_heads \
+             WHERE subject = ?1 AND form = ?2 AND item = ?3 ORDER BY change_id DESC LIMIT 1",
+        )?
+        .query_row([subject, form, item], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    match shown {
+        Some((Some(value), warning, seq)) => {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO item_values (subject, form, item, value, warning, change_seq) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![subject, form, item, value, warning, seq])?;
+        }
+        _ => {
+            tx.prepare_cached(
+                "DELETE FROM item_values WHERE subject = ?1 AND form = ?2 AND item = ?3",
+            )?
+            .execute([subject, form, item])?;
+        }
+    }
+    Ok(())
+}
+
+/// Where this device stands with the server.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncState {
+    /// This device's last `device_seq` the server acknowledged.
+    pub pushed: i64,
+    /// The server's cursor after the last page pulled.
+    pub pulled: i64,
+    /// When the last sync finished without error (UTC, RFC 3339), if ever.
+    pub last_success: Option<String>,
+}
+
+/// What applying a page did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ApplyReport {
+    /// Changes appended.
+    pub applied: usize,
+    /// Changes already held (replays).
+    pub already_held: usize,
+}
+
+/// One value of an item in conflict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConflictValue {
+    /// The change that wrote it.
+    pub change_id: String,
+    /// The value (JSON of `Value`), `None` when the item was cleared.
+    pub value: Option<String>,
+    /// Who wrote it, on which device, when.
+    pub user: String,
+    /// Device id.
+    pub device: String,
+    /// UTC time.
+    pub utc: String,
+}
+
+/// An item two devices changed without seeing each other's value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Conflict {
+    /// Subject.
+    pub subject: String,
+    /// Form instance.
+    pub form: String,
+    /// Item id.
+    pub item: String,
+    /// Every value kept, by change id.
+    pub values: Vec<ConflictValue>,
+}
+
+fn check_received(c: &Change) -> Result<(), StoreError> {
+    if c.compute_hash() != c.hash {
+        return Err(StoreError::Invalid(format!(
+            "received {}: its content does not match its hash; nothing of this page was applied",
+            c.describe()
+        )));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// This device's changes with `device_seq` above `after`, oldest first, at most `limit`.
+    pub fn own_changes_after(&self, after: i64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        let mut stmt = self.conn().prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM change_log WHERE device = ?1 AND device_seq > ?2 \
+             ORDER BY device_seq LIMIT ?3"
+        ))?;
+        let rows = stmt.query_map(
+            params![self.device_id(), after, limit as i64],
+            Change::from_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every change of the log in local order (for comparing replicas).
+    pub fn all_changes(&self) -> Result<Vec<Change>, StoreError> {
+        let mut stmt = self
+            .conn()
+            .prepare(&format!("SELECT {COLUMNS} FROM change_log ORDER BY seq"))?;
+        let rows = stmt.query_map([], Change::from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The sync cursors.
+    pub fn sync_state(&self) -> Result<SyncState, StoreError> {
+        let num = |k: &str| -> Result<i64, StoreError> {
+            Ok(get_meta(self.conn(), k)?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0))
+        };
+        Ok(SyncState {
+            pushed: num("sync.pushed")?,
+            pulled: num("sync.pulled")?,
+            last_success: get_meta(self.conn(), "sync.last_success")?,
+        })
+    }
+
+    /// Records what the server acknowledged of this device's changes.
+    pub fn set_pushed(&self, device_seq: i64) -> Result<(), StoreError> {
+        set_meta(self.conn(), "sync.pushed", &device_seq.to_string())
+    }
+
+    /// Records a sync that finished without error.
+    pub fn set_sync_success(&self, utc: &str) -> Result<(), StoreError> {
+        set_meta(self.conn(), "sync.last_success", utc)
+    }
+
+    /// A setting of the sync client (server URL, device token…), kept in the encrypted file.
+    pub fn sync_setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        get_meta(self.conn(), &format!("sync.setting.{name}"))
+    }
+
+    /// Sets a setting of the sync client.
+    pub fn set_sync_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        set_meta(self.conn(), &format!("sync.setting.{name}"), value)
+    }
+
+    /// Applies a page of other devices' changes in one transaction, with the pull cursor that
+    /// follows it. Changes already held are skipped; each new one must match its hash and follow
+    /// its device's previous change, or nothing of the page is applied.
+    pub fn apply_remote(
+        &mut self,
+        changes: &[Change],
+        cursor: i64,
+    ) -> Result<ApplyReport, StoreError> {
+        let tx = self
+            .conn_mut()
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut report = ApplyReport::default();
+        let mut seq: i64 =
+            tx.query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| {
+                r.get(0)
+            })?;
+        for c in changes {
+            let held: Option<String> = tx
+                .prepare_cached("SELECT hash FROM change_log WHERE change_id = ?1")?
+                .query_row([&c.change_id], |r| r.get(0))
+                .optional()?;
+            if let Some(hash) = held {
+                if hash != c.hash {
+                    return Err(StoreError::Invalid(format!(
+                        "received {} differs from the change with the same id held here; \
+                         nothing of this page was applied",
+                        c.describe()
+                    )));
+                }
+                report.already_held += 1;
+                continue;
+            }
+            check_received(c)?;
+            let (dseq, prev) = device_head(&tx, &c.device)?;
+            if c.device_seq != dseq + 1 || c.prev_hash != prev {
+                return Err(StoreError::Invalid(format!(
+                    "received {} (device {} #{}) does not follow that device's change #{dseq} \
+                     held here; nothing of this page was applied",
+                    c.describe(),
+                    c.device,
+                    c.device_seq
+                )));
+            }
+            seq += 1;
+            let mut local = c.clone();
+            local.seq = seq;
+            crate::log::append(&tx, &local)?;
+            apply(&tx, &local)?;
+            report.applied += 1;
+        }
+        if report.applied > 0 {
+            let head: String = tx.query_row(
+                "SELECT hash FROM change_log ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )?;
+            set_meta(&tx, "head_seq", &seq.to_string())?;
+            set_meta(&tx, "head_hash", &head)?;
+        }
+        set_meta(&tx, "sync.pulled", &cursor.to_string())?;
+        tx.commit()?;
+        Ok(report)
+    }
+
+    /// Items in conflict, with every value kept.
+    pub fn conflicts(&self) -> Result<Vec<Conflict>, StoreError> {
+        let mut stmt = self.conn().prepare(
+            "SELECT h.subject, h.form, h.item, h.change_id, h.value, c.user, c.device, c.utc \
+             FROM item_heads h JOIN change_log c ON c.change_id = h.change_id \
+             WHERE (h.subject, h.form, h.item) IN (SELECT subject, form, item FROM item_heads \
+                GROUP BY subject, form, item HAVING count(*) > 1) \
+             ORDER BY h.subject, h.form, h.item, h.change_id",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut out: Vec<Conflict> = Vec::new();
+        while let Some(r) = rows.next()? {
+            let (subject, form, item): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let value = ConflictValue {
+                change_id: r.get(3)?,
+                value: r.get(4)?,
+                user: r.get(5)?,
+                device: r.get(6)?,
+                utc: r.get(7)?,
+            };
+            match out.last_mut() {
+                Some(last) if last.subject == subject && last.form == form && last.item == item => {
+                    last.values.push(value)
+                }
+                _ => out.push(Conflict {
+                    subject,
+                    form,
+                    item,
+                    values: vec![value],
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Resolves a conflict: writes the chosen value, typed as on the form (empty clears it), as
+    /// a change that names every value of the item, with the reason. Refused when the item is
+    /// not in conflict or the value does not pass the item's type and hard-range checks.
+    pub fn resolve_conflict(
+        &mut self,
+        subject: &str,
+        form: &str,
+        item: &str,
+        typed: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.require(ecrf_core::Action::EnterData)?;
+        if reason.trim().is_empty() {
+            return Err(StoreError::Invalid(format!(
+                "resolving {form} {item} of {subject} needs a reason"
+            )));
+        }
+        let key = ecrf_core::FormKey::parse(self.study(), form).map_err(StoreError::Invalid)?;
+        let def = self
+            .study()
+            .form(&key.form)
+            .ok_or_else(|| StoreError::Invalid(format!("there is no form {}", key.form)))?;
+        let item_def = def
+            .item(item)
+            .ok_or_else(|| StoreError::Invalid(format!("form {} has no item {item}", def.id)))?;
+        let offset = *chrono::Local::now().offset();
+        let value = ecrf_core::check::parse_input(self.study(), def, item_def, typed, Some(offset))
+            .map_err(|f| StoreError::Rejected(vec![f]))?
+            .map(|v| v.to_json());
+        let (subject, form, item) = (subject.to_string(), form.to_string(), item.to_string());
+        let reason = reason.trim().to_string();
+        self.commit_with(move |tx| {
+            let heads: Vec<String> =
+                serde_json::from_str(&current_heads(tx, &subject, &form, &item)?)
+                    .unwrap_or_default();
+            if heads.len() < 2 {
+                return Err(StoreError::Invalid(format!(
+                    "{form} {item} of {subject} is not in conflict"
+                )));
+            }
+            let old: Option<String> = tx
+                .query_row(
+                    "SELECT value FROM item_values WHERE subject = ?1 AND form = ?2 AND item = ?3",
+                    [&subject, &form, &item],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let mut d = Draft::new(kind::ITEM_SET);
+            d.subject = Some(subject);
+            d.form = Some(form);
+            d.item = Some(item);
+            d.old_value = old;
+            d.new_value = value;
+            d.reason = Some(reason);
+            Ok((vec![d], ()))
+        })?;
+        Ok(())
+    }
+}

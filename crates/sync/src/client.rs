@@ -1,0 +1,309 @@
+//! The device's side of sync over HTTP(S): enrolment, push, pull.
+//!
+//! Owns the order of a sync: ask the server what it holds of this device, push the rest page
+//! by page, then pull the site's other changes page by page, each page applied in one store
+//! transaction with its cursor. Invariants: every step can be cut anywhere and simply run
+//! again (the server and the store both skip what they already hold); a reply is parsed and
+//! validated like any outside input before the store sees it.
+
+use std::time::Duration;
+
+use ecrf_store::{Store, StoreError};
+use ureq::Agent;
+
+use crate::wire::{
+    self, DeviceReply, EnrolReply, EnrolRequest, ErrorReply, MAX_BODY_BYTES, MAX_PAGE, PullReply,
+    PushReply, PushRequest, WireChange,
+};
+
+/// What can stop a sync.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The server could not be reached or the connection broke: try again later.
+    #[error("server not reachable: {0}")]
+    Offline(String),
+    /// The server refused the request (4xx) and said why.
+    #[error("the server refused ({status}): {reason}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The server's reason.
+        reason: String,
+    },
+    /// The server failed (5xx): try again later.
+    #[error("the server failed ({status}): {reason}")]
+    Server {
+        /// HTTP status.
+        status: u16,
+        /// The server's reason.
+        reason: String,
+    },
+    /// The server's reply broke the protocol.
+    #[error("unreadable reply from the server: {0}")]
+    Reply(String),
+    /// This store has not been enrolled with a server.
+    #[error("this device is not enrolled with a server (enrol it with a code first)")]
+    NotEnrolled,
+    /// The local store refused.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl SyncError {
+    /// True when running the same sync again later may succeed (network, server down).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            SyncError::Offline(_) | SyncError::Server { .. } | SyncError::Reply(_)
+        )
+    }
+}
+
+/// A connection to one server.
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    agent: Agent,
+    token: Option<String>,
+}
+
+impl Client {
+    /// A client of the server at `url` (`https://…`; `http://` only for loopback test servers).
+    /// `ca_pem`: the certificate(s) to trust instead of the public roots (a site's own CA).
+    pub fn new(url: &str, ca_pem: Option<&[u8]>) -> Result<Client, SyncError> {
+        let mut config = Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .timeout_global(Some(Duration::from_secs(60)));
+        if let Some(pem) = ca_pem {
+            let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                return Err(SyncError::Reply(
+                    "the CA file holds no PEM certificate".into(),
+                ));
+            }
+            config = config.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
+                    .build(),
+            );
+        }
+        Ok(Client {
+            base: url.trim_end_matches('/').to_string(),
+            agent: config.build().into(),
+            token: None,
+        })
+    }
+
+    /// The same client, authenticated with a device token.
+    pub fn with_token(mut self, token: &str) -> Client {
+        self.token = Some(token.to_string());
+        self
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<Vec<u8>, SyncError> {
+        let url = format!("{}{path}", self.base);
+        let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let result = match (method, body) {
+            ("POST", Some(body)) => {
+                let mut req = self.agent.post(&url).content_type("application/json");
+                if let Some(a) = &auth {
+                    req = req.header("Authorization", a);
+                }
+                req.send(&body[..])
+            }
+            _ => {
+                let mut req = self.agent.get(&url);
+                if let Some(a) = &auth {
+                    req = req.header("Authorization", a);
+                }
+                req.call()
+            }
+        };
+        let mut resp = result.map_err(|e| SyncError::Offline(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY_BYTES as u64)
+            .read_to_vec()
+            .map_err(|e| SyncError::Offline(e.to_string()))?;
+        if status == 200 {
+            return Ok(bytes);
+        }
+        let reason = wire::parse::<ErrorReply>(&bytes)
+            .map(|e| e.error)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).chars().take(300).collect());
+        if (400..500).contains(&status) {
+            Err(SyncError::Refused { status, reason })
+        } else {
+            Err(SyncError::Server { status, reason })
+        }
+    }
+
+    fn reply<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, SyncError> {
+        wire::parse(bytes).map_err(|e| SyncError::Reply(e.to_string()))
+    }
+
+    /// `GET /health`.
+    pub fn health(&self) -> Result<(), SyncError> {
+        self.call("GET", "/health", None).map(|_| ())
+    }
+
+    /// Enrols a device with a one-time code.
+    pub fn enrol(&self, req: &EnrolRequest) -> Result<EnrolReply, SyncError> {
+        let body = serde_json::to_vec(req).map_err(|e| SyncError::Reply(e.to_string()))?;
+        Self::reply(&self.call("POST", "/api/v1/enrol", Some(body))?)
+    }
+
+    /// What the server holds of this device.
+    pub fn device(&self) -> Result<DeviceReply, SyncError> {
+        Self::reply(&self.call("GET", "/api/v1/device", None)?)
+    }
+
+    /// Pushes one page of this device's changes.
+    pub fn push(&self, site: &str, changes: Vec<WireChange>) -> Result<PushReply, SyncError> {
+        let body = serde_json::to_vec(&PushRequest { changes })
+            .map_err(|e| SyncError::Reply(e.to_string()))?;
+        Self::reply(&self.call("POST", &format!("/api/v1/sites/{site}/changes"), Some(body))?)
+    }
+
+    /// Pulls one page of the site's changes after `after`.
+    pub fn pull(&self, site: &str, after: i64, limit: usize) -> Result<PullReply, SyncError> {
+        let reply: PullReply = Self::reply(&self.call(
+            "GET",
+            &format!("/api/v1/sites/{site}/changes?after={after}&limit={limit}"),
+            None,
+        )?)?;
+        reply
+            .validate()
+            .map_err(|e| SyncError::Reply(e.to_string()))?;
+        Ok(reply)
+    }
+}
+
+/// Where a sync is, for a progress bar.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Own changes the server holds now.
+    pub pushed: usize,
+    /// Own changes to push in all.
+    pub to_push: usize,
+    /// Changes received so far.
+    pub pulled: usize,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Own changes the server stored.
+    pub pushed: usize,
+    /// Other devices' changes applied here.
+    pub pulled: usize,
+    /// Items in conflict after the sync.
+    pub conflicts: usize,
+    /// When it finished (UTC).
+    pub finished: String,
+}
+
+/// Store settings the client keeps in the encrypted file.
+pub mod setting {
+    /// Server URL.
+    pub const SERVER: &str = "server";
+    /// Device token.
+    pub const TOKEN: &str = "token";
+    /// PEM of the CA to trust, if not a public one.
+    pub const CA: &str = "ca_pem";
+    /// Subject number prefix given at enrolment.
+    pub const SUBJECT_PREFIX: &str = "subject_prefix";
+}
+
+/// Enrols this store's device with the server at `url` and keeps what sync needs in the store.
+pub fn enrol(
+    store: &Store,
+    url: &str,
+    code: &str,
+    ca_pem: Option<&[u8]>,
+) -> Result<EnrolReply, SyncError> {
+    let client = Client::new(url, ca_pem)?;
+    let reply = client.enrol(&EnrolRequest {
+        code: code.trim().to_string(),
+        device: store.device_id().to_string(),
+        site: store.site().to_string(),
+    })?;
+    store.set_sync_setting(setting::SERVER, url)?;
+    store.set_sync_setting(setting::TOKEN, &reply.token)?;
+    store.set_sync_setting(setting::SUBJECT_PREFIX, &reply.subject_prefix)?;
+    if let Some(pem) = ca_pem {
+        store.set_sync_setting(setting::CA, &String::from_utf8_lossy(pem))?;
+    }
+    Ok(reply)
+}
+
+/// The client this store was enrolled with.
+pub fn client_of(store: &Store) -> Result<Client, SyncError> {
+    let url = store
+        .sync_setting(setting::SERVER)?
+        .ok_or(SyncError::NotEnrolled)?;
+    let token = store
+        .sync_setting(setting::TOKEN)?
+        .ok_or(SyncError::NotEnrolled)?;
+    let ca = store.sync_setting(setting::CA)?;
+    Ok(Client::new(&url, ca.as_deref().map(str::as_bytes))?.with_token(&token))
+}
+
+/// One full sync: push what the server lacks, then pull what this device lacks. Safe to cut
+/// anywhere and run again.
+pub fn sync(
+    store: &mut Store,
+    client: &Client,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<SyncReport, SyncError> {
+    let site = store.site().to_string();
+    let mut report = SyncReport::default();
+    let mut acked = client.device()?.acked;
+    let to_push = store.own_changes_after(acked, usize::MAX >> 1)?.len();
+    let mut p = Progress {
+        to_push,
+        ..Progress::default()
+    };
+    progress(p);
+    loop {
+        let page = store.own_changes_after(acked, MAX_PAGE)?;
+        if page.is_empty() {
+            break;
+        }
+        let reply = client.push(&site, page.iter().map(WireChange::from).collect())?;
+        if reply.acked <= acked {
+            return Err(SyncError::Reply(format!(
+                "the server did not take changes after #{acked}"
+            )));
+        }
+        report.pushed += reply.stored;
+        p.pushed += (reply.acked - acked) as usize;
+        acked = reply.acked;
+        store.set_pushed(acked)?;
+        progress(p);
+    }
+    loop {
+        let after = store.sync_state()?.pulled;
+        let reply = client.pull(&site, after, MAX_PAGE)?;
+        let changes: Vec<_> = reply.changes.iter().map(WireChange::to_change).collect();
+        let applied = store.apply_remote(&changes, reply.cursor)?;
+        report.pulled += applied.applied;
+        p.pulled += changes.len();
+        progress(p);
+        if !reply.more {
+            break;
+        }
+    }
+    report.conflicts = store.conflicts()?.len();
+    report.finished = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    store.set_sync_success(&report.finished)?;
+    Ok(report)
+}

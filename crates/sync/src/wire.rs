@@ -1,0 +1,330 @@
+//! What travels between a device and the server, with the limits every body is held to.
+//!
+//! Owns the JSON shapes of the API (`/api/v1/…`) and their validation. Invariants: a
+//! [`WireChange`] is a [`Change`] without the local `seq`, byte for byte otherwise (so its hash
+//! checks on every replica); every text has a length limit and every list a page limit; unknown
+//! fields are refused; parsing never panics, whatever the bytes.
+
+use ecrf_store::Change;
+use ecrf_store::log::kind;
+use serde::{Deserialize, Serialize};
+
+/// Largest request or reply body accepted (bytes).
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Most changes in one push or pull page.
+pub const MAX_PAGE: usize = 1000;
+/// Longest value (JSON of a value, a lease's envelopes, a list of replaced ids), in bytes.
+pub const MAX_VALUE_BYTES: usize = 256 * 1024;
+/// Longest short text (ids, names, item codes), in bytes.
+pub const MAX_NAME_BYTES: usize = 64;
+/// Longest reason for a change, in bytes.
+pub const MAX_REASON_BYTES: usize = 4096;
+
+/// Kinds of change a device may send.
+pub const KINDS: &[&str] = &[
+    kind::STORE_CREATED,
+    kind::USER_ADDED,
+    kind::SUBJECT_CREATED,
+    kind::ITEM_SET,
+    kind::LEASE_LOADED,
+    kind::RANDOMIZED,
+];
+
+/// A body that breaks a rule, naming the field and the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {rule}")]
+pub struct Invalid {
+    /// Where, like `changes[3].hash`.
+    pub field: String,
+    /// What is wrong.
+    pub rule: String,
+}
+
+fn invalid(field: impl Into<String>, rule: impl Into<String>) -> Invalid {
+    Invalid {
+        field: field.into(),
+        rule: rule.into(),
+    }
+}
+
+/// One change on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct WireChange {
+    pub change_id: String,
+    pub device: String,
+    pub device_seq: i64,
+    pub kind: String,
+    pub subject: Option<String>,
+    pub form: Option<String>,
+    pub item: Option<String>,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+    pub user: String,
+    pub role: String,
+    pub utc: String,
+    pub local_offset: String,
+    pub reason: Option<String>,
+    pub warning: Option<String>,
+    pub prev_hash: String,
+    pub hash: String,
+    #[serde(default)]
+    pub base: Option<String>,
+}
+
+impl From<&Change> for WireChange {
+    fn from(c: &Change) -> Self {
+        WireChange {
+            change_id: c.change_id.clone(),
+            device: c.device.clone(),
+            device_seq: c.device_seq,
+            kind: c.kind.clone(),
+            subject: c.subject.clone(),
+            form: c.form.clone(),
+            item: c.item.clone(),
+            old_value: c.old_value.clone(),
+            new_value: c.new_value.clone(),
+            user: c.user.clone(),
+            role: c.role.clone(),
+            utc: c.utc.clone(),
+            local_offset: c.local_offset.clone(),
+            reason: c.reason.clone(),
+            warning: c.warning.clone(),
+            prev_hash: c.prev_hash.clone(),
+            hash: c.hash.clone(),
+            base: c.base.clone(),
+        }
+    }
+}
+
+impl WireChange {
+    /// The change as the store holds it (`seq` is given when appended).
+    pub fn to_change(&self) -> Change {
+        Change {
+            seq: 0,
+            change_id: self.change_id.clone(),
+            device: self.device.clone(),
+            device_seq: self.device_seq,
+            kind: self.kind.clone(),
+            subject: self.subject.clone(),
+            form: self.form.clone(),
+            item: self.item.clone(),
+            old_value: self.old_value.clone(),
+            new_value: self.new_value.clone(),
+            user: self.user.clone(),
+            role: self.role.clone(),
+            utc: self.utc.clone(),
+            local_offset: self.local_offset.clone(),
+            reason: self.reason.clone(),
+            warning: self.warning.clone(),
+            prev_hash: self.prev_hash.clone(),
+            hash: self.hash.clone(),
+            base: self.base.clone(),
+        }
+    }
+
+    /// Checks every field's shape and limit, and that the hash is the hash of the content.
+    /// `at` names the change in messages (`changes[3]`).
+    pub fn validate(&self, at: &str) -> Result<(), Invalid> {
+        let f = |name: &str| format!("{at}.{name}");
+        check_name(&f("change_id"), &self.change_id)?;
+        check_name(&f("device"), &self.device)?;
+        if self.device_seq < 1 {
+            return Err(invalid(f("device_seq"), "must be 1 or more"));
+        }
+        if !KINDS.contains(&self.kind.as_str()) {
+            return Err(invalid(
+                f("kind"),
+                format!("must be one of {}", KINDS.join(", ")),
+            ));
+        }
+        let names = [
+            ("subject", &self.subject),
+            ("form", &self.form),
+            ("item", &self.item),
+        ];
+        for (name, v) in names.iter().filter_map(|(n, v)| v.as_ref().map(|v| (n, v))) {
+            check_name(&f(name), v)?;
+        }
+        for (name, v) in [
+            ("old_value", &self.old_value),
+            ("new_value", &self.new_value),
+            ("warning", &self.warning),
+            ("base", &self.base),
+        ] {
+            if v.as_ref().is_some_and(|v| v.len() > MAX_VALUE_BYTES) {
+                return Err(invalid(
+                    f(name),
+                    format!("longer than {MAX_VALUE_BYTES} bytes"),
+                ));
+            }
+        }
+        check_name(&f("user"), &self.user)?;
+        check_name(&f("role"), &self.role)?;
+        check_name(&f("utc"), &self.utc)?;
+        check_name(&f("local_offset"), &self.local_offset)?;
+        if self
+            .reason
+            .as_ref()
+            .is_some_and(|r| r.len() > MAX_REASON_BYTES)
+        {
+            return Err(invalid(
+                f("reason"),
+                format!("longer than {MAX_REASON_BYTES} bytes"),
+            ));
+        }
+        for (name, v) in [("prev_hash", &self.prev_hash), ("hash", &self.hash)] {
+            if v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(invalid(f(name), "must be 64 hexadecimal digits"));
+            }
+        }
+        if self.to_change().compute_hash() != self.hash {
+            return Err(invalid(
+                f("hash"),
+                "is not the SHA-256 of the change's content (altered or damaged)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn check_name(field: &str, v: &str) -> Result<(), Invalid> {
+    if v.is_empty() || v.len() > MAX_NAME_BYTES {
+        return Err(invalid(
+            field,
+            format!("must be 1 to {MAX_NAME_BYTES} bytes"),
+        ));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(invalid(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// A device asks to join a site with a one-time code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolRequest {
+    /// The one-time enrolment code an administrator made.
+    pub code: String,
+    /// The device's id (made when its store was created).
+    pub device: String,
+    /// The site code its store was created for.
+    pub site: String,
+}
+
+impl EnrolRequest {
+    /// Shapes and limits.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        check_name("code", &self.code)?;
+        check_name("device", &self.device)?;
+        check_name("site", &self.site)
+    }
+}
+
+/// What an enrolled device keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolReply {
+    /// Device id.
+    pub device: String,
+    /// Site code.
+    pub site: String,
+    /// Secret token for every later request (the server keeps only its hash).
+    pub token: String,
+    /// Prefix of the subject numbers this device gives (`D2` → `01-D2-0001`).
+    pub subject_prefix: String,
+}
+
+/// Where the server stands with the calling device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceReply {
+    /// Device id.
+    pub device: String,
+    /// Site code.
+    pub site: String,
+    /// This device's last `device_seq` the server holds.
+    pub acked: i64,
+}
+
+/// A page of this device's changes, in `device_seq` order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushRequest {
+    /// At most [`MAX_PAGE`].
+    pub changes: Vec<WireChange>,
+}
+
+impl PushRequest {
+    /// Page size and every change.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.changes.len() > MAX_PAGE {
+            return Err(invalid(
+                "changes",
+                format!("at most {MAX_PAGE} changes in one page"),
+            ));
+        }
+        for (i, c) in self.changes.iter().enumerate() {
+            c.validate(&format!("changes[{i}]"))?;
+        }
+        Ok(())
+    }
+}
+
+/// What the server holds after a push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushReply {
+    /// This device's last `device_seq` the server holds.
+    pub acked: i64,
+    /// Changes stored by this push (replays are not counted).
+    pub stored: usize,
+}
+
+/// A page of the site's changes from other devices, in server order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullReply {
+    /// At most [`MAX_PAGE`].
+    pub changes: Vec<WireChange>,
+    /// The cursor to ask from next.
+    pub cursor: i64,
+    /// More changes wait after this page.
+    pub more: bool,
+}
+
+impl PullReply {
+    /// Page size and every change.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.changes.len() > MAX_PAGE {
+            return Err(invalid(
+                "changes",
+                format!("at most {MAX_PAGE} changes in one page"),
+            ));
+        }
+        for (i, c) in self.changes.iter().enumerate() {
+            c.validate(&format!("changes[{i}]"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Every refusal: the reason in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    /// Why.
+    pub error: String,
+}
+
+/// Parses a JSON body of at most [`MAX_BODY_BYTES`]; never panics.
+pub fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Invalid> {
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(invalid(
+            "body",
+            format!("larger than {MAX_BODY_BYTES} bytes"),
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| invalid("body", format!("not valid JSON here: {e}")))
+}
