@@ -126,10 +126,10 @@ pub fn run(args: &BenchSyncArgs) -> Result<(), Failure> {
         .ok_or_else(|| Failure("--database-url: expected …/dbname".into()))?;
     let db_url = format!("{base}/{name}");
     rt.block_on(async {
-        use sqlx::Executor;
         let admin = sqlx::PgPool::connect(&args.database_url).await?;
-        admin
-            .execute(format!("CREATE DATABASE {name}").as_str())
+        // The name is made here from hex digits only.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
             .await?;
         Ok::<_, sqlx::Error>(())
     })

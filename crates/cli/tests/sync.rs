@@ -184,6 +184,9 @@ fn a_device_stays_in_its_site_and_a_revoked_token_is_refused() {
     assert!(wrong.to_string().contains("site 02"), "{wrong}");
 }
 
+/// A hostile request: name, URL, content type, body, the status expected.
+type Case<'a> = (&'a str, &'a str, Option<&'a str>, Vec<u8>, u16);
+
 /// Sends raw bytes over HTTP; returns (status, body).
 fn raw(
     url: &str,
@@ -253,7 +256,7 @@ fn hostile_bodies_get_a_4xx_with_a_reason_and_change_nothing() {
     let json = Some("application/json");
     let push = format!("{}/api/v1/sites/01/changes", server.url());
     let enrol = format!("{}/api/v1/enrol", server.url());
-    let cases: Vec<(&str, &str, Option<&str>, Vec<u8>, u16)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "malformed",
             push.as_str(),

@@ -234,7 +234,8 @@ proptest! {
         let mut dedup = server_has.clone();
         dedup.dedup();
         prop_assert_eq!(dedup.len(), server_has.len(), "a change is held twice");
-        prop_assert_eq!(a.value(&sa, "DLY#1", "HR").as_deref(), Some("99"));
+        let hr = a.value(&sa, "DLY#1", "HR");
+        prop_assert_eq!(hr.as_deref(), Some("99"));
         prop_assert!(a.store.conflicts().unwrap().is_empty());
         for d in [&a, &b] {
             let report = d.store.verify().unwrap();
