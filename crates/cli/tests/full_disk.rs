@@ -134,21 +134,18 @@ fn a_full_disk_refuses_the_save_cleanly_and_keeps_every_earlier_one() {
         "at least one save fitted before the disk was full"
     );
 
-    // The command line says the same in one line.
-    let out = ecrf(
-        &path,
-        "nurse",
-        NURSE_PW,
-        &[
-            "form",
-            "set",
-            &subject,
-            &format!("DLY#{failed_day}"),
-            "MAP=70",
-            "HR=88",
-            "TBIL=15.5",
-        ],
+    // The command line says the same in one line, for the same daily log (a smaller save might
+    // still fit in the pages the failed one could not fill).
+    let start = chrono::NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
+    let form = format!("DLY#{failed_day}");
+    let mut args: Vec<String> = vec!["form".into(), "set".into(), subject.clone(), form];
+    args.extend(
+        ecrf_app::demo::daily_log(failed_day as usize, start, failed_day)
+            .into_iter()
+            .map(|(item, value)| format!("{item}={value}")),
     );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = ecrf(&path, "nurse", NURSE_PW, &args);
     let line = err(&out);
     assert!(line.contains("disk full"), "{line}");
 
