@@ -349,6 +349,24 @@ fn desktop(data: &Path) -> Desktop {
     }
 }
 
+/// Prints the open subject's CRF from the app; returns the PDF's path and its text (pdftotext).
+fn print_subject(d: &Driver) -> (String, String) {
+    d.click("#print-subject");
+    let notice = d.wait_text("#print-notice", &[".pdf"]);
+    let path = notice
+        .rsplit(": ")
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let out = Command::new("pdftotext")
+        .args(["-enc", "UTF-8", &path, "-"])
+        .output()
+        .expect("pdftotext");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (path, text)
+}
+
 fn login(d: &Driver, user: &str, password: &str) {
     d.set("#login-user", user);
     d.set("#login-password", password);
@@ -449,23 +467,11 @@ fn a_nurse_sets_up_enters_a_baseline_form_finds_it_after_a_restart_and_randomize
     // Print the subject's CRF from the app: a real PDF with the values and the audit trail.
     d.click("#history-close");
     d.click("#back");
-    d.click("#print-subject");
-    let notice = d.wait_text("#print-notice", &[".pdf"]);
-    let path = notice
-        .rsplit(": ")
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string();
+    let (path, text) = print_subject(&d);
     assert!(
         Path::new(&path).starts_with(data.path()),
         "printout outside the store folder: {path}"
     );
-    let text = Command::new("pdftotext")
-        .args(["-enc", "UTF-8", &path, "-"])
-        .output()
-        .expect("pdftotext");
-    let text = String::from_utf8_lossy(&text.stdout);
     for needle in ["01-0001", "171", "misread the tape", "NCT06872021"] {
         assert!(
             text.contains(needle),
@@ -895,19 +901,7 @@ fn a_monitor_queries_the_nurse_corrects_the_monitor_verifies_and_the_investigato
 
     // The subject's PDF shows the query, the SDV mark and the signature.
     d.click("#back");
-    d.click("#print-subject");
-    let notice = d.wait_text("#print-notice", &[".pdf"]);
-    let path = notice
-        .rsplit(": ")
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    let text = Command::new("pdftotext")
-        .args(["-enc", "UTF-8", &path, "-"])
-        .output()
-        .expect("pdftotext");
-    let text = String::from_utf8_lossy(&text.stdout);
+    let (_, text) = print_subject(&d);
     for needle in [
         "Chart says MAP 62",
         "source verified (SDV)",
