@@ -9,10 +9,12 @@
 //! - `READY` once both sessions are open;
 //! - `ACK <seq> <hash>` after a save returned (the log head it left);
 //! - `PW-BEGIN <password>` / `PW-ACK <password>` around a password change (a key-slot rewrite);
-//! - `USER-BEGIN <name>` / `USER-ACK <name>` around adding a user (key slot + change).
+//! - `USER-BEGIN <name>` / `USER-ACK <name>` around adding a user (key slot + change);
+//! - in `pull` mode, `PULLED <cursor> <seq> <hash>` after a pulled page was applied (through
+//!   `Store::apply_remote`, what the sync client does with each page it receives), and `DONE`
+//!   once every page of the file is held.
 //!
-//! Modes say where kills land; a sync-pull mode (kill while a pulled page is applied) is to be
-//! added here by the sync work, with its own lines.
+//! Modes say where kills land: saves, key-slot rewrites, or applying pulled pages.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -55,6 +57,15 @@ pub enum CrashMode {
     Saves,
     /// Saves mixed with password changes and new users (key-slot rewrites).
     Keys,
+    /// Applying pages of another device's changes, as a sync pull does, from `--pages`.
+    Pull,
+}
+
+/// One page a sync pull received: the server's cursor after it and its changes.
+#[derive(serde::Deserialize)]
+pub struct PulledPage {
+    cursor: i64,
+    changes: Vec<ecrf_store::Change>,
 }
 
 #[derive(Args)]
@@ -65,6 +76,9 @@ pub struct CrashWriterArgs {
     /// What to do between kills.
     #[arg(long, value_enum, default_value = "keys")]
     mode: CrashMode,
+    /// `pull` mode: the pages, one JSON `{"cursor": n, "changes": [...]}` a line, in order.
+    #[arg(long, required_if_eq("mode", "pull"))]
+    pages: Option<PathBuf>,
 }
 
 /// Opens the store for `audit verify` / `store check`: no tail check, so a damaged log can
@@ -166,6 +180,9 @@ fn line(text: &str) -> Result<(), Failure> {
 pub fn crash_writer(cli: &Cli, args: &CrashWriterArgs) -> Result<(), Failure> {
     let path = store_path(cli)?.to_path_buf();
     let mut nurse = open(cli)?;
+    if let (CrashMode::Pull, Some(pages)) = (args.mode, &args.pages) {
+        return pull_writer(&mut nurse, pages);
+    }
     let admin_pw = secret("ECRF_ADMIN_PASSWORD", "Admin password: ")?;
     let mut admin = Store::open(&path, study()?, &args.admin, &admin_pw)?;
     let passwords = ["crash-password-a", "crash-password-b"];
@@ -214,6 +231,26 @@ pub fn crash_writer(cli: &Cli, args: &CrashWriterArgs) -> Result<(), Failure> {
             }
         }
     }
+}
+
+/// `pull` mode: applies each page past the store's pull cursor, one transaction a page, and
+/// says so once it is committed; a restarted writer resumes after the last page held.
+fn pull_writer(store: &mut Store, pages: &std::path::Path) -> Result<(), Failure> {
+    let text =
+        std::fs::read_to_string(pages).map_err(|e| Failure(format!("{}: {e}", pages.display())))?;
+    let held = store.sync_state()?.pulled;
+    line("READY")?;
+    for (n, l) in text.lines().enumerate() {
+        let page: PulledPage = serde_json::from_str(l)
+            .map_err(|e| Failure(format!("{} line {}: {e}", pages.display(), n + 1)))?;
+        if page.cursor <= held {
+            continue;
+        }
+        store.apply_remote(&page.changes, page.cursor)?;
+        let (seq, hash) = store.head();
+        line(&format!("PULLED {} {seq} {hash}", page.cursor))?;
+    }
+    line("DONE")
 }
 
 /// Median time of one Argon2id unlock and of one whole open, over 7 logins (for `ecrf bench`).

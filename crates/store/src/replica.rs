@@ -279,17 +279,22 @@ impl Store {
             apply(&tx, &local)?;
             report.applied += 1;
         }
+        let mut head = None;
         if report.applied > 0 {
-            let head: String = tx.query_row(
+            let hash: String = tx.query_row(
                 "SELECT hash FROM change_log ORDER BY seq DESC LIMIT 1",
                 [],
                 |r| r.get(0),
             )?;
             set_meta(&tx, "head_seq", &seq.to_string())?;
-            set_meta(&tx, "head_hash", &head)?;
+            set_meta(&tx, "head_hash", &hash)?;
+            head = Some(hash);
         }
         set_meta(&tx, "sync.pulled", &cursor.to_string())?;
         tx.commit()?;
+        if let Some(hash) = head {
+            self.set_head(seq, hash);
+        }
         Ok(report)
     }
 

@@ -540,6 +540,13 @@ impl Store {
         &mut self.conn
     }
 
+    /// Records the log head after another module of this crate committed changes to the log
+    /// (a pulled page), so [`Store::head`] stays the head of the file.
+    pub(crate) fn set_head(&mut self, seq: i64, hash: String) {
+        self.head_seq = seq;
+        self.head_hash = hash;
+    }
+
     /// The signing state of this continuous session.
     pub(crate) fn signing(&self) -> &SigningSession {
         &self.signing
