@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
+use zeroize::Zeroize;
 
 /// A text in both languages.
 #[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
@@ -157,7 +158,7 @@ pub struct Welcome {
 }
 
 /// First-run set-up.
-#[derive(Debug, Clone, Deserialize, TS)]
+#[derive(Clone, Deserialize, TS)]
 pub struct SetupInput {
     /// Site code.
     pub site: String,
@@ -170,10 +171,42 @@ pub struct SetupInput {
 }
 
 /// The result of set-up: the recovery key, shown once.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Clone, Serialize, TS)]
 pub struct SetupDone {
     /// Recovery key.
     pub recovery_key: String,
+}
+
+// Secrets that cross the UI boundary are wiped from memory once dropped and never printed.
+impl Drop for SetupInput {
+    fn drop(&mut self) {
+        self.password.zeroize();
+    }
+}
+
+impl std::fmt::Debug for SetupInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetupInput")
+            .field("site", &self.site)
+            .field("admin_user", &self.admin_user)
+            .field("admin_name", &self.admin_name)
+            .field("password", &"(hidden)")
+            .finish()
+    }
+}
+
+impl Drop for SetupDone {
+    fn drop(&mut self) {
+        self.recovery_key.zeroize();
+    }
+}
+
+impl std::fmt::Debug for SetupDone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetupDone")
+            .field("recovery_key", &"(hidden)")
+            .finish()
+    }
 }
 
 /// The logged-in user.
@@ -661,7 +694,7 @@ pub struct FormOversight {
 }
 
 /// An investigator's signature request.
-#[derive(Debug, Clone, Deserialize, TS)]
+#[derive(Clone, Deserialize, TS)]
 pub struct SignInput {
     /// Subject.
     pub subject: String,
@@ -673,4 +706,22 @@ pub struct SignInput {
     pub user: Option<String>,
     /// Password.
     pub password: String,
+}
+
+impl Drop for SignInput {
+    fn drop(&mut self) {
+        self.password.zeroize();
+    }
+}
+
+impl std::fmt::Debug for SignInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignInput")
+            .field("subject", &self.subject)
+            .field("key", &self.key)
+            .field("meaning", &self.meaning)
+            .field("user", &self.user)
+            .field("password", &"(hidden)")
+            .finish()
+    }
 }

@@ -254,7 +254,7 @@ impl App {
     }
 
     /// First-run set-up: creates the store and logs the administrator in.
-    pub fn setup(&mut self, input: SetupInput) -> AppResult<SetupDone> {
+    pub fn setup(&mut self, mut input: SetupInput) -> AppResult<SetupDone> {
         let path = self.path().to_path_buf();
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
@@ -264,10 +264,11 @@ impl App {
             &path,
             Arc::clone(&self.study),
             CreateOptions {
-                site: input.site,
-                admin_user: input.admin_user,
-                admin_name: input.admin_name,
-                admin_password: input.password,
+                site: std::mem::take(&mut input.site),
+                admin_user: std::mem::take(&mut input.admin_user),
+                admin_name: std::mem::take(&mut input.admin_name),
+                // Taken, not copied: `CreateOptions` wipes it when dropped.
+                admin_password: std::mem::take(&mut input.password),
             },
         )?;
         self.store = Some(store);
