@@ -182,6 +182,16 @@ fn query_step(s: State<'_, Shell>, id: String, step: String, text: String) -> Ap
 }
 
 #[tauri::command]
+fn audit_review(s: State<'_, Shell>, filter: AuditFilterDto) -> AppResult<AuditPage> {
+    with(&s, |a| a.audit_review(&filter))
+}
+
+#[tauri::command]
+fn audit_csv(s: State<'_, Shell>, filter: AuditFilterDto) -> AppResult<AuditCsvDone> {
+    with(&s, |a| a.audit_csv(&filter))
+}
+
+#[tauri::command]
 fn verify_form(s: State<'_, Shell>, subject: String, key: String) -> AppResult<FormOversight> {
     with(&s, |a| a.verify_form(&subject, &key))
 }
@@ -295,6 +305,8 @@ fn main() {
             query_step,
             verify_form,
             sign,
+            audit_review,
+            audit_csv,
             lock_form,
             backup,
             backup_status,

@@ -915,5 +915,45 @@ fn a_monitor_queries_the_nurse_corrects_the_monitor_verifies_and_the_investigato
             "{needle} missing from the PDF:\n{text}"
         );
     }
+
+    // The site-wide query list: nothing open any more; the closed query opens its form.
+    d.click("#back");
+    d.click("#nav-queries");
+    d.wait_text("#ql-count", &["0 matching", "of 1"]);
+    d.click("#ql-state option[value='closed']");
+    d.wait_text(
+        "#query-list",
+        &["Chart says MAP 62", "closed", "01-0001", "DLY#1", "mon"],
+    );
+    d.screenshot("24-site-query-list");
+    d.click("#query-list button[data-open]");
+    d.find("#f-MAP");
+
+    // The audit trail of that item: the nurse's correction with its reason, saved as CSV.
+    d.click("#back");
+    d.click("#back");
+    d.click("#nav-audit");
+    d.set("#al-subject", "01-0001");
+    d.set("#al-item", "MAP");
+    d.click("#al-show");
+    d.wait_text(
+        "#audit-list",
+        &["transcribed from the wrong hour", "li (nurse)", "query"],
+    );
+    d.screenshot("25-audit-trail");
+    d.click("#al-csv");
+    let notice = d.wait_text("#al-notice", &[".csv"]);
+    let path = notice
+        .split_once(": ")
+        .and_then(|(_, rest)| rest.rsplit_once(" ("))
+        .map(|(p, _)| p.trim().to_string())
+        .unwrap_or_default();
+    let csv = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert!(csv.starts_with("seq,change_id,"), "{csv}");
+    assert!(csv.contains("transcribed from the wrong hour"), "{csv}");
+    assert!(
+        csv.lines().skip(1).all(|l| l.contains(",MAP,")),
+        "only MAP rows:\n{csv}"
+    );
     d.quit();
 }

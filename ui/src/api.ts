@@ -3,6 +3,9 @@
 import { invoke } from "@tauri-apps/api/core";
 import type {
   AppError,
+  AuditCsvDone,
+  AuditFilterDto,
+  AuditPage,
   BackupDone,
   BackupStatusDto,
   Entry,
@@ -70,5 +73,7 @@ export const api = {
   backup: (folder: string) => invoke<BackupDone>("backup", { folder }),
   backupStatus: () => invoke<BackupStatusDto>("backup_status"),
   setBackupReminderHours: (hours: number) => invoke<BackupStatusDto>("set_backup_reminder_hours", { hours }),
+  auditReview: (filter: AuditFilterDto) => invoke<AuditPage>("audit_review", { filter }),
+  auditCsv: (filter: AuditFilterDto) => invoke<AuditCsvDone>("audit_csv", { filter }),
   uiReady: () => invoke<void>("ui_ready"),
 };

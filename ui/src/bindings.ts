@@ -774,6 +774,94 @@ raised_by: string,
  */
 raised_utc: string, };
 
+export type AuditFilterDto = { 
+/**
+ * One subject.
+ */
+subject: string | null, 
+/**
+ * One form instance (`DLY#3`) or every instance of a form (`DLY`).
+ */
+form: string | null, 
+/**
+ * One item.
+ */
+item: string | null, 
+/**
+ * One user.
+ */
+user: string | null, };
+
+export type AuditRow = { 
+/**
+ * Log sequence number.
+ */
+seq: number, 
+/**
+ * What kind of change (`item.set`, `query.raise`, `signature`…).
+ */
+kind: string, 
+/**
+ * Subject, if any.
+ */
+subject: string | null, 
+/**
+ * Form instance, if any.
+ */
+form: string | null, 
+/**
+ * Item, if any.
+ */
+item: string | null, 
+/**
+ * Before (shown as entered).
+ */
+old: string | null, 
+/**
+ * After.
+ */
+new: string | null, 
+/**
+ * Who.
+ */
+user: string, 
+/**
+ * In which role.
+ */
+role: string, 
+/**
+ * When (UTC).
+ */
+utc: string, 
+/**
+ * The device's offset then.
+ */
+offset: string, 
+/**
+ * Why.
+ */
+reason: string | null, };
+
+export type AuditPage = { 
+/**
+ * Newest first, at most [`AUDIT_PAGE_ROWS`].
+ */
+rows: Array<AuditRow>, 
+/**
+ * Changes that match the filter.
+ */
+total: number, };
+
+export type AuditCsvDone = { 
+/**
+ * Where it was saved.
+ */
+path: string, 
+/**
+ * Changes written.
+ */
+rows: number, };
+
 export type SignatureDto = { 
 /**
  * `DLY#3` or `casebook`.

@@ -34,6 +34,8 @@ const words = {
   subjects: ["Subjects", "受试者"],
   users: ["Users", "用户"],
   exportNav: ["Export data", "导出数据"],
+  queriesNav: ["Queries", "质疑列表"],
+  auditNav: ["Audit trail", "稽查轨迹"],
   exportTitle: ["Export data for analysis", "导出分析数据"],
   exportFormats: ["Formats", "格式"],
   exportFormsAll: ["All forms", "全部表单"],

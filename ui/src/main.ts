@@ -8,6 +8,7 @@ import { clinicalPanel } from "./clinical";
 import { byId, h, mount } from "./dom";
 import { backupPanel } from "./backup";
 import { renderForm } from "./form";
+import { type ReviewContext, showAuditReview, showQueryList } from "./review";
 import { currentLang, setLang, statusWord, t, tx } from "./i18n";
 
 let study: StudyDto;
@@ -282,6 +283,10 @@ async function showSubjects(filter = ""): Promise<void> {
     session?.role === "data_manager"
       ? h("button", { type: "button", id: "nav-export", class: "link", onclick: () => showExport() }, t("exportNav"))
       : null;
+  const reviewNav = [
+    h("button", { type: "button", id: "nav-queries", class: "link", onclick: () => void guard(() => showQueryList(reviewContext())) }, t("queriesNav")),
+    h("button", { type: "button", id: "nav-audit", class: "link", onclick: () => void guard(() => showAuditReview(reviewContext())) }, t("auditNav")),
+  ];
   frame(
     t("subjects"),
     h(
@@ -302,6 +307,7 @@ async function showSubjects(filter = ""): Promise<void> {
         : null,
       nav,
       exportNav,
+      ...reviewNav,
       printButton("print-book", t("printBook"), () => api.printBlank(null)),
     ),
     h("table", { class: "grid", id: "subject-table" }, h("thead", {}, h("tr", {}, ...[t("subject"), t("day0"), t("status"), t("forms")].map((c) => h("th", {}, c)))), tbody),
@@ -309,6 +315,15 @@ async function showSubjects(filter = ""): Promise<void> {
   );
   draw();
   search.focus();
+}
+
+/** The site-wide review pages (review.ts) draw into the app's frame and open forms here. */
+function reviewContext(): ReviewContext {
+  return {
+    frame,
+    openForm: (subject, key) => void guard(() => openForm(subject, key)),
+    back: () => h("button", { type: "button", id: "nav-subjects", onclick: () => void showSubjects() }, t("subjects")),
+  };
 }
 
 let countdownTimer = 0;

@@ -725,3 +725,66 @@ impl std::fmt::Debug for SignInput {
             .finish()
     }
 }
+
+/// Which changes the Audit trail page shows; each field narrows it (empty = any).
+#[derive(Debug, Clone, Default, Deserialize, TS)]
+pub struct AuditFilterDto {
+    /// One subject.
+    pub subject: Option<String>,
+    /// One form instance (`DLY#3`) or every instance of a form (`DLY`).
+    pub form: Option<String>,
+    /// One item.
+    pub item: Option<String>,
+    /// One user.
+    pub user: Option<String>,
+}
+
+/// One change of the audit trail, as the Audit trail page shows it.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct AuditRow {
+    /// Log sequence number.
+    pub seq: u32,
+    /// What kind of change (`item.set`, `query.raise`, `signature`…).
+    pub kind: String,
+    /// Subject, if any.
+    pub subject: Option<String>,
+    /// Form instance, if any.
+    pub form: Option<String>,
+    /// Item, if any.
+    pub item: Option<String>,
+    /// Before (shown as entered).
+    pub old: Option<String>,
+    /// After.
+    pub new: Option<String>,
+    /// Who.
+    pub user: String,
+    /// In which role.
+    pub role: String,
+    /// When (UTC).
+    pub utc: String,
+    /// The device's offset then.
+    pub offset: String,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+/// A page of the audit trail: the newest rows that match, and how many match in all.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct AuditPage {
+    /// Newest first, at most [`AUDIT_PAGE_ROWS`].
+    pub rows: Vec<AuditRow>,
+    /// Changes that match the filter.
+    pub total: u32,
+}
+
+/// Rows the Audit trail page shows at once (the CSV holds them all).
+pub const AUDIT_PAGE_ROWS: usize = 500;
+
+/// The audit trail written as CSV.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct AuditCsvDone {
+    /// Where it was saved.
+    pub path: String,
+    /// Changes written.
+    pub rows: u32,
+}

@@ -674,13 +674,7 @@ impl App {
     /// The history of one field: who, when, old, new, why.
     pub fn history(&self, subject: &str, key: &str, item: &str) -> AppResult<Vec<HistoryRow>> {
         let fkey = self.key(key)?.to_string();
-        let show = |v: &Option<String>| {
-            v.as_deref().map(|j| {
-                Value::from_json(j)
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|_| j.to_string())
-            })
-        };
+        let show = shown_value;
         Ok(self
             .store()?
             .audit_log(subject)?
@@ -703,7 +697,7 @@ impl App {
 
 impl App {
     /// Where printouts are saved: `printouts/` beside the store.
-    fn printouts_dir(&self) -> PathBuf {
+    pub(crate) fn printouts_dir(&self) -> PathBuf {
         self.path()
             .parent()
             .map(|p| p.join("printouts"))
@@ -794,6 +788,15 @@ fn warning_text(json: &str) -> Option<Txt> {
     Some(Txt {
         en: first["message"]["en"].as_str()?.to_string(),
         zh: first["message"]["zh"].as_str()?.to_string(),
+    })
+}
+
+/// A stored value (JSON of `Value`) as the screen shows it; an unreadable one as stored.
+pub(crate) fn shown_value(v: &Option<String>) -> Option<String> {
+    v.as_deref().map(|j| {
+        Value::from_json(j)
+            .map(|v| v.to_string())
+            .unwrap_or_else(|_| j.to_string())
     })
 }
 

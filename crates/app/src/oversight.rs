@@ -6,9 +6,12 @@ use ecrf_core::lock::LockScope;
 use ecrf_core::query::QueryStep;
 use ecrf_core::signature::{SignCredentials, SignatureMeaning};
 use ecrf_core::{Action, FormKey};
-use ecrf_store::{Query, Signature};
+use ecrf_store::{AuditFilter, Change, Query, Signature};
 
-use crate::dto::{FormOversight, OversightRights, QueryDto, SignInput, SignatureDto, Txt};
+use crate::dto::{
+    AUDIT_PAGE_ROWS, AuditCsvDone, AuditFilterDto, AuditPage, AuditRow, FormOversight,
+    OversightRights, QueryDto, SignInput, SignatureDto, Txt,
+};
 use crate::{App, AppResult, ErrorCode, err};
 
 fn query_dto(q: Query) -> QueryDto {
@@ -169,5 +172,87 @@ impl App {
             store.unlock(scope, reason)?;
         }
         self.form_oversight(subject, key)
+    }
+}
+
+/// An empty filter field means "any".
+fn filter(f: &AuditFilterDto) -> AuditFilter {
+    let some = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    AuditFilter {
+        subject: some(&f.subject),
+        form: some(&f.form),
+        item: some(&f.item),
+        user: some(&f.user),
+    }
+}
+
+/// A value as the audit page shows it: an oversight step's text (a query's question, an
+/// answer) rather than its JSON record; an item's value as entered.
+fn audit_value(kind: &str, v: &Option<String>) -> Option<String> {
+    if kind.starts_with("query.") {
+        let text = v
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+            .and_then(|j| j.get("text").and_then(|t| t.as_str()).map(str::to_string));
+        if text.is_some() {
+            return text;
+        }
+    }
+    crate::shown_value(v)
+}
+
+fn audit_row(c: &Change) -> AuditRow {
+    AuditRow {
+        seq: c.seq as u32,
+        kind: c.kind.clone(),
+        subject: c.subject.clone(),
+        form: c.form.clone(),
+        item: c.item.clone(),
+        old: audit_value(&c.kind, &c.old_value),
+        new: audit_value(&c.kind, &c.new_value),
+        user: c.user.clone(),
+        role: c.role.clone(),
+        utc: c.utc.clone(),
+        offset: c.local_offset.clone(),
+        reason: c.reason.clone(),
+    }
+}
+
+impl App {
+    /// The audit trail filtered by subject, form, item and user: the newest rows first.
+    pub fn audit_review(&self, f: &AuditFilterDto) -> AppResult<AuditPage> {
+        let changes = self.store()?.audit_review(&filter(f))?;
+        Ok(AuditPage {
+            total: changes.len() as u32,
+            rows: changes
+                .iter()
+                .rev()
+                .take(AUDIT_PAGE_ROWS)
+                .map(audit_row)
+                .collect(),
+        })
+    }
+
+    /// Writes every change that matches the filter as CSV into `printouts/` beside the store.
+    pub fn audit_csv(&self, f: &AuditFilterDto) -> AppResult<AuditCsvDone> {
+        let changes = self.store()?.audit_review(&filter(f))?;
+        let dir = self.printouts_dir();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| err(ErrorCode::Internal, format!("{}: {e}", dir.display())))?;
+        let path = dir.join(format!(
+            "audit-trail-{}.csv",
+            chrono::Local::now().format("%Y%m%d-%H%M%S")
+        ));
+        std::fs::write(&path, ecrf_store::audit_csv(&changes))
+            .map_err(|e| err(ErrorCode::Internal, format!("{}: {e}", path.display())))?;
+        Ok(AuditCsvDone {
+            path: path.display().to_string(),
+            rows: changes.len() as u32,
+        })
     }
 }

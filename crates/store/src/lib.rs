@@ -36,7 +36,7 @@ pub use error::StoreError;
 pub use export_view::{ExportSubject, ExportValue, ExportView};
 pub use keyring::{Keyring, RecoveryKey};
 pub use log::{Change, VerifyReport};
-pub use oversight::{AuditFilter, Query, SdvProgress, Signature};
+pub use oversight::{AuditFilter, Query, SdvProgress, Signature, audit_csv};
 pub use randomization::{EnvelopeCount, Randomization, Refusal};
 pub use replica::{ApplyReport, Conflict, ConflictValue, SyncState};
 pub use store::{CreateOptions, ItemState, SaveOptions, SaveOutcome, Session, Store, User};

@@ -795,3 +795,43 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
+
+/// The audit trail as CSV (RFC 4180, UTF-8), one row per change, oldest first: what
+/// `ecrf audit export` and the app's Audit trail page write.
+pub fn audit_csv(changes: &[Change]) -> String {
+    let mut out = String::from(
+        "seq,change_id,device,device_seq,kind,subject,form,item,old_value,new_value,user,role,utc,local_offset,reason\n",
+    );
+    for c in changes {
+        let fields = [
+            c.seq.to_string(),
+            c.change_id.clone(),
+            c.device.clone(),
+            c.device_seq.to_string(),
+            c.kind.clone(),
+            c.subject.clone().unwrap_or_default(),
+            c.form.clone().unwrap_or_default(),
+            c.item.clone().unwrap_or_default(),
+            c.old_value.clone().unwrap_or_default(),
+            c.new_value.clone().unwrap_or_default(),
+            c.user.clone(),
+            c.role.clone(),
+            c.utc.clone(),
+            c.local_offset.clone(),
+            c.reason.clone().unwrap_or_default(),
+        ];
+        let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        out.push_str(&row.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// RFC 4180: quoted when it holds a comma, quote or line break; quotes doubled.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
