@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 use ecrf_app::dto::*;
 use ecrf_app::{App, AppResult};
-use tauri::State;
+use tauri::{Emitter, State};
 
 struct Shell {
     app: Mutex<App>,
@@ -192,6 +192,34 @@ fn audit_csv(s: State<'_, Shell>, filter: AuditFilterDto) -> AppResult<AuditCsvD
 }
 
 #[tauri::command]
+fn sync_status(s: State<'_, Shell>) -> AppResult<SyncStatusDto> {
+    with(&s, |a| a.sync_status())
+}
+
+/// Whether the server answers now. The store is let go before the network is asked.
+#[tauri::command(async)]
+fn sync_online(s: State<'_, Shell>) -> AppResult<bool> {
+    let client = with(&s, |a| a.sync_client())?;
+    Ok(client.is_some_and(|c| c.health().is_ok()))
+}
+
+#[tauri::command(async)]
+fn enrol(s: State<'_, Shell>, server: String, code: String) -> AppResult<SyncStatusDto> {
+    with(&s, |a| a.enrol(&server, &code))
+}
+
+/// One sync; each page moves the window's progress bar (`sync-progress` events).
+#[tauri::command(async)]
+fn sync_now(s: State<'_, Shell>, window: tauri::Window) -> AppResult<SyncDone> {
+    with(&s, |a| {
+        a.sync_now(&mut |p| {
+            // A lost progress event only leaves the bar behind; the sync itself goes on.
+            let _ = window.emit("sync-progress", p);
+        })
+    })
+}
+
+#[tauri::command]
 fn verify_form(s: State<'_, Shell>, subject: String, key: String) -> AppResult<FormOversight> {
     with(&s, |a| a.verify_form(&subject, &key))
 }
@@ -307,6 +335,10 @@ fn main() {
             sign,
             audit_review,
             audit_csv,
+            sync_status,
+            sync_online,
+            enrol,
+            sync_now,
             lock_form,
             backup,
             backup_status,

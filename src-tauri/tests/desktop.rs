@@ -957,3 +957,183 @@ fn a_monitor_queries_the_nurse_corrects_the_monitor_verifies_and_the_investigato
     );
     d.quit();
 }
+
+/// The `ecrf` command line built beside this test binary (`cargo test --workspace` builds it).
+fn ecrf_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("ecrf"))
+        .expect("target folder");
+    assert!(
+        bin.exists(),
+        "{} missing: build the workspace",
+        bin.display()
+    );
+    bin
+}
+
+/// A fresh PostgreSQL database: under `DATABASE_URL` (make test starts a throwaway cluster), or
+/// a cluster started for this test process by scripts/pg.sh.
+fn fresh_database() -> String {
+    let admin = std::env::var("DATABASE_URL").unwrap_or_else(|_| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg.sh");
+        let out = Command::new("bash")
+            .arg(script)
+            .args(["serve-while", &std::process::id().to_string()])
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("scripts/pg.sh");
+        assert!(out.status.success(), "scripts/pg.sh failed");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    });
+    let name = format!(
+        "ecrf_desktop_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    );
+    let out = Command::new("psql")
+        .args([&admin, "-XAtq", "-c", &format!("CREATE DATABASE {name}")])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (base, _) = admin.rsplit_once('/').expect("database URL ends in /name");
+    format!("{base}/{name}")
+}
+
+/// `ecrf … --database-url` against the server's database; its output.
+fn server_admin(db: &str, args: &[&str]) -> String {
+    let out = Command::new(ecrf_bin())
+        .args(args)
+        .args(["--database-url", db])
+        .output()
+        .expect("ecrf");
+    assert!(
+        out.status.success(),
+        "ecrf {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn an_administrator_enrols_the_laptop_and_a_sync_shows_progress_and_a_conflict() {
+    let data = tempfile::tempdir().expect("temp folder");
+    oversight_site(&data.path().join("ward.ecrf"));
+    // The real server over real HTTP, with its own PostgreSQL database.
+    let db = fresh_database();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let log = std::fs::File::create(data.path().join("server.log")).expect("log");
+    let server = Guard(spawn_group(
+        Command::new(ecrf_bin())
+            .args(["server", "--database-url", &db, "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--insecure-http")
+            .stdout(Stdio::null())
+            .stderr(log),
+    ));
+    let t = Instant::now();
+    while http("GET", &format!("{url}/health"), None).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server_admin(&db, &["site", "add", "01", "--name", "Hospital 01"]);
+    let code = server_admin(&db, &["device", "enrol-code", "--site", "01"]);
+
+    let desk = desktop(data.path());
+    let d = Driver::start(&desk);
+    login(&d, "admin", "admin-password-1");
+    d.wait_text("#badge-online", &["not enrolled"]);
+    d.click("#nav-sync");
+    d.type_in("#enrol-server", &url);
+    d.type_in("#enrol-code", "wrong-code");
+    d.click("#enrol-submit");
+    d.wait_text("#enrol-notice", &["refused"]);
+    d.clear("#enrol-code");
+    d.type_in("#enrol-code", &code);
+    d.click("#enrol-submit");
+    d.wait_text("#enrol-notice", &["Enrolled"]);
+    d.click("#sync-now");
+    d.wait_text("#sync-notice", &["Synced", "sent"]);
+    d.wait_text("#sync-waiting", &["0 waiting"]);
+    assert!(!d.text("#sync-last").contains("never"));
+    d.wait_text("#badge-online", &["Online"]);
+    d.screenshot("30-sync-enrolled");
+    d.click("#lock");
+
+    // A second laptop of the site changes the day-1 MAP while this one is offline…
+    let study = std::sync::Arc::new(ecrf_core::trial::definition().expect("study"));
+    let other = data.path().join("other.ecrf");
+    let (mut admin_b, _) = ecrf_store::Store::create(
+        &other,
+        std::sync::Arc::clone(&study),
+        ecrf_store::CreateOptions {
+            site: "01".into(),
+            admin_user: "admin".into(),
+            admin_name: "Admin B".into(),
+            admin_password: "admin-password-1".into(),
+        },
+    )
+    .expect("second laptop");
+    admin_b
+        .add_user("bo", "Bo Nurse", ecrf_core::Role::Nurse, "bo-password-1")
+        .expect("nurse");
+    drop(admin_b);
+    let mut b = ecrf_store::Store::open(&other, study, "bo", "bo-password-1").expect("open");
+    let code_b = server_admin(&db, &["device", "enrol-code", "--site", "01"]);
+    ecrf_sync::enrol(&b, &url, &code_b, None).expect("enrol the second laptop");
+    let client_b = ecrf_sync::client::client_of(&b).expect("client");
+    ecrf_sync::sync(&mut b, &client_b, &mut |_| {}).expect("first sync of the second laptop");
+    let dly1 = ecrf_core::FormKey::parse(b.study(), "DLY#1").expect("key");
+    b.save(
+        "01-0001",
+        &dly1,
+        &[("MAP", "70")],
+        &ecrf_store::SaveOptions {
+            reason: Some("re-read the monitor".into()),
+            confirm_warnings: true,
+        },
+    )
+    .expect("save on the second laptop");
+    ecrf_sync::sync(&mut b, &client_b, &mut |_| {}).expect("second laptop syncs");
+
+    // …and the nurse here changes the same value, then syncs: both values kept, shown.
+    login(&d, "li", "li-password-1");
+    d.click("button[data-subject='01-0001']");
+    d.click("button[data-key='DLY#1']");
+    d.set("#f-MAP", "62");
+    d.click("#save");
+    d.find("#reason-dialog");
+    d.type_in("#reason-input", "transcribed from the wrong hour");
+    d.click("#reason-save");
+    d.wait_text("#form-notice", &["Saved"]);
+    d.click("#back");
+    d.click("#back");
+    d.click("#nav-sync");
+    let waiting = d.wait_text("#sync-waiting", &["waiting"]);
+    assert!(
+        !waiting.starts_with("0 "),
+        "the correction waits to be sent: {waiting}"
+    );
+    d.click("#sync-now");
+    d.wait_text("#sync-notice", &["Synced", "sent", "1 conflicts"]);
+    d.wait_text(
+        "#conflict-list",
+        &["01-0001", "DLY#1", "MAP", "62", "70", "li", "bo"],
+    );
+    d.screenshot("31-sync-conflict");
+    d.quit();
+    drop(server);
+}

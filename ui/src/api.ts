@@ -24,6 +24,8 @@ import type {
   SignInput,
   StudyDto,
   SubjectPage,
+  SyncDone,
+  SyncStatusDto,
   SubjectRow,
   Welcome,
 } from "./bindings";
@@ -75,5 +77,9 @@ export const api = {
   setBackupReminderHours: (hours: number) => invoke<BackupStatusDto>("set_backup_reminder_hours", { hours }),
   auditReview: (filter: AuditFilterDto) => invoke<AuditPage>("audit_review", { filter }),
   auditCsv: (filter: AuditFilterDto) => invoke<AuditCsvDone>("audit_csv", { filter }),
+  syncStatus: () => invoke<SyncStatusDto>("sync_status"),
+  syncOnline: () => invoke<boolean>("sync_online"),
+  enrol: (server: string, code: string) => invoke<SyncStatusDto>("enrol", { server, code }),
+  syncNow: () => invoke<SyncDone>("sync_now"),
   uiReady: () => invoke<void>("ui_ready"),
 };

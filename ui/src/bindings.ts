@@ -728,7 +728,7 @@ last_backup_utc: string | null,
  */
 unprotected_since_utc: string | null, };
 
-export type ErrorCode = "no_store" | "bad_login" | "throttled" | "not_logged_in" | "not_allowed" | "damaged" | "disk_full" | "invalid" | "internal";
+export type ErrorCode = "no_store" | "bad_login" | "throttled" | "not_logged_in" | "not_allowed" | "damaged" | "disk_full" | "invalid" | "offline" | "internal";
 
 export type AppError = { 
 /**
@@ -861,6 +861,100 @@ path: string,
  * Changes written.
  */
 rows: number, };
+
+export type SyncStatusDto = { 
+/**
+ * Enrolled with a server.
+ */
+enrolled: boolean, 
+/**
+ * The server's address.
+ */
+server: string | null, 
+/**
+ * When the last sync finished without error (UTC), if ever.
+ */
+last_success: string | null, 
+/**
+ * This laptop's changes the server does not hold yet.
+ */
+waiting: number, 
+/**
+ * Items two devices changed without seeing each other's value.
+ */
+conflicts: Array<ConflictDto>, 
+/**
+ * The session may enrol the laptop (administrator).
+ */
+may_enrol: boolean, };
+
+export type ConflictDto = { 
+/**
+ * Subject.
+ */
+subject: string, 
+/**
+ * Form instance.
+ */
+form: string, 
+/**
+ * Item.
+ */
+item: string, 
+/**
+ * The values, each with who wrote it where and when.
+ */
+values: Array<ConflictValueDto>, };
+
+export type ConflictValueDto = { 
+/**
+ * The value as shown (none: cleared).
+ */
+value: string | null, 
+/**
+ * Who wrote it.
+ */
+user: string, 
+/**
+ * On which device.
+ */
+device: string, 
+/**
+ * When (UTC).
+ */
+utc: string, };
+
+export type SyncProgressDto = { 
+/**
+ * Own changes the server holds now.
+ */
+sent: number, 
+/**
+ * Own changes to send in all.
+ */
+to_send: number, 
+/**
+ * Changes received so far.
+ */
+received: number, };
+
+export type SyncDone = { 
+/**
+ * Own changes the server stored.
+ */
+sent: number, 
+/**
+ * Other devices' changes applied here.
+ */
+received: number, 
+/**
+ * Items in conflict after the sync.
+ */
+conflicts: number, 
+/**
+ * When it finished (UTC).
+ */
+finished: string, };
 
 export type SignatureDto = { 
 /**

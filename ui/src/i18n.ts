@@ -36,6 +36,7 @@ const words = {
   exportNav: ["Export data", "导出数据"],
   queriesNav: ["Queries", "质疑列表"],
   auditNav: ["Audit trail", "稽查轨迹"],
+  syncNav: ["Sync", "同步"],
   exportTitle: ["Export data for analysis", "导出分析数据"],
   exportFormats: ["Formats", "格式"],
   exportFormsAll: ["All forms", "全部表单"],

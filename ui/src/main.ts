@@ -9,6 +9,7 @@ import { byId, h, mount } from "./dom";
 import { backupPanel } from "./backup";
 import { renderForm } from "./form";
 import { type ReviewContext, showAuditReview, showQueryList } from "./review";
+import { paintBadge, showSyncPage, startAutoSync } from "./sync";
 import { currentLang, setLang, statusWord, t, tx } from "./i18n";
 
 let study: StudyDto;
@@ -109,7 +110,7 @@ function frame(title: string, ...body: HTMLElement[]): void {
       ...body,
       h("div", { class: "notice", id: "print-notice", role: "status" }),
     ),
-  );
+  );  paintBadge();
 }
 
 // ---------------- first run ----------------
@@ -220,6 +221,7 @@ function showLogin(locked: boolean): void {
       setLang(session.lang);
       lastActivity = Date.now();
       showHome();
+      startAutoSync();
     }, "login-error");
   });
   frame(locked ? t("lockedTitle") : t("loginTitle"), form);
@@ -286,6 +288,7 @@ async function showSubjects(filter = ""): Promise<void> {
   const reviewNav = [
     h("button", { type: "button", id: "nav-queries", class: "link", onclick: () => void guard(() => showQueryList(reviewContext())) }, t("queriesNav")),
     h("button", { type: "button", id: "nav-audit", class: "link", onclick: () => void guard(() => showAuditReview(reviewContext())) }, t("auditNav")),
+    h("button", { type: "button", id: "nav-sync", class: "link", onclick: () => void guard(() => showSyncPage(frame, reviewContext().back)) }, t("syncNav")),
   ];
   frame(
     t("subjects"),
@@ -486,7 +489,12 @@ async function showUsersAsync(): Promise<void> {
     t("users"),
     h("table", { class: "grid", id: "user-table" }, h("thead", {}, h("tr", {}, ...[t("login"), t("fullName"), t("role")].map((c) => h("th", {}, c)))), h("tbody", {}, ...users.map((u) => h("tr", { "data-user": u[0] ?? "" }, ...u.map((c) => h("td", {}, c)))))),
     form,
-    h("div", { class: "toolbar" }, h("button", { type: "button", id: "nav-subjects", onclick: () => void showSubjects() }, t("subjects"))),
+    h(
+      "div",
+      { class: "toolbar" },
+      h("button", { type: "button", id: "nav-subjects", onclick: () => void showSubjects() }, t("subjects")),
+      h("button", { type: "button", id: "nav-sync", class: "link", onclick: () => void guard(() => showSyncPage(frame, reviewContext().back)) }, t("syncNav")),
+    ),
   );
   byId("user-username")?.focus();
 }

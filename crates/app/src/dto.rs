@@ -579,6 +579,8 @@ pub enum ErrorCode {
     DiskFull,
     /// Bad input, explained.
     Invalid,
+    /// The server cannot be reached now: nothing is lost, try again later.
+    Offline,
     /// Anything else.
     Internal,
 }
@@ -787,4 +789,71 @@ pub struct AuditCsvDone {
     pub path: String,
     /// Changes written.
     pub rows: u32,
+}
+
+/// Where this laptop stands with the server (the Sync page and the header badge).
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct SyncStatusDto {
+    /// Enrolled with a server.
+    pub enrolled: bool,
+    /// The server's address.
+    pub server: Option<String>,
+    /// When the last sync finished without error (UTC), if ever.
+    pub last_success: Option<String>,
+    /// This laptop's changes the server does not hold yet.
+    pub waiting: u32,
+    /// Items two devices changed without seeing each other's value.
+    pub conflicts: Vec<ConflictDto>,
+    /// The session may enrol the laptop (administrator).
+    pub may_enrol: bool,
+}
+
+/// An item in conflict, with every value kept.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct ConflictDto {
+    /// Subject.
+    pub subject: String,
+    /// Form instance.
+    pub form: String,
+    /// Item.
+    pub item: String,
+    /// The values, each with who wrote it where and when.
+    pub values: Vec<ConflictValueDto>,
+}
+
+/// One value of an item in conflict.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct ConflictValueDto {
+    /// The value as shown (none: cleared).
+    pub value: Option<String>,
+    /// Who wrote it.
+    pub user: String,
+    /// On which device.
+    pub device: String,
+    /// When (UTC).
+    pub utc: String,
+}
+
+/// Where a running sync is (sent to the window as `sync-progress` events).
+#[derive(Debug, Clone, Copy, Serialize, TS)]
+pub struct SyncProgressDto {
+    /// Own changes the server holds now.
+    pub sent: u32,
+    /// Own changes to send in all.
+    pub to_send: u32,
+    /// Changes received so far.
+    pub received: u32,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct SyncDone {
+    /// Own changes the server stored.
+    pub sent: u32,
+    /// Other devices' changes applied here.
+    pub received: u32,
+    /// Items in conflict after the sync.
+    pub conflicts: u32,
+    /// When it finished (UTC).
+    pub finished: String,
 }

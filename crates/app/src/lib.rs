@@ -15,6 +15,7 @@ pub mod dto;
 mod export;
 mod oversight;
 mod safekeeping;
+mod sync;
 mod throttle;
 
 use std::collections::BTreeMap;

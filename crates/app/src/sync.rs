@@ -1,0 +1,126 @@
+//! Sync from the desktop: enrolment, what the Sync page and the header badge show (server,
+//! online or not, last sync, changes waiting to be sent, conflicts) and one sync with progress.
+//! Thin over `ecrf_sync`, which owns the order of a sync and why it may be cut anywhere.
+//! Invariant: the online check never holds the store (see [`App::sync_client`]).
+
+use ecrf_core::Action;
+use ecrf_sync::{Client, SyncError};
+
+use crate::dto::{
+    ConflictDto, ConflictValueDto, ErrorCode, SyncDone, SyncProgressDto, SyncStatusDto,
+};
+use crate::{App, AppError, AppResult, err, shown_value};
+
+impl From<SyncError> for AppError {
+    fn from(e: SyncError) -> Self {
+        match e {
+            SyncError::Store(s) => s.into(),
+            SyncError::Offline(_) | SyncError::Server { .. } => err(
+                ErrorCode::Offline,
+                format!(
+                    "{e}. Nothing is lost: the changes stay on this laptop and go at the next sync."
+                ),
+            ),
+            SyncError::NotEnrolled => err(
+                ErrorCode::Invalid,
+                "this laptop is not enrolled with a server yet: an administrator enrols it on the Sync page with a one-time code",
+            ),
+            other => err(ErrorCode::Invalid, other.to_string()),
+        }
+    }
+}
+
+impl App {
+    /// Where this laptop stands with the server (no network: `online` is checked apart).
+    pub fn sync_status(&self) -> AppResult<SyncStatusDto> {
+        let store = self.store()?;
+        let state = store.sync_state()?;
+        let server = store.sync_setting(ecrf_sync::client::setting::SERVER)?;
+        let waiting = store
+            .own_changes_after(state.pushed, usize::MAX >> 1)?
+            .len() as u32;
+        let conflicts = store
+            .conflicts()?
+            .into_iter()
+            .map(|c| ConflictDto {
+                subject: c.subject,
+                form: c.form,
+                item: c.item,
+                values: c
+                    .values
+                    .into_iter()
+                    .map(|v| ConflictValueDto {
+                        value: shown_value(&v.value),
+                        user: v.user,
+                        device: v.device,
+                        utc: v.utc,
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(SyncStatusDto {
+            enrolled: server.is_some(),
+            server,
+            last_success: state.last_success,
+            waiting,
+            conflicts,
+            may_enrol: store.session().role.may(Action::ManageDevices),
+        })
+    }
+
+    /// The client to reach the server with, if enrolled: the caller checks the connection
+    /// after letting go of the app, so a slow network never holds up a save.
+    pub fn sync_client(&self) -> AppResult<Option<Client>> {
+        match ecrf_sync::client::client_of(self.store()?) {
+            Ok(c) => Ok(Some(c)),
+            Err(SyncError::NotEnrolled) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Enrols this laptop with the server at `url` using a one-time code (administrators).
+    pub fn enrol(&mut self, url: &str, code: &str) -> AppResult<SyncStatusDto> {
+        let store = self.store()?;
+        if !store.session().role.may(Action::ManageDevices) {
+            return Err(err(
+                ErrorCode::NotAllowed,
+                "only an administrator enrols this laptop with the server",
+            ));
+        }
+        let url = url.trim();
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(err(
+                ErrorCode::Invalid,
+                "server address: must start with https:// (or http:// on this computer only)",
+            ));
+        }
+        if code.trim().is_empty() {
+            return Err(err(
+                ErrorCode::Invalid,
+                "enrolment code: required (the code the coordinating centre gave for this laptop)",
+            ));
+        }
+        ecrf_sync::enrol(store, url, code, None)?;
+        self.sync_status()
+    }
+
+    /// One sync: sends what the server lacks, then receives what this laptop lacks, telling
+    /// `progress` after every page.
+    pub fn sync_now(&mut self, progress: &mut dyn FnMut(SyncProgressDto)) -> AppResult<SyncDone> {
+        let client = self.sync_client()?.ok_or(SyncError::NotEnrolled)?;
+        let store = self.store_mut()?;
+        let report = ecrf_sync::sync(store, &client, &mut |p| {
+            progress(SyncProgressDto {
+                sent: p.pushed as u32,
+                to_send: p.to_push as u32,
+                received: p.pulled as u32,
+            })
+        })?;
+        Ok(SyncDone {
+            sent: report.pushed as u32,
+            received: report.pulled as u32,
+            conflicts: report.conflicts as u32,
+            finished: report.finished,
+        })
+    }
+}

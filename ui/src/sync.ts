@@ -1,0 +1,229 @@
+// Sync on the desktop: the header badge (online or offline, changes waiting, last sync), the
+// automatic sync while online, and the Sync page (Sync now with a progress bar, conflicts,
+// enrolment). What a sync does and in which order is decided in Rust (crates/sync); the words
+// of this page are kept here, in both languages.
+import { listen } from "@tauri-apps/api/event";
+import { api, isAppError } from "./api";
+import type { SyncProgressDto, SyncStatusDto } from "./bindings";
+import { byId, h } from "./dom";
+import { currentLang } from "./i18n";
+
+const words = {
+  title: ["Sync with the coordinating centre", "与协调中心同步"],
+  online: ["Online", "在线"],
+  offline: ["Offline", "离线"],
+  notEnrolled: ["Offline · not enrolled", "离线 · 未注册服务器"],
+  waiting: ["waiting to send", "条待发送"],
+  lastSync: ["last sync", "上次同步"],
+  never: ["never", "从未"],
+  server: ["Server", "服务器"],
+  syncNow: ["Sync now", "立即同步"],
+  syncing: ["Syncing…", "正在同步…"],
+  sent: ["sent", "已发送"],
+  received: ["received", "已接收"],
+  done: ["Synced", "同步完成"],
+  conflicts: ["Conflicts to resolve", "待解决的冲突"],
+  noConflicts: ["No conflicts.", "无冲突。"],
+  conflictHelp: [
+    "Two laptops changed the same item without seeing each other's value. Both values are kept until a data manager resolves it.",
+    "两台电脑在未同步的情况下修改了同一条目。两个值都被保留，直至数据管理员处理。",
+  ],
+  subject: ["Subject", "受试者"],
+  form: ["Form", "表单"],
+  item: ["Item", "条目"],
+  values: ["Values (who, where, when)", "各值（修改人、设备、时间）"],
+  enrolTitle: ["Enrol this laptop", "注册本机"],
+  enrolHelp: [
+    "Enter the server address and the one-time code the coordinating centre gave for this laptop.",
+    "请输入服务器地址和协调中心为本机提供的一次性注册码。",
+  ],
+  code: ["Enrolment code", "注册码"],
+  enrol: ["Enrol", "注册"],
+  enrolled: ["Enrolled", "已注册"],
+} as const;
+
+type Word = keyof typeof words;
+
+function w(word: Word): string {
+  return words[word][currentLang() === "zh" ? 1 : 0];
+}
+
+function errorText(e: unknown): string {
+  return isAppError(e) ? e.message : String(e);
+}
+
+let status: SyncStatusDto | null = null;
+let online = false;
+let running: Promise<void> | null = null;
+let timer = 0;
+
+function when(utc: string | null): string {
+  return utc ? new Date(utc).toLocaleString() : w("never");
+}
+
+/** Paints the header badge from what was last learnt (no call into Rust). */
+export function paintBadge(): void {
+  const badge = byId("badge-online");
+  if (!badge || !status) return;
+  let text: string;
+  if (!status.enrolled) text = w("notEnrolled");
+  else if (online) text = `${w("online")} · ${w("lastSync")} ${when(status.last_success)}`;
+  else text = `${w("offline")} · ${status.waiting} ${w("waiting")}`;
+  badge.textContent = text;
+  badge.title = status.server ?? "";
+  badge.className = `badge ${online ? "online" : "offline"}`;
+  badge.dataset.online = String(online);
+}
+
+/** Learns the status and whether the server answers, repaints, and syncs when online and
+ *  something waits to be sent. */
+export async function refresh(autoSync = true): Promise<void> {
+  try {
+    status = await api.syncStatus();
+    online = status.enrolled ? await api.syncOnline() : false;
+  } catch {
+    return; // locked or no store yet: the badge keeps its last words
+  }
+  paintBadge();
+  if (autoSync && online && status.waiting > 0 && !running) void syncNow();
+}
+
+/** Checks every `seconds` (and syncs automatically while online) until the window closes. */
+export function startAutoSync(seconds = 60): void {
+  window.clearInterval(timer);
+  timer = window.setInterval(() => void refresh(), seconds * 1000);
+  void refresh();
+}
+
+/** One sync; the progress bar and counts on the Sync page follow it when shown. */
+export function syncNow(): Promise<void> {
+  if (running) return running;
+  const notice = () => byId("sync-notice");
+  const bar = () => byId<HTMLProgressElement>("sync-progress");
+  const stop = listen<SyncProgressDto>("sync-progress", (e) => {
+    const p = e.payload;
+    const b = bar();
+    if (b) {
+      b.max = Math.max(p.to_send, 1);
+      b.value = p.sent;
+    }
+    const n = notice();
+    if (n) n.textContent = `${w("syncing")} ${p.sent}/${p.to_send} ${w("sent")} · ${p.received} ${w("received")}`;
+  });
+  running = (async () => {
+    const n = notice();
+    if (n) {
+      n.className = "notice";
+      n.textContent = w("syncing");
+    }
+    try {
+      const done = await api.syncNow();
+      online = true;
+      const m = notice();
+      if (m) {
+        m.className = "notice ok";
+        m.textContent = `${w("done")}: ${done.sent} ${w("sent")} · ${done.received} ${w("received")} · ${done.conflicts} ${w("conflicts").toLowerCase()} · ${when(done.finished)}`;
+      }
+    } catch (e) {
+      online = !(isAppError(e) && e.code === "offline") && online;
+      const m = notice();
+      if (m) {
+        m.className = "notice error";
+        m.textContent = errorText(e);
+      }
+    } finally {
+      (await stop)();
+      running = null;
+      await refresh(false);
+      drawStatus();
+    }
+  })();
+  return running;
+}
+
+function drawStatus(): void {
+  const box = byId("sync-status");
+  if (!box || !status) return;
+  const s = status;
+  box.replaceChildren(
+    h("p", {}, `${w("server")}: ${s.server ?? "—"}`),
+    h("p", { id: "sync-last" }, `${w("lastSync")}: ${when(s.last_success)}`),
+    h("p", { id: "sync-waiting" }, `${s.waiting} ${w("waiting")}`),
+  );
+  const conflicts = byId("sync-conflicts");
+  if (!conflicts) return;
+  conflicts.replaceChildren(
+    h("h3", {}, w("conflicts")),
+    s.conflicts.length
+      ? h(
+          "table",
+          { class: "grid", id: "conflict-list" },
+          h("thead", {}, h("tr", {}, ...[w("subject"), w("form"), w("item"), w("values")].map((c) => h("th", {}, c)))),
+          h(
+            "tbody",
+            {},
+            ...s.conflicts.map((c) =>
+              h(
+                "tr",
+                { "data-item": c.item },
+                h("td", {}, c.subject),
+                h("td", {}, c.form),
+                h("td", {}, c.item),
+                h("td", {}, h("ul", {}, ...c.values.map((v) => h("li", {}, `${v.value ?? "—"} · ${v.user} · ${v.device} · ${when(v.utc)}`)))),
+              ),
+            ),
+          ),
+        )
+      : h("p", { class: "muted", id: "no-conflicts" }, w("noConflicts")),
+  );
+  if (s.conflicts.length) conflicts.append(h("p", { class: "muted" }, w("conflictHelp")));
+}
+
+/** The Sync page: status, Sync now with progress, conflicts and (administrators) enrolment. */
+export async function showSyncPage(frame: (title: string, ...body: HTMLElement[]) => void, back: () => HTMLElement): Promise<void> {
+  await refresh(false);
+  const s = status;
+  const now = h("button", { type: "button", id: "sync-now", class: "primary", disabled: !s?.enrolled, onclick: () => void syncNow() }, w("syncNow"));
+  const enrolForm = (): HTMLElement | null => {
+    if (!s?.may_enrol) return null;
+    const server = h("input", { id: "enrol-server", "aria-label": w("server"), placeholder: "https://…", value: s.server ?? "" });
+    const code = h("input", { id: "enrol-code", "aria-label": w("code"), placeholder: w("code"), autocomplete: "off" });
+    const msg = h("p", { id: "enrol-notice", class: "notice", role: "status" });
+    const form = h(
+      "form",
+      { class: "card", id: "enrol-form" },
+      h("h3", {}, w("enrolTitle")),
+      h("p", { class: "muted" }, w("enrolHelp")),
+      h("label", {}, `${w("server")} `, server),
+      h("label", {}, `${w("code")} `, code),
+      h("button", { type: "submit", id: "enrol-submit" }, w("enrol")),
+      msg,
+    );
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      void api
+        .enrol(server.value, code.value)
+        .then(async () => {
+          msg.className = "notice ok";
+          msg.textContent = w("enrolled");
+          await refresh(false);
+          now.removeAttribute("disabled");
+          drawStatus();
+        })
+        .catch((err) => {
+          msg.className = "notice error";
+          msg.textContent = errorText(err);
+        });
+    });
+    return form;
+  };
+  frame(
+    w("title"),
+    h("div", { class: "card", id: "sync-status" }),
+    h("div", { class: "toolbar" }, now, h("progress", { id: "sync-progress", max: 1, value: 0 }), back()),
+    h("p", { id: "sync-notice", class: "notice", role: "status" }),
+    h("div", { id: "sync-conflicts" }),
+    ...[enrolForm()].filter((e): e is HTMLElement => e !== null),
+  );
+  drawStatus();
+}
