@@ -367,6 +367,18 @@ fn print_subject(d: &Driver) -> (String, String) {
     (path, text)
 }
 
+/// From the subject list: opens 01-0001's day-1 log and changes MAP with a reason.
+fn correct_day1_map(d: &Driver, value: &str, reason: &str) {
+    d.click("button[data-subject='01-0001']");
+    d.click("button[data-key='DLY#1']");
+    d.set("#f-MAP", value);
+    d.click("#save");
+    d.find("#reason-dialog");
+    d.type_in("#reason-input", reason);
+    d.click("#reason-save");
+    d.wait_text("#form-notice", &["Saved"]);
+}
+
 fn login(d: &Driver, user: &str, password: &str) {
     d.set("#login-user", user);
     d.set("#login-password", password);
@@ -853,15 +865,8 @@ fn a_monitor_queries_the_nurse_corrects_the_monitor_verifies_and_the_investigato
 
     // The nurse answers by changing the value with a reason.
     login(&d, "li", "li-password-1");
-    d.click("button[data-subject='01-0001']");
-    d.click("button[data-key='DLY#1']");
+    correct_day1_map(&d, "62", "transcribed from the wrong hour");
     d.find("#l-MAP .query-badge");
-    d.set("#f-MAP", "62");
-    d.click("#save");
-    d.find("#reason-dialog");
-    d.type_in("#reason-input", "transcribed from the wrong hour");
-    d.click("#reason-save");
-    d.wait_text("#form-notice", &["Saved"]);
     d.find("#queries button[data-step='answer']");
     d.type_in("#queries input.q-text", "Corrected to 62 from the chart");
     d.click("#queries button[data-step='answer']");
@@ -1111,14 +1116,7 @@ fn an_administrator_enrols_the_laptop_and_a_sync_shows_progress_and_a_conflict()
 
     // …and the nurse here changes the same value, then syncs: both values kept, shown.
     login(&d, "li", "li-password-1");
-    d.click("button[data-subject='01-0001']");
-    d.click("button[data-key='DLY#1']");
-    d.set("#f-MAP", "62");
-    d.click("#save");
-    d.find("#reason-dialog");
-    d.type_in("#reason-input", "transcribed from the wrong hour");
-    d.click("#reason-save");
-    d.wait_text("#form-notice", &["Saved"]);
+    correct_day1_map(&d, "62", "transcribed from the wrong hour");
     d.click("#back");
     d.click("#back");
     d.click("#nav-sync");

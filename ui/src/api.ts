@@ -34,6 +34,11 @@ export function isAppError(e: unknown): e is AppError {
   return typeof e === "object" && e !== null && "code" in e && "message" in e;
 }
 
+/** What an error says to the user: the app's sentence, or the text of anything else. */
+export function messageOf(e: unknown): string {
+  return isAppError(e) ? e.message : String(e);
+}
+
 export const api = {
   welcome: () => invoke<Welcome>("welcome"),
   study: () => invoke<StudyDto>("study"),

@@ -196,3 +196,8 @@ const statusWords: Record<StatusDto, [string, string]> = {
 export function statusWord(s: StatusDto): string {
   return statusWords[s][lang === "zh" ? 1 : 0];
 }
+
+/** A module's own word table (`{ key: [en, zh] }`) as a lookup in the current language. */
+export function wordsOf<K extends string>(table: Record<K, readonly [string, string]>): (word: K) => string {
+  return (word) => table[word][currentLang() === "zh" ? 1 : 0];
+}

@@ -2,10 +2,10 @@
 // investigator's and data manager's part of the form page. Who may do what is decided in Rust
 // (crates/core/src/role.rs); this panel only shows the buttons the session's rights allow and
 // what the store answered. The words of this panel are kept here, in both languages.
-import { api, isAppError } from "./api";
+import { api, messageOf } from "./api";
 import type { FormDto, FormOversight, QueryDto } from "./bindings";
 import { byId, h } from "./dom";
-import { currentLang, tx } from "./i18n";
+import { tx, wordsOf } from "./i18n";
 
 const words = {
   title: ["Queries, verification and signatures", "质疑、源数据核查与签名"],
@@ -46,9 +46,7 @@ const words = {
 
 type Word = keyof typeof words;
 
-function w(word: Word): string {
-  return words[word][currentLang() === "zh" ? 1 : 0];
-}
+const w = wordsOf(words);
 
 function stateWord(state: string): string {
   return state === "open" || state === "answered" || state === "closed" ? w(state) : state;
@@ -62,9 +60,7 @@ export interface OversightContext {
   reload: () => void;
 }
 
-function errorText(e: unknown): string {
-  return isAppError(e) ? e.message : String(e);
-}
+const errorText = messageOf;
 
 /** Draws the panel into `#oversight` and marks fields with query badges and SDV marks. */
 export async function renderOversight(ctx: OversightContext): Promise<void> {

@@ -1,10 +1,10 @@
 // Site-wide review pages: every query of the site with filters, and the audit trail filtered by
 // subject, form, item and user (exportable as CSV). What a user may see is decided in Rust; the
 // words of these pages are kept here, in both languages.
-import { api, isAppError } from "./api";
+import { api, messageOf } from "./api";
 import type { AuditFilterDto, AuditRow, QueryDto } from "./bindings";
 import { h } from "./dom";
-import { currentLang } from "./i18n";
+import { wordsOf } from "./i18n";
 
 const words = {
   queriesTitle: ["Queries of the site", "本中心全部质疑"],
@@ -38,13 +38,9 @@ const words = {
 
 type Word = keyof typeof words;
 
-function w(word: Word): string {
-  return words[word][currentLang() === "zh" ? 1 : 0];
-}
+const w = wordsOf(words);
 
-function errorText(e: unknown): string {
-  return isAppError(e) ? e.message : String(e);
-}
+const errorText = messageOf;
 
 function field(id: string, label: string, value = ""): HTMLInputElement {
   return h("input", { id, "aria-label": label, placeholder: label, value });

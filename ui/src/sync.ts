@@ -3,10 +3,10 @@
 // enrolment). What a sync does and in which order is decided in Rust (crates/sync); the words
 // of this page are kept here, in both languages.
 import { listen } from "@tauri-apps/api/event";
-import { api, isAppError } from "./api";
+import { api, isAppError, messageOf } from "./api";
 import type { SyncProgressDto, SyncStatusDto } from "./bindings";
 import { byId, h } from "./dom";
-import { currentLang } from "./i18n";
+import { wordsOf } from "./i18n";
 
 const words = {
   title: ["Sync with the coordinating centre", "与协调中心同步"],
@@ -42,15 +42,9 @@ const words = {
   enrolled: ["Enrolled", "已注册"],
 } as const;
 
-type Word = keyof typeof words;
+const w = wordsOf(words);
 
-function w(word: Word): string {
-  return words[word][currentLang() === "zh" ? 1 : 0];
-}
-
-function errorText(e: unknown): string {
-  return isAppError(e) ? e.message : String(e);
-}
+const errorText = messageOf;
 
 let status: SyncStatusDto | null = null;
 let online = false;

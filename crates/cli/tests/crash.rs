@@ -137,6 +137,44 @@ fn check_after_kill(v: &mut Victim, acks: &[(i64, String)], users: &[String]) ->
     found
 }
 
+/// Starts the writer on `v`'s store as its nurse, waits for `READY`, and collects every whole
+/// line it prints afterwards (a line cut by the kill was not acknowledged).
+fn start_writer(
+    cmd: &mut Command,
+    v: &Victim,
+) -> (std::process::Child, std::thread::JoinHandle<Vec<String>>) {
+    let mut child = cmd
+        .env("ECRF_STORE", &v.store)
+        .env("ECRF_USER", "nurse")
+        .env("ECRF_PASSWORD", &v.nurse_pw)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the writer");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    if first.trim() != "READY" {
+        let o = child.wait_with_output().unwrap();
+        panic!(
+            "the writer did not start: {first}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        let mut l = String::new();
+        while out.read_line(&mut l).unwrap_or(0) > 0 {
+            if l.ends_with('\n') {
+                lines.push(l.trim_end().to_string());
+            }
+            l.clear();
+        }
+        lines
+    });
+    (child, reader)
+}
+
 fn crash_run(kills: usize) -> Figures {
     let dir = tempfile::tempdir().unwrap();
     let mut seed = [0u8; 8];
@@ -152,38 +190,12 @@ fn crash_run(kills: usize) -> Figures {
         }
         // ECRF_CRASH_BIN: a copy of the binary, so a long run survives rebuilds meanwhile.
         let bin = std::env::var("ECRF_CRASH_BIN").unwrap_or(env!("CARGO_BIN_EXE_ecrf").into());
-        let mut child = Command::new(bin)
-            .args(["crash-writer", "--admin", "admin", "--mode", "keys"])
-            .env("ECRF_STORE", &v.store)
-            .env("ECRF_USER", "nurse")
-            .env("ECRF_PASSWORD", &v.nurse_pw)
-            .env("ECRF_ADMIN_PASSWORD", ADMIN_PW)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the writer");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        if first.trim() != "READY" {
-            let o = child.wait_with_output().unwrap();
-            panic!(
-                "the writer did not start: {first}{}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-        }
-        let reader = std::thread::spawn(move || {
-            let mut lines = Vec::new();
-            let mut l = String::new();
-            // Only whole lines count: a line cut by the kill was not acknowledged.
-            while out.read_line(&mut l).unwrap_or(0) > 0 {
-                if l.ends_with('\n') {
-                    lines.push(l.trim_end().to_string());
-                }
-                l.clear();
-            }
-            lines
-        });
+        let (mut child, reader) = start_writer(
+            Command::new(bin)
+                .args(["crash-writer", "--admin", "admin", "--mode", "keys"])
+                .env("ECRF_ADMIN_PASSWORD", ADMIN_PW),
+            &v,
+        );
         std::thread::sleep(Duration::from_micros(rng.next() % 250_000));
         if let Ok(Some(status)) = child.try_wait() {
             let mut err = String::new();
@@ -349,38 +361,19 @@ fn sigkill_while_applying_pulled_pages_loses_nothing_and_resumes() {
     let (mut fig, mut completed, mut last_cursor) = (Figures::default(), 0, 0i64);
     let mut k = 0;
     while k < kills {
-        let mut child = Command::new(&bin)
-            .args([
-                "crash-writer",
-                "--admin",
-                "admin",
-                "--mode",
-                "pull",
-                "--pages",
-            ])
-            .arg(&pages)
-            .env("ECRF_STORE", &v.store)
-            .env("ECRF_USER", "nurse")
-            .env("ECRF_PASSWORD", &v.nurse_pw)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the writer");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        assert_eq!(first.trim(), "READY", "the writer did not start");
-        let reader = std::thread::spawn(move || {
-            let mut lines = Vec::new();
-            let mut l = String::new();
-            while out.read_line(&mut l).unwrap_or(0) > 0 {
-                if l.ends_with('\n') {
-                    lines.push(l.trim_end().to_string());
-                }
-                l.clear();
-            }
-            lines
-        });
+        let (mut child, reader) = start_writer(
+            Command::new(&bin)
+                .args([
+                    "crash-writer",
+                    "--admin",
+                    "admin",
+                    "--mode",
+                    "pull",
+                    "--pages",
+                ])
+                .arg(&pages),
+            &v,
+        );
         std::thread::sleep(Duration::from_micros(rng.next() % 400_000));
         let killed = child.try_wait().unwrap().is_none();
         if killed {
