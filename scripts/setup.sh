@@ -20,7 +20,7 @@ apt_install fonts-noto-cjk poppler-utils
 # The desktop shell (Tauri 2 on WebKitGTK).
 apt_install libwebkit2gtk-4.1-dev libsoup-3.0-dev librsvg2-dev libayatana-appindicator3-dev
 # The central server's database, for the sync tests (a throwaway cluster: scripts/pg.sh).
-apt_install postgresql
+apt_install postgresql openssl   # the sync tests make their TLS certificates with openssl
 # Desktop tests: a virtual display, WebKit's WebDriver, screenshots.
 apt_install xvfb webkit2gtk-driver imagemagick
 # Exports: ReadStat (Stata/SPSS/SAS files, linked by crates/export); R + haven and xmllint read

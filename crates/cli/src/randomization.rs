@@ -77,6 +77,23 @@ pub enum RandomizationCmd {
     },
     /// Sealed and opened envelopes on this device (counts only).
     Envelopes,
+    /// Load an allocation list into the central server (administrators; the server's
+    /// database): online randomizations and leases are taken from it.
+    Upload {
+        /// The list file (from `generate`).
+        #[arg(long)]
+        list: PathBuf,
+        /// PostgreSQL URL of the server.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+    },
+    /// Receive whole blocks of the site's list from the server as sealed envelopes, for
+    /// randomizing offline (an administrator of an enrolled laptop).
+    FetchLease {
+        /// How many blocks.
+        #[arg(long, default_value_t = 1)]
+        blocks: u32,
+    },
 }
 
 fn read(p: &PathBuf) -> Result<String, Failure> {
@@ -223,6 +240,29 @@ pub fn run(cli: &Cli, cmd: &RandomizationCmd) -> Result<(), Failure> {
             }
             Ok(())
         }
+        RandomizationCmd::Upload { list, database_url } => {
+            let csv = read(list)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(fail)?;
+            let n = rt.block_on(async {
+                let pool = ecrf_server::db::connect(database_url, 2).await?;
+                ecrf_server::db::upload_allocation(&pool, &csv).await
+            });
+            say!(
+                "Loaded {} slots into the server's allocation.",
+                n.map_err(fail)?
+            );
+            Ok(())
+        }
+        RandomizationCmd::FetchLease { blocks } => {
+            let mut store = open(cli)?;
+            let client = ecrf_sync::client::client_of(&store).map_err(fail)?;
+            let n = ecrf_sync::client::fetch_lease(&mut store, &client, *blocks).map_err(fail)?;
+            say!("Received and loaded {n} sealed envelopes.");
+            Ok(())
+        }
     }
 }
 
@@ -319,16 +359,29 @@ pub fn screening(cli: &Cli, cmd: &ScreeningCmd) -> Result<(), Failure> {
 }
 
 /// Runs `ecrf randomize SUBJECT`.
+/// `ecrf randomize`: online from the server's list when this laptop is enrolled and the server
+/// answers, else from this laptop's sealed envelopes.
 pub fn randomize(cli: &Cli, subject: &str) -> Result<(), Failure> {
     let mut store = open(cli)?;
-    let r = store.randomize(subject)?;
+    let client = match ecrf_sync::client::client_of(&store) {
+        Ok(c) => Some(c),
+        Err(ecrf_sync::SyncError::NotEnrolled) => None,
+        Err(e) => return Err(fail(e)),
+    };
+    let (r, online) =
+        ecrf_sync::client::randomize(&mut store, client.as_ref(), subject).map_err(fail)?;
     say!(
-        "Randomized {subject}: subject number {}, arm {}, envelope {}, at {} by {}.",
+        "Randomized {subject}: subject number {}, arm {}, envelope {}, at {} by {} ({}).",
         r.subject_no,
         r.arm,
         r.envelope,
         r.at,
-        r.by
+        r.by,
+        if online {
+            "online, from the server's list"
+        } else {
+            "from a sealed envelope on this laptop"
+        }
     );
     Ok(())
 }

@@ -150,10 +150,13 @@ pub fn device(cmd: &DeviceCmd) -> Result<(), Failure> {
                 let pool = ecrf_server::db::connect(database_url, 2)
                     .await
                     .map_err(fail)?;
-                let site = ecrf_server::db::revoke_device(&pool, device)
+                let (site, taken) = ecrf_server::db::revoke_device(&pool, device)
                     .await
                     .map_err(fail)?;
-                say!("Device {device} of site {site} revoked.");
+                say!(
+                    "Device {device} of site {site} revoked; {taken} unopened envelopes leased \
+                     to it taken back (withdrawn)."
+                );
             }
             DeviceCmd::List { site, database_url } => {
                 let pool = ecrf_server::db::connect(database_url, 2)
@@ -200,5 +203,14 @@ pub fn sync(cli: &Cli) -> Result<(), Failure> {
         report.pulled,
         report.conflicts
     );
+    if report.held > 0 {
+        say!(
+            "{} changes held back because their form was locked (for the data manager).",
+            report.held
+        );
+    }
+    for flag in &report.flags {
+        say!("Flagged by the server: {flag}");
+    }
     Ok(())
 }

@@ -126,6 +126,10 @@ fn a_device_stays_in_its_site_and_a_revoked_token_is_refused() {
     c.prev_hash = last.hash.clone();
     c.change_id = "01a2f000-0000-7000-8000-000000000001".into();
     c.kind = "item.set".into();
+    // A nurse's change, so only the site rule refuses it (an admin's would break the
+    // permission table first).
+    c.user = "nurse".into();
+    c.role = "nurse".into();
     c.subject = Some(s2.clone());
     c.form = Some("DLY#1".into());
     c.item = Some("HR".into());

@@ -108,6 +108,16 @@ impl Action {
     ];
 }
 
+impl Action {
+    /// The roles [`PERMISSIONS`] allows to take this action.
+    pub fn roles(self) -> &'static [Role] {
+        PERMISSIONS
+            .iter()
+            .find(|(a, _)| *a == self)
+            .map_or(&[], |(_, roles)| *roles)
+    }
+}
+
 impl Role {
     /// All roles.
     pub const ALL: [Role; 5] = [

@@ -78,6 +78,11 @@ pub fn router(pool: PgPool) -> Router {
         .route("/api/v1/enrol", axum::routing::post(enrol))
         .route("/api/v1/device", get(device))
         .route("/api/v1/sites/{site}/changes", get(pull).post(push))
+        .route("/api/v1/sites/{site}/lease", axum::routing::post(lease))
+        .route(
+            "/api/v1/sites/{site}/randomize",
+            axum::routing::post(take_slot),
+        )
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(pool)
@@ -260,11 +265,109 @@ async fn device(State(pool): State<PgPool>, headers: HeaderMap) -> Result<Respon
         .bind(&c.device)
         .fetch_one(&pool)
         .await?;
+    let (clock_offset_seconds, clock_flag) = match headers.get(wire::DEVICE_TIME_HEADER) {
+        None => (None, None),
+        Some(v) => {
+            let stated = v
+                .to_str()
+                .ok()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .ok_or_else(|| {
+                    ApiError::bad(format!(
+                        "{}: must be a UTC time in RFC 3339, like 2026-03-01T08:00:00Z",
+                        wire::DEVICE_TIME_HEADER
+                    ))
+                })?;
+            let now = chrono::Utc::now();
+            let ms = (stated.with_timezone(&chrono::Utc) - now).num_milliseconds();
+            let offset = (ms as f64 / 1000.0).round() as i64;
+            let flag = (offset.abs() > wire::MAX_CLOCK_SKEW_SECONDS).then(|| {
+                format!(
+                    "this device's clock is {} {} the server's (more than {} minutes): \
+                     times of its changes may be wrong; set the clock right",
+                    words_of_seconds(offset.abs()),
+                    if offset > 0 { "ahead of" } else { "behind" },
+                    wire::MAX_CLOCK_SKEW_SECONDS / 60
+                )
+            });
+            if let Some(f) = &flag {
+                tracing::warn!(device = %c.device, site = %c.site, offset_seconds = offset, "clock off");
+                sqlx::query(
+                    "INSERT INTO flags (site, device, flag, detail) VALUES ($1, $2, 'clock', $3)",
+                )
+                .bind(&c.site)
+                .bind(&c.device)
+                .bind(format!(
+                    "{f} (device said {}, server {})",
+                    v.to_str().unwrap_or("?"),
+                    now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                ))
+                .execute(&pool)
+                .await?;
+            }
+            (Some(offset), flag)
+        }
+    };
     reply(&DeviceReply {
         device: c.device,
         site: c.site,
         acked,
+        clock_offset_seconds,
+        clock_flag,
     })
+}
+
+/// `3 h 12 min`, `7 min 5 s`.
+fn words_of_seconds(s: i64) -> String {
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, sec) => format!("{sec} s"),
+        (0, min, sec) => format!("{min} min {sec} s"),
+        (h, min, _) => format!("{h} h {min} min"),
+    }
+}
+
+/// Refuses a page holding a change its author's role may not make (the permission table of
+/// `ecrf-core`, through [`ecrf_store::log::permission`]), naming the change and the rule.
+fn check_permissions(changes: &[wire::WireChange]) -> Result<(), ApiError> {
+    use ecrf_store::log::Permission;
+    for (i, ch) in changes.iter().enumerate() {
+        let forbidden = |rule: String| {
+            ApiError(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "changes[{i}] (change {}, {}{} by {} as {}): {rule}; nothing of this push \
+                     was stored",
+                    ch.change_id,
+                    ch.kind,
+                    [&ch.subject, &ch.form, &ch.item]
+                        .into_iter()
+                        .flatten()
+                        .fold(String::new(), |acc, p| acc + " " + p),
+                    ch.user,
+                    ch.role
+                ),
+            )
+        };
+        let role: ecrf_core::Role = ch.role.parse().map_err(|e: String| forbidden(e))?;
+        match ecrf_store::log::permission(&ch.to_change()) {
+            Permission::Anyone => {}
+            Permission::Needs(action) if role.may(action) => {}
+            Permission::Needs(action) => {
+                let roles: Vec<&str> = action.roles().iter().map(|r| r.as_str()).collect();
+                return Err(forbidden(format!(
+                    "the role {role} may not {action} (permission table: {action} is for {})",
+                    roles.join(", ")
+                )));
+            }
+            Permission::ServerOnly => {
+                return Err(forbidden(
+                    "only the server makes this kind of change".into(),
+                ));
+            }
+            Permission::Unknown => return Err(forbidden("unknown kind of change".into())),
+        }
+    }
+    Ok(())
 }
 
 fn conflict(reason: String) -> ApiError {
@@ -281,6 +384,7 @@ async fn push(
     same_site(&c, &site)?;
     let req: PushRequest = parse(&body_of(&headers, body)?)?;
     req.validate().map_err(|e| ApiError::bad(e.to_string()))?;
+    check_permissions(&req.changes)?;
     let prefix = format!("{site}-");
     for (i, ch) in req.changes.iter().enumerate() {
         if ch.device != c.device {
@@ -379,9 +483,491 @@ async fn push(
             .execute(&mut *tx)
             .await?;
     }
+    let fresh: Vec<&wire::WireChange> = req
+        .changes
+        .iter()
+        .filter(|ch| ids.contains(&ch.change_id))
+        .collect();
+    let mut flags = dated_before_base(&mut tx, &site, &c.device, &fresh).await?;
+    flags.extend(record_openings(&mut tx, &site, &c.device, &fresh).await?);
+    flags.extend(hold_under_locks(&mut tx, &site, &c.device, &fresh).await?);
     tx.commit().await?;
     tracing::info!(device = %c.device, site = %site, stored, acked, "push");
-    reply(&PushReply { acked, stored })
+    reply(&PushReply {
+        acked,
+        stored,
+        flags,
+    })
+}
+
+/// Leases whole blocks of the site's list to the calling device: the lowest blocks whose slots
+/// are all free, in one transaction under the site's row lock.
+async fn lease(
+    State(pool): State<PgPool>,
+    Path(site): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let c = caller(&pool, &headers).await?;
+    same_site(&c, &site)?;
+    let req: wire::LeaseRequest = parse(&body_of(&headers, body)?)?;
+    req.validate().map_err(|e| ApiError::bad(e.to_string()))?;
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT 1 FROM sites WHERE code = $1 FOR UPDATE")
+        .bind(&site)
+        .execute(&mut *tx)
+        .await?;
+    let blocks: Vec<i32> = sqlx::query_scalar(
+        "SELECT block FROM allocation WHERE site = $1 AND stratum = $1 GROUP BY block \
+         HAVING bool_and(state = 'free') ORDER BY block LIMIT $2",
+    )
+    .bind(&site)
+    .bind(i64::from(req.blocks))
+    .fetch_all(&mut *tx)
+    .await?;
+    if (blocks.len() as u32) < req.blocks {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!(
+                "blocks: the server has {} whole free blocks for site {site}, not {}",
+                blocks.len(),
+                req.blocks
+            ),
+        ));
+    }
+    let rows = sqlx::query(
+        "UPDATE allocation SET state = 'leased', device = $3 \
+         WHERE site = $1 AND stratum = $1 AND block = ANY($2) \
+         RETURNING stratum, seq, block, block_size, arm",
+    )
+    .bind(&site)
+    .bind(&blocks)
+    .bind(&c.device)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut slots = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let arm = ecrf_randomize::Arm::from_code(r.get::<&str, _>(4)).ok_or_else(|| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "unknown arm in the list".into(),
+            )
+        })?;
+        slots.push(ecrf_randomize::Slot {
+            stratum: r.get(0),
+            seq: r.get::<i32, _>(1) as u32,
+            block: r.get::<i32, _>(2) as u32,
+            block_size: r.get::<i32, _>(3) as u32,
+            arm,
+        });
+    }
+    slots.sort_by_key(|s| s.seq);
+    tx.commit().await?;
+    tracing::info!(device = %c.device, site = %site, envelopes = slots.len(), "lease");
+    reply(&wire::LeaseReply {
+        lease_csv: ecrf_randomize::to_csv(&slots),
+        envelopes: slots.len(),
+    })
+}
+
+/// Takes the next free slot of the site's list for a subject, online, in one transaction under
+/// the site's row lock: it is opened for that subject there and then, never reused. The same
+/// subject asking again (a retry after a cut) gets the slot it already has.
+async fn take_slot(
+    State(pool): State<PgPool>,
+    Path(site): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let c = caller(&pool, &headers).await?;
+    same_site(&c, &site)?;
+    let req: wire::SlotRequest = parse(&body_of(&headers, body)?)?;
+    req.validate().map_err(|e| ApiError::bad(e.to_string()))?;
+    if !req.subject.starts_with(&format!("{site}-")) {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("subject: subject {} is not of site {site}", req.subject),
+        ));
+    }
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT 1 FROM sites WHERE code = $1 FOR UPDATE")
+        .bind(&site)
+        .execute(&mut *tx)
+        .await?;
+    let slot_of = |r: &sqlx::postgres::PgRow| ecrf_store::ServerSlot {
+        envelope: r.get(0),
+        stratum: r.get(1),
+        seq: r.get::<i32, _>(2) as u32,
+        arm: r.get(3),
+    };
+    let had = sqlx::query(
+        "SELECT envelope, stratum, seq, arm, device FROM allocation \
+         WHERE site = $1 AND subject = $2",
+    )
+    .bind(&site)
+    .bind(&req.subject)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(r) = had {
+        if r.get::<Option<String>, _>(4).as_deref() != Some(c.device.as_str()) {
+            return Err(ApiError(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "subject: {} was randomized on another device, with envelope {}",
+                    req.subject,
+                    r.get::<String, _>(0)
+                ),
+            ));
+        }
+        return reply(&slot_of(&r));
+    }
+    let row = sqlx::query(
+        "UPDATE allocation SET state = 'opened', device = $2, subject = $3, opened = now() \
+         WHERE (stratum, seq) = (SELECT stratum, seq FROM allocation \
+            WHERE site = $1 AND stratum = $1 AND state = 'free' ORDER BY seq LIMIT 1) \
+         RETURNING envelope, stratum, seq, arm",
+    )
+    .bind(&site)
+    .bind(&c.device)
+    .bind(&req.subject)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| {
+        ApiError(
+            StatusCode::CONFLICT,
+            format!("the server has no free slot of site {site}'s list (none loaded, or all used)"),
+        )
+    })?;
+    tx.commit().await?;
+    let slot = slot_of(&row);
+    tracing::info!(device = %c.device, site = %site, envelope = %slot.envelope, "randomized online");
+    reply(&slot)
+}
+
+/// Marks the slots a pushed `subject.randomize` opened from a lease; flags one that was not
+/// this device's to open (the change is kept: nothing is lost, the flag is for review).
+async fn record_openings(
+    tx: &mut sqlx::PgConnection,
+    site: &str,
+    device: &str,
+    fresh: &[&wire::WireChange],
+) -> Result<Vec<String>, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Opened {
+        envelope: String,
+        #[serde(default)]
+        server: bool,
+    }
+    let mut flags = Vec::new();
+    for ch in fresh {
+        if ch.kind != ecrf_store::log::kind::RANDOMIZED {
+            continue;
+        }
+        let Some(o) = ch
+            .new_value
+            .as_deref()
+            .and_then(|v| serde_json::from_str::<Opened>(v).ok())
+        else {
+            continue;
+        };
+        let row = sqlx::query(
+            "SELECT state, device, subject FROM allocation WHERE site = $1 AND envelope = $2 \
+             FOR UPDATE",
+        )
+        .bind(site)
+        .bind(&o.envelope)
+        .fetch_optional(&mut *tx)
+        .await?;
+        // A slot the server does not hold came from a lease file: nothing to mark.
+        let Some(row) = row else { continue };
+        let (state, holder, subject): (String, Option<String>, Option<String>) =
+            (row.get(0), row.get(1), row.get(2));
+        let mine = holder.as_deref() == Some(device);
+        let ok = match state.as_str() {
+            "leased" if mine && !o.server => {
+                sqlx::query(
+                    "UPDATE allocation SET state = 'opened', subject = $3, opened = now() \
+                     WHERE site = $1 AND envelope = $2",
+                )
+                .bind(site)
+                .bind(&o.envelope)
+                .bind(&ch.subject)
+                .execute(&mut *tx)
+                .await?;
+                true
+            }
+            "opened" => mine && subject == ch.subject,
+            _ => false,
+        };
+        if !ok {
+            let detail = format!(
+                "change {} opened envelope {} for {}, but the server's list has it {state}{}",
+                ch.change_id,
+                o.envelope,
+                ch.subject.as_deref().unwrap_or("?"),
+                holder
+                    .map(|d| format!(" for device {d}"))
+                    .unwrap_or_default()
+            );
+            tracing::warn!(site, device, change = %ch.change_id, "envelope not this device's");
+            sqlx::query(
+                "INSERT INTO flags (site, device, change_id, flag, detail) \
+                 VALUES ($1, $2, $3, 'envelope', $4)",
+            )
+            .bind(site)
+            .bind(device)
+            .bind(&ch.change_id)
+            .bind(&detail)
+            .execute(&mut *tx)
+            .await?;
+            flags.push(detail);
+        }
+    }
+    Ok(flags)
+}
+
+/// The server's own device of a site: it writes `lock.held` changes in its own hash chain, so
+/// every replica verifies them like any device's. It has no token (revoked, hash unusable).
+fn server_device(site: &str) -> String {
+    format!("server-{site}")
+}
+
+/// Keeps the site's locks (`lock.set` / `lock.release` in server order) and holds back each
+/// stored `item.set` whose form a lock covers when it arrives: it was made on a device that had
+/// not received the lock. The change stays in the log; the server appends a `lock.held` change
+/// naming it, which every replica applies the same way (the locked value stands), and records
+/// a flag for the data manager. The test of "covered" is [`ecrf_core::lock::Locks::covering`].
+async fn hold_under_locks(
+    tx: &mut sqlx::PgConnection,
+    site: &str,
+    device: &str,
+    fresh: &[&wire::WireChange],
+) -> Result<Vec<String>, ApiError> {
+    use ecrf_store::oversight::{HeldBody, LockBody, kind as ov};
+    let touches_locks = fresh
+        .iter()
+        .any(|ch| ch.kind == ov::LOCKED || ch.kind == ov::UNLOCKED);
+    let has_data = fresh
+        .iter()
+        .any(|ch| ch.kind == ecrf_store::log::kind::ITEM_SET);
+    if !touches_locks && !has_data {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query("SELECT body FROM locks WHERE site = $1")
+        .bind(site)
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut locks = ecrf_core::lock::Locks::default();
+    let scope_of = |ch: &wire::WireChange| {
+        serde_json::from_str::<LockBody>(ch.new_value.as_deref().unwrap_or_default())
+            .ok()
+            .and_then(|b| b.scope(ch.subject.as_deref(), ch.form.as_deref()))
+    };
+    for r in &rows {
+        let ch: wire::WireChange = serde_json::from_str(r.get::<&str, _>(0))
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        if let Some(scope) = scope_of(&ch) {
+            let _ = locks.lock(scope, "held");
+        }
+    }
+    let mut held = Vec::new();
+    for ch in fresh {
+        if ch.kind == ov::LOCKED || ch.kind == ov::UNLOCKED {
+            let Some(scope) = scope_of(ch) else { continue };
+            let key = scope.to_string();
+            if ch.kind == ov::LOCKED {
+                let _ = locks.lock(scope, "locked");
+                sqlx::query(
+                    "INSERT INTO locks (site, scope, body) VALUES ($1, $2, $3) \
+                     ON CONFLICT (site, scope) DO UPDATE SET body = EXCLUDED.body",
+                )
+                .bind(site)
+                .bind(&key)
+                .bind(serde_json::to_string(ch).unwrap_or_default())
+                .execute(&mut *tx)
+                .await?;
+            } else {
+                let _ = locks.unlock(&scope, "unlocked");
+                sqlx::query("DELETE FROM locks WHERE site = $1 AND scope = $2")
+                    .bind(site)
+                    .bind(&key)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        } else if ch.kind == ecrf_store::log::kind::ITEM_SET
+            && let (Some(subject), Some(form)) = (&ch.subject, &ch.form)
+            && let Some(scope) = locks.covering(site, subject, form)
+        {
+            held.push((*ch, scope.to_string()));
+        }
+    }
+    if held.is_empty() {
+        return Ok(Vec::new());
+    }
+    let me = server_device(site);
+    sqlx::query(
+        "INSERT INTO devices (device, site, device_no, token_hash, last_hash, revoked) \
+         VALUES ($1, $2, 0, $3, $4, now()) ON CONFLICT (device) DO NOTHING",
+    )
+    .bind(&me)
+    .bind(site)
+    .bind(format!("no token: {me}"))
+    .bind(GENESIS)
+    .execute(&mut *tx)
+    .await?;
+    let row = sqlx::query("SELECT acked, last_hash FROM devices WHERE device = $1 FOR UPDATE")
+        .bind(&me)
+        .fetch_one(&mut *tx)
+        .await?;
+    let (mut seq, mut prev): (i64, String) = (row.get(0), row.get(1));
+    let mut flags = Vec::new();
+    for (ch, lock) in held {
+        seq += 1;
+        let mut c = ecrf_store::Change {
+            seq: 0,
+            change_id: uuid::Uuid::now_v7().to_string(),
+            device: me.clone(),
+            device_seq: seq,
+            kind: ov::LOCK_HELD.into(),
+            subject: ch.subject.clone(),
+            form: ch.form.clone(),
+            item: ch.item.clone(),
+            old_value: None,
+            new_value: Some(
+                serde_json::to_string(&HeldBody {
+                    change: ch.change_id.clone(),
+                    lock: lock.clone(),
+                })
+                .unwrap_or_default(),
+            ),
+            user: "server".into(),
+            role: "server".into(),
+            utc: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            local_offset: "+00:00".into(),
+            reason: Some(format!(
+                "made while {lock} was locked; held for the data manager"
+            )),
+            warning: None,
+            prev_hash: prev.clone(),
+            hash: String::new(),
+            base: None,
+        };
+        c.hash = c.compute_hash();
+        let w = wire::WireChange::from(&c);
+        sqlx::query(
+            "INSERT INTO changes (site, device, change_id, device_seq, hash, body) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(site)
+        .bind(&me)
+        .bind(&c.change_id)
+        .bind(seq)
+        .bind(&c.hash)
+        .bind(serde_json::to_string(&w).unwrap_or_default())
+        .execute(&mut *tx)
+        .await?;
+        let detail = format!(
+            "change {} ({} of {} {}) was made while {lock} was locked: held for the data \
+             manager, not applied",
+            ch.change_id,
+            ch.item.as_deref().unwrap_or("?"),
+            ch.subject.as_deref().unwrap_or("?"),
+            ch.form.as_deref().unwrap_or("?"),
+        );
+        sqlx::query(
+            "INSERT INTO flags (site, device, change_id, flag, detail) \
+             VALUES ($1, $2, $3, 'held_under_lock', $4)",
+        )
+        .bind(site)
+        .bind(device)
+        .bind(&ch.change_id)
+        .bind(&detail)
+        .execute(&mut *tx)
+        .await?;
+        tracing::warn!(site, device, change = %ch.change_id, lock = %lock, "held under a lock");
+        flags.push(detail);
+        prev = c.hash;
+    }
+    sqlx::query("UPDATE devices SET acked = $2, last_hash = $3 WHERE device = $1")
+        .bind(&me)
+        .bind(seq)
+        .bind(&prev)
+        .execute(&mut *tx)
+        .await?;
+    Ok(flags)
+}
+
+/// Flags (and records) each stored `item.set` dated before a change it names as replaced.
+async fn dated_before_base(
+    tx: &mut sqlx::PgConnection,
+    site: &str,
+    device: &str,
+    fresh: &[&wire::WireChange],
+) -> Result<Vec<String>, ApiError> {
+    let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
+    let mut named: Vec<(usize, String)> = Vec::new();
+    for (i, ch) in fresh.iter().enumerate() {
+        if ch.kind != ecrf_store::log::kind::ITEM_SET {
+            continue;
+        }
+        let base: Vec<String> = ch
+            .base
+            .as_deref()
+            .and_then(|b| serde_json::from_str(b).ok())
+            .unwrap_or_default();
+        named.extend(base.into_iter().map(|id| (i, id)));
+    }
+    if named.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = named.iter().map(|(_, id)| id.clone()).collect();
+    let rows = sqlx::query(
+        "SELECT change_id, (body::jsonb) ->> 'utc' FROM changes WHERE change_id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    let utc_of: std::collections::HashMap<String, String> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.get::<String, _>(0),
+                r.get::<Option<String>, _>(1).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let mut flags = Vec::new();
+    for (i, id) in named {
+        let ch = fresh[i];
+        let (Some(at), Some(Some(before))) = (parse(&ch.utc), utc_of.get(&id).map(|t| parse(t)))
+        else {
+            continue;
+        };
+        if at < before {
+            let detail = format!(
+                "change {} ({} of {} {}) is dated {} but modifies change {id} dated {}",
+                ch.change_id,
+                ch.item.as_deref().unwrap_or("?"),
+                ch.subject.as_deref().unwrap_or("?"),
+                ch.form.as_deref().unwrap_or("?"),
+                ch.utc,
+                before.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            );
+            tracing::warn!(site, device, change = %ch.change_id, "dated before the change it modifies");
+            sqlx::query(
+                "INSERT INTO flags (site, device, change_id, flag, detail) \
+                 VALUES ($1, $2, $3, 'dated_before_base', $4)",
+            )
+            .bind(site)
+            .bind(device)
+            .bind(&ch.change_id)
+            .bind(&detail)
+            .execute(&mut *tx)
+            .await?;
+            flags.push(detail);
+        }
+    }
+    Ok(flags)
 }
 
 async fn pull(

@@ -14,10 +14,20 @@ use sqlx::{Executor, Row};
 use crate::ServerError;
 
 /// Migrations, in order (name, SQL).
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_sites_devices_changes",
-    include_str!("../migrations/0001_sites_devices_changes.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_sites_devices_changes",
+        include_str!("../migrations/0001_sites_devices_changes.sql"),
+    ),
+    (
+        "0002_flags_locks",
+        include_str!("../migrations/0002_flags_locks.sql"),
+    ),
+    (
+        "0003_allocation",
+        include_str!("../migrations/0003_allocation.sql"),
+    ),
+];
 
 /// Connects (a pool of `max` connections) and brings the schema up to date.
 pub async fn connect(url: &str, max: u32) -> Result<PgPool, ServerError> {
@@ -120,18 +130,89 @@ pub async fn enrol_code(pool: &PgPool, site: &str, hours: i64) -> Result<String,
     Ok(code)
 }
 
-/// Revokes a device: its token is refused from now on. Returns its site.
-pub async fn revoke_device(pool: &PgPool, device: &str) -> Result<String, ServerError> {
+/// Revokes a device: its token is refused from now on, and the envelopes leased to it and not
+/// opened are taken back (withdrawn: never opened by anyone). Returns its site and how many
+/// envelopes were taken back.
+pub async fn revoke_device(pool: &PgPool, device: &str) -> Result<(String, u64), ServerError> {
+    let mut tx = pool.begin().await?;
     let row = sqlx::query(
-        "UPDATE devices SET revoked = coalesce(revoked, now()) WHERE device = $1 RETURNING site",
+        "UPDATE devices SET revoked = coalesce(revoked, now()) WHERE device = $1 AND device_no > 0 \
+         RETURNING site",
     )
     .bind(device)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
-    match row {
-        Some(r) => Ok(r.get::<String, _>(0)),
-        None => Err(ServerError::Invalid(format!("no device {device}"))),
+    let Some(row) = row else {
+        return Err(ServerError::Invalid(format!("no device {device}")));
+    };
+    let taken = sqlx::query(
+        "UPDATE allocation SET state = 'withdrawn' WHERE device = $1 AND state = 'leased'",
+    )
+    .bind(device)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok((row.get::<String, _>(0), taken))
+}
+
+/// Loads an allocation list (the CSV `ecrf randomization generate` writes) into the server,
+/// all or nothing: every stratum's site must exist and no slot may be loaded already.
+/// Returns how many slots were loaded.
+pub async fn upload_allocation(pool: &PgPool, csv: &str) -> Result<usize, ServerError> {
+    let slots =
+        ecrf_randomize::parse_csv(csv).map_err(|e| ServerError::Invalid(format!("--list: {e}")))?;
+    let mut tx = pool.begin().await?;
+    for s in &slots {
+        let stratum = ecrf_randomize::Stratum::from_key(&s.stratum)
+            .map_err(|e| ServerError::Invalid(format!("--list: {e}")))?;
+        let site: Option<String> = sqlx::query_scalar("SELECT code FROM sites WHERE code = $1")
+            .bind(&stratum.site)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if site.is_none() {
+            return Err(ServerError::Invalid(format!(
+                "--list: slot {} is for site {}, which the server does not have; nothing loaded",
+                s.envelope(),
+                stratum.site
+            )));
+        }
+        let done = sqlx::query(
+            "INSERT INTO allocation (stratum, seq, site, envelope, block, block_size, arm) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .bind(&s.stratum)
+        .bind(s.seq as i32)
+        .bind(&stratum.site)
+        .bind(s.envelope())
+        .bind(s.block as i32)
+        .bind(s.block_size as i32)
+        .bind(s.arm.code())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(ServerError::Invalid(format!(
+                "--list: slot {} is loaded already; nothing loaded",
+                s.envelope()
+            )));
+        }
     }
+    tx.commit().await?;
+    Ok(slots.len())
+}
+
+/// Slots of a site's list by state: (state, count).
+pub async fn allocation_counts(
+    pool: &PgPool,
+    site: &str,
+) -> Result<Vec<(String, i64)>, ServerError> {
+    let rows = sqlx::query(
+        "SELECT state, count(*) FROM allocation WHERE site = $1 GROUP BY state ORDER BY state",
+    )
+    .bind(site)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// Devices of a site: (device, number, changes held, revoked).
@@ -141,7 +222,7 @@ pub async fn devices(
 ) -> Result<Vec<(String, i32, i64, bool)>, ServerError> {
     let rows = sqlx::query(
         "SELECT device, device_no, acked, revoked IS NOT NULL FROM devices WHERE site = $1 \
-         ORDER BY device_no",
+         AND device_no > 0 ORDER BY device_no",
     )
     .bind(site)
     .fetch_all(pool)

@@ -36,6 +36,61 @@ pub mod kind {
     pub const DATA_EXPORTED: &str = "data.export";
 }
 
+/// Who may make a change of some kind, in terms of the permission table
+/// ([`ecrf_core::role::PERMISSIONS`], the one place roles are decided).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// Any signed-in user (a failed login noted, one's own new password).
+    Anyone,
+    /// Only roles that may take this action.
+    Needs(ecrf_core::Action),
+    /// Only the server writes it; a device never does.
+    ServerOnly,
+    /// A kind this version does not know.
+    Unknown,
+}
+
+/// The action a change takes, so its author's role can be checked against the permission table
+/// (the server does it for every pushed change). Mirrors what the store's own commands
+/// require: a value typed into an empty item is `EnterData`, a changed or cleared one
+/// `ChangeData`; a query raised by a save (a warning confirmed without a comment, `"auto":
+/// true` in its body) is part of entering data.
+pub fn permission(c: &Change) -> Permission {
+    use crate::login_audit::LOGIN_FAILED;
+    use crate::oversight::kind as ov;
+    use ecrf_core::Action as A;
+    let needs = Permission::Needs;
+    match c.kind.as_str() {
+        kind::STORE_CREATED => needs(A::ManageDevices),
+        kind::USER_ADDED | ov::USER_ROLE | ov::USER_DEACTIVATED | ov::PASSWORD_RESET => {
+            needs(A::ManageUsers)
+        }
+        ov::PASSWORD_CHANGED | LOGIN_FAILED => Permission::Anyone,
+        kind::SUBJECT_CREATED => needs(A::EnterData),
+        kind::ITEM_SET if c.old_value.is_none() => needs(A::EnterData),
+        kind::ITEM_SET => needs(A::ChangeData),
+        kind::LEASE_LOADED => needs(A::LoadLease),
+        kind::RANDOMIZED => needs(A::Randomize),
+        kind::DATA_EXPORTED => needs(A::Export),
+        ov::QUERY_RAISED => {
+            let auto = c
+                .new_value
+                .as_deref()
+                .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+                .is_some_and(|v| v["auto"] == serde_json::Value::Bool(true));
+            needs(if auto { A::EnterData } else { A::RaiseQuery })
+        }
+        ov::QUERY_ANSWERED => needs(A::AnswerQuery),
+        ov::QUERY_CLOSED | ov::QUERY_REOPENED => needs(A::CloseQuery),
+        ov::SDV_MARKED => needs(A::VerifySource),
+        ov::SIGNED => needs(A::Sign),
+        ov::LOCKED => needs(A::Lock),
+        ov::UNLOCKED => needs(A::Unlock),
+        ov::LOCK_HELD => Permission::ServerOnly,
+        _ => Permission::Unknown,
+    }
+}
+
 /// One change, as stored. Values are the JSON of [`ecrf_core::Value`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {

@@ -53,6 +53,45 @@ pub mod kind {
     pub const PASSWORD_RESET: &str = "user.password_reset";
     /// A user chose a new password (item = user name).
     pub const PASSWORD_CHANGED: &str = "user.password_change";
+    /// Written only by the server: a data change it received for a form under a lock (made
+    /// offline before the lock reached that device). Subject, form and item are the held
+    /// change's; new value = [`super::HeldBody`]. The change stays in the log, is never a
+    /// value, and is listed for the data manager ([`super::Store::held_changes`]).
+    pub const LOCK_HELD: &str = "lock.held";
+}
+
+/// Body of a `lock.held` change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeldBody {
+    /// The change id held back.
+    pub change: String,
+    /// The lock that covered it, in words (`DLY#1 of 01-D1-0001`).
+    pub lock: String,
+}
+
+/// A data change held back by a lock, for the data manager to decide on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldChange {
+    /// The held change.
+    pub change_id: String,
+    /// Subject.
+    pub subject: String,
+    /// Form instance.
+    pub form: String,
+    /// Item.
+    pub item: String,
+    /// The value it would have set (JSON of `Value`; `None` = clear).
+    pub value: Option<String>,
+    /// Who made it.
+    pub user: String,
+    /// On which device.
+    pub device: String,
+    /// When (UTC).
+    pub utc: String,
+    /// Reason given with it.
+    pub reason: Option<String>,
+    /// The lock that held it.
+    pub lock: String,
 }
 
 /// Body of a query step.
@@ -82,6 +121,18 @@ pub struct LockBody {
     pub scope: String,
     /// Site code for a site lock.
     pub site: Option<String>,
+}
+
+impl LockBody {
+    /// The scope this lock change names, given the change's subject and form.
+    pub fn scope(&self, subject: Option<&str>, form: Option<&str>) -> Option<LockScope> {
+        lock_scope_of(
+            &self.scope,
+            self.site.clone(),
+            subject.map(str::to_string),
+            form.map(str::to_string),
+        )
+    }
 }
 
 /// A query as it stands.
@@ -205,6 +256,20 @@ pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
                 tx.prepare_cached("DELETE FROM locks WHERE scope = ?1")?
                     .execute([key])?;
             }
+        }
+        kind::LOCK_HELD => {
+            let h: HeldBody = serde_json::from_str(body).map_err(bad)?;
+            let (subject, form, item) = (
+                c.subject.as_deref().unwrap_or_default(),
+                c.form.as_deref().unwrap_or_default(),
+                c.item.as_deref().unwrap_or_default(),
+            );
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO held (change_id, subject, form, item, lock, held_seq) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![h.change, subject, form, item, h.lock, c.seq])?;
+            crate::replica::replay_item(tx, subject, form, item)?;
         }
         kind::USER_ROLE => {
             tx.prepare_cached("UPDATE users SET role = ?1 WHERE username = ?2")?
@@ -756,6 +821,32 @@ impl Store {
     /// The locks in force.
     pub fn locks(&self) -> Result<Locks, StoreError> {
         locks(self.conn())
+    }
+
+    /// Data changes the server held back because a lock covered their form when they arrived
+    /// (made offline before the lock reached their device), oldest first: kept in the log,
+    /// never applied, for the data manager to decide on (unlock and re-enter, or leave).
+    pub fn held_changes(&self) -> Result<Vec<HeldChange>, StoreError> {
+        let mut stmt = self.conn().prepare(
+            "SELECT h.change_id, h.subject, h.form, h.item, c.new_value, c.user, c.device, \
+             c.utc, c.reason, h.lock FROM held h JOIN change_log c ON c.change_id = h.change_id \
+             ORDER BY h.held_seq",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(HeldChange {
+                change_id: r.get(0)?,
+                subject: r.get(1)?,
+                form: r.get(2)?,
+                item: r.get(3)?,
+                value: r.get(4)?,
+                user: r.get(5)?,
+                device: r.get(6)?,
+                utc: r.get(7)?,
+                reason: r.get(8)?,
+                lock: r.get(9)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 

@@ -87,6 +87,23 @@ struct OpenedJson {
     arm: String,
     subject_no: String,
     stratum: String,
+    /// The slot came from the server's allocation online, not from an envelope here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    server: bool,
+}
+
+/// A slot of the server's allocation list, taken online for one subject (its arm is known
+/// only because it is being opened now).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ServerSlot {
+    /// Envelope id, `01-E0007`.
+    pub envelope: String,
+    /// Stratum key.
+    pub stratum: String,
+    /// Position in the stratum's list.
+    pub seq: u32,
+    /// Arm code.
+    pub arm: String,
 }
 
 /// Applies `lease.load` and `subject.randomize` changes to the envelopes projection.
@@ -120,6 +137,10 @@ pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
         kind::RANDOMIZED => {
             let o: OpenedJson = serde_json::from_str(body)
                 .map_err(|e| StoreError::Invalid(format!("randomization change {}: {e}", c.seq)))?;
+            if o.server {
+                // Taken from the server's list online: no envelope of this device was opened.
+                return Ok(());
+            }
             let n = tx
                 .prepare_cached(
                     "UPDATE envelopes SET subject = ?1, opened_seq = ?2 \
@@ -150,6 +171,24 @@ fn values_in(tx: &Connection, subject: &str, form: &str) -> Result<Values, Store
         out.insert(item, v);
     }
     Ok(out)
+}
+
+/// Not randomized yet, eligible (SCR) and consented (CON), or the refusal.
+fn randomizable(conn: &Connection, subject: &str) -> Result<(), StoreError> {
+    let rnd = values_in(conn, subject, "RND")?;
+    if rnd.contains_key("SUBJ_NO") {
+        return Err(StoreError::Refused(Refusal::AlreadyRandomized {
+            subject_no: text(&rnd, "SUBJ_NO"),
+            arm: text(&rnd, "ARM"),
+        }));
+    }
+    let verdict = eligibility::assess(&values_in(conn, subject, "SCR")?);
+    if !verdict.eligible {
+        return Err(StoreError::Refused(Refusal::NotEligible(verdict.summary())));
+    }
+    eligibility::consent(&values_in(conn, subject, "CON")?)
+        .map_err(|e| StoreError::Refused(Refusal::NoConsent(e)))?;
+    Ok(())
 }
 
 fn text(v: &Values, item: &str) -> String {
@@ -263,6 +302,36 @@ impl Store {
         subject: &str,
         now: chrono::DateTime<chrono::FixedOffset>,
     ) -> Result<Randomization, StoreError> {
+        self.open_slot(subject, now, None)
+    }
+
+    /// Refuses (writing nothing) unless the subject may be randomized now: not randomized
+    /// yet, eligible and consented. Asked before taking a slot from the server, so a refusal
+    /// never uses one; [`Store::randomize_with_server_slot`] checks again when it writes.
+    pub fn check_randomizable(&self, subject: &str) -> Result<(), StoreError> {
+        self.require(Action::Randomize)?;
+        self.require_subject(subject)?;
+        randomizable(self.conn(), subject)
+    }
+
+    /// Randomizes a subject with a slot the server took for it online from the site's list
+    /// (`ecrf_sync::randomize`): the same checks, event and RND values as [`Store::randomize`],
+    /// no envelope of this device opened.
+    pub fn randomize_with_server_slot(
+        &mut self,
+        subject: &str,
+        slot: &ServerSlot,
+    ) -> Result<Randomization, StoreError> {
+        let now = Local::now().fixed_offset();
+        self.open_slot(subject, now.with_nanosecond(0).unwrap_or(now), Some(slot))
+    }
+
+    fn open_slot(
+        &mut self,
+        subject: &str,
+        now: chrono::DateTime<chrono::FixedOffset>,
+        server: Option<&ServerSlot>,
+    ) -> Result<Randomization, StoreError> {
         if now > chrono::Utc::now() {
             return Err(StoreError::Invalid(format!(
                 "RND RND_DT = {now}: a randomization time cannot be in the future"
@@ -274,29 +343,26 @@ impl Store {
         let user = self.session().user.clone();
         let device = self.device_id().to_string();
         let (_, r) = self.commit_with(|tx| {
-            let rnd = values_in(tx, subject, "RND")?;
-            if rnd.contains_key("SUBJ_NO") {
-                return Err(StoreError::Refused(Refusal::AlreadyRandomized {
-                    subject_no: text(&rnd, "SUBJ_NO"),
-                    arm: text(&rnd, "ARM"),
-                }));
-            }
-            let verdict = eligibility::assess(&values_in(tx, subject, "SCR")?);
-            if !verdict.eligible {
-                return Err(StoreError::Refused(Refusal::NotEligible(verdict.summary())));
-            }
-            eligibility::consent(&values_in(tx, subject, "CON")?)
-                .map_err(|e| StoreError::Refused(Refusal::NoConsent(e)))?;
+            randomizable(tx, subject)?;
             // One stratification factor today (site); a second would extend this key.
             let stratum = site.clone();
-            let next: Option<(String, i64, String)> = tx
-                .query_row(
-                    "SELECT envelope, seq, arm FROM envelopes \
-                     WHERE stratum = ?1 AND opened_seq IS NULL ORDER BY seq LIMIT 1",
-                    [&stratum],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()?;
+            let next: Option<(String, i64, String)> = match server {
+                Some(slot) if slot.stratum != stratum => {
+                    return Err(StoreError::Invalid(format!(
+                        "the server's slot {} is for stratum {}, this subject's is {stratum}",
+                        slot.envelope, slot.stratum
+                    )));
+                }
+                Some(slot) => Some((slot.envelope.clone(), slot.seq.into(), slot.arm.clone())),
+                None => tx
+                    .query_row(
+                        "SELECT envelope, seq, arm FROM envelopes \
+                         WHERE stratum = ?1 AND opened_seq IS NULL ORDER BY seq LIMIT 1",
+                        [&stratum],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .optional()?,
+            };
             let (envelope, seq, arm) =
                 next.ok_or_else(|| StoreError::Refused(Refusal::NoEnvelope(stratum.clone())))?;
             let subject_no = format!("{site}-R{seq:04}");
@@ -305,6 +371,7 @@ impl Store {
                 arm: arm.clone(),
                 subject_no: subject_no.clone(),
                 stratum: stratum.clone(),
+                server: server.is_some(),
             };
             let mut event = Draft::new(kind::RANDOMIZED);
             event.subject = Some(subject.to_string());

@@ -49,8 +49,17 @@ pub(crate) fn current_heads(
     Ok(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
 }
 
-/// Applies an `item.set` to `item_heads`, `superseded` and `item_values`.
+/// Applies an `item.set` to `item_heads`, `superseded` and `item_values`. A change the server
+/// held back under a lock (`held`) is kept in the log only.
 pub(crate) fn apply_item(tx: &Connection, c: &Change) -> Result<(), StoreError> {
+    let held: bool = tx
+        .prepare_cached("SELECT 1 FROM held WHERE change_id = ?1")?
+        .query_row([&c.change_id], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if held {
+        return Ok(());
+    }
     let (subject, form, item) = (
         c.subject.as_deref().unwrap_or_default(),
         c.form.as_deref().unwrap_or_default(),
@@ -110,6 +119,39 @@ pub(crate) fn apply_item(tx: &Connection, c: &Change) -> Result<(), StoreError> 
             )?
             .execute([subject, form, item])?;
         }
+    }
+    Ok(())
+}
+
+/// Recomputes one item's heads, superseded ids and value from its `item.set` changes in the log
+/// (skipping held ones), in log order: what applying them afresh gives, so a change held after
+/// it was applied leaves no trace in the projections.
+pub(crate) fn replay_item(
+    tx: &Connection,
+    subject: &str,
+    form: &str,
+    item: &str,
+) -> Result<(), StoreError> {
+    let changes: Vec<Change> = tx
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM change_log WHERE subject = ?1 AND form = ?2 AND item = ?3 \
+             AND kind = ?4 ORDER BY seq"
+        ))?
+        .query_map(
+            params![subject, form, item, kind::ITEM_SET],
+            Change::from_row,
+        )?
+        .collect::<Result<_, _>>()?;
+    for c in &changes {
+        tx.prepare_cached("DELETE FROM superseded WHERE change_id = ?1")?
+            .execute([&c.change_id])?;
+    }
+    tx.prepare_cached("DELETE FROM item_heads WHERE subject = ?1 AND form = ?2 AND item = ?3")?
+        .execute([subject, form, item])?;
+    tx.prepare_cached("DELETE FROM item_values WHERE subject = ?1 AND form = ?2 AND item = ?3")?
+        .execute([subject, form, item])?;
+    for c in &changes {
+        apply_item(tx, c)?;
     }
     Ok(())
 }

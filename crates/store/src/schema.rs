@@ -164,6 +164,18 @@ const MIGRATIONS: &[&str] = &[
         SELECT v.subject, v.form, v.item, c.change_id, v.value, v.warning, v.change_seq
         FROM item_values v JOIN change_log c ON c.seq = v.change_seq;
     "#,
+    // 6: changes the server held back because they were made under a lock the device had not
+    // received yet (`lock.held`): kept in the log, never a value, listed for the data manager.
+    r#"
+    CREATE TABLE held (
+        change_id TEXT PRIMARY KEY,
+        subject   TEXT NOT NULL,
+        form      TEXT NOT NULL,
+        item      TEXT NOT NULL,
+        lock      TEXT NOT NULL,
+        held_seq  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

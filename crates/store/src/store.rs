@@ -1073,6 +1073,8 @@ impl Store {
                     serde_json::json!({
                         "query": uuid::Uuid::now_v7().to_string(),
                         "text": format!("Confirmed without a comment: {}", w.message.en),
+                        // Raised by the save itself, so it needs no right to raise queries.
+                        "auto": true,
                     })
                     .to_string(),
                 );
@@ -1274,7 +1276,7 @@ pub(crate) fn replay(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "DELETE FROM users; DELETE FROM subjects; DELETE FROM item_values; DELETE FROM item_heads; \
          DELETE FROM superseded; DELETE FROM envelopes; DELETE FROM queries; DELETE FROM sdv; \
-         DELETE FROM signatures; DELETE FROM locks;",
+         DELETE FROM signatures; DELETE FROM locks; DELETE FROM held;",
     )?;
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM change_log ORDER BY seq"))?;
     let mut rows = stmt.query([])?;

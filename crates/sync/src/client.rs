@@ -8,12 +8,12 @@
 
 use std::time::Duration;
 
-use ecrf_store::{Store, StoreError};
+use ecrf_store::{Randomization, ServerSlot, Store, StoreError};
 use ureq::Agent;
 
 use crate::wire::{
-    self, DeviceReply, EnrolReply, EnrolRequest, ErrorReply, MAX_BODY_BYTES, MAX_PAGE, PullReply,
-    PushReply, PushRequest, WireChange,
+    self, DeviceReply, EnrolReply, EnrolRequest, ErrorReply, LeaseReply, LeaseRequest,
+    MAX_BODY_BYTES, MAX_PAGE, PullReply, PushReply, PushRequest, SlotRequest, WireChange,
 };
 
 /// What can stop a sync.
@@ -38,6 +38,13 @@ pub enum SyncError {
         /// The server's reason.
         reason: String,
     },
+    /// The TLS handshake failed on the server's certificate: not signed by a trusted CA,
+    /// expired, or for another name.
+    #[error(
+        "the server's certificate is not trusted ({0}); if the site uses its own CA, enrol \
+         with its certificate (ecrf enrol --ca FILE)"
+    )]
+    Untrusted(String),
     /// The server's reply broke the protocol.
     #[error("unreadable reply from the server: {0}")]
     Reply(String),
@@ -125,7 +132,11 @@ impl Client {
                 req.call()
             }
         };
-        let mut resp = result.map_err(|e| SyncError::Offline(e.to_string()))?;
+        Self::read(result.map_err(transport_error)?)
+    }
+
+    /// The body of a reply, or the refusal it carries.
+    fn read(mut resp: ureq::http::Response<ureq::Body>) -> Result<Vec<u8>, SyncError> {
         let status = resp.status().as_u16();
         let bytes = resp
             .body_mut()
@@ -161,9 +172,22 @@ impl Client {
         Self::reply(&self.call("POST", "/api/v1/enrol", Some(body))?)
     }
 
-    /// What the server holds of this device.
+    /// What the server holds of this device (stating this device's clock now).
     pub fn device(&self) -> Result<DeviceReply, SyncError> {
-        Self::reply(&self.call("GET", "/api/v1/device", None)?)
+        self.device_at(chrono::Utc::now())
+    }
+
+    /// What the server holds of this device, stating `now` as the device's clock: the server
+    /// compares it with its own and flags a clock more than five minutes off.
+    pub fn device_at(&self, now: chrono::DateTime<chrono::Utc>) -> Result<DeviceReply, SyncError> {
+        let time = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let url = format!("{}/api/v1/device", self.base);
+        let mut req = self.agent.get(&url).header(wire::DEVICE_TIME_HEADER, &time);
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", &format!("Bearer {t}"));
+        }
+        let resp = req.call().map_err(transport_error)?;
+        Self::reply(&Self::read(resp)?)
     }
 
     /// Pushes one page of this device's changes.
@@ -171,6 +195,28 @@ impl Client {
         let body = serde_json::to_vec(&PushRequest { changes })
             .map_err(|e| SyncError::Reply(e.to_string()))?;
         Self::reply(&self.call("POST", &format!("/api/v1/sites/{site}/changes"), Some(body))?)
+    }
+
+    /// Leases whole blocks of the site's allocation list to this device (sealed envelopes for
+    /// randomizing offline).
+    pub fn lease(&self, site: &str, blocks: u32) -> Result<LeaseReply, SyncError> {
+        let body = serde_json::to_vec(&LeaseRequest { blocks })
+            .map_err(|e| SyncError::Reply(e.to_string()))?;
+        Self::reply(&self.call("POST", &format!("/api/v1/sites/{site}/lease"), Some(body))?)
+    }
+
+    /// Takes the next slot of the site's allocation list for a subject, online, in one server
+    /// transaction. The same subject asked again gets the same slot.
+    pub fn take_slot(&self, site: &str, subject: &str) -> Result<ServerSlot, SyncError> {
+        let body = serde_json::to_vec(&SlotRequest {
+            subject: subject.to_string(),
+        })
+        .map_err(|e| SyncError::Reply(e.to_string()))?;
+        Self::reply(&self.call(
+            "POST",
+            &format!("/api/v1/sites/{site}/randomize"),
+            Some(body),
+        )?)
     }
 
     /// Pulls one page of the site's changes after `after`.
@@ -185,6 +231,21 @@ impl Client {
             .map_err(|e| SyncError::Reply(e.to_string()))?;
         Ok(reply)
     }
+}
+
+/// A request that got no reply: an untrusted certificate, or the network.
+fn transport_error(e: ureq::Error) -> SyncError {
+    if let ureq::Error::Io(io) = &e
+        && let Some(rustls::Error::InvalidCertificate(why)) = io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        return SyncError::Untrusted(format!("{why:?}"));
+    }
+    if let ureq::Error::Rustls(rustls::Error::InvalidCertificate(why)) = &e {
+        return SyncError::Untrusted(format!("{why:?}"));
+    }
+    SyncError::Offline(e.to_string())
 }
 
 /// Where a sync is, for a progress bar.
@@ -207,6 +268,11 @@ pub struct SyncReport {
     pub pulled: usize,
     /// Items in conflict after the sync.
     pub conflicts: usize,
+    /// What the server flagged: this device's clock off, events dated before what they change,
+    /// changes held back because their form was locked.
+    pub flags: Vec<String>,
+    /// Data changes held back under a lock, for the data manager (all this replica knows of).
+    pub held: usize,
     /// When it finished (UTC).
     pub finished: String,
 }
@@ -221,6 +287,45 @@ pub mod setting {
     pub const CA: &str = "ca_pem";
     /// Subject number prefix given at enrolment.
     pub const SUBJECT_PREFIX: &str = "subject_prefix";
+}
+
+/// Receives `blocks` whole blocks of the site's allocation list from the server and loads them
+/// as sealed envelopes (an administrator's session, as for a lease file). Returns how many.
+pub fn fetch_lease(store: &mut Store, client: &Client, blocks: u32) -> Result<usize, SyncError> {
+    let role = store.session().role;
+    if !role.may(ecrf_core::Action::LoadLease) {
+        return Err(SyncError::Store(StoreError::NotAllowed {
+            user: store.session().user.clone(),
+            role: role.to_string(),
+            action: ecrf_core::Action::LoadLease.to_string(),
+        }));
+    }
+    let site = store.site().to_string();
+    let reply = client.lease(&site, blocks)?;
+    Ok(store.load_lease(&reply.lease_csv)?)
+}
+
+/// Randomizes a subject. Online (a client given and the server answering): the server takes
+/// the next slot of the site's list in one transaction and the store records it. Offline (no
+/// answer) or when the server has no slot for the site: the next sealed envelope leased to
+/// this device. Refusals (not eligible, no consent, already randomized) are decided by the
+/// store before the server is asked, so they never use a slot. Returns the randomization and
+/// whether it was online.
+pub fn randomize(
+    store: &mut Store,
+    client: Option<&Client>,
+    subject: &str,
+) -> Result<(Randomization, bool), SyncError> {
+    store.check_randomizable(subject)?;
+    if let Some(client) = client {
+        let site = store.site().to_string();
+        match client.take_slot(&site, subject) {
+            Ok(slot) => return Ok((store.randomize_with_server_slot(subject, &slot)?, true)),
+            Err(SyncError::Offline(_)) | Err(SyncError::Refused { status: 409, .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((store.randomize(subject)?, false))
 }
 
 /// Enrols this store's device with the server at `url` and keeps what sync needs in the store.
@@ -266,7 +371,9 @@ pub fn sync(
 ) -> Result<SyncReport, SyncError> {
     let site = store.site().to_string();
     let mut report = SyncReport::default();
-    let mut acked = client.device()?.acked;
+    let standing = client.device()?;
+    report.flags.extend(standing.clock_flag);
+    let mut acked = standing.acked;
     let to_push = store.own_changes_after(acked, usize::MAX >> 1)?.len();
     let mut p = Progress {
         to_push,
@@ -285,6 +392,7 @@ pub fn sync(
             )));
         }
         report.pushed += reply.stored;
+        report.flags.extend(reply.flags);
         p.pushed += (reply.acked - acked) as usize;
         acked = reply.acked;
         store.set_pushed(acked)?;
@@ -303,6 +411,7 @@ pub fn sync(
         }
     }
     report.conflicts = store.conflicts()?.len();
+    report.held = store.held_changes()?.len();
     report.finished = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     store.set_sync_success(&report.finished)?;
     Ok(report)

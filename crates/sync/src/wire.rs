@@ -7,6 +7,7 @@
 
 use ecrf_store::Change;
 use ecrf_store::log::kind;
+use ecrf_store::oversight::kind as ov;
 use serde::{Deserialize, Serialize};
 
 /// Largest request or reply body accepted (bytes).
@@ -20,7 +21,8 @@ pub const MAX_NAME_BYTES: usize = 64;
 /// Longest reason for a change, in bytes.
 pub const MAX_REASON_BYTES: usize = 4096;
 
-/// Kinds of change a device may send.
+/// Kinds of change that travel (what each needs of its author's role is
+/// [`ecrf_store::log::permission`]).
 pub const KINDS: &[&str] = &[
     kind::STORE_CREATED,
     kind::USER_ADDED,
@@ -28,7 +30,28 @@ pub const KINDS: &[&str] = &[
     kind::ITEM_SET,
     kind::LEASE_LOADED,
     kind::RANDOMIZED,
+    kind::DATA_EXPORTED,
+    ecrf_store::login_audit::LOGIN_FAILED,
+    ov::QUERY_RAISED,
+    ov::QUERY_ANSWERED,
+    ov::QUERY_CLOSED,
+    ov::QUERY_REOPENED,
+    ov::SDV_MARKED,
+    ov::SIGNED,
+    ov::LOCKED,
+    ov::UNLOCKED,
+    ov::USER_ROLE,
+    ov::USER_DEACTIVATED,
+    ov::PASSWORD_RESET,
+    ov::PASSWORD_CHANGED,
+    ov::LOCK_HELD,
 ];
+
+/// Request header with the device's clock (UTC, RFC 3339) when it asks where it stands, so
+/// the server can flag a clock that is off.
+pub const DEVICE_TIME_HEADER: &str = "x-ecrf-device-time";
+/// How far a device's clock may be off the server's before it is flagged (seconds).
+pub const MAX_CLOCK_SKEW_SECONDS: i64 = 5 * 60;
 
 /// A body that breaks a rule, naming the field and the rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -247,6 +270,13 @@ pub struct DeviceReply {
     pub site: String,
     /// This device's last `device_seq` the server holds.
     pub acked: i64,
+    /// The device's clock minus the server's, in seconds, when the request stated it.
+    #[serde(default)]
+    pub clock_offset_seconds: Option<i64>,
+    /// Set when the device's clock is more than [`MAX_CLOCK_SKEW_SECONDS`] off (the server
+    /// records it too): words to show the user.
+    #[serde(default)]
+    pub clock_flag: Option<String>,
 }
 
 /// A page of this device's changes, in `device_seq` order.
@@ -281,6 +311,10 @@ pub struct PushReply {
     pub acked: i64,
     /// Changes stored by this push (replays are not counted).
     pub stored: usize,
+    /// What the server flagged in the changes it stored (e.g. an event dated before the change
+    /// it modifies); each also recorded on the server.
+    #[serde(default)]
+    pub flags: Vec<String>,
 }
 
 /// A page of the site's changes from other devices, in server order.
@@ -311,6 +345,57 @@ impl PullReply {
     }
 }
 
+/// A device asks for whole blocks of its site's allocation list as sealed envelopes, for
+/// randomizing offline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseRequest {
+    /// How many blocks (1 to [`MAX_LEASE_BLOCKS`]).
+    pub blocks: u32,
+}
+
+/// Most blocks leased in one request.
+pub const MAX_LEASE_BLOCKS: u32 = 20;
+
+impl LeaseRequest {
+    /// Limits.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if !(1..=MAX_LEASE_BLOCKS).contains(&self.blocks) {
+            return Err(invalid(
+                "blocks",
+                format!("must be 1 to {MAX_LEASE_BLOCKS}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The leased envelopes, as the lease CSV a device loads (`Store::load_lease`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseReply {
+    /// CSV: stratum,seq,block,block_size,arm.
+    pub lease_csv: String,
+    /// Envelopes in it.
+    pub envelopes: usize,
+}
+
+/// A device randomizing online asks the server for the next slot of the site's list for a
+/// subject. Asking again for the same subject gives the same slot (a retry after a cut).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotRequest {
+    /// The subject (of the device's site).
+    pub subject: String,
+}
+
+impl SlotRequest {
+    /// Shapes and limits.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        check_name("subject", &self.subject)
+    }
+}
+
 /// Every refusal: the reason in words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorReply {
@@ -327,4 +412,72 @@ pub fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Invalid>
         ));
     }
     serde_json::from_slice(bytes).map_err(|e| invalid("body", format!("not valid JSON here: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ecrf_store::log::{Permission, permission};
+
+    fn change(kind: &str, old: Option<&str>, new: Option<&str>) -> ecrf_store::Change {
+        ecrf_store::Change {
+            seq: 0,
+            change_id: "c".into(),
+            device: "d".into(),
+            device_seq: 1,
+            kind: kind.into(),
+            subject: None,
+            form: None,
+            item: None,
+            old_value: old.map(str::to_string),
+            new_value: new.map(str::to_string),
+            user: "u".into(),
+            role: "nurse".into(),
+            utc: "2026-03-01T00:00:00.000Z".into(),
+            local_offset: "+08:00".into(),
+            reason: None,
+            warning: None,
+            prev_hash: ecrf_store::log::GENESIS.into(),
+            hash: String::new(),
+            base: None,
+        }
+    }
+
+    /// Every kind that travels has a rule on who may make it; only `lock.held` is the server's.
+    #[test]
+    fn every_kind_that_travels_has_a_permission() {
+        for k in KINDS {
+            let p = permission(&change(k, None, None));
+            assert_ne!(p, Permission::Unknown, "{k}");
+            assert_eq!(p == Permission::ServerOnly, *k == ov::LOCK_HELD, "{k}");
+        }
+        assert_eq!(
+            permission(&change("made.up", None, None)),
+            Permission::Unknown
+        );
+    }
+
+    #[test]
+    fn entering_changing_and_automatic_queries_map_to_their_actions() {
+        use ecrf_core::Action;
+        let set = |old| permission(&change(kind::ITEM_SET, old, Some("{\"int\":1}")));
+        assert_eq!(set(None), Permission::Needs(Action::EnterData));
+        assert_eq!(
+            set(Some("{\"int\":2}")),
+            Permission::Needs(Action::ChangeData)
+        );
+        let raise = |body: &str| permission(&change(ov::QUERY_RAISED, None, Some(body)));
+        assert_eq!(
+            raise(r#"{"query":"q","text":"why?"}"#),
+            Permission::Needs(Action::RaiseQuery)
+        );
+        assert_eq!(
+            raise(r#"{"query":"q","text":"Confirmed without a comment","auto":true}"#),
+            Permission::Needs(Action::EnterData)
+        );
+        assert_eq!(
+            permission(&change(ov::LOCKED, None, None)),
+            Permission::Needs(Action::Lock)
+        );
+    }
 }

@@ -81,6 +81,10 @@ pub struct Server {
     pub port: u16,
     child: Option<Child>,
     pub log: PathBuf,
+    /// Certificate chain and key (PEM files) when serving HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// The CA certificate (PEM) a client must trust to reach an HTTPS server.
+    pub ca: Option<Vec<u8>>,
 }
 
 impl Server {
@@ -90,13 +94,32 @@ impl Server {
             port: free_port(),
             child: None,
             log: log_dir.join("server.log"),
+            tls: None,
+            ca: None,
+        };
+        s.spawn();
+        s
+    }
+
+    /// The server over HTTPS with a certificate for `127.0.0.1`/`localhost` signed by a CA
+    /// made here (openssl); its PEM is in [`Server::ca`].
+    pub fn start_tls(database_url: &str, dir: &Path) -> Server {
+        let pki = make_certificates(dir);
+        let mut s = Server {
+            database_url: database_url.to_string(),
+            port: free_port(),
+            child: None,
+            log: dir.join("server.log"),
+            tls: Some((pki.cert, pki.key)),
+            ca: Some(std::fs::read(&pki.ca).unwrap()),
         };
         s.spawn();
         s
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     fn spawn(&mut self) {
@@ -105,15 +128,19 @@ impl Server {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(ecrf_bin())
-            .args([
-                "server",
-                "--database-url",
-                &self.database_url,
-                "--listen",
-                &format!("127.0.0.1:{}", self.port),
-                "--insecure-http",
-            ])
+        let mut cmd = Command::new(ecrf_bin());
+        cmd.args([
+            "server",
+            "--database-url",
+            &self.database_url,
+            "--listen",
+            &format!("127.0.0.1:{}", self.port),
+        ]);
+        match &self.tls {
+            Some((cert, key)) => cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key),
+            None => cmd.arg("--insecure-http"),
+        };
+        let child = cmd
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log)
@@ -122,7 +149,11 @@ impl Server {
         self.child = Some(child);
         let start = Instant::now();
         loop {
-            if Client::new(&self.url(), None).unwrap().health().is_ok() {
+            if Client::new(&self.url(), self.ca.as_deref())
+                .unwrap()
+                .health()
+                .is_ok()
+            {
                 return;
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
@@ -193,6 +224,85 @@ impl Drop for Server {
     }
 }
 
+/// Files of a test PKI: a CA, and a server certificate it signed.
+pub struct Pki {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl (Debian package openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA (P-256, 2 days) and a server certificate it signs for `localhost` and `127.0.0.1`,
+/// made with the `openssl` command in `dir/pki-<n>`.
+pub fn make_certificates(dir: &Path) -> Pki {
+    let mut n = 0;
+    let pki = loop {
+        let p = dir.join(format!("pki-{n}"));
+        if std::fs::create_dir(&p).is_ok() {
+            break p;
+        }
+        n += 1;
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=ecrf test CA"];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+    openssl(&pki, &ca);
+    let mut csr = vec!["req", "-new", "-subj", "/CN=localhost"];
+    csr.extend(ec);
+    csr.extend(["-keyout", "key.pem", "-out", "server.csr"]);
+    openssl(&pki, &csr);
+    std::fs::write(
+        pki.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         extendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        &pki,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "cert.pem",
+        ],
+    );
+    Pki {
+        ca: pki.join("ca.pem"),
+        cert: pki.join("cert.pem"),
+        key: pki.join("key.pem"),
+    }
+}
+
 pub const NURSE_PW: &str = "nurse-password";
 
 /// A ward laptop: its own store (site `site`), a nurse logged in, enrolled with the server.
@@ -225,7 +335,13 @@ impl Device {
 
     pub fn enrolled(dir: &Path, name: &str, site: &str, server: &Server) -> Device {
         let d = Device::new(dir, name, site);
-        ecrf_sync::enrol(&d.store, &server.url(), &server.enrol_code(site), None).unwrap();
+        ecrf_sync::enrol(
+            &d.store,
+            &server.url(),
+            &server.enrol_code(site),
+            server.ca.as_deref(),
+        )
+        .unwrap();
         d
     }
 
