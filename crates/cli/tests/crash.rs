@@ -22,7 +22,7 @@ use ecrf_store::{CreateOptions, Keyring, Store, StoreError};
 const ADMIN_PW: &str = "crash-admin-pw";
 const FIRST_PW: &str = "crash-password-a";
 /// A fresh store every so many kills keeps the full check after each kill quick.
-const KILLS_PER_STORE: usize = 100;
+const KILLS_PER_STORE: usize = 20;
 
 /// A small xorshift generator: the harness needs varied, reproducible kill times, not crypto.
 struct Rng(u64);
