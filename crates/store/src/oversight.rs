@@ -265,7 +265,7 @@ pub(crate) fn locks(conn: &Connection) -> Result<Locks, StoreError> {
 }
 
 /// The stored values a signature of `scope` covers now: `(form, item, value)`.
-fn covered_values(
+pub(crate) fn covered_values(
     conn: &Connection,
     subject: &str,
     scope: &str,
@@ -277,7 +277,10 @@ fn covered_values(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-fn scope_of(scope: &str, study: &ecrf_core::Study) -> Result<SignatureScope, StoreError> {
+pub(crate) fn scope_of(
+    scope: &str,
+    study: &ecrf_core::Study,
+) -> Result<SignatureScope, StoreError> {
     if scope == "casebook" {
         Ok(SignatureScope::Casebook)
     } else {
@@ -287,7 +290,11 @@ fn scope_of(scope: &str, study: &ecrf_core::Study) -> Result<SignatureScope, Sto
     }
 }
 
-fn hash_of(subject: &str, scope: &SignatureScope, values: &[(String, String, String)]) -> String {
+pub(crate) fn hash_of(
+    subject: &str,
+    scope: &SignatureScope,
+    values: &[(String, String, String)],
+) -> String {
     signature::values_hash(
         subject,
         scope,
