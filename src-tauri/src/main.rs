@@ -298,6 +298,8 @@ fn main() {
         }
     };
     let result = tauri::Builder::default()
+        // The Export page's folder picker (only `dialog:allow-open` is granted).
+        .plugin(tauri_plugin_dialog::init())
         .manage(Shell {
             app: Mutex::new(app),
             started,

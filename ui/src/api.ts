@@ -67,6 +67,9 @@ export const api = {
   printBlank: (form: string | null) => invoke<Printout>("print_blank", { form }),
   printSubject: (subject: string) => invoke<Printout>("print_subject", { subject }),
   defaultExportFolder: () => invoke<string>("default_export_folder"),
+  /** The native folder picker (tauri-plugin-dialog); null when the user cancels. */
+  pickFolder: (title: string, defaultPath: string) =>
+    invoke<string | null>("plugin:dialog|open", { options: { directory: true, multiple: false, title, defaultPath } }),
   exportData: (request: ExportRequest) => invoke<ExportDone>("export", { request }),
   formOversight: (subject: string, key: string) => invoke<FormOversight>("form_oversight", { subject, key }),
   queries: (subject: string | null) => invoke<QueryDto[]>("queries", { subject }),

@@ -44,6 +44,7 @@ const words = {
   exportSite: ["Site (empty = all)", "中心（留空=全部）"],
   exportAudit: ["Include the audit trail", "包含稽查轨迹"],
   exportFolder: ["Folder", "文件夹"],
+  exportPick: ["Choose folder…", "选择文件夹…"],
   exportRun: ["Export", "导出"],
   exportRunning: ["Exporting", "正在导出"],
   exportDone: ["Exported (recorded in the audit trail)", "已导出（已记入稽查轨迹）"],

@@ -532,6 +532,16 @@ async function showExportAsync(): Promise<void> {
   const status = h("p", { id: "export-status", role: "status" });
   const files = h("ul", { id: "export-files" });
   const run = h("button", { type: "submit", id: "export-run", class: "primary" }, t("exportRun"));
+  // The native folder picker fills the folder field; the field stays editable (typed paths,
+  // or a machine where the picker cannot open).
+  const pick = h("button", { type: "button", id: "export-pick" }, t("exportPick"));
+  pick.addEventListener("click", () => {
+    void guard(async () => {
+      const chosen = await api.pickFolder(t("exportFolder"), val("export-folder"));
+      const field = byId<HTMLInputElement>("export-folder");
+      if (chosen && field) field.value = chosen;
+    }, "export-error");
+  });
   const form = h(
     "form",
     { class: "card", id: "export-form" },
@@ -540,6 +550,7 @@ async function showExportAsync(): Promise<void> {
     input("export-site", t("exportSite")),
     check("export-audit", t("exportAudit"), true),
     input("export-folder", t("exportFolder"), "text", folder),
+    pick,
     h("div", { class: "error-line", id: "export-error", role: "alert" }),
     run,
     progress,

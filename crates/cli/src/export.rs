@@ -25,7 +25,8 @@ pub struct ExportArgs {
     /// Folder to write into (created if needed).
     #[arg(short = 'o', long = "out")]
     out: PathBuf,
-    /// The central server's database (all sites): not available yet.
+    /// Export from the central server's PostgreSQL (all sites, or --site) instead of the local
+    /// store; the local store still logs you in (data managers) and records the export.
     #[arg(long, env = "ECRF_DATABASE_URL")]
     database_url: Option<String>,
 }
@@ -38,11 +39,6 @@ impl From<ecrf_export::ExportError> for Failure {
 
 /// Runs `ecrf export`.
 pub fn run(cli: &Cli, args: &ExportArgs) -> Result<(), Failure> {
-    if args.database_url.is_some() {
-        return Err(Failure(
-            "--database-url: exporting from the central server needs the server (sync issue); export each site's store for now".into(),
-        ));
-    }
     let formats = Format::parse_list(&args.format)?;
     let opts = ExportOptions {
         forms: args
@@ -55,12 +51,24 @@ pub fn run(cli: &Cli, args: &ExportArgs) -> Result<(), Failure> {
     };
     let mut store = open(cli)?;
     let study = study()?;
-    let data = store.trial_data(opts.include_audit)?;
+    let data = match &args.database_url {
+        Some(url) => {
+            // Only data managers export, from the server too: asked of the local login first.
+            store.require_export()?;
+            crate::export_server::ServerDb {
+                url: url.clone(),
+                site: opts.site.clone(),
+            }
+            .trial_data(opts.include_audit)?
+        }
+        None => store.trial_data(opts.include_audit)?,
+    };
     let report = ecrf_export::export(&study, &data, &formats, &opts, &args.out)?;
     let description = serde_json::json!({
         "formats": formats.iter().map(|f| f.name()).collect::<Vec<_>>(),
         "forms": if opts.forms.is_empty() { vec!["all".to_string()] } else { opts.forms.clone() },
         "site": opts.site,
+        "source": if args.database_url.is_some() { "server" } else { "store" },
         "include_audit": opts.include_audit,
         "out": args.out.display().to_string(),
         "files": report.files.len(),
@@ -302,6 +310,15 @@ fn measure(
     let (read_values, read_values_cpu) = (t.elapsed(), cpu_time() - c);
     let changes = data.changes.len();
     let out = dir.join("export");
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    say!(
+        "Load average (1, 5, 15 min): {} on {} CPUs.",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
     say!(
         "Store: {} subjects × {} daily logs, {changes} changes in the log (populated in {:.1} s).",
         args.subjects,
@@ -328,32 +345,54 @@ fn measure(
             include_audit: audit,
             ..ExportOptions::default()
         };
-        let (mut total, mut total_cpu) = (read, read_cpu);
-        for format in Format::ALL {
-            let (t, c) = (Instant::now(), cpu_time());
-            let report = ecrf_export::export(&study, data, &[format], &opts, &out)?;
-            let (took, cpu) = (t.elapsed(), cpu_time() - c);
-            total += took;
-            total_cpu += cpu;
-            let bytes: u64 = report
+        // One export of every format, as `ecrf export all` runs it: the tables are built once,
+        // each format is written by its own thread (times per format overlap).
+        let (t, c) = (Instant::now(), cpu_time());
+        let report = ecrf_export::export(&study, data, &Format::ALL, &opts, &out)?;
+        let (took, cpu) = (t.elapsed(), cpu_time() - c);
+        say!(
+            "tables {:.3} s (built once, shared)",
+            report.tables.as_secs_f64()
+        );
+        for (format, took) in &report.timings {
+            let ext: &[&str] = match format {
+                Format::Csv => &["csv", "R"],
+                Format::Stata => &["dta"],
+                Format::Spss => &["sav"],
+                Format::Sas => &["xpt"],
+                Format::Odm => &["xml"],
+            };
+            let files: Vec<&PathBuf> = report
                 .files
+                .iter()
+                .filter(|f| {
+                    f.extension()
+                        .and_then(|e| e.to_str())
+                        .is_some_and(|e| ext.contains(&e))
+                })
+                .collect();
+            let bytes: u64 = files
                 .iter()
                 .filter_map(|f| std::fs::metadata(f).ok())
                 .map(|m| m.len())
                 .sum();
             say!(
-                "{:<6} {:.3} s (cpu {:.2} s)  {} files, {:.1} MB",
+                "{:<6} {:.3} s  {} files, {:.1} MB",
                 format.name(),
                 took.as_secs_f64(),
-                cpu.as_secs_f64(),
-                report.files.len(),
+                files.len(),
                 bytes as f64 / 1e6
             );
         }
         say!(
-            "total  {:.3} s, cpu {:.2} s (read + every format; goal ≤ 2 s)",
-            total.as_secs_f64(),
-            total_cpu.as_secs_f64()
+            "export {:.3} s wall, cpu {:.2} s (every format, one call)",
+            took.as_secs_f64(),
+            cpu.as_secs_f64()
+        );
+        say!(
+            "total  {:.3} s wall, cpu {:.2} s (read + every format; goal ≤ 2 s)",
+            (read + took).as_secs_f64(),
+            (read_cpu + cpu).as_secs_f64()
         );
     }
     Ok(())

@@ -21,6 +21,7 @@ macro_rules! say {
 mod bench;
 mod bench_sync;
 mod export;
+mod export_server;
 mod oversight;
 mod print;
 mod randomization;

@@ -6,6 +6,8 @@
 
 use std::io::Write;
 
+use chrono::{Datelike, Timelike};
+
 use ecrf_core::study::ItemType;
 use ecrf_core::{MissingCode, Study};
 
@@ -52,13 +54,47 @@ fn write_line<W: Write + ?Sized, S: AsRef<str>>(w: &mut W, fields: &[S]) -> std:
     w.write_all(b"\r\n")
 }
 
+/// Writes a cell as [`cell_text`] spells it, quoted like [`quote`], without allocating for
+/// numbers, dates and plain text.
+fn write_cell<W: Write + ?Sized>(w: &mut W, c: &Cell) -> std::io::Result<()> {
+    match c {
+        Cell::Empty => Ok(()),
+        Cell::Missing(m) => write!(w, "@{}", m.code()),
+        Cell::Int(i) => write!(w, "{i}"),
+        Cell::Dec(d) => write!(w, "{d}"),
+        Cell::Date(d) => write_date(w, *d),
+        Cell::DateTime(t) => {
+            write_date(w, t.date_naive())?;
+            write!(w, "T{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())?;
+            let off = t.offset().local_minus_utc();
+            let (sign, off) = if off < 0 { ('-', -off) } else { ('+', off) };
+            write!(w, "{sign}{:02}:{:02}", off / 3600, off % 3600 / 60)
+        }
+        Cell::Text(t) => w.write_all(quote(t).as_bytes()),
+    }
+}
+
+/// `2026-03-01` (years 0–9999, as chrono's `%Y-%m-%d` writes them).
+fn write_date<W: Write + ?Sized>(w: &mut W, d: chrono::NaiveDate) -> std::io::Result<()> {
+    if (0..=9999).contains(&d.year()) {
+        write!(w, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+    } else {
+        write!(w, "{}", d.format("%Y-%m-%d"))
+    }
+}
+
 /// Writes one form table.
 pub fn write_table<W: Write + ?Sized>(w: &mut W, t: &Table) -> std::io::Result<()> {
-    let head: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
+    let head: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
     write_line(w, &head)?;
     for row in &t.rows {
-        let fields: Vec<String> = row.iter().map(cell_text).collect();
-        write_line(w, &fields)?;
+        for (i, c) in row.iter().enumerate() {
+            if i > 0 {
+                w.write_all(b",")?;
+            }
+            write_cell(w, c)?;
+        }
+        w.write_all(b"\r\n")?;
     }
     Ok(())
 }
@@ -205,38 +241,49 @@ pub fn write_audit<W: Write + ?Sized>(w: &mut W, data: &TrialData) -> std::io::R
         "hash",
     ];
     write_line(w, &head)?;
-    let show = |v: &Option<String>| -> String {
-        v.as_deref()
-            .map(|j| match ecrf_core::Value::from_json(j) {
-                Ok(v) => v.to_string(),
-                Err(_) => j.to_string(),
-            })
-            .unwrap_or_default()
+    // One buffer for the values shown (a stored value's JSON as the value it is); the other
+    // fields are written straight from the change.
+    let mut buf = String::new();
+    let mut show = |w: &mut W, v: &Option<String>| -> std::io::Result<()> {
+        let Some(json) = v.as_deref() else {
+            return Ok(());
+        };
+        buf.clear();
+        match ecrf_core::Value::from_json(json) {
+            Ok(v) => {
+                use std::fmt::Write as _;
+                let _ = write!(buf, "{v}");
+                w.write_all(quote(&buf).as_bytes())
+            }
+            Err(_) => w.write_all(quote(json).as_bytes()),
+        }
     };
     for sc in &data.changes {
         let c = &sc.change;
-        let (seq, dseq) = (c.seq.to_string(), c.device_seq.to_string());
-        let (old, new) = (show(&c.old_value), show(&c.new_value));
-        let fields: [&str; 17] = [
-            &sc.site,
-            &seq,
-            &c.change_id,
-            &c.device,
-            &dseq,
-            &c.kind,
-            c.subject.as_deref().unwrap_or_default(),
-            c.form.as_deref().unwrap_or_default(),
-            c.item.as_deref().unwrap_or_default(),
-            &old,
-            &new,
-            &c.user,
-            &c.role,
-            &c.utc,
-            &c.local_offset,
-            c.reason.as_deref().unwrap_or_default(),
-            &c.hash,
-        ];
-        write_line(w, &fields)?;
+        let field = |w: &mut W, f: &str| -> std::io::Result<()> {
+            w.write_all(quote(f).as_bytes())?;
+            w.write_all(b",")
+        };
+        field(w, &sc.site)?;
+        write!(w, "{},", c.seq)?;
+        field(w, &c.change_id)?;
+        field(w, &c.device)?;
+        write!(w, "{},", c.device_seq)?;
+        field(w, &c.kind)?;
+        field(w, c.subject.as_deref().unwrap_or_default())?;
+        field(w, c.form.as_deref().unwrap_or_default())?;
+        field(w, c.item.as_deref().unwrap_or_default())?;
+        show(w, &c.old_value)?;
+        w.write_all(b",")?;
+        show(w, &c.new_value)?;
+        w.write_all(b",")?;
+        field(w, &c.user)?;
+        field(w, &c.role)?;
+        field(w, &c.utc)?;
+        field(w, &c.local_offset)?;
+        field(w, c.reason.as_deref().unwrap_or_default())?;
+        w.write_all(quote(&c.hash).as_bytes())?;
+        w.write_all(b"\r\n")?;
     }
     Ok(())
 }

@@ -17,6 +17,7 @@
 
 pub mod analysis;
 pub mod csv;
+pub mod logs;
 pub mod odm;
 pub mod odm_import;
 pub mod readstat;
@@ -57,6 +58,9 @@ pub enum ExportError {
     /// Stored data that cannot be exported as the definition says.
     #[error("{0}")]
     Data(String),
+    /// The source of the data (the server's database) failed.
+    #[error("{0}")]
+    Source(String),
     /// Bad options (unknown form, site or format).
     #[error("{0}")]
     Options(String),
@@ -146,8 +150,13 @@ pub struct ExportOptions {
 pub struct ExportReport {
     /// Files written.
     pub files: Vec<PathBuf>,
-    /// Time per format.
+    /// Time per format (each written by its own thread, so these overlap; the shared tables
+    /// are not included).
     pub timings: Vec<(Format, Duration)>,
+    /// Time to build the shared tables (forms + subject-level file).
+    pub tables: Duration,
+    /// Wall time of the whole export.
+    pub total: Duration,
     /// Subjects exported.
     pub subjects: usize,
     /// Rows per form.
@@ -187,6 +196,10 @@ fn now() -> String {
 }
 
 /// Writes the chosen formats for `data` into the folder `out` (created if needed).
+///
+/// The tables every tabular format writes (one per form + the subject-level file) are built
+/// once and shared; ODM reads the data itself, so it is written beside them from the start;
+/// each format is written by its own thread (the files of different formats never overlap).
 pub fn export(
     study: &Study,
     data: &TrialData,
@@ -194,6 +207,7 @@ pub fn export(
     opts: &ExportOptions,
     out: &Path,
 ) -> Result<ExportReport, ExportError> {
+    let started = Instant::now();
     let one_site;
     let data = match &opts.site {
         Some(site) => {
@@ -208,75 +222,151 @@ pub fn export(
         subjects: data.subjects.len(),
         ..ExportReport::default()
     };
-    let needs_tables = formats.iter().any(|f| *f != Format::Odm);
-    let started = Instant::now();
-    let tables = if needs_tables {
-        forms
-            .iter()
-            .map(|f| table::form_table(study, f, data))
-            .collect::<Result<Vec<_>, _>>()?
-    } else {
-        Vec::new()
-    };
-    let mut tables = tables;
-    if needs_tables {
-        tables.push(analysis::subject_table(study, data, chrono::Utc::now()));
-    }
-    let table_time = started.elapsed();
-    report.rows = tables
+    let tabular: Vec<Format> = formats
         .iter()
-        .map(|t| (t.form.clone(), t.rows.len()))
+        .copied()
+        .filter(|f| *f != Format::Odm)
         .collect();
-    for (n, format) in formats.iter().enumerate() {
-        let t = Instant::now();
-        match format {
-            Format::Csv => {
-                let files =
-                    csv::write_all(out, study, &tables, opts.include_audit.then_some(data))?;
-                report.files.extend(files);
-                let path = out.join(rscript::SCRIPT);
-                std::fs::write(&path, rscript::script(&study.id, &study.version, &tables))
-                    .map_err(|e| ExportError::io(&path, e))?;
-                report.files.push(path);
-            }
-            Format::Stata | Format::Spss | Format::Sas => {
-                let sf = match format {
-                    Format::Stata => StatFormat::Stata,
-                    Format::Spss => StatFormat::Spss,
-                    _ => StatFormat::SasTransport,
-                };
-                for t in &tables {
-                    let path = out.join(format!(
-                        "{}.{}",
-                        t.form.to_ascii_lowercase(),
-                        sf.extension()
-                    ));
-                    let label = format!("{} {}: {}", study.id, t.form, t.name.en);
-                    readstat::write_table(&path, sf, t, &label)?;
-                    report.files.push(path);
+    let created = now();
+    type Done = Result<(Format, Vec<PathBuf>, Duration), ExportError>;
+    let stopped = |f: Format| {
+        ExportError::Data(format!(
+            "the {} export stopped unexpectedly (a bug)",
+            f.name()
+        ))
+    };
+    let (forms, created) = (forms.as_slice(), created.as_str());
+    let mut done: Vec<(Format, Vec<PathBuf>, Duration)> = std::thread::scope(|scope| {
+        let odm_job = formats.contains(&Format::Odm).then(|| {
+            scope.spawn(move || -> Done {
+                let t = Instant::now();
+                let path = write_odm_file(study, data, forms, opts.include_audit, created, out)?;
+                Ok((Format::Odm, vec![path], t.elapsed()))
+            })
+        });
+        let mut results: Vec<Done> = Vec::new();
+        if !tabular.is_empty() {
+            let t = Instant::now();
+            match build_tables(study, forms, data) {
+                Ok(tables) => {
+                    report.tables = t.elapsed();
+                    report.rows = tables
+                        .iter()
+                        .map(|t| (t.form.clone(), t.rows.len()))
+                        .collect();
+                    let tables = tables.as_slice();
+                    std::thread::scope(|inner| {
+                        let jobs: Vec<_> = tabular
+                            .iter()
+                            .map(|&f| {
+                                let job = inner.spawn(move || -> Done {
+                                    let t = Instant::now();
+                                    let files = write_tabular(f, study, data, tables, opts, out)?;
+                                    Ok((f, files, t.elapsed()))
+                                });
+                                (f, job)
+                            })
+                            .collect();
+                        for (f, job) in jobs {
+                            results.push(job.join().unwrap_or_else(|_| Err(stopped(f))));
+                        }
+                    });
                 }
-            }
-            Format::Odm => {
-                let path = out.join(format!("{}-odm.xml", study.id.to_ascii_lowercase()));
-                let file = std::fs::File::create(&path).map_err(|e| ExportError::io(&path, e))?;
-                odm::write_odm(
-                    std::io::BufWriter::new(file),
-                    study,
-                    data,
-                    &forms,
-                    opts.include_audit,
-                    &now(),
-                )
-                .map_err(|e| match e {
-                    ExportError::Io { source, .. } => ExportError::io(&path, source),
-                    other => other,
-                })?;
-                report.files.push(path);
+                Err(e) => results.push(Err(e)),
             }
         }
-        // The shared tables are built once; their time counts towards the first format.
-        let extra = if n == 0 { table_time } else { Duration::ZERO };
-        report.timings.push((*format, t.elapsed() + extra));
+        if let Some(job) = odm_job {
+            results.push(job.join().unwrap_or_else(|_| Err(stopped(Format::Odm))));
+        }
+        results.into_iter().collect::<Result<Vec<_>, _>>()
+    })?;
+    // Files and times in the order the formats were asked for.
+    done.sort_by_key(|(f, _, _)| formats.iter().position(|x| x == f));
+    for (format, files, took) in done {
+        report.files.extend(files);
+        report.timings.push((format, took));
     }
+    report.total = started.elapsed();
     Ok(report)
+}
+
+/// The tables of the chosen forms and the subject-level analysis file.
+fn build_tables(
+    study: &Study,
+    forms: &[&FormDef],
+    data: &TrialData,
+) -> Result<Vec<table::Table>, ExportError> {
+    let mut tables = forms
+        .iter()
+        .map(|f| table::form_table(study, f, data))
+        .collect::<Result<Vec<_>, _>>()?;
+    tables.push(analysis::subject_table(study, data, chrono::Utc::now()));
+    Ok(tables)
+}
+
+/// Writes one tabular format (CSV with the dictionary and the R script, or a statistics file
+/// per table).
+fn write_tabular(
+    format: Format,
+    study: &Study,
+    data: &TrialData,
+    tables: &[table::Table],
+    opts: &ExportOptions,
+    out: &Path,
+) -> Result<Vec<PathBuf>, ExportError> {
+    let mut files = Vec::new();
+    match format {
+        Format::Csv => {
+            files = csv::write_all(out, study, tables, opts.include_audit.then_some(data))?;
+            let path = out.join(rscript::SCRIPT);
+            std::fs::write(&path, rscript::script(&study.id, &study.version, tables))
+                .map_err(|e| ExportError::io(&path, e))?;
+            files.push(path);
+        }
+        Format::Stata | Format::Spss | Format::Sas => {
+            let sf = match format {
+                Format::Stata => StatFormat::Stata,
+                Format::Spss => StatFormat::Spss,
+                _ => StatFormat::SasTransport,
+            };
+            for t in tables {
+                let path = out.join(format!(
+                    "{}.{}",
+                    t.form.to_ascii_lowercase(),
+                    sf.extension()
+                ));
+                let label = format!("{} {}: {}", study.id, t.form, t.name.en);
+                readstat::write_table(&path, sf, t, &label)?;
+                files.push(path);
+            }
+        }
+        Format::Odm => {}
+    }
+    Ok(files)
+}
+
+/// Writes the ODM file.
+fn write_odm_file(
+    study: &Study,
+    data: &TrialData,
+    forms: &[&FormDef],
+    audit: bool,
+    created: &str,
+    out: &Path,
+) -> Result<PathBuf, ExportError> {
+    let path = out.join(format!("{}-odm.xml", study.id.to_ascii_lowercase()));
+    let file = std::fs::File::create(&path).map_err(|e| ExportError::io(&path, e))?;
+    odm::write_odm(
+        std::io::BufWriter::with_capacity(1 << 16, file),
+        study,
+        data,
+        forms,
+        audit,
+        created,
+    )
+    .map_err(|e| match e {
+        ExportError::Io { source, .. } => ExportError::io(&path, source),
+        other => other,
+    })?;
+    Ok(path)
 }

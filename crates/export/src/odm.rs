@@ -14,18 +14,25 @@
 //! audit trail (`FileType="Transactional"`) every `item.set` change of the log is one `ItemData`
 //! (Insert / Update / Remove) with its `AuditRecord` (user, site, local time with offset, reason,
 //! change id), and every `subject.create` is the `AuditRecord` of its `SubjectData`. Missing-data
-//! codes are written as the value `@ND`, `@UNK`, `@NA`. The store keeps no electronic
-//! signatures yet, so no `Signature` is written.
+//! codes are written as the value `@ND`, `@UNK`, `@NA`.
+//!
+//! Signatures: `AdminData` has one `SignatureDef` per meaning (approval, review; electronic,
+//! user id + password); a form instance's signature is the `Signature` of its `FormData`, a
+//! casebook's the `Signature` of its `SubjectData` (user, site, meaning, local time stamp). ODM
+//! allows one signature per element: the latest of its scope is written — in a snapshot only while
+//! it still holds (no value it covers changed since), with the audit trail whether or not it
+//! still holds. Every signature is in `audit_trail.csv` (`signature.sign`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 use chrono::{DateTime, FixedOffset};
+use ecrf_core::signature::SignatureMeaning;
 use ecrf_core::study::{Entry, ItemType, Repeat, RuleKind};
 use ecrf_core::{FormDef, Study, Text, Value};
 
 use crate::ExportError;
-use crate::source::TrialData;
+use crate::source::{SignatureRecord, TrialData};
 
 /// The ODM namespace.
 pub const NS: &str = "http://www.cdisc.org/ns/odm/v1.3";
@@ -88,6 +95,37 @@ impl<W: Write> Xml<W> {
             self.out.write_all(b"\"")?;
         }
         Ok(())
+    }
+    /// Like [`Xml::start`], each attribute value the concatenation of its parts (each part
+    /// escaped): `("ItemOID", &["IT.", form, ".", item])` without building the string.
+    fn start_parts(&mut self, name: &str, a: &[(&str, &[&str])]) -> std::io::Result<()> {
+        if self.pretty {
+            for _ in 0..self.depth {
+                self.out.write_all(b"  ")?;
+            }
+        }
+        self.out.write_all(b"<")?;
+        self.out.write_all(name.as_bytes())?;
+        for (k, parts) in a {
+            self.out.write_all(b" ")?;
+            self.out.write_all(k.as_bytes())?;
+            self.out.write_all(b"=\"")?;
+            for p in *parts {
+                write_escaped(&mut self.out, p)?;
+            }
+            self.out.write_all(b"\"")?;
+        }
+        Ok(())
+    }
+    fn open_parts(&mut self, name: &str, a: &[(&str, &[&str])]) -> std::io::Result<()> {
+        self.start_parts(name, a)?;
+        self.out.write_all(b">\n")?;
+        self.depth += 1;
+        Ok(())
+    }
+    fn empty_parts(&mut self, name: &str, a: &[(&str, &[&str])]) -> std::io::Result<()> {
+        self.start_parts(name, a)?;
+        self.out.write_all(b"/>\n")
     }
     fn open(&mut self, name: &str, a: &[(&str, &str)]) -> std::io::Result<()> {
         self.start(name, a)?;
@@ -171,6 +209,10 @@ pub mod oid {
     /// User of a site.
     pub fn user(site: &str, username: &str) -> String {
         format!("USR.{site}.{username}")
+    }
+    /// Meaning of a signature.
+    pub fn signature_def(meaning: &str) -> String {
+        format!("SD.{meaning}")
     }
     /// Metadata version.
     pub fn mdv(version: &str) -> String {
@@ -587,7 +629,48 @@ fn write_admin<W: Write>(x: &mut Xml<W>, study: &Study, data: &TrialData) -> std
         )?;
         x.close("Location")?;
     }
+    for meaning in [SignatureMeaning::Approval, SignatureMeaning::Review] {
+        x.open(
+            "SignatureDef",
+            &[
+                ("OID", &oid::signature_def(meaning_name(meaning))),
+                ("Methodology", "Electronic"),
+            ],
+        )?;
+        let (en, zh) = meaning.statement();
+        x.text("Meaning", &[], &format!("{en} / {zh}"))?;
+        x.text(
+            "LegalReason",
+            &[],
+            "Electronic signature (21 CFR Part 11): the signer's user id and password, bound to \
+             the SHA-256 of every value it covers",
+        )?;
+        x.close("SignatureDef")?;
+    }
     x.close("AdminData")
+}
+
+/// A signature meaning's name (`approval`, `review`), as in the store.
+fn meaning_name(m: SignatureMeaning) -> &'static str {
+    match m {
+        SignatureMeaning::Approval => "approval",
+        SignatureMeaning::Review => "review",
+    }
+}
+
+/// One `Signature`: `ID` is `SG.` + the signing event's change id; signer, site, meaning, local
+/// time.
+fn write_signature<W: Write>(x: &mut Xml<W>, s: &SignatureRecord) -> std::io::Result<()> {
+    let id = ["SG.", s.id.as_str()].concat();
+    x.open("Signature", &[("ID", &id)])?;
+    x.empty("UserRef", &[("UserOID", &oid::user(&s.site, &s.signer))])?;
+    x.empty("LocationRef", &[("LocationOID", &oid::location(&s.site))])?;
+    x.empty(
+        "SignatureRef",
+        &[("SignatureOID", &oid::signature_def(meaning_name(s.meaning)))],
+    )?;
+    x.text("DateTimeStamp", &[], &local_stamp(&s.utc, &s.local_offset))?;
+    x.close("Signature")
 }
 
 /// The local time of a change, with its offset (UTC when the offset is unreadable).
@@ -620,7 +703,8 @@ struct StampCache {
     stamp: String,
 }
 
-/// One `AuditRecord`: `ID` is `AR.` + the change id; user, site, local time, reason.
+/// One `AuditRecord`: `ID` is `AR.` + the change id; user, site, local time, reason. The OIDs
+/// are written in parts ([`oid::user`], [`oid::location`] spell the same).
 fn write_audit_record<W: Write>(
     x: &mut Xml<W>,
     cache: &mut StampCache,
@@ -631,10 +715,9 @@ fn write_audit_record<W: Write>(
         cache.stamp = local_stamp(&c.utc, &c.local_offset);
         cache.key = (c.utc.clone(), c.local_offset.clone());
     }
-    let id = ["AR.", c.change_id.as_str()].concat();
-    x.open("AuditRecord", &[("ID", &id)])?;
-    x.empty("UserRef", &[("UserOID", &oid::user(site, &c.user))])?;
-    x.empty("LocationRef", &[("LocationOID", &oid::location(site))])?;
+    x.open_parts("AuditRecord", &[("ID", &["AR.", &c.change_id])])?;
+    x.empty_parts("UserRef", &[("UserOID", &["USR.", site, ".", &c.user])])?;
+    x.empty_parts("LocationRef", &[("LocationOID", &["LOC.", site])])?;
     x.text("DateTimeStamp", &[], &cache.stamp)?;
     if let Some(r) = &c.reason {
         x.text("ReasonForChange", &[], r)?;
@@ -654,7 +737,7 @@ fn write_clinical<W: Write>(
         source: e,
     };
     let wanted: BTreeSet<&str> = forms.iter().map(|f| f.id.as_str()).collect();
-    let sections: BTreeMap<(&str, &str), &str> = study
+    let sections: std::collections::HashMap<(&str, &str), &str> = study
         .forms
         .iter()
         .flat_map(|f| {
@@ -674,12 +757,20 @@ fn write_clinical<W: Write>(
     x.pretty = false;
     let mut stamps = StampCache::default();
     // Changes by subject, in log order.
-    let mut by_subject: BTreeMap<&str, Vec<&crate::source::SiteChange>> = BTreeMap::new();
+    let mut by_subject: std::collections::HashMap<&str, Vec<&crate::source::SiteChange>> =
+        std::collections::HashMap::new();
     if audit {
         for sc in &data.changes {
             if let Some(s) = sc.change.subject.as_deref() {
                 by_subject.entry(s).or_default().push(sc);
             }
+        }
+    }
+    // The signature written for each (subject, scope): the latest; in a snapshot only a valid one.
+    let mut signatures: BTreeMap<(&str, &str), &SignatureRecord> = BTreeMap::new();
+    for s in &data.signatures {
+        if audit || s.valid {
+            signatures.insert((s.subject.as_str(), s.scope.as_str()), s);
         }
     }
     for subject in &data.subjects {
@@ -691,15 +782,18 @@ fn write_clinical<W: Write>(
         let mut a = vec![("SubjectKey", subject.subject.as_str())];
         a.extend_from_slice(tx_attr);
         x.open("SubjectData", &a).map_err(io)?;
-        let changes = by_subject
+        let changes: &[&crate::source::SiteChange] = by_subject
             .get(subject.subject.as_str())
-            .cloned()
+            .map(Vec::as_slice)
             .unwrap_or_default();
         if let Some(created) = changes
             .iter()
             .find(|c| c.change.kind == ecrf_store::log::kind::SUBJECT_CREATED)
         {
             write_audit_record(x, &mut stamps, &created.site, &created.change).map_err(io)?;
+        }
+        if let Some(s) = signatures.get(&(subject.subject.as_str(), "casebook")) {
+            write_signature(x, s).map_err(io)?;
         }
         x.empty("SiteRef", &[("LocationOID", &oid::location(&subject.site))])
             .map_err(io)?;
@@ -718,11 +812,15 @@ fn write_clinical<W: Write>(
             }
         };
         if audit {
-            for c in &changes {
+            // A save's changes are of one form instance, one after the other.
+            let mut last: Option<&str> = None;
+            for c in changes {
                 if c.change.kind == ecrf_store::log::kind::ITEM_SET
-                    && let Some(f) = &c.change.form
+                    && let Some(f) = c.change.form.as_deref()
+                    && last != Some(f)
                 {
                     add_instance(f);
+                    last = Some(f);
                 }
             }
         } else if let Some(v) = values {
@@ -731,8 +829,9 @@ fn write_clinical<W: Write>(
             }
         }
         // Clinical changes of this subject by (form instance, section), in log order.
-        let mut by_group: BTreeMap<(&str, &str), Vec<&crate::source::SiteChange>> = BTreeMap::new();
-        for c in &changes {
+        let mut by_group: std::collections::HashMap<(&str, &str), Vec<&crate::source::SiteChange>> =
+            std::collections::HashMap::new();
+        for c in changes {
             let ch = &c.change;
             if ch.kind != ecrf_store::log::kind::ITEM_SET {
                 continue;
@@ -763,9 +862,12 @@ fn write_clinical<W: Write>(
             }
             let fa: Vec<(&str, &str)> = fa.iter().map(|(k, v)| (*k, v.as_str())).collect();
             x.open("FormData", &fa).map_err(io)?;
+            if let Some(s) = signatures.get(&(subject.subject.as_str(), inst.as_str())) {
+                write_signature(x, s).map_err(io)?;
+            }
             for section in &form.sections {
                 // (item, value, change) in order: log order when auditing, form order otherwise.
-                let mut entries: Vec<(String, Option<String>, Option<&crate::source::SiteChange>)> =
+                let mut entries: Vec<(&str, Option<String>, Option<&crate::source::SiteChange>)> =
                     Vec::new();
                 if audit {
                     for c in by_group
@@ -774,7 +876,7 @@ fn write_clinical<W: Write>(
                         .unwrap_or_default()
                     {
                         let ch = &c.change;
-                        let item = ch.item.clone().unwrap_or_default();
+                        let item = ch.item.as_deref().unwrap_or_default();
                         let v = ch
                             .new_value
                             .as_deref()
@@ -791,7 +893,7 @@ fn write_clinical<W: Write>(
                 } else if let Some(vals) = values.and_then(|v| v.get(&inst)) {
                     for item in form.section_items(&section.id) {
                         if let Some(v) = vals.get(&item.id) {
-                            entries.push((item.id.clone(), Some(odm_value(v)), None));
+                            entries.push((item.id.as_str(), Some(odm_value(v)), None));
                         }
                     }
                 }
@@ -805,27 +907,30 @@ fn write_clinical<W: Write>(
                 }
                 x.open("ItemGroupData", &ga).map_err(io)?;
                 for (item, value, change) in entries {
-                    let item_oid = oid::item(&form.id, &item);
-                    let mut ia = vec![("ItemOID", item_oid.as_str())];
+                    let item_oid: [&str; 4] = ["IT.", &form.id, ".", item];
+                    let mut ia: Vec<(&str, &[&str])> = vec![("ItemOID", &item_oid)];
                     let tt = change.map(|c| match (&c.change.old_value, &value) {
                         (_, None) => "Remove",
                         (None, Some(_)) => "Insert",
                         (Some(_), Some(_)) => "Update",
                     });
-                    if let Some(t) = tt {
-                        ia.push(("TransactionType", t));
+                    let tt = tt.as_slice();
+                    if !tt.is_empty() {
+                        ia.push(("TransactionType", tt));
                     }
-                    match &value {
-                        Some(v) => ia.push(("Value", v)),
-                        None => ia.push(("IsNull", "Yes")),
-                    }
+                    let (attr, v) = match value.as_deref() {
+                        Some(v) => ("Value", v),
+                        None => ("IsNull", "Yes"),
+                    };
+                    let v = [v];
+                    ia.push((attr, &v));
                     match change {
                         Some(c) => {
-                            x.open("ItemData", &ia).map_err(io)?;
+                            x.open_parts("ItemData", &ia).map_err(io)?;
                             write_audit_record(x, &mut stamps, &c.site, &c.change).map_err(io)?;
                             x.close("ItemData").map_err(io)?;
                         }
-                        None => x.empty("ItemData", &ia).map_err(io)?,
+                        None => x.empty_parts("ItemData", &ia).map_err(io)?,
                     }
                 }
                 x.close("ItemGroupData").map_err(io)?;

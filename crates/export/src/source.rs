@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ecrf_core::Value;
+use ecrf_core::signature::SignatureMeaning;
 use ecrf_store::{Change, ExportView, Store};
 
 use crate::ExportError;
@@ -35,6 +36,31 @@ pub struct UserRecord {
     pub site: String,
 }
 
+/// An electronic signature of a form instance or a casebook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureRecord {
+    /// Site code.
+    pub site: String,
+    /// The signing event's change id.
+    pub id: String,
+    /// Subject.
+    pub subject: String,
+    /// `DLY#3` (a form instance) or `casebook`.
+    pub scope: String,
+    /// What the signer declared.
+    pub meaning: SignatureMeaning,
+    /// Signer's user name.
+    pub signer: String,
+    /// Signer's printed name.
+    pub name: String,
+    /// When (UTC, RFC 3339).
+    pub utc: String,
+    /// The device's UTC offset at signing.
+    pub local_offset: String,
+    /// False once a value it covers changed (the record needs signing again).
+    pub valid: bool,
+}
+
 /// A change of the log with the site it was made at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SiteChange {
@@ -55,6 +81,8 @@ pub struct TrialData {
     pub values: BTreeMap<String, BTreeMap<String, BTreeMap<String, Value>>>,
     /// Users of every site.
     pub users: Vec<UserRecord>,
+    /// Electronic signatures, site by site in signing order.
+    pub signatures: Vec<SignatureRecord>,
     /// Every change of every site's log, site by site in append order (when read).
     pub changes: Vec<SiteChange>,
 }
@@ -110,6 +138,20 @@ impl TrialData {
                 site: view.site.clone(),
             });
         }
+        for s in view.signatures {
+            self.signatures.push(SignatureRecord {
+                site: view.site.clone(),
+                id: s.id,
+                subject: s.subject,
+                scope: s.scope,
+                meaning: s.meaning,
+                signer: s.signer,
+                name: s.name,
+                utc: s.utc,
+                local_offset: s.local_offset,
+                valid: s.valid,
+            });
+        }
         for c in view.changes {
             self.changes.push(SiteChange {
                 site: view.site.clone(),
@@ -139,6 +181,7 @@ impl TrialData {
             }
             all.values.extend(d.values);
             all.users.extend(d.users);
+            all.signatures.extend(d.signatures);
             all.changes.extend(d.changes);
         }
         Ok(all)
@@ -161,6 +204,7 @@ impl TrialData {
         self.subjects.retain(|s| keep.contains(&s.subject));
         self.values.retain(|k, _| keep.contains(k));
         self.users.retain(|u| u.site == site);
+        self.signatures.retain(|s| s.site == site);
         self.changes.retain(|c| c.site == site);
         self.sites = BTreeSet::from([site.to_string()]);
         Ok(self)

@@ -154,3 +154,117 @@ fn the_trial_as_odm_validates_and_carries_the_audit_trail() {
         assert_eq!(admin.all("User").count(), 6);
     }
 }
+
+#[test]
+fn a_signed_form_carries_its_signature_while_it_holds() {
+    use ecrf_core::signature::SignatureMeaning;
+    use ecrf_core::{FormKey, Role};
+    use ecrf_store::{SaveOptions, Store};
+
+    let dir = tempfile::tempdir().unwrap();
+    let stores = scripted_trial(dir.path());
+    let mut admin = Store::open(&stores[0], study(), "admin", common::PASSWORD).unwrap();
+    admin
+        .add_user("pi", "Dr Wang 王医生", Role::Investigator, common::PASSWORD)
+        .unwrap();
+    drop(admin);
+    let mut pi = Store::open(&stores[0], study(), "pi", common::PASSWORD).unwrap();
+    let con = FormKey::parse(&study(), "CON").unwrap();
+    let signed = pi
+        .sign(
+            "01-0001",
+            Some(&con),
+            SignatureMeaning::Approval,
+            Some("pi"),
+            common::PASSWORD,
+        )
+        .unwrap();
+    drop(pi);
+
+    let signatures_in = |name: &str, data: &ecrf_export::TrialData, audit: bool| {
+        let out = dir.path().join(name);
+        let report = export(
+            &study(),
+            data,
+            &[Format::Odm],
+            &ExportOptions {
+                include_audit: audit,
+                ..ExportOptions::default()
+            },
+            &out,
+        )
+        .unwrap();
+        xmllint(&report.files[0]);
+        let odm = parse(&std::fs::read_to_string(&report.files[0]).unwrap()).unwrap();
+        let mut defs = Vec::new();
+        odm.descendants("SignatureDef", &mut defs);
+        assert!(
+            defs.iter().any(|d| d.attr("OID") == Some("SD.approval")
+                && d.attr("Methodology") == Some("Electronic")),
+            "SignatureDef of approvals in AdminData"
+        );
+        let mut subjects = Vec::new();
+        odm.descendants("SubjectData", &mut subjects);
+        let subject = subjects
+            .iter()
+            .find(|s| s.attr("SubjectKey") == Some("01-0001"))
+            .expect("01-0001");
+        let mut forms = Vec::new();
+        subject.descendants("FormData", &mut forms);
+        let mut found = Vec::new();
+        for f in forms {
+            for s in f.all("Signature") {
+                found.push((f.attr("FormOID").unwrap_or_default().to_string(), s.clone()));
+            }
+        }
+        let mut all = Vec::new();
+        odm.descendants("Signature", &mut all);
+        assert_eq!(all.len(), found.len(), "no signature elsewhere");
+        found
+    };
+
+    let data = trial_data(&stores);
+    for audit in [false, true] {
+        let found = signatures_in(if audit { "a1" } else { "s1" }, &data, audit);
+        assert_eq!(found.len(), 1, "one signed form");
+        let (form, s) = &found[0];
+        assert_eq!(form, "F.CON");
+        assert_eq!(s.attr("ID"), Some(format!("SG.{}", signed.id).as_str()));
+        assert_eq!(
+            s.first("UserRef").and_then(|u| u.attr("UserOID")),
+            Some("USR.01.pi")
+        );
+        assert_eq!(
+            s.first("LocationRef").and_then(|u| u.attr("LocationOID")),
+            Some("LOC.01")
+        );
+        assert_eq!(
+            s.first("SignatureRef").and_then(|u| u.attr("SignatureOID")),
+            Some("SD.approval")
+        );
+        let stamp = s.first("DateTimeStamp").map(|d| d.text.clone()).unwrap();
+        assert!(
+            stamp.starts_with(&signed.utc[..4]) && stamp.len() > 20,
+            "{stamp}"
+        );
+    }
+
+    // A covered value changes: the snapshot no longer shows the signature (it does not hold
+    // for the values now); the audit trail still shows that it was given.
+    let mut nurse = Store::open(&stores[0], study(), "nurse", common::PASSWORD).unwrap();
+    nurse
+        .save(
+            "01-0001",
+            &con,
+            &[("ICF_VERSION", "V1.1 2025-12-01")],
+            &SaveOptions {
+                reason: Some("new consent form version".into()),
+                confirm_warnings: true,
+            },
+        )
+        .unwrap();
+    drop(nurse);
+    let data = trial_data(&stores);
+    assert!(signatures_in("s2", &data, false).is_empty());
+    assert_eq!(signatures_in("a2", &data, true).len(), 1);
+}

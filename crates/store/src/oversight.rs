@@ -330,7 +330,7 @@ pub(crate) fn locks(conn: &Connection) -> Result<Locks, StoreError> {
 }
 
 /// The stored values a signature of `scope` covers now: `(form, item, value)`.
-fn covered_values(
+pub(crate) fn covered_values(
     conn: &Connection,
     subject: &str,
     scope: &str,
@@ -342,7 +342,10 @@ fn covered_values(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-fn scope_of(scope: &str, study: &ecrf_core::Study) -> Result<SignatureScope, StoreError> {
+pub(crate) fn scope_of(
+    scope: &str,
+    study: &ecrf_core::Study,
+) -> Result<SignatureScope, StoreError> {
     if scope == "casebook" {
         Ok(SignatureScope::Casebook)
     } else {
@@ -352,7 +355,11 @@ fn scope_of(scope: &str, study: &ecrf_core::Study) -> Result<SignatureScope, Sto
     }
 }
 
-fn hash_of(subject: &str, scope: &SignatureScope, values: &[(String, String, String)]) -> String {
+pub(crate) fn hash_of(
+    subject: &str,
+    scope: &SignatureScope,
+    values: &[(String, String, String)],
+) -> String {
     signature::values_hash(
         subject,
         scope,

@@ -536,6 +536,12 @@ impl Store {
     }
 
     /// The connection, mutable (for read transactions in the other modules of this crate).
+    /// Another connection to the same file with the same key, for reading the append-only log
+    /// in parallel (exports). Fails on a plain benchmark store, whose key is not the file's.
+    pub(crate) fn extra_connection(&self) -> Result<Connection, StoreError> {
+        open_connection(&self.path, Some(&self.key), false)
+    }
+
     pub(crate) fn conn_mut(&mut self) -> &mut Connection {
         &mut self.conn
     }

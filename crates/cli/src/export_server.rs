@@ -1,0 +1,84 @@
+//! The central server's PostgreSQL as an export source (`ecrf export … --database-url URL
+//! [--site S]`): every site's change log as the devices pushed it (`changes.body` holds each
+//! change's full record), read in one read-only, repeatable-read transaction and replayed by
+//! `ecrf_export::logs` into the same projections a store makes. Nothing is written to the
+//! server's database (no migration is run: an export reads the schema as it is).
+
+use ecrf_export::{DataSource, ExportError, TrialData};
+use ecrf_sync::WireChange;
+use sqlx::{Connection, Row};
+
+/// The server's database, all sites or one.
+pub struct ServerDb {
+    /// `postgres://…`
+    pub url: String,
+    /// Only this site's log.
+    pub site: Option<String>,
+}
+
+fn db(e: impl std::fmt::Display) -> ExportError {
+    ExportError::Source(format!("server database: {e}"))
+}
+
+impl DataSource for ServerDb {
+    fn trial_data(&mut self, with_changes: bool) -> Result<TrialData, ExportError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(db)?;
+        let (sites, logs) = runtime.block_on(read(&self.url, self.site.as_deref()))?;
+        ecrf_export::logs::from_logs(&sites, logs, with_changes)
+    }
+}
+
+/// Sites and each site's log in the server's commit order (`changes.seq`, which becomes each
+/// change's `seq` in the export).
+async fn read(
+    url: &str,
+    site: Option<&str>,
+) -> Result<(Vec<String>, Vec<(String, Vec<ecrf_store::Change>)>), ExportError> {
+    let mut conn = sqlx::PgConnection::connect(url).await.map_err(db)?;
+    let mut tx = conn.begin().await.map_err(db)?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    let sites: Vec<String> = sqlx::query_scalar(
+        "SELECT code FROM sites WHERE $1::text IS NULL OR code = $1 ORDER BY code",
+    )
+    .bind(site)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db)?;
+    if let Some(s) = site
+        && sites.is_empty()
+    {
+        return Err(ExportError::Options(format!(
+            "--site {s}: the server has no such site"
+        )));
+    }
+    let rows = sqlx::query(
+        "SELECT site, seq, body FROM changes WHERE $1::text IS NULL OR site = $1 \
+         ORDER BY site, seq",
+    )
+    .bind(site)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db)?;
+    tx.commit().await.map_err(db)?;
+    let mut logs: Vec<(String, Vec<ecrf_store::Change>)> = Vec::new();
+    for r in rows {
+        let site: String = r.get(0);
+        let seq: i64 = r.get(1);
+        let body: &str = r.get(2);
+        let wire: WireChange = serde_json::from_str(body)
+            .map_err(|e| ExportError::Data(format!("server change #{seq} of site {site}: {e}")))?;
+        let mut change = wire.to_change();
+        change.seq = seq;
+        match logs.last_mut() {
+            Some((s, log)) if *s == site => log.push(change),
+            _ => logs.push((site, vec![change])),
+        }
+    }
+    Ok((sites, logs))
+}
