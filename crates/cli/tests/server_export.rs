@@ -66,9 +66,6 @@ fn server_export(db: &str, store: &Path, args: &[&str], out: &Path) {
     );
 }
 
-// Ignored on this branch: its server accepts only the change kinds of the first sync slice
-// (store.create, user.add, subject.create, item.set, lease.load, subject.randomize) and
-// refuses the scripted trial's log; the sync branch widens that list. Run it after merging.
 #[test]
 fn an_export_from_the_server_equals_the_merge_of_the_site_stores() {
     let dir = tempfile::tempdir().unwrap();
