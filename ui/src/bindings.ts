@@ -952,6 +952,15 @@ received: number,
  */
 conflicts: number, 
 /**
+ * What the server flagged (this laptop's clock off, an event dated before what it changes,
+ * a change held back under a lock), in the server's words.
+ */
+flags: Array<string>, 
+/**
+ * Changes held back under a lock, for the data manager.
+ */
+held: number, 
+/**
  * When it finished (UTC).
  */
 finished: string, };

@@ -40,6 +40,10 @@ const words = {
   code: ["Enrolment code", "注册码"],
   enrol: ["Enrol", "注册"],
   enrolled: ["Enrolled", "已注册"],
+  held: [
+    "change(s) held back because their form was locked: a data manager decides",
+    "条变更因表单已锁定而被暂缓，由数据管理员处理",
+  ],
 } as const;
 
 const w = wordsOf(words);
@@ -117,6 +121,12 @@ export function syncNow(): Promise<void> {
       if (m) {
         m.className = "notice ok";
         m.textContent = `${w("done")}: ${done.sent} ${w("sent")} · ${done.received} ${w("received")} · ${done.conflicts} ${w("conflicts").toLowerCase()} · ${when(done.finished)}`;
+      }
+      // What the server flagged (clock off, backdated events, changes held under a lock).
+      const f = byId("sync-flags");
+      if (f) {
+        f.replaceChildren(...done.flags.map((x) => h("li", {}, x)));
+        if (done.held) f.append(h("li", {}, `${done.held} ${w("held")}`));
       }
     } catch (e) {
       online = !(isAppError(e) && e.code === "offline") && online;
@@ -216,6 +226,7 @@ export async function showSyncPage(frame: (title: string, ...body: HTMLElement[]
     h("div", { class: "card", id: "sync-status" }),
     h("div", { class: "toolbar" }, now, h("progress", { id: "sync-progress", max: 1, value: 0 }), back()),
     h("p", { id: "sync-notice", class: "notice", role: "status" }),
+    h("ul", { id: "sync-flags", class: "notice error", role: "alert" }),
     h("div", { id: "sync-conflicts" }),
     ...[enrolForm()].filter((e): e is HTMLElement => e !== null),
   );

@@ -854,6 +854,11 @@ pub struct SyncDone {
     pub received: u32,
     /// Items in conflict after the sync.
     pub conflicts: u32,
+    /// What the server flagged (this laptop's clock off, an event dated before what it changes,
+    /// a change held back under a lock), in the server's words.
+    pub flags: Vec<String>,
+    /// Changes held back under a lock, for the data manager.
+    pub held: u32,
     /// When it finished (UTC).
     pub finished: String,
 }

@@ -120,6 +120,8 @@ impl App {
             sent: report.pushed as u32,
             received: report.pulled as u32,
             conflicts: report.conflicts as u32,
+            flags: report.flags,
+            held: report.held as u32,
             finished: report.finished,
         })
     }
