@@ -646,6 +646,28 @@ async fn take_slot(
 
 /// Marks the slots a pushed `subject.randomize` opened from a lease; flags one that was not
 /// this device's to open (the change is kept: nothing is lost, the flag is for review).
+/// Records one flag on a pushed change (in the push's transaction), for the audit review.
+async fn record_flag(
+    tx: &mut sqlx::PgConnection,
+    site: &str,
+    device: &str,
+    change_id: &str,
+    flag: &str,
+    detail: &str,
+) -> Result<(), ApiError> {
+    sqlx::query(
+        "INSERT INTO flags (site, device, change_id, flag, detail) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(site)
+    .bind(device)
+    .bind(change_id)
+    .bind(flag)
+    .bind(detail)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 async fn record_openings(
     tx: &mut sqlx::PgConnection,
     site: &str,
@@ -710,16 +732,7 @@ async fn record_openings(
                     .unwrap_or_default()
             );
             tracing::warn!(site, device, change = %ch.change_id, "envelope not this device's");
-            sqlx::query(
-                "INSERT INTO flags (site, device, change_id, flag, detail) \
-                 VALUES ($1, $2, $3, 'envelope', $4)",
-            )
-            .bind(site)
-            .bind(device)
-            .bind(&ch.change_id)
-            .bind(&detail)
-            .execute(&mut *tx)
-            .await?;
+            record_flag(tx, site, device, &ch.change_id, "envelope", &detail).await?;
             flags.push(detail);
         }
     }
@@ -874,16 +887,7 @@ async fn hold_under_locks(
             ch.subject.as_deref().unwrap_or("?"),
             ch.form.as_deref().unwrap_or("?"),
         );
-        sqlx::query(
-            "INSERT INTO flags (site, device, change_id, flag, detail) \
-             VALUES ($1, $2, $3, 'held_under_lock', $4)",
-        )
-        .bind(site)
-        .bind(device)
-        .bind(&ch.change_id)
-        .bind(&detail)
-        .execute(&mut *tx)
-        .await?;
+        record_flag(tx, site, device, &ch.change_id, "held_under_lock", &detail).await?;
         tracing::warn!(site, device, change = %ch.change_id, lock = %lock, "held under a lock");
         flags.push(detail);
         prev = c.hash;
@@ -954,15 +958,14 @@ async fn dated_before_base(
                 before.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             );
             tracing::warn!(site, device, change = %ch.change_id, "dated before the change it modifies");
-            sqlx::query(
-                "INSERT INTO flags (site, device, change_id, flag, detail) \
-                 VALUES ($1, $2, $3, 'dated_before_base', $4)",
+            record_flag(
+                tx,
+                site,
+                device,
+                &ch.change_id,
+                "dated_before_base",
+                &detail,
             )
-            .bind(site)
-            .bind(device)
-            .bind(&ch.change_id)
-            .bind(&detail)
-            .execute(&mut *tx)
             .await?;
             flags.push(detail);
         }
