@@ -767,8 +767,18 @@ impl Store {
         let mut d = Draft::new(kind::USER_ADDED);
         d.item = Some(username.to_string());
         d.new_value = Some(serde_json::json!({ "name": name, "role": role.as_str() }).to_string());
-        // The key slot is written inside the write lock, from the file as it is now, so a
-        // slot written meanwhile by another session or process is kept, not overwritten.
+        self.commit_with_slot(d, username, password)
+    }
+
+    /// Commits `d` and writes `username`'s key slot for `password` inside the same write lock,
+    /// from the key file as it is now, so a slot written meanwhile by another session or
+    /// process is kept, not overwritten.
+    fn commit_with_slot(
+        &mut self,
+        d: Draft,
+        username: &str,
+        password: &str,
+    ) -> Result<(), StoreError> {
         let (path, key) = (self.path.clone(), self.key.clone());
         let (_, ring) = self.commit_with(|_| {
             let mut ring = Keyring::load(&path)?;
@@ -785,21 +795,9 @@ impl Store {
     pub fn set_password(&mut self, password: &str) -> Result<(), StoreError> {
         check_password(password)?;
         let mut d = Draft::new(crate::oversight::kind::PASSWORD_CHANGED);
-        d.item = Some(self.session.user.clone());
-        // Inside the write lock and from the file as it is now (see `add_user`).
-        let (path, key, user) = (
-            self.path.clone(),
-            self.key.clone(),
-            self.session.user.clone(),
-        );
-        let (_, ring) = self.commit_with(|_| {
-            let mut ring = Keyring::load(&path)?;
-            ring.set_user(&user, password, &key, KdfParams::default())?;
-            ring.save()?;
-            Ok((vec![d], ring))
-        })?;
-        self.keyring = ring;
-        Ok(())
+        let user = self.session.user.clone();
+        d.item = Some(user.clone());
+        self.commit_with_slot(d, &user, password)
     }
 
     /// An administrator sets a temporary password for another user, who must choose a new one
@@ -810,15 +808,7 @@ impl Store {
         self.require_user(username)?;
         let mut d = Draft::new(crate::oversight::kind::PASSWORD_RESET);
         d.item = Some(username.to_string());
-        let (path, key) = (self.path.clone(), self.key.clone());
-        let (_, ring) = self.commit_with(|_| {
-            let mut ring = Keyring::load(&path)?;
-            ring.set_user(username, password, &key, KdfParams::default())?;
-            ring.save()?;
-            Ok((vec![d], ring))
-        })?;
-        self.keyring = ring;
-        Ok(())
+        self.commit_with_slot(d, username, password)
     }
 
     /// Changes a user's role (administrators only).
