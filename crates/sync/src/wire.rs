@@ -287,19 +287,24 @@ pub struct PushRequest {
     pub changes: Vec<WireChange>,
 }
 
+/// A page of changes (pushed or pulled): its size and every change.
+fn validate_page(changes: &[WireChange]) -> Result<(), Invalid> {
+    if changes.len() > MAX_PAGE {
+        return Err(invalid(
+            "changes",
+            format!("at most {MAX_PAGE} changes in one page"),
+        ));
+    }
+    for (i, c) in changes.iter().enumerate() {
+        c.validate(&format!("changes[{i}]"))?;
+    }
+    Ok(())
+}
+
 impl PushRequest {
     /// Page size and every change.
     pub fn validate(&self) -> Result<(), Invalid> {
-        if self.changes.len() > MAX_PAGE {
-            return Err(invalid(
-                "changes",
-                format!("at most {MAX_PAGE} changes in one page"),
-            ));
-        }
-        for (i, c) in self.changes.iter().enumerate() {
-            c.validate(&format!("changes[{i}]"))?;
-        }
-        Ok(())
+        validate_page(&self.changes)
     }
 }
 
@@ -332,16 +337,7 @@ pub struct PullReply {
 impl PullReply {
     /// Page size and every change.
     pub fn validate(&self) -> Result<(), Invalid> {
-        if self.changes.len() > MAX_PAGE {
-            return Err(invalid(
-                "changes",
-                format!("at most {MAX_PAGE} changes in one page"),
-            ));
-        }
-        for (i, c) in self.changes.iter().enumerate() {
-            c.validate(&format!("changes[{i}]"))?;
-        }
-        Ok(())
+        validate_page(&self.changes)
     }
 }
 
