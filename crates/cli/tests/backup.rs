@@ -39,8 +39,7 @@ fn new_store(path: &Path) {
 
 fn hash_at(store: &Store, seq: i64) -> Option<String> {
     let conn = rusqlite::Connection::open(store.path()).unwrap();
-    conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", store.raw_key_hex()))
-        .unwrap();
+    conn.execute_batch(&store.key_pragmas()).unwrap();
     conn.query_row("SELECT hash FROM change_log WHERE seq = ?1", [seq], |r| {
         r.get(0)
     })

@@ -237,10 +237,9 @@ fn raw_connection(site: &Site) -> rusqlite::Connection {
     let study = Arc::new(ecrf_core::trial::definition().unwrap());
     let key = ecrf_store::Store::open(&site.store, study, "nurse", NURSE_PW)
         .unwrap()
-        .raw_key_hex();
+        .key_pragmas();
     let conn = rusqlite::Connection::open(&site.store).unwrap();
-    conn.execute_batch(&format!("PRAGMA key = \"x'{key}'\";"))
-        .unwrap();
+    conn.execute_batch(&key).unwrap();
     conn.execute_batch("DROP TRIGGER change_log_no_update; DROP TRIGGER change_log_no_delete;")
         .unwrap();
     conn

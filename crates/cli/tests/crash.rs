@@ -99,8 +99,7 @@ fn check_after_kill(v: &mut Victim, acks: &[(i64, String)], users: &[String]) ->
         report.problems
     );
     let conn = rusqlite::Connection::open(&v.store).unwrap();
-    conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", store.raw_key_hex()))
-        .unwrap();
+    conn.execute_batch(&store.key_pragmas()).unwrap();
     let mut found = 0;
     let earlier = v.last_ack.iter();
     for (seq, hash) in acks.iter().chain(earlier) {

@@ -145,8 +145,8 @@ impl Store {
     ) -> Result<BackupHeader, StoreError> {
         let _ = fs::remove_file(part_db);
         let key_pragma = zeroize::Zeroizing::new(format!(
-            "PRAGMA cipher_log_level = NONE; PRAGMA key = \"x'{}'\";",
-            *zeroize::Zeroizing::new(self.raw_key_hex())
+            "PRAGMA cipher_log_level = NONE; {}",
+            *self.key_pragmas()
         ));
         let keys = fs::read_to_string(keyring_path(self.path()))
             .map_err(io(&keyring_path(self.path())))?;

@@ -32,6 +32,9 @@ pub(crate) fn device_head(conn: &Connection, device: &str) -> Result<(i64, Strin
         .unwrap_or((0, GENESIS.to_string())))
 }
 
+const CURRENT_HEADS: &str = "SELECT change_id FROM item_heads \
+    WHERE subject = ?1 AND form = ?2 AND item = ?3 ORDER BY change_id";
+
 /// The change ids of an item's current values, as the JSON list a new change names in `base`.
 pub(crate) fn current_heads(
     conn: &Connection,
@@ -39,10 +42,7 @@ pub(crate) fn current_heads(
     form: &str,
     item: &str,
 ) -> Result<String, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT change_id FROM item_heads WHERE subject = ?1 AND form = ?2 AND item = ?3 \
-         ORDER BY change_id",
-    )?;
+    let mut stmt = conn.prepare_cached(CURRENT_HEADS)?;
     let ids: Vec<String> = stmt
         .query_map([subject, form, item], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
@@ -432,5 +432,59 @@ impl Store {
             Ok((vec![d], ()))
         })?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ecrf_core::FormKey;
+
+    use crate::{CreateOptions, SaveOptions, Store};
+
+    /// A save runs the item statements once per item; compiling them again at each use would
+    /// cost more than the rest of the save (see `store::open_connection`).
+    #[test]
+    fn cached_item_statements_are_not_compiled_again_at_each_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let study = Arc::new(ecrf_core::trial::definition().unwrap());
+        let path = dir.path().join("s.ecrf");
+        let (mut admin, _) = Store::create(
+            &path,
+            Arc::clone(&study),
+            CreateOptions {
+                site: "07".into(),
+                admin_user: "admin".into(),
+                admin_name: "A".into(),
+                admin_password: "admin-password".into(),
+            },
+        )
+        .unwrap();
+        admin
+            .add_user("nurse", "N", ecrf_core::Role::Nurse, "nurse-password")
+            .unwrap();
+        drop(admin);
+        let mut store = Store::open(&path, study, "nurse", "nurse-password").unwrap();
+        let subject = store.new_subject().unwrap();
+        let day1 = FormKey {
+            form: "DLY".into(),
+            repeat: Some(1),
+        };
+        let why = SaveOptions {
+            reason: Some("test".into()),
+            confirm_warnings: true,
+        };
+        for hr in ["80", "81", "82"] {
+            store
+                .save(&subject, &day1, &[("HR", hr), ("MAP", "65")], &why)
+                .unwrap();
+        }
+        let stmt = store.conn().prepare_cached(super::CURRENT_HEADS).unwrap();
+        assert_eq!(
+            stmt.get_status(rusqlite::StatementStatus::RePrepare),
+            0,
+            "the statement for an item's heads was compiled again after it was cached"
+        );
     }
 }

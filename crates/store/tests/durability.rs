@@ -26,7 +26,7 @@ fn store(dir: &std::path::Path) -> (std::path::PathBuf, String) {
     admin
         .add_user("li", "Li", Role::Nurse, "nurse-password-1")
         .unwrap();
-    let key = admin.raw_key_hex();
+    let key = admin.key_pragmas().to_string();
     drop(admin);
     let mut li = Store::open(&path, study(), "li", "nurse-password-1").unwrap();
     li.new_subject().unwrap();
@@ -36,8 +36,7 @@ fn store(dir: &std::path::Path) -> (std::path::PathBuf, String) {
 
 fn raw(path: &std::path::Path, key: &str) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open(path).unwrap();
-    conn.execute_batch(&format!("PRAGMA key = \"x'{key}'\";"))
-        .unwrap();
+    conn.execute_batch(key).unwrap();
     let triggers: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'")
         .unwrap()

@@ -374,12 +374,11 @@ fn a_signature_row_copied_to_another_form_is_reported_by_verify() {
     )
     .unwrap();
     assert!(inv.verify().unwrap().ok());
-    let hexkey = inv.raw_key_hex();
+    let key = inv.key_pragmas();
     drop(inv);
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(&format!("PRAGMA key = \"x'{hexkey}'\";"))
-            .unwrap();
+        conn.execute_batch(&key).unwrap();
         // Copy the signature onto DLY#1 (a new id) and move the original onto DLY#1 too.
         conn.execute_batch(
             "INSERT INTO signatures SELECT change_id || '-copy', subject, 'DLY#1', meaning, signer, \
@@ -397,8 +396,7 @@ fn a_signature_row_copied_to_another_form_is_reported_by_verify() {
     );
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(&format!("PRAGMA key = \"x'{hexkey}'\";"))
-            .unwrap();
+        conn.execute_batch(&key).unwrap();
         conn.execute_batch(
             "DELETE FROM signatures WHERE change_id LIKE '%-copy'; UPDATE signatures SET scope = 'DLY#1';",
         )

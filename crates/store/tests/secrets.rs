@@ -45,8 +45,7 @@ fn failed_logins_end_up_in_the_audit_log_without_the_password() {
     );
     assert_eq!(store.head().0, head_before + 3);
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", store.raw_key_hex()))
-        .unwrap();
+    conn.execute_batch(&store.key_pragmas()).unwrap();
     let mut stmt = conn
         .prepare("SELECT item, new_value, user FROM change_log WHERE kind = ?1 ORDER BY seq")
         .unwrap();
