@@ -93,6 +93,44 @@ fn two_devices_merge_items_and_resolve_a_conflict_once_everywhere() {
 }
 
 #[test]
+fn a_pull_cursor_moves_past_the_devices_own_changes() {
+    let (dir, server) = setup("01");
+    let mut a = Device::enrolled(dir.path(), "a", "01", &server);
+    let mut b = Device::enrolled(dir.path(), "b", "01", &server);
+    let from_b = b.store.new_subject().unwrap();
+    b.save(&from_b, "DLY#1", &[("HR", "70")]);
+    b.sync();
+    // A's own changes come after B's on the server.
+    let from_a = a.store.new_subject().unwrap();
+    a.save(&from_a, "DLY#1", &[("HR", "80"), ("MAP", "65")]);
+    a.sync();
+    let head: i64 = psql(
+        &server.database_url,
+        "SELECT max(seq) FROM changes WHERE site = '01'",
+    )
+    .parse()
+    .unwrap();
+    let page = a.client().pull("01", 0, 100).unwrap();
+    let subjects: Vec<_> = page
+        .changes
+        .iter()
+        .filter_map(|c| c.subject.clone())
+        .collect();
+    assert!(subjects.iter().all(|s| *s == from_b), "{subjects:?}");
+    assert!(!page.more);
+    assert_eq!(
+        page.cursor, head,
+        "the last page's cursor is the site's head, past A's own changes"
+    );
+    let next = a.client().pull("01", page.cursor, 100).unwrap();
+    assert!(next.changes.is_empty() && next.cursor == head);
+    // A page that is not the last stops at its last change.
+    let first = a.client().pull("01", 0, 1).unwrap();
+    assert!(first.more);
+    assert!(first.cursor < head);
+}
+
+#[test]
 fn a_device_stays_in_its_site_and_a_revoked_token_is_refused() {
     let (dir, server) = setup("01");
     server.add_site("02");

@@ -1000,9 +1000,15 @@ async fn pull(
             _ => return Err(ApiError::bad(format!("{k}: unknown parameter"))),
         }
     }
+    // One statement, one snapshot: the page and the site's last change as this page saw it
+    // (the last row, without a body). Pushes commit a site's changes in `seq` order under the
+    // site's row lock, so once the page is the last one, everything up to that head is either in
+    // it or the device's own: the cursor moves there and the next pull does not read this
+    // device's own changes again.
     let rows = sqlx::query(
-        "SELECT seq, body FROM changes WHERE site = $1 AND seq > $2 AND device <> $3 \
-         ORDER BY seq LIMIT $4",
+        "(SELECT seq, body FROM changes WHERE site = $1 AND seq > $2 AND device <> $3 \
+          ORDER BY seq LIMIT $4) \
+         UNION ALL SELECT coalesce(max(seq), 0), NULL FROM changes WHERE site = $1",
     )
     .bind(&site)
     .bind(after)
@@ -1010,16 +1016,21 @@ async fn pull(
     .bind(limit + 1)
     .fetch_all(&pool)
     .await?;
-    let more = rows.len() as i64 > limit;
+    let (page, head) = rows.split_at(rows.len().saturating_sub(1));
+    let head: i64 = head.first().map(|r| r.get(0)).unwrap_or(after);
+    let more = page.len() as i64 > limit;
     let mut cursor = after;
-    let mut out = String::with_capacity(rows.len() * 420 + 64);
+    let mut out = String::with_capacity(page.len() * 420 + 64);
     out.push_str("{\"changes\":[");
-    for (i, r) in rows.iter().take(limit as usize).enumerate() {
+    for (i, r) in page.iter().take(limit as usize).enumerate() {
         if i > 0 {
             out.push(',');
         }
         cursor = r.get(0);
         out.push_str(r.get::<&str, _>(1));
+    }
+    if !more {
+        cursor = cursor.max(head);
     }
     out.push_str(&format!("],\"cursor\":{cursor},\"more\":{more}}}"));
     Ok(json(out))

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Executor, Row};
 
 use crate::ServerError;
@@ -31,12 +31,21 @@ const MIGRATIONS: &[(&str, &str)] = &[
 
 /// Connects (a pool of `max` connections) and brings the schema up to date.
 pub async fn connect(url: &str, max: u32) -> Result<PgPool, ServerError> {
+    let bad_url =
+        |e: sqlx::Error| ServerError::Database(format!("cannot connect to the database: {e}"));
+    // Generic plans: every statement here is keyed by site, device or sequence. A plan made for
+    // one pull's values (PostgreSQL's first five runs of a prepared statement) read a whole site's
+    // changes to return one page while the table's statistics still described it empty.
+    let options = url
+        .parse::<PgConnectOptions>()
+        .map_err(bad_url)?
+        .options([("plan_cache_mode", "force_generic_plan")]);
     let pool = PgPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(10))
-        .connect(url)
+        .connect_with(options)
         .await
-        .map_err(|e| ServerError::Database(format!("cannot connect to the database: {e}")))?;
+        .map_err(bad_url)?;
     migrate(&pool).await?;
     Ok(pool)
 }

@@ -834,9 +834,11 @@ impl Store {
     /// (made offline before the lock reached their device), oldest first: kept in the log,
     /// never applied, for the data manager to decide on (unlock and re-enter, or leave).
     pub fn held_changes(&self) -> Result<Vec<HeldChange>, StoreError> {
+        // `held` first (CROSS JOIN keeps the order): it is small; the other way round reads the
+        // whole log after every sync.
         let mut stmt = self.conn().prepare(
             "SELECT h.change_id, h.subject, h.form, h.item, c.new_value, c.user, c.device, \
-             c.utc, c.reason, h.lock FROM held h JOIN change_log c ON c.change_id = h.change_id \
+             c.utc, c.reason, h.lock FROM held h CROSS JOIN change_log c ON c.change_id = h.change_id \
              ORDER BY h.held_seq",
         )?;
         let rows = stmt.query_map([], |r| {

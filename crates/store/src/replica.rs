@@ -1,8 +1,8 @@
 //! The store's side of sync: what this device has to push, applying pages of other devices'
 //! changes, and item conflicts.
 //!
-//! Owns the `item_heads` and `superseded` projections (written only by [`apply_item`], called by
-//! `store::apply`) and the sync cursors in `meta`. Invariants:
+//! Owns the `item_heads`, `superseded` and `conflicted` projections (written only by
+//! [`apply_item`], called by `store::apply`) and the sync cursors in `meta`. Invariants:
 //! - a change received is appended byte for byte (same id, device, device sequence, hashes), only
 //!   after its hash and its device's chain check out, and at most once (by `change_id`);
 //! - a page of received changes is one transaction, together with the pull cursor that follows
@@ -96,17 +96,29 @@ pub(crate) fn apply_item(tx: &Connection, c: &Change) -> Result<(), StoreError> 
         .execute(params![subject, form, item, c.change_id, c.new_value, c.warning, c.seq])?;
     }
     // The value shown: the head with the greatest change id (the same on every replica).
-    let shown: Option<(Option<String>, Option<String>, i64)> = tx
+    let shown: Option<(Option<String>, Option<String>, i64, i64)> = tx
         .prepare_cached(
-            "SELECT value, warning, change_seq FROM item_heads \
+            "SELECT value, warning, change_seq, (SELECT count(*) FROM item_heads \
+                WHERE subject = ?1 AND form = ?2 AND item = ?3) FROM item_heads \
              WHERE subject = ?1 AND form = ?2 AND item = ?3 ORDER BY change_id DESC LIMIT 1",
         )?
         .query_row([subject, form, item], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })
         .optional()?;
+    let heads = shown.as_ref().map_or(0, |s| s.3);
+    if heads > 1 {
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO conflicted (subject, form, item) VALUES (?1, ?2, ?3)",
+        )?
+        .execute([subject, form, item])?;
+    } else if !replaced.is_empty() {
+        // Only a change that replaces heads can end a conflict.
+        tx.prepare_cached("DELETE FROM conflicted WHERE subject = ?1 AND form = ?2 AND item = ?3")?
+            .execute([subject, form, item])?;
+    }
     match shown {
-        Some((Some(value), warning, seq)) => {
+        Some((Some(value), warning, seq, _)) => {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO item_values (subject, form, item, value, warning, change_seq) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -147,6 +159,8 @@ pub(crate) fn replay_item(
             .execute([&c.change_id])?;
     }
     tx.prepare_cached("DELETE FROM item_heads WHERE subject = ?1 AND form = ?2 AND item = ?3")?
+        .execute([subject, form, item])?;
+    tx.prepare_cached("DELETE FROM conflicted WHERE subject = ?1 AND form = ?2 AND item = ?3")?
         .execute([subject, form, item])?;
     tx.prepare_cached("DELETE FROM item_values WHERE subject = ?1 AND form = ?2 AND item = ?3")?
         .execute([subject, form, item])?;
@@ -344,9 +358,10 @@ impl Store {
     pub fn conflicts(&self) -> Result<Vec<Conflict>, StoreError> {
         let mut stmt = self.conn().prepare(
             "SELECT h.subject, h.form, h.item, h.change_id, h.value, c.user, c.device, c.utc \
-             FROM item_heads h JOIN change_log c ON c.change_id = h.change_id \
-             WHERE (h.subject, h.form, h.item) IN (SELECT subject, form, item FROM item_heads \
-                GROUP BY subject, form, item HAVING count(*) > 1) \
+             FROM conflicted k \
+             CROSS JOIN item_heads h \
+                ON h.subject = k.subject AND h.form = k.form AND h.item = k.item \
+             CROSS JOIN change_log c ON c.change_id = h.change_id \
              ORDER BY h.subject, h.form, h.item, h.change_id",
         )?;
         let mut rows = stmt.query([])?;

@@ -176,6 +176,18 @@ const MIGRATIONS: &[&str] = &[
         held_seq  INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 7: the items in conflict (two or more heads), kept with `item_heads` so that listing
+    // conflicts after each sync does not read every item of the store.
+    r#"
+    CREATE TABLE conflicted (
+        subject TEXT NOT NULL,
+        form    TEXT NOT NULL,
+        item    TEXT NOT NULL,
+        PRIMARY KEY (subject, form, item)
+    ) WITHOUT ROWID;
+    INSERT INTO conflicted (subject, form, item)
+        SELECT subject, form, item FROM item_heads GROUP BY subject, form, item HAVING count(*) > 1;
+    "#,
 ];
 
 /// The schema version this build writes.

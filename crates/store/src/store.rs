@@ -1246,6 +1246,7 @@ impl Store {
             "SELECT subject || '|' || form || '|' || item || '|' || value || '|' || coalesce(warning, '') || '|' || change_seq FROM item_values ORDER BY subject, form, item",
             "SELECT subject || '|' || form || '|' || item || '|' || change_id || '|' || coalesce(value, '∅') || '|' || coalesce(warning, '') || '|' || change_seq FROM item_heads ORDER BY subject, form, item, change_id",
             "SELECT change_id FROM superseded ORDER BY change_id",
+            "SELECT subject || '|' || form || '|' || item FROM conflicted ORDER BY subject, form, item",
             "SELECT envelope || '|' || stratum || '|' || seq || '|' || block || '|' || block_size || '|' || arm || '|' || lease || '|' || coalesce(subject, '') || '|' || coalesce(opened_seq, '') FROM envelopes ORDER BY envelope",
             "SELECT username || '|' || active || '|' || password_reset_pending FROM users ORDER BY username",
             "SELECT query_id || '|' || subject || '|' || form || '|' || item || '|' || state || '|' || text || '|' || raised_by || '|' || updated_seq FROM queries ORDER BY query_id",
@@ -1276,7 +1277,7 @@ impl Store {
 pub(crate) fn replay(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "DELETE FROM users; DELETE FROM subjects; DELETE FROM item_values; DELETE FROM item_heads; \
-         DELETE FROM superseded; DELETE FROM envelopes; DELETE FROM queries; DELETE FROM sdv; \
+         DELETE FROM superseded; DELETE FROM conflicted; DELETE FROM envelopes; DELETE FROM queries; DELETE FROM sdv; \
          DELETE FROM signatures; DELETE FROM locks; DELETE FROM held;",
     )?;
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM change_log ORDER BY seq"))?;
