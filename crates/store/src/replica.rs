@@ -242,6 +242,16 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// How many of this device's changes have `device_seq` above `after`.
+    pub fn own_change_count_after(&self, after: i64) -> Result<usize, StoreError> {
+        let n: i64 = self.conn().query_row(
+            "SELECT count(*) FROM change_log WHERE device = ?1 AND device_seq > ?2",
+            params![self.device_id(), after],
+            |r| r.get(0),
+        )?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
     /// Every change of the log in local order (for comparing replicas).
     pub fn all_changes(&self) -> Result<Vec<Change>, StoreError> {
         let mut stmt = self

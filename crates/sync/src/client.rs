@@ -374,7 +374,7 @@ pub fn sync(
     let standing = client.device()?;
     report.flags.extend(standing.clock_flag);
     let mut acked = standing.acked;
-    let to_push = store.own_changes_after(acked, usize::MAX >> 1)?.len();
+    let to_push = store.own_change_count_after(acked)?;
     let mut p = Progress {
         to_push,
         ..Progress::default()
@@ -398,18 +398,38 @@ pub fn sync(
         store.set_pushed(acked)?;
         progress(p);
     }
-    loop {
-        let after = store.sync_state()?.pulled;
-        let reply = client.pull(&site, after, MAX_PAGE)?;
-        let changes: Vec<_> = reply.changes.iter().map(WireChange::to_change).collect();
-        let applied = store.apply_remote(&changes, reply.cursor)?;
-        report.pulled += applied.applied;
-        p.pulled += changes.len();
-        progress(p);
-        if !reply.more {
-            break;
+    // Pages are fetched one ahead on a second thread while this one applies the last: a page's
+    // cursor is known as soon as it arrives, and each page is still applied in one transaction
+    // with its cursor, in order. At most two pages wait in memory.
+    let after = store.sync_state()?.pulled;
+    std::thread::scope(|scope| -> Result<(), SyncError> {
+        let (pages, arrived) = std::sync::mpsc::sync_channel::<Result<PullReply, SyncError>>(1);
+        let site = site.as_str();
+        scope.spawn(move || {
+            let mut after = after;
+            loop {
+                let reply = client.pull(site, after, MAX_PAGE);
+                let next = reply.as_ref().ok().filter(|r| r.more).map(|r| r.cursor);
+                // A closed channel: the applying side stopped on an error.
+                if pages.send(reply).is_err() {
+                    return;
+                }
+                match next {
+                    Some(cursor) => after = cursor,
+                    None => return,
+                }
+            }
+        });
+        for reply in arrived {
+            let reply = reply?;
+            let changes: Vec<_> = reply.changes.iter().map(WireChange::to_change).collect();
+            let applied = store.apply_remote(&changes, reply.cursor)?;
+            report.pulled += applied.applied;
+            p.pulled += changes.len();
+            progress(p);
         }
-    }
+        Ok(())
+    })?;
     report.conflicts = store.conflicts()?.len();
     report.held = store.held_changes()?.len();
     report.finished = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
