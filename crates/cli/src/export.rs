@@ -308,7 +308,7 @@ fn measure(
     let (t, c) = (Instant::now(), cpu_time());
     let snapshot = dm.trial_data(false)?;
     let (read_values, read_values_cpu) = (t.elapsed(), cpu_time() - c);
-    let changes = data.changes.len();
+    let changes = data.change_count();
     let out = dir.join("export");
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     say!(

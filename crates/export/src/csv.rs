@@ -258,13 +258,13 @@ pub fn write_audit<W: Write + ?Sized>(w: &mut W, data: &TrialData) -> std::io::R
             Err(_) => w.write_all(quote(json).as_bytes()),
         }
     };
-    for sc in &data.changes {
-        let c = &sc.change;
+    for sc in data.changes() {
+        let c = sc.change;
         let field = |w: &mut W, f: &str| -> std::io::Result<()> {
             w.write_all(quote(f).as_bytes())?;
             w.write_all(b",")
         };
-        field(w, &sc.site)?;
+        field(w, sc.site)?;
         write!(w, "{},", c.seq)?;
         field(w, &c.change_id)?;
         field(w, &c.device)?;

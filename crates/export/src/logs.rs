@@ -19,7 +19,7 @@ use ecrf_store::log::kind;
 use ecrf_store::oversight::{SignatureBody, kind as oversight};
 
 use crate::ExportError;
-use crate::source::{SignatureRecord, SiteChange, SubjectRecord, TrialData, UserRecord};
+use crate::source::{SignatureRecord, SiteLog, SubjectRecord, TrialData, UserRecord};
 
 /// An item's values that no later change replaced: change id → value (JSON; `None` = cleared).
 type Heads = BTreeMap<String, Option<String>>;
@@ -131,11 +131,10 @@ pub fn from_logs(
         }
         data.users.extend(users.into_values());
         if with_changes {
-            data.changes
-                .extend(log.into_iter().map(|change| SiteChange {
-                    site: site.clone(),
-                    change,
-                }));
+            data.logs.push(SiteLog {
+                site: site.clone(),
+                changes: log,
+            });
         }
     }
     for s in &data.subjects {

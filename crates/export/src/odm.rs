@@ -757,10 +757,10 @@ fn write_clinical<W: Write>(
     x.pretty = false;
     let mut stamps = StampCache::default();
     // Changes by subject, in log order.
-    let mut by_subject: std::collections::HashMap<&str, Vec<&crate::source::SiteChange>> =
+    let mut by_subject: std::collections::HashMap<&str, Vec<crate::source::SiteChange>> =
         std::collections::HashMap::new();
     if audit {
-        for sc in &data.changes {
+        for sc in data.changes() {
             if let Some(s) = sc.change.subject.as_deref() {
                 by_subject.entry(s).or_default().push(sc);
             }
@@ -782,7 +782,7 @@ fn write_clinical<W: Write>(
         let mut a = vec![("SubjectKey", subject.subject.as_str())];
         a.extend_from_slice(tx_attr);
         x.open("SubjectData", &a).map_err(io)?;
-        let changes: &[&crate::source::SiteChange] = by_subject
+        let changes: &[crate::source::SiteChange] = by_subject
             .get(subject.subject.as_str())
             .map(Vec::as_slice)
             .unwrap_or_default();
@@ -790,7 +790,7 @@ fn write_clinical<W: Write>(
             .iter()
             .find(|c| c.change.kind == ecrf_store::log::kind::SUBJECT_CREATED)
         {
-            write_audit_record(x, &mut stamps, &created.site, &created.change).map_err(io)?;
+            write_audit_record(x, &mut stamps, created.site, created.change).map_err(io)?;
         }
         if let Some(s) = signatures.get(&(subject.subject.as_str(), "casebook")) {
             write_signature(x, s).map_err(io)?;
@@ -829,10 +829,10 @@ fn write_clinical<W: Write>(
             }
         }
         // Clinical changes of this subject by (form instance, section), in log order.
-        let mut by_group: std::collections::HashMap<(&str, &str), Vec<&crate::source::SiteChange>> =
+        let mut by_group: std::collections::HashMap<(&str, &str), Vec<crate::source::SiteChange>> =
             std::collections::HashMap::new();
-        for c in changes {
-            let ch = &c.change;
+        for &c in changes {
+            let ch = c.change;
             if ch.kind != ecrf_store::log::kind::ITEM_SET {
                 continue;
             }
@@ -867,7 +867,7 @@ fn write_clinical<W: Write>(
             }
             for section in &form.sections {
                 // (item, value, change) in order: log order when auditing, form order otherwise.
-                let mut entries: Vec<(&str, Option<String>, Option<&crate::source::SiteChange>)> =
+                let mut entries: Vec<(&str, Option<String>, Option<crate::source::SiteChange>)> =
                     Vec::new();
                 if audit {
                     for c in by_group
@@ -875,7 +875,7 @@ fn write_clinical<W: Write>(
                         .map(Vec::as_slice)
                         .unwrap_or_default()
                     {
-                        let ch = &c.change;
+                        let ch = c.change;
                         let item = ch.item.as_deref().unwrap_or_default();
                         let v = ch
                             .new_value
@@ -927,7 +927,7 @@ fn write_clinical<W: Write>(
                     match change {
                         Some(c) => {
                             x.open_parts("ItemData", &ia).map_err(io)?;
-                            write_audit_record(x, &mut stamps, &c.site, &c.change).map_err(io)?;
+                            write_audit_record(x, &mut stamps, c.site, c.change).map_err(io)?;
                             x.close("ItemData").map_err(io)?;
                         }
                         None => x.empty_parts("ItemData", &ia).map_err(io)?,

@@ -61,13 +61,22 @@ pub struct SignatureRecord {
     pub valid: bool,
 }
 
-/// A change of the log with the site it was made at.
+/// A run of one site's change log, in append order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SiteChange {
-    /// Site code of the store that holds the change.
+pub struct SiteLog {
+    /// Site code of the store that holds the changes.
     pub site: String,
+    /// The changes.
+    pub changes: Vec<Change>,
+}
+
+/// A change of the log with the site it was made at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SiteChange<'a> {
+    /// Site code of the store that holds the change.
+    pub site: &'a str,
     /// The change.
-    pub change: Change,
+    pub change: &'a Change,
 }
 
 /// Everything an export needs, from one site or several.
@@ -83,8 +92,9 @@ pub struct TrialData {
     pub users: Vec<UserRecord>,
     /// Electronic signatures, site by site in signing order.
     pub signatures: Vec<SignatureRecord>,
-    /// Every change of every site's log, site by site in append order (when read).
-    pub changes: Vec<SiteChange>,
+    /// Every site's change log, site by site in append order (when read), as the runs it was
+    /// read in: half a million changes are kept where they were read, not copied again.
+    pub logs: Vec<SiteLog>,
 }
 
 /// Something that can hand the export a snapshot of trial data.
@@ -152,13 +162,28 @@ impl TrialData {
                 valid: s.valid,
             });
         }
-        for c in view.changes {
-            self.changes.push(SiteChange {
+        for changes in view.changes {
+            self.logs.push(SiteLog {
                 site: view.site.clone(),
-                change: c,
+                changes,
             });
         }
         Ok(())
+    }
+
+    /// Every change, site by site in append order.
+    pub fn changes(&self) -> impl Iterator<Item = SiteChange<'_>> {
+        self.logs.iter().flat_map(|l| {
+            l.changes.iter().map(move |change| SiteChange {
+                site: &l.site,
+                change,
+            })
+        })
+    }
+
+    /// How many changes [`TrialData::changes`] gives.
+    pub fn change_count(&self) -> usize {
+        self.logs.iter().map(|l| l.changes.len()).sum()
     }
 
     /// Merges several sources (one store per site) into one trial.
@@ -182,7 +207,7 @@ impl TrialData {
             all.values.extend(d.values);
             all.users.extend(d.users);
             all.signatures.extend(d.signatures);
-            all.changes.extend(d.changes);
+            all.logs.extend(d.logs);
         }
         Ok(all)
     }
@@ -205,7 +230,7 @@ impl TrialData {
         self.values.retain(|k, _| keep.contains(k));
         self.users.retain(|u| u.site == site);
         self.signatures.retain(|s| s.site == site);
-        self.changes.retain(|c| c.site == site);
+        self.logs.retain(|l| l.site == site);
         self.sites = BTreeSet::from([site.to_string()]);
         Ok(self)
     }

@@ -115,8 +115,7 @@ fn the_trial_as_odm_validates_and_carries_the_audit_trail() {
         xmllint(file);
         let odm = parse(&std::fs::read_to_string(file).unwrap()).unwrap();
         let clinical_changes = data
-            .changes
-            .iter()
+            .changes()
             .filter(|c| matches!(c.change.kind.as_str(), "item.set" | "subject.create"))
             .count();
         let records = count(&odm, "AuditRecord");

@@ -56,10 +56,10 @@ pub struct ExportView {
     /// Electronic signatures in signing order, each with whether it still holds (a covered
     /// value changed since: broken).
     pub signatures: Vec<Signature>,
-    /// The whole change log, in append order (empty when not asked for), without what no
-    /// export shows: `warning` and `base` are `None` and `prev_hash` is empty (the chain is
-    /// checked by `ecrf audit verify`, not by exports).
-    pub changes: Vec<Change>,
+    /// The whole change log in append order, as consecutive parts (read in parallel; none when
+    /// not asked for), without what no export shows: `warning` and `base` are `None` and
+    /// `prev_hash` is empty (the chain is checked by `ecrf audit verify`, not by exports).
+    pub changes: Vec<Vec<Change>>,
 }
 
 /// The changes with `from <= seq <= to`, in order; what no export shows (the confirmed
@@ -83,6 +83,79 @@ fn read_changes(
     Ok(out)
 }
 
+/// A signature as read, with the hash it signed and the values it covers now.
+type SignatureRow = (Signature, String, Vec<(String, String, String)>);
+
+/// Everything of a snapshot but the log: subjects, current values, signatures.
+type SnapshotRest = (Vec<ExportSubject>, Vec<ExportValue>, Vec<SignatureRow>);
+
+/// Subjects, current values and signatures of the snapshot `tx` reads.
+fn read_rest(
+    tx: &rusqlite::Connection,
+) -> Result<SnapshotRest, StoreError> {
+    let mut subjects = Vec::new();
+    {
+        let mut stmt =
+            tx.prepare("SELECT subject, site, created_utc FROM subjects ORDER BY created_seq")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            subjects.push(ExportSubject {
+                subject: r.get(0)?,
+                site: r.get(1)?,
+                created_utc: r.get(2)?,
+            });
+        }
+    }
+    let mut values = Vec::new();
+    {
+        let mut stmt = tx.prepare(
+                "SELECT subject, form, item, value, change_seq FROM item_values ORDER BY subject, form, item",
+            )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let form: String = r.get(1)?;
+            let item: String = r.get(2)?;
+            let json: String = r.get(3)?;
+            let value = decode_value(&form, &item, &json)?;
+            values.push(ExportValue {
+                subject: r.get(0)?,
+                form,
+                item,
+                value,
+                change_seq: r.get(4)?,
+            });
+        }
+    }
+    let mut signatures = Vec::new();
+    {
+        let mut stmt = tx.prepare(
+            "SELECT change_id, subject, scope, meaning, signer, signer_name, utc, local_offset, \
+                 values_hash FROM signatures ORDER BY seq",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let meaning: String = r.get(3)?;
+            let s = Signature {
+                id: r.get(0)?,
+                subject: r.get(1)?,
+                scope: r.get(2)?,
+                meaning: serde_json::from_str(&meaning).map_err(|e| {
+                    StoreError::Invalid(format!("signature {}: meaning: {e}", meaning))
+                })?,
+                signer: r.get(4)?,
+                name: r.get(5)?,
+                utc: r.get(6)?,
+                local_offset: r.get(7)?,
+                valid: false,
+            };
+            let hash: String = r.get(8)?;
+            let now = covered_values(tx, &s.subject, &s.scope)?;
+            signatures.push((s, hash, now));
+        }
+    }
+    Ok((subjects, values, signatures))
+}
+
 impl Store {
     /// Reads everything an export needs in one read transaction; the change log only when
     /// `with_changes` (exports with the audit trail). Data managers only (core::role).
@@ -104,92 +177,36 @@ impl Store {
                 r.get(0)
             })
             .unwrap_or_default();
-        let mut subjects = Vec::new();
-        {
-            let mut stmt =
-                tx.prepare("SELECT subject, site, created_utc FROM subjects ORDER BY created_seq")?;
-            let mut rows = stmt.query([])?;
-            while let Some(r) = rows.next()? {
-                subjects.push(ExportSubject {
-                    subject: r.get(0)?,
-                    site: r.get(1)?,
-                    created_utc: r.get(2)?,
-                });
-            }
-        }
-        let mut values = Vec::new();
-        {
-            let mut stmt = tx.prepare(
-                "SELECT subject, form, item, value, change_seq FROM item_values ORDER BY subject, form, item",
-            )?;
-            let mut rows = stmt.query([])?;
-            while let Some(r) = rows.next()? {
-                let form: String = r.get(1)?;
-                let item: String = r.get(2)?;
-                let json: String = r.get(3)?;
-                let value = decode_value(&form, &item, &json)?;
-                values.push(ExportValue {
-                    subject: r.get(0)?,
-                    form,
-                    item,
-                    value,
-                    change_seq: r.get(4)?,
-                });
-            }
-        }
-        let mut signatures = Vec::new();
-        {
-            let mut stmt = tx.prepare(
-                "SELECT change_id, subject, scope, meaning, signer, signer_name, utc, local_offset, \
-                 values_hash FROM signatures ORDER BY seq",
-            )?;
-            let mut rows = stmt.query([])?;
-            while let Some(r) = rows.next()? {
-                let meaning: String = r.get(3)?;
-                let s = Signature {
-                    id: r.get(0)?,
-                    subject: r.get(1)?,
-                    scope: r.get(2)?,
-                    meaning: serde_json::from_str(&meaning).map_err(|e| {
-                        StoreError::Invalid(format!("signature {}: meaning: {e}", meaning))
-                    })?,
-                    signer: r.get(4)?,
-                    name: r.get(5)?,
-                    utc: r.get(6)?,
-                    local_offset: r.get(7)?,
-                    valid: false,
-                };
-                let hash: String = r.get(8)?;
-                let now = covered_values(&tx, &s.subject, &s.scope)?;
-                signatures.push((s, hash, now));
-            }
-        }
-        let mut changes = Vec::new();
-        if with_changes {
-            // The log is append-only: its rows up to this snapshot's last seq are the same on
-            // any connection, so two more connections read its two halves in parallel (one
-            // connection reads it all when they cannot be opened).
-            let (first, last): (i64, i64) = tx.query_row(
+        // The log is append-only: its rows up to this snapshot's last seq are the same on any
+        // connection, so two more connections read its two halves while this one reads the
+        // rest of the snapshot (one connection reads it all when they cannot be opened).
+        let (first, last): (i64, i64) = if with_changes {
+            tx.query_row(
                 "SELECT coalesce(min(seq), 0), coalesce(max(seq), -1) FROM change_log",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            let mid = first + (last - first) / 2;
-            match extra {
-                Some((a, b)) => {
-                    let (lo, hi) = std::thread::scope(|scope| {
-                        let lo = scope.spawn(move || read_changes(&a, first, mid));
-                        let hi = scope.spawn(move || read_changes(&b, mid + 1, last));
-                        (lo.join(), hi.join())
-                    });
-                    let stopped =
-                        |_| StoreError::Invalid("reading the change log stopped (a bug)".into());
-                    changes = lo.map_err(stopped)??;
-                    changes.extend(hi.map_err(stopped)??);
-                }
-                None => changes = read_changes(&tx, first, last)?,
-            }
-        }
+            )?
+        } else {
+            (0, -1)
+        };
+        let mid = first + (last - first) / 2;
+        let (subjects, values, signatures, changes) = std::thread::scope(|scope| {
+            let halves = extra.map(|(a, b)| {
+                (
+                    scope.spawn(move || read_changes(&a, first, mid)),
+                    scope.spawn(move || read_changes(&b, mid + 1, last)),
+                )
+            });
+            let rest = read_rest(&tx);
+            let stopped = |_| StoreError::Invalid("reading the change log stopped (a bug)".into());
+            let changes = match halves {
+                Some((lo, hi)) => vec![lo.join().map_err(stopped)??, hi.join().map_err(stopped)??],
+                None if with_changes => vec![read_changes(&tx, first, last)?],
+                None => Vec::new(),
+            };
+            let (subjects, values, signatures) = rest?;
+            Ok::<_, StoreError>((subjects, values, signatures, changes))
+        })?;
         tx.commit()?;
         // A signature holds while the values it covers hash as they did when signed.
         let signatures = signatures
