@@ -90,9 +90,7 @@ type SignatureRow = (Signature, String, Vec<(String, String, String)>);
 type SnapshotRest = (Vec<ExportSubject>, Vec<ExportValue>, Vec<SignatureRow>);
 
 /// Subjects, current values and signatures of the snapshot `tx` reads.
-fn read_rest(
-    tx: &rusqlite::Connection,
-) -> Result<SnapshotRest, StoreError> {
+fn read_rest(tx: &rusqlite::Connection) -> Result<SnapshotRest, StoreError> {
     let mut subjects = Vec::new();
     {
         let mut stmt =
