@@ -27,6 +27,7 @@ pub mod log;
 pub mod login_audit;
 pub mod outcome;
 pub mod oversight;
+mod page_crypto;
 pub mod randomization;
 pub mod replica;
 pub mod schema;

@@ -168,6 +168,7 @@ fn open_connection(
     // SQLCipher would otherwise print its own log lines to stderr on a failed page check.
     conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
     if let Some(key) = key {
+        crate::page_crypto::install();
         conn.execute_batch(&key.pragmas())?;
     }
     // SQLite marks a statement for re-planning whenever a value bound to `column = ?` might
