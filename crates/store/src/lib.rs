@@ -12,7 +12,9 @@
 //! - [`replica`]: sync on the store side: this device's changes to push, other devices' changes
 //!   applied page by page, item conflicts and their resolution;
 //! - [`randomization`]: sealed envelopes (leases) and randomizing a subject;
-//! - [`schema`](crate::schema): migrations.
+//! - [`schema`](crate::schema): migrations;
+//! - `page_crypto`: SQLCipher's page AES-CBC and HMAC through RustCrypto (same bytes as its
+//!   OpenSSL provider, without a lookup and allocation per page).
 //!
 //! Architecture invariant: this is the only crate that writes SQL for the local file, and every
 //! write is a change in the log applied to projections in the same transaction.
