@@ -149,33 +149,15 @@ fn screening(start: chrono::NaiveDate, n: usize) -> Vec<(String, String)> {
     [
         ("SCRNO", format!("B-{n:04}")),
         ("SCR_DT", format!("{d}T03:30+08:00")),
-        ("AGE", "61".into()),
-        ("SEX", "M".into()),
-        ("INC1_AGE", "Y".into()),
-        ("INC2_CS", "Y".into()),
-        ("SBP_LT90", "Y".into()),
-        ("SBP_LOW", "70".into()),
-        ("SBP_DURATION", "40".into()),
-        ("CATECHOL", "N".into()),
-        ("LACT_GT3", "Y".into()),
-        ("LACTATE", "4.5".into()),
         ("LACTATE_DT", format!("{d}T02:00+08:00")),
-        ("HYPOPERF", "Y".into()),
-        ("HYPOPERF_SIGNS", "COLD,OLIGURIA".into()),
-        ("INC3_ECMO", "Y".into()),
         ("ECMO_START_DT", format!("{d}T02:40+08:00")),
-        ("INC4_CONSENT", "Y".into()),
-        ("EXC1_AI_DISSECTION", "N".into()),
-        ("EXC2_PVD", "N".into()),
-        ("EXC3_POSTCARDIOTOMY", "N".into()),
-        ("EXC4_NONCARDIAC", "N".into()),
-        ("EXC5_ECPR", "N".into()),
-        ("EXC6_PRIOR_MCS", "N".into()),
-        ("EXC7_BLEEDING", "N".into()),
-        ("EXC8_MALIGNANCY", "N".into()),
-        ("EXC9_NEURO", "N".into()),
     ]
     .into_iter()
+    .chain(
+        ecrf_core::sample::ELIGIBLE_SCREENING
+            .iter()
+            .map(|(a, b)| (*a, b.to_string())),
+    )
     .map(|(a, b)| (a.to_string(), b))
     .collect()
 }

@@ -9,41 +9,24 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Barrier};
 
 use ecrf_core::FormKey;
+use ecrf_core::sample::ELIGIBLE_SCREENING;
 use ecrf_randomize::{ListSpec, Stratum, generate, to_csv};
 use ecrf_store::{Randomization, SaveOptions, Store};
 use ecrf_sync::{Client, SyncError};
 use server::{Device, NURSE_PW, Server, fresh_database, psql, server_log, study};
 
 /// An eligible patient's screening form.
-const SCR: &[(&str, &str)] = &[
-    ("SCRNO", "01-001"),
-    ("SCR_DT", "2026-03-01T10:00+08:00"),
-    ("AGE", "61"),
-    ("SEX", "M"),
-    ("INC1_AGE", "Y"),
-    ("INC2_CS", "Y"),
-    ("SBP_LT90", "Y"),
-    ("SBP_LOW", "70"),
-    ("SBP_DURATION", "40"),
-    ("CATECHOL", "N"),
-    ("LACT_GT3", "Y"),
-    ("LACTATE", "4.5"),
-    ("LACTATE_DT", "2026-03-01T09:40+08:00"),
-    ("HYPOPERF", "Y"),
-    ("HYPOPERF_SIGNS", "COLD,OLIGURIA"),
-    ("INC3_ECMO", "Y"),
-    ("ECMO_START_DT", "2026-03-01T09:00+08:00"),
-    ("INC4_CONSENT", "Y"),
-    ("EXC1_AI_DISSECTION", "N"),
-    ("EXC2_PVD", "N"),
-    ("EXC3_POSTCARDIOTOMY", "N"),
-    ("EXC4_NONCARDIAC", "N"),
-    ("EXC5_ECPR", "N"),
-    ("EXC6_PRIOR_MCS", "N"),
-    ("EXC7_BLEEDING", "N"),
-    ("EXC8_MALIGNANCY", "N"),
-    ("EXC9_NEURO", "N"),
-];
+fn scr() -> Vec<(&'static str, &'static str)> {
+    let own = [
+        ("SCRNO", "01-001"),
+        ("SCR_DT", "2026-03-01T10:00+08:00"),
+        ("LACTATE_DT", "2026-03-01T09:40+08:00"),
+        ("ECMO_START_DT", "2026-03-01T09:00+08:00"),
+    ];
+    own.into_iter()
+        .chain(ELIGIBLE_SCREENING.iter().copied())
+        .collect()
+}
 
 const CON: &[(&str, &str)] = &[
     ("CONSENT_BY", "LAR"),
@@ -56,13 +39,13 @@ const CON: &[(&str, &str)] = &[
 /// A new subject, screened eligible and consented.
 fn eligible_subject(d: &mut Device) -> String {
     let s = d.store.new_subject().unwrap();
-    for (form, entries) in [("SCR", SCR), ("CON", CON)] {
+    for (form, entries) in [("SCR", scr()), ("CON", CON.to_vec())] {
         let key = FormKey::parse(&study(), form).unwrap();
         d.store
             .save(
                 &s,
                 &key,
-                entries,
+                &entries,
                 &SaveOptions {
                     reason: None,
                     confirm_warnings: true,

@@ -13,7 +13,8 @@
 //! - [`query`]: a data query's life cycle (raise, answer, close, reopen) and who may move it;
 //! - [`lock`]: locks on a form, a casebook or a site;
 //! - [`schedule`]: day 0, due dates and the status of each form instance;
-//! - [`trial`]: this trial's definition, embedded from `study/` at build time.
+//! - [`trial`]: this trial's definition, embedded from `study/` at build time;
+//! - [`sample`]: sample answers (an eligible screening) for the demo, benchmarks and tests.
 //!
 //! Architecture invariant: nothing here does I/O. The clock, other forms' values and files are
 //! passed in, so every rule can be tested on its own.
@@ -27,6 +28,7 @@ pub mod lock;
 pub mod outcome;
 pub mod query;
 pub mod role;
+pub mod sample;
 pub mod schedule;
 pub mod signature;
 pub mod study;

@@ -40,7 +40,7 @@ fn screened(s: &mut Store, ecmo: &str) -> String {
     };
     let (start, scr_dt, con_dt) = (at(0), at(30), at(40));
     let id = s.new_subject().unwrap();
-    let mut scr: Vec<(&str, &str)> = common::SCR_ELIGIBLE.to_vec();
+    let mut scr = common::scr_eligible();
     scr.push(("SCR_DT", &scr_dt));
     scr.push(("ECMO_START_DT", &start));
     scr.push(("LACTATE_DT", &start));

@@ -4,6 +4,7 @@
 
 use std::sync::{Arc, Barrier};
 
+use ecrf_core::sample::ELIGIBLE_SCREENING;
 use ecrf_core::{FormKey, Role};
 use ecrf_randomize::{ListSpec, Stratum, generate, to_csv};
 use ecrf_store::{Refusal, SaveOptions, Store, StoreError};
@@ -12,35 +13,17 @@ mod common;
 use common::{site_07, study};
 
 /// An eligible male patient's SCR entries.
-const SCR: &[(&str, &str)] = &[
-    ("SCRNO", "07-001"),
-    ("SCR_DT", "2026-03-01T10:00+08:00"),
-    ("AGE", "61"),
-    ("SEX", "M"),
-    ("INC1_AGE", "Y"),
-    ("INC2_CS", "Y"),
-    ("SBP_LT90", "Y"),
-    ("SBP_LOW", "70"),
-    ("SBP_DURATION", "40"),
-    ("CATECHOL", "N"),
-    ("LACT_GT3", "Y"),
-    ("LACTATE", "4.5"),
-    ("LACTATE_DT", "2026-03-01T09:40+08:00"),
-    ("HYPOPERF", "Y"),
-    ("HYPOPERF_SIGNS", "COLD,OLIGURIA"),
-    ("INC3_ECMO", "Y"),
-    ("ECMO_START_DT", "2026-03-01T09:00+08:00"),
-    ("INC4_CONSENT", "Y"),
-    ("EXC1_AI_DISSECTION", "N"),
-    ("EXC2_PVD", "N"),
-    ("EXC3_POSTCARDIOTOMY", "N"),
-    ("EXC4_NONCARDIAC", "N"),
-    ("EXC5_ECPR", "N"),
-    ("EXC6_PRIOR_MCS", "N"),
-    ("EXC7_BLEEDING", "N"),
-    ("EXC8_MALIGNANCY", "N"),
-    ("EXC9_NEURO", "N"),
-];
+fn scr() -> Vec<(&'static str, &'static str)> {
+    let own = [
+        ("SCRNO", "07-001"),
+        ("SCR_DT", "2026-03-01T10:00+08:00"),
+        ("LACTATE_DT", "2026-03-01T09:40+08:00"),
+        ("ECMO_START_DT", "2026-03-01T09:00+08:00"),
+    ];
+    own.into_iter()
+        .chain(ELIGIBLE_SCREENING.iter().copied())
+        .collect()
+}
 
 const CON: &[(&str, &str)] = &[
     ("CONSENT_BY", "LAR"),
@@ -90,7 +73,7 @@ fn setup(dir: &std::path::Path, envelopes: usize) -> std::path::PathBuf {
 
 fn eligible_subject(s: &mut Store) -> String {
     let id = s.new_subject().unwrap();
-    s.save(&id, &form("SCR"), SCR, &confirm()).unwrap();
+    s.save(&id, &form("SCR"), &scr(), &confirm()).unwrap();
     s.save(&id, &form("CON"), CON, &confirm()).unwrap();
     id
 }
@@ -114,7 +97,7 @@ fn refusals_write_nothing_and_randomizing_is_irreversible() {
         Refusal::NotEligible(_)
     ));
     // An exclusion criterion present.
-    let mut with_ecpr: Vec<(&str, &str)> = SCR.to_vec();
+    let mut with_ecpr = scr();
     with_ecpr.retain(|(i, _)| *i != "EXC5_ECPR");
     with_ecpr.push(("EXC5_ECPR", "Y"));
     s.save(&id, &form("SCR"), &with_ecpr, &confirm()).unwrap();

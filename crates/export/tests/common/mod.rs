@@ -57,35 +57,16 @@ pub enum Fate {
 }
 
 fn scr(scrno: &str) -> Vec<(&'static str, String)> {
-    let v: &[(&str, &str)] = &[
+    let own = [
         ("SCR_DT", "2026-03-01T10:00+08:00"),
-        ("AGE", "61"),
-        ("SEX", "M"),
-        ("INC1_AGE", "Y"),
-        ("INC2_CS", "Y"),
-        ("SBP_LT90", "Y"),
-        ("SBP_LOW", "70"),
-        ("SBP_DURATION", "40"),
-        ("CATECHOL", "N"),
-        ("LACT_GT3", "Y"),
-        ("LACTATE", "4.5"),
         ("LACTATE_DT", "2026-03-01T09:40+08:00"),
-        ("HYPOPERF", "Y"),
-        ("HYPOPERF_SIGNS", "COLD,OLIGURIA"),
-        ("INC3_ECMO", "Y"),
         ("ECMO_START_DT", "2026-03-01T09:00+08:00"),
-        ("INC4_CONSENT", "Y"),
-        ("EXC1_AI_DISSECTION", "N"),
-        ("EXC2_PVD", "N"),
-        ("EXC3_POSTCARDIOTOMY", "N"),
-        ("EXC4_NONCARDIAC", "N"),
-        ("EXC5_ECPR", "N"),
-        ("EXC6_PRIOR_MCS", "N"),
-        ("EXC7_BLEEDING", "N"),
-        ("EXC8_MALIGNANCY", "N"),
-        ("EXC9_NEURO", "N"),
     ];
-    let mut out: Vec<(&str, String)> = v.iter().map(|(a, b)| (*a, b.to_string())).collect();
+    let mut out: Vec<(&str, String)> = own
+        .into_iter()
+        .chain(ecrf_core::sample::ELIGIBLE_SCREENING.iter().copied())
+        .map(|(a, b)| (a, b.to_string()))
+        .collect();
     out.push(("SCRNO", scrno.to_string()));
     out
 }

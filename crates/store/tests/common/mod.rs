@@ -31,32 +31,11 @@ pub fn site_07(path: &Path) -> Store {
 
 /// An eligible male patient's SCR entries, without its three times (screening, ECMO start,
 /// lactate drawn), which each test sets.
-pub const SCR_ELIGIBLE: &[(&str, &str)] = &[
-    ("SCRNO", "07-001"),
-    ("AGE", "61"),
-    ("SEX", "M"),
-    ("INC1_AGE", "Y"),
-    ("INC2_CS", "Y"),
-    ("SBP_LT90", "Y"),
-    ("SBP_LOW", "70"),
-    ("SBP_DURATION", "40"),
-    ("CATECHOL", "N"),
-    ("LACT_GT3", "Y"),
-    ("LACTATE", "4.5"),
-    ("HYPOPERF", "Y"),
-    ("HYPOPERF_SIGNS", "COLD,OLIGURIA"),
-    ("INC3_ECMO", "Y"),
-    ("INC4_CONSENT", "Y"),
-    ("EXC1_AI_DISSECTION", "N"),
-    ("EXC2_PVD", "N"),
-    ("EXC3_POSTCARDIOTOMY", "N"),
-    ("EXC4_NONCARDIAC", "N"),
-    ("EXC5_ECPR", "N"),
-    ("EXC6_PRIOR_MCS", "N"),
-    ("EXC7_BLEEDING", "N"),
-    ("EXC8_MALIGNANCY", "N"),
-    ("EXC9_NEURO", "N"),
-];
+pub fn scr_eligible() -> Vec<(&'static str, &'static str)> {
+    std::iter::once(("SCRNO", "07-001"))
+        .chain(ecrf_core::sample::ELIGIBLE_SCREENING.iter().copied())
+        .collect()
+}
 
 /// Consent by the spouse, without its date-time.
 pub const CON_LAR: &[(&str, &str)] = &[
