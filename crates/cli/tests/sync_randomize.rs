@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Barrier};
 
 use ecrf_core::FormKey;
-use ecrf_core::sample::ELIGIBLE_SCREENING;
+use ecrf_core::sample::eligible_screening;
 use ecrf_randomize::{ListSpec, Stratum, generate, to_csv};
 use ecrf_store::{Randomization, SaveOptions, Store};
 use ecrf_sync::{Client, SyncError};
@@ -17,15 +17,7 @@ use server::{Device, NURSE_PW, Server, fresh_database, psql, server_log, study};
 
 /// An eligible patient's screening form.
 fn scr() -> Vec<(&'static str, &'static str)> {
-    let own = [
-        ("SCRNO", "01-001"),
-        ("SCR_DT", "2026-03-01T10:00+08:00"),
-        ("LACTATE_DT", "2026-03-01T09:40+08:00"),
-        ("ECMO_START_DT", "2026-03-01T09:00+08:00"),
-    ];
-    own.into_iter()
-        .chain(ELIGIBLE_SCREENING.iter().copied())
-        .collect()
+    eligible_screening("01-001")
 }
 
 const CON: &[(&str, &str)] = &[

@@ -30,6 +30,20 @@ pub const ELIGIBLE_SCREENING: &[(&str, &str)] = &[
     ("EXC9_NEURO", "N"),
 ];
 
+/// [`ELIGIBLE_SCREENING`] with a screening number and the times of a patient screened on
+/// 1 March 2026 at 10:00 (UTC+8): ECMO started at 09:00, lactate drawn at 09:40.
+pub fn eligible_screening(scrno: &str) -> Vec<(&'static str, &str)> {
+    let own = [
+        ("SCRNO", scrno),
+        ("SCR_DT", "2026-03-01T10:00+08:00"),
+        ("LACTATE_DT", "2026-03-01T09:40+08:00"),
+        ("ECMO_START_DT", "2026-03-01T09:00+08:00"),
+    ];
+    own.into_iter()
+        .chain(ELIGIBLE_SCREENING.iter().copied())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,13 +54,7 @@ mod tests {
         let mut values = std::collections::BTreeMap::new();
         let scr = study.form("SCR").unwrap();
         let offset = chrono::FixedOffset::east_opt(8 * 3600);
-        let entries = ELIGIBLE_SCREENING.iter().copied().chain([
-            ("SCRNO", "07-001"),
-            ("SCR_DT", "2026-03-01T10:00+08:00"),
-            ("ECMO_START_DT", "2026-03-01T09:00+08:00"),
-            ("LACTATE_DT", "2026-03-01T09:40+08:00"),
-        ]);
-        for (id, text) in entries {
+        for (id, text) in eligible_screening("07-001") {
             let item = scr.item(id).unwrap();
             let value = crate::check::parse_input(&study, scr, item, text, offset)
                 .unwrap()

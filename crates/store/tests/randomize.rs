@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Barrier};
 
-use ecrf_core::sample::ELIGIBLE_SCREENING;
+use ecrf_core::sample::eligible_screening;
 use ecrf_core::{FormKey, Role};
 use ecrf_randomize::{ListSpec, Stratum, generate, to_csv};
 use ecrf_store::{Refusal, SaveOptions, Store, StoreError};
@@ -14,15 +14,7 @@ use common::{site_07, study};
 
 /// An eligible male patient's SCR entries.
 fn scr() -> Vec<(&'static str, &'static str)> {
-    let own = [
-        ("SCRNO", "07-001"),
-        ("SCR_DT", "2026-03-01T10:00+08:00"),
-        ("LACTATE_DT", "2026-03-01T09:40+08:00"),
-        ("ECMO_START_DT", "2026-03-01T09:00+08:00"),
-    ];
-    own.into_iter()
-        .chain(ELIGIBLE_SCREENING.iter().copied())
-        .collect()
+    eligible_screening("07-001")
 }
 
 const CON: &[(&str, &str)] = &[

@@ -57,18 +57,10 @@ pub enum Fate {
 }
 
 fn scr(scrno: &str) -> Vec<(&'static str, String)> {
-    let own = [
-        ("SCR_DT", "2026-03-01T10:00+08:00"),
-        ("LACTATE_DT", "2026-03-01T09:40+08:00"),
-        ("ECMO_START_DT", "2026-03-01T09:00+08:00"),
-    ];
-    let mut out: Vec<(&str, String)> = own
+    ecrf_core::sample::eligible_screening(scrno)
         .into_iter()
-        .chain(ecrf_core::sample::ELIGIBLE_SCREENING.iter().copied())
         .map(|(a, b)| (a, b.to_string()))
-        .collect();
-    out.push(("SCRNO", scrno.to_string()));
-    out
+        .collect()
 }
 
 const CON: &[(&str, &str)] = &[
