@@ -21,6 +21,15 @@ use crate::store::Store;
 /// in the log and the one before it from the same device (each device chains its own changes;
 /// with one device the two are the same), by index: a cost independent of the store's size.
 pub(crate) fn check_tail(conn: &Connection) -> Result<(), StoreError> {
+    // One read transaction, one snapshot: another process may append (and move the recorded
+    // head) between these reads, which would look like a damaged tail.
+    let tx = conn.unchecked_transaction()?;
+    let checked = check_tail_in(&tx);
+    tx.rollback()?;
+    checked
+}
+
+fn check_tail_in(conn: &Connection) -> Result<(), StoreError> {
     let last: Option<Change> = conn
         .query_row(
             &format!("SELECT {COLUMNS} FROM change_log ORDER BY seq DESC LIMIT 1"),
