@@ -151,6 +151,21 @@ async fn caller(pool: &PgPool, headers: &HeaderMap) -> Result<Caller, ApiError> 
     })
 }
 
+/// A transaction holding the site's row lock. Every write to a site's changes and allocation
+/// list goes through one: the lock orders a site's changes by commit, so `changes.seq` is commit
+/// order within a site, which pull cursors (and the head a last page carries) rely on.
+async fn site_transaction(
+    pool: &PgPool,
+    site: &str,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, ApiError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT 1 FROM sites WHERE code = $1 FOR UPDATE")
+        .bind(site)
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
 fn same_site(caller: &Caller, site: &str) -> Result<(), ApiError> {
     if caller.site != site {
         return Err(ApiError(
@@ -410,12 +425,7 @@ async fn push(
             ));
         }
     }
-    let mut tx = pool.begin().await?;
-    // The site's row lock orders the site's changes by commit, which pull cursors rely on.
-    sqlx::query("SELECT 1 FROM sites WHERE code = $1 FOR UPDATE")
-        .bind(&site)
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = site_transaction(&pool, &site).await?;
     let row = sqlx::query("SELECT acked, last_hash FROM devices WHERE device = $1 FOR UPDATE")
         .bind(&c.device)
         .fetch_one(&mut *tx)
@@ -512,11 +522,7 @@ async fn lease(
     same_site(&c, &site)?;
     let req: wire::LeaseRequest = parse(&body_of(&headers, body)?)?;
     req.validate().map_err(|e| ApiError::bad(e.to_string()))?;
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT 1 FROM sites WHERE code = $1 FOR UPDATE")
-        .bind(&site)
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = site_transaction(&pool, &site).await?;
     let blocks: Vec<i32> = sqlx::query_scalar(
         "SELECT block FROM allocation WHERE site = $1 AND stratum = $1 GROUP BY block \
          HAVING bool_and(state = 'free') ORDER BY block LIMIT $2",
@@ -589,11 +595,7 @@ async fn take_slot(
             format!("subject: subject {} is not of site {site}", req.subject),
         ));
     }
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT 1 FROM sites WHERE code = $1 FOR UPDATE")
-        .bind(&site)
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = site_transaction(&pool, &site).await?;
     let slot_of = |r: &sqlx::postgres::PgRow| ecrf_store::ServerSlot {
         envelope: r.get(0),
         stratum: r.get(1),
