@@ -235,19 +235,14 @@ pub fn bench(args: &BenchArgs) -> Result<(), Failure> {
     let start = Local::now().date_naive() - Duration::days(i64::from(args.days) + 10);
     let key = |s: &str| FormKey::parse(&study, s).map_err(Failure);
     let (scr, con, ecmo) = (key("SCR")?, key("CON")?, key("ECMO")?);
-    let consent: Vec<(String, String)> = [
-        ("CONSENT_BY", "LAR"),
-        ("LAR_RELATION", "SPOUSE"),
-        (
-            "CONSENT_DT",
-            &format!("{}T03:40+08:00", start.format("%Y-%m-%d")),
-        ),
-        ("ICF_VERSION", "V1.0 2025-10-01"),
-        ("OBTAINED_BY", "Dr Wang 王医生"),
-    ]
-    .iter()
-    .map(|(a, b)| (a.to_string(), b.to_string()))
-    .collect();
+    let consent: Vec<(String, String)> = ecrf_core::sample::CONSENT_BY_SPOUSE
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .chain([(
+            "CONSENT_DT".to_string(),
+            format!("{}T03:40+08:00", start.format("%Y-%m-%d")),
+        )])
+        .collect();
     let offset = chrono::FixedOffset::east_opt(8 * 3600).ok_or_else(|| Failure("offset".into()))?;
     let at = offset
         .from_local_datetime(&start.and_hms_opt(4, 0, 0).unwrap_or_default())

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Barrier};
 
 use ecrf_core::FormKey;
-use ecrf_core::sample::eligible_screening;
+use ecrf_core::sample::{consent_by_spouse, eligible_screening};
 use ecrf_randomize::{ListSpec, Stratum, generate, to_csv};
 use ecrf_store::{Randomization, SaveOptions, Store};
 use ecrf_sync::{Client, SyncError};
@@ -20,18 +20,10 @@ fn scr() -> Vec<(&'static str, &'static str)> {
     eligible_screening("01-001")
 }
 
-const CON: &[(&str, &str)] = &[
-    ("CONSENT_BY", "LAR"),
-    ("LAR_RELATION", "SPOUSE"),
-    ("CONSENT_DT", "2026-03-01T10:10+08:00"),
-    ("ICF_VERSION", "V1.0 2025-10-01"),
-    ("OBTAINED_BY", "Dr Wang"),
-];
-
 /// A new subject, screened eligible and consented.
 fn eligible_subject(d: &mut Device) -> String {
     let s = d.store.new_subject().unwrap();
-    for (form, entries) in [("SCR", scr()), ("CON", CON.to_vec())] {
+    for (form, entries) in [("SCR", scr()), ("CON", consent_by_spouse())] {
         let key = FormKey::parse(&study(), form).unwrap();
         d.store
             .save(

@@ -1,5 +1,5 @@
-//! Sample answers for this trial's forms, for the demo store, the benchmarks and the tests: one
-//! list, so a change to the screening checklist of `CRF.md` is made in one place.
+//! Sample answers for this trial's forms, for the benchmarks and the tests: one list per form,
+//! so a change to the screening checklist or the consent record of `CRF.md` is made in one place.
 
 /// The screening checklist of an eligible 61-year-old man: every inclusion criterion met, no
 /// exclusion. Without the screening number and the three times (screening, ECMO start, lactate
@@ -41,6 +41,22 @@ pub fn eligible_screening(scrno: &str) -> Vec<(&'static str, &str)> {
     ];
     own.into_iter()
         .chain(ELIGIBLE_SCREENING.iter().copied())
+        .collect()
+}
+
+/// Consent given by the patient's spouse as legally authorised representative, without its
+/// date-time, which each use sets.
+pub const CONSENT_BY_SPOUSE: &[(&str, &str)] = &[
+    ("CONSENT_BY", "LAR"),
+    ("LAR_RELATION", "SPOUSE"),
+    ("ICF_VERSION", "V1.0 2025-10-01"),
+    ("OBTAINED_BY", "Dr Wang 王医生"),
+];
+
+/// [`CONSENT_BY_SPOUSE`] given at 10:10, ten minutes after [`eligible_screening`]'s screening.
+pub fn consent_by_spouse() -> Vec<(&'static str, &'static str)> {
+    std::iter::once(("CONSENT_DT", "2026-03-01T10:10+08:00"))
+        .chain(CONSENT_BY_SPOUSE.iter().copied())
         .collect()
 }
 

@@ -45,7 +45,7 @@ fn screened(s: &mut Store, ecmo: &str) -> String {
     scr.push(("ECMO_START_DT", &start));
     scr.push(("LACTATE_DT", &start));
     s.save(&id, &key("SCR"), &scr, &confirm()).unwrap();
-    let mut con: Vec<(&str, &str)> = common::CON_LAR.to_vec();
+    let mut con = ecrf_core::sample::CONSENT_BY_SPOUSE.to_vec();
     con.push(("CONSENT_DT", &con_dt));
     s.save(&id, &key("CON"), &con, &confirm()).unwrap();
     s.save(&id, &key("ECMO"), &[("START_DT", &start)], &confirm())

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Barrier};
 
-use ecrf_core::sample::eligible_screening;
+use ecrf_core::sample::{consent_by_spouse, eligible_screening};
 use ecrf_core::{FormKey, Role};
 use ecrf_randomize::{ListSpec, Stratum, generate, to_csv};
 use ecrf_store::{Refusal, SaveOptions, Store, StoreError};
@@ -16,14 +16,6 @@ use common::{site_07, study};
 fn scr() -> Vec<(&'static str, &'static str)> {
     eligible_screening("07-001")
 }
-
-const CON: &[(&str, &str)] = &[
-    ("CONSENT_BY", "LAR"),
-    ("LAR_RELATION", "SPOUSE"),
-    ("CONSENT_DT", "2026-03-01T10:10+08:00"),
-    ("ICF_VERSION", "V1.0 2025-10-01"),
-    ("OBTAINED_BY", "Dr Wang"),
-];
 
 fn confirm() -> SaveOptions {
     SaveOptions {
@@ -66,7 +58,8 @@ fn setup(dir: &std::path::Path, envelopes: usize) -> std::path::PathBuf {
 fn eligible_subject(s: &mut Store) -> String {
     let id = s.new_subject().unwrap();
     s.save(&id, &form("SCR"), &scr(), &confirm()).unwrap();
-    s.save(&id, &form("CON"), CON, &confirm()).unwrap();
+    s.save(&id, &form("CON"), &consent_by_spouse(), &confirm())
+        .unwrap();
     id
 }
 
@@ -106,7 +99,8 @@ fn refusals_write_nothing_and_randomizing_is_irreversible() {
         refusal(s.randomize(&id).unwrap_err()),
         Refusal::NoConsent(_)
     ));
-    s.save(&id, &form("CON"), CON, &confirm()).unwrap();
+    s.save(&id, &form("CON"), &consent_by_spouse(), &confirm())
+        .unwrap();
     // Eligible and consented, but no envelope on this device.
     let before = s.audit_log(&id).unwrap().len();
     let r = refusal(s.randomize(&id).unwrap_err());

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use ecrf_core::sample::{consent_by_spouse, eligible_screening};
 use ecrf_core::{FormKey, Role, Study};
 use ecrf_export::TrialData;
 use ecrf_randomize::{ListSpec, Stratum, generate, to_csv};
@@ -56,30 +57,13 @@ pub enum Fate {
     Lost,
 }
 
-fn scr(scrno: &str) -> Vec<(&'static str, String)> {
-    ecrf_core::sample::eligible_screening(scrno)
-        .into_iter()
-        .map(|(a, b)| (a, b.to_string()))
-        .collect()
-}
-
-const CON: &[(&str, &str)] = &[
-    ("CONSENT_BY", "LAR"),
-    ("LAR_RELATION", "SPOUSE"),
-    ("CONSENT_DT", "2026-03-01T10:10+08:00"),
-    ("ICF_VERSION", "V1.0 2025-10-01"),
-    ("OBTAINED_BY", "Dr Wang 王医生"),
-];
-
 /// A subject's forms: screening, consent and ECMO, randomization on 1 March 2026 at 10:30
 /// Beijing time, then the IABP form (inserted 2 h 30 min after ECMO start in the IABP arm, and
 /// in the control arm when `crossover`), daily logs from day 0, day 30 and end of study.
 fn forms(s: &mut Store, subject: &str, n: usize, fate: Fate, crossover: bool) {
     let scr_no = format!("{}-S{n:03}", s.site());
-    let scr: Vec<(&str, String)> = scr(&scr_no);
-    let scr: Vec<(&str, &str)> = scr.iter().map(|(a, b)| (*a, b.as_str())).collect();
-    save(s, subject, "SCR", &scr);
-    save(s, subject, "CON", CON);
+    save(s, subject, "SCR", &eligible_screening(&scr_no));
+    save(s, subject, "CON", &consent_by_spouse());
     save(
         s,
         subject,
@@ -252,9 +236,12 @@ fn site(dir: &Path, code: &str, fates: &[Fate]) -> PathBuf {
         forms(&mut s, &subject, n + 1, *fate, code == "02" && n == 0);
     }
     let screened = s.new_subject().unwrap();
-    let scr: Vec<(&str, String)> = scr(&format!("{code}-S999"));
-    let scr: Vec<(&str, &str)> = scr.iter().map(|(a, b)| (*a, b.as_str())).collect();
-    save(&mut s, &screened, "SCR", &scr);
+    save(
+        &mut s,
+        &screened,
+        "SCR",
+        &eligible_screening(&format!("{code}-S999")),
+    );
     path
 }
 

@@ -36,11 +36,3 @@ pub fn scr_eligible() -> Vec<(&'static str, &'static str)> {
         .chain(ecrf_core::sample::ELIGIBLE_SCREENING.iter().copied())
         .collect()
 }
-
-/// Consent by the spouse, without its date-time.
-pub const CON_LAR: &[(&str, &str)] = &[
-    ("CONSENT_BY", "LAR"),
-    ("LAR_RELATION", "SPOUSE"),
-    ("ICF_VERSION", "V1.0 2025-10-01"),
-    ("OBTAINED_BY", "Dr Wang"),
-];
