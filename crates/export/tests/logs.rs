@@ -4,23 +4,18 @@
 
 mod common;
 
-use common::{PASSWORD, scripted_trial, study};
+use common::{PASSWORD, investigator, new_consent_version, scripted_trial, study};
+use ecrf_core::FormKey;
 use ecrf_core::signature::SignatureMeaning;
-use ecrf_core::{FormKey, Role};
 use ecrf_export::{DataSource, TrialData};
-use ecrf_store::{SaveOptions, Store};
+use ecrf_store::Store;
 
 #[test]
 fn replayed_logs_equal_the_stores_projections() {
     let dir = tempfile::tempdir().unwrap();
     let stores = scripted_trial(dir.path());
     // Site 01: two signed forms, one of them broken afterwards by a changed value.
-    let mut admin = Store::open(&stores[0], study(), "admin", PASSWORD).unwrap();
-    admin
-        .add_user("pi", "Dr Wang 王医生", Role::Investigator, PASSWORD)
-        .unwrap();
-    drop(admin);
-    let mut pi = Store::open(&stores[0], study(), "pi", PASSWORD).unwrap();
+    let mut pi = investigator(&stores[0]);
     let con = FormKey::parse(&study(), "CON").unwrap();
     for subject in ["01-0001", "01-0002"] {
         pi.sign(
@@ -33,19 +28,7 @@ fn replayed_logs_equal_the_stores_projections() {
         .unwrap();
     }
     drop(pi);
-    let mut nurse = Store::open(&stores[0], study(), "nurse", PASSWORD).unwrap();
-    nurse
-        .save(
-            "01-0002",
-            &con,
-            &[("ICF_VERSION", "V1.1 2025-12-01")],
-            &SaveOptions {
-                reason: Some("new consent form version".into()),
-                confirm_warnings: true,
-            },
-        )
-        .unwrap();
-    drop(nurse);
+    new_consent_version(&stores[0], "01-0002");
 
     let mut sites = Vec::new();
     let mut logs = Vec::new();

@@ -156,18 +156,12 @@ fn the_trial_as_odm_validates_and_carries_the_audit_trail() {
 
 #[test]
 fn a_signed_form_carries_its_signature_while_it_holds() {
+    use ecrf_core::FormKey;
     use ecrf_core::signature::SignatureMeaning;
-    use ecrf_core::{FormKey, Role};
-    use ecrf_store::{SaveOptions, Store};
 
     let dir = tempfile::tempdir().unwrap();
     let stores = scripted_trial(dir.path());
-    let mut admin = Store::open(&stores[0], study(), "admin", common::PASSWORD).unwrap();
-    admin
-        .add_user("pi", "Dr Wang 王医生", Role::Investigator, common::PASSWORD)
-        .unwrap();
-    drop(admin);
-    let mut pi = Store::open(&stores[0], study(), "pi", common::PASSWORD).unwrap();
+    let mut pi = common::investigator(&stores[0]);
     let con = FormKey::parse(&study(), "CON").unwrap();
     let signed = pi
         .sign(
@@ -250,19 +244,7 @@ fn a_signed_form_carries_its_signature_while_it_holds() {
 
     // A covered value changes: the snapshot no longer shows the signature (it does not hold
     // for the values now); the audit trail still shows that it was given.
-    let mut nurse = Store::open(&stores[0], study(), "nurse", common::PASSWORD).unwrap();
-    nurse
-        .save(
-            "01-0001",
-            &con,
-            &[("ICF_VERSION", "V1.1 2025-12-01")],
-            &SaveOptions {
-                reason: Some("new consent form version".into()),
-                confirm_warnings: true,
-            },
-        )
-        .unwrap();
-    drop(nurse);
+    common::new_consent_version(&stores[0], "01-0001");
     let data = trial_data(&stores);
     assert!(signatures_in("s2", &data, false).is_empty());
     assert_eq!(signatures_in("a2", &data, true).len(), 1);

@@ -245,6 +245,32 @@ fn site(dir: &Path, code: &str, fates: &[Fate]) -> PathBuf {
     path
 }
 
+/// Adds the investigator `pi` (Dr Wang 王医生) to the store at `path` and opens it as pi.
+pub fn investigator(path: &Path) -> Store {
+    let mut admin = Store::open(path, study(), "admin", PASSWORD).unwrap();
+    admin
+        .add_user("pi", "Dr Wang 王医生", Role::Investigator, PASSWORD)
+        .unwrap();
+    drop(admin);
+    Store::open(path, study(), "pi", PASSWORD).unwrap()
+}
+
+/// A nurse records a new consent form version for `subject`: a value a signature on CON covers.
+pub fn new_consent_version(path: &Path, subject: &str) {
+    let mut nurse = Store::open(path, study(), "nurse", PASSWORD).unwrap();
+    nurse
+        .save(
+            subject,
+            &FormKey::parse(&study(), "CON").unwrap(),
+            &[("ICF_VERSION", "V1.1 2025-12-01")],
+            &SaveOptions {
+                reason: Some("new consent form version".into()),
+                confirm_warnings: true,
+            },
+        )
+        .unwrap();
+}
+
 /// Creates the trial in `dir`: site 01 with four randomized subjects (a full block: both arms),
 /// site 02 with two. Returns the store paths.
 pub fn scripted_trial(dir: &Path) -> Vec<PathBuf> {
