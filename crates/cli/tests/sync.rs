@@ -157,9 +157,8 @@ fn a_device_stays_in_its_site_and_a_revoked_token_is_refused() {
     // A change about a subject of site 02, well formed and correctly hashed, pushed to site 01
     // or to site 02: refused either way, and nothing stored.
     let before = psql(&server.database_url, "SELECT count(*) FROM changes");
-    let head = a.store.own_changes_after(0, 1000).unwrap();
-    let last = head.last().unwrap();
-    let mut c = WireChange::from(last);
+    let last = a.last_own();
+    let mut c = WireChange::from(&last);
     c.device_seq = last.device_seq + 1;
     c.prev_hash = last.hash.clone();
     c.change_id = "01a2f000-0000-7000-8000-000000000001".into();

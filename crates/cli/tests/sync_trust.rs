@@ -158,7 +158,7 @@ fn the_server_refuses_a_change_the_authors_role_may_not_make_and_stores_nothing_
 
     // The monitor's laptop sends a data change (a tampered app): a legitimate change first in
     // the same page, then the monitor editing HR.
-    let last = m.store.own_changes_after(0, 1000).unwrap().pop().unwrap();
+    let last = m.last_own();
     let before = psql(&server.database_url, "SELECT count(*) FROM changes");
     let query = WireChange::from(&last);
     let client = m.client();
@@ -315,15 +315,9 @@ fn an_event_dated_before_the_change_it_modifies_is_flagged() {
     b.sync();
 
     // B changes HR, having seen A's value, but B's clock says an hour before A's change.
-    let seen = a
-        .store
-        .own_changes_after(0, 1000)
-        .unwrap()
-        .into_iter()
-        .rfind(|c| c.kind == "item.set")
-        .unwrap();
+    let seen = a.last_own_item_set();
     let seen_at = chrono::DateTime::parse_from_rfc3339(&seen.utc).unwrap();
-    let last = b.store.own_changes_after(0, 1000).unwrap().pop().unwrap();
+    let last = b.last_own();
     let early = next_change(&last, |c| {
         c.user = "nurse".into();
         c.role = "nurse".into();
@@ -402,13 +396,7 @@ fn an_edit_made_offline_under_a_lock_taken_meanwhile_is_held_for_the_data_manage
         r.flags
     );
     dm.sync();
-    let edit = a
-        .store
-        .own_changes_after(0, 1000)
-        .unwrap()
-        .into_iter()
-        .rfind(|c| c.kind == "item.set")
-        .unwrap();
+    let edit = a.last_own_item_set();
     for d in [&mut a, &mut dm] {
         assert_eq!(
             d.value(&subject, "DLY#1", "HR").as_deref(),
@@ -460,7 +448,7 @@ fn an_edit_made_offline_under_a_lock_taken_meanwhile_is_held_for_the_data_manage
         .unwrap_err();
     assert!(refused.to_string().contains("locked"), "{refused}");
     // A device cannot write a hold itself.
-    let last = a.store.own_changes_after(0, 1000).unwrap().pop().unwrap();
+    let last = a.last_own();
     let forged = next_change(&last, |c| {
         c.kind = "lock.held".into();
         c.base = None;

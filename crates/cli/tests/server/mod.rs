@@ -349,6 +349,25 @@ impl Device {
         ecrf_sync::client::client_of(&self.store).unwrap()
     }
 
+    /// This device's last change.
+    pub fn last_own(&self) -> ecrf_store::Change {
+        self.store
+            .own_changes_after(0, 1000)
+            .unwrap()
+            .pop()
+            .unwrap()
+    }
+
+    /// This device's last item change.
+    pub fn last_own_item_set(&self) -> ecrf_store::Change {
+        self.store
+            .own_changes_after(0, 1000)
+            .unwrap()
+            .into_iter()
+            .rfind(|c| c.kind == "item.set")
+            .unwrap()
+    }
+
     /// Syncs through `client` (or its own), retrying what can be retried up to `tries` times.
     pub fn sync_via(&mut self, client: &Client, tries: usize) -> ecrf_sync::SyncReport {
         let mut last = None;
