@@ -735,6 +735,12 @@ pub const SUBJECT: &str = "SUBJECT";
 /// is allowed: the day after the last device came out, at most day 30 and the day of death).
 pub const SUBJECT_ITEMS: &[&str] = &["DAY0", "DAY30", "DAY37", "LOG_DATE", "LAST_LOG_DATE"];
 
+/// The repeating form whose instances no [`SUBJECT`] item depends on: day 0 and the log dates
+/// come from randomization, ECMO, IABP, the events, discharge and day 30, never from the daily
+/// logs. The daily logs are most of a subject's values (30 of some 35 form instances), so a
+/// save computes [`subject_item`] from an outcome read without them; a test holds this true.
+pub const SUBJECT_ITEMS_IGNORE_FORM: &str = "DLY";
+
 /// The type of a [`SUBJECT`] item (all are dates), for the definition's checks.
 pub fn subject_item_type(item: &str) -> Option<crate::study::ItemType> {
     SUBJECT_ITEMS

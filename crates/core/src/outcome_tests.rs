@@ -383,3 +383,42 @@ fn subject_values_for_rules() {
     assert_eq!(o.last_log_day, Some(30), "still on ECMO");
     assert_eq!(o.flags.len(), 31, "no daily log on any day 0..30");
 }
+
+#[test]
+fn subject_items_do_not_depend_on_the_daily_logs() {
+    let without_logs = |s: &Subject| -> SubjectValues {
+        s.0.iter()
+            .filter(|(k, _)| {
+                k.split_once('#').map_or(k.as_str(), |(f, _)| f) != SUBJECT_ITEMS_IGNORE_FORM
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    let subjects = [
+        iabp_at_4h().logs(0..=6),
+        death_on_day_12().logs(0..=12),
+        Subject::new("ECMO", "2026-03-01T08:00+08:00", "2026-03-01T09:00+08:00").logs(0..=3),
+        // Logs whose items name devices and deaths must not move any date either.
+        iabp_at_4h().logs(0..=2).set(
+            "DLY#1",
+            &[
+                ("ECMO_RUNNING", "N"),
+                ("IABP_RUNNING", "N"),
+                ("EVT_TYPE", "DEATH"),
+            ],
+        ),
+    ];
+    for s in &subjects {
+        let (full, partial) = (s.outcome(), subject_outcome(&without_logs(s), now()));
+        assert!(full.day_zero.is_some());
+        for item in SUBJECT_ITEMS {
+            for instance in ["DLY#0", "DLY#3", "DLY#12", "D30", "IABP"] {
+                assert_eq!(
+                    subject_item(item, instance, &full),
+                    subject_item(item, instance, &partial),
+                    "SUBJECT.{item} seen from {instance}"
+                );
+            }
+        }
+    }
+}

@@ -1009,7 +1009,7 @@ impl Store {
         let whole = std::cell::OnceCell::new();
         let other = |f: &str, i: &str| -> Option<Value> {
             if f == ecrf_core::outcome::SUBJECT {
-                let outcome = whole.get_or_init(|| self.subject_outcome(subject).ok());
+                let outcome = whole.get_or_init(|| self.outcome_for_subject_items(subject).ok());
                 return ecrf_core::outcome::subject_item(i, &instance, outcome.as_ref()?);
             }
             conn.query_row(
