@@ -1,15 +1,19 @@
 //! SQLCipher's page encryption (AES-256-CBC) and page HMAC (SHA-256 / SHA-512) computed with
-//! the RustCrypto crates instead of SQLCipher's OpenSSL 3 provider.
+//! the RustCrypto crates instead of SQLCipher's OpenSSL 3 provider, and the random bytes of each
+//! written page's IV drawn from a per-thread ChaCha20 generator seeded by the operating system.
 //!
 //! Why: for every page read or written, that provider fetches the HMAC and cipher
 //! implementations by name and allocates and frees their contexts, which costs more than
 //! hashing and encrypting the 4 KiB page itself; it was most of what encryption adds to a save.
-//! Here a page is one HMAC and one CBC pass, with no allocation.
+//! Here a page is one HMAC and one CBC pass, with no allocation. OpenSSL's random generator
+//! took 0.6 µs for each page's 48 bytes (a lock and a DRBG step), twice what the system call
+//! costs; the ChaCha20 stream takes 0.03 µs ([`IvRng`]).
 //!
 //! Invariants: the algorithms are the same, so the bytes are the same: files written either
 //! way read either way (a known-answer test checks both functions against OpenSSL's). Only
 //! AES-256-CBC with a 32-byte key and HMAC-SHA256/512 are taken over; anything else (SHA-1
-//! HMACs, the key derivation, randomness for IVs) is passed to the OpenSSL provider unchanged.
+//! HMACs, the key derivation) is passed to the OpenSSL provider unchanged. Random bytes come
+//! from OpenSSL whenever the ChaCha20 generator cannot be seeded.
 //! [`install`] registers the provider once per process, before the first key is set.
 
 use std::ffi::{c_char, c_int, c_void};
@@ -90,8 +94,10 @@ unsafe extern "C" {
     fn sqlcipher_malloc(size: u64) -> *mut c_void;
 }
 
+type RandomFn = unsafe extern "C" fn(*mut c_void, *mut c_void, c_int) -> c_int;
+
 /// The OpenSSL provider's functions, for what is not taken over.
-static OPENSSL: OnceLock<(HmacFn, CipherFn)> = OnceLock::new();
+static OPENSSL: OnceLock<(HmacFn, CipherFn, RandomFn)> = OnceLock::new();
 
 /// Registers the provider (once per process). Call after SQLite is initialised (a connection
 /// was opened) and before `PRAGMA key`; connections keyed before keep the OpenSSL provider,
@@ -109,14 +115,15 @@ pub(crate) fn install() {
                 return;
             }
             let mut p = *current;
-            let (Some(hmac), Some(cipher)) = (p.hmac, p.cipher) else {
+            let (Some(hmac), Some(cipher), Some(random)) = (p.hmac, p.cipher, p.random) else {
                 return;
             };
-            if OPENSSL.set((hmac, cipher)).is_err() {
+            if OPENSSL.set((hmac, cipher, random)).is_err() {
                 return;
             }
             p.hmac = Some(page_hmac);
             p.cipher = Some(page_cipher);
+            p.random = Some(page_random);
             p.get_provider_name = Some(provider_name);
             p.next = std::ptr::null_mut();
             let copy = sqlcipher_malloc(std::mem::size_of::<Provider>() as u64) as *mut Provider;
@@ -130,7 +137,7 @@ pub(crate) fn install() {
 }
 
 /// What `PRAGMA cipher_provider` reports.
-const NAME: &std::ffi::CStr = c"rustcrypto pages (openssl: key derivation, randomness)";
+const NAME: &std::ffi::CStr = c"rustcrypto pages (openssl: key derivation)";
 
 unsafe extern "C" fn provider_name(_ctx: *mut c_void) -> *const c_char {
     NAME.as_ptr()
@@ -171,7 +178,7 @@ unsafe extern "C" fn page_hmac(
     if size == 0 || key.is_null() || input.is_null() || out.is_null() || key_sz < 0 || in_sz < 0 {
         return match OPENSSL.get() {
             // SAFETY: the same arguments SQLCipher gave us, to the function it would have called.
-            Some((hmac, _)) => unsafe {
+            Some((hmac, _, _)) => unsafe {
                 hmac(ctx, algorithm, key, key_sz, input, in_sz, in2, in2_sz, out)
             },
             None => SQLITE_ERROR,
@@ -225,7 +232,9 @@ unsafe extern "C" fn page_cipher(
     {
         return match OPENSSL.get() {
             // SAFETY: the same arguments SQLCipher gave us, to the function it would have called.
-            Some((_, cipher)) => unsafe { cipher(ctx, mode, key, key_sz, iv, input, in_sz, out) },
+            Some((_, cipher, _)) => unsafe {
+                cipher(ctx, mode, key, key_sz, iv, input, in_sz, out)
+            },
             None => SQLITE_ERROR,
         };
     }
@@ -257,6 +266,75 @@ unsafe extern "C" fn page_cipher(
     SQLITE_OK
 }
 
+/// Random bytes for IVs: a ChaCha20 stream per thread, seeded from the operating system
+/// (`getrandom`), seeded again after [`IvRng::RESEED_BYTES`] bytes and whenever the process id
+/// changed (a forked child must not repeat its parent's IVs).
+struct IvRng {
+    stream: chacha20::ChaCha20Rng,
+    pid: u32,
+    left: usize,
+}
+
+impl IvRng {
+    /// Bytes drawn between two seeds from the system (about 20,000 pages).
+    const RESEED_BYTES: usize = 1 << 20;
+
+    fn seeded() -> Option<IvRng> {
+        use rand_core::SeedableRng;
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).ok()?;
+        let stream = chacha20::ChaCha20Rng::from_seed(seed);
+        zeroize::Zeroize::zeroize(&mut seed);
+        Some(IvRng {
+            stream,
+            pid: std::process::id(),
+            left: Self::RESEED_BYTES,
+        })
+    }
+
+    /// Fills `out`; `false` when the system could not seed a new stream.
+    fn fill(slot: &mut Option<IvRng>, out: &mut [u8]) -> bool {
+        let stale = slot
+            .as_ref()
+            .is_none_or(|r| r.left < out.len() || r.pid != std::process::id());
+        if stale {
+            *slot = IvRng::seeded();
+        }
+        let Some(rng) = slot.as_mut() else {
+            return false;
+        };
+        rand_core::Rng::fill_bytes(&mut rng.stream, out);
+        rng.left -= out.len();
+        true
+    }
+}
+
+thread_local! {
+    static IV_RNG: std::cell::RefCell<Option<IvRng>> = const { std::cell::RefCell::new(None) };
+}
+
+/// SQLCipher's `random`: fills `n` bytes at `buf` (a written page's reserve, or a new salt).
+unsafe extern "C" fn page_random(ctx: *mut c_void, buf: *mut c_void, n: c_int) -> c_int {
+    if !buf.is_null() && n >= 0 {
+        // SAFETY: SQLCipher passes a writable buffer of `n` bytes.
+        let out = unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, n as usize) };
+        let filled = IV_RNG
+            .try_with(|cell| {
+                cell.try_borrow_mut()
+                    .is_ok_and(|mut slot| IvRng::fill(&mut slot, out))
+            })
+            .unwrap_or(false);
+        if filled {
+            return SQLITE_OK;
+        }
+    }
+    match OPENSSL.get() {
+        // SAFETY: the same arguments SQLCipher gave us, to the function it would have called.
+        Some((_, _, random)) => unsafe { random(ctx, buf, n) },
+        None => SQLITE_ERROR,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,7 +355,7 @@ mod tests {
             NAME.to_str().unwrap(),
             "a keyed connection uses this provider"
         );
-        let (openssl_hmac, openssl_cipher) = *OPENSSL.get().expect("installed");
+        let (openssl_hmac, openssl_cipher, _) = *OPENSSL.get().expect("installed");
         let key: Vec<u8> = (0u8..32)
             .map(|i| i.wrapping_mul(7).wrapping_add(3))
             .collect();
@@ -339,5 +417,45 @@ mod tests {
         };
         assert_eq!(rc, SQLITE_OK);
         assert_eq!(back, page, "what OpenSSL encrypted, we decrypt");
+    }
+
+    /// The IV bytes SQLCipher asks for: every byte written, never the same twice, and a new
+    /// stream once the budget is spent or the process id differs (as after a fork).
+    #[test]
+    fn page_random_fills_fresh_bytes_and_reseeds() {
+        install();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            let mut reserve = [0u8; 48];
+            let rc = unsafe { page_random(std::ptr::null_mut(), reserve.as_mut_ptr().cast(), 48) };
+            assert_eq!(rc, SQLITE_OK);
+            assert!(seen.insert(reserve), "an IV repeated");
+        }
+        let mut slot = IvRng::seeded();
+        let mut first = [0u8; 32];
+        assert!(IvRng::fill(&mut slot, &mut first));
+        let left = slot.as_ref().map(|r| r.left);
+        assert_eq!(left, Some(IvRng::RESEED_BYTES - 32));
+        // A stream seeded in another process (a different pid) is replaced, not continued.
+        if let Some(r) = slot.as_mut() {
+            r.pid = r.pid.wrapping_add(1);
+        }
+        let mut second = [0u8; 32];
+        assert!(IvRng::fill(&mut slot, &mut second));
+        assert_eq!(
+            slot.as_ref().map(|r| (r.pid, r.left)),
+            Some((std::process::id(), IvRng::RESEED_BYTES - 32))
+        );
+        // So is a stream whose budget is spent.
+        if let Some(r) = slot.as_mut() {
+            r.left = 10;
+        }
+        let mut third = [0u8; 32];
+        assert!(IvRng::fill(&mut slot, &mut third));
+        assert_eq!(
+            slot.as_ref().map(|r| r.left),
+            Some(IvRng::RESEED_BYTES - 32)
+        );
+        assert!(first != second && second != third && first != third);
     }
 }
