@@ -170,6 +170,12 @@ fn open_connection(
     if let Some(key) = key {
         crate::page_crypto::install();
         conn.execute_batch(&key.pragmas())?;
+    } else if create {
+        // The benchmark's plain store: the same page size as an encrypted one, the same workload.
+        conn.execute_batch(&format!(
+            "PRAGMA page_size = {};",
+            crate::keyring::NEW_STORE_PAGE_SIZE
+        ))?;
     }
     // SQLite marks a statement for re-planning whenever a value bound to `column = ?` might
     // change its plan, and rusqlite's statement cache clears the bindings of every statement it

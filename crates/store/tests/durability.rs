@@ -51,6 +51,32 @@ fn raw(path: &std::path::Path, key: &str) -> rusqlite::Connection {
 }
 
 #[test]
+fn new_stores_have_the_page_size_their_key_file_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, key) = store(dir.path());
+    assert!(key.contains("cipher_page_size = 2048"), "{key}");
+    let conn = raw(&path, &key);
+    let size: String = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(size, ecrf_store::keyring::NEW_STORE_PAGE_SIZE.to_string());
+    drop(conn);
+    // The file really has 2 KiB pages: read as SQLCipher's default 4 KiB, no page checks out.
+    let wrong = rusqlite::Connection::open(&path).unwrap();
+    wrong
+        .execute_batch(&key.replace("cipher_page_size = 2048", "cipher_page_size = 4096"))
+        .unwrap();
+    assert!(
+        wrong
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r
+                .get::<_, i64>(0))
+            .is_err()
+    );
+    let keys = std::fs::read_to_string(ecrf_store::keyring::keyring_path(&path)).unwrap();
+    assert!(keys.contains("\"page_size\": 2048"), "{keys}");
+}
+
+#[test]
 fn durability_settings_are_explicit() {
     let dir = tempfile::tempdir().unwrap();
     let (path, _) = store(dir.path());
