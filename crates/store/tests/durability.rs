@@ -77,6 +77,53 @@ fn new_stores_have_the_page_size_their_key_file_records() {
 }
 
 #[test]
+fn a_store_from_before_the_page_size_was_recorded_opens_with_4_kib_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, key) = store(dir.path());
+    // Rewrite the file as earlier builds made it (SQLCipher's 4 KiB pages) and take the setting
+    // out of its key file, as those builds wrote it.
+    let legacy = dir.path().join("legacy.ecrf");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(&key).unwrap();
+        let hex = key
+            .split("x'")
+            .nth(1)
+            .and_then(|k| k.split('\'').next())
+            .unwrap();
+        conn.execute_batch(&format!(
+            "ATTACH DATABASE '{}' AS legacy KEY \"x'{hex}'\"; \
+             PRAGMA legacy.cipher_hmac_algorithm = HMAC_SHA256; \
+             PRAGMA legacy.cipher_page_size = 4096;",
+            legacy.display()
+        ))
+        .unwrap();
+        conn.query_row("SELECT sqlcipher_export('legacy')", [], |_| Ok(()))
+            .unwrap();
+        // The export copies tables, not the schema version the migrations count in.
+        let version: i64 = conn
+            .query_row("PRAGMA main.user_version", [], |r| r.get(0))
+            .unwrap();
+        conn.execute_batch(&format!(
+            "PRAGMA legacy.user_version = {version}; DETACH DATABASE legacy"
+        ))
+        .unwrap();
+    }
+    std::fs::rename(&legacy, &path).unwrap();
+    let keys_path = ecrf_store::keyring::keyring_path(&path);
+    let mut keys: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&keys_path).unwrap()).unwrap();
+    assert!(keys.as_object_mut().unwrap().remove("page_size").is_some());
+    std::fs::write(&keys_path, keys.to_string()).unwrap();
+
+    let li = Store::open(&path, study(), "li", "nurse-password-1").unwrap();
+    assert_eq!(li.subjects().unwrap().len(), 2);
+    let report = li.check().unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    assert!(li.key_pragmas().contains("cipher_page_size = 4096"));
+}
+
+#[test]
 fn durability_settings_are_explicit() {
     let dir = tempfile::tempdir().unwrap();
     let (path, _) = store(dir.path());
