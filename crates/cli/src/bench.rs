@@ -217,9 +217,10 @@ pub fn run(args: &BenchArgs, study: Arc<Study>) -> Result<(), String> {
         }
     };
     say!(
-        "Saving one daily log into a store of {} subjects x {} daily logs (synchronous=FULL, WAL):",
+        "Saving one daily log into a store of {} subjects x {} daily logs (synchronous=FULL, WAL, {}-byte pages):",
         args.subjects,
-        args.days
+        args.days,
+        ecrf_store::keyring::NEW_STORE_PAGE_SIZE
     );
     let (floor50, floor99) = disk_floor(&dir)?;
     say!(
