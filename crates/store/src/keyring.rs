@@ -337,6 +337,13 @@ impl Keyring {
         })?;
         let file: KeyFile = serde_json::from_str(&text)
             .map_err(|e| StoreError::Keyring(format!("{} is damaged: {e}", path.display())))?;
+        if !(512..=65536).contains(&file.page_size) || !file.page_size.is_power_of_two() {
+            return Err(StoreError::Keyring(format!(
+                "{} is damaged: page_size {} is not a power of two from 512 to 65536",
+                path.display(),
+                file.page_size
+            )));
+        }
         Ok(Keyring { path, file })
     }
 
@@ -517,5 +524,14 @@ mod tests {
         let pragmas = unlocked.pragmas();
         assert!(pragmas.contains("cipher_hmac_algorithm = HMAC_SHA512"));
         assert!(pragmas.contains("cipher_page_size = 4096"));
+
+        // A page size SQLCipher cannot use is a damaged key file, said so at load.
+        json["page_size"] = serde_json::json!(3000);
+        fs::write(keyring_path(&store), json.to_string()).unwrap();
+        let e = Keyring::load(&store).err().map(|e| e.to_string());
+        assert!(
+            e.as_deref().is_some_and(|e| e.contains("page_size 3000")),
+            "{e:?}"
+        );
     }
 }

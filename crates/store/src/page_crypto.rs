@@ -304,7 +304,9 @@ impl IvRng {
             return false;
         };
         rand_core::Rng::fill_bytes(&mut rng.stream, out);
-        rng.left -= out.len();
+        // A request larger than the budget (SQLCipher's are at most a page's reserve) is served
+        // from the fresh stream and leaves it spent.
+        rng.left = rng.left.saturating_sub(out.len());
         true
     }
 }
