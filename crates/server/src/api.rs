@@ -646,8 +646,6 @@ async fn take_slot(
     reply(&slot)
 }
 
-/// Marks the slots a pushed `subject.randomize` opened from a lease; flags one that was not
-/// this device's to open (the change is kept: nothing is lost, the flag is for review).
 /// Records one flag on a pushed change (in the push's transaction), for the audit review.
 async fn record_flag(
     tx: &mut sqlx::PgConnection,
@@ -670,6 +668,8 @@ async fn record_flag(
     Ok(())
 }
 
+/// Marks the slots a pushed `subject.randomize` opened from a lease; flags one that was not
+/// this device's to open (the change is kept: nothing is lost, the flag is for review).
 async fn record_openings(
     tx: &mut sqlx::PgConnection,
     site: &str,
