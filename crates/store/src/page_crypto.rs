@@ -99,17 +99,21 @@ type RandomFn = unsafe extern "C" fn(*mut c_void, *mut c_void, c_int) -> c_int;
 /// The OpenSSL provider's functions, for what is not taken over.
 static OPENSSL: OnceLock<(HmacFn, CipherFn, RandomFn)> = OnceLock::new();
 
-/// Registers the provider (once per process). Call after SQLite is initialised (a connection
-/// was opened) and before `PRAGMA key`; connections keyed before keep the OpenSSL provider,
-/// which reads and writes the same bytes.
+/// Registers the provider (once per process). Call before `PRAGMA key`; connections keyed
+/// before keep the OpenSSL provider, which reads and writes the same bytes.
 pub(crate) fn install() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        // SAFETY: SQLCipher documents `sqlcipher_get_provider` as the way to take the current
-        // provider and register a changed copy. The copy lives in SQLCipher's own heap: it stays
-        // until SQLCipher shuts down, which frees it with the providers it registered itself;
-        // registration happens under SQLCipher's mutex.
+        // SAFETY: SQLCipher registers its OpenSSL provider while SQLite initialises, so SQLite
+        // is initialised first (a no-op once done): before that there is no provider to copy, and
+        // this one chance to install would be lost. SQLCipher documents `sqlcipher_get_provider`
+        // as the way to take the current provider and register a changed copy. The copy lives in
+        // SQLCipher's own heap: it stays until SQLCipher shuts down, which frees it with the
+        // providers it registered itself; registration happens under SQLCipher's mutex.
         unsafe {
+            if rusqlite::ffi::sqlite3_initialize() != rusqlite::ffi::SQLITE_OK {
+                return;
+            }
             let current = sqlcipher_get_provider();
             if current.is_null() {
                 return;
