@@ -15,14 +15,8 @@ use crate::store::Store;
 impl Store {
     /// Every form instance of a subject (`RND`, `DLY#3`) with its current values.
     pub fn subject_value_map(&self, subject: &str) -> Result<SubjectValues, StoreError> {
-        Ok(self
-            .subject_values(subject)?
-            .into_iter()
-            .map(|(instance, items)| {
-                let values = items.into_iter().map(|s| (s.item, s.value)).collect();
-                (instance, values)
-            })
-            .collect())
+        self.require_subject(subject)?;
+        self.read_value_map(subject, None)
     }
 
     /// The subject's derived outcomes and protocol flags as of now, with a flag for each
@@ -43,16 +37,36 @@ impl Store {
         &self,
         subject: &str,
     ) -> Result<SubjectOutcome, StoreError> {
-        // Two ranges of the primary key (subject, form, item) around the instances `DLY#…`
-        // (`#` is followed by `$` in byte order), so the daily logs' pages are not read.
-        let skip_from = format!("{SUBJECT_ITEMS_IGNORE_FORM}#");
-        let skip_to = format!("{SUBJECT_ITEMS_IGNORE_FORM}$");
-        let mut stmt = self.conn().prepare_cached(
-            "SELECT form, item, value FROM item_values WHERE subject = ?1 AND form < ?2 \
-             UNION ALL \
-             SELECT form, item, value FROM item_values WHERE subject = ?1 AND form >= ?3",
-        )?;
-        let mut rows = stmt.query([subject, &skip_from, &skip_to])?;
+        let values = self.read_value_map(subject, Some(SUBJECT_ITEMS_IGNORE_FORM))?;
+        Ok(subject_outcome(&values, Utc::now()))
+    }
+
+    /// The subject's values by form instance, all of them or without the instances of the
+    /// repeating form `skip` (`DLY#…`).
+    fn read_value_map(
+        &self,
+        subject: &str,
+        skip: Option<&str>,
+    ) -> Result<SubjectValues, StoreError> {
+        let mut stmt;
+        let mut rows = match skip {
+            None => {
+                stmt = self.conn().prepare_cached(
+                    "SELECT form, item, value FROM item_values WHERE subject = ?1",
+                )?;
+                stmt.query([subject])?
+            }
+            Some(form) => {
+                // Two ranges of the primary key (subject, form, item) around `FORM#…` (`#` is
+                // followed by `$` in byte order), so the skipped instances' pages are not read.
+                stmt = self.conn().prepare_cached(
+                    "SELECT form, item, value FROM item_values WHERE subject = ?1 AND form < ?2 \
+                     UNION ALL \
+                     SELECT form, item, value FROM item_values WHERE subject = ?1 AND form >= ?3",
+                )?;
+                stmt.query([subject, &format!("{form}#"), &format!("{form}$")])?
+            }
+        };
         let mut values = SubjectValues::new();
         while let Some(r) = rows.next()? {
             let form: String = r.get(0)?;
@@ -61,6 +75,6 @@ impl Store {
             let value = crate::store::decode_value(&form, &item, &json)?;
             values.entry(form).or_default().insert(item, value);
         }
-        Ok(subject_outcome(&values, Utc::now()))
+        Ok(values)
     }
 }
