@@ -1,0 +1,426 @@
+//! One typed body per change kind: what a change's `new_value` (and `old_value`) hold.
+//!
+//! Owns the shapes of the bodies and their reading ([`Change::body`]) and writing
+//! ([`Body::new_value`]). Invariants: a change keeps the exact text it was hashed with, so a
+//! body is read from that text, never re-encoded in place; reading a body never panics, and a
+//! body that does not fit its kind is an error naming the change.
+
+use ecrf_core::signature::SignatureMeaning;
+use ecrf_core::{Role, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::change::Change;
+use crate::kind::ChangeKind;
+
+/// Body of `store.create`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreCreated {
+    /// The site the store was created for.
+    pub site: String,
+    /// The store's id.
+    pub store_id: String,
+}
+
+/// Body of `user.add` (the user name is the change's item).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserAdded {
+    /// Full name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+}
+
+/// One sealed envelope of a `lease.load`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeasedEnvelope {
+    /// Envelope id, `01-E0007`.
+    pub envelope: String,
+    /// Stratum key.
+    pub stratum: String,
+    /// Position in the stratum's list.
+    pub seq: u32,
+    /// Block number.
+    pub block: u32,
+    /// Block size.
+    pub block_size: u32,
+    /// Arm code.
+    pub arm: String,
+}
+
+/// Body of `subject.randomize`: the envelope (or server slot) opened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Opened {
+    /// Envelope id.
+    pub envelope: String,
+    /// Arm code.
+    pub arm: String,
+    /// Subject number given, `01-R0007`.
+    pub subject_no: String,
+    /// Stratum key.
+    pub stratum: String,
+    /// The slot came from the server's allocation online, not from an envelope of the device.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub server: bool,
+}
+
+/// Body of `data.export`: what was exported, where to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exported {
+    /// Formats written (`csv`, `stata`…).
+    pub formats: Vec<String>,
+    /// Forms exported (`all` when every form).
+    pub forms: Vec<String>,
+    /// The one site exported, if only one.
+    pub site: Option<String>,
+    /// `store` or `server` (what the data were read from); absent in exports from the app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// With the audit trail.
+    pub include_audit: bool,
+    /// The folder written.
+    pub out: String,
+    /// Files written.
+    pub files: usize,
+    /// Subjects exported.
+    pub subjects: usize,
+}
+
+/// Body of `login.failed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginFailed {
+    /// When the attempt was made (UTC), when the record was readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempted_utc: Option<String>,
+    /// What failed, in words.
+    pub failed: String,
+}
+
+/// Body of a query step (`query.raise`, `.answer`, `.close`, `.reopen`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryStep {
+    /// Query id (the change id of the raise).
+    pub query: String,
+    /// The question, answer or note.
+    pub text: String,
+    /// Raised by a save (a soft warning confirmed without a comment), not by a person asking:
+    /// part of entering data.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto: bool,
+}
+
+/// Body of `signature.sign`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signed {
+    /// Meaning stated.
+    pub meaning: SignatureMeaning,
+    /// Signer's printed name.
+    pub name: String,
+    /// Hash of the values covered ([`ecrf_core::signature::values_hash`]).
+    pub values_hash: String,
+}
+
+/// Body of `lock.set` and `lock.release`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lock {
+    /// `site`, `subject` or `form`.
+    pub scope: String,
+    /// Site code for a site lock.
+    pub site: Option<String>,
+}
+
+/// Body of `lock.held`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    /// The change id held back.
+    pub change: String,
+    /// The lock that covered it, in words (`DLY#1 of 01-D1-0001`).
+    pub lock: String,
+}
+
+/// A change's body, typed by its kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    /// `store.create`.
+    StoreCreated(StoreCreated),
+    /// `user.add`.
+    UserAdded(UserAdded),
+    /// `subject.create`: the subject's site.
+    SubjectCreated {
+        /// Site code.
+        site: String,
+    },
+    /// `item.set`: the value before and after (`None` = empty).
+    ItemSet {
+        /// Before.
+        old: Option<Value>,
+        /// After.
+        new: Option<Value>,
+    },
+    /// `lease.load`: the envelopes.
+    LeaseLoaded(Vec<LeasedEnvelope>),
+    /// `subject.randomize`.
+    Randomized(Opened),
+    /// `data.export`.
+    DataExported(Exported),
+    /// `login.failed`.
+    LoginFailed(LoginFailed),
+    /// `query.raise`.
+    QueryRaised(QueryStep),
+    /// `query.answer`.
+    QueryAnswered(QueryStep),
+    /// `query.close`.
+    QueryClosed(QueryStep),
+    /// `query.reopen`.
+    QueryReopened(QueryStep),
+    /// `sdv.mark`: the value verified.
+    SdvMarked {
+        /// The value as verified (`None` = empty).
+        value: Option<Value>,
+    },
+    /// `signature.sign`.
+    Signed(Signed),
+    /// `lock.set`.
+    Locked(Lock),
+    /// `lock.release`.
+    Unlocked(Lock),
+    /// `user.role`: the new role.
+    UserRole {
+        /// Role.
+        role: Role,
+    },
+    /// `user.deactivate`.
+    UserDeactivated,
+    /// `user.password_reset`.
+    PasswordReset,
+    /// `user.password_change`.
+    PasswordChanged,
+    /// `lock.held`.
+    LockHeld(Held),
+}
+
+/// A body that does not fit its kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{change}: its body does not fit {kind}: {why}")]
+pub struct BodyError {
+    /// The change, described.
+    pub change: String,
+    /// Its kind.
+    pub kind: ChangeKind,
+    /// What is wrong.
+    pub why: String,
+}
+
+impl Body {
+    /// The kind this body belongs to.
+    pub fn kind(&self) -> ChangeKind {
+        match self {
+            Body::StoreCreated(_) => ChangeKind::StoreCreated,
+            Body::UserAdded(_) => ChangeKind::UserAdded,
+            Body::SubjectCreated { .. } => ChangeKind::SubjectCreated,
+            Body::ItemSet { .. } => ChangeKind::ItemSet,
+            Body::LeaseLoaded(_) => ChangeKind::LeaseLoaded,
+            Body::Randomized(_) => ChangeKind::Randomized,
+            Body::DataExported(_) => ChangeKind::DataExported,
+            Body::LoginFailed(_) => ChangeKind::LoginFailed,
+            Body::QueryRaised(_) => ChangeKind::QueryRaised,
+            Body::QueryAnswered(_) => ChangeKind::QueryAnswered,
+            Body::QueryClosed(_) => ChangeKind::QueryClosed,
+            Body::QueryReopened(_) => ChangeKind::QueryReopened,
+            Body::SdvMarked { .. } => ChangeKind::SdvMarked,
+            Body::Signed(_) => ChangeKind::Signed,
+            Body::Locked(_) => ChangeKind::Locked,
+            Body::Unlocked(_) => ChangeKind::Unlocked,
+            Body::UserRole { .. } => ChangeKind::UserRole,
+            Body::UserDeactivated => ChangeKind::UserDeactivated,
+            Body::PasswordReset => ChangeKind::PasswordReset,
+            Body::PasswordChanged => ChangeKind::PasswordChanged,
+            Body::LockHeld(_) => ChangeKind::LockHeld,
+        }
+    }
+
+    /// The text a new change of this body carries as `new_value` (for `item.set`, the new
+    /// value; its old value is the change's `old_value`).
+    pub fn new_value(&self) -> Option<String> {
+        fn json<T: Serialize>(t: &T) -> Option<String> {
+            // Plain structs of strings, numbers and enums: serializing them cannot fail.
+            serde_json::to_string(t).ok()
+        }
+        match self {
+            Body::StoreCreated(b) => json(b),
+            Body::UserAdded(b) => json(b),
+            Body::SubjectCreated { site } => Some(site.clone()),
+            Body::ItemSet { new, .. } => new.as_ref().map(Value::to_json),
+            Body::LeaseLoaded(b) => json(b),
+            Body::Randomized(b) => json(b),
+            Body::DataExported(b) => json(b),
+            Body::LoginFailed(b) => json(b),
+            Body::QueryRaised(b)
+            | Body::QueryAnswered(b)
+            | Body::QueryClosed(b)
+            | Body::QueryReopened(b) => json(b),
+            Body::SdvMarked { value } => value.as_ref().map(Value::to_json),
+            Body::Signed(b) => json(b),
+            Body::Locked(b) | Body::Unlocked(b) => json(b),
+            Body::UserRole { role } => Some(role.as_str().to_string()),
+            Body::UserDeactivated | Body::PasswordReset | Body::PasswordChanged => None,
+            Body::LockHeld(b) => json(b),
+        }
+    }
+}
+
+impl Change {
+    /// The change's body, read from the text it was hashed with.
+    pub fn body(&self) -> Result<Body, BodyError> {
+        let bad = |why: String| BodyError {
+            change: self.describe(),
+            kind: self.kind,
+            why,
+        };
+        let text = || self.new_value.as_deref().unwrap_or_default();
+        fn json<'a, T: Deserialize<'a>>(s: &'a str) -> Result<T, String> {
+            serde_json::from_str(s).map_err(|e| e.to_string())
+        }
+        let value = |v: &Option<String>| -> Result<Option<Value>, String> {
+            v.as_deref()
+                .map(Value::from_json)
+                .transpose()
+                .map_err(|e| e.to_string())
+        };
+        let body = match self.kind {
+            ChangeKind::StoreCreated => json(text()).map(Body::StoreCreated),
+            ChangeKind::UserAdded => json(text()).map(Body::UserAdded),
+            ChangeKind::SubjectCreated => Ok(Body::SubjectCreated {
+                site: text().to_string(),
+            }),
+            ChangeKind::ItemSet => value(&self.old_value)
+                .and_then(|old| Ok((old, value(&self.new_value)?)))
+                .map(|(old, new)| Body::ItemSet { old, new }),
+            ChangeKind::LeaseLoaded => json(text()).map(Body::LeaseLoaded),
+            ChangeKind::Randomized => json(text()).map(Body::Randomized),
+            ChangeKind::DataExported => json(text()).map(Body::DataExported),
+            ChangeKind::LoginFailed => json(text()).map(Body::LoginFailed),
+            ChangeKind::QueryRaised => json(text()).map(Body::QueryRaised),
+            ChangeKind::QueryAnswered => json(text()).map(Body::QueryAnswered),
+            ChangeKind::QueryClosed => json(text()).map(Body::QueryClosed),
+            ChangeKind::QueryReopened => json(text()).map(Body::QueryReopened),
+            ChangeKind::SdvMarked => value(&self.new_value).map(|value| Body::SdvMarked { value }),
+            ChangeKind::Signed => json(text()).map(Body::Signed),
+            ChangeKind::Locked => json(text()).map(Body::Locked),
+            ChangeKind::Unlocked => json(text()).map(Body::Unlocked),
+            ChangeKind::UserRole => text()
+                .parse::<Role>()
+                .map(|role| Body::UserRole { role })
+                .map_err(|e| e.to_string()),
+            ChangeKind::UserDeactivated => Ok(Body::UserDeactivated),
+            ChangeKind::PasswordReset => Ok(Body::PasswordReset),
+            ChangeKind::PasswordChanged => Ok(Body::PasswordChanged),
+            ChangeKind::LockHeld => json(text()).map(Body::LockHeld),
+        };
+        body.map_err(bad)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::change::tests::change;
+
+    #[test]
+    fn every_body_reads_back_what_it_wrote() {
+        let step = QueryStep {
+            query: "q1".into(),
+            text: "Why?".into(),
+            auto: false,
+        };
+        let lock = Lock {
+            scope: "form".into(),
+            site: None,
+        };
+        let bodies = [
+            Body::StoreCreated(StoreCreated {
+                site: "01".into(),
+                store_id: "s".into(),
+            }),
+            Body::UserAdded(UserAdded {
+                name: "李娜".into(),
+                role: Role::Nurse,
+            }),
+            Body::SubjectCreated { site: "01".into() },
+            Body::ItemSet {
+                old: None,
+                new: Some(Value::Int(72)),
+            },
+            Body::LeaseLoaded(vec![LeasedEnvelope {
+                envelope: "01-E0001".into(),
+                stratum: "01".into(),
+                seq: 1,
+                block: 1,
+                block_size: 4,
+                arm: "ECMO".into(),
+            }]),
+            Body::Randomized(Opened {
+                envelope: "01-E0001".into(),
+                arm: "ECMO".into(),
+                subject_no: "01-R0001".into(),
+                stratum: "01".into(),
+                server: true,
+            }),
+            Body::DataExported(Exported {
+                formats: vec!["csv".into()],
+                forms: vec!["all".into()],
+                site: None,
+                source: Some("store".into()),
+                include_audit: true,
+                out: "/tmp/x".into(),
+                files: 3,
+                subjects: 2,
+            }),
+            Body::LoginFailed(LoginFailed {
+                attempted_utc: None,
+                failed: "unreadable record".into(),
+            }),
+            Body::QueryRaised(step.clone()),
+            Body::QueryAnswered(step.clone()),
+            Body::QueryClosed(step.clone()),
+            Body::QueryReopened(step),
+            Body::SdvMarked {
+                value: Some(Value::Code("RUNNING".into())),
+            },
+            Body::Signed(Signed {
+                meaning: SignatureMeaning::Review,
+                name: "Dr Wang".into(),
+                values_hash: "ab".into(),
+            }),
+            Body::Locked(lock.clone()),
+            Body::Unlocked(lock),
+            Body::UserRole {
+                role: Role::DataManager,
+            },
+            Body::UserDeactivated,
+            Body::PasswordReset,
+            Body::PasswordChanged,
+            Body::LockHeld(Held {
+                change: "c9".into(),
+                lock: "DLY#1 of 01-0001".into(),
+            }),
+        ];
+        let kinds: Vec<ChangeKind> = bodies.iter().map(Body::kind).collect();
+        assert_eq!(kinds, ChangeKind::ALL, "one body per kind, in order");
+        for b in bodies {
+            let c = change(b.kind(), None, b.new_value().as_deref());
+            assert_eq!(c.body().unwrap(), b, "{}", b.kind());
+        }
+    }
+
+    #[test]
+    fn a_body_that_does_not_fit_names_the_change_and_kind() {
+        let c = change(ChangeKind::Signed, None, Some("{\"meaning\":1}"));
+        let e = c.body().unwrap_err();
+        assert_eq!(e.kind, ChangeKind::Signed);
+        assert!(e.to_string().contains("signature.sign"), "{e}");
+        let c = change(ChangeKind::UserRole, None, Some("captain"));
+        assert!(c.body().is_err());
+        let c = change(ChangeKind::ItemSet, Some("not json"), None);
+        assert!(c.body().is_err());
+    }
+}

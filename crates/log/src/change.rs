@@ -1,0 +1,189 @@
+//! The change record: one immutable entry of the log, as hashed, chained, stored and synced.
+//!
+//! Invariants: the hash covers every field but `seq` and `hash`, each length-prefixed, so no two
+//! different changes encode the same bytes; `seq` is only where the change sits in the log that
+//! holds it (a laptop's append order, the server's commit order): it is never hashed and never
+//! travels; values and bodies are kept as the exact text that was hashed, so a change read back
+//! or received hashes as it was written, byte for byte.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::kind::ChangeKind;
+
+/// `prev_hash` of a device's first change.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One change. Values are the JSON of [`ecrf_core::Value`]; other bodies are typed in
+/// [`crate::body`] and read with [`Change::body`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Change {
+    /// Position in the log that holds it, from 1 (a store's append order, the server's commit
+    /// order); 0 until appended. Not hashed, not sent.
+    #[serde(skip)]
+    pub seq: i64,
+    /// Globally unique id (UUID v7).
+    pub change_id: String,
+    /// Device that made the change.
+    pub device: String,
+    /// That device's own counter, from 1.
+    pub device_seq: i64,
+    /// What the change does.
+    pub kind: ChangeKind,
+    /// Subject number.
+    pub subject: Option<String>,
+    /// Form instance, like `DLY#3`.
+    pub form: Option<String>,
+    /// Item id (or user name for the user kinds).
+    pub item: Option<String>,
+    /// Value before.
+    pub old_value: Option<String>,
+    /// Value after, or the kind's body.
+    pub new_value: Option<String>,
+    /// Who.
+    pub user: String,
+    /// In which role.
+    pub role: String,
+    /// When, UTC, RFC 3339 with milliseconds.
+    pub utc: String,
+    /// The device's UTC offset at that moment, like `+08:00`.
+    pub local_offset: String,
+    /// Why (required when a saved value changes).
+    pub reason: Option<String>,
+    /// Soft warnings confirmed with this change (JSON list of findings).
+    pub warning: Option<String>,
+    /// Hash of the same device's previous change ([`GENESIS`] for its first).
+    pub prev_hash: String,
+    /// For `item.set`: JSON list of the change ids of the item's values this change replaces
+    /// (the values its writer saw; two or more when it resolves a conflict). `None` in changes
+    /// written before sync existed: they replace whatever the item held.
+    #[serde(default)]
+    pub base: Option<String>,
+    /// Hash of this change.
+    pub hash: String,
+}
+
+impl Change {
+    /// The canonical hash: SHA-256 over every field but `seq` and `hash`, each length-prefixed
+    /// so no two different changes encode the same bytes.
+    pub fn compute_hash(&self) -> String {
+        let mut h = Sha256::new();
+        let mut field = |v: Option<&str>| match v {
+            None => h.update(u32::MAX.to_be_bytes()),
+            Some(s) => {
+                h.update((s.len() as u32).to_be_bytes());
+                h.update(s.as_bytes());
+            }
+        };
+        let device_seq = self.device_seq.to_string();
+        field(Some("ecrf-change-v1"));
+        field(Some(&self.change_id));
+        field(Some(&self.device));
+        field(Some(&device_seq));
+        field(Some(self.kind.as_str()));
+        field(self.subject.as_deref());
+        field(self.form.as_deref());
+        field(self.item.as_deref());
+        field(self.old_value.as_deref());
+        field(self.new_value.as_deref());
+        field(Some(&self.user));
+        field(Some(&self.role));
+        field(Some(&self.utc));
+        field(Some(&self.local_offset));
+        field(self.reason.as_deref());
+        field(self.warning.as_deref());
+        field(Some(&self.prev_hash));
+        // Appended only when present, so changes written before it existed keep their hash
+        // (length-prefixed fields: 17 and 18 fields never encode the same bytes).
+        if let Some(base) = &self.base {
+            field(Some(base));
+        }
+        hex::encode(h.finalize())
+    }
+
+    /// True when the stored hash is the hash of the content.
+    pub fn hash_holds(&self) -> bool {
+        self.compute_hash() == self.hash
+    }
+
+    /// A short description for messages: `change #12 [item.set 01-0001 DLY#3 MAP, id …]`.
+    pub fn describe(&self) -> String {
+        let mut s = format!("change #{} [{}", self.seq, self.kind);
+        for part in [&self.subject, &self.form, &self.item]
+            .into_iter()
+            .flatten()
+        {
+            s.push(' ');
+            s.push_str(part);
+        }
+        s.push_str(&format!(", id {}]", self.change_id));
+        s
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A change of `kind` by a nurse, hashed.
+    pub(crate) fn change(kind: ChangeKind, old: Option<&str>, new: Option<&str>) -> Change {
+        let mut c = Change {
+            seq: 0,
+            change_id: "c".into(),
+            device: "d".into(),
+            device_seq: 1,
+            kind,
+            subject: None,
+            form: None,
+            item: None,
+            old_value: old.map(str::to_string),
+            new_value: new.map(str::to_string),
+            user: "u".into(),
+            role: "nurse".into(),
+            utc: "2026-03-01T00:00:00.000Z".into(),
+            local_offset: "+08:00".into(),
+            reason: None,
+            warning: None,
+            prev_hash: GENESIS.into(),
+            hash: String::new(),
+            base: None,
+        };
+        c.hash = c.compute_hash();
+        c
+    }
+
+    /// The hash of a fixed change is the one earlier builds wrote: stores and servers holding
+    /// changes from them still verify.
+    #[test]
+    fn the_hash_is_stable_across_versions() {
+        let c = change(ChangeKind::ItemSet, None, Some("{\"int\":72}"));
+        // Computed independently (Python's hashlib over the same length-prefixed fields).
+        assert_eq!(
+            c.hash,
+            "617253b0d5b7d8c6170b5f7e515638d31ceb73e89891559b923ef4e1d525e780"
+        );
+        // Each field counts, seq does not.
+        let mut other = c.clone();
+        other.seq = 99;
+        assert!(other.hash_holds());
+        other.new_value = Some("{\"int\":73}".into());
+        assert!(!other.hash_holds());
+        let mut based = c.clone();
+        based.base = Some("[]".into());
+        assert_ne!(based.compute_hash(), c.hash);
+    }
+
+    #[test]
+    fn seq_never_travels_and_unknown_fields_are_refused() {
+        let mut c = change(ChangeKind::SubjectCreated, None, Some("01"));
+        c.seq = 7;
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(!json.contains("\"seq\""), "{json}");
+        let back: Change = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.seq, 0);
+        assert_eq!(back.hash, c.hash);
+        let extra = json.replacen('{', "{\"seq\":3,", 1);
+        assert!(serde_json::from_str::<Change>(&extra).is_err());
+    }
+}

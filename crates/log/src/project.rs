@@ -1,0 +1,373 @@
+//! The projection rules over memory: a site's log folded into what it says now — subjects,
+//! each item's heads and the value shown, users, signatures and locks.
+//!
+//! Rules (the same the laptop's store applies in SQL at save and sync time): subjects come from
+//! `subject.create` (first one wins); an item's heads are the values no later change names in
+//! its `base` (a change without `base` replaces whatever the item held); the value shown is the
+//! head with the greatest change id, none when that head cleared it; two heads or more are a
+//! conflict; users come from `user.add` of every device and their later role changes; a
+//! signature holds while the values of its scope hash as when it was signed; a lock holds from
+//! `lock.set` until the matching `lock.release`. Invariant: folding is a pure function of the
+//! changes in the order given.
+
+use std::collections::{BTreeMap, HashSet};
+
+use ecrf_core::signature::{SignatureScope, values_hash};
+use ecrf_core::{FormKey, Role, Value};
+
+use crate::body::{Body, BodyError, Lock, Signed};
+use crate::change::Change;
+use crate::kind::ChangeKind;
+use crate::record::Signature;
+
+/// `(subject, form instance, item)`.
+pub type ItemKey = (String, String, String);
+
+/// An item's values that no later change replaced: change id → value (JSON; `None` = cleared).
+pub type Heads = BTreeMap<String, Option<String>>;
+
+/// A subject and its site (from `subject.create`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectedSubject {
+    /// Subject number.
+    pub subject: String,
+    /// Site code.
+    pub site: String,
+}
+
+/// A user as the log describes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectedUser {
+    /// Full name.
+    pub name: String,
+    /// Current role.
+    pub role: Role,
+    /// False once deactivated.
+    pub active: bool,
+}
+
+/// A lock in force: its body, subject and form as the `lock.set` named them, and its reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectedLock {
+    /// `site`, `subject` or `form`, and the site for a site lock.
+    pub lock: Lock,
+    /// Subject (subject and form locks).
+    pub subject: Option<String>,
+    /// Form instance (form locks).
+    pub form: Option<String>,
+    /// Why.
+    pub reason: String,
+}
+
+/// What a log says now.
+#[derive(Debug, Clone, Default)]
+pub struct Projection {
+    /// Subjects in order of creation.
+    pub subjects: Vec<ProjectedSubject>,
+    /// Each item's heads.
+    pub heads: BTreeMap<ItemKey, Heads>,
+    /// Users by login name.
+    pub users: BTreeMap<String, ProjectedUser>,
+    /// Signing events in order, with their bodies (see [`Projection::signatures`]).
+    signed: Vec<(Change, Signed)>,
+    /// Locks in force by scope key.
+    pub locks: BTreeMap<String, ProjectedLock>,
+    superseded: HashSet<String>,
+    subject_seen: HashSet<String>,
+}
+
+/// A change the fold cannot read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProjectError {
+    /// Its body does not fit its kind.
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// Its `base` is not a list of change ids.
+    #[error("{0}: its base is not a list of ids: {1}")]
+    Base(String, String),
+    /// A stored value cannot be read.
+    #[error("{0} {1} {2}: stored value is unreadable: {3}")]
+    Value(String, String, String, String),
+}
+
+impl Projection {
+    /// Folds one change in.
+    pub fn apply(&mut self, c: &Change) -> Result<(), ProjectError> {
+        match c.kind {
+            ChangeKind::SubjectCreated => {
+                let Some(subject) = c.subject.clone() else {
+                    return Ok(());
+                };
+                if self.subject_seen.insert(subject.clone()) {
+                    self.subjects.push(ProjectedSubject {
+                        subject,
+                        site: c.new_value.clone().unwrap_or_default(),
+                    });
+                }
+            }
+            ChangeKind::ItemSet => {
+                let key = (
+                    c.subject.clone().unwrap_or_default(),
+                    c.form.clone().unwrap_or_default(),
+                    c.item.clone().unwrap_or_default(),
+                );
+                let item_heads = self.heads.entry(key).or_default();
+                let replaced: Vec<String> = match &c.base {
+                    None => item_heads.keys().cloned().collect(),
+                    Some(b) => serde_json::from_str(b)
+                        .map_err(|e| ProjectError::Base(c.describe(), e.to_string()))?,
+                };
+                for id in replaced {
+                    item_heads.remove(&id);
+                    self.superseded.insert(id);
+                }
+                if !self.superseded.contains(&c.change_id) {
+                    item_heads.insert(c.change_id.clone(), c.new_value.clone());
+                }
+            }
+            ChangeKind::UserAdded => {
+                let Body::UserAdded(added) = c.body()? else {
+                    return Ok(());
+                };
+                self.users.insert(
+                    c.item.clone().unwrap_or_default(),
+                    ProjectedUser {
+                        name: added.name,
+                        role: added.role,
+                        active: true,
+                    },
+                );
+            }
+            ChangeKind::UserRole => {
+                if let Body::UserRole { role } = c.body()?
+                    && let Some(u) = c.item.as_deref().and_then(|n| self.users.get_mut(n))
+                {
+                    u.role = role;
+                }
+            }
+            ChangeKind::UserDeactivated => {
+                if let Some(u) = c.item.as_deref().and_then(|n| self.users.get_mut(n)) {
+                    u.active = false;
+                }
+            }
+            ChangeKind::Signed => {
+                if let Body::Signed(body) = c.body()? {
+                    self.signed.push((c.clone(), body));
+                }
+            }
+            ChangeKind::Locked | ChangeKind::Unlocked => {
+                let (Body::Locked(lock) | Body::Unlocked(lock)) = c.body()? else {
+                    return Ok(());
+                };
+                let key = lock_key(&lock, c.subject.as_deref(), c.form.as_deref());
+                if c.kind == ChangeKind::Locked {
+                    self.locks.insert(
+                        key,
+                        ProjectedLock {
+                            lock,
+                            subject: c.subject.clone(),
+                            form: c.form.clone(),
+                            reason: c.reason.clone().unwrap_or_default(),
+                        },
+                    );
+                } else {
+                    self.locks.remove(&key);
+                }
+            }
+            // Kept in the log as audit; nothing of theirs is a value, user, signature or
+            // lock (envelopes are the holding device's own, see the store).
+            ChangeKind::StoreCreated
+            | ChangeKind::LeaseLoaded
+            | ChangeKind::Randomized
+            | ChangeKind::DataExported
+            | ChangeKind::LoginFailed
+            | ChangeKind::QueryRaised
+            | ChangeKind::QueryAnswered
+            | ChangeKind::QueryClosed
+            | ChangeKind::QueryReopened
+            | ChangeKind::SdvMarked
+            | ChangeKind::PasswordReset
+            | ChangeKind::PasswordChanged
+            | ChangeKind::LockHeld => {}
+        }
+        Ok(())
+    }
+
+    /// Folds a whole log, in the order given.
+    pub fn of<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Result<Self, ProjectError> {
+        let mut p = Projection::default();
+        for c in changes {
+            p.apply(c)?;
+        }
+        Ok(p)
+    }
+
+    /// The value shown of each item that has one: the head with the greatest change id (none
+    /// when that head cleared it), as stored (JSON of the value).
+    pub fn shown(&self) -> BTreeMap<ItemKey, String> {
+        self.heads
+            .iter()
+            .filter_map(|(k, h)| {
+                h.iter()
+                    .next_back()
+                    .and_then(|(_, v)| v.clone())
+                    .map(|v| (k.clone(), v))
+            })
+            .collect()
+    }
+
+    /// The values shown, read: subject → form instance → item → value.
+    #[allow(clippy::type_complexity)]
+    pub fn values(
+        &self,
+    ) -> Result<BTreeMap<String, BTreeMap<String, BTreeMap<String, Value>>>, ProjectError> {
+        let mut out: BTreeMap<String, BTreeMap<String, BTreeMap<String, Value>>> =
+            BTreeMap::new();
+        for ((subject, form, item), json) in self.shown() {
+            let value = Value::from_json(&json).map_err(|e| {
+                ProjectError::Value(subject.clone(), form.clone(), item.clone(), e.to_string())
+            })?;
+            out.entry(subject)
+                .or_default()
+                .entry(form)
+                .or_default()
+                .insert(item, value);
+        }
+        Ok(out)
+    }
+
+    /// Items with two heads or more (two devices changed them without seeing each other).
+    pub fn conflicts(&self) -> impl Iterator<Item = (&ItemKey, &Heads)> {
+        self.heads.iter().filter(|(_, h)| h.len() > 1)
+    }
+
+    /// Every signature in signing order, each valid while the values of its scope hash as
+    /// when it was signed.
+    pub fn signatures(&self) -> Result<Vec<Signature>, ProjectError> {
+        let shown = self.shown();
+        self.signed
+            .iter()
+            .map(|(c, body)| signature(c, body, &shown))
+            .collect()
+    }
+}
+
+/// The key a lock is held under: one lock per scope.
+pub fn lock_key(lock: &Lock, subject: Option<&str>, form: Option<&str>) -> String {
+    format!(
+        "{}:{}:{}:{}",
+        lock.scope,
+        lock.site.as_deref().unwrap_or_default(),
+        subject.unwrap_or_default(),
+        form.unwrap_or_default()
+    )
+}
+
+fn signature(
+    c: &Change,
+    body: &Signed,
+    shown: &BTreeMap<ItemKey, String>,
+) -> Result<Signature, ProjectError> {
+    let subject = c.subject.clone().unwrap_or_default();
+    let scope_text = c.form.clone().unwrap_or_default();
+    let scope = if scope_text == "casebook" {
+        SignatureScope::Casebook
+    } else {
+        let (form, repeat) = match scope_text.split_once('#') {
+            Some((f, n)) => (
+                f,
+                Some(n.parse::<u32>().map_err(|e| {
+                    ProjectError::Body(BodyError {
+                        change: c.describe(),
+                        kind: c.kind,
+                        why: format!("scope {scope_text}: {e}"),
+                    })
+                })?),
+            ),
+            None => (scope_text.as_str(), None),
+        };
+        SignatureScope::Form(FormKey {
+            form: form.to_string(),
+            repeat,
+        })
+    };
+    let covered = shown
+        .range((subject.clone(), String::new(), String::new())..)
+        .take_while(|((s, _, _), _)| *s == subject)
+        .filter(|((_, f, _), _)| scope_text == "casebook" || *f == scope_text)
+        .map(|((_, f, i), v)| (f.as_str(), i.as_str(), v.as_str()));
+    let valid = values_hash(&subject, &scope, covered) == body.values_hash;
+    Ok(Signature {
+        id: c.change_id.clone(),
+        subject,
+        scope: scope_text,
+        meaning: body.meaning,
+        signer: c.user.clone(),
+        name: body.name.clone(),
+        utc: c.utc.clone(),
+        local_offset: c.local_offset.clone(),
+        valid,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::change::tests::change;
+
+    fn set(id: &str, item: &str, value: Option<&str>, base: Option<&[&str]>) -> Change {
+        let mut c = change(ChangeKind::ItemSet, None, value);
+        c.change_id = id.into();
+        c.subject = Some("01-0001".into());
+        c.form = Some("DLY#1".into());
+        c.item = Some(item.into());
+        c.base = base.map(|b| serde_json::to_string(b).unwrap());
+        c
+    }
+
+    #[test]
+    fn heads_conflicts_and_their_resolution() {
+        let log = [
+            set("a1", "MAP", Some("{\"int\":60}"), Some(&[])),
+            // Two devices each replace a1 without seeing each other: a conflict.
+            set("b1", "MAP", Some("{\"int\":61}"), Some(&["a1"])),
+            set("c1", "MAP", Some("{\"int\":62}"), Some(&["a1"])),
+        ];
+        let p = Projection::of(&log).unwrap();
+        assert_eq!(p.conflicts().count(), 1);
+        let key = ("01-0001".into(), "DLY#1".into(), "MAP".into());
+        // The greatest change id is shown.
+        assert_eq!(p.shown()[&key], "{\"int\":62}");
+        let mut resolved = log.to_vec();
+        resolved.push(set("d1", "MAP", Some("{\"int\":61}"), Some(&["b1", "c1"])));
+        let p = Projection::of(&resolved).unwrap();
+        assert_eq!(p.conflicts().count(), 0);
+        assert_eq!(p.shown()[&key], "{\"int\":61}");
+        // A clear hides the value; a change without base replaces every head.
+        let mut cleared = resolved.clone();
+        cleared.push(set("e1", "MAP", None, None));
+        assert!(!Projection::of(&cleared).unwrap().shown().contains_key(&key));
+    }
+
+    #[test]
+    fn users_roles_and_locks_follow_the_log() {
+        let mut add = change(
+            ChangeKind::UserAdded,
+            None,
+            Some(r#"{"name":"Li Na","role":"nurse"}"#),
+        );
+        add.item = Some("li".into());
+        let mut role = change(ChangeKind::UserRole, None, Some("investigator"));
+        role.item = Some("li".into());
+        let mut lock = change(ChangeKind::Locked, None, Some(r#"{"scope":"site","site":"01"}"#));
+        lock.reason = Some("database lock".into());
+        let p = Projection::of(&[add.clone(), role, lock.clone()]).unwrap();
+        assert_eq!(p.users["li"].role, Role::Investigator);
+        assert_eq!(p.locks.len(), 1);
+        let mut release = lock.clone();
+        release.kind = ChangeKind::Unlocked;
+        let p = Projection::of(&[add, lock, release]).unwrap();
+        assert_eq!(p.users["li"].role, Role::Nurse);
+        assert!(p.locks.is_empty());
+    }
+}

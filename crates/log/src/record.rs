@@ -1,0 +1,97 @@
+//! What screens, printouts and exports read about a subject, whoever read it (a laptop's store
+//! from its projections, the server from its copy of the log through [`crate::project`]).
+//!
+//! Owns the read-model records only; they are built elsewhere and never written back.
+
+use ecrf_core::Value;
+use ecrf_core::query::QueryState;
+use ecrf_core::signature::SignatureMeaning;
+use serde::Serialize;
+
+use crate::change::Change;
+
+/// One item's current value as shown on a form.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ItemState {
+    /// Item id.
+    pub item: String,
+    /// Current value.
+    pub value: Value,
+    /// Confirmed warnings (JSON list of findings), if any.
+    pub warning: Option<String>,
+}
+
+/// A query as it stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Query {
+    /// Id.
+    pub id: String,
+    /// Subject.
+    pub subject: String,
+    /// Form instance.
+    pub form: String,
+    /// Item.
+    pub item: String,
+    /// State.
+    pub state: QueryState,
+    /// The question.
+    pub text: String,
+    /// Raised by.
+    pub raised_by: String,
+    /// When raised (UTC).
+    pub raised_utc: String,
+}
+
+/// A signature and whether it still holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Signature {
+    /// The signing event's change id.
+    pub id: String,
+    /// Subject.
+    pub subject: String,
+    /// `DLY#3` or `casebook`.
+    pub scope: String,
+    /// Meaning.
+    pub meaning: SignatureMeaning,
+    /// Signer user name.
+    pub signer: String,
+    /// Printed name.
+    pub name: String,
+    /// UTC time.
+    pub utc: String,
+    /// Device offset at signing.
+    pub local_offset: String,
+    /// False once a covered value changed: the record needs re-signing.
+    pub valid: bool,
+}
+
+/// One form instance of a casebook with its values (typed and derived).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CasebookForm {
+    /// Form instance.
+    pub key: ecrf_core::FormKey,
+    /// Current values in the form's item order, then derived values.
+    pub values: Vec<ItemState>,
+    /// Items verified against the source (and unchanged since).
+    pub verified: Vec<String>,
+}
+
+/// A subject's whole record, as a printout (or the coordinating centre's casebook view) reads
+/// it: read in one go by whoever holds the data, handed to the printer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Casebook {
+    /// Subject number.
+    pub subject: String,
+    /// Site code.
+    pub site: String,
+    /// Instances with data, in schedule order then repeat number.
+    pub forms: Vec<CasebookForm>,
+    /// Every change of the subject, in log order.
+    pub audit: Vec<Change>,
+    /// Full names by login name.
+    pub names: std::collections::BTreeMap<String, String>,
+    /// The subject's queries.
+    pub queries: Vec<Query>,
+    /// The subject's signatures.
+    pub signatures: Vec<Signature>,
+}
