@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use chrono::Local;
-use ecrf_export::{DataSource, ExportOptions, Format};
+use ecrf_export::{ExportOptions, Format};
 
 use crate::dto::{ErrorCode, ExportDone, ExportRequest};
 use crate::{App, AppResult, err};
@@ -38,22 +38,11 @@ impl App {
         };
         let study = std::sync::Arc::clone(&self.study);
         let store = self.store_mut()?;
-        let data = store.trial_data(opts.include_audit).map_err(|e| match e {
-            ecrf_export::ExportError::Store(s) => s.into(),
-            other => err(ErrorCode::Invalid, other.to_string()),
-        })?;
+        let data = ecrf_export::TrialData::from_view(store.export_view(opts.include_audit)?)
+            .map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
         let report = ecrf_export::export(&study, &data, &formats, &opts, &folder)
             .map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
-        let description = serde_json::json!({
-            "formats": formats.iter().map(|f| f.name()).collect::<Vec<_>>(),
-            "forms": if opts.forms.is_empty() { vec!["all".to_string()] } else { opts.forms.clone() },
-            "site": opts.site,
-            "include_audit": opts.include_audit,
-            "out": folder.display().to_string(),
-            "files": report.files.len(),
-            "subjects": report.subjects,
-        });
-        store.record_export(&description.to_string())?;
+        store.record_export(report.exported(&formats, &opts, &folder, None))?;
         Ok(ExportDone {
             folder: folder.display().to_string(),
             files: report

@@ -15,7 +15,7 @@ pub mod dto;
 mod export;
 mod oversight;
 mod safekeeping;
-mod sync;
+pub mod sync;
 mod throttle;
 
 use std::collections::BTreeMap;
@@ -728,7 +728,7 @@ impl App {
             return Err(err(ErrorCode::NotLoggedIn, "locked: log in to continue"));
         };
         let printed = printer
-            .subject(store, subject, &opts)
+            .subject(store.study(), &store.casebook(subject)?, &opts)
             .map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
         let stamp = Local::now().format("%Y%m%d-%H%M%S");
         self.save_printout(&format!("{subject}-{stamp}.pdf"), &printed)

@@ -6,6 +6,7 @@ use ecrf_core::lock::LockScope;
 use ecrf_core::query::QueryStep;
 use ecrf_core::signature::{SignCredentials, SignatureMeaning};
 use ecrf_core::{Action, FormKey};
+use ecrf_log::ChangeKind;
 use ecrf_store::{AuditFilter, Change, Query, Signature};
 
 use crate::dto::{
@@ -193,8 +194,14 @@ fn filter(f: &AuditFilterDto) -> AuditFilter {
 
 /// A value as the audit page shows it: an oversight step's text (a query's question, an
 /// answer) rather than its JSON record; an item's value as entered.
-fn audit_value(kind: &str, v: &Option<String>) -> Option<String> {
-    if kind.starts_with("query.") {
+fn audit_value(kind: ChangeKind, v: &Option<String>) -> Option<String> {
+    if matches!(
+        kind,
+        ChangeKind::QueryRaised
+            | ChangeKind::QueryAnswered
+            | ChangeKind::QueryClosed
+            | ChangeKind::QueryReopened
+    ) {
         let text = v
             .as_deref()
             .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
@@ -209,12 +216,12 @@ fn audit_value(kind: &str, v: &Option<String>) -> Option<String> {
 fn audit_row(c: &Change) -> AuditRow {
     AuditRow {
         seq: c.seq as u32,
-        kind: c.kind.clone(),
+        kind: c.kind.to_string(),
         subject: c.subject.clone(),
         form: c.form.clone(),
         item: c.item.clone(),
-        old: audit_value(&c.kind, &c.old_value),
-        new: audit_value(&c.kind, &c.new_value),
+        old: audit_value(c.kind, &c.old_value),
+        new: audit_value(c.kind, &c.new_value),
         user: c.user.clone(),
         role: c.role.clone(),
         utc: c.utc.clone(),

@@ -4,6 +4,7 @@
 //! Invariant: the online check never holds the store (see [`App::sync_client`]).
 
 use ecrf_core::Action;
+use ecrf_store::{Randomization, Store, StoreError};
 use ecrf_sync::{Client, SyncError};
 
 use crate::dto::{
@@ -14,7 +15,10 @@ use crate::{App, AppError, AppResult, err, shown_value};
 impl From<SyncError> for AppError {
     fn from(e: SyncError) -> Self {
         match e {
-            SyncError::Store(s) => s.into(),
+            SyncError::Store(s) => match s.downcast::<ecrf_store::StoreError>() {
+                Ok(s) => (*s).into(),
+                Err(other) => err(ErrorCode::Invalid, other.to_string()),
+            },
             SyncError::Offline(_) | SyncError::Server { .. } => err(
                 ErrorCode::Offline,
                 format!(
@@ -28,6 +32,54 @@ impl From<SyncError> for AppError {
             other => err(ErrorCode::Invalid, other.to_string()),
         }
     }
+}
+
+/// Receives `blocks` whole blocks of the site's allocation list from the server and loads them
+/// as sealed envelopes (an administrator's session, as for a lease file). Returns how many.
+pub fn fetch_lease(store: &mut Store, client: &Client, blocks: u32) -> Result<usize, SyncError> {
+    let role = store.session().role;
+    if !role.may(Action::LoadLease) {
+        return Err(SyncError::store(StoreError::NotAllowed {
+            user: store.session().user.clone(),
+            role: role.to_string(),
+            action: Action::LoadLease.to_string(),
+        }));
+    }
+    let site = store.site().to_string();
+    let reply = client.lease(&site, blocks)?;
+    store.load_lease(&reply.lease_csv).map_err(SyncError::store)
+}
+
+/// Randomizes a subject. Online (a client given and the server answering): the server takes
+/// the next slot of the site's list in one transaction and the store records it. Offline (no
+/// answer) or when the server has no slot for the site: the next sealed envelope leased to
+/// this device. Refusals (not eligible, no consent, already randomized) are decided by the
+/// store before the server is asked, so they never use a slot. Returns the randomization and
+/// whether it was online.
+pub fn randomize(
+    store: &mut Store,
+    client: Option<&Client>,
+    subject: &str,
+) -> Result<(Randomization, bool), SyncError> {
+    store
+        .check_randomizable(subject)
+        .map_err(SyncError::store)?;
+    if let Some(client) = client {
+        let site = store.site().to_string();
+        match client.take_slot(&site, subject) {
+            Ok(slot) => {
+                return Ok((
+                    store
+                        .randomize_with_server_slot(subject, &slot)
+                        .map_err(SyncError::store)?,
+                    true,
+                ));
+            }
+            Err(SyncError::Offline(_)) | Err(SyncError::Refused { status: 409, .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((store.randomize(subject).map_err(SyncError::store)?, false))
 }
 
 impl App {

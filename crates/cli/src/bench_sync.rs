@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 use ecrf_app::demo::{DEMO_PASSWORD, daily_log, ecmo_form, save_sample};
 use ecrf_core::{FormKey, Role};
 use ecrf_store::{Change, CreateOptions, Store};
-use ecrf_sync::{Client, WireChange};
+use ecrf_sync::Client;
 
 use crate::{Failure, study};
 
@@ -71,7 +71,7 @@ fn next_change(device: &str, seq: i64, prev: &str, subject: &str, value: i64) ->
         change_id: uuid::Uuid::now_v7().to_string(),
         device: device.to_string(),
         device_seq: seq,
-        kind: ecrf_store::log::kind::ITEM_SET.into(),
+        kind: ecrf_log::ChangeKind::ItemSet,
         subject: Some(subject.to_string()),
         form: Some("DLY#1".into()),
         item: Some("HR".into()),
@@ -99,7 +99,7 @@ fn one_round(
     cursor: &mut i64,
 ) -> Result<(), ecrf_sync::SyncError> {
     client.device()?;
-    client.push(site, vec![WireChange::from(c)])?;
+    client.push(site, vec![c.clone()])?;
     loop {
         let page = client.pull(site, *cursor, 1000)?;
         *cursor = page.cursor;
@@ -267,7 +267,7 @@ pub fn run(args: &BenchSyncArgs) -> Result<(), Failure> {
     for (client, site, device, subject) in devices {
         let barrier = Arc::clone(&barrier);
         handles.push(std::thread::spawn(move || {
-            let mut prev = ecrf_store::log::GENESIS.to_string();
+            let mut prev = ecrf_log::GENESIS.to_string();
             let mut cursor = 0i64;
             let mut times = Vec::new();
             let mut errors = 0usize;

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ecrf_export::{DataSource, ExportOptions, Format};
+use ecrf_export::{DataSource, ExportOptions, Format, TrialData};
 
 use crate::{Cli, Failure, open, study};
 
@@ -61,20 +61,15 @@ pub fn run(cli: &Cli, args: &ExportArgs) -> Result<(), Failure> {
             }
             .trial_data(opts.include_audit)?
         }
-        None => store.trial_data(opts.include_audit)?,
+        None => TrialData::from_view(store.export_view(opts.include_audit)?)?,
     };
     let report = ecrf_export::export(&study, &data, &formats, &opts, &args.out)?;
-    let description = serde_json::json!({
-        "formats": formats.iter().map(|f| f.name()).collect::<Vec<_>>(),
-        "forms": if opts.forms.is_empty() { vec!["all".to_string()] } else { opts.forms.clone() },
-        "site": opts.site,
-        "source": if args.database_url.is_some() { "server" } else { "store" },
-        "include_audit": opts.include_audit,
-        "out": args.out.display().to_string(),
-        "files": report.files.len(),
-        "subjects": report.subjects,
-    });
-    store.record_export(&description.to_string())?;
+    let source = if args.database_url.is_some() {
+        "server"
+    } else {
+        "store"
+    };
+    store.record_export(report.exported(&formats, &opts, &args.out, Some(source)))?;
     for f in &report.files {
         say!("{}", f.display());
     }
@@ -280,10 +275,10 @@ fn measure(
     let pw = "bench-password";
     let mut dm = Store::open(path, std::sync::Arc::clone(&study), "dm", pw)?;
     let (t, c) = (Instant::now(), cpu_time());
-    let data = dm.trial_data(true)?;
+    let data = TrialData::from_view(dm.export_view(true)?)?;
     let (read, read_cpu) = (t.elapsed(), cpu_time() - c);
     let (t, c) = (Instant::now(), cpu_time());
-    let snapshot = dm.trial_data(false)?;
+    let snapshot = TrialData::from_view(dm.export_view(false)?)?;
     let (read_values, read_values_cpu) = (t.elapsed(), cpu_time() - c);
     let changes = data.change_count();
     let out = dir.join("export");

@@ -5,7 +5,6 @@
 //! server's database (no migration is run: an export reads the schema as it is).
 
 use ecrf_export::{DataSource, ExportError, TrialData};
-use ecrf_sync::WireChange;
 use sqlx::{Connection, Row};
 
 /// The server's database, all sites or one.
@@ -36,7 +35,7 @@ impl DataSource for ServerDb {
 async fn read(
     url: &str,
     site: Option<&str>,
-) -> Result<(Vec<String>, Vec<(String, Vec<ecrf_store::Change>)>), ExportError> {
+) -> Result<(Vec<String>, Vec<(String, Vec<ecrf_log::Change>)>), ExportError> {
     let mut conn = sqlx::PgConnection::connect(url).await.map_err(db)?;
     let mut tx = conn.begin().await.map_err(db)?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -66,14 +65,13 @@ async fn read(
     .await
     .map_err(db)?;
     tx.commit().await.map_err(db)?;
-    let mut logs: Vec<(String, Vec<ecrf_store::Change>)> = Vec::new();
+    let mut logs: Vec<(String, Vec<ecrf_log::Change>)> = Vec::new();
     for r in rows {
         let site: String = r.get(0);
         let seq: i64 = r.get(1);
         let body: &str = r.get(2);
-        let wire: WireChange = serde_json::from_str(body)
+        let mut change: ecrf_log::Change = serde_json::from_str(body)
             .map_err(|e| ExportError::Data(format!("server change #{seq} of site {site}: {e}")))?;
-        let mut change = wire.to_change();
         change.seq = seq;
         match logs.last_mut() {
             Some((s, log)) if *s == site => log.push(change),

@@ -594,7 +594,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                             .map(|v| show(v, &cli.lang, study, f, i))
                             .unwrap_or_else(|| "∅".into())
                     ),
-                    _ => c.kind.clone(),
+                    _ => c.kind.to_string(),
                 };
                 let reason = c
                     .reason

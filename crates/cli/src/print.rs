@@ -82,7 +82,11 @@ pub fn run(cli: &Cli, cmd: &PrintCmd) -> Result<(), Failure> {
         PrintCmd::Subject { subject, output } => {
             let store = open(cli)?;
             let printer = Printer::new()?;
-            let printed = printer.subject(&store, subject, &options_for(&store, &cli.lang)?)?;
+            let printed = printer.subject(
+                store.study(),
+                &store.casebook(subject)?,
+                &options_for(&store, &cli.lang)?,
+            )?;
             report(&printed, output)
         }
         PrintCmd::Bench { days, dir } => bench(*days, dir.as_deref()),
@@ -168,7 +172,7 @@ fn bench(days: u32, dir: Option<&std::path::Path>) -> Result<(), Failure> {
     for lang in ["en", "zh"] {
         let opts = options_for(&store, lang)?;
         let t = Instant::now();
-        let p = printer.subject(&store, &subject, &opts)?;
+        let p = printer.subject(store.study(), &store.casebook(&subject)?, &opts)?;
         runs.push((
             format!("subject, {days} daily logs, {changes} audit entries ({lang})"),
             p,

@@ -259,7 +259,7 @@ pub fn run(cli: &Cli, cmd: &RandomizationCmd) -> Result<(), Failure> {
         RandomizationCmd::FetchLease { blocks } => {
             let mut store = open(cli)?;
             let client = ecrf_sync::client::client_of(&store).map_err(fail)?;
-            let n = ecrf_sync::client::fetch_lease(&mut store, &client, *blocks).map_err(fail)?;
+            let n = ecrf_app::sync::fetch_lease(&mut store, &client, *blocks).map_err(fail)?;
             say!("Received and loaded {n} sealed envelopes.");
             Ok(())
         }
@@ -369,7 +369,7 @@ pub fn randomize(cli: &Cli, subject: &str) -> Result<(), Failure> {
         Err(e) => return Err(fail(e)),
     };
     let (r, online) =
-        ecrf_sync::client::randomize(&mut store, client.as_ref(), subject).map_err(fail)?;
+        ecrf_app::sync::randomize(&mut store, client.as_ref(), subject).map_err(fail)?;
     say!(
         "Randomized {subject}: subject number {}, arm {}, envelope {}, at {} by {} ({}).",
         r.subject_no,

@@ -111,7 +111,7 @@ fn an_export_from_the_server_equals_the_merge_of_the_site_stores() {
     // One site: the same as that site's store alone.
     let one_store = dir.path().join("store-02");
     let mut s = Store::open(&stores[1], trial::study(), "dm", trial::PASSWORD).unwrap();
-    let data = ecrf_export::DataSource::trial_data(&mut s, false).unwrap();
+    let data = ecrf_export::TrialData::from_view(s.export_view(false).unwrap()).unwrap();
     drop(s);
     ecrf_export::export(
         &trial::study(),

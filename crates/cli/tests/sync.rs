@@ -5,7 +5,8 @@ mod server;
 
 use std::time::Duration;
 
-use ecrf_sync::{SyncError, WireChange};
+use ecrf_log::ChangeKind;
+use ecrf_sync::SyncError;
 use server::{Device, Server, fresh_database, psql, server_log};
 
 fn setup(site: &str) -> (tempfile::TempDir, Server) {
@@ -158,11 +159,11 @@ fn a_device_stays_in_its_site_and_a_revoked_token_is_refused() {
     // or to site 02: refused either way, and nothing stored.
     let before = psql(&server.database_url, "SELECT count(*) FROM changes");
     let last = a.last_own();
-    let mut c = WireChange::from(&last);
+    let mut c = last.clone();
     c.device_seq = last.device_seq + 1;
     c.prev_hash = last.hash.clone();
     c.change_id = "01a2f000-0000-7000-8000-000000000001".into();
-    c.kind = "item.set".into();
+    c.kind = ChangeKind::ItemSet;
     // A nurse's change, so only the site rule refuses it (an admin's would break the
     // permission table first).
     c.user = "nurse".into();
@@ -172,7 +173,7 @@ fn a_device_stays_in_its_site_and_a_revoked_token_is_refused() {
     c.item = Some("HR".into());
     c.new_value = Some("{\"int\":70}".into());
     c.base = Some("[]".into());
-    c.hash = c.to_change().compute_hash();
+    c.hash = c.compute_hash();
     for site in ["01", "02"] {
         match client.push(site, vec![c.clone()]) {
             Err(SyncError::Refused {
@@ -284,8 +285,7 @@ fn hostile_bodies_get_a_4xx_with_a_reason_and_change_nothing() {
     let before = snapshot(&server);
     let good = {
         let page = a.store.own_changes_after(0, 3).unwrap();
-        serde_json::json!({ "changes": page.iter().map(WireChange::from).collect::<Vec<_>>() })
-            .to_string()
+        serde_json::json!({ "changes": page }).to_string()
     };
     let mut deep = "[".repeat(100_000);
     deep.push_str(&"]".repeat(100_000));

@@ -56,7 +56,7 @@ fn randomize_all(
         start.wait();
         let done = subjects
             .iter()
-            .map(|s| ecrf_sync::client::randomize(&mut d.store, Some(&client), s).unwrap())
+            .map(|s| ecrf_app::sync::randomize(&mut d.store, Some(&client), s).unwrap())
             .collect();
         (d, done)
     })
@@ -101,7 +101,7 @@ fn online_and_offline_randomizations_at_once_never_share_a_slot_and_every_replic
     let mut admin = Store::open(&b0.path, study(), "admin", "admin-password").unwrap();
     let admin_client = ecrf_sync::client::client_of(&admin).unwrap();
     assert_eq!(
-        ecrf_sync::client::fetch_lease(&mut admin, &admin_client, 1).unwrap(),
+        ecrf_app::sync::fetch_lease(&mut admin, &admin_client, 1).unwrap(),
         4
     );
     drop(admin);
@@ -113,7 +113,7 @@ fn online_and_offline_randomizations_at_once_never_share_a_slot_and_every_replic
     // A nurse does not load leases.
     let b_client = b.client();
     assert!(matches!(
-        ecrf_sync::client::fetch_lease(&mut b.store, &b_client, 1),
+        ecrf_app::sync::fetch_lease(&mut b.store, &b_client, 1),
         Err(SyncError::Store(_))
     ));
     let leased: BTreeSet<String> = psql(
@@ -133,7 +133,7 @@ fn online_and_offline_randomizations_at_once_never_share_a_slot_and_every_replic
     // A refusal is decided before the server is asked: it uses no slot.
     let not_screened = a.store.new_subject().unwrap();
     let a_client = a.client();
-    let refused = ecrf_sync::client::randomize(&mut a.store, Some(&a_client), &not_screened);
+    let refused = ecrf_app::sync::randomize(&mut a.store, Some(&a_client), &not_screened);
     assert!(matches!(refused, Err(SyncError::Store(_))), "{refused:?}");
     assert_eq!(
         count(
@@ -250,7 +250,7 @@ fn online_and_offline_randomizations_at_once_never_share_a_slot_and_every_replic
     assert_eq!(withdrawn.lines().count(), 1);
     assert!(leased.contains(withdrawn.trim()));
     let late = eligible_subject(&mut a);
-    let (r, online) = ecrf_sync::client::randomize(&mut a.store, Some(&a_client), &late).unwrap();
+    let (r, online) = ecrf_app::sync::randomize(&mut a.store, Some(&a_client), &late).unwrap();
     assert!(online);
     assert!(!envelopes.contains(&r.envelope) && r.envelope != withdrawn.trim());
     let _ = &mut b;

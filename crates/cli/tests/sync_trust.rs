@@ -7,8 +7,9 @@ mod server;
 
 use ecrf_core::lock::LockScope;
 use ecrf_core::{FormKey, Role};
+use ecrf_log::{Change, ChangeKind};
 use ecrf_store::Store;
-use ecrf_sync::{SyncError, WireChange};
+use ecrf_sync::SyncError;
 use server::{Device, NURSE_PW, Server, fresh_database, psql, server_log, study};
 
 fn setup(site: &str) -> (tempfile::TempDir, Server) {
@@ -20,18 +21,18 @@ fn setup(site: &str) -> (tempfile::TempDir, Server) {
 
 /// The device's next change after its last one, with the same author as `last` unless changed
 /// by `edit`, hashed and chained as a store would (what a tampered or buggy app could send).
-fn next_change(last: &ecrf_store::Change, edit: impl FnOnce(&mut WireChange)) -> WireChange {
-    let mut c = WireChange::from(last);
+fn next_change(last: &Change, edit: impl FnOnce(&mut Change)) -> Change {
+    let mut c = last.clone();
     c.device_seq = last.device_seq + 1;
     c.prev_hash = last.hash.clone();
     c.change_id = uuid_like(last.device_seq + 1);
-    c.kind = "item.set".into();
+    c.kind = ChangeKind::ItemSet;
     c.old_value = None;
     c.reason = None;
     c.warning = None;
     c.base = Some("[]".into());
     edit(&mut c);
-    c.hash = c.to_change().compute_hash();
+    c.hash = c.compute_hash();
     c
 }
 
@@ -160,18 +161,18 @@ fn the_server_refuses_a_change_the_authors_role_may_not_make_and_stores_nothing_
     // the same page, then the monitor editing HR.
     let last = m.last_own();
     let before = psql(&server.database_url, "SELECT count(*) FROM changes");
-    let query = WireChange::from(&last);
+    let query = last.clone();
     let client = m.client();
     // Page = [the query again (already held), a new legitimate change, the forbidden edit].
     let fine = next_change(&last, |c| {
-        c.kind = "sdv.mark".into();
+        c.kind = ChangeKind::SdvMarked;
         c.subject = Some(subject.clone());
         c.form = Some("DLY#1".into());
         c.item = Some("MAP".into());
         c.new_value = None;
         c.base = None;
     });
-    let edit = next_change(&fine.to_change(), |c| {
+    let edit = next_change(&fine, |c| {
         c.subject = Some(subject.clone());
         c.form = Some("DLY#1".into());
         c.item = Some("HR".into());
@@ -450,7 +451,7 @@ fn an_edit_made_offline_under_a_lock_taken_meanwhile_is_held_for_the_data_manage
     // A device cannot write a hold itself.
     let last = a.last_own();
     let forged = next_change(&last, |c| {
-        c.kind = "lock.held".into();
+        c.kind = ChangeKind::LockHeld;
         c.base = None;
     });
     match a.client().push("01", vec![forged]) {

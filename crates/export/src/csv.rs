@@ -269,7 +269,7 @@ pub fn write_audit<W: Write + ?Sized>(w: &mut W, data: &TrialData) -> std::io::R
         field(w, &c.change_id)?;
         field(w, &c.device)?;
         write!(w, "{},", c.device_seq)?;
-        field(w, &c.kind)?;
+        field(w, c.kind.as_str())?;
         field(w, c.subject.as_deref().unwrap_or_default())?;
         field(w, c.form.as_deref().unwrap_or_default())?;
         field(w, c.item.as_deref().unwrap_or_default())?;

@@ -36,9 +36,6 @@ pub use source::{DataSource, TrialData};
 /// What can go wrong in an export, naming the file, field or option.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    /// The store refused or failed.
-    #[error(transparent)]
-    Store(#[from] ecrf_store::StoreError),
     /// A file could not be written or read.
     #[error("{path}: {source}")]
     Io {
@@ -161,6 +158,33 @@ pub struct ExportReport {
     pub subjects: usize,
     /// Rows per form.
     pub rows: Vec<(String, usize)>,
+}
+
+impl ExportReport {
+    /// What the audit trail records of this export (`data.export`): formats, forms, site, with
+    /// the audit trail or not, where to, and from which source (`store`/`server`, when said).
+    pub fn exported(
+        &self,
+        formats: &[Format],
+        opts: &ExportOptions,
+        out: &std::path::Path,
+        source: Option<&str>,
+    ) -> ecrf_log::body::Exported {
+        ecrf_log::body::Exported {
+            formats: formats.iter().map(|f| f.name().to_string()).collect(),
+            forms: if opts.forms.is_empty() {
+                vec!["all".to_string()]
+            } else {
+                opts.forms.clone()
+            },
+            site: opts.site.clone(),
+            source: source.map(str::to_string),
+            include_audit: opts.include_audit,
+            out: out.display().to_string(),
+            files: self.files.len(),
+            subjects: self.subjects,
+        }
+    }
 }
 
 /// The forms chosen by the options, in definition order; an unknown id is an error naming it.

@@ -709,7 +709,7 @@ fn write_audit_record<W: Write>(
     x: &mut Xml<W>,
     cache: &mut StampCache,
     site: &str,
-    c: &ecrf_store::Change,
+    c: &ecrf_log::Change,
 ) -> std::io::Result<()> {
     if cache.key.0 != c.utc || cache.key.1 != c.local_offset {
         cache.stamp = local_stamp(&c.utc, &c.local_offset);
@@ -788,7 +788,7 @@ fn write_clinical<W: Write>(
             .unwrap_or_default();
         if let Some(created) = changes
             .iter()
-            .find(|c| c.change.kind == ecrf_store::log::kind::SUBJECT_CREATED)
+            .find(|c| c.change.kind == ecrf_log::ChangeKind::SubjectCreated)
         {
             write_audit_record(x, &mut stamps, created.site, created.change).map_err(io)?;
         }
@@ -815,7 +815,7 @@ fn write_clinical<W: Write>(
             // A save's changes are of one form instance, one after the other.
             let mut last: Option<&str> = None;
             for c in changes {
-                if c.change.kind == ecrf_store::log::kind::ITEM_SET
+                if c.change.kind == ecrf_log::ChangeKind::ItemSet
                     && let Some(f) = c.change.form.as_deref()
                     && last != Some(f)
                 {
@@ -833,7 +833,7 @@ fn write_clinical<W: Write>(
             std::collections::HashMap::new();
         for &c in changes {
             let ch = c.change;
-            if ch.kind != ecrf_store::log::kind::ITEM_SET {
+            if ch.kind != ecrf_log::ChangeKind::ItemSet {
                 continue;
             }
             let (Some(inst), Some(item)) = (ch.form.as_deref(), ch.item.as_deref()) else {

@@ -1,8 +1,9 @@
 //! Where exported data come from: [`TrialData`], one snapshot of subjects, current values,
 //! users and the change log of one site or several, behind the [`DataSource`] interface.
 //!
-//! A local store is one source (`impl DataSource for Store`); several stores (one per site)
-//! merge into one trial; the central server's database will be another implementation.
+//! A local store hands its snapshot over as an [`ExportView`] ([`TrialData::from_view`]);
+//! several stores (one per site) merge into one trial; the central server's database is a
+//! [`DataSource`] whose logs are replayed ([`crate::logs`]). This crate never opens a store.
 //! Invariant: every value of a `TrialData` belongs to one of its subjects, and every subject
 //! to one of its sites.
 
@@ -10,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ecrf_core::Value;
 use ecrf_core::signature::SignatureMeaning;
-use ecrf_store::{Change, ExportView, Store};
+use ecrf_log::{Change, ExportView};
 
 use crate::ExportError;
 
@@ -103,16 +104,14 @@ pub trait DataSource {
     fn trial_data(&mut self, with_changes: bool) -> Result<TrialData, ExportError>;
 }
 
-impl DataSource for Store {
-    fn trial_data(&mut self, with_changes: bool) -> Result<TrialData, ExportError> {
-        let view = self.export_view(with_changes)?;
+impl TrialData {
+    /// One store's snapshot as trial data.
+    pub fn from_view(view: ExportView) -> Result<TrialData, ExportError> {
         let mut data = TrialData::default();
         data.add_view(view)?;
         Ok(data)
     }
-}
 
-impl TrialData {
     /// Adds one store's snapshot. Two stores that hold the same subject number are refused:
     /// the rows would be ambiguous.
     pub fn add_view(&mut self, view: ExportView) -> Result<(), ExportError> {

@@ -7,7 +7,7 @@ mod common;
 use common::{PASSWORD, investigator, new_consent_version, scripted_trial, study};
 use ecrf_core::FormKey;
 use ecrf_core::signature::SignatureMeaning;
-use ecrf_export::{DataSource, TrialData};
+use ecrf_export::TrialData;
 use ecrf_store::Store;
 
 #[test]
@@ -35,7 +35,7 @@ fn replayed_logs_equal_the_stores_projections() {
     let mut from_stores = TrialData::default();
     for path in &stores {
         let mut s = Store::open(path, study(), "dm", PASSWORD).unwrap();
-        let mut d = s.trial_data(true).unwrap();
+        let mut d = TrialData::from_view(s.export_view(true).unwrap()).unwrap();
         let site = s.site().to_string();
         logs.push((site.clone(), s.all_changes().unwrap()));
         sites.push(site);

@@ -5,6 +5,7 @@
 //! body is read from that text, never re-encoded in place; reading a body never panics, and a
 //! body that does not fit its kind is an error naming the change.
 
+use ecrf_core::lock::LockScope;
 use ecrf_core::signature::SignatureMeaning;
 use ecrf_core::{Role, Value};
 use serde::{Deserialize, Serialize};
@@ -126,6 +127,37 @@ pub struct Lock {
     pub scope: String,
     /// Site code for a site lock.
     pub site: Option<String>,
+}
+
+impl Lock {
+    /// The scope this lock change names, given the change's subject and form.
+    pub fn scope(&self, subject: Option<&str>, form: Option<&str>) -> Option<LockScope> {
+        lock_scope(
+            &self.scope,
+            self.site.clone(),
+            subject.map(str::to_string),
+            form.map(str::to_string),
+        )
+    }
+}
+
+/// A lock's scope from its kind (`site`, `subject`, `form`) and what it names; `None` when
+/// the kind is unknown or a name it needs is missing.
+pub fn lock_scope(
+    kind: &str,
+    site: Option<String>,
+    subject: Option<String>,
+    form: Option<String>,
+) -> Option<LockScope> {
+    match kind {
+        "site" => site.map(LockScope::Site),
+        "subject" => subject.map(LockScope::Subject),
+        "form" => Some(LockScope::Form {
+            subject: subject?,
+            form: form?,
+        }),
+        _ => None,
+    }
 }
 
 /// Body of `lock.held`.

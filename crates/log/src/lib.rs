@@ -29,4 +29,7 @@ pub use change::{Change, GENESIS};
 pub use kind::ChangeKind;
 pub use permission::{Permission, permission};
 pub use project::Projection;
-pub use record::{Casebook, CasebookForm, ItemState, Query, Signature};
+pub use record::{
+    Casebook, CasebookForm, ExportSubject, ExportValue, ExportView, ItemState, Query, Signature,
+    User,
+};

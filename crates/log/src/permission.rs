@@ -64,7 +64,11 @@ mod tests {
     fn every_kind_has_a_rule_and_only_the_server_holds_changes() {
         for k in ChangeKind::ALL {
             let p = permission(&change(k, None, None));
-            assert_eq!(p == Permission::ServerOnly, k == ChangeKind::LockHeld, "{k}");
+            assert_eq!(
+                p == Permission::ServerOnly,
+                k == ChangeKind::LockHeld,
+                "{k}"
+            );
         }
     }
 

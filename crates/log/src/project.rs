@@ -221,8 +221,7 @@ impl Projection {
     pub fn values(
         &self,
     ) -> Result<BTreeMap<String, BTreeMap<String, BTreeMap<String, Value>>>, ProjectError> {
-        let mut out: BTreeMap<String, BTreeMap<String, BTreeMap<String, Value>>> =
-            BTreeMap::new();
+        let mut out: BTreeMap<String, BTreeMap<String, BTreeMap<String, Value>>> = BTreeMap::new();
         for ((subject, form, item), json) in self.shown() {
             let value = Value::from_json(&json).map_err(|e| {
                 ProjectError::Value(subject.clone(), form.clone(), item.clone(), e.to_string())
@@ -359,7 +358,11 @@ mod tests {
         add.item = Some("li".into());
         let mut role = change(ChangeKind::UserRole, None, Some("investigator"));
         role.item = Some("li".into());
-        let mut lock = change(ChangeKind::Locked, None, Some(r#"{"scope":"site","site":"01"}"#));
+        let mut lock = change(
+            ChangeKind::Locked,
+            None,
+            Some(r#"{"scope":"site","site":"01"}"#),
+        );
         lock.reason = Some("database lock".into());
         let p = Projection::of(&[add.clone(), role, lock.clone()]).unwrap();
         assert_eq!(p.users["li"].role, Role::Investigator);

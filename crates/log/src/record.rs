@@ -3,9 +3,9 @@
 //!
 //! Owns the read-model records only; they are built elsewhere and never written back.
 
-use ecrf_core::Value;
 use ecrf_core::query::QueryState;
 use ecrf_core::signature::SignatureMeaning;
+use ecrf_core::{Role, Value};
 use serde::Serialize;
 
 use crate::change::Change;
@@ -63,6 +63,67 @@ pub struct Signature {
     pub local_offset: String,
     /// False once a covered value changed: the record needs re-signing.
     pub valid: bool,
+}
+
+/// A user of a store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    /// Login name.
+    pub username: String,
+    /// Full name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// False once deactivated (users are never deleted).
+    pub active: bool,
+}
+
+/// A subject as the export sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportSubject {
+    /// Screening number (the store's key).
+    pub subject: String,
+    /// Site code.
+    pub site: String,
+    /// When the subject was created (UTC, RFC 3339).
+    pub created_utc: String,
+}
+
+/// One current value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportValue {
+    /// Subject number.
+    pub subject: String,
+    /// Form instance, like `DLY#3`.
+    pub form: String,
+    /// Item id.
+    pub item: String,
+    /// The value.
+    pub value: Value,
+    /// Sequence of the change that set it.
+    pub change_seq: i64,
+}
+
+/// A consistent snapshot of one store for exporting.
+#[derive(Debug, Clone)]
+pub struct ExportView {
+    /// The store's site code.
+    pub site: String,
+    /// The store's id.
+    pub store_id: String,
+    /// Subjects in order of creation.
+    pub subjects: Vec<ExportSubject>,
+    /// Current values, by subject, form instance and item.
+    pub values: Vec<ExportValue>,
+    /// Users of the store.
+    pub users: Vec<User>,
+    /// Electronic signatures in signing order, each with whether it still holds (a covered
+    /// value changed since: broken).
+    pub signatures: Vec<Signature>,
+    /// The whole change log in append order, as consecutive parts (read in parallel; none when
+    /// not asked for), without what no export shows: `warning` and `base` are `None` and
+    /// `prev_hash` is empty (the chain is checked by `ecrf audit verify`, not by exports).
+    pub changes: Vec<Vec<Change>>,
 }
 
 /// One form instance of a casebook with its values (typed and derived).

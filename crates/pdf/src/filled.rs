@@ -1,95 +1,18 @@
 //! A subject's filled CRF: every form instance with data, then the audit appendix.
 //!
-//! Owns reading what a printout needs from the store (values of each instance, the audit trail,
-//! users' full names) and how values read on paper: code labels with their codes, numbers with
-//! their unit, missing-data codes in words, confirmed warnings in words. Invariants: it only
-//! reads the store; the instances printed are exactly those the audit trail has changes for,
-//! in schedule order then repeat number; the appendix lists every change of the subject, each
+//! Owns how a [`Casebook`] handed to it reads on paper: code labels with their codes, numbers
+//! with their unit, missing-data codes in words, confirmed warnings in words. Invariants: it
+//! reads nothing but the casebook and the study (whoever holds the data reads the casebook:
+//! `ecrf_store::Store::casebook`); the instances printed are the casebook's, in its order
+//! (schedule order then repeat number); the appendix lists every change of the subject, each
 //! item's history together and oldest first.
-
-use std::collections::BTreeMap;
 
 use chrono::{DateTime, FixedOffset};
 use ecrf_core::{FormKey, Study, Value};
-use ecrf_store::oversight::kind as oversight_kind;
-use ecrf_store::{Change, ItemState, Query, Signature, Store};
+use ecrf_log::{Casebook, CasebookForm, Change, ChangeKind, Query, Signature};
 
-use crate::PdfError;
 use crate::blank::form_heading;
 use crate::layout::{BODY, Column, Doc, LEFT, RIGHT, SMALL};
-
-/// What is printed for one subject, read from the store in one go.
-pub(crate) struct SubjectData {
-    subject: String,
-    site: String,
-    /// Instances with data, in schedule order, with their current values.
-    instances: Vec<(FormKey, Vec<ItemState>)>,
-    audit: Vec<Change>,
-    /// Full names by login name.
-    names: BTreeMap<String, String>,
-    /// Items verified against the source (and unchanged since), by instance.
-    verified: BTreeMap<String, Vec<String>>,
-    queries: Vec<Query>,
-    signatures: Vec<Signature>,
-}
-
-impl SubjectData {
-    pub(crate) fn read(store: &Store, subject: &str) -> Result<SubjectData, PdfError> {
-        let study = store.study();
-        let audit = store.audit_log(subject)?;
-        let mut keys: Vec<FormKey> = Vec::new();
-        for c in &audit {
-            let Some(form) = &c.form else { continue };
-            // An instance the current definition does not know is still in the appendix.
-            if let Ok(key) = FormKey::parse(study, form)
-                && !keys.contains(&key)
-            {
-                keys.push(key);
-            }
-        }
-        let order = |k: &FormKey| (study.forms.iter().position(|f| f.id == k.form), k.repeat);
-        keys.sort_by_key(order);
-        // Derived values (BMI, IABP delay, primary endpoint…) are computed, never stored:
-        // printed beside the typed ones, as the form shows them.
-        let whole = store.subject_value_map(subject)?;
-        let outcome = store.subject_outcome(subject)?;
-        let mut instances = Vec::with_capacity(keys.len());
-        let mut verified = BTreeMap::new();
-        for key in keys {
-            let mut values = store.form_values(subject, &key)?;
-            if let Some(form) = study.form(&key.form) {
-                let derived =
-                    ecrf_core::outcome::derive_instance(form, &key.to_string(), &whole, &outcome);
-                for (item, value) in derived {
-                    if !values.iter().any(|v| v.item == item) {
-                        values.push(ItemState {
-                            item,
-                            value,
-                            warning: None,
-                        });
-                    }
-                }
-            }
-            verified.insert(key.to_string(), store.verified_items(subject, &key)?);
-            instances.push((key, values));
-        }
-        let names = store
-            .users()?
-            .into_iter()
-            .map(|u| (u.username, u.name))
-            .collect();
-        Ok(SubjectData {
-            subject: subject.to_string(),
-            site: store.site().to_string(),
-            instances,
-            audit,
-            names,
-            verified,
-            queries: store.queries(Some(subject))?,
-            signatures: store.signatures(subject)?,
-        })
-    }
-}
 
 /// `DLY#3 — Daily log, day 3`.
 fn instance_heading(study: &Study, key: &FormKey, lang: &str) -> String {
@@ -175,7 +98,7 @@ fn local_time(c: &Change) -> String {
 }
 
 /// The whole filled CRF of one subject.
-pub(crate) fn subject(doc: &mut Doc<'_>, study: &Study, data: &SubjectData, lang: &str) {
+pub(crate) fn subject(doc: &mut Doc<'_>, study: &Study, data: &Casebook, lang: &str) {
     let w = doc.words;
     doc.set_subject(&data.subject);
     doc.start_form(&format!("{} {}", w.filled_crf, data.subject));
@@ -194,17 +117,21 @@ pub(crate) fn subject(doc: &mut Doc<'_>, study: &Study, data: &SubjectData, lang
         ),
     );
     doc.section(w.forms_printed, 20.0);
-    if data.instances.is_empty() {
+    if data.forms.is_empty() {
         doc.paragraph(LEFT + 4.0, RIGHT - LEFT - 4.0, BODY, w.no_data);
     }
-    for (key, values) in &data.instances {
-        let text = format!("{}  ({})", instance_heading(study, key, lang), values.len());
+    for f in &data.forms {
+        let text = format!(
+            "{}  ({})",
+            instance_heading(study, &f.key, lang),
+            f.values.len()
+        );
         doc.paragraph(LEFT + 4.0, RIGHT - LEFT - 4.0, BODY, &text);
     }
     let without: Vec<String> = study
         .forms
         .iter()
-        .filter(|f| !data.instances.iter().any(|(k, _)| k.form == f.id))
+        .filter(|f| !data.forms.iter().any(|i| i.key.form == f.id))
         .map(|f| form_heading(f, lang))
         .collect();
     if !without.is_empty() {
@@ -225,14 +152,14 @@ pub(crate) fn subject(doc: &mut Doc<'_>, study: &Study, data: &SubjectData, lang
         }
     }
 
-    for (key, values) in &data.instances {
-        instance(doc, study, key, values, data, lang);
+    for f in &data.forms {
+        instance(doc, study, f, data, lang);
     }
     appendix(doc, study, data, lang);
 }
 
 /// `Signed electronically by Dr Wang (wang), 2026-04-01 10:12:03 +08:00 — "I approve…" — valid`.
-fn signature_line(s: &Signature, data: &SubjectData, lang: &str) -> String {
+fn signature_line(s: &Signature, data: &Casebook, lang: &str) -> String {
     let w = crate::words::words(lang);
     let (en, zh) = s.meaning.statement();
     let meaning = if lang == "zh" { zh } else { en };
@@ -279,13 +206,16 @@ fn query_state_word(w: &crate::words::Words, q: &Query) -> &'static str {
 fn instance(
     doc: &mut Doc<'_>,
     study: &Study,
-    key: &FormKey,
-    values: &[ItemState],
-    data: &SubjectData,
+    casebook_form: &CasebookForm,
+    data: &Casebook,
     lang: &str,
 ) {
+    let CasebookForm {
+        key,
+        values,
+        verified,
+    } = casebook_form;
     let instance_id = key.to_string();
-    let verified = data.verified.get(&instance_id);
     let w = doc.words;
     let heading = instance_heading(study, key, lang);
     doc.start_form(&heading);
@@ -332,7 +262,7 @@ fn instance(
                     .into_iter()
                     .collect(),
             };
-            if verified.is_some_and(|v| v.contains(&item.id)) {
+            if verified.contains(&item.id) {
                 notes.push(format!("✓ {}", w.sdv_verified));
             }
             for q in data
@@ -380,19 +310,34 @@ fn oversight_text(c: &Change, w: &crate::words::Words) -> Option<String> {
             .and_then(|v| v["text"].as_str().map(str::to_string))
             .unwrap_or_default()
     };
-    let step = match c.kind.as_str() {
-        oversight_kind::QUERY_RAISED => w.query_steps[0],
-        oversight_kind::QUERY_ANSWERED => w.query_steps[1],
-        oversight_kind::QUERY_CLOSED => w.query_steps[2],
-        oversight_kind::QUERY_REOPENED => w.query_steps[3],
-        oversight_kind::SDV_MARKED => return Some(format!("{item}: ✓ {}", w.sdv_verified)),
-        oversight_kind::SIGNED => return Some(w.signed_by.to_string()),
-        _ => return None,
+    let step = match c.kind {
+        ChangeKind::QueryRaised => w.query_steps[0],
+        ChangeKind::QueryAnswered => w.query_steps[1],
+        ChangeKind::QueryClosed => w.query_steps[2],
+        ChangeKind::QueryReopened => w.query_steps[3],
+        ChangeKind::SdvMarked => return Some(format!("{item}: ✓ {}", w.sdv_verified)),
+        ChangeKind::Signed => return Some(w.signed_by.to_string()),
+        // Printed as a value change, the subject's creation, or by the kind's name.
+        ChangeKind::StoreCreated
+        | ChangeKind::UserAdded
+        | ChangeKind::SubjectCreated
+        | ChangeKind::ItemSet
+        | ChangeKind::LeaseLoaded
+        | ChangeKind::Randomized
+        | ChangeKind::DataExported
+        | ChangeKind::LoginFailed
+        | ChangeKind::Locked
+        | ChangeKind::Unlocked
+        | ChangeKind::UserRole
+        | ChangeKind::UserDeactivated
+        | ChangeKind::PasswordReset
+        | ChangeKind::PasswordChanged
+        | ChangeKind::LockHeld => return None,
     };
     Some(format!("{item}: {step} “{}”", text()))
 }
 
-fn appendix(doc: &mut Doc<'_>, study: &Study, data: &SubjectData, lang: &str) {
+fn appendix(doc: &mut Doc<'_>, study: &Study, data: &Casebook, lang: &str) {
     let w = doc.words;
     doc.start_form(w.audit_title);
     doc.title(
@@ -501,10 +446,8 @@ fn appendix(doc: &mut Doc<'_>, study: &Study, data: &SubjectData, lang: &str) {
                     // and subset (zh, 30 days: ~280 ms with labels, ~175 ms without).
                     format!("{i}: {} → {}", show(&c.old_value), show(&c.new_value))
                 }
-                _ if c.kind == ecrf_store::log::kind::SUBJECT_CREATED => {
-                    w.subject_created.to_string()
-                }
-                _ => c.kind.clone(),
+                _ if c.kind == ChangeKind::SubjectCreated => w.subject_created.to_string(),
+                _ => c.kind.to_string(),
             };
             let change = oversight_text(c, w).unwrap_or(change);
             let mut reason = c.reason.clone().unwrap_or_default();

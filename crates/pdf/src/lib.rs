@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Datelike, FixedOffset, Local, Timelike};
 use ecrf_core::Study;
-use ecrf_store::{Store, StoreError};
+use ecrf_log::Casebook;
 use printpdf::{PdfDocument, PdfPage, PdfSaveOptions};
 
 pub use font::Fonts;
@@ -60,9 +60,6 @@ pub enum PdfError {
     /// The study has no such form.
     #[error("there is no form {0} in this study")]
     NoForm(String),
-    /// Reading the store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
     /// Writing the PDF file failed.
     #[error("cannot write {path}: {message}")]
     Write {
@@ -178,22 +175,21 @@ impl Printer {
         })
     }
 
-    /// A subject's filled CRF: every form instance with data, then the audit appendix.
-    /// The site and the printing user are the store's.
+    /// A subject's filled CRF from its casebook: every form instance with data, then the
+    /// audit appendix. The site printed is the casebook's.
     pub fn subject(
         &self,
-        store: &Store,
-        subject: &str,
+        study: &Study,
+        casebook: &Casebook,
         opts: &PrintOptions,
     ) -> Result<Printed, PdfError> {
-        let study = store.study();
         let w = words(&opts.lang);
         let mut opts = opts.clone();
-        opts.site = Some(store.site().to_string());
+        opts.site = Some(casebook.site.clone());
+        let subject = casebook.subject.as_str();
         let title = format!("{} — {} {subject}", study.id, w.filled_crf);
-        let data = filled::SubjectData::read(store, subject)?;
         self.render(study, &opts, &title, subject, |doc| {
-            filled::subject(doc, study, &data, &opts.lang);
+            filled::subject(doc, study, casebook, &opts.lang);
             Ok(())
         })
     }

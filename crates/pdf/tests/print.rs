@@ -327,7 +327,8 @@ fn filled_crf_has_values_warnings_and_audit_entries() {
     let printer = printer();
     for lang in ["en", "zh"] {
         let opts = PrintOptions::now(lang, "li (李娜 Li Na)");
-        let printed = printer.subject(&store, &subject, &opts).unwrap();
+        let casebook = store.casebook(&subject).unwrap();
+        let printed = printer.subject(store.study(), &casebook, &opts).unwrap();
         assert!(
             printed.missing_glyphs.is_empty(),
             "{:?}",
@@ -414,7 +415,11 @@ fn a_thirty_day_subject_breaks_tables_across_pages_with_their_header() {
             .unwrap();
     }
     let printed = printer()
-        .subject(&store, &subject, &PrintOptions::now("en", "li"))
+        .subject(
+            store.study(),
+            &store.casebook(&subject).unwrap(),
+            &PrintOptions::now("en", "li"),
+        )
         .unwrap();
     let path = write(dir.path(), "subject-30.pdf", &printed);
     let text = pdf_text(&path);

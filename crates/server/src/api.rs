@@ -3,7 +3,7 @@
 //! Invariants: every `/api/v1` request but enrolment carries a device token, and a revoked or
 //! unknown token is refused (401); a device reads and writes only its own site (403 otherwise,
 //! checked on the path and on every change pushed); bodies are limited to
-//! [`MAX_BODY_BYTES`](ecrf_sync::wire::MAX_BODY_BYTES), must be `application/json`, and are
+//! [`MAX_BODY_BYTES`](ecrf_wire::wire::MAX_BODY_BYTES), must be `application/json`, and are
 //! parsed and validated before any database work, so a bad body is a 4xx with a reason and the
 //! database is unchanged; a push is one transaction that stores only the changes that continue
 //! the device's chain, skipping replays.
@@ -15,8 +15,9 @@ use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use ecrf_store::log::GENESIS;
-use ecrf_sync::wire::{
+use ecrf_log::body::{self, Body};
+use ecrf_log::{Change, ChangeKind, GENESIS, Permission, permission};
+use ecrf_wire::wire::{
     self, DeviceReply, EnrolReply, EnrolRequest, ErrorReply, MAX_BODY_BYTES, MAX_PAGE, PushReply,
     PushRequest,
 };
@@ -342,9 +343,8 @@ fn words_of_seconds(s: i64) -> String {
 }
 
 /// Refuses a page holding a change its author's role may not make (the permission table of
-/// `ecrf-core`, through [`ecrf_store::log::permission`]), naming the change and the rule.
-fn check_permissions(changes: &[wire::WireChange]) -> Result<(), ApiError> {
-    use ecrf_store::log::Permission;
+/// `ecrf-core`, through [`ecrf_log::permission`]), naming the change and the rule.
+fn check_permissions(changes: &[Change]) -> Result<(), ApiError> {
     for (i, ch) in changes.iter().enumerate() {
         let forbidden = |rule: String| {
             ApiError(
@@ -364,7 +364,7 @@ fn check_permissions(changes: &[wire::WireChange]) -> Result<(), ApiError> {
             )
         };
         let role: ecrf_core::Role = ch.role.parse().map_err(|e: String| forbidden(e))?;
-        match ecrf_store::log::permission(&ch.to_change()) {
+        match permission(ch) {
             Permission::Anyone => {}
             Permission::Needs(action) if role.may(action) => {}
             Permission::Needs(action) => {
@@ -379,7 +379,6 @@ fn check_permissions(changes: &[wire::WireChange]) -> Result<(), ApiError> {
                     "only the server makes this kind of change".into(),
                 ));
             }
-            Permission::Unknown => return Err(forbidden("unknown kind of change".into())),
         }
     }
     Ok(())
@@ -416,9 +415,7 @@ async fn push(
                 format!("changes[{i}].subject: subject {subject} is not of site {site}"),
             ));
         }
-        if ch.kind == ecrf_store::log::kind::SUBJECT_CREATED
-            && ch.new_value.as_deref() != Some(site.as_str())
-        {
+        if ch.kind == ChangeKind::SubjectCreated && ch.new_value.as_deref() != Some(site.as_str()) {
             return Err(ApiError(
                 StatusCode::FORBIDDEN,
                 format!("changes[{i}].new_value: a subject of site {site} must be created there"),
@@ -493,7 +490,7 @@ async fn push(
             .execute(&mut *tx)
             .await?;
     }
-    let fresh: Vec<&wire::WireChange> = req
+    let fresh: Vec<&Change> = req
         .changes
         .iter()
         .filter(|ch| ids.contains(&ch.change_id))
@@ -596,7 +593,7 @@ async fn take_slot(
         ));
     }
     let mut tx = site_transaction(&pool, &site).await?;
-    let slot_of = |r: &sqlx::postgres::PgRow| ecrf_store::ServerSlot {
+    let slot_of = |r: &sqlx::postgres::PgRow| ecrf_wire::ServerSlot {
         envelope: r.get(0),
         stratum: r.get(1),
         seq: r.get::<i32, _>(2) as u32,
@@ -674,24 +671,14 @@ async fn record_openings(
     tx: &mut sqlx::PgConnection,
     site: &str,
     device: &str,
-    fresh: &[&wire::WireChange],
+    fresh: &[&Change],
 ) -> Result<Vec<String>, ApiError> {
-    #[derive(serde::Deserialize)]
-    struct Opened {
-        envelope: String,
-        #[serde(default)]
-        server: bool,
-    }
     let mut flags = Vec::new();
     for ch in fresh {
-        if ch.kind != ecrf_store::log::kind::RANDOMIZED {
+        if ch.kind != ChangeKind::Randomized {
             continue;
         }
-        let Some(o) = ch
-            .new_value
-            .as_deref()
-            .and_then(|v| serde_json::from_str::<Opened>(v).ok())
-        else {
+        let Ok(Body::Randomized(o)) = ch.body() else {
             continue;
         };
         let row = sqlx::query(
@@ -756,15 +743,11 @@ async fn hold_under_locks(
     tx: &mut sqlx::PgConnection,
     site: &str,
     device: &str,
-    fresh: &[&wire::WireChange],
+    fresh: &[&Change],
 ) -> Result<Vec<String>, ApiError> {
-    use ecrf_store::oversight::{HeldBody, LockBody, kind as ov};
-    let touches_locks = fresh
-        .iter()
-        .any(|ch| ch.kind == ov::LOCKED || ch.kind == ov::UNLOCKED);
-    let has_data = fresh
-        .iter()
-        .any(|ch| ch.kind == ecrf_store::log::kind::ITEM_SET);
+    let is_lock = |ch: &Change| matches!(ch.kind, ChangeKind::Locked | ChangeKind::Unlocked);
+    let touches_locks = fresh.iter().any(|ch| is_lock(ch));
+    let has_data = fresh.iter().any(|ch| ch.kind == ChangeKind::ItemSet);
     if !touches_locks && !has_data {
         return Ok(Vec::new());
     }
@@ -773,13 +756,14 @@ async fn hold_under_locks(
         .fetch_all(&mut *tx)
         .await?;
     let mut locks = ecrf_core::lock::Locks::default();
-    let scope_of = |ch: &wire::WireChange| {
-        serde_json::from_str::<LockBody>(ch.new_value.as_deref().unwrap_or_default())
-            .ok()
-            .and_then(|b| b.scope(ch.subject.as_deref(), ch.form.as_deref()))
+    let scope_of = |ch: &Change| match ch.body() {
+        Ok(Body::Locked(b) | Body::Unlocked(b)) => {
+            b.scope(ch.subject.as_deref(), ch.form.as_deref())
+        }
+        _ => None,
     };
     for r in &rows {
-        let ch: wire::WireChange = serde_json::from_str(r.get::<&str, _>(0))
+        let ch: Change = serde_json::from_str(r.get::<&str, _>(0))
             .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         if let Some(scope) = scope_of(&ch) {
             let _ = locks.lock(scope, "held");
@@ -787,10 +771,10 @@ async fn hold_under_locks(
     }
     let mut held = Vec::new();
     for ch in fresh {
-        if ch.kind == ov::LOCKED || ch.kind == ov::UNLOCKED {
+        if is_lock(ch) {
             let Some(scope) = scope_of(ch) else { continue };
             let key = scope.to_string();
-            if ch.kind == ov::LOCKED {
+            if ch.kind == ChangeKind::Locked {
                 let _ = locks.lock(scope, "locked");
                 sqlx::query(
                     "INSERT INTO locks (site, scope, body) VALUES ($1, $2, $3) \
@@ -809,7 +793,7 @@ async fn hold_under_locks(
                     .execute(&mut *tx)
                     .await?;
             }
-        } else if ch.kind == ecrf_store::log::kind::ITEM_SET
+        } else if ch.kind == ChangeKind::ItemSet
             && let (Some(subject), Some(form)) = (&ch.subject, &ch.form)
             && let Some(scope) = locks.covering(site, subject, form)
         {
@@ -838,23 +822,21 @@ async fn hold_under_locks(
     let mut flags = Vec::new();
     for (ch, lock) in held {
         seq += 1;
-        let mut c = ecrf_store::Change {
+        let mut c = Change {
             seq: 0,
             change_id: uuid::Uuid::now_v7().to_string(),
             device: me.clone(),
             device_seq: seq,
-            kind: ov::LOCK_HELD.into(),
+            kind: ChangeKind::LockHeld,
             subject: ch.subject.clone(),
             form: ch.form.clone(),
             item: ch.item.clone(),
             old_value: None,
-            new_value: Some(
-                serde_json::to_string(&HeldBody {
-                    change: ch.change_id.clone(),
-                    lock: lock.clone(),
-                })
-                .unwrap_or_default(),
-            ),
+            new_value: Body::LockHeld(body::Held {
+                change: ch.change_id.clone(),
+                lock: lock.clone(),
+            })
+            .new_value(),
             user: "server".into(),
             role: "server".into(),
             utc: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -868,7 +850,6 @@ async fn hold_under_locks(
             base: None,
         };
         c.hash = c.compute_hash();
-        let w = wire::WireChange::from(&c);
         sqlx::query(
             "INSERT INTO changes (site, device, change_id, device_seq, hash, body) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -878,7 +859,7 @@ async fn hold_under_locks(
         .bind(&c.change_id)
         .bind(seq)
         .bind(&c.hash)
-        .bind(serde_json::to_string(&w).unwrap_or_default())
+        .bind(serde_json::to_string(&c).unwrap_or_default())
         .execute(&mut *tx)
         .await?;
         let detail = format!(
@@ -908,12 +889,12 @@ async fn dated_before_base(
     tx: &mut sqlx::PgConnection,
     site: &str,
     device: &str,
-    fresh: &[&wire::WireChange],
+    fresh: &[&Change],
 ) -> Result<Vec<String>, ApiError> {
     let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
     let mut named: Vec<(usize, String)> = Vec::new();
     for (i, ch) in fresh.iter().enumerate() {
-        if ch.kind != ecrf_store::log::kind::ITEM_SET {
+        if ch.kind != ChangeKind::ItemSet {
             continue;
         }
         let base: Vec<String> = ch

@@ -14,7 +14,9 @@
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::StoreError;
-use crate::log::{COLUMNS, Change, GENESIS, VerifyReport};
+use ecrf_log::{Change, GENESIS, VerifyReport};
+
+use crate::log::COLUMNS;
 use crate::store::Store;
 
 /// The open-time check: the chain's tail is whole. Reads the last change, the one before it
@@ -34,7 +36,7 @@ fn check_tail_in(conn: &Connection) -> Result<(), StoreError> {
         .query_row(
             &format!("SELECT {COLUMNS} FROM change_log ORDER BY seq DESC LIMIT 1"),
             [],
-            Change::from_row,
+            crate::log::from_row,
         )
         .optional()?;
     let meta = |key: &str| -> Result<Option<String>, StoreError> {

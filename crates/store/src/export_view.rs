@@ -6,61 +6,14 @@
 //! roles that may [`Action::Export`] get it; recording an export is a change in the log like any
 //! other (who, when, what), never a side table.
 
-use ecrf_core::{Action, Value};
+use ecrf_core::Action;
+use ecrf_log::body::{Body, Exported};
+use ecrf_log::{Change, ExportSubject, ExportValue, ExportView, Signature};
 use rusqlite::TransactionBehavior;
 
 use crate::error::StoreError;
-use crate::log::{Change, kind};
-use crate::oversight::{Signature, covered_values, hash_of, scope_of};
-use crate::store::{Draft, Store, User, decode_value};
-
-/// A subject as the export sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExportSubject {
-    /// Screening number (the store's key).
-    pub subject: String,
-    /// Site code.
-    pub site: String,
-    /// When the subject was created (UTC, RFC 3339).
-    pub created_utc: String,
-}
-
-/// One current value.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExportValue {
-    /// Subject number.
-    pub subject: String,
-    /// Form instance, like `DLY#3`.
-    pub form: String,
-    /// Item id.
-    pub item: String,
-    /// The value.
-    pub value: Value,
-    /// Sequence of the change that set it.
-    pub change_seq: i64,
-}
-
-/// A consistent snapshot of one store for exporting.
-#[derive(Debug, Clone)]
-pub struct ExportView {
-    /// The store's site code.
-    pub site: String,
-    /// The store's id.
-    pub store_id: String,
-    /// Subjects in order of creation.
-    pub subjects: Vec<ExportSubject>,
-    /// Current values, by subject, form instance and item.
-    pub values: Vec<ExportValue>,
-    /// Users of the store.
-    pub users: Vec<User>,
-    /// Electronic signatures in signing order, each with whether it still holds (a covered
-    /// value changed since: broken).
-    pub signatures: Vec<Signature>,
-    /// The whole change log in append order, as consecutive parts (read in parallel; none when
-    /// not asked for), without what no export shows: `warning` and `base` are `None` and
-    /// `prev_hash` is empty (the chain is checked by `ecrf audit verify`, not by exports).
-    pub changes: Vec<Vec<Change>>,
-}
+use crate::oversight::{covered_values, hash_of, scope_of};
+use crate::store::{Draft, Store, decode_value};
 
 /// The changes with `from <= seq <= to`, in order; what no export shows (the confirmed
 /// warnings, the previous hash and the base of a change) is left empty, which saves reading and
@@ -78,7 +31,7 @@ fn read_changes(
     let mut rows = stmt.query([from, to])?;
     let mut out = Vec::with_capacity(usize::try_from(to - from + 1).unwrap_or(0));
     while let Some(r) = rows.next()? {
-        out.push(Change::from_row(r)?);
+        out.push(crate::log::from_row(r)?);
     }
     Ok(out)
 }
@@ -234,13 +187,10 @@ impl Store {
 
     /// Appends a `data.export` change saying who exported what (format, forms, site, audit or
     /// not, where to), so every export is in the audit trail. Data managers only.
-    pub fn record_export(&mut self, description: &str) -> Result<Change, StoreError> {
+    pub fn record_export(&mut self, exported: Exported) -> Result<Change, StoreError> {
         self.require(Action::Export)?;
-        let (mut written, ()) = self.commit_with(|_| {
-            let mut d = Draft::new(kind::DATA_EXPORTED);
-            d.new_value = Some(description.to_string());
-            Ok((vec![d], ()))
-        })?;
+        let (mut written, ()) =
+            self.commit_with(|_| Ok((vec![Draft::of(Body::DataExported(exported))], ())))?;
         written
             .pop()
             .ok_or_else(|| StoreError::Invalid("the export event was not written".into()))

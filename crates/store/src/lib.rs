@@ -1,10 +1,12 @@
 //! `ecrf-store`: the encrypted local store of a ward laptop.
 //!
 //! - [`keyring`]: the random store key wrapped per user (Argon2id) and for the recovery key;
+//! - [`casebook`]: a subject's whole record in one read, for printouts;
 //! - [`backup`]: encrypted backup files and restoring them (checked before anything is replaced);
 //! - [`durability`]: the tail check at open and the full check on demand;
 //! - [`login_audit`]: failed logins noted beside the store, moved into the log at the next login;
-//! - [`log`]: the append-only, hash-chained change log and its verification;
+//! - [`log`]: the change log's SQL (appending and reading `ecrf_log::Change`s) and the
+//!   whole-file chain check;
 //! - [`store`]: opening, users, subjects, saving and reading forms, audit, rebuilds;
 //! - [`export_view`]: the read-only snapshot an export reads, and the audited export event;
 //! - [`outcome`]: a subject's values as a whole and its derived outcomes (core::outcome);
@@ -21,6 +23,7 @@
 #![deny(missing_docs)]
 
 pub mod backup;
+pub mod casebook;
 pub mod durability;
 pub mod error;
 pub mod export_view;
@@ -35,11 +38,12 @@ pub mod replica;
 pub mod schema;
 pub mod store;
 
+pub use ecrf_log::{
+    Change, ExportSubject, ExportValue, ExportView, ItemState, Query, Signature, User, VerifyReport,
+};
 pub use error::StoreError;
-pub use export_view::{ExportSubject, ExportValue, ExportView};
 pub use keyring::{Keyring, RecoveryKey};
-pub use log::{Change, VerifyReport};
-pub use oversight::{AuditFilter, HeldChange, Query, SdvProgress, Signature, audit_csv};
-pub use randomization::{EnvelopeCount, Randomization, Refusal, ServerSlot};
+pub use oversight::{AuditFilter, HeldChange, SdvProgress, audit_csv};
+pub use randomization::{EnvelopeCount, Randomization, Refusal};
 pub use replica::{ApplyReport, Conflict, ConflictValue, SyncState};
-pub use store::{CreateOptions, ItemState, SaveOptions, SaveOutcome, Session, Store, User};
+pub use store::{CreateOptions, SaveOptions, SaveOutcome, Session, Store};

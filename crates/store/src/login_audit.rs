@@ -16,10 +16,9 @@ use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::store::{Draft, Store};
+use ecrf_log::ChangeKind;
 
-/// The kind of change that records a failed login (item = the user name tried).
-pub const LOGIN_FAILED: &str = "login.failed";
+use crate::store::{Draft, Store};
 
 /// Failed attempts kept in the side file before the next successful login.
 pub const MAX_PENDING: usize = 1000;
@@ -75,7 +74,7 @@ impl Store {
         };
         let mut drafts = Vec::new();
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let mut d = Draft::new(LOGIN_FAILED);
+            let mut d = Draft::new(ChangeKind::LoginFailed);
             match serde_json::from_str::<Attempt>(line) {
                 Ok(a) => {
                     d.item = Some(a.user);

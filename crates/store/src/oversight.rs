@@ -21,53 +21,15 @@ use ecrf_core::query::{QueryState, QueryStep};
 use ecrf_core::signature::{self, SignCredentials, SignatureMeaning, SignatureScope};
 use ecrf_core::{Action, FormKey};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::StoreError;
-use crate::log::{COLUMNS, Change};
+use ecrf_log::body::{self, Body};
+use ecrf_log::project::lock_key;
+use ecrf_log::{Change, ChangeKind, Query, Signature};
+
+use crate::log::COLUMNS;
 use crate::store::{Draft, Store};
-
-/// Change kinds of this module.
-pub mod kind {
-    /// A query raised on an item (item = item id; new value = [`super::QueryBody`]).
-    pub const QUERY_RAISED: &str = "query.raise";
-    /// A query answered.
-    pub const QUERY_ANSWERED: &str = "query.answer";
-    /// A query closed.
-    pub const QUERY_CLOSED: &str = "query.close";
-    /// A query reopened.
-    pub const QUERY_REOPENED: &str = "query.reopen";
-    /// An item marked verified against the source (new value = the value verified).
-    pub const SDV_MARKED: &str = "sdv.mark";
-    /// A signature (form = scope, new value = [`super::SignatureBody`]).
-    pub const SIGNED: &str = "signature.sign";
-    /// A lock taken (new value = [`super::LockBody`], reason required).
-    pub const LOCKED: &str = "lock.set";
-    /// A lock released.
-    pub const UNLOCKED: &str = "lock.release";
-    /// A user's role changed (item = user name, new value = role).
-    pub const USER_ROLE: &str = "user.role";
-    /// A user deactivated (item = user name). Users are never deleted.
-    pub const USER_DEACTIVATED: &str = "user.deactivate";
-    /// An administrator reset a user's password (item = user name).
-    pub const PASSWORD_RESET: &str = "user.password_reset";
-    /// A user chose a new password (item = user name).
-    pub const PASSWORD_CHANGED: &str = "user.password_change";
-    /// Written only by the server: a data change it received for a form under a lock (made
-    /// offline before the lock reached that device). Subject, form and item are the held
-    /// change's; new value = [`super::HeldBody`]. The change stays in the log, is never a
-    /// value, and is listed for the data manager ([`super::Store::held_changes`]).
-    pub const LOCK_HELD: &str = "lock.held";
-}
-
-/// Body of a `lock.held` change.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HeldBody {
-    /// The change id held back.
-    pub change: String,
-    /// The lock that covered it, in words (`DLY#1 of 01-D1-0001`).
-    pub lock: String,
-}
 
 /// A data change held back by a lock, for the data manager to decide on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -94,91 +56,6 @@ pub struct HeldChange {
     pub lock: String,
 }
 
-/// Body of a query step.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct QueryBody {
-    /// Query id (the change id of the raise).
-    pub query: String,
-    /// The question, answer or note.
-    pub text: String,
-}
-
-/// Body of a signature change.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SignatureBody {
-    /// Meaning stated.
-    pub meaning: SignatureMeaning,
-    /// Signer's printed name.
-    pub name: String,
-    /// Hash of the values covered ([`signature::values_hash`]).
-    pub values_hash: String,
-}
-
-/// Body of a lock change.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LockBody {
-    /// `site`, `subject` or `form`.
-    pub scope: String,
-    /// Site code for a site lock.
-    pub site: Option<String>,
-}
-
-impl LockBody {
-    /// The scope this lock change names, given the change's subject and form.
-    pub fn scope(&self, subject: Option<&str>, form: Option<&str>) -> Option<LockScope> {
-        lock_scope_of(
-            &self.scope,
-            self.site.clone(),
-            subject.map(str::to_string),
-            form.map(str::to_string),
-        )
-    }
-}
-
-/// A query as it stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Query {
-    /// Id.
-    pub id: String,
-    /// Subject.
-    pub subject: String,
-    /// Form instance.
-    pub form: String,
-    /// Item.
-    pub item: String,
-    /// State.
-    pub state: QueryState,
-    /// The question.
-    pub text: String,
-    /// Raised by.
-    pub raised_by: String,
-    /// When raised (UTC).
-    pub raised_utc: String,
-}
-
-/// A signature and whether it still holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Signature {
-    /// The signing event's change id.
-    pub id: String,
-    /// Subject.
-    pub subject: String,
-    /// `DLY#3` or `casebook`.
-    pub scope: String,
-    /// Meaning.
-    pub meaning: SignatureMeaning,
-    /// Signer user name.
-    pub signer: String,
-    /// Printed name.
-    pub name: String,
-    /// UTC time.
-    pub utc: String,
-    /// Device offset at signing.
-    pub local_offset: String,
-    /// False once a covered value changed: the record needs re-signing.
-    pub valid: bool,
-}
-
 /// SDV progress of a subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 pub struct SdvProgress {
@@ -190,37 +67,24 @@ pub struct SdvProgress {
 
 /// Applies this module's changes to its projections.
 pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
-    let body = c.new_value.as_deref().unwrap_or_default();
-    let bad = |e: serde_json::Error| StoreError::Invalid(format!("{}: {e}", c.describe()));
-    match c.kind.as_str() {
-        kind::QUERY_RAISED => {
-            let q: QueryBody = serde_json::from_str(body).map_err(bad)?;
+    match crate::store::body_of(c)? {
+        Body::QueryRaised(q) => {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO queries (query_id, subject, form, item, state, text, raised_by, raised_utc, updated_seq) \
                  VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8)",
             )?
             .execute(params![q.query, c.subject, c.form, c.item, q.text, c.user, c.utc, c.seq])?;
         }
-        kind::QUERY_ANSWERED | kind::QUERY_CLOSED | kind::QUERY_REOPENED => {
-            let q: QueryBody = serde_json::from_str(body).map_err(bad)?;
-            let state = match c.kind.as_str() {
-                kind::QUERY_ANSWERED => "answered",
-                kind::QUERY_CLOSED => "closed",
-                _ => "open",
-            };
-            tx.prepare_cached(
-                "UPDATE queries SET state = ?1, updated_seq = ?2 WHERE query_id = ?3",
-            )?
-            .execute(params![state, c.seq, q.query])?;
-        }
-        kind::SDV_MARKED => {
+        Body::QueryAnswered(q) => set_query_state(tx, c, &q.query, QueryState::Answered)?,
+        Body::QueryClosed(q) => set_query_state(tx, c, &q.query, QueryState::Closed)?,
+        Body::QueryReopened(q) => set_query_state(tx, c, &q.query, QueryState::Open)?,
+        Body::SdvMarked { .. } => {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO sdv (subject, form, item, verified_by, verified_seq) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
             .execute(params![c.subject, c.form, c.item, c.user, c.seq])?;
         }
-        kind::SIGNED => {
-            let s: SignatureBody = serde_json::from_str(body).map_err(bad)?;
+        Body::Signed(s) => {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO signatures (change_id, subject, scope, meaning, signer, signer_name, utc, local_offset, values_hash, seq) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -229,7 +93,8 @@ pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
                 c.change_id,
                 c.subject,
                 c.form,
-                serde_json::to_string(&s.meaning).map_err(bad)?,
+                serde_json::to_string(&s.meaning)
+                    .map_err(|e| StoreError::Invalid(format!("{}: {e}", c.describe())))?,
                 c.user,
                 s.name,
                 c.utc,
@@ -238,27 +103,20 @@ pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
                 c.seq
             ])?;
         }
-        kind::LOCKED | kind::UNLOCKED => {
-            let l: LockBody = serde_json::from_str(body).map_err(bad)?;
-            let key = lock_key(
-                &l.scope,
-                l.site.as_deref(),
-                c.subject.as_deref(),
-                c.form.as_deref(),
-            );
-            if c.kind == kind::LOCKED {
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO locks (scope, kind, site, subject, form, reason, locked_seq) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )?
-                .execute(params![key, l.scope, l.site, c.subject, c.form, c.reason.clone().unwrap_or_default(), c.seq])?;
-            } else {
-                tx.prepare_cached("DELETE FROM locks WHERE scope = ?1")?
-                    .execute([key])?;
-            }
+        Body::Locked(l) => {
+            let key = lock_key(&l, c.subject.as_deref(), c.form.as_deref());
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO locks (scope, kind, site, subject, form, reason, locked_seq) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![key, l.scope, l.site, c.subject, c.form, c.reason.clone().unwrap_or_default(), c.seq])?;
         }
-        kind::LOCK_HELD => {
-            let h: HeldBody = serde_json::from_str(body).map_err(bad)?;
+        Body::Unlocked(l) => {
+            let key = lock_key(&l, c.subject.as_deref(), c.form.as_deref());
+            tx.prepare_cached("DELETE FROM locks WHERE scope = ?1")?
+                .execute([key])?;
+        }
+        Body::LockHeld(h) => {
             let (subject, form, item) = (
                 c.subject.as_deref().unwrap_or_default(),
                 c.form.as_deref().unwrap_or_default(),
@@ -271,47 +129,41 @@ pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
             .execute(params![h.change, subject, form, item, h.lock, c.seq])?;
             crate::replica::replay_item(tx, subject, form, item)?;
         }
-        kind::USER_ROLE => {
+        Body::UserRole { role } => {
             tx.prepare_cached("UPDATE users SET role = ?1 WHERE username = ?2")?
-                .execute(params![body, c.item])?;
+                .execute(params![role.as_str(), c.item])?;
         }
-        kind::USER_DEACTIVATED => {
+        Body::UserDeactivated => {
             tx.prepare_cached("UPDATE users SET active = 0 WHERE username = ?1")?
                 .execute([&c.item])?;
         }
-        kind::PASSWORD_RESET | kind::PASSWORD_CHANGED => {
+        Body::PasswordReset | Body::PasswordChanged => {
             tx.prepare_cached("UPDATE users SET password_reset_pending = ?1 WHERE username = ?2")?
-                .execute(params![c.kind == kind::PASSWORD_RESET, c.item])?;
+                .execute(params![c.kind == ChangeKind::PasswordReset, c.item])?;
         }
-        _ => {}
+        // Applied by the store's other modules (see `store::apply`, which sends only the kinds
+        // above here).
+        Body::StoreCreated(_)
+        | Body::UserAdded(_)
+        | Body::SubjectCreated { .. }
+        | Body::ItemSet { .. }
+        | Body::LeaseLoaded(_)
+        | Body::Randomized(_)
+        | Body::DataExported(_)
+        | Body::LoginFailed(_) => {}
     }
     Ok(())
 }
 
-fn lock_key(scope: &str, site: Option<&str>, subject: Option<&str>, form: Option<&str>) -> String {
-    format!(
-        "{scope}:{}:{}:{}",
-        site.unwrap_or_default(),
-        subject.unwrap_or_default(),
-        form.unwrap_or_default()
-    )
-}
-
-fn lock_scope_of(
-    kind: &str,
-    site: Option<String>,
-    subject: Option<String>,
-    form: Option<String>,
-) -> Option<LockScope> {
-    match kind {
-        "site" => site.map(LockScope::Site),
-        "subject" => subject.map(LockScope::Subject),
-        "form" => Some(LockScope::Form {
-            subject: subject?,
-            form: form?,
-        }),
-        _ => None,
-    }
+fn set_query_state(
+    tx: &Connection,
+    c: &Change,
+    query: &str,
+    state: QueryState,
+) -> Result<(), StoreError> {
+    tx.prepare_cached("UPDATE queries SET state = ?1, updated_seq = ?2 WHERE query_id = ?3")?
+        .execute(params![state.to_string(), c.seq, query])?;
+    Ok(())
 }
 
 /// The locks in force, read from the projection.
@@ -320,7 +172,8 @@ pub(crate) fn locks(conn: &Connection) -> Result<Locks, StoreError> {
     let mut rows = stmt.query([])?;
     let mut out = Locks::default();
     while let Some(r) = rows.next()? {
-        if let Some(scope) = lock_scope_of(&r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)
+        if let Some(scope) =
+            ecrf_log::body::lock_scope(&r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)
         {
             // The projection holds each scope once, so this cannot refuse.
             let _ = out.lock(scope, &r.get::<_, String>(4)?);
@@ -385,8 +238,8 @@ pub(crate) fn verify_signatures(
         let event: Option<Change> = conn
             .query_row(
                 &format!("SELECT {COLUMNS} FROM change_log WHERE change_id = ?1 AND kind = ?2"),
-                params![id, kind::SIGNED],
-                Change::from_row,
+                params![id, ChangeKind::Signed.as_str()],
+                crate::log::from_row,
             )
             .optional()?;
         let Some(event) = event else {
@@ -395,10 +248,10 @@ pub(crate) fn verify_signatures(
             ));
             continue;
         };
-        let body: Option<SignatureBody> = event
-            .new_value
-            .as_deref()
-            .and_then(|v| serde_json::from_str(v).ok());
+        let body = match event.body() {
+            Ok(Body::Signed(b)) => Some(b),
+            _ => None,
+        };
         if event.subject.as_deref() != Some(subject.as_str())
             || event.form.as_deref() != Some(scope.as_str())
             || body.as_ref().map(|b| b.values_hash.as_str()) != Some(hash.as_str())
@@ -496,14 +349,16 @@ impl Store {
         QueryState::after(None, QueryStep::Raise, self.session().role, text)
             .map_err(query_error)?;
         let id = uuid::Uuid::now_v7().to_string();
-        let mut d = Draft::new(kind::QUERY_RAISED);
+        let mut d = Draft::new(ChangeKind::QueryRaised);
         d.subject = Some(subject.into());
         d.form = Some(key.to_string());
         d.item = Some(item.into());
-        d.new_value = Some(body(&QueryBody {
+        d.new_value = Body::QueryRaised(body::QueryStep {
             query: id.clone(),
             text: text.trim().into(),
-        }));
+            auto: false,
+        })
+        .new_value();
         self.commit_with(|_| Ok((vec![d], ())))?;
         Ok(id)
     }
@@ -521,9 +376,9 @@ impl Store {
             .ok_or_else(|| StoreError::Invalid(format!("no query {query} in this store")))?;
         QueryState::after(Some(state), step, self.session().role, text).map_err(query_error)?;
         let kind = match step {
-            QueryStep::Answer => kind::QUERY_ANSWERED,
-            QueryStep::Close => kind::QUERY_CLOSED,
-            QueryStep::Reopen => kind::QUERY_REOPENED,
+            QueryStep::Answer => ChangeKind::QueryAnswered,
+            QueryStep::Close => ChangeKind::QueryClosed,
+            QueryStep::Reopen => ChangeKind::QueryReopened,
             QueryStep::Raise => {
                 return Err(StoreError::Invalid(
                     "a query is raised once; reopen it instead".into(),
@@ -534,10 +389,12 @@ impl Store {
         d.subject = Some(subject);
         d.form = Some(form);
         d.item = Some(item);
-        d.new_value = Some(body(&QueryBody {
+        d.new_value = serde_json::to_string(&body::QueryStep {
             query: query.into(),
             text: text.trim().into(),
-        }));
+            auto: false,
+        })
+        .ok();
         self.commit_with(|_| Ok((vec![d], ())))?;
         Ok(())
     }
@@ -611,7 +468,7 @@ impl Store {
         let drafts: Vec<Draft> = chosen
             .iter()
             .map(|item| {
-                let mut d = Draft::new(kind::SDV_MARKED);
+                let mut d = Draft::new(ChangeKind::SdvMarked);
                 d.subject = Some(subject.into());
                 d.form = Some(form.clone());
                 d.item = Some(item.clone());
@@ -688,14 +545,15 @@ impl Store {
         signature::may_sign(&scope, &empty, open, reset_pending)
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
         let values = covered_values(self.conn(), subject, &scope_text)?;
-        let mut d = Draft::new(kind::SIGNED);
+        let mut d = Draft::new(ChangeKind::Signed);
         d.subject = Some(subject.into());
         d.form = Some(scope_text);
-        d.new_value = Some(body(&SignatureBody {
+        d.new_value = Body::Signed(body::Signed {
             meaning,
             name,
             values_hash: hash_of(subject, &scope, &values),
-        }));
+        })
+        .new_value();
         let (written, ()) = self.commit_with(|_| Ok((vec![d], ())))?;
         self.signing_mut().signed();
         let id = written
@@ -801,7 +659,11 @@ impl Store {
             locks.unlock(&scope, reason)
         };
         checked.map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let mut d = Draft::new(if lock { kind::LOCKED } else { kind::UNLOCKED });
+        let mut d = Draft::new(if lock {
+            ChangeKind::Locked
+        } else {
+            ChangeKind::Unlocked
+        });
         let (kind_name, site) = match &scope {
             LockScope::Site(s) => ("site", Some(s.clone())),
             LockScope::Subject(s) => {
@@ -816,10 +678,11 @@ impl Store {
                 ("form", None)
             }
         };
-        d.new_value = Some(body(&LockBody {
+        d.new_value = serde_json::to_string(&body::Lock {
             scope: kind_name.into(),
             site,
-        }));
+        })
+        .ok();
         d.reason = Some(reason.trim().into());
         self.commit_with(|_| Ok((vec![d], ())))?;
         Ok(())
@@ -859,10 +722,6 @@ impl Store {
     }
 }
 
-fn body<T: Serialize>(t: &T) -> String {
-    serde_json::to_string(t).unwrap_or_default()
-}
-
 fn query_error(e: ecrf_core::query::QueryError) -> StoreError {
     StoreError::Invalid(format!("not done: {e}"))
 }
@@ -890,7 +749,7 @@ impl Store {
         ))?;
         let rows = stmt.query_map(
             params![filter.subject, filter.form, filter.item, filter.user],
-            Change::from_row,
+            crate::log::from_row,
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -908,7 +767,7 @@ pub fn audit_csv(changes: &[Change]) -> String {
             c.change_id.clone(),
             c.device.clone(),
             c.device_seq.to_string(),
-            c.kind.clone(),
+            c.kind.to_string(),
             c.subject.clone().unwrap_or_default(),
             c.form.clone().unwrap_or_default(),
             c.item.clone().unwrap_or_default(),

@@ -16,8 +16,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::error::StoreError;
-use crate::log::{Change, kind};
 use crate::store::{Draft, Store, decode_value};
+use ecrf_log::body::{Body, LeasedEnvelope, Opened};
+use ecrf_log::{Change, ChangeKind};
+use ecrf_wire::ServerSlot;
 
 /// Why a subject cannot be randomized (shown on screen as is).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,41 +73,6 @@ pub struct EnvelopeCount {
     pub opened: i64,
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct EnvelopeJson {
-    envelope: String,
-    stratum: String,
-    seq: u32,
-    block: u32,
-    block_size: u32,
-    arm: String,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct OpenedJson {
-    envelope: String,
-    arm: String,
-    subject_no: String,
-    stratum: String,
-    /// The slot came from the server's allocation online, not from an envelope here.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    server: bool,
-}
-
-/// A slot of the server's allocation list, taken online for one subject (its arm is known
-/// only because it is being opened now).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct ServerSlot {
-    /// Envelope id, `01-E0007`.
-    pub envelope: String,
-    /// Stratum key.
-    pub stratum: String,
-    /// Position in the stratum's list.
-    pub seq: u32,
-    /// Arm code.
-    pub arm: String,
-}
-
 /// Applies `lease.load` and `subject.randomize` changes to the envelopes projection.
 pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
     // Envelopes are the device's own: another device's lease or opening (received by sync)
@@ -113,11 +80,8 @@ pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
     if crate::store::get_meta(tx, "device")?.as_deref() != Some(c.device.as_str()) {
         return Ok(());
     }
-    let body = c.new_value.as_deref().unwrap_or_default();
-    match c.kind.as_str() {
-        kind::LEASE_LOADED => {
-            let list: Vec<EnvelopeJson> = serde_json::from_str(body)
-                .map_err(|e| StoreError::Invalid(format!("lease change {}: {e}", c.seq)))?;
+    match crate::store::body_of(c)? {
+        Body::LeaseLoaded(list) => {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO envelopes (envelope, stratum, seq, block, block_size, arm, lease) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -134,9 +98,7 @@ pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
                 ])?;
             }
         }
-        kind::RANDOMIZED => {
-            let o: OpenedJson = serde_json::from_str(body)
-                .map_err(|e| StoreError::Invalid(format!("randomization change {}: {e}", c.seq)))?;
+        Body::Randomized(o) => {
             if o.server {
                 // Taken from the server's list online: no envelope of this device was opened.
                 return Ok(());
@@ -154,7 +116,26 @@ pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
                 )));
             }
         }
-        _ => {}
+        // `store::apply` sends only the two kinds above here.
+        Body::StoreCreated(_)
+        | Body::UserAdded(_)
+        | Body::SubjectCreated { .. }
+        | Body::ItemSet { .. }
+        | Body::DataExported(_)
+        | Body::LoginFailed(_)
+        | Body::QueryRaised(_)
+        | Body::QueryAnswered(_)
+        | Body::QueryClosed(_)
+        | Body::QueryReopened(_)
+        | Body::SdvMarked { .. }
+        | Body::Signed(_)
+        | Body::Locked(_)
+        | Body::Unlocked(_)
+        | Body::UserRole { .. }
+        | Body::UserDeactivated
+        | Body::PasswordReset
+        | Body::PasswordChanged
+        | Body::LockHeld(_) => {}
     }
     Ok(())
 }
@@ -214,7 +195,7 @@ impl Store {
                     stratum.site
                 )));
             }
-            list.push(EnvelopeJson {
+            list.push(LeasedEnvelope {
                 envelope: s.envelope(),
                 stratum: s.stratum.clone(),
                 seq: s.seq,
@@ -242,7 +223,7 @@ impl Store {
                     )));
                 }
             }
-            let mut d = Draft::new(kind::LEASE_LOADED);
+            let mut d = Draft::new(ChangeKind::LeaseLoaded);
             d.item = Some(uuid::Uuid::now_v7().to_string());
             d.new_value = Some(body);
             Ok((vec![d], ()))
@@ -366,14 +347,14 @@ impl Store {
             let (envelope, seq, arm) =
                 next.ok_or_else(|| StoreError::Refused(Refusal::NoEnvelope(stratum.clone())))?;
             let subject_no = format!("{site}-R{seq:04}");
-            let opened = OpenedJson {
+            let opened = Opened {
                 envelope: envelope.clone(),
                 arm: arm.clone(),
                 subject_no: subject_no.clone(),
                 stratum: stratum.clone(),
                 server: server.is_some(),
             };
-            let mut event = Draft::new(kind::RANDOMIZED);
+            let mut event = Draft::new(ChangeKind::Randomized);
             event.subject = Some(subject.to_string());
             event.form = Some("RND".into());
             event.item = Some(envelope.clone());
@@ -391,7 +372,7 @@ impl Store {
                 ("RND_BY", Value::Text(user.clone())),
                 ("DEVICE", Value::Text(device.clone())),
             ] {
-                let mut d = Draft::new(kind::ITEM_SET);
+                let mut d = Draft::new(ChangeKind::ItemSet);
                 d.subject = Some(subject.to_string());
                 d.form = Some("RND".into());
                 d.item = Some(item.into());

@@ -17,7 +17,9 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::log::{COLUMNS, Change, GENESIS, kind};
+use ecrf_log::{Change, ChangeKind, GENESIS};
+
+use crate::log::COLUMNS;
 use crate::store::{Draft, Store, apply, get_meta, set_meta};
 
 /// This device's last `device_seq` and hash (0 and [`GENESIS`] before its first change).
@@ -150,8 +152,8 @@ pub(crate) fn replay_item(
              AND kind = ?4 ORDER BY seq"
         ))?
         .query_map(
-            params![subject, form, item, kind::ITEM_SET],
-            Change::from_row,
+            params![subject, form, item, ChangeKind::ItemSet.as_str()],
+            crate::log::from_row,
         )?
         .collect::<Result<_, _>>()?;
     for c in &changes {
@@ -237,7 +239,7 @@ impl Store {
         ))?;
         let rows = stmt.query_map(
             params![self.device_id(), after, limit as i64],
-            Change::from_row,
+            crate::log::from_row,
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -257,7 +259,7 @@ impl Store {
         let mut stmt = self
             .conn()
             .prepare(&format!("SELECT {COLUMNS} FROM change_log ORDER BY seq"))?;
-        let rows = stmt.query_map([], Change::from_row)?;
+        let rows = stmt.query_map([], crate::log::from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -447,7 +449,7 @@ impl Store {
                     |r| r.get(0),
                 )
                 .optional()?;
-            let mut d = Draft::new(kind::ITEM_SET);
+            let mut d = Draft::new(ChangeKind::ItemSet);
             d.subject = Some(subject);
             d.form = Some(form);
             d.item = Some(item);
@@ -457,6 +459,48 @@ impl Store {
             Ok((vec![d], ()))
         })?;
         Ok(())
+    }
+}
+
+/// The sync client drives the store through this (`ecrf_sync::sync`).
+impl ecrf_wire::Replica for Store {
+    type Error = StoreError;
+
+    fn site(&self) -> &str {
+        Store::site(self)
+    }
+    fn device_id(&self) -> &str {
+        Store::device_id(self)
+    }
+    fn sync_setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Store::sync_setting(self, name)
+    }
+    fn set_sync_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        Store::set_sync_setting(self, name, value)
+    }
+    fn own_change_count_after(&self, device_seq: i64) -> Result<usize, StoreError> {
+        Store::own_change_count_after(self, device_seq)
+    }
+    fn own_changes_after(&self, device_seq: i64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        Store::own_changes_after(self, device_seq, limit)
+    }
+    fn set_pushed(&self, device_seq: i64) -> Result<(), StoreError> {
+        Store::set_pushed(self, device_seq)
+    }
+    fn pulled(&self) -> Result<i64, StoreError> {
+        Ok(self.sync_state()?.pulled)
+    }
+    fn apply_pulled(&mut self, changes: &[Change], cursor: i64) -> Result<usize, StoreError> {
+        Ok(self.apply_remote(changes, cursor)?.applied)
+    }
+    fn conflict_count(&self) -> Result<usize, StoreError> {
+        Ok(self.conflicts()?.len())
+    }
+    fn held_count(&self) -> Result<usize, StoreError> {
+        Ok(self.held_changes()?.len())
+    }
+    fn set_sync_success(&self, utc: &str) -> Result<(), StoreError> {
+        Store::set_sync_success(self, utc)
     }
 }
 

@@ -23,7 +23,9 @@ use serde::Serialize;
 
 use crate::error::StoreError;
 use crate::keyring::{KdfParams, Keyring, RecoveryKey, StoreKey};
-use crate::log::{self, COLUMNS, Change, GENESIS, VerifyReport, kind};
+use ecrf_log::{Body, Change, ChangeKind, GENESIS, ItemState, User, VerifyReport, body};
+
+use crate::log::{self, COLUMNS};
 use crate::schema;
 
 /// What `ecrf init` asks for. Its `Debug` hides the password.
@@ -65,19 +67,6 @@ pub struct Session {
     pub role: Role,
 }
 
-/// A user of the store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct User {
-    /// Login name.
-    pub username: String,
-    /// Full name.
-    pub name: String,
-    /// Role.
-    pub role: Role,
-    /// False once deactivated (users are never deleted).
-    pub active: bool,
-}
-
 /// Options of a save.
 #[derive(Debug, Clone, Default)]
 pub struct SaveOptions {
@@ -94,17 +83,6 @@ pub struct SaveOutcome {
     pub changes: usize,
     /// Confirmed warnings kept with the save.
     pub warnings: Vec<Finding>,
-}
-
-/// One item's current value as shown on a form.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ItemState {
-    /// Item id.
-    pub item: String,
-    /// Current value.
-    pub value: Value,
-    /// Confirmed warnings (JSON list of findings), if any.
-    pub warning: Option<String>,
 }
 
 /// An open store with a logged-in user.
@@ -229,7 +207,7 @@ pub(crate) fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<(), 
 
 /// A change still to be numbered, hashed and appended.
 pub(crate) struct Draft {
-    pub(crate) kind: &'static str,
+    pub(crate) kind: ChangeKind,
     pub(crate) subject: Option<String>,
     pub(crate) form: Option<String>,
     pub(crate) item: Option<String>,
@@ -243,7 +221,14 @@ pub(crate) struct Draft {
 }
 
 impl Draft {
-    pub(crate) fn new(kind: &'static str) -> Self {
+    /// A draft of a change with this body.
+    pub(crate) fn of(body: Body) -> Self {
+        let mut d = Draft::new(body.kind());
+        d.new_value = body.new_value();
+        d
+    }
+
+    pub(crate) fn new(kind: ChangeKind) -> Self {
         Draft {
             kind,
             subject: None,
@@ -258,38 +243,53 @@ impl Draft {
     }
 }
 
+/// A change's typed body, or why it cannot be read.
+pub(crate) fn body_of(c: &Change) -> Result<Body, StoreError> {
+    c.body().map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
 /// Applies one change to the projections. The only code that writes projections.
 pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
-    match c.kind.as_str() {
-        // Users log in here with key slots of this device: another device's users (received
-        // by sync) stay in the log as its audit, never gain a role here.
-        kind::USER_ADDED if get_meta(tx, "device")?.as_deref() != Some(c.device.as_str()) => {}
-        kind::USER_ADDED => {
-            let info: serde_json::Value = c
-                .new_value
-                .as_deref()
-                .and_then(|v| serde_json::from_str(v).ok())
-                .unwrap_or_default();
+    match c.kind {
+        ChangeKind::UserAdded => {
+            // Users log in here with key slots of this device: another device's users
+            // (received by sync) stay in the log as its audit, never gain a role here.
+            if get_meta(tx, "device")?.as_deref() != Some(c.device.as_str()) {
+                return Ok(());
+            }
+            let Body::UserAdded(user) = body_of(c)? else {
+                return Ok(());
+            };
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO users (username, name, role, created_seq) VALUES (?1, ?2, ?3, ?4)",
             )?
-            .execute(params![
-                c.item,
-                info["name"].as_str().unwrap_or_default(),
-                info["role"].as_str().unwrap_or_default(),
-                c.seq
-            ])?;
+            .execute(params![c.item, user.name, user.role.as_str(), c.seq])?;
         }
-        kind::SUBJECT_CREATED => {
+        ChangeKind::SubjectCreated => {
             let site = c.new_value.clone().unwrap_or_default();
             tx.prepare_cached(
                 "INSERT OR IGNORE INTO subjects (subject, site, created_utc, created_seq) VALUES (?1, ?2, ?3, ?4)",
             )?
             .execute(params![c.subject, site, c.utc, c.seq])?;
         }
-        kind::ITEM_SET => crate::replica::apply_item(tx, c)?,
-        kind::LEASE_LOADED | kind::RANDOMIZED => crate::randomization::apply(tx, c)?,
-        _ => crate::oversight::apply(tx, c)?,
+        // Read without parsing the values: the hot path of saves and pulls.
+        ChangeKind::ItemSet => crate::replica::apply_item(tx, c)?,
+        ChangeKind::LeaseLoaded | ChangeKind::Randomized => crate::randomization::apply(tx, c)?,
+        ChangeKind::QueryRaised
+        | ChangeKind::QueryAnswered
+        | ChangeKind::QueryClosed
+        | ChangeKind::QueryReopened
+        | ChangeKind::SdvMarked
+        | ChangeKind::Signed
+        | ChangeKind::Locked
+        | ChangeKind::Unlocked
+        | ChangeKind::LockHeld
+        | ChangeKind::UserRole
+        | ChangeKind::UserDeactivated
+        | ChangeKind::PasswordReset
+        | ChangeKind::PasswordChanged => crate::oversight::apply(tx, c)?,
+        // Audit only: no projection holds them.
+        ChangeKind::StoreCreated | ChangeKind::DataExported | ChangeKind::LoginFailed => {}
     }
     Ok(())
 }
@@ -375,15 +375,15 @@ impl Store {
             saves_since_checkpoint: 0,
             signing: SigningSession::default(),
         };
-        let mut created = Draft::new(kind::STORE_CREATED);
-        created.new_value =
-            Some(serde_json::json!({ "site": site, "store_id": store_id }).to_string());
-        let mut admin = Draft::new(kind::USER_ADDED);
+        let created = Draft::of(Body::StoreCreated(body::StoreCreated {
+            site: site.clone(),
+            store_id: store_id.clone(),
+        }));
+        let mut admin = Draft::of(Body::UserAdded(body::UserAdded {
+            name: opts.admin_name.clone(),
+            role: Role::Admin,
+        }));
         admin.item = Some(opts.admin_user.clone());
-        admin.new_value = Some(
-            serde_json::json!({ "name": opts.admin_name, "role": Role::Admin.as_str() })
-                .to_string(),
-        );
         store.commit_changes(vec![created, admin])?;
         Ok((store, recovery))
     }
@@ -703,7 +703,7 @@ impl Store {
             seq += 1;
             dseq += 1;
             let base = match (d.kind, d.base) {
-                (kind::ITEM_SET, None) => Some(crate::replica::current_heads(
+                (ChangeKind::ItemSet, None) => Some(crate::replica::current_heads(
                     &tx,
                     d.subject.as_deref().unwrap_or_default(),
                     d.form.as_deref().unwrap_or_default(),
@@ -716,7 +716,7 @@ impl Store {
                 change_id: uuid::Uuid::now_v7().to_string(),
                 device: self.device.clone(),
                 device_seq: dseq,
-                kind: d.kind.to_string(),
+                kind: d.kind,
                 subject: d.subject,
                 form: d.form,
                 item: d.item,
@@ -776,9 +776,11 @@ impl Store {
                 "user {username} already exists"
             )));
         }
-        let mut d = Draft::new(kind::USER_ADDED);
+        let mut d = Draft::of(Body::UserAdded(body::UserAdded {
+            name: name.to_string(),
+            role,
+        }));
         d.item = Some(username.to_string());
-        d.new_value = Some(serde_json::json!({ "name": name, "role": role.as_str() }).to_string());
         self.commit_with_slot(d, username, password)
     }
 
@@ -806,7 +808,7 @@ impl Store {
     /// Recorded in the log; it ends a pending administrator reset.
     pub fn set_password(&mut self, password: &str) -> Result<(), StoreError> {
         check_password(password)?;
-        let mut d = Draft::new(crate::oversight::kind::PASSWORD_CHANGED);
+        let mut d = Draft::new(ChangeKind::PasswordChanged);
         let user = self.session.user.clone();
         d.item = Some(user.clone());
         self.commit_with_slot(d, &user, password)
@@ -818,7 +820,7 @@ impl Store {
         self.require(Action::ManageUsers)?;
         check_password(password)?;
         self.require_user(username)?;
-        let mut d = Draft::new(crate::oversight::kind::PASSWORD_RESET);
+        let mut d = Draft::new(ChangeKind::PasswordReset);
         d.item = Some(username.to_string());
         self.commit_with_slot(d, username, password)
     }
@@ -827,7 +829,7 @@ impl Store {
     pub fn change_role(&mut self, username: &str, role: Role) -> Result<(), StoreError> {
         self.require(Action::ManageUsers)?;
         self.require_user(username)?;
-        let mut d = Draft::new(crate::oversight::kind::USER_ROLE);
+        let mut d = Draft::new(ChangeKind::UserRole);
         d.item = Some(username.to_string());
         d.new_value = Some(role.as_str().to_string());
         self.commit_changes(vec![d])?;
@@ -842,7 +844,7 @@ impl Store {
         if username == self.session.user {
             return Err(StoreError::Invalid("you cannot deactivate yourself".into()));
         }
-        let mut d = Draft::new(crate::oversight::kind::USER_DEACTIVATED);
+        let mut d = Draft::new(ChangeKind::UserDeactivated);
         d.item = Some(username.to_string());
         self.commit_changes(vec![d])?;
         Ok(())
@@ -901,7 +903,7 @@ impl Store {
                 |r| r.get(0),
             )?;
             let number = format!("{prefix}{:04}", n + 1);
-            let mut d = Draft::new(kind::SUBJECT_CREATED);
+            let mut d = Draft::new(ChangeKind::SubjectCreated);
             d.subject = Some(number.clone());
             d.new_value = Some(site.clone());
             Ok((vec![d], number))
@@ -1058,7 +1060,7 @@ impl Store {
                 .iter()
                 .filter(|w| &w.item == item_id)
                 .collect();
-            let mut d = Draft::new(kind::ITEM_SET);
+            let mut d = Draft::new(ChangeKind::ItemSet);
             d.subject = Some(subject.to_string());
             d.form = Some(instance.clone());
             d.item = Some(item_id.clone());
@@ -1073,19 +1075,15 @@ impl Store {
         // A warning confirmed without a comment becomes a query for the monitor to look at.
         if reason.is_none() {
             for w in &verdict.warnings {
-                let mut q = Draft::new(crate::oversight::kind::QUERY_RAISED);
+                let mut q = Draft::of(Body::QueryRaised(body::QueryStep {
+                    query: uuid::Uuid::now_v7().to_string(),
+                    text: format!("Confirmed without a comment: {}", w.message.en),
+                    // Raised by the save itself, so it needs no right to raise queries.
+                    auto: true,
+                }));
                 q.subject = Some(subject.to_string());
                 q.form = Some(instance.clone());
                 q.item = Some(w.item.clone());
-                q.new_value = Some(
-                    serde_json::json!({
-                        "query": uuid::Uuid::now_v7().to_string(),
-                        "text": format!("Confirmed without a comment: {}", w.message.en),
-                        // Raised by the save itself, so it needs no right to raise queries.
-                        "auto": true,
-                    })
-                    .to_string(),
-                );
                 drafts.push(q);
             }
         }
@@ -1128,7 +1126,7 @@ impl Store {
         let mut stmt = self.conn.prepare(&format!(
             "SELECT {COLUMNS} FROM change_log WHERE subject = ?1 ORDER BY seq"
         ))?;
-        let rows = stmt.query_map([subject], Change::from_row)?;
+        let rows = stmt.query_map([subject], crate::log::from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -1290,7 +1288,7 @@ pub(crate) fn replay(conn: &Connection) -> Result<(), StoreError> {
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM change_log ORDER BY seq"))?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
-        apply(conn, &Change::from_row(r)?)?;
+        apply(conn, &crate::log::from_row(r)?)?;
     }
     Ok(())
 }

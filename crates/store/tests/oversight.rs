@@ -117,8 +117,8 @@ fn a_query_is_raised_answered_by_a_change_with_a_reason_and_closed() {
         .audit_log(&subject)
         .unwrap()
         .into_iter()
-        .filter(|c| c.kind.starts_with("query."))
-        .map(|c| (c.kind, c.user))
+        .filter(|c| c.kind.as_str().starts_with("query."))
+        .map(|c| (c.kind.to_string(), c.user))
         .collect();
     assert_eq!(
         trail,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use ecrf_store::login_audit::{LOGIN_FAILED, pending_path};
+use ecrf_store::login_audit::pending_path;
 use ecrf_store::{CreateOptions, Store, StoreError};
 
 const WRONG: &str = "guessed-Secret-42";
@@ -50,7 +50,9 @@ fn failed_logins_end_up_in_the_audit_log_without_the_password() {
         .prepare("SELECT item, new_value, user FROM change_log WHERE kind = ?1 ORDER BY seq")
         .unwrap();
     let rows: Vec<(String, String, String)> = stmt
-        .query_map([LOGIN_FAILED], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_map([ecrf_log::ChangeKind::LoginFailed.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();

@@ -8,13 +8,13 @@
 
 use std::time::Duration;
 
-use ecrf_store::{Randomization, ServerSlot, Store, StoreError};
-use ureq::Agent;
-
-use crate::wire::{
+use ecrf_log::Change;
+use ecrf_wire::wire::{
     self, DeviceReply, EnrolReply, EnrolRequest, ErrorReply, LeaseReply, LeaseRequest,
-    MAX_BODY_BYTES, MAX_PAGE, PullReply, PushReply, PushRequest, SlotRequest, WireChange,
+    MAX_BODY_BYTES, MAX_PAGE, PullReply, PushReply, PushRequest, SlotRequest,
 };
+use ecrf_wire::{Replica, ServerSlot};
+use ureq::Agent;
 
 /// What can stop a sync.
 #[derive(Debug, thiserror::Error)]
@@ -51,9 +51,16 @@ pub enum SyncError {
     /// This store has not been enrolled with a server.
     #[error("this device is not enrolled with a server (enrol it with a code first)")]
     NotEnrolled,
-    /// The local store refused.
+    /// The local store refused (its own error, e.g. `ecrf_store::StoreError`).
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl SyncError {
+    /// The store's refusal, boxed.
+    pub fn store(e: impl std::error::Error + Send + Sync + 'static) -> SyncError {
+        SyncError::Store(Box::new(e))
+    }
 }
 
 impl SyncError {
@@ -191,7 +198,7 @@ impl Client {
     }
 
     /// Pushes one page of this device's changes.
-    pub fn push(&self, site: &str, changes: Vec<WireChange>) -> Result<PushReply, SyncError> {
+    pub fn push(&self, site: &str, changes: Vec<Change>) -> Result<PushReply, SyncError> {
         let body = serde_json::to_vec(&PushRequest { changes })
             .map_err(|e| SyncError::Reply(e.to_string()))?;
         Self::reply(&self.call("POST", &format!("/api/v1/sites/{site}/changes"), Some(body))?)
@@ -289,48 +296,9 @@ pub mod setting {
     pub const SUBJECT_PREFIX: &str = "subject_prefix";
 }
 
-/// Receives `blocks` whole blocks of the site's allocation list from the server and loads them
-/// as sealed envelopes (an administrator's session, as for a lease file). Returns how many.
-pub fn fetch_lease(store: &mut Store, client: &Client, blocks: u32) -> Result<usize, SyncError> {
-    let role = store.session().role;
-    if !role.may(ecrf_core::Action::LoadLease) {
-        return Err(SyncError::Store(StoreError::NotAllowed {
-            user: store.session().user.clone(),
-            role: role.to_string(),
-            action: ecrf_core::Action::LoadLease.to_string(),
-        }));
-    }
-    let site = store.site().to_string();
-    let reply = client.lease(&site, blocks)?;
-    Ok(store.load_lease(&reply.lease_csv)?)
-}
-
-/// Randomizes a subject. Online (a client given and the server answering): the server takes
-/// the next slot of the site's list in one transaction and the store records it. Offline (no
-/// answer) or when the server has no slot for the site: the next sealed envelope leased to
-/// this device. Refusals (not eligible, no consent, already randomized) are decided by the
-/// store before the server is asked, so they never use a slot. Returns the randomization and
-/// whether it was online.
-pub fn randomize(
-    store: &mut Store,
-    client: Option<&Client>,
-    subject: &str,
-) -> Result<(Randomization, bool), SyncError> {
-    store.check_randomizable(subject)?;
-    if let Some(client) = client {
-        let site = store.site().to_string();
-        match client.take_slot(&site, subject) {
-            Ok(slot) => return Ok((store.randomize_with_server_slot(subject, &slot)?, true)),
-            Err(SyncError::Offline(_)) | Err(SyncError::Refused { status: 409, .. }) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok((store.randomize(subject)?, false))
-}
-
 /// Enrols this store's device with the server at `url` and keeps what sync needs in the store.
-pub fn enrol(
-    store: &Store,
+pub fn enrol<S: Replica>(
+    store: &S,
     url: &str,
     code: &str,
     ca_pem: Option<&[u8]>,
@@ -341,31 +309,33 @@ pub fn enrol(
         device: store.device_id().to_string(),
         site: store.site().to_string(),
     })?;
-    store.set_sync_setting(setting::SERVER, url)?;
-    store.set_sync_setting(setting::TOKEN, &reply.token)?;
-    store.set_sync_setting(setting::SUBJECT_PREFIX, &reply.subject_prefix)?;
+    let keep = |name, value: &str| {
+        store
+            .set_sync_setting(name, value)
+            .map_err(SyncError::store)
+    };
+    keep(setting::SERVER, url)?;
+    keep(setting::TOKEN, &reply.token)?;
+    keep(setting::SUBJECT_PREFIX, &reply.subject_prefix)?;
     if let Some(pem) = ca_pem {
-        store.set_sync_setting(setting::CA, &String::from_utf8_lossy(pem))?;
+        keep(setting::CA, &String::from_utf8_lossy(pem))?;
     }
     Ok(reply)
 }
 
 /// The client this store was enrolled with.
-pub fn client_of(store: &Store) -> Result<Client, SyncError> {
-    let url = store
-        .sync_setting(setting::SERVER)?
-        .ok_or(SyncError::NotEnrolled)?;
-    let token = store
-        .sync_setting(setting::TOKEN)?
-        .ok_or(SyncError::NotEnrolled)?;
-    let ca = store.sync_setting(setting::CA)?;
+pub fn client_of<S: Replica>(store: &S) -> Result<Client, SyncError> {
+    let setting = |name| store.sync_setting(name).map_err(SyncError::store);
+    let url = setting(setting::SERVER)?.ok_or(SyncError::NotEnrolled)?;
+    let token = setting(setting::TOKEN)?.ok_or(SyncError::NotEnrolled)?;
+    let ca = setting(setting::CA)?;
     Ok(Client::new(&url, ca.as_deref().map(str::as_bytes))?.with_token(&token))
 }
 
 /// One full sync: push what the server lacks, then pull what this device lacks. Safe to cut
 /// anywhere and run again.
-pub fn sync(
-    store: &mut Store,
+pub fn sync<S: Replica>(
+    store: &mut S,
     client: &Client,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<SyncReport, SyncError> {
@@ -374,18 +344,22 @@ pub fn sync(
     let standing = client.device()?;
     report.flags.extend(standing.clock_flag);
     let mut acked = standing.acked;
-    let to_push = store.own_change_count_after(acked)?;
+    let to_push = store
+        .own_change_count_after(acked)
+        .map_err(SyncError::store)?;
     let mut p = Progress {
         to_push,
         ..Progress::default()
     };
     progress(p);
     loop {
-        let page = store.own_changes_after(acked, MAX_PAGE)?;
+        let page = store
+            .own_changes_after(acked, MAX_PAGE)
+            .map_err(SyncError::store)?;
         if page.is_empty() {
             break;
         }
-        let reply = client.push(&site, page.iter().map(WireChange::from).collect())?;
+        let reply = client.push(&site, page)?;
         if reply.acked <= acked {
             return Err(SyncError::Reply(format!(
                 "the server did not take changes after #{acked}"
@@ -395,13 +369,13 @@ pub fn sync(
         report.flags.extend(reply.flags);
         p.pushed += (reply.acked - acked) as usize;
         acked = reply.acked;
-        store.set_pushed(acked)?;
+        store.set_pushed(acked).map_err(SyncError::store)?;
         progress(p);
     }
     // Pages are fetched one ahead on a second thread while this one applies the last: a page's
     // cursor is known as soon as it arrives, and each page is still applied in one transaction
     // with its cursor, in order. At most two pages wait in memory.
-    let after = store.sync_state()?.pulled;
+    let after = store.pulled().map_err(SyncError::store)?;
     std::thread::scope(|scope| -> Result<(), SyncError> {
         let (pages, arrived) = std::sync::mpsc::sync_channel::<Result<PullReply, SyncError>>(1);
         let site = site.as_str();
@@ -422,17 +396,20 @@ pub fn sync(
         });
         for reply in arrived {
             let reply = reply?;
-            let changes: Vec<_> = reply.changes.iter().map(WireChange::to_change).collect();
-            let applied = store.apply_remote(&changes, reply.cursor)?;
-            report.pulled += applied.applied;
-            p.pulled += changes.len();
+            let applied = store
+                .apply_pulled(&reply.changes, reply.cursor)
+                .map_err(SyncError::store)?;
+            report.pulled += applied;
+            p.pulled += reply.changes.len();
             progress(p);
         }
         Ok(())
     })?;
-    report.conflicts = store.conflicts()?.len();
-    report.held = store.held_changes()?.len();
+    report.conflicts = store.conflict_count().map_err(SyncError::store)?;
+    report.held = store.held_count().map_err(SyncError::store)?;
     report.finished = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    store.set_sync_success(&report.finished)?;
+    store
+        .set_sync_success(&report.finished)
+        .map_err(SyncError::store)?;
     Ok(report)
 }

@@ -1,12 +1,10 @@
-//! `ecrf-sync`: the sync protocol between ward laptops and the central server.
-//!
-//! - [`wire`]: the JSON bodies of `/api/v1/…`, their limits and validation (shared with the
-//!   server, so both ends hold a body to the same rules);
-//! - [`client`]: enrolment and one sync (push, then pull) over HTTP(S), resumable after any cut.
+//! `ecrf-sync`: the device's side of the sync protocol: enrolment and one sync (push, then
+//! pull) over HTTP(S), resumable after any cut. It drives a device's store through
+//! [`ecrf_wire::Replica`] and never links the store itself; the bodies and their rules are
+//! [`ecrf_wire`]'s, shared with the server.
 #![deny(missing_docs)]
 
 pub mod client;
-pub mod wire;
 
 pub use client::{Client, Progress, SyncError, SyncReport, enrol, sync};
-pub use wire::{Invalid, WireChange};
+pub use ecrf_wire::{Invalid, wire};

@@ -286,13 +286,10 @@ pub fn scripted_trial(dir: &Path) -> Vec<PathBuf> {
 
 /// The trial's data as the data manager exports it.
 pub fn trial_data(stores: &[PathBuf]) -> TrialData {
-    let mut opened: Vec<Store> = stores
-        .iter()
-        .map(|p| Store::open(p, study(), "dm", PASSWORD).unwrap())
-        .collect();
-    let mut sources: Vec<&mut dyn ecrf_export::DataSource> = opened
-        .iter_mut()
-        .map(|s| s as &mut dyn ecrf_export::DataSource)
-        .collect();
-    TrialData::merge(&mut sources, true).unwrap()
+    let mut data = TrialData::default();
+    for p in stores {
+        let mut s = Store::open(p, study(), "dm", PASSWORD).unwrap();
+        data.add_view(s.export_view(true).unwrap()).unwrap();
+    }
+    data
 }

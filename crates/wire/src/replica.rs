@@ -1,0 +1,40 @@
+//! What one sync needs of a device's store: its identity, the settings enrolment keeps, its own
+//! changes to push, and applying pulled pages atomically with their cursor.
+//!
+//! Invariants an implementation keeps: [`Replica::apply_pulled`] applies a whole page and its
+//! cursor in one transaction or nothing of it; a change already held is skipped; the pushed
+//! mark and the pull cursor only move forward.
+
+use ecrf_log::Change;
+
+/// A device's store as the sync client drives it.
+pub trait Replica {
+    /// Why the store refused.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The site the store belongs to.
+    fn site(&self) -> &str;
+    /// This device's id.
+    fn device_id(&self) -> &str;
+    /// A setting of the sync client (server address, token, CA), if set.
+    fn sync_setting(&self, name: &str) -> Result<Option<String>, Self::Error>;
+    /// Keeps a setting of the sync client.
+    fn set_sync_setting(&self, name: &str, value: &str) -> Result<(), Self::Error>;
+    /// How many of this device's changes come after `device_seq` (to push).
+    fn own_change_count_after(&self, device_seq: i64) -> Result<usize, Self::Error>;
+    /// This device's changes after `device_seq`, at most `limit`, in `device_seq` order.
+    fn own_changes_after(&self, device_seq: i64, limit: usize) -> Result<Vec<Change>, Self::Error>;
+    /// The server holds this device's changes up to `device_seq`.
+    fn set_pushed(&self, device_seq: i64) -> Result<(), Self::Error>;
+    /// The pull cursor: the server's position after the last page applied.
+    fn pulled(&self) -> Result<i64, Self::Error>;
+    /// Applies a pulled page and its cursor in one transaction; returns how many changes were
+    /// new here.
+    fn apply_pulled(&mut self, changes: &[Change], cursor: i64) -> Result<usize, Self::Error>;
+    /// Items in conflict now.
+    fn conflict_count(&self) -> Result<usize, Self::Error>;
+    /// Changes held back by a lock now.
+    fn held_count(&self) -> Result<usize, Self::Error>;
+    /// Records a sync that ended without error, at `utc`.
+    fn set_sync_success(&self, utc: &str) -> Result<(), Self::Error>;
+}

@@ -1,0 +1,314 @@
+//! What travels between a device and the server, with the limits every body is held to.
+//!
+//! Owns the JSON shapes of the API (`/api/v1/…`) and their validation. Invariants: a change
+//! travels as the one [`Change`] record (its local `seq` never travels), byte for byte, so its
+//! hash checks on every replica; a kind this version does not know is refused at parsing;
+//! every text has a length limit and every list a page limit; unknown fields are refused;
+//! parsing never panics, whatever the bytes.
+
+use ecrf_log::Change;
+use serde::{Deserialize, Serialize};
+
+/// Largest request or reply body accepted (bytes).
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Most changes in one push or pull page.
+pub const MAX_PAGE: usize = 1000;
+/// Longest value (JSON of a value, a lease's envelopes, a list of replaced ids), in bytes.
+pub const MAX_VALUE_BYTES: usize = 256 * 1024;
+/// Longest short text (ids, names, item codes), in bytes.
+pub const MAX_NAME_BYTES: usize = 64;
+/// Longest reason for a change, in bytes.
+pub const MAX_REASON_BYTES: usize = 4096;
+
+/// Request header with the device's clock (UTC, RFC 3339) when it asks where it stands, so
+/// the server can flag a clock that is off.
+pub const DEVICE_TIME_HEADER: &str = "x-ecrf-device-time";
+/// How far a device's clock may be off the server's before it is flagged (seconds).
+pub const MAX_CLOCK_SKEW_SECONDS: i64 = 5 * 60;
+
+/// A body that breaks a rule, naming the field and the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {rule}")]
+pub struct Invalid {
+    /// Where, like `changes[3].hash`.
+    pub field: String,
+    /// What is wrong.
+    pub rule: String,
+}
+
+fn invalid(field: impl Into<String>, rule: impl Into<String>) -> Invalid {
+    Invalid {
+        field: field.into(),
+        rule: rule.into(),
+    }
+}
+
+/// Checks a change's every field, its shape and limit, and that its hash is the hash of its
+/// content. `at` names the change in messages (`changes[3]`).
+pub fn validate_change(c: &Change, at: &str) -> Result<(), Invalid> {
+    let f = |name: &str| format!("{at}.{name}");
+    check_name(&f("change_id"), &c.change_id)?;
+    check_name(&f("device"), &c.device)?;
+    if c.device_seq < 1 {
+        return Err(invalid(f("device_seq"), "must be 1 or more"));
+    }
+    let names = [
+        ("subject", &c.subject),
+        ("form", &c.form),
+        ("item", &c.item),
+    ];
+    for (name, v) in names.iter().filter_map(|(n, v)| v.as_ref().map(|v| (n, v))) {
+        check_name(&f(name), v)?;
+    }
+    for (name, v) in [
+        ("old_value", &c.old_value),
+        ("new_value", &c.new_value),
+        ("warning", &c.warning),
+        ("base", &c.base),
+    ] {
+        if v.as_ref().is_some_and(|v| v.len() > MAX_VALUE_BYTES) {
+            return Err(invalid(
+                f(name),
+                format!("longer than {MAX_VALUE_BYTES} bytes"),
+            ));
+        }
+    }
+    check_name(&f("user"), &c.user)?;
+    check_name(&f("role"), &c.role)?;
+    check_name(&f("utc"), &c.utc)?;
+    check_name(&f("local_offset"), &c.local_offset)?;
+    if c.reason
+        .as_ref()
+        .is_some_and(|r| r.len() > MAX_REASON_BYTES)
+    {
+        return Err(invalid(
+            f("reason"),
+            format!("longer than {MAX_REASON_BYTES} bytes"),
+        ));
+    }
+    for (name, v) in [("prev_hash", &c.prev_hash), ("hash", &c.hash)] {
+        if v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid(f(name), "must be 64 hexadecimal digits"));
+        }
+    }
+    if !c.hash_holds() {
+        return Err(invalid(
+            f("hash"),
+            "is not the SHA-256 of the change's content (altered or damaged)",
+        ));
+    }
+    Ok(())
+}
+
+fn check_name(field: &str, v: &str) -> Result<(), Invalid> {
+    if v.is_empty() || v.len() > MAX_NAME_BYTES {
+        return Err(invalid(
+            field,
+            format!("must be 1 to {MAX_NAME_BYTES} bytes"),
+        ));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(invalid(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// A device asks to join a site with a one-time code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolRequest {
+    /// The one-time enrolment code an administrator made.
+    pub code: String,
+    /// The device's id (made when its store was created).
+    pub device: String,
+    /// The site code its store was created for.
+    pub site: String,
+}
+
+impl EnrolRequest {
+    /// Shapes and limits.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        check_name("code", &self.code)?;
+        check_name("device", &self.device)?;
+        check_name("site", &self.site)
+    }
+}
+
+/// What an enrolled device keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolReply {
+    /// Device id.
+    pub device: String,
+    /// Site code.
+    pub site: String,
+    /// Secret token for every later request (the server keeps only its hash).
+    pub token: String,
+    /// Prefix of the subject numbers this device gives (`D2` → `01-D2-0001`).
+    pub subject_prefix: String,
+}
+
+/// Where the server stands with the calling device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceReply {
+    /// Device id.
+    pub device: String,
+    /// Site code.
+    pub site: String,
+    /// This device's last `device_seq` the server holds.
+    pub acked: i64,
+    /// The device's clock minus the server's, in seconds, when the request stated it.
+    #[serde(default)]
+    pub clock_offset_seconds: Option<i64>,
+    /// Set when the device's clock is more than [`MAX_CLOCK_SKEW_SECONDS`] off (the server
+    /// records it too): words to show the user.
+    #[serde(default)]
+    pub clock_flag: Option<String>,
+}
+
+/// A page of this device's changes, in `device_seq` order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushRequest {
+    /// At most [`MAX_PAGE`].
+    pub changes: Vec<Change>,
+}
+
+/// A page of changes (pushed or pulled): its size and every change.
+fn validate_page(changes: &[Change]) -> Result<(), Invalid> {
+    if changes.len() > MAX_PAGE {
+        return Err(invalid(
+            "changes",
+            format!("at most {MAX_PAGE} changes in one page"),
+        ));
+    }
+    for (i, c) in changes.iter().enumerate() {
+        validate_change(c, &format!("changes[{i}]"))?;
+    }
+    Ok(())
+}
+
+impl PushRequest {
+    /// Page size and every change.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        validate_page(&self.changes)
+    }
+}
+
+/// What the server holds after a push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushReply {
+    /// This device's last `device_seq` the server holds.
+    pub acked: i64,
+    /// Changes stored by this push (replays are not counted).
+    pub stored: usize,
+    /// What the server flagged in the changes it stored (e.g. an event dated before the change
+    /// it modifies); each also recorded on the server.
+    #[serde(default)]
+    pub flags: Vec<String>,
+}
+
+/// A page of the site's changes from other devices, in server order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullReply {
+    /// At most [`MAX_PAGE`].
+    pub changes: Vec<Change>,
+    /// The cursor to ask from next.
+    pub cursor: i64,
+    /// More changes wait after this page.
+    pub more: bool,
+}
+
+impl PullReply {
+    /// Page size and every change.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        validate_page(&self.changes)
+    }
+}
+
+/// A device asks for whole blocks of its site's allocation list as sealed envelopes, for
+/// randomizing offline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseRequest {
+    /// How many blocks (1 to [`MAX_LEASE_BLOCKS`]).
+    pub blocks: u32,
+}
+
+/// Most blocks leased in one request.
+pub const MAX_LEASE_BLOCKS: u32 = 20;
+
+impl LeaseRequest {
+    /// Limits.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if !(1..=MAX_LEASE_BLOCKS).contains(&self.blocks) {
+            return Err(invalid(
+                "blocks",
+                format!("must be 1 to {MAX_LEASE_BLOCKS}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The leased envelopes, as the lease CSV a device loads (`Store::load_lease`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseReply {
+    /// CSV: stratum,seq,block,block_size,arm.
+    pub lease_csv: String,
+    /// Envelopes in it.
+    pub envelopes: usize,
+}
+
+/// A device randomizing online asks the server for the next slot of the site's list for a
+/// subject. Asking again for the same subject gives the same slot (a retry after a cut).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotRequest {
+    /// The subject (of the device's site).
+    pub subject: String,
+}
+
+impl SlotRequest {
+    /// Shapes and limits.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        check_name("subject", &self.subject)
+    }
+}
+
+/// A slot of the server's allocation list, taken online for one subject (its arm is known
+/// only because it is being opened now).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSlot {
+    /// Envelope id, `01-E0007`.
+    pub envelope: String,
+    /// Stratum key.
+    pub stratum: String,
+    /// Position in the stratum's list.
+    pub seq: u32,
+    /// Arm code.
+    pub arm: String,
+}
+
+/// Every refusal: the reason in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    /// Why.
+    pub error: String,
+}
+
+/// Parses a JSON body of at most [`MAX_BODY_BYTES`]; never panics.
+pub fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Invalid> {
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(invalid(
+            "body",
+            format!("larger than {MAX_BODY_BYTES} bytes"),
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| invalid("body", format!("not valid JSON here: {e}")))
+}
