@@ -36,6 +36,7 @@ demo-cli: build
 	ECRF_STORE=demo/demo.ecrf ECRF_USER=nurse ECRF_PASSWORD=demo-password $(ECRF) form show 01-0001 DLY#1
 
 lint: ui
+	cd ui && npm run lint
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 

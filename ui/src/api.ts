@@ -57,8 +57,13 @@ export const api = {
   randomize: (subject: string) => invoke<SubjectPage>("randomize", { subject }),
   form: (subject: string, key: string) => invoke<FormPage>("form", { subject, key }),
   nextDailyLog: (subject: string) => invoke<FormPage>("next_daily_log", { subject }),
-  saveForm: (subject: string, key: string, entries: Entry[], reason: string | null, confirm: boolean) =>
-    invoke<SaveReply>("save_form", { subject, key, entries, reason, confirm }),
+  saveForm: (
+    subject: string,
+    key: string,
+    entries: Entry[],
+    reason: string | null,
+    confirm: boolean,
+  ) => invoke<SaveReply>("save_form", { subject, key, entries, reason, confirm }),
   saveDraft: (subject: string, key: string, entries: Entry[]) =>
     invoke<void>("save_draft", { subject, key, entries }),
   discardDraft: (subject: string, key: string) => invoke<void>("discard_draft", { subject, key }),
@@ -69,20 +74,26 @@ export const api = {
   defaultExportFolder: () => invoke<string>("default_export_folder"),
   /** The native folder picker (tauri-plugin-dialog); null when the user cancels. */
   pickFolder: (title: string, defaultPath: string) =>
-    invoke<string | null>("plugin:dialog|open", { options: { directory: true, multiple: false, title, defaultPath } }),
+    invoke<string | null>("plugin:dialog|open", {
+      options: { directory: true, multiple: false, title, defaultPath },
+    }),
   exportData: (request: ExportRequest) => invoke<ExportDone>("export", { request }),
-  formOversight: (subject: string, key: string) => invoke<FormOversight>("form_oversight", { subject, key }),
+  formOversight: (subject: string, key: string) =>
+    invoke<FormOversight>("form_oversight", { subject, key }),
   queries: (subject: string | null) => invoke<QueryDto[]>("queries", { subject }),
   raiseQuery: (subject: string, key: string, item: string, text: string) =>
     invoke<FormOversight>("raise_query", { subject, key, item, text }),
-  queryStep: (id: string, step: string, text: string) => invoke<void>("query_step", { id, step, text }),
-  verifyForm: (subject: string, key: string) => invoke<FormOversight>("verify_form", { subject, key }),
+  queryStep: (id: string, step: string, text: string) =>
+    invoke<void>("query_step", { id, step, text }),
+  verifyForm: (subject: string, key: string) =>
+    invoke<FormOversight>("verify_form", { subject, key }),
   sign: (input: SignInput) => invoke<SignatureDto>("sign", { input }),
   lockForm: (subject: string, key: string, reason: string, lock: boolean) =>
     invoke<FormOversight>("lock_form", { subject, key, reason, lock }),
   backup: (folder: string) => invoke<BackupDone>("backup", { folder }),
   backupStatus: () => invoke<BackupStatusDto>("backup_status"),
-  setBackupReminderHours: (hours: number) => invoke<BackupStatusDto>("set_backup_reminder_hours", { hours }),
+  setBackupReminderHours: (hours: number) =>
+    invoke<BackupStatusDto>("set_backup_reminder_hours", { hours }),
   auditReview: (filter: AuditFilterDto) => invoke<AuditPage>("audit_review", { filter }),
   auditCsv: (filter: AuditFilterDto) => invoke<AuditCsvDone>("audit_csv", { filter }),
   syncStatus: () => invoke<SyncStatusDto>("sync_status"),

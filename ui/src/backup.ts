@@ -8,8 +8,15 @@ import { t } from "./i18n";
 
 const FOLDER_KEY = "ecrf.backupFolder";
 
-export function backupPanel(guard: (action: () => Promise<void>, errorId?: string) => Promise<void>): HTMLElement {
-  const reminder = h("div", { class: "notice warning", id: "backup-reminder", role: "alert", hidden: true });
+export function backupPanel(
+  guard: (action: () => Promise<void>, errorId?: string) => Promise<void>,
+): HTMLElement {
+  const reminder = h("div", {
+    class: "notice warning",
+    id: "backup-reminder",
+    role: "alert",
+    hidden: true,
+  });
   const last = h("span", { id: "backup-last" });
   const folder = h("input", {
     id: "backup-folder",
@@ -18,7 +25,13 @@ export function backupPanel(guard: (action: () => Promise<void>, errorId?: strin
     "aria-label": t("backupFolder"),
     placeholder: "/media/usb",
   });
-  const hours = h("input", { id: "backup-hours", type: "number", min: 1, max: 720, "aria-label": t("backupHours") });
+  const hours = h("input", {
+    id: "backup-hours",
+    type: "number",
+    min: 1,
+    max: 720,
+    "aria-label": t("backupHours"),
+  });
   const notice = h("div", { class: "notice", id: "backup-notice", role: "status" });
   const error = h("div", { class: "error", id: "backup-error", role: "alert" });
   const show = (s: BackupStatusDto) => {
@@ -39,7 +52,10 @@ export function backupPanel(guard: (action: () => Promise<void>, errorId?: strin
     }, "backup-error");
   });
   hours.addEventListener("change", () => {
-    void guard(async () => show(await api.setBackupReminderHours(Number(hours.value))), "backup-error");
+    void guard(
+      async () => show(await api.setBackupReminderHours(Number(hours.value))),
+      "backup-error",
+    );
   });
   void guard(async () => show(await api.backupStatus()), "backup-error");
   return h(
@@ -47,7 +63,14 @@ export function backupPanel(guard: (action: () => Promise<void>, errorId?: strin
     { class: "backup", id: "backup-panel" },
     reminder,
     h("h3", {}, t("backupTitle")),
-    h("div", { class: "toolbar" }, h("label", {}, t("backupFolder"), folder), button, h("label", {}, t("backupHours"), hours), last),
+    h(
+      "div",
+      { class: "toolbar" },
+      h("label", {}, t("backupFolder"), folder),
+      button,
+      h("label", {}, t("backupHours"), hours),
+      last,
+    ),
     notice,
     error,
   );

@@ -7,7 +7,11 @@ import { t, type Word } from "./i18n";
 
 const NS = "http://www.w3.org/2000/svg";
 
-function svg(tag: string, attrs: Record<string, string | number>, ...children: (SVGElement | string)[]): SVGElement {
+function svg(
+  tag: string,
+  attrs: Record<string, string | number>,
+  ...children: (SVGElement | string)[]
+): SVGElement {
   const el = document.createElementNS(NS, tag);
   for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
   for (const c of children) el.append(typeof c === "string" ? document.createTextNode(c) : c);
@@ -33,8 +37,15 @@ function nice(v: number): string {
 }
 
 /** One chart; `data-points` tells how many values it drew (the desktop test reads it). */
-function chart(measure: Measure, label: string, points: TrendPoint[], marks: TrendMark[]): HTMLElement {
-  const pts = points.filter((p) => p[measure] !== null).map((p) => [p.day, p[measure] as number] as const);
+function chart(
+  measure: Measure,
+  label: string,
+  points: TrendPoint[],
+  marks: TrendMark[],
+): HTMLElement {
+  const pts = points
+    .filter((p) => p[measure] !== null)
+    .map((p) => [p.day, p[measure] as number] as const);
   const days = [...points.map((p) => p.day), ...marks.map((m) => m.day)];
   const x0 = Math.min(0, ...days);
   const x1 = Math.max(x0 + 1, ...days);
@@ -60,19 +71,47 @@ function chart(measure: Measure, label: string, points: TrendPoint[], marks: Tre
     parts.push(
       svg(
         "line",
-        { class: m.kind === "iabp_in" ? "mark-in" : "mark-out", "data-mark": m.kind, x1: x, y1: PAD.t, x2: x, y2: H - PAD.b },
-        svg("title", {}, `${t(m.kind === "iabp_in" ? "iabpIn" : "iabpOut")} · ${t("day")} ${m.day.toFixed(2)}`),
+        {
+          class: m.kind === "iabp_in" ? "mark-in" : "mark-out",
+          "data-mark": m.kind,
+          x1: x,
+          y1: PAD.t,
+          x2: x,
+          y2: H - PAD.b,
+        },
+        svg(
+          "title",
+          {},
+          `${t(m.kind === "iabp_in" ? "iabpIn" : "iabpOut")} · ${t("day")} ${m.day.toFixed(2)}`,
+        ),
       ),
     );
   }
   if (pts.length > 1) {
-    parts.push(svg("polyline", { class: "line", points: pts.map(([d, v]) => `${sx(d)},${sy(v)}`).join(" ") }));
+    parts.push(
+      svg("polyline", {
+        class: "line",
+        points: pts.map(([d, v]) => `${sx(d)},${sy(v)}`).join(" "),
+      }),
+    );
   }
   for (const [d, v] of pts) {
-    parts.push(svg("circle", { class: "pt", cx: sx(d), cy: sy(v), r: 3 }, svg("title", {}, `${t("day")} ${d}: ${v}`)));
+    parts.push(
+      svg(
+        "circle",
+        { class: "pt", cx: sx(d), cy: sy(v), r: 3 },
+        svg("title", {}, `${t("day")} ${d}: ${v}`),
+      ),
+    );
   }
   const figure = h("figure", { "data-chart": measure, "data-points": pts.length });
-  figure.append(svg("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": label }, ...parts));
+  figure.append(
+    svg(
+      "svg",
+      { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": label },
+      ...parts,
+    ),
+  );
   figure.append(h("figcaption", {}, label));
   return figure;
 }

@@ -7,7 +7,13 @@ import { t, tx, type Word } from "./i18n";
 
 function word(v: string | null | undefined): string {
   if (v === null || v === undefined) return t("notApplicable");
-  const known: Record<string, Word> = { yes: "yes", no: "no", unknown: "unknown", alive: "alive", dead: "dead" };
+  const known: Record<string, Word> = {
+    yes: "yes",
+    no: "no",
+    unknown: "unknown",
+    alive: "alive",
+    dead: "dead",
+  };
   const w = known[v];
   return w ? t(w) : v;
 }
@@ -17,12 +23,19 @@ function yesNo(v: boolean | null): string {
 }
 
 function row(id: string, label: Word, value: string, cls = ""): HTMLElement {
-  return h("div", { id: `outcome-${id}`, class: cls }, h("span", {}, t(label)), h("strong", {}, value));
+  return h(
+    "div",
+    { id: `outcome-${id}`, class: cls },
+    h("span", {}, t(label)),
+    h("strong", {}, value),
+  );
 }
 
 export function outcomePanel(o: OutcomeView): HTMLElement {
   const delay =
-    o.iabp_delay_min === null ? t("notApplicable") : `${Math.floor(o.iabp_delay_min / 60)} h ${String(o.iabp_delay_min % 60).padStart(2, "0")} min`;
+    o.iabp_delay_min === null
+      ? t("notApplicable")
+      : `${Math.floor(o.iabp_delay_min / 60)} h ${String(o.iabp_delay_min % 60).padStart(2, "0")} min`;
   const days = (v: string | null) => v ?? t("notApplicable");
   const num = (v: number | null) => (v === null ? t("notApplicable") : String(v));
   return h(
@@ -57,5 +70,11 @@ export function outcomePanel(o: OutcomeView): HTMLElement {
 }
 
 export function clinicalPanel(page: SubjectPage): HTMLElement {
-  return h("div", { id: "clinical" }, outcomePanel(page.outcome), h("h3", {}, t("trends")), trendCharts(page.trends));
+  return h(
+    "div",
+    { id: "clinical" },
+    outcomePanel(page.outcome),
+    h("h3", {}, t("trends")),
+    trendCharts(page.trends),
+  );
 }

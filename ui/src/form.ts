@@ -55,13 +55,17 @@ export async function renderForm(ctx: FormContext): Promise<void> {
     if (mc && mc.value) return `@${mc.value}`;
     if (item.kind === "choice") {
       if (item.codes.length <= RADIO_LIMIT) {
-        const checked = document.querySelector<HTMLInputElement>(`input[name="f-${item.id}"]:checked`);
+        const checked = document.querySelector<HTMLInputElement>(
+          `input[name="f-${item.id}"]:checked`,
+        );
         return checked ? checked.value : "";
       }
       return byId<HTMLSelectElement>(`f-${item.id}`)?.value ?? "";
     }
     if (item.kind === "multi_choice") {
-      return Array.from(document.querySelectorAll<HTMLInputElement>(`input[name="f-${item.id}"]:checked`))
+      return Array.from(
+        document.querySelectorAll<HTMLInputElement>(`input[name="f-${item.id}"]:checked`),
+      )
         .map((c) => c.value)
         .join(",");
     }
@@ -187,7 +191,13 @@ export async function renderForm(ctx: FormContext): Promise<void> {
           h(
             "label",
             { class: "choice" },
-            h("input", { type: "checkbox", name: id, id: `${id}-${c.code}`, value: c.code, disabled }),
+            h("input", {
+              type: "checkbox",
+              name: id,
+              id: `${id}-${c.code}`,
+              value: c.code,
+              disabled,
+            }),
             tx(c.label),
           ),
         ),
@@ -212,7 +222,12 @@ export async function renderForm(ctx: FormContext): Promise<void> {
     const missing = item.missing.length
       ? h(
           "select",
-          { id: `mc-${item.id}`, class: "missing", "aria-label": `${tx(item.label)}: ${t("valueEntry")}`, disabled: !ctx.mayEnter },
+          {
+            id: `mc-${item.id}`,
+            class: "missing",
+            "aria-label": `${tx(item.label)}: ${t("valueEntry")}`,
+            disabled: !ctx.mayEnter,
+          },
           h("option", { value: "" }, t("valueEntry")),
           ...item.missing.map((m) => h("option", { value: m }, ctx.missingLabels.get(m) ?? m)),
         )
@@ -236,7 +251,16 @@ export async function renderForm(ctx: FormContext): Promise<void> {
         range ? h("span", { class: "range" }, `[${range}]`) : null,
         missing,
         hasHistory
-          ? h("button", { type: "button", class: "link", id: `h-${item.id}`, onclick: () => void showHistory(item) }, t("history"))
+          ? h(
+              "button",
+              {
+                type: "button",
+                class: "link",
+                id: `h-${item.id}`,
+                onclick: () => void showHistory(item),
+              },
+              t("history"),
+            )
           : null,
       ),
       h("div", { class: "msg", id: `m-${item.id}`, role: "status" }),
@@ -256,7 +280,17 @@ export async function renderForm(ctx: FormContext): Promise<void> {
         h(
           "table",
           { class: "grid" },
-          h("thead", {}, h("tr", {}, ...[t("when"), t("who"), t("oldValue"), t("newValue"), t("why")].map((c) => h("th", {}, c)))),
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              ...[t("when"), t("who"), t("oldValue"), t("newValue"), t("why")].map((c) =>
+                h("th", {}, c),
+              ),
+            ),
+          ),
           h(
             "tbody",
             {},
@@ -367,8 +401,21 @@ export async function renderForm(ctx: FormContext): Promise<void> {
           "div",
           { class: "confirm-bar", id: "confirm-bar", role: "alert" },
           h("strong", {}, t("confirmTitle")),
-          h("button", { type: "button", id: "confirm-save", class: "primary", onclick: () => void save(reason, true) }, t("confirmSave")),
-          h("button", { type: "button", id: "confirm-cancel", onclick: () => clearMessages() }, t("cancel")),
+          h(
+            "button",
+            {
+              type: "button",
+              id: "confirm-save",
+              class: "primary",
+              onclick: () => void save(reason, true),
+            },
+            t("confirmSave"),
+          ),
+          h(
+            "button",
+            { type: "button", id: "confirm-cancel", onclick: () => clearMessages() },
+            t("cancel"),
+          ),
         );
         byId("form-actions")?.before(bar);
         byId("confirm-save")?.focus();
@@ -406,7 +453,12 @@ export async function renderForm(ctx: FormContext): Promise<void> {
     const sections = form.sections.length ? form.sections : [{ id: "", label: form.name }];
     const body = h(
       "form",
-      { id: "crf-form", class: "crf", autocomplete: "off", onsubmit: (e: Event) => e.preventDefault() },
+      {
+        id: "crf-form",
+        class: "crf",
+        autocomplete: "off",
+        onsubmit: (e: Event) => e.preventDefault(),
+      },
       ...sections.map((s) =>
         h(
           "fieldset",
@@ -416,20 +468,39 @@ export async function renderForm(ctx: FormContext): Promise<void> {
         ),
       ),
     );
-    const status = h("span", { class: `status s-${page.status}`, id: "form-status" }, statusWord(page.status));
+    const status = h(
+      "span",
+      { class: `status s-${page.status}`, id: "form-status" },
+      statusWord(page.status),
+    );
     const missingList = page.missing.length
-      ? h("p", { class: "missing-list" }, `${t("missingRequired")} ${page.missing.map((m) => tx(byItem.get(m)?.label)).join(", ")}`)
+      ? h(
+          "p",
+          { class: "missing-list" },
+          `${t("missingRequired")} ${page.missing.map((m) => tx(byItem.get(m)?.label)).join(", ")}`,
+        )
       : null;
     const actions = h(
       "div",
       { class: "actions", id: "form-actions" },
-      ctx.mayEnter ? h("button", { type: "button", id: "save", class: "primary", onclick: () => void save(null, false) }, `${t("save")} (Ctrl+S)`) : h("p", {}, t("mayNotEnter")),
+      ctx.mayEnter
+        ? h(
+            "button",
+            { type: "button", id: "save", class: "primary", onclick: () => void save(null, false) },
+            `${t("save")} (Ctrl+S)`,
+          )
+        : h("p", {}, t("mayNotEnter")),
       h("button", { type: "button", id: "back", onclick: () => ctx.onBack() }, t("back")),
       ctx.printBlank(),
     );
     ctx.frame(
       `${subject} · ${tx(form.name)} · ${key}`,
-      h("div", { class: "form-head" }, status, h("div", { id: "form-notice", class: "notice", role: "status" })),
+      h(
+        "div",
+        { class: "form-head" },
+        status,
+        h("div", { id: "form-notice", class: "notice", role: "status" }),
+      ),
       missingList ?? h("span"),
       body,
       actions,
@@ -458,8 +529,11 @@ export async function renderForm(ctx: FormContext): Promise<void> {
       if (ke.key === "Enter" && target instanceof HTMLInputElement && !ke.ctrlKey) {
         // Enter moves on to the next field, as on paper; Ctrl+Enter or Ctrl+S saves.
         ke.preventDefault();
-        const fields = Array.from(body.querySelectorAll<HTMLElement>("input:not([type=radio]):not([disabled]), select:not([disabled]), input[type=radio]:checked, .choices"))
-          .filter((el) => !el.closest("[hidden]"));
+        const fields = Array.from(
+          body.querySelectorAll<HTMLElement>(
+            "input:not([type=radio]):not([disabled]), select:not([disabled]), input[type=radio]:checked, .choices",
+          ),
+        ).filter((el) => !el.closest("[hidden]"));
         const i = fields.indexOf(target);
         const next = fields[i + 1];
         (next ?? byId("save"))?.focus();
@@ -474,7 +548,11 @@ export async function renderForm(ctx: FormContext): Promise<void> {
       if (item) setText(item, e.text);
     }
     refreshVisibility();
-    const discard = h("button", { type: "button", id: "discard-draft", class: "link" }, t("discard"));
+    const discard = h(
+      "button",
+      { type: "button", id: "discard-draft", class: "link" },
+      t("discard"),
+    );
     discard.addEventListener("click", () => {
       void api.discardDraft(subject, key).then(() => {
         page.draft = null;
@@ -482,7 +560,12 @@ export async function renderForm(ctx: FormContext): Promise<void> {
       });
     });
     const n = byId("form-notice");
-    if (page.prefilled_from) n?.replaceChildren(`${t("prefilledFrom")} ${page.prefilled_from}: ${t("prefilledHint")}`, " ", discard);
+    if (page.prefilled_from)
+      n?.replaceChildren(
+        `${t("prefilledFrom")} ${page.prefilled_from}: ${t("prefilledHint")}`,
+        " ",
+        discard,
+      );
     else n?.replaceChildren(t("draftRestored"), " ", discard);
   }
   document.onkeydown = (e: KeyboardEvent) => {
@@ -492,5 +575,6 @@ export async function renderForm(ctx: FormContext): Promise<void> {
     }
   };
   const first = form.items.find((i) => !i.derived);
-  if (first) (document.querySelector<HTMLElement>(`#f-${first.id}, input[name="f-${first.id}"]`))?.focus();
+  if (first)
+    document.querySelector<HTMLElement>(`#f-${first.id}, input[name="f-${first.id}"]`)?.focus();
 }

@@ -8,7 +8,10 @@ const words = {
   welcomeTitle: ["This laptop has no study store yet", "本机尚未建立研究数据库"],
   startSetup: ["Set up this laptop", "设置本机"],
   startDemo: ["Try the demo store", "试用演示数据库"],
-  demoHint: ["Demo store: log in as nurse, password demo-password", "演示数据库：用户 nurse，密码 demo-password"],
+  demoHint: [
+    "Demo store: log in as nurse, password demo-password",
+    "演示数据库：用户 nurse，密码 demo-password",
+  ],
   setupTitle: ["First-run set-up", "首次设置"],
   site: ["Site code", "中心编号"],
   adminUser: ["Administrator login", "管理员账号"],
@@ -56,8 +59,14 @@ const words = {
   randomize: ["Randomize", "随机分组"],
   randomized: ["Randomized", "已随机分组"],
   subjectNo: ["Subject number", "受试者编号"],
-  iabpDue: ["IABP due within 6 h of ECMO start — time left", "须在ECMO启动后6小时内置入IABP——剩余时间"],
-  noUnloading: ["No mechanical unloading within 6 h of ECMO start — time left", "ECMO启动后6小时内不进行机械减负——剩余时间"],
+  iabpDue: [
+    "IABP due within 6 h of ECMO start — time left",
+    "须在ECMO启动后6小时内置入IABP——剩余时间",
+  ],
+  noUnloading: [
+    "No mechanical unloading within 6 h of ECMO start — time left",
+    "ECMO启动后6小时内不进行机械减负——剩余时间",
+  ],
   windowPassed: ["6-hour window from ECMO start ended", "距ECMO启动的6小时时间窗已结束"],
   noEcmoStart: ["ECMO start not recorded: no countdown", "未记录ECMO启动时间，无法倒计时"],
   day0: ["Day 0", "第0天"],
@@ -76,7 +85,10 @@ const words = {
   confirmSave: ["Confirm and save", "确认并保存"],
   cancel: ["Cancel", "取消"],
   reasonTitle: ["Reason for change", "修改原因"],
-  reasonText: ["These saved values will change. Say why:", "以下已保存的数值将被修改，请说明原因："],
+  reasonText: [
+    "These saved values will change. Say why:",
+    "以下已保存的数值将被修改，请说明原因：",
+  ],
   reasonNeeded: ["A reason is needed", "必须填写原因"],
   history: ["History", "修改记录"],
   historyOf: ["History of", "修改记录："],
@@ -86,7 +98,10 @@ const words = {
   newValue: ["New", "新值"],
   why: ["Reason", "原因"],
   close: ["Close", "关闭"],
-  draftRestored: ["Unsaved entries from your last visit were restored.", "已恢复上次未保存的录入。"],
+  draftRestored: [
+    "Unsaved entries from your last visit were restored.",
+    "已恢复上次未保存的录入。",
+  ],
   discard: ["Discard them", "放弃"],
   valueEntry: ["value", "数值"],
   calculated: ["calculated by the app", "系统计算"],
@@ -199,6 +214,8 @@ export function statusWord(s: StatusDto): string {
 }
 
 /** A module's own word table (`{ key: [en, zh] }`) as a lookup in the current language. */
-export function wordsOf<K extends string>(table: Record<K, readonly [string, string]>): (word: K) => string {
+export function wordsOf<K extends string>(
+  table: Record<K, readonly [string, string]>,
+): (word: K) => string {
   return (word) => table[word][currentLang() === "zh" ? 1 : 0];
 }

@@ -2,7 +2,16 @@
 // page is in form.ts. All data comes from Rust through api.ts.
 import "./style.css";
 import { api, isAppError } from "./api";
-import type { FormPage, Printout, RandomizationView, SessionDto, StudyDto, SubjectPage, SubjectRow, Welcome } from "./bindings";
+import type {
+  FormPage,
+  Printout,
+  RandomizationView,
+  SessionDto,
+  StudyDto,
+  SubjectPage,
+  SubjectRow,
+  Welcome,
+} from "./bindings";
 import { trendCharts } from "./chart";
 import { clinicalPanel } from "./clinical";
 import { byId, h, mount } from "./dom";
@@ -43,7 +52,11 @@ async function guard(action: () => Promise<void>, errorId = "page-error"): Promi
 }
 
 function header(): HTMLElement {
-  const langBtn = h("button", { type: "button", id: "lang-toggle", class: "link" }, t("langSwitch"));
+  const langBtn = h(
+    "button",
+    { type: "button", id: "lang-toggle", class: "link" },
+    t("langSwitch"),
+  );
   langBtn.addEventListener("click", () => {
     const next = currentLang() === "en" ? "zh" : "en";
     void guard(async () => {
@@ -60,10 +73,22 @@ function header(): HTMLElement {
     welcome.demo ? h("span", { class: "badge demo" }, "DEMO") : null,
     h("span", { class: "spacer" }),
     h("span", { class: "badge offline", id: "badge-online", title: t("offline") }, t("offline")),
-    session ? h("span", { class: "who", id: "who" }, `${session.name || session.user} · ${session.role} · ${session.site}`) : null,
+    session
+      ? h(
+          "span",
+          { class: "who", id: "who" },
+          `${session.name || session.user} · ${session.role} · ${session.site}`,
+        )
+      : null,
     langBtn,
     session ? lockMinutesSelect(session.lock_minutes) : null,
-    session ? h("button", { type: "button", id: "lock", class: "link", onclick: () => void lockNow() }, t("lockNow")) : null,
+    session
+      ? h(
+          "button",
+          { type: "button", id: "lock", class: "link", onclick: () => void lockNow() },
+          t("lockNow"),
+        )
+      : null,
   );
 }
 
@@ -110,7 +135,8 @@ function frame(title: string, ...body: HTMLElement[]): void {
       ...body,
       h("div", { class: "notice", id: "print-notice", role: "status" }),
     ),
-  );  paintBadge();
+  );
+  paintBadge();
 }
 
 // ---------------- first run ----------------
@@ -122,23 +148,36 @@ function showWelcome(): void {
     h(
       "div",
       { class: "card" },
-      h("button", { type: "button", id: "start-setup", class: "primary", onclick: () => showSetup() }, t("startSetup")),
-      h("button", {
-        type: "button",
-        id: "start-demo",
-        onclick: () =>
-          void guard(async () => {
-            welcome = await api.useDemo();
-            showLogin(false);
-          }),
-      }, t("startDemo")),
+      h(
+        "button",
+        { type: "button", id: "start-setup", class: "primary", onclick: () => showSetup() },
+        t("startSetup"),
+      ),
+      h(
+        "button",
+        {
+          type: "button",
+          id: "start-demo",
+          onclick: () =>
+            void guard(async () => {
+              welcome = await api.useDemo();
+              showLogin(false);
+            }),
+        },
+        t("startDemo"),
+      ),
     ),
   );
   byId("start-setup")?.focus();
 }
 
 function input(id: string, label: string, type = "text", value = ""): HTMLElement {
-  return h("div", { class: "field" }, h("label", { for: id }, label), h("div", { class: "control" }, h("input", { id, type, value, autocomplete: "off" })));
+  return h(
+    "div",
+    { class: "field" },
+    h("label", { for: id }, label),
+    h("div", { class: "control" }, h("input", { id, type, value, autocomplete: "off" })),
+  );
 }
 
 function val(id: string): string {
@@ -147,7 +186,11 @@ function val(id: string): string {
 
 function showSetup(): void {
   rerender = showSetup;
-  const submit = h("button", { type: "submit", id: "setup-submit", class: "primary" }, t("createStore"));
+  const submit = h(
+    "button",
+    { type: "submit", id: "setup-submit", class: "primary" },
+    t("createStore"),
+  );
   const form = h(
     "form",
     { class: "card", id: "setup-form" },
@@ -180,7 +223,11 @@ function showSetup(): void {
 function showRecoveryKey(key: string): void {
   rerender = () => undefined;
   const stored = h("input", { type: "checkbox", id: "recovery-stored" });
-  const go = h("button", { type: "button", id: "recovery-continue", class: "primary", disabled: true }, t("continue"));
+  const go = h(
+    "button",
+    { type: "button", id: "recovery-continue", class: "primary", disabled: true },
+    t("continue"),
+  );
   stored.addEventListener("change", () => {
     go.disabled = !stored.checked;
   });
@@ -235,9 +282,13 @@ async function lockNow(): Promise<void> {
 
 function watchIdle(): void {
   for (const ev of ["keydown", "mousedown", "mousemove", "wheel"]) {
-    window.addEventListener(ev, () => {
-      lastActivity = Date.now();
-    }, { passive: true });
+    window.addEventListener(
+      ev,
+      () => {
+        lastActivity = Date.now();
+      },
+      { passive: true },
+    );
   }
   window.setInterval(() => {
     if (!session) return;
@@ -259,7 +310,13 @@ function statusBadge(status: SubjectRow["status"]): HTMLElement {
 async function showSubjects(filter = ""): Promise<void> {
   rerender = () => void showSubjects(filter);
   const rows = await api.subjects();
-  const search = h("input", { id: "subject-search", type: "search", placeholder: t("search"), value: filter, "aria-label": t("search") });
+  const search = h("input", {
+    id: "subject-search",
+    type: "search",
+    placeholder: t("search"),
+    value: filter,
+    "aria-label": t("search"),
+  });
   const tbody = h("tbody", {});
   const draw = () => {
     const q = search.value.trim().toLowerCase();
@@ -270,7 +327,11 @@ async function showSubjects(filter = ""): Promise<void> {
           h(
             "tr",
             { class: "clickable", onclick: () => void showSubject(r.subject) },
-            h("td", {}, h("button", { type: "button", class: "link", "data-subject": r.subject }, r.subject)),
+            h(
+              "td",
+              {},
+              h("button", { type: "button", class: "link", "data-subject": r.subject }, r.subject),
+            ),
             h("td", {}, r.day0 ?? "—"),
             h("td", {}, statusBadge(r.status)),
             h("td", {}, `${r.complete} ✓ · ${r.in_progress} … · ${r.overdue} ! · ${r.warnings} ⚠`),
@@ -280,15 +341,53 @@ async function showSubjects(filter = ""): Promise<void> {
     if (!tbody.children.length) tbody.append(h("tr", {}, h("td", { colspan: 4 }, t("noSubjects"))));
   };
   search.addEventListener("input", draw);
-  const nav = session?.role === "admin" ? h("button", { type: "button", id: "nav-users", class: "link", onclick: () => showUsers() }, t("users")) : null;
+  const nav =
+    session?.role === "admin"
+      ? h(
+          "button",
+          { type: "button", id: "nav-users", class: "link", onclick: () => showUsers() },
+          t("users"),
+        )
+      : null;
   const exportNav =
     session?.role === "data_manager"
-      ? h("button", { type: "button", id: "nav-export", class: "link", onclick: () => showExport() }, t("exportNav"))
+      ? h(
+          "button",
+          { type: "button", id: "nav-export", class: "link", onclick: () => showExport() },
+          t("exportNav"),
+        )
       : null;
   const reviewNav = [
-    h("button", { type: "button", id: "nav-queries", class: "link", onclick: () => void guard(() => showQueryList(reviewContext())) }, t("queriesNav")),
-    h("button", { type: "button", id: "nav-audit", class: "link", onclick: () => void guard(() => showAuditReview(reviewContext())) }, t("auditNav")),
-    h("button", { type: "button", id: "nav-sync", class: "link", onclick: () => void guard(() => showSyncPage(frame, reviewContext().back)) }, t("syncNav")),
+    h(
+      "button",
+      {
+        type: "button",
+        id: "nav-queries",
+        class: "link",
+        onclick: () => void guard(() => showQueryList(reviewContext())),
+      },
+      t("queriesNav"),
+    ),
+    h(
+      "button",
+      {
+        type: "button",
+        id: "nav-audit",
+        class: "link",
+        onclick: () => void guard(() => showAuditReview(reviewContext())),
+      },
+      t("auditNav"),
+    ),
+    h(
+      "button",
+      {
+        type: "button",
+        id: "nav-sync",
+        class: "link",
+        onclick: () => void guard(() => showSyncPage(frame, reviewContext().back)),
+      },
+      t("syncNav"),
+    ),
   ];
   frame(
     t("subjects"),
@@ -297,23 +396,40 @@ async function showSubjects(filter = ""): Promise<void> {
       { class: "toolbar" },
       search,
       session?.may_enter
-        ? h("button", {
-            type: "button",
-            id: "new-subject",
-            class: "primary",
-            onclick: () =>
-              void guard(async () => {
-                const s = await api.newSubject();
-                await showSubject(s);
-              }),
-          }, t("newSubject"))
+        ? h(
+            "button",
+            {
+              type: "button",
+              id: "new-subject",
+              class: "primary",
+              onclick: () =>
+                void guard(async () => {
+                  const s = await api.newSubject();
+                  await showSubject(s);
+                }),
+            },
+            t("newSubject"),
+          )
         : null,
       nav,
       exportNav,
       ...reviewNav,
       printButton("print-book", t("printBook"), () => api.printBlank(null)),
     ),
-    h("table", { class: "grid", id: "subject-table" }, h("thead", {}, h("tr", {}, ...[t("subject"), t("day0"), t("status"), t("forms")].map((c) => h("th", {}, c)))), tbody),
+    h(
+      "table",
+      { class: "grid", id: "subject-table" },
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ...[t("subject"), t("day0"), t("status"), t("forms")].map((c) => h("th", {}, c)),
+        ),
+      ),
+      tbody,
+    ),
     backupPanel(guard),
   );
   draw();
@@ -325,7 +441,12 @@ function reviewContext(): ReviewContext {
   return {
     frame,
     openForm: (subject, key) => void guard(() => openForm(subject, key)),
-    back: () => h("button", { type: "button", id: "nav-subjects", onclick: () => void showSubjects() }, t("subjects")),
+    back: () =>
+      h(
+        "button",
+        { type: "button", id: "nav-subjects", onclick: () => void showSubjects() },
+        t("subjects"),
+      ),
   };
 }
 
@@ -357,7 +478,11 @@ function randomizationPanel(subject: string, page: SubjectPage): HTMLElement {
       else countdown.textContent = countdownText(r);
     }, 1000);
     parts.push(
-      h("p", { id: "rnd-arm", class: "arm" }, `${t("randomized")}: ${tx(r.arm_label)} · ${t("subjectNo")} ${r.subject_no} · ${r.at} · ${r.by}`),
+      h(
+        "p",
+        { id: "rnd-arm", class: "arm" },
+        `${t("randomized")}: ${tx(r.arm_label)} · ${t("subjectNo")} ${r.subject_no} · ${r.at} · ${r.by}`,
+      ),
       countdown,
     );
   }
@@ -399,15 +524,30 @@ async function showSubject(subject: string, loaded?: SubjectPage): Promise<void>
     h(
       "table",
       { class: "grid", id: "schedule" },
-      h("thead", {}, h("tr", {}, ...[t("form"), "", t("due"), t("status")].map((c) => h("th", {}, c)))),
+      h(
+        "thead",
+        {},
+        h("tr", {}, ...[t("form"), "", t("due"), t("status")].map((c) => h("th", {}, c))),
+      ),
       h(
         "tbody",
         {},
         ...page.schedule.map((r) =>
           h(
             "tr",
-            { class: r.system ? "system" : "clickable", onclick: () => { if (!r.system) open(r.key); } },
-            h("td", {}, r.system ? tx(r.name) : h("button", { type: "button", class: "link", "data-key": r.key }, tx(r.name))),
+            {
+              class: r.system ? "system" : "clickable",
+              onclick: () => {
+                if (!r.system) open(r.key);
+              },
+            },
+            h(
+              "td",
+              {},
+              r.system
+                ? tx(r.name)
+                : h("button", { type: "button", class: "link", "data-key": r.key }, tx(r.name)),
+            ),
             h("td", {}, r.key),
             h("td", {}, r.due ?? ""),
             h("td", {}, statusBadge(r.status)),
@@ -419,11 +559,19 @@ async function showSubject(subject: string, loaded?: SubjectPage): Promise<void>
       "div",
       { class: "toolbar" },
       session?.may_enter && page.day0
-        ? h("button", { type: "button", id: "next-daily-log", class: "primary", onclick: nextLog }, t("nextDailyLog"))
+        ? h(
+            "button",
+            { type: "button", id: "next-daily-log", class: "primary", onclick: nextLog },
+            t("nextDailyLog"),
+          )
         : null,
       ...events.map((f) => {
         const n = page.schedule.filter((r) => r.form === f.id).length + 1;
-        return h("button", { type: "button", id: `new-${f.id}`, onclick: () => open(`${f.id}#${n}`) }, `${t("newEvent")}: ${tx(f.name)}`);
+        return h(
+          "button",
+          { type: "button", id: `new-${f.id}`, onclick: () => open(`${f.id}#${n}`) },
+          `${t("newEvent")}: ${tx(f.name)}`,
+        );
       }),
       printButton("print-subject", t("printSubject"), () => api.printSubject(subject)),
       h("button", { type: "button", id: "back", onclick: () => void showSubjects() }, t("back")),
@@ -432,8 +580,17 @@ async function showSubject(subject: string, loaded?: SubjectPage): Promise<void>
   document.querySelector<HTMLElement>("#schedule button[data-key]")?.focus();
   // One keystroke for the next daily log (D), when not typing in a field.
   document.onkeydown = (e: KeyboardEvent) => {
-    const typing = e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement || e.target instanceof HTMLTextAreaElement;
-    if (!typing && !e.ctrlKey && !e.altKey && (e.key === "d" || e.key === "D") && byId("next-daily-log")) {
+    const typing =
+      e.target instanceof HTMLInputElement ||
+      e.target instanceof HTMLSelectElement ||
+      e.target instanceof HTMLTextAreaElement;
+    if (
+      !typing &&
+      !e.ctrlKey &&
+      !e.altKey &&
+      (e.key === "d" || e.key === "D") &&
+      byId("next-daily-log")
+    ) {
       e.preventDefault();
       nextLog();
     }
@@ -455,7 +612,8 @@ async function openForm(subject: string, key: string, initial?: FormPage): Promi
     printBlank: () => printButton("print-form", t("printForm"), () => api.printBlank(form.id)),
     frame,
     initial,
-    below: form.id === "DLY" ? async () => trendCharts((await api.subject(subject)).trends) : undefined,
+    below:
+      form.id === "DLY" ? async () => trendCharts((await api.subject(subject)).trends) : undefined,
   });
 }
 
@@ -471,7 +629,16 @@ async function showUsersAsync(): Promise<void> {
     h("h3", {}, t("addUser")),
     input("user-username", t("login")),
     input("user-name", t("fullName")),
-    h("div", { class: "field" }, h("label", { for: "user-role" }, t("role")), h("div", { class: "control" }, h("select", { id: "user-role" }, ...roles.map((r) => h("option", { value: r }, r))))),
+    h(
+      "div",
+      { class: "field" },
+      h("label", { for: "user-role" }, t("role")),
+      h(
+        "div",
+        { class: "control" },
+        h("select", { id: "user-role" }, ...roles.map((r) => h("option", { value: r }, r))),
+      ),
+    ),
     input("user-password", t("password"), "password"),
     h("div", { class: "error-line", id: "user-error", role: "alert" }),
     h("button", { type: "submit", id: "user-add", class: "primary" }, t("addUser")),
@@ -479,7 +646,12 @@ async function showUsersAsync(): Promise<void> {
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     void guard(async () => {
-      await api.addUser(val("user-username"), val("user-name"), byId<HTMLSelectElement>("user-role")?.value ?? "nurse", val("user-password"));
+      await api.addUser(
+        val("user-username"),
+        val("user-name"),
+        byId<HTMLSelectElement>("user-role")?.value ?? "nurse",
+        val("user-password"),
+      );
       await showUsersAsync();
       const n = byId("user-error");
       if (n) n.textContent = t("userAdded");
@@ -487,13 +659,39 @@ async function showUsersAsync(): Promise<void> {
   });
   frame(
     t("users"),
-    h("table", { class: "grid", id: "user-table" }, h("thead", {}, h("tr", {}, ...[t("login"), t("fullName"), t("role")].map((c) => h("th", {}, c)))), h("tbody", {}, ...users.map((u) => h("tr", { "data-user": u[0] ?? "" }, ...u.map((c) => h("td", {}, c)))))),
+    h(
+      "table",
+      { class: "grid", id: "user-table" },
+      h(
+        "thead",
+        {},
+        h("tr", {}, ...[t("login"), t("fullName"), t("role")].map((c) => h("th", {}, c))),
+      ),
+      h(
+        "tbody",
+        {},
+        ...users.map((u) => h("tr", { "data-user": u[0] ?? "" }, ...u.map((c) => h("td", {}, c)))),
+      ),
+    ),
     form,
     h(
       "div",
       { class: "toolbar" },
-      h("button", { type: "button", id: "nav-subjects", onclick: () => void showSubjects() }, t("subjects")),
-      h("button", { type: "button", id: "nav-sync", class: "link", onclick: () => void guard(() => showSyncPage(frame, reviewContext().back)) }, t("syncNav")),
+      h(
+        "button",
+        { type: "button", id: "nav-subjects", onclick: () => void showSubjects() },
+        t("subjects"),
+      ),
+      h(
+        "button",
+        {
+          type: "button",
+          id: "nav-sync",
+          class: "link",
+          onclick: () => void guard(() => showSyncPage(frame, reviewContext().back)),
+        },
+        t("syncNav"),
+      ),
     ),
   );
   byId("user-username")?.focus();
@@ -519,14 +717,28 @@ async function showExportAsync(): Promise<void> {
   rerender = showExport;
   const folder = await api.defaultExportFolder();
   const check = (id: string, label: string, checked: boolean, attrs: Record<string, string> = {}) =>
-    h("label", { class: "check" }, h("input", { type: "checkbox", id, checked, ...attrs }), ` ${label}`);
-  const formats = h("fieldset", { id: "export-formats" }, h("legend", {}, t("exportFormats")), ...EXPORT_FORMATS.map(([f, label]) => check(`export-format-${f}`, label, true, { "data-format": f })));
+    h(
+      "label",
+      { class: "check" },
+      h("input", { type: "checkbox", id, checked, ...attrs }),
+      ` ${label}`,
+    );
+  const formats = h(
+    "fieldset",
+    { id: "export-formats" },
+    h("legend", {}, t("exportFormats")),
+    ...EXPORT_FORMATS.map(([f, label]) =>
+      check(`export-format-${f}`, label, true, { "data-format": f }),
+    ),
+  );
   const forms = h(
     "fieldset",
     { id: "export-forms" },
     h("legend", {}, t("exportForms")),
     check("export-forms-all", t("exportFormsAll"), true),
-    ...study.forms.map((f) => check(`export-form-${f.id}`, `${f.id} · ${tx(f.name)}`, false, { "data-form": f.id })),
+    ...study.forms.map((f) =>
+      check(`export-form-${f.id}`, `${f.id} · ${tx(f.name)}`, false, { "data-form": f.id }),
+    ),
   );
   const progress = h("progress", { id: "export-progress", max: EXPORT_FORMATS.length, value: 0 });
   const status = h("p", { id: "export-status", role: "status" });
@@ -560,10 +772,16 @@ async function showExportAsync(): Promise<void> {
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     void guard(async () => {
-      const chosen = Array.from(formats.querySelectorAll<HTMLInputElement>("input[data-format]")).filter((i) => i.checked).map((i) => i.dataset.format ?? "");
+      const chosen = Array.from(formats.querySelectorAll<HTMLInputElement>("input[data-format]"))
+        .filter((i) => i.checked)
+        .map((i) => i.dataset.format ?? "");
       if (!chosen.length) throw new Error(t("exportNone"));
       const all = byId<HTMLInputElement>("export-forms-all")?.checked ?? true;
-      const formIds = all ? [] : Array.from(forms.querySelectorAll<HTMLInputElement>("input[data-form]")).filter((i) => i.checked).map((i) => i.dataset.form ?? "");
+      const formIds = all
+        ? []
+        : Array.from(forms.querySelectorAll<HTMLInputElement>("input[data-form]"))
+            .filter((i) => i.checked)
+            .map((i) => i.dataset.form ?? "");
       const site = val("export-site").trim();
       run.setAttribute("disabled", "");
       files.replaceChildren();
@@ -580,7 +798,13 @@ async function showExportAsync(): Promise<void> {
             folder: val("export-folder"),
           });
           progress.setAttribute("value", String(n + 1));
-          files.append(h("li", { "data-format": format }, `${format}: ${done.files.length} ${t("exportFiles")} · ${done.millis} ms`));
+          files.append(
+            h(
+              "li",
+              { "data-format": format },
+              `${format}: ${done.files.length} ${t("exportFiles")} · ${done.millis} ms`,
+            ),
+          );
           status.textContent = `${t("exportDone")}: ${done.folder} · ${done.subjects} ${t("subjects")}`;
         }
       } finally {
@@ -588,7 +812,19 @@ async function showExportAsync(): Promise<void> {
       }
     }, "export-error");
   });
-  frame(t("exportTitle"), form, h("div", { class: "toolbar" }, h("button", { type: "button", id: "nav-subjects", onclick: () => void showSubjects() }, t("subjects"))));
+  frame(
+    t("exportTitle"),
+    form,
+    h(
+      "div",
+      { class: "toolbar" },
+      h(
+        "button",
+        { type: "button", id: "nav-subjects", onclick: () => void showSubjects() },
+        t("subjects"),
+      ),
+    ),
+  );
 }
 
 function showExport(): void {

@@ -37,7 +37,10 @@ const words = {
   sign: ["Sign", "签名"],
   cancel: ["Cancel", "取消"],
   valid: ["valid", "有效"],
-  broken: ["BROKEN — a signed value changed; needs re-signing", "已失效——签名后数据被修改，需重新签名"],
+  broken: [
+    "BROKEN — a signed value changed; needs re-signing",
+    "已失效——签名后数据被修改，需重新签名",
+  ],
   locked: ["Locked", "已锁定"],
   lockForm: ["Lock form", "锁定本表"],
   unlockForm: ["Unlock form", "解锁本表"],
@@ -67,7 +70,8 @@ export async function renderOversight(ctx: OversightContext): Promise<void> {
   const box = byId("oversight");
   if (!box) return;
   const view = await api.formOversight(ctx.subject, ctx.key);
-  const label = (item: string): string => tx(ctx.form.items.find((i) => i.id === item)?.label) || item;
+  const label = (item: string): string =>
+    tx(ctx.form.items.find((i) => i.id === item)?.label) || item;
   const notice = h("div", { class: "msg", id: "oversight-notice", role: "status" });
   const run = async (step: () => Promise<unknown>): Promise<void> => {
     try {
@@ -113,7 +117,15 @@ export async function renderOversight(ctx: OversightContext): Promise<void> {
     ? h(
         "table",
         { class: "grid", id: "queries" },
-        h("thead", {}, h("tr", {}, ...[w("item"), w("state"), w("question"), w("raisedBy"), ""].map((c) => h("th", {}, c)))),
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ...[w("item"), w("state"), w("question"), w("raisedBy"), ""].map((c) => h("th", {}, c)),
+          ),
+        ),
         h("tbody", {}, ...view.queries.map(queryRow)),
       )
     : h("p", { class: "muted" }, w("noQueries"));
@@ -123,9 +135,15 @@ export async function renderOversight(ctx: OversightContext): Promise<void> {
         const item = h(
           "select",
           { id: "raise-item", "aria-label": w("item") },
-          ...ctx.form.items.filter((i) => !i.derived).map((i) => h("option", { value: i.id }, `${tx(i.label)} (${i.id})`)),
+          ...ctx.form.items
+            .filter((i) => !i.derived)
+            .map((i) => h("option", { value: i.id }, `${tx(i.label)} (${i.id})`)),
         );
-        const text = h("input", { id: "raise-text", "aria-label": w("question"), placeholder: w("question") });
+        const text = h("input", {
+          id: "raise-text",
+          "aria-label": w("question"),
+          placeholder: w("question"),
+        });
         return h(
           "div",
           { class: "toolbar" },
@@ -133,7 +151,12 @@ export async function renderOversight(ctx: OversightContext): Promise<void> {
           text,
           h(
             "button",
-            { type: "button", id: "raise-query", onclick: () => void run(() => api.raiseQuery(ctx.subject, ctx.key, item.value, text.value)) },
+            {
+              type: "button",
+              id: "raise-query",
+              onclick: () =>
+                void run(() => api.raiseQuery(ctx.subject, ctx.key, item.value, text.value)),
+            },
             w("raise"),
           ),
         );
@@ -145,7 +168,15 @@ export async function renderOversight(ctx: OversightContext): Promise<void> {
     { id: "sdv-status" },
     `${view.verified.length} ${w("verified")}`,
     view.rights.verify
-      ? h("button", { type: "button", id: "verify-form", onclick: () => void run(() => api.verifyForm(ctx.subject, ctx.key)) }, w("verifyForm"))
+      ? h(
+          "button",
+          {
+            type: "button",
+            id: "verify-form",
+            onclick: () => void run(() => api.verifyForm(ctx.subject, ctx.key)),
+          },
+          w("verifyForm"),
+        )
       : null,
   );
 
@@ -165,13 +196,28 @@ export async function renderOversight(ctx: OversightContext): Promise<void> {
   );
 
   const signButton = view.rights.sign
-    ? h("button", { type: "button", id: "sign-form", class: "primary", onclick: () => openSignDialog(ctx, view.sign_needs_user) }, w("signForm"))
+    ? h(
+        "button",
+        {
+          type: "button",
+          id: "sign-form",
+          class: "primary",
+          onclick: () => openSignDialog(ctx, view.sign_needs_user),
+        },
+        w("signForm"),
+      )
     : null;
 
   const lockBox = (() => {
-    const lockedLine = view.locked ? h("p", { class: "locked", id: "locked" }, `🔒 ${w("locked")}: ${view.locked}`) : null;
+    const lockedLine = view.locked
+      ? h("p", { class: "locked", id: "locked" }, `🔒 ${w("locked")}: ${view.locked}`)
+      : null;
     if (!view.rights.lock) return lockedLine;
-    const reason = h("input", { id: "lock-reason", "aria-label": w("reason"), placeholder: w("reason") });
+    const reason = h("input", {
+      id: "lock-reason",
+      "aria-label": w("reason"),
+      placeholder: w("reason"),
+    });
     const lock = !view.locked;
     return h(
       "div",
@@ -180,7 +226,11 @@ export async function renderOversight(ctx: OversightContext): Promise<void> {
       reason,
       h(
         "button",
-        { type: "button", id: lock ? "lock-form" : "unlock-form", onclick: () => void run(() => api.lockForm(ctx.subject, ctx.key, reason.value, lock)) },
+        {
+          type: "button",
+          id: lock ? "lock-form" : "unlock-form",
+          onclick: () => void run(() => api.lockForm(ctx.subject, ctx.key, reason.value, lock)),
+        },
         lock ? w("lockForm") : w("unlockForm"),
       ),
     );
@@ -211,18 +261,31 @@ function markFields(view: FormOversight): void {
   }
   for (const item of view.verified) {
     const labelEl = byId(`l-${item}`);
-    if (labelEl && !labelEl.querySelector(".sdv-mark")) labelEl.append(h("span", { class: "sdv-mark", "data-item": item }, ` ${w("sdvMark")}`));
+    if (labelEl && !labelEl.querySelector(".sdv-mark"))
+      labelEl.append(h("span", { class: "sdv-mark", "data-item": item }, ` ${w("sdvMark")}`));
   }
   if (view.locked) {
-    for (const el of Array.from(document.querySelectorAll<HTMLInputElement>("#crf-form input, #crf-form select, #crf-form textarea"))) el.disabled = true;
+    for (const el of Array.from(
+      document.querySelectorAll<HTMLInputElement>(
+        "#crf-form input, #crf-form select, #crf-form textarea",
+      ),
+    ))
+      el.disabled = true;
     const save = byId<HTMLButtonElement>("save");
     if (save) save.disabled = true;
   }
 }
 
 function openSignDialog(ctx: OversightContext, needsUser: boolean): void {
-  const user = needsUser ? h("input", { id: "sign-user", autocomplete: "username", "aria-label": w("signUser") }) : null;
-  const password = h("input", { id: "sign-password", type: "password", autocomplete: "current-password", "aria-label": w("signPassword") });
+  const user = needsUser
+    ? h("input", { id: "sign-user", autocomplete: "username", "aria-label": w("signUser") })
+    : null;
+  const password = h("input", {
+    id: "sign-password",
+    type: "password",
+    autocomplete: "current-password",
+    "aria-label": w("signPassword"),
+  });
   const meaning = h(
     "select",
     { id: "sign-meaning", "aria-label": w("meaning") },
@@ -255,7 +318,13 @@ function openSignDialog(ctx: OversightContext, needsUser: boolean): void {
   });
   submit.addEventListener("click", () => {
     void api
-      .sign({ subject: ctx.subject, key: ctx.key, meaning: meaning.value, user: user ? user.value : null, password: password.value })
+      .sign({
+        subject: ctx.subject,
+        key: ctx.key,
+        meaning: meaning.value,
+        user: user ? user.value : null,
+        password: password.value,
+      })
       .then(() => {
         done();
         ctx.reload();

@@ -83,7 +83,20 @@ export async function showQueryList(ctx: ReviewContext, initialState = "open"): 
       h("td", {}, h("span", { class: `qstate q-${q.state}` }, w(q.state as Word))),
       h("td", { class: "q-question" }, q.text),
       h("td", {}, `${q.raised_by} · ${new Date(q.raised_utc).toLocaleString()}`),
-      h("td", {}, h("button", { type: "button", class: "link", "data-open": q.id, onclick: () => ctx.openForm(q.subject, q.form) }, w("openForm"))),
+      h(
+        "td",
+        {},
+        h(
+          "button",
+          {
+            type: "button",
+            class: "link",
+            "data-open": q.id,
+            onclick: () => ctx.openForm(q.subject, q.form),
+          },
+          w("openForm"),
+        ),
+      ),
     );
   const draw = () => {
     const shown = all.filter(
@@ -94,7 +107,8 @@ export async function showQueryList(ctx: ReviewContext, initialState = "open"): 
         has(q.item, item.value),
     );
     tbody.replaceChildren(...shown.map(row));
-    if (!shown.length) tbody.append(h("tr", {}, h("td", { colspan: 7, class: "muted" }, w("noQueries"))));
+    if (!shown.length)
+      tbody.append(h("tr", {}, h("td", { colspan: 7, class: "muted" }, w("noQueries"))));
     count.textContent = `${shown.length} ${w("matching")} · ${w("of")} ${all.length}`;
   };
   for (const el of [state, subject, form, item]) el.addEventListener("input", draw);
@@ -106,7 +120,17 @@ export async function showQueryList(ctx: ReviewContext, initialState = "open"): 
     h(
       "table",
       { class: "grid", id: "query-list" },
-      h("thead", {}, h("tr", {}, ...[w("subject"), w("form"), w("item"), w("state"), w("question"), w("raisedBy"), ""].map((c) => h("th", {}, c)))),
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ...[w("subject"), w("form"), w("item"), w("state"), w("question"), w("raisedBy"), ""].map(
+            (c) => h("th", {}, c),
+          ),
+        ),
+      ),
       tbody,
     ),
   );
@@ -146,7 +170,8 @@ export async function showAuditReview(ctx: ReviewContext, subjectFilter = ""): P
     try {
       const page = await api.auditReview(filter());
       tbody.replaceChildren(...page.rows.map(row));
-      if (!page.rows.length) tbody.append(h("tr", {}, h("td", { colspan: 7, class: "muted" }, w("noChanges"))));
+      if (!page.rows.length)
+        tbody.append(h("tr", {}, h("td", { colspan: 7, class: "muted" }, w("noChanges"))));
       count.textContent =
         page.total > page.rows.length
           ? `${page.total} ${w("rows")} · ${w("newest")} ${page.rows.length}`
@@ -176,7 +201,17 @@ export async function showAuditReview(ctx: ReviewContext, subjectFilter = ""): P
     w("csv"),
   );
   const show = h("button", { type: "submit", id: "al-show", class: "primary" }, w("show"));
-  const filters = h("form", { class: "toolbar", id: "al-filters" }, subject, form, item, user, show, csv, ctx.back());
+  const filters = h(
+    "form",
+    { class: "toolbar", id: "al-filters" },
+    subject,
+    form,
+    item,
+    user,
+    show,
+    csv,
+    ctx.back(),
+  );
   filters.addEventListener("submit", (e) => {
     e.preventDefault();
     void load();
@@ -189,7 +224,23 @@ export async function showAuditReview(ctx: ReviewContext, subjectFilter = ""): P
     h(
       "table",
       { class: "grid", id: "audit-list" },
-      h("thead", {}, h("tr", {}, ...["#", w("when"), w("user"), w("change"), `${w("subject")} · ${w("form")} · ${w("item")}`, w("oldNew"), w("reason")].map((c) => h("th", {}, c)))),
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ...[
+            "#",
+            w("when"),
+            w("user"),
+            w("change"),
+            `${w("subject")} · ${w("form")} · ${w("item")}`,
+            w("oldNew"),
+            w("reason"),
+          ].map((c) => h("th", {}, c)),
+        ),
+      ),
       tbody,
     ),
   );

@@ -106,7 +106,8 @@ export function syncNow(): Promise<void> {
       b.value = p.sent;
     }
     const n = notice();
-    if (n) n.textContent = `${w("syncing")} ${p.sent}/${p.to_send} ${w("sent")} · ${p.received} ${w("received")}`;
+    if (n)
+      n.textContent = `${w("syncing")} ${p.sent}/${p.to_send} ${w("sent")} · ${p.received} ${w("received")}`;
   });
   running = (async () => {
     const n = notice();
@@ -162,7 +163,15 @@ function drawStatus(): void {
       ? h(
           "table",
           { class: "grid", id: "conflict-list" },
-          h("thead", {}, h("tr", {}, ...[w("subject"), w("form"), w("item"), w("values")].map((c) => h("th", {}, c)))),
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              ...[w("subject"), w("form"), w("item"), w("values")].map((c) => h("th", {}, c)),
+            ),
+          ),
           h(
             "tbody",
             {},
@@ -173,7 +182,17 @@ function drawStatus(): void {
                 h("td", {}, c.subject),
                 h("td", {}, c.form),
                 h("td", {}, c.item),
-                h("td", {}, h("ul", {}, ...c.values.map((v) => h("li", {}, `${v.value ?? "—"} · ${v.user} · ${v.device} · ${when(v.utc)}`)))),
+                h(
+                  "td",
+                  {},
+                  h(
+                    "ul",
+                    {},
+                    ...c.values.map((v) =>
+                      h("li", {}, `${v.value ?? "—"} · ${v.user} · ${v.device} · ${when(v.utc)}`),
+                    ),
+                  ),
+                ),
               ),
             ),
           ),
@@ -184,14 +203,37 @@ function drawStatus(): void {
 }
 
 /** The Sync page: status, Sync now with progress, conflicts and (administrators) enrolment. */
-export async function showSyncPage(frame: (title: string, ...body: HTMLElement[]) => void, back: () => HTMLElement): Promise<void> {
+export async function showSyncPage(
+  frame: (title: string, ...body: HTMLElement[]) => void,
+  back: () => HTMLElement,
+): Promise<void> {
   await refresh(false);
   const s = status;
-  const now = h("button", { type: "button", id: "sync-now", class: "primary", disabled: !s?.enrolled, onclick: () => void syncNow() }, w("syncNow"));
+  const now = h(
+    "button",
+    {
+      type: "button",
+      id: "sync-now",
+      class: "primary",
+      disabled: !s?.enrolled,
+      onclick: () => void syncNow(),
+    },
+    w("syncNow"),
+  );
   const enrolForm = (): HTMLElement | null => {
     if (!s?.may_enrol) return null;
-    const server = h("input", { id: "enrol-server", "aria-label": w("server"), placeholder: "https://…", value: s.server ?? "" });
-    const code = h("input", { id: "enrol-code", "aria-label": w("code"), placeholder: w("code"), autocomplete: "off" });
+    const server = h("input", {
+      id: "enrol-server",
+      "aria-label": w("server"),
+      placeholder: "https://…",
+      value: s.server ?? "",
+    });
+    const code = h("input", {
+      id: "enrol-code",
+      "aria-label": w("code"),
+      placeholder: w("code"),
+      autocomplete: "off",
+    });
     const msg = h("p", { id: "enrol-notice", class: "notice", role: "status" });
     const form = h(
       "form",
@@ -224,7 +266,13 @@ export async function showSyncPage(frame: (title: string, ...body: HTMLElement[]
   frame(
     w("title"),
     h("div", { class: "card", id: "sync-status" }),
-    h("div", { class: "toolbar" }, now, h("progress", { id: "sync-progress", max: 1, value: 0 }), back()),
+    h(
+      "div",
+      { class: "toolbar" },
+      now,
+      h("progress", { id: "sync-progress", max: 1, value: 0 }),
+      back(),
+    ),
     h("p", { id: "sync-notice", class: "notice", role: "status" }),
     h("ul", { id: "sync-flags", class: "notice error", role: "alert" }),
     h("div", { id: "sync-conflicts" }),
