@@ -163,6 +163,9 @@ enum Command {
     },
     /// Send this laptop's changes to the server and receive the site's.
     Sync,
+    /// Items two laptops changed without seeing each other's value: list, resolve.
+    #[command(subcommand)]
+    Conflict(sync::ConflictCmd),
     /// Benchmark sync against a real PostgreSQL (first full sync, one item, 200 devices).
     BenchSync(bench_sync::BenchSyncArgs),
     /// Create a demo store with sample data (used by `make run`).
@@ -679,6 +682,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Device(cmd) => sync::device(cmd),
         Command::Enrol { server, code, ca } => sync::enrol(&cli, server, code, ca.as_ref()),
         Command::Sync => sync::sync(&cli),
+        Command::Conflict(cmd) => sync::conflict(&cli, cmd),
         Command::BenchSync(args) => bench_sync::run(args),
         Command::Demo { path } => {
             ecrf_app::demo::create(path, study()?).map_err(Failure)?;

@@ -174,6 +174,66 @@ pub fn device(cmd: &DeviceCmd) -> Result<(), Failure> {
     })
 }
 
+/// `ecrf conflict …`: items two laptops changed without seeing each other's value.
+#[derive(Subcommand)]
+pub enum ConflictCmd {
+    /// Every item in conflict, with each value kept (who, which laptop, when).
+    List,
+    /// Settle a conflict with the right value: a new change that replaces every kept value
+    /// (synced like any other, so it settles the conflict on every laptop).
+    Resolve {
+        /// Subject number.
+        subject: String,
+        /// Form instance, like DLY#3.
+        form: String,
+        /// Item id, like HR.
+        item: String,
+        /// The right value, as typed on the form (a missing-data code such as @ND, or empty
+        /// to clear).
+        value: String,
+        /// Why this value (required).
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+/// `ecrf conflict list|resolve`.
+pub fn conflict(cli: &Cli, cmd: &ConflictCmd) -> Result<(), Failure> {
+    let mut store = open(cli)?;
+    match cmd {
+        ConflictCmd::List => {
+            let conflicts = store.conflicts()?;
+            if conflicts.is_empty() {
+                say!("No conflicts.");
+            }
+            for c in conflicts {
+                say!("{} {} {}:", c.subject, c.form, c.item);
+                for v in c.values {
+                    let shown = match v.value.as_deref().map(ecrf_core::Value::from_json) {
+                        None => "∅ (cleared)".to_string(),
+                        Some(Ok(value)) => value.to_string(),
+                        Some(Err(_)) => v.value.unwrap_or_default(),
+                    };
+                    say!("  {shown}  by {} on {} at {}", v.user, v.device, v.utc);
+                }
+            }
+        }
+        ConflictCmd::Resolve {
+            subject,
+            form,
+            item,
+            value,
+            reason,
+        } => {
+            store.resolve_conflict(subject, form, item, value, reason)?;
+            say!(
+                "Resolved {subject} {form} {item}: it now reads {value:?} on every laptop after sync."
+            );
+        }
+    }
+    Ok(())
+}
+
 /// `ecrf enrol`.
 pub fn enrol(cli: &Cli, server: &str, code: &str, ca: Option<&PathBuf>) -> Result<(), Failure> {
     let store = open(cli)?;

@@ -168,8 +168,9 @@ fn an_export_from_the_server_equals_the_merge_of_the_site_stores() {
     let s = Store::open(&stores[0], trial::study(), "dm", trial::PASSWORD).unwrap();
     let log = s.all_changes().unwrap();
     assert!(
-        log.iter().any(|c| c.kind == "data.export"
-            && c.new_value.as_deref().unwrap_or("").contains("\"server\"")),
+        log.iter()
+            .any(|c| c.kind == ecrf_log::ChangeKind::DataExported
+                && c.new_value.as_deref().unwrap_or("").contains("\"server\"")),
         "the export is in the audit trail"
     );
 }

@@ -65,10 +65,36 @@ fn two_devices_merge_items_and_resolve_a_conflict_once_everywhere() {
         "every replica shows the same value while in conflict"
     );
 
-    // Resolved once on B; the resolution reaches A and the server.
-    b.store
-        .resolve_conflict(&subject, "DLY#1", "HR", "95", "checked the bedside chart")
-        .unwrap();
+    // Listed on either laptop by `ecrf conflict list`, each value with who wrote it.
+    let listed = a.ecrf(&["conflict", "list"]);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success(), "{listed:?}");
+    assert!(text.contains(&format!("{subject} DLY#1 HR:")), "{text}");
+    assert!(text.contains("  90  by nurse on "), "{text}");
+    assert!(text.contains("  100  by nurse on "), "{text}");
+
+    // Resolved once on B (`ecrf conflict resolve`); the resolution reaches A and the server.
+    let unreasoned = b.ecrf(&[
+        "conflict", "resolve", &subject, "DLY#1", "HR", "95", "--reason", " ",
+    ]);
+    assert_eq!(
+        unreasoned.status.code(),
+        Some(1),
+        "a resolution needs a reason"
+    );
+    let resolved = b.ecrf(&[
+        "conflict",
+        "resolve",
+        &subject,
+        "DLY#1",
+        "HR",
+        "95",
+        "--reason",
+        "checked the bedside chart",
+    ]);
+    assert!(resolved.status.success(), "{resolved:?}");
+    let listed = b.ecrf(&["conflict", "list"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("No conflicts."));
     b.sync();
     a.sync();
     for d in [&a, &b] {

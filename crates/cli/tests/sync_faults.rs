@@ -150,9 +150,8 @@ struct World {
     sites: AtomicUsize,
 }
 
-fn world() -> &'static World {
-    static W: std::sync::OnceLock<World> = std::sync::OnceLock::new();
-    W.get_or_init(|| {
+impl World {
+    fn new() -> World {
         let dir = tempfile::tempdir().unwrap();
         let server = Server::start(&fresh_database(), dir.path());
         let upstream = server.port;
@@ -162,23 +161,30 @@ fn world() -> &'static World {
             upstream,
             sites: AtomicUsize::new(0),
         }
-    })
+    }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(12),
+#[test]
+fn every_replica_ends_with_the_same_log_whatever_the_network_does() {
+    // The world (and its server) lives in this test, so the server is killed when the test
+    // ends: held in a static it never dropped, and outlived `make test`.
+    let world = World::new();
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(12),
         max_shrink_iters: 0,
-        .. ProptestConfig::default()
-    })]
-
-    #[test]
-    fn every_replica_ends_with_the_same_log_whatever_the_network_does(
-        faults in proptest::collection::vec(fault(), 0..14),
-        restart_after_ms in proptest::option::of(0u64..400),
-        days in 1u32..5,
-    ) {
-        let w = world();
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let cases = (
+        proptest::collection::vec(fault(), 0..14),
+        proptest::option::of(0u64..400),
+        1u32..5,
+    );
+    let outcome = runner.run(&cases, |(faults, restart_after_ms, days)| {
+        let w = &world;
         let n = w.sites.fetch_add(1, Ordering::SeqCst);
         let site = format!("P{n}");
         let (db, url) = {
@@ -190,7 +196,10 @@ proptest! {
         std::fs::create_dir_all(&dir).unwrap();
         let (mut a, mut b) = {
             let s = w.server.lock().unwrap();
-            (Device::enrolled(&dir, "a", &site, &s), Device::enrolled(&dir, "b", &site, &s))
+            (
+                Device::enrolled(&dir, "a", &site, &s),
+                Device::enrolled(&dir, "b", &site, &s),
+            )
         };
         let _ = url;
         // Offline work on both laptops: own subjects, and the same item of A's subject.
@@ -242,5 +251,9 @@ proptest! {
             prop_assert!(report.ok(), "{:?}", report.problems);
         }
         prop_assert!(proxy.connections.load(Ordering::SeqCst) > 0);
+        Ok(())
+    });
+    if let Err(e) = outcome {
+        panic!("{e}");
     }
 }

@@ -345,6 +345,19 @@ impl Device {
         d
     }
 
+    /// Runs `ecrf ARGS` on this laptop's store as its nurse (another process beside the
+    /// open store, as a second window would be).
+    pub fn ecrf(&self, args: &[&str]) -> std::process::Output {
+        Command::new(ecrf_bin())
+            .args(args)
+            .env("ECRF_STORE", &self.path)
+            .env("ECRF_USER", "nurse")
+            .env("ECRF_PASSWORD", NURSE_PW)
+            .env_remove("ECRF_LANG")
+            .output()
+            .expect("run ecrf")
+    }
+
     pub fn client(&self) -> Client {
         ecrf_sync::client::client_of(&self.store).unwrap()
     }
@@ -364,7 +377,7 @@ impl Device {
             .own_changes_after(0, 1000)
             .unwrap()
             .into_iter()
-            .rfind(|c| c.kind == "item.set")
+            .rfind(|c| c.kind == ecrf_log::ChangeKind::ItemSet)
             .unwrap()
     }
 
