@@ -158,12 +158,6 @@ impl<'de> Deserialize<'de> for ChangeKind {
     }
 }
 
-impl PartialEq<&str> for ChangeKind {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -605,6 +605,6 @@ fn every_hard_range_refuses_and_every_soft_range_warns() {
         s.audit_log(&id)
             .unwrap()
             .iter()
-            .all(|c| c.kind != "item.set")
+            .all(|c| c.kind != ecrf_log::ChangeKind::ItemSet)
     );
 }

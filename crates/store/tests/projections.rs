@@ -79,9 +79,35 @@ proptest! {
         let rebuilt = store.projection_snapshot().unwrap();
         prop_assert_eq!(&incremental, &rebuilt);
         prop_assert!(store.verify().unwrap().ok());
+        // The same rules as a pure fold over the log (what the server's export uses) give the
+        // same subjects, values, conflicts and users as the store's SQL projections.
+        let log = store.all_changes().unwrap();
+        let folded = ecrf_log::Projection::of(&log).unwrap();
+        let folded_values = folded.values().unwrap();
+        let folded_subjects: Vec<&str> =
+            folded.subjects.iter().map(|s| s.subject.as_str()).collect();
+        prop_assert_eq!(&folded_subjects, &subjects);
+        for s in &subjects {
+            let stored = store.subject_value_map(s).unwrap();
+            let empty = Default::default();
+            prop_assert_eq!(&stored, folded_values.get(s).unwrap_or(&empty), "{}", s);
+        }
+        prop_assert_eq!(folded.conflicts().count(), store.conflicts().unwrap().len());
+        let users: Vec<(String, String, ecrf_core::Role)> = store
+            .users()
+            .unwrap()
+            .into_iter()
+            .map(|u| (u.username, u.name, u.role))
+            .collect();
+        let folded_users: Vec<(String, String, ecrf_core::Role)> = folded
+            .users
+            .into_iter()
+            .map(|(n, u)| (n, u.name, u.role))
+            .collect();
+        prop_assert_eq!(users, folded_users);
         let logged: usize = subjects
             .iter()
-            .map(|s| store.audit_log(s).unwrap().iter().filter(|c| c.kind == "item.set").count())
+            .map(|s| store.audit_log(s).unwrap().iter().filter(|c| c.kind == ecrf_log::ChangeKind::ItemSet).count())
             .sum();
         prop_assert_eq!(logged, saved, "every accepted change is in the log, no refused one");
     }

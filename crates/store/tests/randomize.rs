@@ -148,10 +148,9 @@ fn randomize_opens_the_next_envelope_once() {
     assert_eq!(s.randomization(&id).unwrap(), Some(r.clone()));
     // The event is in the subject's audit trail, with the RND values, and the chain verifies.
     let log = s.audit_log(&id).unwrap();
-    assert!(
-        log.iter()
-            .any(|c| c.kind == "subject.randomize" && c.item.as_deref() == Some("07-E0001"))
-    );
+    assert!(log.iter().any(
+        |c| c.kind == ecrf_log::ChangeKind::Randomized && c.item.as_deref() == Some("07-E0001")
+    ));
     assert!(s.verify().unwrap().problems.is_empty());
     // A second attempt is refused.
     let again = refusal(s.randomize(&id).unwrap_err());
