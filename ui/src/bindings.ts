@@ -242,9 +242,17 @@ lock_minutes: number,
  */
 site: string, 
 /**
- * May enter data.
+ * May enter data (`Role::may`, like every right below: the UI never compares roles).
  */
-may_enter: boolean, };
+may_enter: boolean, 
+/**
+ * May add users, change roles, deactivate users and reset passwords.
+ */
+may_manage_users: boolean, 
+/**
+ * May export data.
+ */
+may_export: boolean, };
 
 export type StatusDto = "not_started" | "due" | "in_progress" | "complete" | "warnings" | "overdue" | "missing";
 

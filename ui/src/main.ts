@@ -299,7 +299,7 @@ function watchIdle(): void {
 // ---------------- subjects ----------------
 
 function showHome(): void {
-  if (session?.role === "admin") showUsers();
+  if (session?.may_manage_users) showUsers();
   else void showSubjects();
 }
 
@@ -341,22 +341,20 @@ async function showSubjects(filter = ""): Promise<void> {
     if (!tbody.children.length) tbody.append(h("tr", {}, h("td", { colspan: 4 }, t("noSubjects"))));
   };
   search.addEventListener("input", draw);
-  const nav =
-    session?.role === "admin"
-      ? h(
-          "button",
-          { type: "button", id: "nav-users", class: "link", onclick: () => showUsers() },
-          t("users"),
-        )
-      : null;
-  const exportNav =
-    session?.role === "data_manager"
-      ? h(
-          "button",
-          { type: "button", id: "nav-export", class: "link", onclick: () => showExport() },
-          t("exportNav"),
-        )
-      : null;
+  const nav = session?.may_manage_users
+    ? h(
+        "button",
+        { type: "button", id: "nav-users", class: "link", onclick: () => showUsers() },
+        t("users"),
+      )
+    : null;
+  const exportNav = session?.may_export
+    ? h(
+        "button",
+        { type: "button", id: "nav-export", class: "link", onclick: () => showExport() },
+        t("exportNav"),
+      )
+    : null;
   const reviewNav = [
     h(
       "button",

@@ -224,8 +224,12 @@ pub struct SessionDto {
     pub lock_minutes: u32,
     /// Site code.
     pub site: String,
-    /// May enter data.
+    /// May enter data (`Role::may`, like every right below: the UI never compares roles).
     pub may_enter: bool,
+    /// May add users, change roles, deactivate users and reset passwords.
+    pub may_manage_users: bool,
+    /// May export data.
+    pub may_export: bool,
 }
 
 /// Status words of a form instance.

@@ -343,6 +343,8 @@ impl App {
                 .unwrap_or(DEFAULT_LOCK_MINUTES),
             site: store.site().to_string(),
             may_enter: s.role.may(ecrf_core::Action::EnterData),
+            may_manage_users: s.role.may(ecrf_core::Action::ManageUsers),
+            may_export: s.role.may(ecrf_core::Action::Export),
         })
     }
 
