@@ -755,6 +755,35 @@ impl Study {
     }
 }
 
+impl Study {
+    /// This study with one form file read again from `text` (`file` names it, like
+    /// `study/forms/DLY.toml`), checked against the study's code lists and the other forms as
+    /// [`Study::from_sources`] would, without reading the rest of the definition again (the
+    /// fuzz target of form files uses it: one file per input, the study loaded once).
+    pub fn with_form_file(&self, file: &str, text: &str) -> Result<Study, DefinitionError> {
+        let mut p = Problems { list: Vec::new() };
+        let Some(rf) = parse_toml::<RawForm>(file, text, &mut p) else {
+            return Err(DefinitionError { problems: p.list });
+        };
+        let Some(at) = self.forms.iter().position(|f| f.id == rf.id) else {
+            p.add(
+                file,
+                None,
+                format!("the file's id is {} but the study has no such form", rf.id),
+            );
+            return Err(DefinitionError { problems: p.list });
+        };
+        let mut study = self.clone();
+        study.forms[at] = load_form(file, rf, &self.codelists, &mut p);
+        check_references(&study, &mut p);
+        if p.list.is_empty() {
+            Ok(study)
+        } else {
+            Err(DefinitionError { problems: p.list })
+        }
+    }
+}
+
 fn load_form(
     file: &str,
     rf: RawForm,
@@ -1181,6 +1210,24 @@ codes = [ { code = "M", en = "Male", zh = "男" }, { code = "F", en = "Female", 
         let s = load(HR).unwrap();
         assert_eq!(s.forms[0].items[0].id, "HR");
         assert_eq!(s.forms[0].items[0].section, "s");
+    }
+
+    #[test]
+    fn one_form_file_read_again_is_checked_like_the_whole_definition() {
+        let s = load(HR).unwrap();
+        let two = form(&format!("{HR}{}", HR.replace("\"HR\"", "\"RR\"")));
+        let again = s.with_form_file("forms/A.toml", &two).unwrap();
+        assert_eq!(again.forms[0].items.len(), 2);
+        let dup = form(&format!("{HR}{HR}"));
+        assert_eq!(
+            s.with_form_file("forms/A.toml", &dup)
+                .unwrap_err()
+                .to_string(),
+            load(&format!("{HR}{HR}")).unwrap_err().to_string()
+        );
+        let other = two.replace("id = \"A\"", "id = \"B\"");
+        assert!(s.with_form_file("forms/B.toml", &other).is_err());
+        assert!(s.with_form_file("forms/A.toml", "not = [toml").is_err());
     }
 
     #[test]
