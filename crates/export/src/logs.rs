@@ -36,18 +36,10 @@ pub fn from_logs(
                 });
             }
         }
-        for s in projection.signatures().map_err(data_error)? {
+        for signature in projection.signatures().map_err(data_error)? {
             data.signatures.push(SignatureRecord {
                 site: site.clone(),
-                id: s.id,
-                subject: s.subject,
-                scope: s.scope,
-                meaning: s.meaning,
-                signer: s.signer,
-                name: s.name,
-                utc: s.utc,
-                local_offset: s.local_offset,
-                valid: s.valid,
+                signature,
             });
         }
         for (subject, forms) in projection.values().map_err(data_error)? {

@@ -10,8 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ecrf_core::Value;
-use ecrf_core::signature::SignatureMeaning;
-use ecrf_log::{Change, ExportView};
+use ecrf_log::{Change, ExportView, Signature};
 
 use crate::ExportError;
 
@@ -37,29 +36,22 @@ pub struct UserRecord {
     pub site: String,
 }
 
-/// An electronic signature of a form instance or a casebook.
+/// An electronic signature of a form instance or a casebook, with the site whose log holds
+/// it (its fields are the signature's: `s.subject`, `s.valid`…).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureRecord {
     /// Site code.
     pub site: String,
-    /// The signing event's change id.
-    pub id: String,
-    /// Subject.
-    pub subject: String,
-    /// `DLY#3` (a form instance) or `casebook`.
-    pub scope: String,
-    /// What the signer declared.
-    pub meaning: SignatureMeaning,
-    /// Signer's user name.
-    pub signer: String,
-    /// Signer's printed name.
-    pub name: String,
-    /// When (UTC, RFC 3339).
-    pub utc: String,
-    /// The device's UTC offset at signing.
-    pub local_offset: String,
-    /// False once a value it covers changed (the record needs signing again).
-    pub valid: bool,
+    /// The signature and whether it still holds.
+    pub signature: Signature,
+}
+
+impl std::ops::Deref for SignatureRecord {
+    type Target = Signature;
+
+    fn deref(&self) -> &Signature {
+        &self.signature
+    }
 }
 
 /// A run of one site's change log, in append order.
@@ -147,18 +139,10 @@ impl TrialData {
                 site: view.site.clone(),
             });
         }
-        for s in view.signatures {
+        for signature in view.signatures {
             self.signatures.push(SignatureRecord {
                 site: view.site.clone(),
-                id: s.id,
-                subject: s.subject,
-                scope: s.scope,
-                meaning: s.meaning,
-                signer: s.signer,
-                name: s.name,
-                utc: s.utc,
-                local_offset: s.local_offset,
-                valid: s.valid,
+                signature,
             });
         }
         for changes in view.changes {
