@@ -376,16 +376,7 @@ async function showSubjects(filter = ""): Promise<void> {
       },
       t("auditNav"),
     ),
-    h(
-      "button",
-      {
-        type: "button",
-        id: "nav-sync",
-        class: "link",
-        onclick: () => void guard(() => showSyncPage(frame, reviewContext().back)),
-      },
-      t("syncNav"),
-    ),
+    syncNav(),
   ];
   frame(
     t("subjects"),
@@ -435,6 +426,20 @@ async function showSubjects(filter = ""): Promise<void> {
 }
 
 /** The site-wide review pages (review.ts) draw into the app's frame and open forms here. */
+/** The link to the Sync page, on the subject list and the users page alike. */
+function syncNav(): HTMLElement {
+  return h(
+    "button",
+    {
+      type: "button",
+      id: "nav-sync",
+      class: "link",
+      onclick: () => void guard(() => showSyncPage(frame, reviewContext().back)),
+    },
+    t("syncNav"),
+  );
+}
+
 function reviewContext(): ReviewContext {
   return {
     frame,
@@ -680,16 +685,7 @@ async function showUsersAsync(): Promise<void> {
         { type: "button", id: "nav-subjects", onclick: () => void showSubjects() },
         t("subjects"),
       ),
-      h(
-        "button",
-        {
-          type: "button",
-          id: "nav-sync",
-          class: "link",
-          onclick: () => void guard(() => showSyncPage(frame, reviewContext().back)),
-        },
-        t("syncNav"),
-      ),
+      syncNav(),
     ),
   );
   byId("user-username")?.focus();
