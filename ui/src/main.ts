@@ -426,6 +426,15 @@ async function showSubjects(filter = ""): Promise<void> {
 }
 
 /** The site-wide review pages (review.ts) draw into the app's frame and open forms here. */
+/** The way back to the subject list, from the users and export pages. */
+function subjectsNav(): HTMLElement {
+  return h(
+    "button",
+    { type: "button", id: "nav-subjects", onclick: () => void showSubjects() },
+    t("subjects"),
+  );
+}
+
 /** The link to the Sync page, on the subject list and the users page alike. */
 function syncNav(): HTMLElement {
   return h(
@@ -444,12 +453,7 @@ function reviewContext(): ReviewContext {
   return {
     frame,
     openForm: (subject, key) => void guard(() => openForm(subject, key)),
-    back: () =>
-      h(
-        "button",
-        { type: "button", id: "nav-subjects", onclick: () => void showSubjects() },
-        t("subjects"),
-      ),
+    back: () => subjectsNav(),
   };
 }
 
@@ -677,16 +681,7 @@ async function showUsersAsync(): Promise<void> {
       ),
     ),
     form,
-    h(
-      "div",
-      { class: "toolbar" },
-      h(
-        "button",
-        { type: "button", id: "nav-subjects", onclick: () => void showSubjects() },
-        t("subjects"),
-      ),
-      syncNav(),
-    ),
+    h("div", { class: "toolbar" }, subjectsNav(), syncNav()),
   );
   byId("user-username")?.focus();
 }
@@ -806,19 +801,7 @@ async function showExportAsync(): Promise<void> {
       }
     }, "export-error");
   });
-  frame(
-    t("exportTitle"),
-    form,
-    h(
-      "div",
-      { class: "toolbar" },
-      h(
-        "button",
-        { type: "button", id: "nav-subjects", onclick: () => void showSubjects() },
-        t("subjects"),
-      ),
-    ),
-  );
+  frame(t("exportTitle"), form, h("div", { class: "toolbar" }, subjectsNav()));
 }
 
 function showExport(): void {
