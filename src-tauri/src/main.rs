@@ -1,4 +1,5 @@
 //! The desktop shell. Every command is a one-line call into `ecrf-app`; no rule lives here.
+//! `ui/src/commands.ts` is generated from the commands below (crates/app/src/command_bindings.rs).
 //! The store is `ECRF_STORE`, else `~/.local/share/early-iabp-ecrf/ward.ecrf`; the demo store
 //! sits beside it (`ECRF_DEMO_STORE` to move it).
 
@@ -10,7 +11,7 @@ use std::time::Instant;
 use zeroize::Zeroizing;
 
 use ecrf_app::dto::*;
-use ecrf_app::{App, AppResult};
+use ecrf_app::{App, AppResult, Lang, QueryStep, Role, User};
 use tauri::{Emitter, State};
 
 struct Shell {
@@ -56,15 +57,15 @@ fn lock(s: State<'_, Shell>) -> AppResult<()> {
     })
 }
 #[tauri::command]
-fn set_lang(s: State<'_, Shell>, lang: String) -> AppResult<SessionDto> {
-    with(&s, |a| a.set_lang(&lang))
+fn set_lang(s: State<'_, Shell>, lang: Lang) -> AppResult<SessionDto> {
+    with(&s, |a| a.set_lang(lang))
 }
 #[tauri::command]
 fn set_lock_minutes(s: State<'_, Shell>, minutes: u32) -> AppResult<SessionDto> {
     with(&s, |a| a.set_lock_minutes(minutes))
 }
 #[tauri::command]
-fn users(s: State<'_, Shell>) -> AppResult<Vec<Vec<String>>> {
+fn users(s: State<'_, Shell>) -> AppResult<Vec<User>> {
     with(&s, |a| a.users())
 }
 #[tauri::command]
@@ -72,11 +73,11 @@ fn add_user(
     s: State<'_, Shell>,
     username: String,
     name: String,
-    role: String,
+    role: Role,
     password: String,
 ) -> AppResult<()> {
     let password = Zeroizing::new(password);
-    with(&s, |a| a.add_user(&username, &name, &role, &password))
+    with(&s, |a| a.add_user(&username, &name, role, &password))
 }
 #[tauri::command]
 fn subjects(s: State<'_, Shell>) -> AppResult<Vec<SubjectRow>> {
@@ -177,8 +178,8 @@ fn raise_query(
 }
 
 #[tauri::command]
-fn query_step(s: State<'_, Shell>, id: String, step: String, text: String) -> AppResult<()> {
-    with(&s, |a| a.query_step(&id, &step, &text))
+fn query_step(s: State<'_, Shell>, id: String, step: QueryStep, text: String) -> AppResult<()> {
+    with(&s, |a| a.query_step(&id, step, &text))
 }
 
 #[tauri::command]
@@ -214,8 +215,22 @@ fn sync_now(s: State<'_, Shell>, window: tauri::Window) -> AppResult<SyncDone> {
     with(&s, |a| {
         a.sync_now(&mut |p| {
             // A lost progress event only leaves the bar behind; the sync itself goes on.
-            let _ = window.emit("sync-progress", p);
+            let _ = window.emit(SYNC_PROGRESS, p);
         })
+    })
+}
+
+#[tauri::command]
+fn resolve_conflict(
+    s: State<'_, Shell>,
+    subject: String,
+    form: String,
+    item: String,
+    value: String,
+    reason: String,
+) -> AppResult<SyncStatusDto> {
+    with(&s, |a| {
+        a.resolve_conflict(&subject, &form, &item, &value, &reason)
     })
 }
 
@@ -341,6 +356,7 @@ fn main() {
             sync_online,
             enrol,
             sync_now,
+            resolve_conflict,
             lock_form,
             backup,
             backup_status,

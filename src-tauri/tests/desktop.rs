@@ -1132,6 +1132,31 @@ fn an_administrator_enrols_the_laptop_and_a_sync_shows_progress_and_a_conflict()
         &["01-0001", "DLY#1", "MAP", "62", "70", "li", "bo"],
     );
     d.screenshot("31-sync-conflict");
+
+    // The nurse checks the source, keeps the other laptop's 70 with a reason, and syncs: the
+    // second laptop then reads 70 with no conflict left.
+    let value = "#resolve-value-01-0001-DLY_1-MAP";
+    d.clear(value);
+    d.type_in(value, "70");
+    d.type_in(
+        "#resolve-reason-01-0001-DLY_1-MAP",
+        "monitor strip shows 70",
+    );
+    d.click("form[data-resolve='DLY#1 MAP'] button[type='submit']");
+    d.wait_text("#sync-notice", &["Resolved", "MAP"]);
+    d.find("#no-conflicts");
+    d.click("#sync-now");
+    d.wait_text("#sync-notice", &["Synced", "0 conflicts"]);
+    d.screenshot("32-sync-conflict-resolved");
+    ecrf_sync::sync(&mut b, &client_b, &mut |_| {}).expect("second laptop syncs again");
+    assert!(b.conflicts().expect("conflicts").is_empty());
+    let map = b
+        .form_values("01-0001", &dly1)
+        .expect("values")
+        .into_iter()
+        .find(|v| v.item == "MAP")
+        .expect("MAP");
+    assert_eq!(map.value.to_string(), "70");
     d.quit();
     drop(server);
 }

@@ -1,5 +1,117 @@
 // Generated from crates/app/src/dto.rs by crates/app/src/bindings.rs. Do not edit.
 
+export type Role = "nurse" | "investigator" | "monitor" | "data_manager" | "admin";
+
+export type Lang = "en" | "zh";
+
+export type Repeat = "once" | "by_day" | "by_event";
+
+export type Severity = "soft" | "hard";
+
+export type Format = "csv" | "stata" | "spss" | "sas" | "odm";
+
+export type QueryState = "open" | "answered" | "closed";
+
+export type QueryStep = "raise" | "answer" | "close" | "reopen";
+
+export type SignatureMeaning = "approval" | "review";
+
+export type ChangeKind = "store.create" | "user.add" | "subject.create" | "item.set" | "lease.load" | "subject.randomize" | "data.export" | "login.failed" | "query.raise" | "query.answer" | "query.close" | "query.reopen" | "sdv.mark" | "signature.sign" | "lock.set" | "lock.release" | "user.role" | "user.deactivate" | "user.password_reset" | "user.password_change" | "lock.held";
+
+export type Change = { 
+/**
+ * Globally unique id (UUID v7).
+ */
+change_id: string, 
+/**
+ * Device that made the change.
+ */
+device: string, 
+/**
+ * That device's own counter, from 1.
+ */
+device_seq: number, 
+/**
+ * What the change does.
+ */
+kind: ChangeKind, 
+/**
+ * Subject number.
+ */
+subject: string | null, 
+/**
+ * Form instance, like `DLY#3`.
+ */
+form: string | null, 
+/**
+ * Item id (or user name for the user kinds).
+ */
+item: string | null, 
+/**
+ * Value before.
+ */
+old_value: string | null, 
+/**
+ * Value after, or the kind's body.
+ */
+new_value: string | null, 
+/**
+ * Who.
+ */
+user: string, 
+/**
+ * In which role.
+ */
+role: string, 
+/**
+ * When, UTC, RFC 3339 with milliseconds.
+ */
+utc: string, 
+/**
+ * The device's UTC offset at that moment, like `+08:00`.
+ */
+local_offset: string, 
+/**
+ * Why (required when a saved value changes).
+ */
+reason: string | null, 
+/**
+ * Soft warnings confirmed with this change (JSON list of findings).
+ */
+warning: string | null, 
+/**
+ * Hash of the same device's previous change ([`GENESIS`] for its first).
+ */
+prev_hash: string, 
+/**
+ * For `item.set`: JSON list of the change ids of the item's values this change replaces
+ * (the values its writer saw; two or more when it resolves a conflict). `None` in changes
+ * written before sync existed: they replace whatever the item held.
+ */
+base: string | null, 
+/**
+ * Hash of this change.
+ */
+hash: string, };
+
+export type User = { 
+/**
+ * Login name.
+ */
+username: string, 
+/**
+ * Full name.
+ */
+name: string, 
+/**
+ * Role.
+ */
+role: Role, 
+/**
+ * False once deactivated (users are never deleted).
+ */
+active: boolean, };
+
 export type Txt = { 
 /**
  * English.
@@ -128,9 +240,9 @@ name: Txt,
  */
 when: Txt | null, 
 /**
- * `once`, `by_day` or `by_event`.
+ * How often it is filled in.
  */
-repeat: string, 
+repeat: Repeat, 
 /**
  * Highest repeat number.
  */
@@ -228,11 +340,11 @@ name: string,
 /**
  * Role.
  */
-role: string, 
+role: Role, 
 /**
- * `en` or `zh`, remembered per user.
+ * The language, remembered per user.
  */
-lang: string, 
+lang: Lang, 
 /**
  * Minutes of inactivity before the screen locks.
  */
@@ -572,9 +684,9 @@ item: string,
  */
 rule: string, 
 /**
- * `hard` or `soft`.
+ * Refused (hard) or needs confirming (soft).
  */
-severity: string, 
+severity: Severity, 
 /**
  * Message.
  */
@@ -666,9 +778,9 @@ opened: boolean, };
 
 export type ExportRequest = { 
 /**
- * `csv` (with dictionary and R script), `stata`, `spss`, `sas`, `odm` or `all`.
+ * The format (`csv` comes with the dictionary and the R script).
  */
-format: string, 
+format: Format, 
 /**
  * Form ids; empty = every form.
  */
@@ -766,9 +878,9 @@ form: string,
  */
 item: string, 
 /**
- * `open`, `answered` or `closed`.
+ * Where it stands.
  */
-state: string, 
+state: QueryState, 
 /**
  * The question.
  */
@@ -802,53 +914,21 @@ user: string | null, };
 
 export type AuditRow = { 
 /**
- * Log sequence number.
+ * Log sequence number (the change's place in this store's log).
  */
 seq: number, 
 /**
- * What kind of change (`item.set`, `query.raise`, `signature`…).
+ * The change, every field as hashed.
  */
-kind: string, 
+change: Change, 
 /**
- * Subject, if any.
+ * The value before, as shown.
  */
-subject: string | null, 
+old_shown: string | null, 
 /**
- * Form instance, if any.
+ * The value after, as shown.
  */
-form: string | null, 
-/**
- * Item, if any.
- */
-item: string | null, 
-/**
- * Before (shown as entered).
- */
-old: string | null, 
-/**
- * After.
- */
-new: string | null, 
-/**
- * Who.
- */
-user: string, 
-/**
- * In which role.
- */
-role: string, 
-/**
- * When (UTC).
- */
-utc: string, 
-/**
- * The device's offset then.
- */
-offset: string, 
-/**
- * Why.
- */
-reason: string | null, };
+new_shown: string | null, };
 
 export type AuditPage = { 
 /**
@@ -894,7 +974,12 @@ conflicts: Array<ConflictDto>,
 /**
  * The session may enrol the laptop (administrator).
  */
-may_enrol: boolean, };
+may_enrol: boolean, 
+/**
+ * The session may resolve conflicts (whoever may change data: the value chosen is a
+ * correction with a reason, like any other).
+ */
+may_resolve: boolean, };
 
 export type ConflictDto = { 
 /**
@@ -916,7 +1001,7 @@ values: Array<ConflictValueDto>, };
 
 export type ConflictValueDto = { 
 /**
- * The value as shown (none: cleared).
+ * The value as shown and as typed back to choose it (none: cleared).
  */
 value: string | null, 
 /**
@@ -1061,9 +1146,9 @@ subject: string,
  */
 key: string | null, 
 /**
- * `approval` or `review`.
+ * What the signature means.
  */
-meaning: string, 
+meaning: SignatureMeaning, 
 /**
  * User id (the first signature of a session).
  */
@@ -1072,3 +1157,9 @@ user: string | null,
  * Password.
  */
 password: string, };
+
+export const ROLES: readonly Role[] = ["nurse", "investigator", "monitor", "data_manager", "admin"];
+
+export const SIGNATURE_MEANINGS: readonly SignatureMeaning[] = ["approval", "review"];
+
+export const EXPORT_FORMATS: readonly Format[] = ["csv", "stata", "spss", "sas", "odm"];

@@ -1,6 +1,6 @@
 // The words of the app's own screens in English and Chinese. Form labels, units, answers and
 // edit-check messages come from the study definition, not from here.
-import type { StatusDto, Txt } from "./bindings";
+import type { Lang, StatusDto, Txt } from "./bindings";
 
 const words = {
   appTitle: ["EARLY-IABP eCRF", "EARLY-IABP 电子病例报告表"],
@@ -179,14 +179,14 @@ const words = {
 
 export type Word = keyof typeof words;
 
-let lang: "en" | "zh" = "en";
+let lang: Lang = "en";
 
-export function setLang(l: string): void {
-  lang = l === "zh" ? "zh" : "en";
+export function setLang(l: Lang): void {
+  lang = l;
   document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
 }
 
-export function currentLang(): "en" | "zh" {
+export function currentLang(): Lang {
   return lang;
 }
 

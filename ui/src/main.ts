@@ -2,7 +2,10 @@
 // page is in form.ts. All data comes from Rust through api.ts.
 import "./style.css";
 import { api, isAppError } from "./api";
+import { EXPORT_FORMATS, ROLES } from "./bindings";
 import type {
+  Format,
+  Lang,
   FormPage,
   Printout,
   RandomizationView,
@@ -58,7 +61,7 @@ function header(): HTMLElement {
     t("langSwitch"),
   );
   langBtn.addEventListener("click", () => {
-    const next = currentLang() === "en" ? "zh" : "en";
+    const next: Lang = currentLang() === "en" ? "zh" : "en";
     void guard(async () => {
       setLang(next);
       if (session) session = await api.setLang(next);
@@ -629,7 +632,6 @@ async function openForm(subject: string, key: string, initial?: FormPage): Promi
 async function showUsersAsync(): Promise<void> {
   rerender = showUsers;
   const users = await api.users();
-  const roles = ["nurse", "investigator", "monitor", "data_manager", "admin"];
   const form = h(
     "form",
     { class: "card", id: "user-form" },
@@ -643,7 +645,7 @@ async function showUsersAsync(): Promise<void> {
       h(
         "div",
         { class: "control" },
-        h("select", { id: "user-role" }, ...roles.map((r) => h("option", { value: r }, r))),
+        h("select", { id: "user-role" }, ...ROLES.map((r) => h("option", { value: r }, r))),
       ),
     ),
     input("user-password", t("password"), "password"),
@@ -656,7 +658,7 @@ async function showUsersAsync(): Promise<void> {
       await api.addUser(
         val("user-username"),
         val("user-name"),
-        byId<HTMLSelectElement>("user-role")?.value ?? "nurse",
+        ROLES.find((r) => r === byId<HTMLSelectElement>("user-role")?.value) ?? "nurse",
         val("user-password"),
       );
       await showUsersAsync();
@@ -677,7 +679,13 @@ async function showUsersAsync(): Promise<void> {
       h(
         "tbody",
         {},
-        ...users.map((u) => h("tr", { "data-user": u[0] ?? "" }, ...u.map((c) => h("td", {}, c)))),
+        ...users.map((u) =>
+          h(
+            "tr",
+            { "data-user": u.username },
+            ...[u.username, u.name, u.role].map((c) => h("td", {}, c)),
+          ),
+        ),
       ),
     ),
     form,
@@ -692,13 +700,14 @@ function showUsers(): void {
 
 // ---------------- export (data manager) ----------------
 
-const EXPORT_FORMATS: [string, string][] = [
-  ["csv", "CSV + dictionary + R"],
-  ["stata", "Stata .dta"],
-  ["spss", "SPSS .sav"],
-  ["sas", "SAS .xpt"],
-  ["odm", "CDISC ODM 1.3.2"],
-];
+/** Each export format's name on the Export page (a new format in Rust fails `tsc` here). */
+const FORMAT_LABELS: Record<Format, string> = {
+  csv: "CSV + dictionary + R",
+  stata: "Stata .dta",
+  spss: "SPSS .sav",
+  sas: "SAS .xpt",
+  odm: "CDISC ODM 1.3.2",
+};
 
 /** The Export page: formats, forms, site, audit trail, folder; one call per format so the
  * progress bar moves as each is written. Rust writes the files and records each export. */
@@ -716,8 +725,8 @@ async function showExportAsync(): Promise<void> {
     "fieldset",
     { id: "export-formats" },
     h("legend", {}, t("exportFormats")),
-    ...EXPORT_FORMATS.map(([f, label]) =>
-      check(`export-format-${f}`, label, true, { "data-format": f }),
+    ...EXPORT_FORMATS.map((f) =>
+      check(`export-format-${f}`, FORMAT_LABELS[f], true, { "data-format": f }),
     ),
   );
   const forms = h(
@@ -763,7 +772,7 @@ async function showExportAsync(): Promise<void> {
     void guard(async () => {
       const chosen = Array.from(formats.querySelectorAll<HTMLInputElement>("input[data-format]"))
         .filter((i) => i.checked)
-        .map((i) => i.dataset.format ?? "");
+        .flatMap((i) => EXPORT_FORMATS.filter((f) => f === i.dataset.format));
       if (!chosen.length) throw new Error(t("exportNone"));
       const all = byId<HTMLInputElement>("export-forms-all")?.checked ?? true;
       const formIds = all
@@ -779,7 +788,7 @@ async function showExportAsync(): Promise<void> {
       try {
         for (const [n, format] of chosen.entries()) {
           status.textContent = `${t("exportRunning")} ${format} (${n + 1}/${chosen.length})…`;
-          const done = await api.exportData({
+          const done = await api.export({
             format,
             forms: formIds,
             site: site === "" ? null : site,

@@ -3,7 +3,8 @@
 // (crates/core/src/role.rs); this panel only shows the buttons the session's rights allow and
 // what the store answered. The words of this panel are kept here, in both languages.
 import { api, messageOf } from "./api";
-import type { FormDto, FormOversight, QueryDto } from "./bindings";
+import { SIGNATURE_MEANINGS } from "./bindings";
+import type { FormDto, FormOversight, QueryDto, QueryStep } from "./bindings";
 import { byId, h } from "./dom";
 import { tx, wordsOf } from "./i18n";
 
@@ -87,7 +88,7 @@ export async function renderOversight(ctx: OversightContext): Promise<void> {
 
   const queryRow = (q: QueryDto): HTMLElement => {
     const text = h("input", { id: `q-text-${q.id}`, "aria-label": w("note"), class: "q-text" });
-    const step = (name: "answer" | "close" | "reopen", word: Word) =>
+    const step = (name: QueryStep, word: Word) =>
       h(
         "button",
         {
@@ -289,8 +290,7 @@ function openSignDialog(ctx: OversightContext, needsUser: boolean): void {
   const meaning = h(
     "select",
     { id: "sign-meaning", "aria-label": w("meaning") },
-    h("option", { value: "approval" }, w("approval")),
-    h("option", { value: "review" }, w("review")),
+    ...SIGNATURE_MEANINGS.map((m) => h("option", { value: m }, w(m))),
   );
   const err = h("div", { class: "msg error", id: "sign-error", role: "alert" });
   const submit = h("button", { type: "button", id: "sign-submit", class: "primary" }, w("sign"));
@@ -321,7 +321,7 @@ function openSignDialog(ctx: OversightContext, needsUser: boolean): void {
       .sign({
         subject: ctx.subject,
         key: ctx.key,
-        meaning: meaning.value,
+        meaning: SIGNATURE_MEANINGS.find((m) => m === meaning.value) ?? "approval",
         user: user ? user.value : null,
         password: password.value,
       })

@@ -153,16 +153,16 @@ export async function showAuditReview(ctx: ReviewContext, subjectFilter = ""): P
     item: item.value.trim() || null,
     user: user.value.trim() || null,
   });
-  const row = (c: AuditRow) =>
+  const row = ({ seq, change: c, old_shown, new_shown }: AuditRow) =>
     h(
       "tr",
-      { "data-seq": c.seq, class: c.kind === "item.set" ? "" : "system" },
-      h("td", {}, String(c.seq)),
-      h("td", {}, local(c.utc, c.offset)),
+      { "data-seq": seq, class: c.kind === "item.set" ? "" : "system" },
+      h("td", {}, String(seq)),
+      h("td", {}, local(c.utc, c.local_offset)),
       h("td", {}, `${c.user} (${c.role})`),
       h("td", {}, c.kind),
       h("td", {}, [c.subject, c.form, c.item].filter(Boolean).join(" · ")),
-      h("td", { class: "al-values" }, `${c.old ?? "—"} → ${c.new ?? "—"}`),
+      h("td", { class: "al-values" }, `${old_shown ?? "—"} → ${new_shown ?? "—"}`),
       h("td", { class: "al-reason" }, c.reason ?? ""),
     );
   const load = async () => {

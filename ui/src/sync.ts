@@ -2,9 +2,8 @@
 // automatic sync while online, and the Sync page (Sync now with a progress bar, conflicts,
 // enrolment). What a sync does and in which order is decided in Rust (crates/sync); the words
 // of this page are kept here, in both languages.
-import { listen } from "@tauri-apps/api/event";
-import { api, isAppError, messageOf } from "./api";
-import type { SyncProgressDto, SyncStatusDto } from "./bindings";
+import { api, events, isAppError, messageOf } from "./api";
+import type { ConflictDto, SyncStatusDto } from "./bindings";
 import { byId, h } from "./dom";
 import { wordsOf } from "./i18n";
 
@@ -25,8 +24,16 @@ const words = {
   conflicts: ["Conflicts to resolve", "待解决的冲突"],
   noConflicts: ["No conflicts.", "无冲突。"],
   conflictHelp: [
-    "Two laptops changed the same item without seeing each other's value. Both values are kept until a data manager resolves it.",
-    "两台电脑在未同步的情况下修改了同一条目。两个值都被保留，直至数据管理员处理。",
+    "Two laptops changed the same item without seeing each other's value. Both values are kept until someone who may change data checks the source document and chooses the right one, with a reason.",
+    "两台电脑在未同步的情况下修改了同一条目。两个值都被保留，直至有权修改数据的人员核对源文件、选定正确的值并说明理由。",
+  ],
+  resolve: ["Resolve", "处理"],
+  keep: ["Keep this", "保留此值"],
+  chosen: ["Value to keep (empty clears it)", "保留的值（留空则清除）"],
+  reason: ["Reason", "理由"],
+  resolved: [
+    "Resolved: every laptop reads this value after sync",
+    "已处理：同步后各电脑均显示此值",
   ],
   subject: ["Subject", "受试者"],
   form: ["Form", "表单"],
@@ -98,8 +105,7 @@ export function syncNow(): Promise<void> {
   if (running) return running;
   const notice = () => byId("sync-notice");
   const bar = () => byId<HTMLProgressElement>("sync-progress");
-  const stop = listen<SyncProgressDto>("sync-progress", (e) => {
-    const p = e.payload;
+  const stop = events.syncProgress((p) => {
     const b = bar();
     if (b) {
       b.max = Math.max(p.to_send, 1);
@@ -169,7 +175,9 @@ function drawStatus(): void {
             h(
               "tr",
               {},
-              ...[w("subject"), w("form"), w("item"), w("values")].map((c) => h("th", {}, c)),
+              ...[w("subject"), w("form"), w("item"), w("values")]
+                .concat(s.may_resolve ? [w("resolve")] : [])
+                .map((c) => h("th", {}, c)),
             ),
           ),
           h(
@@ -193,6 +201,7 @@ function drawStatus(): void {
                     ),
                   ),
                 ),
+                ...(s.may_resolve ? [resolveCell(c)] : []),
               ),
             ),
           ),
@@ -200,6 +209,66 @@ function drawStatus(): void {
       : h("p", { class: "muted", id: "no-conflicts" }, w("noConflicts")),
   );
   if (s.conflicts.length) conflicts.append(h("p", { class: "muted" }, w("conflictHelp")));
+}
+
+/** The resolve cell of a conflict: pick one of the values kept (or type another), give the
+ * reason, and Rust writes it as a correction that replaces every value kept. */
+function resolveCell(c: ConflictDto): HTMLElement {
+  const id = `${c.subject}-${c.form}-${c.item}`.replace(/[^A-Za-z0-9-]/g, "_");
+  const value = h("input", {
+    id: `resolve-value-${id}`,
+    "aria-label": w("chosen"),
+    placeholder: w("chosen"),
+    value: c.values[0]?.value ?? "",
+  });
+  const reason = h("input", {
+    id: `resolve-reason-${id}`,
+    "aria-label": w("reason"),
+    placeholder: w("reason"),
+  });
+  const msg = h("p", { class: "error-line", role: "alert" });
+  const keep = c.values.map((v, n) =>
+    h(
+      "button",
+      {
+        type: "button",
+        class: "link",
+        "data-keep": n,
+        onclick: () => {
+          value.value = v.value ?? "";
+          reason.focus();
+        },
+      },
+      `${w("keep")}: ${v.value ?? "—"}`,
+    ),
+  );
+  const form = h(
+    "form",
+    { class: "resolve", "data-resolve": `${c.form} ${c.item}` },
+    ...keep,
+    value,
+    reason,
+    h("button", { type: "submit", class: "primary" }, w("resolve")),
+    msg,
+  );
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    void api
+      .resolveConflict(c.subject, c.form, c.item, value.value, reason.value)
+      .then((next) => {
+        status = next;
+        drawStatus();
+        const n = byId("sync-notice");
+        if (n) {
+          n.className = "notice ok";
+          n.textContent = `${w("resolved")}: ${c.subject} ${c.form} ${c.item}`;
+        }
+      })
+      .catch((err) => {
+        msg.textContent = errorText(err);
+      });
+  });
+  return h("td", {}, form);
 }
 
 /** The Sync page: status, Sync now with progress, conflicts and (administrators) enrolment. */

@@ -5,11 +5,31 @@
 use ts_rs::{Config, TS};
 
 use crate::dto::*;
+use ecrf_core::query::{QueryState, QueryStep};
+use ecrf_core::signature::SignatureMeaning;
+use ecrf_core::study::Repeat;
+use ecrf_core::{Lang, Role, Severity};
+use ecrf_export::Format;
+use ecrf_log::record::User;
+use ecrf_log::{Change, ChangeKind};
 
 /// The whole `bindings.ts` text.
 pub fn typescript() -> String {
     let cfg = Config::new().with_large_int("number");
     let decls = [
+        // The trial's own types the UI shows, from core, log and export.
+        Role::decl(&cfg),
+        Lang::decl(&cfg),
+        Repeat::decl(&cfg),
+        Severity::decl(&cfg),
+        Format::decl(&cfg),
+        QueryState::decl(&cfg),
+        QueryStep::decl(&cfg),
+        SignatureMeaning::decl(&cfg),
+        ChangeKind::decl(&cfg),
+        Change::decl(&cfg),
+        User::decl(&cfg),
+        // The app's own.
         Txt::decl(&cfg),
         CodeDto::decl(&cfg),
         RangeDto::decl(&cfg),
@@ -70,5 +90,22 @@ pub fn typescript() -> String {
         out.push_str(d.trim());
         out.push('\n');
     }
+    // The choices the UI offers, in Rust's order, so a select never lists a value Rust refuses.
+    out.push_str(&values("ROLES", &Role::ALL));
+    out.push_str(&values("SIGNATURE_MEANINGS", &SignatureMeaning::ALL));
+    out.push_str(&values("EXPORT_FORMATS", &Format::ALL));
     out
+}
+
+/// `export const NAME: readonly T[] = [...];` with each value as serde writes it.
+fn values<T: serde::Serialize + TS>(name: &str, all: &[T]) -> String {
+    let items: Vec<String> = all
+        .iter()
+        .map(|v| serde_json::to_string(v).unwrap_or_default())
+        .collect();
+    format!(
+        "\nexport const {name}: readonly {}[] = [{}];\n",
+        T::name(&Config::new()),
+        items.join(", ")
+    )
 }

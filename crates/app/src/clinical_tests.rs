@@ -32,7 +32,7 @@ fn next_daily_log_trends_schedule_and_derived_items() {
         password: "admin-password".into(),
     })
     .unwrap();
-    app.add_user("li", "Li Na", "nurse", "nurse-password")
+    app.add_user("li", "Li Na", ecrf_core::Role::Nurse, "nurse-password")
         .unwrap();
     app.lock();
     app.login("li", "nurse-password").unwrap();

@@ -2,6 +2,12 @@
 //! generated from these (see [`crate::bindings`]); a test fails when they are out of date.
 //! Invariant: no `i64` crosses the boundary (JavaScript numbers), and every enum is tagged.
 
+use ecrf_core::query::QueryState;
+use ecrf_core::signature::SignatureMeaning;
+use ecrf_core::study::Repeat;
+use ecrf_core::{Lang, Role, Severity};
+use ecrf_export::Format;
+use ecrf_log::Change;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 use zeroize::Zeroize;
@@ -115,8 +121,8 @@ pub struct FormDto {
     pub name: Txt,
     /// When due, in words.
     pub when: Option<Txt>,
-    /// `once`, `by_day` or `by_event`.
-    pub repeat: String,
+    /// How often it is filled in.
+    pub repeat: Repeat,
     /// Highest repeat number.
     pub max_repeats: u32,
     /// Written by the app, not typed.
@@ -217,9 +223,9 @@ pub struct SessionDto {
     /// Full name.
     pub name: String,
     /// Role.
-    pub role: String,
-    /// `en` or `zh`, remembered per user.
-    pub lang: String,
+    pub role: Role,
+    /// The language, remembered per user.
+    pub lang: Lang,
     /// Minutes of inactivity before the screen locks.
     pub lock_minutes: u32,
     /// Site code.
@@ -461,8 +467,8 @@ pub struct FindingDto {
     pub item: String,
     /// Rule.
     pub rule: String,
-    /// `hard` or `soft`.
-    pub severity: String,
+    /// Refused (hard) or needs confirming (soft).
+    pub severity: Severity,
     /// Message.
     pub message: Txt,
 }
@@ -602,8 +608,8 @@ pub struct AppError {
 /// What the data manager asks to export (the Export page).
 #[derive(Debug, Clone, Deserialize, TS)]
 pub struct ExportRequest {
-    /// `csv` (with dictionary and R script), `stata`, `spss`, `sas`, `odm` or `all`.
-    pub format: String,
+    /// The format (`csv` comes with the dictionary and the R script).
+    pub format: Format,
     /// Form ids; empty = every form.
     pub forms: Vec<String>,
     /// Only this site; none = every site in the store.
@@ -638,8 +644,8 @@ pub struct QueryDto {
     pub form: String,
     /// Item id.
     pub item: String,
-    /// `open`, `answered` or `closed`.
-    pub state: String,
+    /// Where it stands.
+    pub state: QueryState,
     /// The question.
     pub text: String,
     /// Raised by (user name).
@@ -706,8 +712,8 @@ pub struct SignInput {
     pub subject: String,
     /// Form instance; none signs the whole casebook.
     pub key: Option<String>,
-    /// `approval` or `review`.
-    pub meaning: String,
+    /// What the signature means.
+    pub meaning: SignatureMeaning,
     /// User id (the first signature of a session).
     pub user: Option<String>,
     /// Password.
@@ -745,33 +751,18 @@ pub struct AuditFilterDto {
     pub user: Option<String>,
 }
 
-/// One change of the audit trail, as the Audit trail page shows it.
+/// One change of the audit trail, as the Audit trail page shows it: the change as recorded,
+/// and its values as a reader sees them (a query's text, not its JSON body).
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct AuditRow {
-    /// Log sequence number.
+    /// Log sequence number (the change's place in this store's log).
     pub seq: u32,
-    /// What kind of change (`item.set`, `query.raise`, `signature`…).
-    pub kind: String,
-    /// Subject, if any.
-    pub subject: Option<String>,
-    /// Form instance, if any.
-    pub form: Option<String>,
-    /// Item, if any.
-    pub item: Option<String>,
-    /// Before (shown as entered).
-    pub old: Option<String>,
-    /// After.
-    pub new: Option<String>,
-    /// Who.
-    pub user: String,
-    /// In which role.
-    pub role: String,
-    /// When (UTC).
-    pub utc: String,
-    /// The device's offset then.
-    pub offset: String,
-    /// Why.
-    pub reason: Option<String>,
+    /// The change, every field as hashed.
+    pub change: Change,
+    /// The value before, as shown.
+    pub old_shown: Option<String>,
+    /// The value after, as shown.
+    pub new_shown: Option<String>,
 }
 
 /// A page of the audit trail: the newest rows that match, and how many match in all.
@@ -810,7 +801,22 @@ pub struct SyncStatusDto {
     pub conflicts: Vec<ConflictDto>,
     /// The session may enrol the laptop (administrator).
     pub may_enrol: bool,
+    /// The session may resolve conflicts (whoever may change data: the value chosen is a
+    /// correction with a reason, like any other).
+    pub may_resolve: bool,
 }
+
+/// Every event the shell sends the UI: its name and its payload's TypeScript type
+/// (`ui/src/commands.ts` gets one typed listener per entry).
+pub const EVENTS: [(&str, TsName); 1] = [(SYNC_PROGRESS, || {
+    SyncProgressDto::name(&ts_rs::Config::new())
+})];
+
+/// A payload's TypeScript type name.
+pub type TsName = fn() -> String;
+
+/// A sync's page moved: the payload is a [`SyncProgressDto`].
+pub const SYNC_PROGRESS: &str = "sync-progress";
 
 /// An item in conflict, with every value kept.
 #[derive(Debug, Clone, Serialize, TS)]
@@ -828,7 +834,7 @@ pub struct ConflictDto {
 /// One value of an item in conflict.
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct ConflictValueDto {
-    /// The value as shown (none: cleared).
+    /// The value as shown and as typed back to choose it (none: cleared).
     pub value: Option<String>,
     /// Who wrote it.
     pub user: String,

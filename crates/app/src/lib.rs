@@ -9,7 +9,13 @@
 #![deny(missing_docs)]
 
 pub mod bindings;
+// The trial's own types the shell's commands take, so the shell needs no other crate.
+pub use ecrf_core::query::QueryStep;
+pub use ecrf_core::{Lang, Role};
+pub use ecrf_log::record::User;
 mod clinical;
+#[cfg(test)]
+mod command_bindings;
 pub mod demo;
 pub mod dto;
 mod export;
@@ -24,8 +30,8 @@ use std::sync::Arc;
 
 use chrono::Local;
 use ecrf_core::schedule::{FormStatus, day_zero, instance_status, schedule};
-use ecrf_core::study::{Entry as EntryKind, ItemType, Repeat};
-use ecrf_core::{Finding, FormKey, MissingCode, Role, Study, Value};
+use ecrf_core::study::{Entry as EntryKind, ItemType};
+use ecrf_core::{Finding, FormKey, MissingCode, Study, Value};
 use ecrf_store::{CreateOptions, SaveOptions, Store, StoreError};
 
 use crate::dto::*;
@@ -84,10 +90,7 @@ fn finding_dto(f: &Finding) -> FindingDto {
     FindingDto {
         item: f.item.clone(),
         rule: f.rule.clone(),
-        severity: match f.severity {
-            ecrf_core::Severity::Hard => "hard".into(),
-            ecrf_core::Severity::Soft => "soft".into(),
-        },
+        severity: f.severity,
         message: txt(&f.message),
     }
 }
@@ -107,12 +110,7 @@ pub fn study_dto(study: &Study) -> StudyDto {
             id: f.id.clone(),
             name: txt(&f.name),
             when: f.when.as_ref().map(txt),
-            repeat: match f.repeat {
-                Repeat::Once => "once",
-                Repeat::ByDay => "by_day",
-                Repeat::ByEvent => "by_event",
-            }
-            .into(),
+            repeat: f.repeat,
             max_repeats: f.max_repeats,
             system: f.entry == EntryKind::System,
             sections: f
@@ -335,8 +333,12 @@ impl App {
         Ok(SessionDto {
             user: s.user.clone(),
             name,
-            role: s.role.to_string(),
-            lang: store.preference("lang")?.unwrap_or_else(|| "en".into()),
+            role: s.role,
+            // A preference this version cannot read falls back to English.
+            lang: store
+                .preference("lang")?
+                .and_then(|l| l.parse().ok())
+                .unwrap_or_default(),
             lock_minutes: store
                 .preference("lock_minutes")?
                 .and_then(|m| m.parse().ok())
@@ -348,12 +350,9 @@ impl App {
         })
     }
 
-    /// Remembers the user's language (`en` or `zh`).
-    pub fn set_lang(&mut self, lang: &str) -> AppResult<SessionDto> {
-        if lang != "en" && lang != "zh" {
-            return Err(err(ErrorCode::Invalid, "language: en or zh"));
-        }
-        self.store()?.set_preference("lang", lang)?;
+    /// Remembers the user's language.
+    pub fn set_lang(&mut self, lang: Lang) -> AppResult<SessionDto> {
+        self.store()?.set_preference("lang", lang.code())?;
         self.session()
     }
 
@@ -367,14 +366,9 @@ impl App {
         self.session()
     }
 
-    /// Users of the store: `(login, full name, role)`.
-    pub fn users(&self) -> AppResult<Vec<Vec<String>>> {
-        Ok(self
-            .store()?
-            .users()?
-            .into_iter()
-            .map(|u| vec![u.username, u.name, u.role.to_string()])
-            .collect())
+    /// Users of the store, active or not.
+    pub fn users(&self) -> AppResult<Vec<User>> {
+        Ok(self.store()?.users()?)
     }
 
     /// Adds a user (administrators).
@@ -382,12 +376,9 @@ impl App {
         &mut self,
         username: &str,
         name: &str,
-        role: &str,
+        role: Role,
         password: &str,
     ) -> AppResult<()> {
-        let role: Role = role
-            .parse()
-            .map_err(|e: String| err(ErrorCode::Invalid, e))?;
         self.store_mut()?
             .add_user(username.trim(), name.trim(), role, password)?;
         Ok(())
@@ -742,7 +733,7 @@ impl App {
         } else {
             format!("{} ({})", session.name, session.user)
         };
-        let mut opts = ecrf_pdf::PrintOptions::now(&session.lang, &who);
+        let mut opts = ecrf_pdf::PrintOptions::now(session.lang.code(), &who);
         opts.site = Some(session.site.clone());
         opts
     }

@@ -4,7 +4,7 @@
 
 use ecrf_core::lock::LockScope;
 use ecrf_core::query::QueryStep;
-use ecrf_core::signature::{SignCredentials, SignatureMeaning};
+use ecrf_core::signature::SignCredentials;
 use ecrf_core::{Action, FormKey};
 use ecrf_log::ChangeKind;
 use ecrf_store::{AuditFilter, Change, Query, Signature};
@@ -21,7 +21,7 @@ fn query_dto(q: Query) -> QueryDto {
         subject: q.subject,
         form: q.form,
         item: q.item,
-        state: q.state.to_string(),
+        state: q.state,
         text: q.text,
         raised_by: q.raised_by,
         raised_utc: q.raised_utc,
@@ -111,19 +111,8 @@ impl App {
         self.form_oversight(subject, key)
     }
 
-    /// Answers (`answer`), closes (`close`) or reopens (`reopen`) a query.
-    pub fn query_step(&mut self, id: &str, step: &str, text: &str) -> AppResult<()> {
-        let step = match step {
-            "answer" => QueryStep::Answer,
-            "close" => QueryStep::Close,
-            "reopen" => QueryStep::Reopen,
-            other => {
-                return Err(err(
-                    ErrorCode::Invalid,
-                    format!("query step {other}: answer, close or reopen"),
-                ));
-            }
-        };
+    /// Answers, closes or reopens a query.
+    pub fn query_step(&mut self, id: &str, step: QueryStep, text: &str) -> AppResult<()> {
         Ok(self.store_mut()?.query_step(id, step, text)?)
     }
 
@@ -137,16 +126,7 @@ impl App {
     /// Signs a form instance or the casebook.
     pub fn sign(&mut self, input: SignInput) -> AppResult<SignatureDto> {
         let key = input.key.as_deref().map(|k| self.key(k)).transpose()?;
-        let meaning = match input.meaning.as_str() {
-            "approval" => SignatureMeaning::Approval,
-            "review" => SignatureMeaning::Review,
-            other => {
-                return Err(err(
-                    ErrorCode::Invalid,
-                    format!("meaning {other}: approval or review"),
-                ));
-            }
-        };
+        let meaning = input.meaning;
         let signed = self.store_mut()?.sign(
             &input.subject,
             key.as_ref(),
@@ -216,17 +196,9 @@ fn audit_value(kind: ChangeKind, v: &Option<String>) -> Option<String> {
 fn audit_row(c: &Change) -> AuditRow {
     AuditRow {
         seq: c.seq as u32,
-        kind: c.kind.to_string(),
-        subject: c.subject.clone(),
-        form: c.form.clone(),
-        item: c.item.clone(),
-        old: audit_value(c.kind, &c.old_value),
-        new: audit_value(c.kind, &c.new_value),
-        user: c.user.clone(),
-        role: c.role.clone(),
-        utc: c.utc.clone(),
-        offset: c.local_offset.clone(),
-        reason: c.reason.clone(),
+        old_shown: audit_value(c.kind, &c.old_value),
+        new_shown: audit_value(c.kind, &c.new_value),
+        change: c.clone(),
     }
 }
 

@@ -117,7 +117,23 @@ impl App {
             waiting,
             conflicts,
             may_enrol: store.session().role.may(Action::ManageDevices),
+            may_resolve: store.session().role.may(Action::ChangeData),
         })
+    }
+
+    /// Resolves an item in conflict: `value` (typed as on the form; empty clears the item)
+    /// replaces every value kept, with the reason, and reaches the other laptops on sync.
+    pub fn resolve_conflict(
+        &mut self,
+        subject: &str,
+        form: &str,
+        item: &str,
+        value: &str,
+        reason: &str,
+    ) -> AppResult<SyncStatusDto> {
+        self.store_mut()?
+            .resolve_conflict(subject, form, item, value, reason)?;
+        self.sync_status()
     }
 
     /// The client to reach the server with, if enrolled: the caller checks the connection

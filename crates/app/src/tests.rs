@@ -42,16 +42,16 @@ fn setup_login_enter_change_and_history() {
         })
         .unwrap();
     assert_eq!(done.recovery_key.len(), 64);
-    app.add_user("li", "Li Na", "nurse", "nurse-password")
+    app.add_user("li", "Li Na", Role::Nurse, "nurse-password")
         .unwrap();
     app.lock();
     assert_eq!(app.subjects().unwrap_err().code, ErrorCode::NotLoggedIn);
     let s = app.login("li", "nurse-password").unwrap();
     assert_eq!(
-        (s.role.as_str(), s.lang.as_str(), s.lock_minutes),
-        ("nurse", "en", 15)
+        (s.role, s.lang, s.lock_minutes),
+        (Role::Nurse, Lang::En, 15)
     );
-    assert_eq!(app.set_lang("zh").unwrap().lang, "zh");
+    assert_eq!(app.set_lang(Lang::Zh).unwrap().lang, Lang::Zh);
 
     let subject = app.new_subject().unwrap();
     let reply = app
@@ -124,7 +124,7 @@ fn setup_login_enter_change_and_history() {
 
     // The language choice is remembered for the user.
     app.lock();
-    assert_eq!(app.login("li", "nurse-password").unwrap().lang, "zh");
+    assert_eq!(app.login("li", "nurse-password").unwrap().lang, Lang::Zh);
 }
 
 #[test]
@@ -180,4 +180,112 @@ fn subject_list_and_schedule_show_status() {
             .iter()
             .any(|r| r.key == "D30" && r.due.is_some())
     );
+}
+
+/// Two laptops change one item offline; on the first, whoever may change data sees the
+/// conflict with both values, resolves it with a reason, and the item reads the chosen value.
+#[test]
+fn a_conflict_is_listed_and_resolved_from_the_sync_page() {
+    let (dir, mut app) = app();
+    app.setup(SetupInput {
+        site: "01".into(),
+        admin_user: "admin".into(),
+        admin_name: "Admin".into(),
+        password: "admin-password".into(),
+    })
+    .unwrap();
+    app.add_user("li", "Li Na", Role::Nurse, "nurse-password")
+        .unwrap();
+    app.add_user("zhou", "Zhou", Role::DataManager, "dm-password")
+        .unwrap();
+    app.lock();
+    app.login("li", "nurse-password").unwrap();
+    let subject = app.new_subject().unwrap();
+    // The other laptop: its own store of the same site and study.
+    let study = Arc::clone(&app.study);
+    let (mut other, _) = Store::create(
+        &dir.path().join("other.ecrf"),
+        study,
+        CreateOptions {
+            site: "01".into(),
+            admin_user: "admin".into(),
+            admin_name: "Admin".into(),
+            admin_password: "admin-password".into(),
+        },
+    )
+    .unwrap();
+    other
+        .add_user("wang", "Wang", Role::Nurse, "wang-password")
+        .unwrap();
+    let send = |from: &Store, to: &mut Store| {
+        let page = from.own_changes_after(0, 10_000).unwrap();
+        let cursor = to.sync_state().unwrap().pulled + 1;
+        to.apply_remote(&page, cursor).unwrap();
+    };
+    send(app.store().unwrap(), &mut other);
+    let mut other = {
+        drop(other);
+        Store::open(
+            &dir.path().join("other.ecrf"),
+            Arc::clone(&app.study),
+            "wang",
+            "wang-password",
+        )
+        .unwrap()
+    };
+    let why = |r: &str| SaveOptions {
+        reason: Some(r.into()),
+        confirm_warnings: true,
+    };
+    let day1 = FormKey::parse(app.store().unwrap().study(), "DLY#1").unwrap();
+    app.store_mut()
+        .unwrap()
+        .save(&subject, &day1, &[("HR", "90")], &why("first"))
+        .unwrap();
+    other
+        .save(&subject, &day1, &[("HR", "100")], &why("second"))
+        .unwrap();
+    send(&other, app.store_mut().unwrap());
+
+    let status = app.sync_status().unwrap();
+    assert!(status.may_resolve, "a nurse may resolve");
+    assert_eq!(status.conflicts.len(), 1, "{:?}", status.conflicts);
+    let c = &status.conflicts[0];
+    assert_eq!((c.form.as_str(), c.item.as_str()), ("DLY#1", "HR"));
+    let mut shown: Vec<_> = c.values.iter().filter_map(|v| v.value.clone()).collect();
+    shown.sort();
+    assert_eq!(shown, ["100", "90"]);
+
+    // A reason is required; a value the item refuses names the rule; nothing is lost.
+    let e = app
+        .resolve_conflict(&subject, "DLY#1", "HR", "100", " ")
+        .unwrap_err();
+    assert!(e.message.contains("reason"), "{}", e.message);
+    let e = app
+        .resolve_conflict(&subject, "DLY#1", "HR", "ninety", "monitor strip")
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Invalid, "{}", e.message);
+    assert!(e.message.contains("HR"), "{}", e.message);
+    assert_eq!(app.sync_status().unwrap().conflicts.len(), 1);
+
+    // A data manager reads the conflict but may not write a value.
+    app.lock();
+    app.login("zhou", "dm-password").unwrap();
+    assert!(!app.sync_status().unwrap().may_resolve);
+    assert_eq!(
+        app.resolve_conflict(&subject, "DLY#1", "HR", "100", "monitor strip")
+            .unwrap_err()
+            .code,
+        ErrorCode::NotAllowed
+    );
+
+    app.lock();
+    app.login("li", "nurse-password").unwrap();
+    let after = app
+        .resolve_conflict(&subject, "DLY#1", "HR", "100", "monitor strip")
+        .unwrap();
+    assert!(after.conflicts.is_empty());
+    let page = app.form(&subject, "DLY#1").unwrap();
+    let hr = page.values.iter().find(|v| v.item == "HR").unwrap();
+    assert_eq!(hr.text, "100");
 }

@@ -24,6 +24,7 @@ pub mod check;
 pub mod derive;
 pub mod eligibility;
 pub mod instance;
+pub mod lang;
 pub mod lock;
 pub mod outcome;
 pub mod query;
@@ -37,6 +38,7 @@ pub mod value;
 
 pub use check::{Finding, SaveCheck};
 pub use instance::FormKey;
+pub use lang::Lang;
 pub use role::{Action, Role};
 pub use study::{FormDef, ItemDef, ItemType, Severity, Study, Text};
 pub use value::{Decimal, MissingCode, Value};

@@ -13,6 +13,7 @@ use crate::role::{Action, Role};
 /// Where a query stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum QueryState {
     /// Raised (or reopened), waiting for the site.
     Open,
@@ -25,6 +26,7 @@ pub enum QueryState {
 /// A step in a query's life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum QueryStep {
     /// Raise a new query.
     Raise,

@@ -6,6 +6,7 @@ use std::str::FromStr;
 /// A user's role in the trial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum Role {
     /// Research nurse: screens, enters and corrects data.
     Nurse,

@@ -46,6 +46,7 @@ impl SignatureScope {
 /// The meanings an investigator may give a signature (§11.50(a)(3)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum SignatureMeaning {
     /// "I approve the data in this form/casebook."
     Approval,
@@ -54,6 +55,9 @@ pub enum SignatureMeaning {
 }
 
 impl SignatureMeaning {
+    /// Every meaning, in the order the signing dialog offers them.
+    pub const ALL: [SignatureMeaning; 2] = [SignatureMeaning::Approval, SignatureMeaning::Review];
+
     /// The statement shown beside the signature, in English and Chinese.
     pub fn statement(self) -> (&'static str, &'static str) {
         match self {

@@ -69,6 +69,7 @@ pub struct Code {
 /// How often a form is filled in for a subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum Repeat {
     /// Once per subject.
     Once,
@@ -305,6 +306,7 @@ impl CompareOp {
 /// How bad a broken rule is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum Severity {
     /// Saving needs an explicit confirmation; the warning is kept.
     Soft,

@@ -18,6 +18,7 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// [`crate::body`] and read with [`Change::body`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Change {
     /// Position in the log that holds it, from 1 (a store's append order, the server's commit
     /// order); 0 until appended. Not hashed, not sent.

@@ -9,58 +9,81 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// What a change does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// The serde names are [`ChangeKind::as_str`]'s (a test keeps them equal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum ChangeKind {
     /// The store was created (new value = [`crate::body::StoreCreated`]).
+    #[serde(rename = "store.create")]
     StoreCreated,
     /// A user was added (item = user name, new value = [`crate::body::UserAdded`]).
+    #[serde(rename = "user.add")]
     UserAdded,
     /// A subject was created (subject = its number, new value = its site code).
+    #[serde(rename = "subject.create")]
     SubjectCreated,
     /// An item's value was set, changed or cleared (old and new value = JSON of
     /// [`ecrf_core::Value`]; `None` = empty).
+    #[serde(rename = "item.set")]
     ItemSet,
     /// Sealed envelopes were leased to this device (item = lease id, new value = the
     /// envelopes, [`crate::body::LeasedEnvelope`]).
+    #[serde(rename = "lease.load")]
     LeaseLoaded,
     /// A subject was randomized: the next envelope opened and bound to it (item = envelope
     /// id, new value = [`crate::body::Opened`]). Irreversible.
+    #[serde(rename = "subject.randomize")]
     Randomized,
     /// Data were exported (new value = what, in words).
+    #[serde(rename = "data.export")]
     DataExported,
     /// A login failed on this device (new value = [`crate::body::LoginFailed`]).
+    #[serde(rename = "login.failed")]
     LoginFailed,
     /// A query raised on an item (new value = [`crate::body::QueryStep`]).
+    #[serde(rename = "query.raise")]
     QueryRaised,
     /// A query answered.
+    #[serde(rename = "query.answer")]
     QueryAnswered,
     /// A query closed.
+    #[serde(rename = "query.close")]
     QueryClosed,
     /// A query reopened.
+    #[serde(rename = "query.reopen")]
     QueryReopened,
     /// An item marked verified against the source (new value = the value verified).
+    #[serde(rename = "sdv.mark")]
     SdvMarked,
     /// An electronic signature (form = scope, new value = [`crate::body::Signed`]).
+    #[serde(rename = "signature.sign")]
     Signed,
     /// A lock taken (new value = [`crate::body::Lock`], reason required).
+    #[serde(rename = "lock.set")]
     Locked,
     /// A lock released.
+    #[serde(rename = "lock.release")]
     Unlocked,
     /// A user's role changed (item = user name, new value = the role).
+    #[serde(rename = "user.role")]
     UserRole,
     /// A user deactivated (item = user name). Users are never deleted.
+    #[serde(rename = "user.deactivate")]
     UserDeactivated,
     /// An administrator reset a user's password (item = user name).
+    #[serde(rename = "user.password_reset")]
     PasswordReset,
     /// A user chose a new password (item = user name).
+    #[serde(rename = "user.password_change")]
     PasswordChanged,
     /// Written only by the server: a data change it received for a form under a lock (made
     /// offline before the lock reached that device). Subject, form and item are the held
     /// change's; new value = [`crate::body::Held`]. The change stays in the log, is never a
     /// value, and is listed for the data manager.
+    #[serde(rename = "lock.held")]
     LockHeld,
 }
 
@@ -142,19 +165,6 @@ impl FromStr for ChangeKind {
             .into_iter()
             .find(|k| k.as_str() == s)
             .ok_or_else(|| UnknownKind(s.to_string()))
-    }
-}
-
-impl Serialize for ChangeKind {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChangeKind {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -67,6 +67,7 @@ pub struct Signature {
 
 /// A user of a store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct User {
     /// Login name.
     pub username: String,

@@ -1,0 +1,56 @@
+// Generated from src-tauri/src/main.rs by crates/app/src/command_bindings.rs. Do not edit.
+import { invoke } from "@tauri-apps/api/core";
+import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import type { AuditCsvDone, AuditFilterDto, AuditPage, BackupDone, BackupStatusDto, Entry, ExportDone, ExportRequest, FormOversight, FormPage, HistoryRow, Lang, Printout, QueryDto, QueryStep, Role, SaveReply, SessionDto, SetupDone, SetupInput, SignInput, SignatureDto, StudyDto, SubjectPage, SubjectRow, SyncDone, SyncProgressDto, SyncStatusDto, User, Welcome } from "./bindings";
+
+/** Every command of the desktop shell, with its arguments and reply. */
+export const commands = {
+  welcome: (): Promise<Welcome> => invoke<Welcome>("welcome"),
+  study: (): Promise<StudyDto> => invoke<StudyDto>("study"),
+  setup: (input: SetupInput): Promise<SetupDone> => invoke<SetupDone>("setup", { input }),
+  useDemo: (): Promise<Welcome> => invoke<Welcome>("use_demo"),
+  login: (user: string, password: string): Promise<SessionDto> => invoke<SessionDto>("login", { user, password }),
+  lock: (): Promise<void> => invoke<void>("lock"),
+  setLang: (lang: Lang): Promise<SessionDto> => invoke<SessionDto>("set_lang", { lang }),
+  setLockMinutes: (minutes: number): Promise<SessionDto> => invoke<SessionDto>("set_lock_minutes", { minutes }),
+  users: (): Promise<Array<User>> => invoke<Array<User>>("users"),
+  addUser: (username: string, name: string, role: Role, password: string): Promise<void> => invoke<void>("add_user", { username, name, role, password }),
+  subjects: (): Promise<Array<SubjectRow>> => invoke<Array<SubjectRow>>("subjects"),
+  newSubject: (): Promise<string> => invoke<string>("new_subject"),
+  subject: (subject: string): Promise<SubjectPage> => invoke<SubjectPage>("subject", { subject }),
+  nextDailyLog: (subject: string): Promise<FormPage> => invoke<FormPage>("next_daily_log", { subject }),
+  randomize: (subject: string): Promise<SubjectPage> => invoke<SubjectPage>("randomize", { subject }),
+  form: (subject: string, key: string): Promise<FormPage> => invoke<FormPage>("form", { subject, key }),
+  saveForm: (subject: string, key: string, entries: Array<Entry>, reason: string | null, confirm: boolean): Promise<SaveReply> => invoke<SaveReply>("save_form", { subject, key, entries, reason, confirm }),
+  saveDraft: (subject: string, key: string, entries: Array<Entry>): Promise<void> => invoke<void>("save_draft", { subject, key, entries }),
+  discardDraft: (subject: string, key: string): Promise<void> => invoke<void>("discard_draft", { subject, key }),
+  history: (subject: string, key: string, item: string): Promise<Array<HistoryRow>> => invoke<Array<HistoryRow>>("history", { subject, key, item }),
+  printBlank: (form: string | null): Promise<Printout> => invoke<Printout>("print_blank", { form }),
+  printSubject: (subject: string): Promise<Printout> => invoke<Printout>("print_subject", { subject }),
+  defaultExportFolder: (): Promise<string> => invoke<string>("default_export_folder"),
+  export: (request: ExportRequest): Promise<ExportDone> => invoke<ExportDone>("export", { request }),
+  formOversight: (subject: string, key: string): Promise<FormOversight> => invoke<FormOversight>("form_oversight", { subject, key }),
+  queries: (subject: string | null): Promise<Array<QueryDto>> => invoke<Array<QueryDto>>("queries", { subject }),
+  raiseQuery: (subject: string, key: string, item: string, text: string): Promise<FormOversight> => invoke<FormOversight>("raise_query", { subject, key, item, text }),
+  queryStep: (id: string, step: QueryStep, text: string): Promise<void> => invoke<void>("query_step", { id, step, text }),
+  auditReview: (filter: AuditFilterDto): Promise<AuditPage> => invoke<AuditPage>("audit_review", { filter }),
+  auditCsv: (filter: AuditFilterDto): Promise<AuditCsvDone> => invoke<AuditCsvDone>("audit_csv", { filter }),
+  syncStatus: (): Promise<SyncStatusDto> => invoke<SyncStatusDto>("sync_status"),
+  syncOnline: (): Promise<boolean> => invoke<boolean>("sync_online"),
+  enrol: (server: string, code: string): Promise<SyncStatusDto> => invoke<SyncStatusDto>("enrol", { server, code }),
+  syncNow: (): Promise<SyncDone> => invoke<SyncDone>("sync_now"),
+  resolveConflict: (subject: string, form: string, item: string, value: string, reason: string): Promise<SyncStatusDto> => invoke<SyncStatusDto>("resolve_conflict", { subject, form, item, value, reason }),
+  verifyForm: (subject: string, key: string): Promise<FormOversight> => invoke<FormOversight>("verify_form", { subject, key }),
+  sign: (input: SignInput): Promise<SignatureDto> => invoke<SignatureDto>("sign", { input }),
+  lockForm: (subject: string, key: string, reason: string, lock: boolean): Promise<FormOversight> => invoke<FormOversight>("lock_form", { subject, key, reason, lock }),
+  backup: (folder: string): Promise<BackupDone> => invoke<BackupDone>("backup", { folder }),
+  backupStatus: (): Promise<BackupStatusDto> => invoke<BackupStatusDto>("backup_status"),
+  setBackupReminderHours: (hours: number): Promise<BackupStatusDto> => invoke<BackupStatusDto>("set_backup_reminder_hours", { hours }),
+  uiReady: (): Promise<void> => invoke<void>("ui_ready"),
+};
+
+/** Every event the shell sends, with its payload. */
+export const events = {
+  syncProgress: (handler: (payload: SyncProgressDto) => void): Promise<UnlistenFn> =>
+    listen<SyncProgressDto>("sync-progress", (e) => handler(e.payload)),
+};
