@@ -104,6 +104,10 @@ fn form(s: State<'_, Shell>, subject: String, key: String) -> AppResult<FormPage
     with(&s, |a| a.form(&subject, &key))
 }
 #[tauri::command]
+fn unasked_items(s: State<'_, Shell>, key: String, entries: Vec<Entry>) -> AppResult<Vec<String>> {
+    with(&s, |a| a.unasked_items(&key, &entries))
+}
+#[tauri::command]
 fn save_form(
     s: State<'_, Shell>,
     subject: String,
@@ -336,6 +340,7 @@ fn main() {
             randomize,
             next_daily_log,
             form,
+            unasked_items,
             save_form,
             save_draft,
             discard_draft,

@@ -142,16 +142,6 @@ min: string,
  */
 max: string, };
 
-export type ConditionDto = { 
-/**
- * Item of the same form.
- */
-item: string, 
-/**
- * Codes.
- */
-is: Array<string>, };
-
 export type ItemKind = "integer" | "decimal" | "date" | "date_time" | "choice" | "multi_choice" | "text";
 
 export type ItemDto = { 
@@ -208,9 +198,10 @@ required: boolean,
  */
 missing: Array<string>, 
 /**
- * Only asked when.
+ * Asked only under a condition on another answer: hidden until
+ * [`crate::App::unasked_items`] says it is asked (the UI never evaluates the condition).
  */
-ask_when: ConditionDto | null, 
+conditional: boolean, 
 /**
  * Computed by the app.
  */

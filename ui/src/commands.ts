@@ -21,6 +21,7 @@ export const commands = {
   nextDailyLog: (subject: string): Promise<FormPage> => invoke<FormPage>("next_daily_log", { subject }),
   randomize: (subject: string): Promise<SubjectPage> => invoke<SubjectPage>("randomize", { subject }),
   form: (subject: string, key: string): Promise<FormPage> => invoke<FormPage>("form", { subject, key }),
+  unaskedItems: (key: string, entries: Array<Entry>): Promise<Array<string>> => invoke<Array<string>>("unasked_items", { key, entries }),
   saveForm: (subject: string, key: string, entries: Array<Entry>, reason: string | null, confirm: boolean): Promise<SaveReply> => invoke<SaveReply>("save_form", { subject, key, entries, reason, confirm }),
   saveDraft: (subject: string, key: string, entries: Array<Entry>): Promise<void> => invoke<void>("save_draft", { subject, key, entries }),
   discardDraft: (subject: string, key: string): Promise<void> => invoke<void>("discard_draft", { subject, key }),

@@ -111,15 +111,26 @@ export async function renderForm(ctx: FormContext): Promise<void> {
     return out;
   }
 
-  function refreshVisibility(): void {
+  // Which conditional questions are asked is Rust's answer for the texts on screen; a reply
+  // that arrives after a newer question was sent is dropped.
+  let visibilityAsked = 0;
+  async function refreshVisibility(): Promise<void> {
+    if (!items.some((i) => i.conditional)) return;
+    const asked = ++visibilityAsked;
+    const entries = items
+      .filter((i) => !i.derived)
+      .map((i) => ({ item: i.id, text: getText(i) }))
+      .filter((e) => e.text !== "");
+    let unasked: Set<string>;
+    try {
+      unasked = new Set(await api.unaskedItems(key, entries));
+    } catch {
+      return; // the rows stay as they were; the next keystroke asks again
+    }
+    if (asked !== visibilityAsked) return;
     for (const item of items) {
       const row = byId(`row-${item.id}`);
-      if (!row || !item.ask_when) continue;
-      const cond = item.ask_when;
-      const condItem = byItem.get(cond.item);
-      const value = condItem ? getText(condItem) : "";
-      const codes = value.split(",");
-      row.hidden = !cond.is.some((c) => codes.includes(c));
+      if (row && item.conditional) row.hidden = unasked.has(item.id);
     }
   }
 
@@ -236,7 +247,8 @@ export async function renderForm(ctx: FormContext): Promise<void> {
     const hasHistory = page.values.some((v) => v.item === item.id);
     return h(
       "div",
-      { class: "field", id: `row-${item.id}` },
+      // A conditional question starts hidden until Rust says it is asked.
+      { class: "field", id: `row-${item.id}`, hidden: item.conditional },
       h(
         "label",
         { id: `l-${item.id}`, for: `f-${item.id}`, title: tx(item.help) || undefined },
@@ -446,7 +458,7 @@ export async function renderForm(ctx: FormContext): Promise<void> {
       const el = byId(`f-${d.item}`);
       if (el) el.textContent = d.text;
     }
-    refreshVisibility();
+    void refreshVisibility();
   }
 
   function draw(): void {
@@ -510,7 +522,7 @@ export async function renderForm(ctx: FormContext): Promise<void> {
     fill();
     void renderOversight({ subject, key, form, reload: () => void renderForm(ctx) });
     body.addEventListener("input", () => {
-      refreshVisibility();
+      void refreshVisibility();
       scheduleDraft();
     });
     body.addEventListener("change", (e) => {
@@ -520,7 +532,7 @@ export async function renderForm(ctx: FormContext): Promise<void> {
         const item = byItem.get(itemId);
         if (item) setText(item, getText(item));
       }
-      refreshVisibility();
+      void refreshVisibility();
       scheduleDraft();
     });
     body.addEventListener("keydown", (e) => {
@@ -547,7 +559,7 @@ export async function renderForm(ctx: FormContext): Promise<void> {
       const item = byItem.get(e.item);
       if (item) setText(item, e.text);
     }
-    refreshVisibility();
+    void refreshVisibility();
     const discard = h(
       "button",
       { type: "button", id: "discard-draft", class: "link" },

@@ -33,7 +33,6 @@ pub fn typescript() -> String {
         Txt::decl(&cfg),
         CodeDto::decl(&cfg),
         RangeDto::decl(&cfg),
-        ConditionDto::decl(&cfg),
         ItemKind::decl(&cfg),
         ItemDto::decl(&cfg),
         SectionDto::decl(&cfg),

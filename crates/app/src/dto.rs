@@ -39,15 +39,6 @@ pub struct RangeDto {
     pub max: String,
 }
 
-/// "Only asked when ITEM is one of these codes."
-#[derive(Debug, Clone, Serialize, TS)]
-pub struct ConditionDto {
-    /// Item of the same form.
-    pub item: String,
-    /// Codes.
-    pub is: Vec<String>,
-}
-
 /// The kinds of answer, as the UI draws them.
 #[derive(Debug, Clone, Copy, Serialize, TS, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -97,8 +88,9 @@ pub struct ItemDto {
     pub required: bool,
     /// Missing-data codes allowed (`ND`, `UNK`, `NA`).
     pub missing: Vec<String>,
-    /// Only asked when.
-    pub ask_when: Option<ConditionDto>,
+    /// Asked only under a condition on another answer: hidden until
+    /// [`crate::App::unasked_items`] says it is asked (the UI never evaluates the condition).
+    pub conditional: bool,
     /// Computed by the app.
     pub derived: bool,
 }

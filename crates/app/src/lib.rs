@@ -153,10 +153,7 @@ pub fn study_dto(study: &Study) -> StudyDto {
                     max_length: i.max_length as u32,
                     required: i.required,
                     missing: i.missing.iter().map(|m| m.code().to_string()).collect(),
-                    ask_when: i.ask_when.as_ref().map(|c| ConditionDto {
-                        item: c.item.clone(),
-                        is: c.is.clone(),
-                    }),
+                    conditional: i.ask_when.is_some(),
                     derived: i.derived.is_some(),
                 })
                 .collect(),
@@ -552,6 +549,32 @@ impl App {
 
     fn key(&self, key: &str) -> AppResult<FormKey> {
         FormKey::parse(&self.study, key).map_err(|e| err(ErrorCode::Invalid, e))
+    }
+
+    /// The items of a form that are not asked given the texts on screen: their `ask_when`
+    /// condition (decided by `ecrf_core::check::is_asked`, the rule saving applies) does not
+    /// hold. The form page hides them. A text that does not parse counts as empty.
+    pub fn unasked_items(&self, key: &str, entries: &[Entry]) -> AppResult<Vec<String>> {
+        let key = self.key(key)?;
+        let form = self
+            .study
+            .form(&key.form)
+            .ok_or_else(|| err(ErrorCode::Invalid, format!("there is no form {}", key.form)))?;
+        let values: BTreeMap<String, Value> = entries
+            .iter()
+            .filter_map(|e| {
+                let item = form.item(&e.item)?;
+                let value = ecrf_core::check::parse_input(&self.study, form, item, &e.text, None)
+                    .ok()??;
+                Some((e.item.clone(), value))
+            })
+            .collect();
+        Ok(form
+            .items
+            .iter()
+            .filter(|i| !ecrf_core::check::is_asked(i, &values))
+            .map(|i| i.id.clone())
+            .collect())
     }
 
     /// A form instance with its values, status and any draft.

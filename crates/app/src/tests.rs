@@ -289,3 +289,32 @@ fn a_conflict_is_listed_and_resolved_from_the_sync_page() {
     let hr = page.values.iter().find(|v| v.item == "HR").unwrap();
     assert_eq!(hr.text, "100");
 }
+
+/// Which questions the form asks is decided in Rust by the rule saving applies: the "other
+/// cause" of shock only when the cause is "other", whatever the screen sends.
+#[test]
+fn unasked_items_follow_the_study_conditions() {
+    let (_dir, app) = app();
+    let form = app.study.form("BAS").unwrap();
+    let cond = form
+        .items
+        .iter()
+        .find_map(|i| i.ask_when.as_ref().map(|c| (i.id.clone(), c.clone())))
+        .expect("the baseline form has a conditional item");
+    let (asked_item, c) = cond;
+    let hidden = app.unasked_items("BAS", &[]).unwrap();
+    assert!(hidden.contains(&asked_item), "{hidden:?}");
+    let yes = app
+        .unasked_items("BAS", &[entry(&c.item, &c.is[0])])
+        .unwrap();
+    assert!(!yes.contains(&asked_item), "{yes:?}");
+    // Text that is not one of the codes counts as no answer.
+    let odd = app
+        .unasked_items("BAS", &[entry(&c.item, "no such code")])
+        .unwrap();
+    assert!(odd.contains(&asked_item), "{odd:?}");
+    assert_eq!(
+        app.unasked_items("NOPE", &[]).unwrap_err().code,
+        ErrorCode::Invalid
+    );
+}
