@@ -1,0 +1,314 @@
+//! Subjects and their form values: creating subjects, saving a form instance, reading values
+//! and a subject's audit trail back.
+//!
+//! Owns [`Store::save`], the one path by which form data is written. Invariants: a save is
+//! parsed and checked whole (types, hard ranges, rules, locks) before anything is written; it
+//! writes nothing when a check fails, a warning is unconfirmed, or a saved value changes without
+//! a reason; unchanged values write nothing; a warning confirmed without a comment raises a
+//! query. Subject numbers are counted inside the write lock, so no two processes hand out one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::{FixedOffset, Local, Utc};
+use ecrf_core::check::{check_save, parse_input};
+use ecrf_core::study::Entry;
+use ecrf_core::{Action, Finding, FormKey, Value};
+use ecrf_log::{Body, Change, ChangeKind, ItemState, body};
+use rusqlite::OptionalExtension;
+use serde::Serialize;
+
+use super::{Draft, Store, decode_value, get_meta};
+use crate::error::StoreError;
+use crate::log::COLUMNS;
+
+/// Options of a save.
+#[derive(Debug, Clone, Default)]
+pub struct SaveOptions {
+    /// Why saved values change (required when one does).
+    pub reason: Option<String>,
+    /// The user confirmed the soft warnings.
+    pub confirm_warnings: bool,
+}
+
+/// What a save did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SaveOutcome {
+    /// Changes written (items whose value changed).
+    pub changes: usize,
+    /// Confirmed warnings kept with the save.
+    pub warnings: Vec<Finding>,
+}
+
+impl Store {
+    /// Creates a subject and returns its screening number: site code and a sequence, `01-0007`.
+    pub fn new_subject(&mut self) -> Result<String, StoreError> {
+        self.require(Action::EnterData)?;
+        let site = self.site.clone();
+        // A device enrolled for sync numbers within its own prefix (`01-D2-0001`), so devices
+        // of one site never hand out the same number offline.
+        let prefix = match get_meta(&self.conn, "sync.setting.subject_prefix")? {
+            Some(p) => format!("{site}-{p}-"),
+            None => format!("{site}-"),
+        };
+        // Counted inside the write lock, so two processes never hand out the same number.
+        let (_, number) = self.commit_with(|tx| {
+            let n: i64 = tx.query_row(
+                "SELECT count(*) FROM subjects WHERE substr(subject, 1, length(?1)) = ?1 \
+                 AND length(subject) = length(?1) + 4",
+                [&prefix],
+                |r| r.get(0),
+            )?;
+            let number = format!("{prefix}{:04}", n + 1);
+            let mut d = Draft::new(ChangeKind::SubjectCreated);
+            d.subject = Some(number.clone());
+            d.new_value = Some(site.clone());
+            Ok((vec![d], number))
+        })?;
+        Ok(number)
+    }
+
+    /// Subject numbers, in order of creation.
+    pub fn subjects(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT subject FROM subjects ORDER BY created_seq")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub(crate) fn require_subject(&self, subject: &str) -> Result<(), StoreError> {
+        let found: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT 1 FROM subjects WHERE subject = ?1",
+                [subject],
+                |r| r.get(0),
+            )
+            .optional()?;
+        found
+            .map(|_| ())
+            .ok_or_else(|| StoreError::Invalid(format!("no subject {subject} in this store")))
+    }
+
+    fn instance_values(
+        &self,
+        subject: &str,
+        form: &str,
+    ) -> Result<BTreeMap<String, (Value, Option<String>)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT item, value, warning FROM item_values WHERE subject = ?1 AND form = ?2",
+        )?;
+        let mut rows = stmt.query([subject, form])?;
+        let mut out = BTreeMap::new();
+        while let Some(r) = rows.next()? {
+            let item: String = r.get(0)?;
+            let json: String = r.get(1)?;
+            let value = decode_value(form, &item, &json)?;
+            out.insert(item, (value, r.get(2)?));
+        }
+        Ok(out)
+    }
+
+    /// Saves typed values into a form instance: parse, edit checks, then one transaction.
+    /// Nothing is written when any check fails, a warning is unconfirmed, or a saved value
+    /// changes without a reason. Unchanged values write nothing.
+    pub fn save(
+        &mut self,
+        subject: &str,
+        key: &FormKey,
+        entries: &[(&str, &str)],
+        opts: &SaveOptions,
+    ) -> Result<SaveOutcome, StoreError> {
+        self.require(Action::EnterData)?;
+        self.require_subject(subject)?;
+        let study = Arc::clone(&self.study);
+        let form = study
+            .form(&key.form)
+            .ok_or_else(|| StoreError::Invalid(format!("there is no form {}", key.form)))?;
+        if form.entry == Entry::System {
+            return Err(StoreError::Invalid(format!(
+                "form {} is written by the app, not typed",
+                form.id
+            )));
+        }
+        let instance = key.to_string();
+        let offset: FixedOffset = *Local::now().offset();
+        let current = self.instance_values(subject, &instance)?;
+        let mut proposed: BTreeMap<String, Value> = current
+            .iter()
+            .map(|(k, (v, _))| (k.clone(), v.clone()))
+            .collect();
+        let mut changed = BTreeSet::new();
+        let mut errors = Vec::new();
+        for (item_id, text) in entries {
+            let Some(item) = form.item(item_id) else {
+                return Err(StoreError::Invalid(format!(
+                    "form {} has no item {item_id}",
+                    form.id
+                )));
+            };
+            match parse_input(&study, form, item, text, Some(offset)) {
+                Err(f) => errors.push(f),
+                Ok(new) => {
+                    if new.as_ref() != current.get(*item_id).map(|(v, _)| v) {
+                        changed.insert(item_id.to_string());
+                        match new {
+                            Some(v) => proposed.insert(item_id.to_string(), v),
+                            None => proposed.remove(*item_id),
+                        };
+                    }
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(StoreError::Rejected(errors));
+        }
+        if changed.is_empty() {
+            return Ok(SaveOutcome::default());
+        }
+        let changed_items: Vec<&str> = changed.iter().map(String::as_str).collect();
+        self.check_not_locked(subject, &instance, &changed_items)?;
+        let conn = &self.conn;
+        // Subject-wide values (`SUBJECT.LOG_DATE`…) are read only when a rule asks for one.
+        let whole = std::cell::OnceCell::new();
+        let other = |f: &str, i: &str| -> Option<Value> {
+            if f == ecrf_core::outcome::SUBJECT {
+                let outcome = whole.get_or_init(|| self.outcome_for_subject_items(subject).ok());
+                return ecrf_core::outcome::subject_item(i, &instance, outcome.as_ref()?);
+            }
+            conn.query_row(
+                "SELECT value FROM item_values WHERE subject = ?1 AND form = ?2 AND item = ?3",
+                [subject, f, i],
+                |r| r.get::<_, String>(0),
+            )
+            .ok()
+            .and_then(|s| Value::from_json(&s).ok())
+        };
+        let verdict = check_save(form, &proposed, &changed, &other, Utc::now());
+        if !verdict.errors.is_empty() {
+            return Err(StoreError::Rejected(verdict.errors));
+        }
+        if !verdict.warnings.is_empty() && !opts.confirm_warnings {
+            return Err(StoreError::NeedsConfirmation(verdict.warnings));
+        }
+        let reason = opts
+            .reason
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty());
+        if reason.is_none() {
+            let needing: Vec<(String, String)> = changed
+                .iter()
+                .filter_map(|i| current.get(i).map(|(v, _)| (i.clone(), v.to_string())))
+                .collect();
+            if !needing.is_empty() {
+                return Err(StoreError::ReasonRequired {
+                    form: instance,
+                    items: needing,
+                });
+            }
+        }
+        let mut drafts = Vec::with_capacity(changed.len());
+        for item_id in &changed {
+            let old = current.get(item_id).map(|(v, _)| v);
+            let mine: Vec<&Finding> = verdict
+                .warnings
+                .iter()
+                .filter(|w| &w.item == item_id)
+                .collect();
+            let mut d = Draft::new(ChangeKind::ItemSet);
+            d.subject = Some(subject.to_string());
+            d.form = Some(instance.clone());
+            d.item = Some(item_id.clone());
+            d.old_value = old.map(Value::to_json);
+            d.new_value = proposed.get(item_id).map(Value::to_json);
+            d.reason = reason.map(str::to_string);
+            d.warning =
+                (!mine.is_empty()).then(|| serde_json::to_string(&mine).unwrap_or_default());
+            drafts.push(d);
+        }
+        let n = drafts.len();
+        // A warning confirmed without a comment becomes a query for the monitor to look at.
+        if reason.is_none() {
+            for w in &verdict.warnings {
+                let mut q = Draft::of(Body::QueryRaised(body::QueryStep {
+                    query: uuid::Uuid::now_v7().to_string(),
+                    text: format!("Confirmed without a comment: {}", w.message.en),
+                    // Raised by the save itself, so it needs no right to raise queries.
+                    auto: true,
+                }));
+                q.subject = Some(subject.to_string());
+                q.form = Some(instance.clone());
+                q.item = Some(w.item.clone());
+                drafts.push(q);
+            }
+        }
+        self.commit_changes(drafts)?;
+        Ok(SaveOutcome {
+            changes: n,
+            warnings: verdict.warnings,
+        })
+    }
+
+    /// Current values of a form instance, in the form's item order.
+    pub fn form_values(&self, subject: &str, key: &FormKey) -> Result<Vec<ItemState>, StoreError> {
+        self.require_subject(subject)?;
+        let values = self.instance_values(subject, &key.to_string())?;
+        let order: Vec<&str> = self
+            .study
+            .form(&key.form)
+            .map(|f| f.items.iter().map(|i| i.id.as_str()).collect())
+            .unwrap_or_default();
+        let mut out: Vec<ItemState> = values
+            .into_iter()
+            .map(|(item, (value, warning))| ItemState {
+                item,
+                value,
+                warning,
+            })
+            .collect();
+        out.sort_by_key(|s| {
+            order
+                .iter()
+                .position(|o| *o == s.item)
+                .unwrap_or(usize::MAX)
+        });
+        Ok(out)
+    }
+
+    /// The audit trail of one subject, oldest first.
+    pub fn audit_log(&self, subject: &str) -> Result<Vec<Change>, StoreError> {
+        self.require_subject(subject)?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM change_log WHERE subject = ?1 ORDER BY seq"
+        ))?;
+        let rows = stmt.query_map([subject], crate::log::from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Current values of every form instance of a subject, by instance (`BAS`, `DLY#3`).
+    pub fn subject_values(
+        &self,
+        subject: &str,
+    ) -> Result<BTreeMap<String, Vec<ItemState>>, StoreError> {
+        self.require_subject(subject)?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT form, item, value, warning FROM item_values WHERE subject = ?1",
+        )?;
+        let mut rows = stmt.query([subject])?;
+        let mut out: BTreeMap<String, Vec<ItemState>> = BTreeMap::new();
+        while let Some(r) = rows.next()? {
+            let form: String = r.get(0)?;
+            let item: String = r.get(1)?;
+            let json: String = r.get(2)?;
+            let value = decode_value(&form, &item, &json)?;
+            out.entry(form).or_default().push(ItemState {
+                item,
+                value,
+                warning: r.get(3)?,
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,173 @@
+//! Users of a store: adding them, passwords (own change, administrator reset), roles,
+//! deactivation, and the list.
+//!
+//! Owns the rules for user names (2–32 of a-z, 0-9, `.`, `_`, `-`) and passwords (8 characters
+//! or more). Invariants: every account event is a change in the log (projected into `users` by
+//! `apply`); a user's key slot is written inside the same write lock as its change
+//! (`commit_with_slot`), from the key file as it is then, so a slot written meanwhile by another
+//! session is kept; nobody deactivates themselves.
+
+use ecrf_core::{Action, Role};
+use ecrf_log::{Body, ChangeKind, User, body};
+
+use super::{Draft, Store};
+use crate::error::StoreError;
+use crate::keyring::{KdfParams, Keyring};
+
+/// Checks that a user name is usable: 2–32 of a-z, 0-9, `.`, `_`, `-`.
+pub(super) fn check_username(name: &str) -> Result<(), StoreError> {
+    let ok = (2..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "user name {name:?}: use 2 to 32 lower-case letters, digits, '.', '_' or '-'"
+        )))
+    }
+}
+
+/// Checks that a password is usable: at least 8 characters.
+pub(super) fn check_password(password: &str) -> Result<(), StoreError> {
+    if password.chars().count() < 8 {
+        return Err(StoreError::Invalid(
+            "password: at least 8 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Checks the logged-in user's password against their key slot.
+    pub(crate) fn check_password(&self, password: &str) -> Result<(), StoreError> {
+        self.keyring
+            .unlock(&self.session.user, password)
+            .map(|_| ())
+    }
+
+    /// Adds a user with a role and password (administrators only).
+    pub fn add_user(
+        &mut self,
+        username: &str,
+        name: &str,
+        role: Role,
+        password: &str,
+    ) -> Result<(), StoreError> {
+        self.require(Action::ManageUsers)?;
+        check_username(username)?;
+        check_password(password)?;
+        if self.users()?.iter().any(|u| u.username == username) {
+            return Err(StoreError::Invalid(format!(
+                "user {username} already exists"
+            )));
+        }
+        let mut d = Draft::of(Body::UserAdded(body::UserAdded {
+            name: name.to_string(),
+            role,
+        }));
+        d.item = Some(username.to_string());
+        self.commit_with_slot(d, username, password)
+    }
+
+    /// Commits `d` and writes `username`'s key slot for `password` inside the same write lock,
+    /// from the key file as it is now, so a slot written meanwhile by another session or
+    /// process is kept, not overwritten.
+    fn commit_with_slot(
+        &mut self,
+        d: Draft,
+        username: &str,
+        password: &str,
+    ) -> Result<(), StoreError> {
+        let (path, key) = (self.path.clone(), self.key.clone());
+        let (_, ring) = self.commit_with(|_| {
+            let mut ring = Keyring::load(&path)?;
+            ring.set_user(username, password, &key, KdfParams::default())?;
+            ring.save()?;
+            Ok((vec![d], ring))
+        })?;
+        self.keyring = ring;
+        Ok(())
+    }
+
+    /// Sets a new password for the logged-in user (also after opening with the recovery key).
+    /// Recorded in the log; it ends a pending administrator reset.
+    pub fn set_password(&mut self, password: &str) -> Result<(), StoreError> {
+        check_password(password)?;
+        let mut d = Draft::new(ChangeKind::PasswordChanged);
+        let user = self.session.user.clone();
+        d.item = Some(user.clone());
+        self.commit_with_slot(d, &user, password)
+    }
+
+    /// An administrator sets a temporary password for another user, who must choose a new one
+    /// before their next signature.
+    pub fn reset_password(&mut self, username: &str, password: &str) -> Result<(), StoreError> {
+        self.require(Action::ManageUsers)?;
+        check_password(password)?;
+        self.require_user(username)?;
+        let mut d = Draft::new(ChangeKind::PasswordReset);
+        d.item = Some(username.to_string());
+        self.commit_with_slot(d, username, password)
+    }
+
+    /// Changes a user's role (administrators only).
+    pub fn change_role(&mut self, username: &str, role: Role) -> Result<(), StoreError> {
+        self.require(Action::ManageUsers)?;
+        self.require_user(username)?;
+        let mut d = Draft::new(ChangeKind::UserRole);
+        d.item = Some(username.to_string());
+        d.new_value = Some(role.as_str().to_string());
+        self.commit_changes(vec![d])?;
+        Ok(())
+    }
+
+    /// Deactivates a user: they can no longer log in; their name stays on every record and is
+    /// never given to anyone else.
+    pub fn deactivate_user(&mut self, username: &str) -> Result<(), StoreError> {
+        self.require(Action::ManageUsers)?;
+        self.require_user(username)?;
+        if username == self.session.user {
+            return Err(StoreError::Invalid("you cannot deactivate yourself".into()));
+        }
+        let mut d = Draft::new(ChangeKind::UserDeactivated);
+        d.item = Some(username.to_string());
+        self.commit_changes(vec![d])?;
+        Ok(())
+    }
+
+    fn require_user(&self, username: &str) -> Result<(), StoreError> {
+        if self.users()?.iter().any(|u| u.username == username) {
+            Ok(())
+        } else {
+            Err(StoreError::UnknownUser(username.to_string()))
+        }
+    }
+
+    /// Users of the store.
+    pub fn users(&self) -> Result<Vec<User>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT username, name, role, active FROM users ORDER BY username")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, bool>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (username, name, role, active) = row?;
+            out.push(User {
+                username,
+                name,
+                role: role.parse().map_err(StoreError::Invalid)?,
+                active,
+            });
+        }
+        Ok(out)
+    }
+}
