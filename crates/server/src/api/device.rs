@@ -1,8 +1,10 @@
 //! `GET /api/v1/device`: what the server holds of the calling device (its site, how many of
 //! its changes), and how far its clock is from the server's.
 //!
-//! Invariant: a clock more than [`MAX_CLOCK_SKEW_SECONDS`](ecrf_wire::wire::MAX_CLOCK_SKEW_SECONDS)
-//! off is recorded as a `clock` flag and said in the reply; the request is still answered.
+//! Invariant: a device clock more than
+//! [`MAX_CLOCK_SKEW_SECONDS`](ecrf_wire::wire::MAX_CLOCK_SKEW_SECONDS) off ([`rules::clock`])
+//! is recorded as a `clock` flag and said in the reply; the request is still answered, since
+//! the device cannot fix its clock without knowing.
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -12,22 +14,20 @@ use sqlx::postgres::PgPool;
 
 use super::extract::Caller;
 use super::{ApiError, reply};
+use crate::db;
+use crate::rules;
 
 pub(super) async fn device(
     State(pool): State<PgPool>,
     c: Caller,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let acked: i64 = sqlx::query_scalar("SELECT acked FROM devices WHERE device = $1")
-        .bind(&c.device)
-        .fetch_one(&pool)
-        .await?;
+    let acked = db::device::acked(&pool, &c.device).await?;
     let (clock_offset_seconds, clock_flag) = match headers.get(wire::DEVICE_TIME_HEADER) {
         None => (None, None),
         Some(v) => {
-            let stated = v
-                .to_str()
-                .ok()
+            let said = v.to_str().ok();
+            let stated = said
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
                 .ok_or_else(|| {
                     ApiError::bad(format!(
@@ -36,31 +36,15 @@ pub(super) async fn device(
                     ))
                 })?;
             let now = chrono::Utc::now();
-            let ms = (stated.with_timezone(&chrono::Utc) - now).num_milliseconds();
-            let offset = (ms as f64 / 1000.0).round() as i64;
-            let flag = (offset.abs() > wire::MAX_CLOCK_SKEW_SECONDS).then(|| {
-                format!(
-                    "this device's clock is {} {} the server's (more than {} minutes): \
-                     times of its changes may be wrong; set the clock right",
-                    words_of_seconds(offset.abs()),
-                    if offset > 0 { "ahead of" } else { "behind" },
-                    wire::MAX_CLOCK_SKEW_SECONDS / 60
-                )
-            });
+            let (offset, flag) = rules::clock(stated, now, wire::MAX_CLOCK_SKEW_SECONDS);
             if let Some(f) = &flag {
                 tracing::warn!(device = %c.device, site = %c.site, offset_seconds = offset, "clock off");
-                sqlx::query(
-                    "INSERT INTO flags (site, device, flag, detail) VALUES ($1, $2, 'clock', $3)",
-                )
-                .bind(&c.site)
-                .bind(&c.device)
-                .bind(format!(
+                let detail = format!(
                     "{f} (device said {}, server {})",
-                    v.to_str().unwrap_or("?"),
+                    said.unwrap_or("?"),
                     now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                ))
-                .execute(&pool)
-                .await?;
+                );
+                db::device::record_clock_flag(&pool, &c.site, &c.device, &detail).await?;
             }
             (Some(offset), flag)
         }
@@ -72,13 +56,4 @@ pub(super) async fn device(
         clock_offset_seconds,
         clock_flag,
     })
-}
-
-/// `3 h 12 min`, `7 min 5 s`.
-fn words_of_seconds(s: i64) -> String {
-    match (s / 3600, (s % 3600) / 60, s % 60) {
-        (0, 0, sec) => format!("{sec} s"),
-        (0, min, sec) => format!("{min} min {sec} s"),
-        (h, min, _) => format!("{h} h {min} min"),
-    }
 }

@@ -18,11 +18,11 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ecrf_wire::wire::{self, EnrolRequest, LeaseRequest, MAX_BODY_BYTES, PushRequest, SlotRequest};
-use sqlx::Row;
 use sqlx::postgres::PgPool;
 
 use super::ApiError;
-use crate::db::secret_hash;
+use crate::db::{self, secret_hash};
+use crate::rules;
 
 /// The calling device, from its token.
 pub struct Caller {
@@ -40,21 +40,17 @@ impl Caller {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| unauthorized("a device token is required (Authorization: Bearer …)"))?;
-        let row = sqlx::query(
-            "SELECT device, site, revoked IS NOT NULL FROM devices WHERE token_hash = $1",
-        )
-        .bind(secret_hash(token.trim()))
-        .fetch_optional(pool)
-        .await?
-        .ok_or_else(|| unauthorized("unknown device token"))?;
-        if row.get::<bool, _>(2) {
+        let found = db::device::by_token(pool, &secret_hash(token.trim()))
+            .await?
+            .ok_or_else(|| unauthorized("unknown device token"))?;
+        if found.revoked {
             return Err(unauthorized(
                 "this device was revoked; ask the administrator to enrol it again",
             ));
         }
         Ok(Caller {
-            device: row.get(0),
-            site: row.get(1),
+            device: found.device,
+            site: found.site,
         })
     }
 }
@@ -78,35 +74,20 @@ pub struct OwnSite {
 impl OwnSite {
     async fn check(pool: &PgPool, headers: &HeaderMap, site: String) -> Result<Self, ApiError> {
         let caller = Caller::of(pool, headers).await?;
-        if caller.site != site {
-            return Err(ApiError(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "this device belongs to site {}, not site {site}",
-                    caller.site
-                ),
-            ));
-        }
+        rules::own_site(&caller.site, &site)?;
         Ok(OwnSite {
             device: caller.device,
             site,
         })
     }
 
-    /// A transaction holding the site's row lock. Every write to a site's changes and
-    /// allocation list goes through one: the lock orders a site's changes by commit, so
-    /// `changes.seq` is commit order within a site, which pull cursors (and the head a last page
-    /// carries) rely on.
+    /// The site's transaction (`db::changes::site_transaction`: the site's row lock held),
+    /// which every write to the site's changes and allocation list goes through.
     pub async fn transaction(
         &self,
         pool: &PgPool,
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, ApiError> {
-        let mut tx = pool.begin().await?;
-        sqlx::query("SELECT 1 FROM sites WHERE code = $1 FOR UPDATE")
-            .bind(&self.site)
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
+        Ok(db::changes::site_transaction(pool, &self.site).await?)
     }
 }
 

@@ -26,8 +26,10 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ecrf_wire::wire::{ErrorReply, MAX_BODY_BYTES};
-use sqlx::Executor;
 use sqlx::postgres::PgPool;
+
+use crate::db;
+use crate::rules::Refusal;
 
 /// What a handler refuses with: a status and a reason (sent as `{"error": …}`).
 #[derive(Debug)]
@@ -46,6 +48,18 @@ impl From<sqlx::Error> for ApiError {
             StatusCode::SERVICE_UNAVAILABLE,
             "the database is not available; try again".into(),
         )
+    }
+}
+
+/// A rule's refusal, with the status of its kind and its text unchanged.
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Unauthorized(why) => ApiError(StatusCode::UNAUTHORIZED, why),
+            Refusal::Forbidden(why) => ApiError(StatusCode::FORBIDDEN, why),
+            Refusal::Conflict(why) => ApiError(StatusCode::CONFLICT, why),
+            Refusal::Invalid(why) => ApiError(StatusCode::BAD_REQUEST, why),
+        }
     }
 }
 
@@ -97,6 +111,6 @@ pub fn router(pool: PgPool) -> Router {
 }
 
 async fn health(State(pool): State<PgPool>) -> Result<Response, ApiError> {
-    pool.execute("SELECT 1").await?;
+    db::ping(&pool).await?;
     Ok(json("{\"status\":\"ok\"}".into()))
 }

@@ -5,7 +5,7 @@
 //!
 //! Invariants: every change to the list happens under the site's row lock; a slot is opened
 //! once, for one subject, on one device, never reused; a pushed opening the list disagrees
-//! with is kept (nothing is lost) and flagged for review.
+//! with ([`rules::opening`]) is kept (nothing is lost) and flagged for review.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,12 +13,13 @@ use axum::response::Response;
 use ecrf_log::body::Body;
 use ecrf_log::{Change, ChangeKind};
 use ecrf_wire::wire::{self, LeaseRequest, SlotRequest};
-use sqlx::Row;
+use sqlx::PgConnection;
 use sqlx::postgres::PgPool;
 
-use super::changes::record_flag;
 use super::extract::SiteRequest;
 use super::{ApiError, reply};
+use crate::db;
+use crate::rules::{self, Opening, SlotState};
 
 /// Leases whole blocks of the site's list to the calling device: the lowest blocks whose slots
 /// are all free, in one transaction under the site's row lock.
@@ -26,49 +27,25 @@ pub(super) async fn lease(
     State(pool): State<PgPool>,
     SiteRequest { at: c, body: req }: SiteRequest<LeaseRequest>,
 ) -> Result<Response, ApiError> {
-    let site = c.site.clone();
+    let site = c.site.as_str();
     let mut tx = c.transaction(&pool).await?;
-    let blocks: Vec<i32> = sqlx::query_scalar(
-        "SELECT block FROM allocation WHERE site = $1 AND stratum = $1 GROUP BY block \
-         HAVING bool_and(state = 'free') ORDER BY block LIMIT $2",
-    )
-    .bind(&site)
-    .bind(i64::from(req.blocks))
-    .fetch_all(&mut *tx)
-    .await?;
-    if (blocks.len() as u32) < req.blocks {
-        return Err(ApiError(
-            StatusCode::CONFLICT,
-            format!(
-                "blocks: the server has {} whole free blocks for site {site}, not {}",
-                blocks.len(),
-                req.blocks
-            ),
-        ));
-    }
-    let rows = sqlx::query(
-        "UPDATE allocation SET state = 'leased', device = $3 \
-         WHERE site = $1 AND stratum = $1 AND block = ANY($2) \
-         RETURNING stratum, seq, block, block_size, arm",
-    )
-    .bind(&site)
-    .bind(&blocks)
-    .bind(&c.device)
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut slots = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let arm = ecrf_randomize::Arm::from_code(r.get::<&str, _>(4)).ok_or_else(|| {
+    let blocks = db::allocation::free_blocks(&mut tx, site, req.blocks).await?;
+    rules::enough_blocks(blocks.len(), req.blocks, site)?;
+    let leased = db::allocation::lease_blocks(&mut tx, site, &blocks, &c.device).await?;
+    let mut slots = Vec::with_capacity(leased.len());
+    for s in leased {
+        // The list was checked when it was loaded: an unknown arm is the server's fault.
+        let arm = ecrf_randomize::Arm::from_code(&s.arm).ok_or_else(|| {
             ApiError(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "unknown arm in the list".into(),
             )
         })?;
         slots.push(ecrf_randomize::Slot {
-            stratum: r.get(0),
-            seq: r.get::<i32, _>(1) as u32,
-            block: r.get::<i32, _>(2) as u32,
-            block_size: r.get::<i32, _>(3) as u32,
+            stratum: s.stratum,
+            seq: s.seq as u32,
+            block: s.block as u32,
+            block_size: s.block_size as u32,
             arm,
         });
     }
@@ -88,60 +65,26 @@ pub(super) async fn take_slot(
     State(pool): State<PgPool>,
     SiteRequest { at: c, body: req }: SiteRequest<SlotRequest>,
 ) -> Result<Response, ApiError> {
-    let site = c.site.clone();
-    if !req.subject.starts_with(&format!("{site}-")) {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            format!("subject: subject {} is not of site {site}", req.subject),
-        ));
-    }
+    let site = c.site.as_str();
+    rules::slot_subject(&req.subject, site)?;
     let mut tx = c.transaction(&pool).await?;
-    let slot_of = |r: &sqlx::postgres::PgRow| ecrf_wire::ServerSlot {
-        envelope: r.get(0),
-        stratum: r.get(1),
-        seq: r.get::<i32, _>(2) as u32,
-        arm: r.get(3),
-    };
-    let had = sqlx::query(
-        "SELECT envelope, stratum, seq, arm, device FROM allocation \
-         WHERE site = $1 AND subject = $2",
-    )
-    .bind(&site)
-    .bind(&req.subject)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if let Some(r) = had {
-        if r.get::<Option<String>, _>(4).as_deref() != Some(c.device.as_str()) {
-            return Err(ApiError(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "subject: {} was randomized on another device, with envelope {}",
-                    req.subject,
-                    r.get::<String, _>(0)
-                ),
-            ));
-        }
-        return reply(&slot_of(&r));
+    if let Some((slot, holder)) =
+        db::allocation::slot_of_subject(&mut tx, site, &req.subject).await?
+    {
+        rules::same_slot(&req.subject, &slot.envelope, holder.as_deref(), &c.device)?;
+        return reply(&slot);
     }
-    let row = sqlx::query(
-        "UPDATE allocation SET state = 'opened', device = $2, subject = $3, opened = now() \
-         WHERE (stratum, seq) = (SELECT stratum, seq FROM allocation \
-            WHERE site = $1 AND stratum = $1 AND state = 'free' ORDER BY seq LIMIT 1) \
-         RETURNING envelope, stratum, seq, arm",
-    )
-    .bind(&site)
-    .bind(&c.device)
-    .bind(&req.subject)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| {
-        ApiError(
-            StatusCode::CONFLICT,
-            format!("the server has no free slot of site {site}'s list (none loaded, or all used)"),
-        )
-    })?;
+    let slot = db::allocation::open_next_free(&mut tx, site, &c.device, &req.subject)
+        .await?
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::CONFLICT,
+                format!(
+                    "the server has no free slot of site {site}'s list (none loaded, or all used)"
+                ),
+            )
+        })?;
     tx.commit().await?;
-    let slot = slot_of(&row);
     tracing::info!(device = %c.device, site = %site, envelope = %slot.envelope, "randomized online");
     reply(&slot)
 }
@@ -149,7 +92,7 @@ pub(super) async fn take_slot(
 /// Marks the slots a pushed `subject.randomize` opened from a lease; flags one that was not
 /// this device's to open (the change is kept: nothing is lost, the flag is for review).
 pub(super) async fn record_openings(
-    tx: &mut sqlx::PgConnection,
+    tx: &mut PgConnection,
     site: &str,
     device: &str,
     fresh: &[&Change],
@@ -162,48 +105,38 @@ pub(super) async fn record_openings(
         let Ok(Body::Randomized(o)) = ch.body() else {
             continue;
         };
-        let row = sqlx::query(
-            "SELECT state, device, subject FROM allocation WHERE site = $1 AND envelope = $2 \
-             FOR UPDATE",
-        )
-        .bind(site)
-        .bind(&o.envelope)
-        .fetch_optional(&mut *tx)
-        .await?;
         // A slot the server does not hold came from a lease file: nothing to mark.
-        let Some(row) = row else { continue };
-        let (state, holder, subject): (String, Option<String>, Option<String>) =
-            (row.get(0), row.get(1), row.get(2));
-        let mine = holder.as_deref() == Some(device);
-        let ok = match state.as_str() {
-            "leased" if mine && !o.server => {
-                sqlx::query(
-                    "UPDATE allocation SET state = 'opened', subject = $3, opened = now() \
-                     WHERE site = $1 AND envelope = $2",
-                )
-                .bind(site)
-                .bind(&o.envelope)
-                .bind(&ch.subject)
-                .execute(&mut *tx)
-                .await?;
-                true
-            }
-            "opened" => mine && subject == ch.subject,
-            _ => false,
+        let Some((state, holder, subject)) =
+            db::allocation::slot_for_update(tx, site, &o.envelope).await?
+        else {
+            continue;
         };
-        if !ok {
-            let detail = format!(
-                "change {} opened envelope {} for {}, but the server's list has it {state}{}",
-                ch.change_id,
-                o.envelope,
-                ch.subject.as_deref().unwrap_or("?"),
-                holder
-                    .map(|d| format!(" for device {d}"))
-                    .unwrap_or_default()
-            );
-            tracing::warn!(site, device, change = %ch.change_id, "envelope not this device's");
-            record_flag(tx, site, device, &ch.change_id, "envelope", &detail).await?;
-            flags.push(detail);
+        let slot = SlotState {
+            state: &state,
+            holder: holder.as_deref(),
+            subject: subject.as_deref(),
+        };
+        match rules::opening(&slot, device, ch.subject.as_deref(), o.server) {
+            Opening::Mark => {
+                db::allocation::mark_opened(tx, site, &o.envelope, ch.subject.as_deref()).await?;
+            }
+            Opening::Agrees => {}
+            Opening::Flag => {
+                let detail = format!(
+                    "change {} opened envelope {} for {}, but the server's list has it {state}{}",
+                    ch.change_id,
+                    o.envelope,
+                    ch.subject.as_deref().unwrap_or("?"),
+                    holder
+                        .as_deref()
+                        .map(|d| format!(" for device {d}"))
+                        .unwrap_or_default()
+                );
+                tracing::warn!(site, device, change = %ch.change_id, "envelope not this device's");
+                db::changes::record_flag(tx, site, device, &ch.change_id, "envelope", &detail)
+                    .await?;
+                flags.push(detail);
+            }
         }
     }
     Ok(flags)
