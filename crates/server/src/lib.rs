@@ -1,8 +1,12 @@
 //! `ecrf-server`: the central server of the trial. axum over PostgreSQL.
 //!
+//! - [`api`]: `GET /health` and `/api/v1/…` (enrol, device, push, pull, lease, randomize), one
+//!   file per endpoint group; handlers read as steps: rules, then statements;
+//! - [`rules`]: every decision that needs no database (permissions, own site and device, the
+//!   chain, enrolment codes, envelopes, locks, pages, clocks), pure and unit-tested;
 //! - [`db`]: connection, migrations (`crates/server/migrations`), the administrator's
-//!   operations (sites, enrolment codes, revoking devices);
-//! - [`api`]: `GET /health` and `/api/v1/…` (enrol, device, push, pull).
+//!   operations (sites, enrolment codes, revoking devices), and every SQL statement the API
+//!   runs, each a named function.
 //!
 //! Invariants: TLS (rustls with the *ring* provider, installed at start) unless plain HTTP is
 //! asked for, and plain HTTP only on a loopback address; TCP_NODELAY on every connection;
@@ -11,6 +15,7 @@
 
 pub mod api;
 pub mod db;
+pub mod rules;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,96 +1,14 @@
-//! The server's PostgreSQL: connecting, migrations, and the administrator's operations
-//! (sites, enrolment codes, revoking devices) that `ecrf site|device` call.
+//! The administrator's operations that `ecrf site|device|randomization` call: sites,
+//! enrolment codes, revoking devices, loading and counting the allocation list.
 //!
-//! Invariants: migrations live in `crates/server/migrations`, run in order, each once, in one
-//! transaction under an advisory lock (two servers starting at once do not race); tokens and
-//! enrolment codes are stored only as SHA-256 hashes.
+//! Invariants: codes are stored only as hashes; revoking a device takes back the envelopes
+//! leased to it and not opened, in the same transaction; a list is loaded all or nothing.
 
-use std::time::Duration;
+use sqlx::Row;
+use sqlx::postgres::PgPool;
 
-use sha2::{Digest, Sha256};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Executor, Row};
-
+use super::{random_secret, secret_hash};
 use crate::ServerError;
-
-/// Migrations, in order (name, SQL).
-const MIGRATIONS: &[(&str, &str)] = &[
-    (
-        "0001_sites_devices_changes",
-        include_str!("../migrations/0001_sites_devices_changes.sql"),
-    ),
-    (
-        "0002_flags_locks",
-        include_str!("../migrations/0002_flags_locks.sql"),
-    ),
-    (
-        "0003_allocation",
-        include_str!("../migrations/0003_allocation.sql"),
-    ),
-];
-
-/// Connects (a pool of `max` connections) and brings the schema up to date.
-pub async fn connect(url: &str, max: u32) -> Result<PgPool, ServerError> {
-    let bad_url =
-        |e: sqlx::Error| ServerError::Database(format!("cannot connect to the database: {e}"));
-    // Generic plans: every statement here is keyed by site, device or sequence. A plan made for
-    // one pull's values (PostgreSQL's first five runs of a prepared statement) read a whole site's
-    // changes to return one page while the table's statistics still described it empty.
-    let options = url
-        .parse::<PgConnectOptions>()
-        .map_err(bad_url)?
-        .options([("plan_cache_mode", "force_generic_plan")]);
-    let pool = PgPoolOptions::new()
-        .max_connections(max)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_with(options)
-        .await
-        .map_err(bad_url)?;
-    migrate(&pool).await?;
-    Ok(pool)
-}
-
-async fn migrate(pool: &PgPool) -> Result<(), ServerError> {
-    let mut tx = pool.begin().await?;
-    tx.execute("SELECT pg_advisory_xact_lock(7305001)").await?;
-    tx.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, \
-         applied TIMESTAMPTZ NOT NULL DEFAULT now())",
-    )
-    .await?;
-    for (name, sql) in MIGRATIONS {
-        let done: Option<String> =
-            sqlx::query_scalar("SELECT name FROM schema_migrations WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if done.is_none() {
-            tx.execute(*sql).await?;
-            sqlx::query("INSERT INTO schema_migrations (name) VALUES ($1)")
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-/// SHA-256 as hex: how tokens and codes are kept.
-pub fn secret_hash(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
-
-/// A random secret of `n` characters from an alphabet without look-alikes.
-pub fn random_secret(n: usize) -> Result<String, ServerError> {
-    const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTVWXYZ23456789";
-    let mut bytes = vec![0u8; n];
-    getrandom::fill(&mut bytes).map_err(|e| ServerError::Internal(e.to_string()))?;
-    Ok(bytes
-        .iter()
-        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
-        .collect())
-}
 
 fn check_site_code(code: &str) -> Result<(), ServerError> {
     if code.is_empty() || code.len() > 8 || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {

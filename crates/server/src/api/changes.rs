@@ -1,0 +1,145 @@
+//! `POST` and `GET /api/v1/sites/{site}/changes`: push a page of a device's changes, pull the
+//! site's changes made elsewhere.
+//!
+//! Invariants: a push is refused whole (nothing stored) if any change is not the caller's, not
+//! of its site ([`rules::own_changes`]), or one its author's role may not make
+//! ([`rules::permissions`]); it stores, in one transaction under the site's row lock, only the
+//! changes that continue the device's hash chain ([`rules::link`]: a replay of a change held
+//! already is skipped, anything else out of order is 409); what the stored changes set off
+//! (flags, envelopes opened, changes held under a lock) happens in that same transaction. A
+//! pull's cursor is a site `seq`, and `seq` is commit order within a site.
+
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
+use ecrf_log::Change;
+use ecrf_wire::wire::{MAX_PAGE, PushReply, PushRequest};
+use sqlx::PgConnection;
+use sqlx::postgres::PgPool;
+
+use super::extract::{OwnSite, SiteRequest};
+use super::{ApiError, conflict, json, reply};
+use crate::db;
+use crate::db::changes::NewChanges;
+use crate::rules::{self, Link};
+
+pub(super) async fn push(
+    State(pool): State<PgPool>,
+    SiteRequest { at: c, body: req }: SiteRequest<PushRequest>,
+) -> Result<Response, ApiError> {
+    let (site, device) = (c.site.as_str(), c.device.as_str());
+    rules::permissions(&req.changes)?;
+    rules::own_changes(&req.changes, device, site)?;
+    let mut tx = c.transaction(&pool).await?;
+    let (mut acked, mut last_hash) = db::device::head_for_update(&mut tx, device).await?;
+    let mut page = NewChanges::default();
+    for (i, ch) in req.changes.iter().enumerate() {
+        match rules::link(i, ch, acked, &last_hash)? {
+            Link::Held => {
+                let held = db::changes::held_hash(&mut tx, device, ch.device_seq).await?;
+                rules::replay(i, ch, held.as_deref())?;
+            }
+            Link::Next => {
+                acked = ch.device_seq;
+                last_hash = ch.hash.clone();
+                page.ids.push(ch.change_id.clone());
+                page.seqs.push(ch.device_seq);
+                page.hashes.push(ch.hash.clone());
+                page.bodies
+                    .push(serde_json::to_string(ch).map_err(|e| ApiError::bad(e.to_string()))?);
+            }
+        }
+    }
+    let stored = page.ids.len();
+    if stored > 0 {
+        let done = db::changes::insert_page(&mut tx, site, device, &page).await?;
+        // The chain was checked above, so a row not stored is a change id reused.
+        if done as usize != stored {
+            return Err(conflict(
+                "a change id of this page is already held for another change".into(),
+            ));
+        }
+        db::device::set_head(&mut tx, device, acked, &last_hash).await?;
+    }
+    let fresh: Vec<&Change> = req
+        .changes
+        .iter()
+        .filter(|ch| page.ids.contains(&ch.change_id))
+        .collect();
+    let mut flags = dated_before_base(&mut tx, site, device, &fresh).await?;
+    flags.extend(super::randomize::record_openings(&mut tx, site, device, &fresh).await?);
+    flags.extend(super::locks::hold_under_locks(&mut tx, site, device, &fresh).await?);
+    tx.commit().await?;
+    tracing::info!(device = %device, site = %site, stored, acked, "push");
+    reply(&PushReply {
+        acked,
+        stored,
+        flags,
+    })
+}
+
+/// Flags (and records) each stored `item.set` dated before a change it names as replaced
+/// ([`rules::dated_before`]): one of the two devices' clocks was wrong, which the data manager
+/// should know; the change is kept.
+async fn dated_before_base(
+    tx: &mut PgConnection,
+    site: &str,
+    device: &str,
+    fresh: &[&Change],
+) -> Result<Vec<String>, ApiError> {
+    let named = rules::named_bases(fresh);
+    if named.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = named.iter().map(|(_, id)| id.clone()).collect();
+    let utc_of = db::changes::times_of(tx, &ids).await?;
+    let mut flags = Vec::new();
+    for (i, id) in named {
+        let ch = fresh[i];
+        let Some(detail) = utc_of
+            .get(&id)
+            .and_then(|utc| rules::dated_before(ch, &id, utc))
+        else {
+            continue;
+        };
+        tracing::warn!(site, device, change = %ch.change_id, "dated before the change it modifies");
+        db::changes::record_flag(
+            tx,
+            site,
+            device,
+            &ch.change_id,
+            "dated_before_base",
+            &detail,
+        )
+        .await?;
+        flags.push(detail);
+    }
+    Ok(flags)
+}
+
+pub(super) async fn pull(
+    State(pool): State<PgPool>,
+    c: OwnSite,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let rules::Page { after, limit } = rules::page(query.as_deref(), MAX_PAGE)?;
+    let (page, head) = db::changes::pull_page(&pool, &c.site, &c.device, after, limit).await?;
+    let more = page.len() as i64 > limit;
+    let page = &page[..page.len().min(limit as usize)];
+    let cursor = rules::cursor(
+        after,
+        page.last().map(|(seq, _)| *seq),
+        head.unwrap_or(after),
+        more,
+    );
+    // The changes are stored as JSON already: the reply is written around them, not re-encoded.
+    let mut out = String::with_capacity(page.len() * 420 + 64);
+    out.push_str("{\"changes\":[");
+    for (i, (_, body)) in page.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(body);
+    }
+    out.push_str(&format!("],\"cursor\":{cursor},\"more\":{more}}}"));
+    Ok(json(out))
+}

@@ -1,0 +1,116 @@
+//! The HTTP API: `GET /health` and `/api/v1/…` (enrol, device, push, pull, lease, randomize).
+//!
+//! Invariants: every `/api/v1` request but enrolment carries a device token, and a revoked or
+//! unknown token is refused (401); a device reads and writes only its own site (403 otherwise,
+//! checked on the path and on every change pushed); bodies are limited to
+//! [`MAX_BODY_BYTES`](ecrf_wire::wire::MAX_BODY_BYTES), must be `application/json`, and are
+//! parsed and validated before any database work, so a bad body is a 4xx with a reason and the
+//! database is unchanged; a push is one transaction that stores only the changes that continue
+//! the device's chain, skipping replays.
+//!
+//! One file per endpoint group: [`extract`] (the preamble every handler shares: token, site,
+//! body), `enrol`, `device`, `changes` (push, pull), `randomize` (lease, online slot, envelopes
+//! opened from a lease), `locks` (what a pushed lock does to later data). This file holds the
+//! router and how a handler answers ([`ApiError`], JSON replies).
+
+mod changes;
+mod device;
+mod enrol;
+pub mod extract;
+mod locks;
+mod randomize;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use ecrf_wire::wire::{ErrorReply, MAX_BODY_BYTES};
+use sqlx::postgres::PgPool;
+
+use crate::db;
+use crate::rules::Refusal;
+
+/// What a handler refuses with: a status and a reason (sent as `{"error": …}`).
+#[derive(Debug)]
+pub struct ApiError(pub StatusCode, pub String);
+
+impl ApiError {
+    fn bad(reason: impl Into<String>) -> Self {
+        ApiError(StatusCode::BAD_REQUEST, reason.into())
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        tracing::error!(error = %e, "database");
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database is not available; try again".into(),
+        )
+    }
+}
+
+/// A rule's refusal, with the status of its kind and its text unchanged.
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Unauthorized(why) => ApiError(StatusCode::UNAUTHORIZED, why),
+            Refusal::Forbidden(why) => ApiError(StatusCode::FORBIDDEN, why),
+            Refusal::Conflict(why) => ApiError(StatusCode::CONFLICT, why),
+            Refusal::Invalid(why) => ApiError(StatusCode::BAD_REQUEST, why),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.0.is_client_error() {
+            tracing::info!(status = self.0.as_u16(), reason = %self.1, "refused");
+        }
+        let body = serde_json::to_string(&ErrorReply { error: self.1 })
+            .unwrap_or_else(|_| "{\"error\":\"?\"}".into());
+        (self.0, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    }
+}
+
+fn json(body: String) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+fn reply<T: serde::Serialize>(v: &T) -> Result<Response, ApiError> {
+    serde_json::to_string(v)
+        .map(json)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+fn conflict(reason: String) -> ApiError {
+    ApiError(StatusCode::CONFLICT, reason)
+}
+
+/// The routes over a database pool.
+pub fn router(pool: PgPool) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/api/v1/enrol", post(enrol::enrol))
+        .route("/api/v1/device", get(device::device))
+        .route(
+            "/api/v1/sites/{site}/changes",
+            get(changes::pull).post(changes::push),
+        )
+        .route("/api/v1/sites/{site}/lease", post(randomize::lease))
+        .route("/api/v1/sites/{site}/randomize", post(randomize::take_slot))
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(pool)
+}
+
+async fn health(State(pool): State<PgPool>) -> Result<Response, ApiError> {
+    db::ping(&pool).await?;
+    Ok(json("{\"status\":\"ok\"}".into()))
+}

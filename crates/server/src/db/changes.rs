@@ -1,0 +1,220 @@
+//! The API's statements on `changes`, `flags` and `locks`: a site's transaction, storing and
+//! reading a site's change log, the flags a push raises, the site's lock table.
+//!
+//! Invariants: a site's changes are written only in [`site_transaction`] (the site's row lock
+//! held), so `changes.seq` is commit order within a site; a change id is stored once.
+
+use std::collections::HashMap;
+
+use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::{Postgres, Row, Transaction};
+
+/// A transaction holding the site's row lock. Every write to a site's changes and allocation
+/// list goes through one: the lock orders a site's changes by commit, so `changes.seq` is commit
+/// order within a site, which pull cursors (and the head a last page carries) rely on.
+pub(crate) async fn site_transaction(
+    pool: &PgPool,
+    site: &str,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT 1 FROM sites WHERE code = $1 FOR UPDATE")
+        .bind(site)
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
+/// The hash of change `device_seq` of `device`, if the server holds it.
+pub(crate) async fn held_hash(
+    tx: &mut PgConnection,
+    device: &str,
+    device_seq: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT hash FROM changes WHERE device = $1 AND device_seq = $2")
+        .bind(device)
+        .bind(device_seq)
+        .fetch_optional(tx)
+        .await
+}
+
+/// A page of one device's changes to store, column by column.
+#[derive(Default)]
+pub(crate) struct NewChanges {
+    /// Change ids.
+    pub ids: Vec<String>,
+    /// The device's sequence numbers.
+    pub seqs: Vec<i64>,
+    /// Hashes.
+    pub hashes: Vec<String>,
+    /// Each change as JSON.
+    pub bodies: Vec<String>,
+}
+
+/// Stores a page of a device's changes in one statement; a change id held already is not
+/// stored again. Returns how many rows were stored.
+pub(crate) async fn insert_page(
+    tx: &mut PgConnection,
+    site: &str,
+    device: &str,
+    page: &NewChanges,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO changes (site, device, change_id, device_seq, hash, body) \
+         SELECT $1, $2, * FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::text[]) \
+         ON CONFLICT (change_id) DO NOTHING",
+    )
+    .bind(site)
+    .bind(device)
+    .bind(&page.ids)
+    .bind(&page.seqs)
+    .bind(&page.hashes)
+    .bind(&page.bodies)
+    .execute(tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Stores one change (the server's own).
+pub(crate) async fn insert_one(
+    tx: &mut PgConnection,
+    site: &str,
+    device: &str,
+    change: &ecrf_log::Change,
+    body: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO changes (site, device, change_id, device_seq, hash, body) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(site)
+    .bind(device)
+    .bind(&change.change_id)
+    .bind(change.device_seq)
+    .bind(&change.hash)
+    .bind(body)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// The `utc` of each of these changes the server holds, by change id (`""` when a body has
+/// none).
+pub(crate) async fn times_of(
+    tx: &mut PgConnection,
+    ids: &[String],
+) -> Result<HashMap<String, String>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT change_id, (body::jsonb) ->> 'utc' FROM changes WHERE change_id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(tx)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (
+                r.get::<String, _>(0),
+                r.get::<Option<String>, _>(1).unwrap_or_default(),
+            )
+        })
+        .collect())
+}
+
+/// Records one flag on a pushed change (in the push's transaction), for the audit review.
+pub(crate) async fn record_flag(
+    tx: &mut PgConnection,
+    site: &str,
+    device: &str,
+    change_id: &str,
+    flag: &str,
+    detail: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO flags (site, device, change_id, flag, detail) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(site)
+    .bind(device)
+    .bind(change_id)
+    .bind(flag)
+    .bind(detail)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// A pull's page: up to `limit` + 1 changes of the site after `after` not made by `device`
+/// (`seq`, the change as JSON; one more than asked tells whether more follow), and the site's
+/// head (its last `seq`, 0 when empty).
+///
+/// One statement, one snapshot: the page and the site's last change as this page saw it (the
+/// last row, without a body).
+pub(crate) async fn pull_page(
+    pool: &PgPool,
+    site: &str,
+    device: &str,
+    after: i64,
+    limit: i64,
+) -> Result<(Vec<(i64, String)>, Option<i64>), sqlx::Error> {
+    let mut rows = sqlx::query(
+        "(SELECT seq, body FROM changes WHERE site = $1 AND seq > $2 AND device <> $3 \
+          ORDER BY seq LIMIT $4) \
+         UNION ALL SELECT coalesce(max(seq), 0), NULL FROM changes WHERE site = $1",
+    )
+    .bind(site)
+    .bind(after)
+    .bind(device)
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    let head = rows.pop().map(|r| r.get::<i64, _>(0));
+    let page = rows
+        .iter()
+        .map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1)))
+        .collect();
+    Ok((page, head))
+}
+
+/// The `lock.set` changes (JSON) of the site's locks in force.
+pub(crate) async fn lock_bodies(
+    tx: &mut PgConnection,
+    site: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT body FROM locks WHERE site = $1")
+        .bind(site)
+        .fetch_all(tx)
+        .await
+}
+
+/// Keeps a lock (its scope as text, its `lock.set` change as JSON), replacing one of the same
+/// scope.
+pub(crate) async fn set_lock(
+    tx: &mut PgConnection,
+    site: &str,
+    scope: &str,
+    body: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO locks (site, scope, body) VALUES ($1, $2, $3) \
+         ON CONFLICT (site, scope) DO UPDATE SET body = EXCLUDED.body",
+    )
+    .bind(site)
+    .bind(scope)
+    .bind(body)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Drops a lock.
+pub(crate) async fn release_lock(
+    tx: &mut PgConnection,
+    site: &str,
+    scope: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM locks WHERE site = $1 AND scope = $2")
+        .bind(site)
+        .bind(scope)
+        .execute(tx)
+        .await?;
+    Ok(())
+}

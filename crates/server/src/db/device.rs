@@ -1,0 +1,199 @@
+//! The API's statements on `devices` and `enrol_codes`: a token's device, enrolment, a
+//! device's chain head, and the server's own device of a site.
+//!
+//! Invariants: tokens and codes are looked up by hash only; a device's chain head (`acked`,
+//! `last_hash`) is read `FOR UPDATE` and written back in the transaction that stores the
+//! changes it counts.
+
+use sqlx::Row;
+use sqlx::postgres::{PgConnection, PgPool};
+
+use crate::rules::EnrolCode;
+
+/// A device as its token finds it.
+pub(crate) struct TokenDevice {
+    /// The device's name.
+    pub device: String,
+    /// Its site.
+    pub site: String,
+    /// Revoked by the administrator.
+    pub revoked: bool,
+}
+
+/// The device whose token hashes to `token_hash`.
+pub(crate) async fn by_token(
+    pool: &PgPool,
+    token_hash: &str,
+) -> Result<Option<TokenDevice>, sqlx::Error> {
+    let row =
+        sqlx::query("SELECT device, site, revoked IS NOT NULL FROM devices WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|r| TokenDevice {
+        device: r.get(0),
+        site: r.get(1),
+        revoked: r.get(2),
+    }))
+}
+
+/// How many of its changes the server holds of a device.
+pub(crate) async fn acked(pool: &PgPool, device: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT acked FROM devices WHERE device = $1")
+        .bind(device)
+        .fetch_one(pool)
+        .await
+}
+
+/// Records a `clock` flag for a device (outside any push).
+pub(crate) async fn record_clock_flag(
+    pool: &PgPool,
+    site: &str,
+    device: &str,
+    detail: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO flags (site, device, flag, detail) VALUES ($1, $2, 'clock', $3)")
+        .bind(site)
+        .bind(device)
+        .bind(detail)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// The enrolment code hashing to `code_hash`, locked for the enrolment's transaction.
+pub(crate) async fn code_for_update(
+    tx: &mut PgConnection,
+    code_hash: &str,
+) -> Result<Option<EnrolCode>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT site, used_by IS NOT NULL, expires < now() FROM enrol_codes \
+         WHERE code_hash = $1 FOR UPDATE",
+    )
+    .bind(code_hash)
+    .fetch_optional(tx)
+    .await?;
+    Ok(row.map(|r| EnrolCode {
+        site: r.get(0),
+        used: r.get(1),
+        expired: r.get(2),
+    }))
+}
+
+/// A device enrolled already: its site and number, locked.
+pub(crate) async fn enrolled_for_update(
+    tx: &mut PgConnection,
+    device: &str,
+) -> Result<Option<(String, i32)>, sqlx::Error> {
+    let row = sqlx::query("SELECT site, device_no FROM devices WHERE device = $1 FOR UPDATE")
+        .bind(device)
+        .fetch_optional(tx)
+        .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+/// Gives an enrolled device a new token and lifts a revocation.
+pub(crate) async fn renew_token(
+    tx: &mut PgConnection,
+    device: &str,
+    token_hash: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE devices SET token_hash = $2, revoked = NULL WHERE device = $1")
+        .bind(device)
+        .bind(token_hash)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Adds a device to a site with the site's next device number (from 1), its chain empty.
+/// Returns that number.
+pub(crate) async fn add(
+    tx: &mut PgConnection,
+    device: &str,
+    site: &str,
+    token_hash: &str,
+) -> Result<i32, sqlx::Error> {
+    let n: i32 = sqlx::query_scalar(
+        "UPDATE sites SET next_device_no = next_device_no + 1 WHERE code = $1 \
+         RETURNING next_device_no - 1",
+    )
+    .bind(site)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO devices (device, site, device_no, token_hash, last_hash) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(device)
+    .bind(site)
+    .bind(n)
+    .bind(token_hash)
+    .bind(ecrf_log::GENESIS)
+    .execute(tx)
+    .await?;
+    Ok(n)
+}
+
+/// Marks an enrolment code spent by a device.
+pub(crate) async fn spend_code(
+    tx: &mut PgConnection,
+    code_hash: &str,
+    device: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE enrol_codes SET used_by = $2, used_at = now() WHERE code_hash = $1")
+        .bind(code_hash)
+        .bind(device)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// A device's chain head the server holds (`acked`, last hash), locked until the transaction
+/// ends.
+pub(crate) async fn head_for_update(
+    tx: &mut PgConnection,
+    device: &str,
+) -> Result<(i64, String), sqlx::Error> {
+    let row = sqlx::query("SELECT acked, last_hash FROM devices WHERE device = $1 FOR UPDATE")
+        .bind(device)
+        .fetch_one(tx)
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Moves a device's chain head.
+pub(crate) async fn set_head(
+    tx: &mut PgConnection,
+    device: &str,
+    acked: i64,
+    last_hash: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE devices SET acked = $2, last_hash = $3 WHERE device = $1")
+        .bind(device)
+        .bind(acked)
+        .bind(last_hash)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Adds the server's own device of a site if it is not there: number 0, revoked, with a
+/// token hash no token has, so it can never be used to call the API.
+pub(crate) async fn ensure_server_device(
+    tx: &mut PgConnection,
+    device: &str,
+    site: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO devices (device, site, device_no, token_hash, last_hash, revoked) \
+         VALUES ($1, $2, 0, $3, $4, now()) ON CONFLICT (device) DO NOTHING",
+    )
+    .bind(device)
+    .bind(site)
+    .bind(format!("no token: {device}"))
+    .bind(ecrf_log::GENESIS)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
