@@ -13,7 +13,7 @@ use ecrf_core::schedule::day_zero;
 use crate::dto::{
     Entry, ErrorCode, FlagView, FormPage, OutcomeView, TrendMark, TrendPoint, Trends,
 };
-use crate::{App, AppResult, err, txt};
+use crate::{App, AppResult, convert::txt, err};
 
 /// Items of the daily log copied from the day before, to confirm or change: the devices'
 /// status and settings.

@@ -1,0 +1,172 @@
+//! Subjects: the list with each schedule's status, a new subject, the subject page and
+//! randomization (the 6-hour IABP window shown from the ECMO start).
+
+use super::*;
+
+impl App {
+    pub(crate) fn subject_state(
+        &self,
+        subject: &str,
+    ) -> AppResult<(Option<chrono::NaiveDate>, Vec<ScheduleState>)> {
+        let store = self.store()?;
+        let raw = store.subject_values(subject)?;
+        let mut values: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
+        let mut warned: BTreeMap<String, bool> = BTreeMap::new();
+        for (key, items) in &raw {
+            let entry = values.entry(key.clone()).or_default();
+            for s in items {
+                entry.insert(s.item.clone(), s.value.clone());
+                if s.warning.is_some() {
+                    warned.insert(key.clone(), true);
+                }
+            }
+        }
+        let existing: Vec<FormKey> = raw
+            .keys()
+            .filter_map(|k| FormKey::parse(&self.study, k).ok())
+            .collect();
+        let day0 = day_zero(&values);
+        let today = Local::now().date_naive();
+        // Daily logs end the day after the last device came out (core::outcome).
+        let last_log_day = ecrf_core::outcome::subject_outcome(&values, chrono::Utc::now())
+            .last_log_day
+            .and_then(|d| u32::try_from(d).ok());
+        let rows = schedule(&self.study, day0, &existing, today)
+            .into_iter()
+            .filter(|e| {
+                e.key.form != "DLY"
+                    || raw.contains_key(&e.key.to_string())
+                    || last_log_day.is_none_or(|last| e.key.repeat.is_none_or(|n| n <= last))
+            })
+            .filter_map(|e| {
+                let form = self.study.form(&e.key.form)?;
+                let key = e.key.to_string();
+                let empty = BTreeMap::new();
+                let v = values.get(&key).unwrap_or(&empty);
+                let due = if form.entry == EntryKind::System {
+                    None
+                } else {
+                    e.due
+                };
+                let st = instance_status(form, v, warned.contains_key(&key), due, today);
+                Some((e.key, e.due, st))
+            })
+            .collect();
+        Ok((day0, rows))
+    }
+
+    /// The subject list with each subject's form status.
+    pub fn subjects(&self) -> AppResult<Vec<SubjectRow>> {
+        let store = self.store()?;
+        let mut out = Vec::new();
+        for subject in store.subjects()? {
+            let (day0, rows) = self.subject_state(&subject)?;
+            let count = |s: FormStatus| rows.iter().filter(|r| r.2 == s).count() as u32;
+            let (complete, in_progress, overdue, warnings) = (
+                count(FormStatus::Complete),
+                count(FormStatus::InProgress),
+                count(FormStatus::Overdue) + count(FormStatus::Missing),
+                count(FormStatus::Warnings),
+            );
+            let status = if overdue > 0 {
+                StatusDto::Overdue
+            } else if warnings > 0 {
+                StatusDto::Warnings
+            } else if in_progress > 0 {
+                StatusDto::InProgress
+            } else if complete > 0 {
+                StatusDto::Complete
+            } else {
+                StatusDto::NotStarted
+            };
+            out.push(SubjectRow {
+                subject,
+                day0: day0.map(|d| d.to_string()),
+                status,
+                complete,
+                in_progress,
+                overdue,
+                warnings,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Creates a subject; returns its number.
+    pub fn new_subject(&mut self) -> AppResult<String> {
+        Ok(self.store_mut()?.new_subject()?)
+    }
+
+    /// A subject's page: its schedule with each form's status.
+    pub fn subject(&self, subject: &str) -> AppResult<SubjectPage> {
+        let (day0, rows) = self.subject_state(subject)?;
+        Ok(SubjectPage {
+            subject: subject.to_string(),
+            day0: day0.map(|d| d.to_string()),
+            schedule: rows
+                .into_iter()
+                .filter_map(|(key, due, st)| {
+                    let form = self.study.form(&key.form)?;
+                    Some(ScheduleRow {
+                        key: key.to_string(),
+                        form: key.form.clone(),
+                        name: txt(&form.name),
+                        repeat: key.repeat,
+                        due: due.map(|d| d.to_string()),
+                        status: status_dto(st),
+                        system: form.entry == EntryKind::System,
+                    })
+                })
+                .collect(),
+            randomization: self.randomization_view(subject)?,
+            outcome: self.outcome_view(subject)?,
+            trends: self.trends(subject)?,
+        })
+    }
+
+    /// Randomizes a subject (opens the next sealed envelope); refusals come back as errors
+    /// whose message says why (not eligible…, no consent…, already randomized…, no envelope…).
+    pub fn randomize(&mut self, subject: &str) -> AppResult<SubjectPage> {
+        self.store_mut()?.randomize(subject)?;
+        self.subject(subject)
+    }
+
+    pub(crate) fn randomization_view(&self, subject: &str) -> AppResult<Option<RandomizationView>> {
+        let store = self.store()?;
+        let Some(r) = store.randomization(subject)? else {
+            return Ok(None);
+        };
+        let values = store.subject_values(subject)?;
+        let find = |form: &str, item: &str| {
+            values.get(form).and_then(|v| {
+                v.iter()
+                    .find(|s| s.item == item)
+                    .and_then(|s| match &s.value {
+                        Value::DateTime(d) => Some(*d),
+                        _ => None,
+                    })
+            })
+        };
+        let start = find("ECMO", "START_DT").or_else(|| find("SCR", "ECMO_START_DT"));
+        let arm_label = self
+            .study
+            .codelists
+            .get("arms")
+            .and_then(|l| l.codes.iter().find(|c| c.code == r.arm))
+            .map(|c| txt(&c.label))
+            .unwrap_or(Txt {
+                en: r.arm.clone(),
+                zh: r.arm.clone(),
+            });
+        Ok(Some(RandomizationView {
+            subject_no: r.subject_no,
+            arm: r.arm,
+            arm_label,
+            at: r.at,
+            by: r.by,
+            envelope: r.envelope,
+            ecmo_start: start.map(|d| d.to_rfc3339()),
+            window_end: start.map(|d| (d + chrono::Duration::hours(6)).to_rfc3339()),
+        }))
+    }
+}
