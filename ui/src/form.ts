@@ -1,10 +1,13 @@
-// The form page, drawn from the study definition: one field per item, its unit, its answers,
-// its missing-data codes, errors and warnings beside it, the reason prompt and each field's
-// history. Every rule is checked in Rust (crates/core/src/check.rs); this page only shows
-// what the check said, so a rule lives in exactly one place.
+// The form page, drawn from the study definition: one Field per item (field.ts), errors and
+// warnings beside each, the reason prompt and each field's history (dialogs.ts), drafts, and
+// the keyboard (Enter moves on, Ctrl+S saves). Every rule is checked in Rust
+// (crates/core/src/check.rs; which questions are asked: App::unasked_items); this page only
+// shows what Rust said, so a rule lives in exactly one place.
 import { api } from "./api";
-import type { Entry, FindingDto, FormDto, FormPage, ItemDto, SaveReply } from "./bindings";
+import type { Entry, FindingDto, FormDto, FormPage } from "./bindings";
+import { askReason, showHistory } from "./dialogs";
 import { byId, h } from "./dom";
+import { Field, type MessageKind } from "./field";
 import { statusWord, t, tx } from "./i18n";
 import { renderOversight } from "./oversight";
 
@@ -23,8 +26,6 @@ export interface FormContext {
   below?: () => Promise<HTMLElement | null>;
 }
 
-const RADIO_LIMIT = 6;
-
 /** Saved text as the field shows it: date-times with a space instead of the `T`. */
 function shown(text: string): string {
   return /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(text) ? text.replace("T", " ") : text;
@@ -40,73 +41,21 @@ export async function renderForm(ctx: FormContext): Promise<void> {
   let below = ctx.below ? await ctx.below() : null;
   let lastConfirm = false;
   let draftTimer: number | undefined;
+  /** The fields on screen, by item id; drawn anew by draw(). */
+  let fields = new Map<string, Field>();
 
   const saved = (): Map<string, string> => new Map(page.values.map((v) => [v.item, shown(v.text)]));
-  const items = form.items;
-  const byItem = new Map(items.map((i) => [i.id, i]));
-
-  // ---- reading and writing one field ----
-  function missingSelect(item: ItemDto): HTMLSelectElement | null {
-    return byId<HTMLSelectElement>(`mc-${item.id}`);
-  }
-
-  function getText(item: ItemDto): string {
-    const mc = missingSelect(item);
-    if (mc && mc.value) return `@${mc.value}`;
-    if (item.kind === "choice") {
-      if (item.codes.length <= RADIO_LIMIT) {
-        const checked = document.querySelector<HTMLInputElement>(
-          `input[name="f-${item.id}"]:checked`,
-        );
-        return checked ? checked.value : "";
-      }
-      return byId<HTMLSelectElement>(`f-${item.id}`)?.value ?? "";
-    }
-    if (item.kind === "multi_choice") {
-      return Array.from(
-        document.querySelectorAll<HTMLInputElement>(`input[name="f-${item.id}"]:checked`),
-      )
-        .map((c) => c.value)
-        .join(",");
-    }
-    return byId<HTMLInputElement>(`f-${item.id}`)?.value ?? "";
-  }
-
-  function setText(item: ItemDto, text: string): void {
-    const mc = missingSelect(item);
-    const missing = text.startsWith("@") ? text.slice(1) : "";
-    if (mc) mc.value = missing;
-    const value = missing ? "" : text;
-    if (item.kind === "choice" && item.codes.length <= RADIO_LIMIT) {
-      for (const r of document.querySelectorAll<HTMLInputElement>(`input[name="f-${item.id}"]`)) {
-        r.checked = r.value === value;
-        r.disabled = !!missing || !ctx.mayEnter;
-      }
-    } else if (item.kind === "multi_choice") {
-      const chosen = new Set(value.split(",").filter(Boolean));
-      for (const c of document.querySelectorAll<HTMLInputElement>(`input[name="f-${item.id}"]`)) {
-        c.checked = chosen.has(c.value);
-        c.disabled = !!missing || !ctx.mayEnter;
-      }
-    } else {
-      const el = byId<HTMLInputElement | HTMLSelectElement>(`f-${item.id}`);
-      if (el) {
-        el.value = value;
-        el.disabled = !!missing || !ctx.mayEnter;
-      }
-    }
-  }
+  const label = (item: string) => tx(form.items.find((i) => i.id === item)?.label);
 
   function changedEntries(): Entry[] {
     const before = saved();
     const out: Entry[] = [];
-    for (const item of items) {
-      if (item.derived) continue;
-      const row = byId(`row-${item.id}`);
-      const now = getText(item);
-      const was = before.get(item.id) ?? "";
-      if (row?.hidden && !was) continue;
-      if (norm(now) !== norm(was)) out.push({ item: item.id, text: now });
+    for (const f of fields.values()) {
+      if (f.item.derived) continue;
+      const now = f.text();
+      const was = before.get(f.item.id) ?? "";
+      if (f.hidden && !was) continue;
+      if (norm(now) !== norm(was)) out.push({ item: f.item.id, text: now });
     }
     return out;
   }
@@ -115,11 +64,11 @@ export async function renderForm(ctx: FormContext): Promise<void> {
   // that arrives after a newer question was sent is dropped.
   let visibilityAsked = 0;
   async function refreshVisibility(): Promise<void> {
-    if (!items.some((i) => i.conditional)) return;
+    if (!form.items.some((i) => i.conditional)) return;
     const asked = ++visibilityAsked;
-    const entries = items
-      .filter((i) => !i.derived)
-      .map((i) => ({ item: i.id, text: getText(i) }))
+    const entries = [...fields.values()]
+      .filter((f) => !f.item.derived)
+      .map((f) => ({ item: f.item.id, text: f.text() }))
       .filter((e) => e.text !== "");
     let unasked: Set<string>;
     try {
@@ -128,22 +77,15 @@ export async function renderForm(ctx: FormContext): Promise<void> {
       return; // the rows stay as they were; the next keystroke asks again
     }
     if (asked !== visibilityAsked) return;
-    for (const item of items) {
-      const row = byId(`row-${item.id}`);
-      if (row && item.conditional) row.hidden = unasked.has(item.id);
-    }
+    for (const f of fields.values()) if (f.item.conditional) f.hidden = unasked.has(f.item.id);
   }
 
-  function message(itemId: string, kind: "error" | "warning" | "", text: string): void {
-    const m = byId(`m-${itemId}`);
-    if (!m) return;
-    m.textContent = text;
-    m.className = `msg ${kind}`;
-    byId(`row-${itemId}`)?.classList.toggle("has-error", kind === "error");
+  function message(itemId: string, kind: MessageKind, text: string): void {
+    fields.get(itemId)?.show(kind, text);
   }
 
   function clearMessages(): void {
-    for (const item of items) message(item.id, "", "");
+    for (const f of fields.values()) f.show("", "");
     byId("confirm-bar")?.remove();
   }
 
@@ -163,224 +105,6 @@ export async function renderForm(ctx: FormContext): Promise<void> {
       n.textContent = text;
       n.className = `notice ${kind}`;
     }
-  }
-
-  // ---- drawing ----
-  function control(item: ItemDto): HTMLElement {
-    const id = `f-${item.id}`;
-    const disabled = !ctx.mayEnter;
-    if (item.derived) {
-      return h("span", { class: "derived", id }, `(${t("calculated")})`);
-    }
-    if (item.kind === "choice" && item.codes.length <= RADIO_LIMIT) {
-      return h(
-        "div",
-        { class: "choices", role: "radiogroup", "aria-labelledby": `l-${item.id}` },
-        ...item.codes.map((c) =>
-          h(
-            "label",
-            { class: "choice" },
-            h("input", { type: "radio", name: id, id: `${id}-${c.code}`, value: c.code, disabled }),
-            tx(c.label),
-          ),
-        ),
-      );
-    }
-    if (item.kind === "choice") {
-      return h(
-        "select",
-        { id, disabled },
-        h("option", { value: "" }, "—"),
-        ...item.codes.map((c) => h("option", { value: c.code }, tx(c.label))),
-      );
-    }
-    if (item.kind === "multi_choice") {
-      return h(
-        "div",
-        { class: "choices" },
-        ...item.codes.map((c) =>
-          h(
-            "label",
-            { class: "choice" },
-            h("input", {
-              type: "checkbox",
-              name: id,
-              id: `${id}-${c.code}`,
-              value: c.code,
-              disabled,
-            }),
-            tx(c.label),
-          ),
-        ),
-      );
-    }
-    const placeholder =
-      item.kind === "date" ? t("dateHint") : item.kind === "date_time" ? t("dateTimeHint") : "";
-    const numeric = item.kind === "integer" || item.kind === "decimal";
-    return h("input", {
-      id,
-      type: "text",
-      class: numeric ? "num" : item.kind === "text" ? "wide" : "",
-      inputmode: numeric ? "decimal" : undefined,
-      placeholder: placeholder || undefined,
-      maxlength: item.kind === "text" ? item.max_length : undefined,
-      autocomplete: "off",
-      disabled,
-    });
-  }
-
-  function fieldRow(item: ItemDto): HTMLElement {
-    const missing = item.missing.length
-      ? h(
-          "select",
-          {
-            id: `mc-${item.id}`,
-            class: "missing",
-            "aria-label": `${tx(item.label)}: ${t("valueEntry")}`,
-            disabled: !ctx.mayEnter,
-          },
-          h("option", { value: "" }, t("valueEntry")),
-          ...item.missing.map((m) => h("option", { value: m }, ctx.missingLabels.get(m) ?? m)),
-        )
-      : null;
-    const range = item.hard ? `${item.hard.min}–${item.hard.max}` : "";
-    const hasHistory = page.values.some((v) => v.item === item.id);
-    return h(
-      "div",
-      // A conditional question starts hidden until Rust says it is asked.
-      { class: "field", id: `row-${item.id}`, hidden: item.conditional },
-      h(
-        "label",
-        { id: `l-${item.id}`, for: `f-${item.id}`, title: tx(item.help) || undefined },
-        tx(item.label),
-        item.required ? h("span", { class: "req", title: t("required") }, " *") : null,
-      ),
-      h(
-        "div",
-        { class: "control" },
-        control(item),
-        item.unit ? h("span", { class: "unit" }, item.unit) : null,
-        range ? h("span", { class: "range" }, `[${range}]`) : null,
-        missing,
-        hasHistory
-          ? h(
-              "button",
-              {
-                type: "button",
-                class: "link",
-                id: `h-${item.id}`,
-                onclick: () => void showHistory(item),
-              },
-              t("history"),
-            )
-          : null,
-      ),
-      h("div", { class: "msg", id: `m-${item.id}`, role: "status" }),
-    );
-  }
-
-  async function showHistory(item: ItemDto): Promise<void> {
-    const rows = await api.history(subject, key, item.id);
-    const close = h("button", { type: "button", id: "history-close" }, t("close"));
-    const dialog = h(
-      "div",
-      { class: "modal", id: "history", role: "dialog", "aria-modal": "true" },
-      h(
-        "div",
-        { class: "modal-body" },
-        h("h3", {}, `${t("historyOf")} ${tx(item.label)} (${item.id})`),
-        h(
-          "table",
-          { class: "grid" },
-          h(
-            "thead",
-            {},
-            h(
-              "tr",
-              {},
-              ...[t("when"), t("who"), t("oldValue"), t("newValue"), t("why")].map((c) =>
-                h("th", {}, c),
-              ),
-            ),
-          ),
-          h(
-            "tbody",
-            {},
-            ...rows.map((r) =>
-              h(
-                "tr",
-                { class: "history-row" },
-                h("td", {}, `${new Date(r.utc).toLocaleString()} (UTC${r.offset})`),
-                h("td", {}, `${r.user} (${r.role})`),
-                h("td", {}, r.old ?? "∅"),
-                h("td", {}, `${r.new ?? "∅"}${r.warning ? " ⚠" : ""}`),
-                h("td", {}, r.reason ?? ""),
-              ),
-            ),
-          ),
-        ),
-        close,
-      ),
-    );
-    const done = () => {
-      dialog.remove();
-      byId(`h-${item.id}`)?.focus();
-    };
-    close.addEventListener("click", done);
-    dialog.addEventListener("keydown", (e) => {
-      if ((e as KeyboardEvent).key === "Escape") done();
-    });
-    document.body.append(dialog);
-    close.focus();
-  }
-
-  function askReason(reply: Extract<SaveReply, { kind: "reason" }>, entries: Entry[]): void {
-    const input = h("textarea", { id: "reason-input", rows: 3, "aria-label": t("reasonTitle") });
-    const err = h("div", { class: "msg error", id: "reason-error" });
-    const ok = h("button", { type: "button", id: "reason-save", class: "primary" }, t("save"));
-    const cancel = h("button", { type: "button", id: "reason-cancel" }, t("cancel"));
-    const dialog = h(
-      "div",
-      { class: "modal", id: "reason-dialog", role: "dialog", "aria-modal": "true" },
-      h(
-        "div",
-        { class: "modal-body" },
-        h("h3", {}, t("reasonTitle")),
-        h("p", {}, t("reasonText")),
-        h(
-          "ul",
-          {},
-          ...reply.items.map((i) => {
-            const now = entries.find((e) => e.item === i.item)?.text ?? "";
-            const label = tx(byItem.get(i.item)?.label);
-            return h("li", {}, `${label} (${i.item}): ${i.old} → ${now || "∅"}`);
-          }),
-        ),
-        input,
-        err,
-        h("div", { class: "buttons" }, ok, cancel),
-      ),
-    );
-    const finish = () => dialog.remove();
-    ok.addEventListener("click", () => {
-      const reason = input.value.trim();
-      if (!reason) {
-        err.textContent = t("reasonNeeded");
-        input.focus();
-        return;
-      }
-      finish();
-      void save(reason, lastConfirm);
-    });
-    cancel.addEventListener("click", () => {
-      finish();
-      byId("save")?.focus();
-    });
-    dialog.addEventListener("keydown", (e) => {
-      if ((e as KeyboardEvent).key === "Escape") cancel.click();
-    });
-    document.body.append(dialog);
-    input.focus();
   }
 
   async function save(reason: string | null, confirm: boolean): Promise<void> {
@@ -404,7 +128,7 @@ export async function renderForm(ctx: FormContext): Promise<void> {
         showFindings(reply.errors, "error");
         notice(t("fixErrors"), "error");
         const first = reply.errors[0];
-        if (first) byId(`f-${first.item}`)?.focus();
+        if (first) fields.get(first.item)?.focus();
         break;
       }
       case "confirm": {
@@ -434,7 +158,7 @@ export async function renderForm(ctx: FormContext): Promise<void> {
         break;
       }
       case "reason":
-        askReason(reply, entries);
+        askReason(reply, entries, label, (given) => void save(given, lastConfirm), byId("save"));
         break;
     }
   }
@@ -450,18 +174,26 @@ export async function renderForm(ctx: FormContext): Promise<void> {
 
   function fill(): void {
     const before = saved();
-    for (const item of items) if (!item.derived) setText(item, before.get(item.id) ?? "");
+    for (const f of fields.values()) if (!f.item.derived) f.setText(before.get(f.item.id) ?? "");
     for (const v of page.values) {
       if (v.warning) message(v.item, "warning", `${t("warningKept")}: ${tx(v.warning)}`);
     }
-    for (const d of page.derived) {
-      const el = byId(`f-${d.item}`);
-      if (el) el.textContent = d.text;
-    }
+    for (const d of page.derived) fields.get(d.item)?.setDerived(d.text);
     void refreshVisibility();
   }
 
   function draw(): void {
+    fields = new Map(
+      form.items.map((item) => {
+        const field: Field = new Field(item, {
+          mayEnter: ctx.mayEnter,
+          missingLabels: ctx.missingLabels,
+          hasHistory: page.values.some((v) => v.item === item.id),
+          onHistory: () => void showHistory(subject, key, item, field.historyLink),
+        });
+        return [item.id, field];
+      }),
+    );
     const sections = form.sections.length ? form.sections : [{ id: "", label: form.name }];
     const body = h(
       "form",
@@ -476,7 +208,7 @@ export async function renderForm(ctx: FormContext): Promise<void> {
           "fieldset",
           {},
           h("legend", {}, tx(s.label)),
-          ...items.filter((i) => !s.id || i.section === s.id).map(fieldRow),
+          ...[...fields.values()].filter((f) => !s.id || f.item.section === s.id).map((f) => f.row),
         ),
       ),
     );
@@ -489,7 +221,7 @@ export async function renderForm(ctx: FormContext): Promise<void> {
       ? h(
           "p",
           { class: "missing-list" },
-          `${t("missingRequired")} ${page.missing.map((m) => tx(byItem.get(m)?.label)).join(", ")}`,
+          `${t("missingRequired")} ${page.missing.map(label).join(", ")}`,
         )
       : null;
     const actions = h(
@@ -525,13 +257,7 @@ export async function renderForm(ctx: FormContext): Promise<void> {
       void refreshVisibility();
       scheduleDraft();
     });
-    body.addEventListener("change", (e) => {
-      const target = e.target as HTMLElement;
-      if (target.classList.contains("missing")) {
-        const itemId = target.id.slice(3);
-        const item = byItem.get(itemId);
-        if (item) setText(item, getText(item));
-      }
+    body.addEventListener("change", () => {
       void refreshVisibility();
       scheduleDraft();
     });
@@ -541,13 +267,13 @@ export async function renderForm(ctx: FormContext): Promise<void> {
       if (ke.key === "Enter" && target instanceof HTMLInputElement && !ke.ctrlKey) {
         // Enter moves on to the next field, as on paper; Ctrl+Enter or Ctrl+S saves.
         ke.preventDefault();
-        const fields = Array.from(
+        const order = Array.from(
           body.querySelectorAll<HTMLElement>(
             "input:not([type=radio]):not([disabled]), select:not([disabled]), input[type=radio]:checked, .choices",
           ),
         ).filter((el) => !el.closest("[hidden]"));
-        const i = fields.indexOf(target);
-        const next = fields[i + 1];
+        const i = order.indexOf(target);
+        const next = order[i + 1];
         (next ?? byId("save"))?.focus();
       }
     });
@@ -555,10 +281,7 @@ export async function renderForm(ctx: FormContext): Promise<void> {
 
   draw();
   if (page.draft && page.draft.length && ctx.mayEnter) {
-    for (const e of page.draft) {
-      const item = byItem.get(e.item);
-      if (item) setText(item, e.text);
-    }
+    for (const e of page.draft) fields.get(e.item)?.setText(e.text);
     void refreshVisibility();
     const discard = h(
       "button",
@@ -586,7 +309,5 @@ export async function renderForm(ctx: FormContext): Promise<void> {
       void save(null, false);
     }
   };
-  const first = form.items.find((i) => !i.derived);
-  if (first)
-    document.querySelector<HTMLElement>(`#f-${first.id}, input[name="f-${first.id}"]`)?.focus();
+  [...fields.values()].find((f) => !f.item.derived)?.focus();
 }
