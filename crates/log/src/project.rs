@@ -7,18 +7,22 @@
 //! head with the greatest change id, none when that head cleared it; two heads or more are a
 //! conflict; users come from `user.add` of every device and their later role changes; a
 //! signature holds while the values of its scope hash as when it was signed; a lock holds from
-//! `lock.set` until the matching `lock.release`. Invariant: folding is a pure function of the
-//! changes in the order given.
+//! `lock.set` until the matching `lock.release`; a query is open from `query.raise` and takes the
+//! state of each later step that names it; a device's envelopes come from its `lease.load` and
+//! are opened by its own `subject.randomize` (a slot taken from the server online opens none, and
+//! an opening that names no sealed envelope of its device changes nothing: the server flags it).
+//! Invariant: folding is a pure function of the changes in the order given.
 
 use std::collections::{BTreeMap, HashSet};
 
+use ecrf_core::query::QueryState;
 use ecrf_core::signature::{SignatureScope, values_hash};
 use ecrf_core::{FormKey, Role, Value};
 
 use crate::body::{Body, BodyError, Lock, Signed};
 use crate::change::Change;
 use crate::kind::ChangeKind;
-use crate::record::Signature;
+use crate::record::{Query, Signature};
 
 /// `(subject, form instance, item)`.
 pub type ItemKey = (String, String, String);
@@ -59,6 +63,23 @@ pub struct ProjectedLock {
     pub reason: String,
 }
 
+/// A sealed envelope leased to a device, and the subject it was opened for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectedEnvelope {
+    /// The device that holds it.
+    pub device: String,
+    /// The lease it came in (the `lease.load` change's item).
+    pub lease: String,
+    /// Stratum key.
+    pub stratum: String,
+    /// Position in the stratum's list.
+    pub seq: u32,
+    /// Arm code.
+    pub arm: String,
+    /// The subject it was opened for; none while sealed.
+    pub subject: Option<String>,
+}
+
 /// What a log says now.
 #[derive(Debug, Clone, Default)]
 pub struct Projection {
@@ -72,6 +93,10 @@ pub struct Projection {
     signed: Vec<(Change, Signed)>,
     /// Locks in force by scope key.
     pub locks: BTreeMap<String, ProjectedLock>,
+    /// Queries by id (the change id of the raise).
+    pub queries: BTreeMap<String, Query>,
+    /// Envelopes by id.
+    pub envelopes: BTreeMap<String, ProjectedEnvelope>,
     superseded: HashSet<String>,
     subject_seen: HashSet<String>,
 }
@@ -174,21 +199,73 @@ impl Projection {
                     self.locks.remove(&key);
                 }
             }
-            // Kept in the log as audit; nothing of theirs is a value, user, signature or
-            // lock (envelopes are the holding device's own, see the store).
+            ChangeKind::QueryRaised => {
+                if let Body::QueryRaised(q) = c.body()? {
+                    self.queries.insert(
+                        q.query.clone(),
+                        Query {
+                            id: q.query,
+                            subject: c.subject.clone().unwrap_or_default(),
+                            form: c.form.clone().unwrap_or_default(),
+                            item: c.item.clone().unwrap_or_default(),
+                            state: QueryState::Open,
+                            text: q.text,
+                            raised_by: c.user.clone(),
+                            raised_utc: c.utc.clone(),
+                        },
+                    );
+                }
+            }
+            ChangeKind::QueryAnswered => self.step_query(c, QueryState::Answered)?,
+            ChangeKind::QueryClosed => self.step_query(c, QueryState::Closed)?,
+            ChangeKind::QueryReopened => self.step_query(c, QueryState::Open)?,
+            ChangeKind::LeaseLoaded => {
+                if let Body::LeaseLoaded(list) = c.body()? {
+                    for e in list {
+                        self.envelopes.insert(
+                            e.envelope,
+                            ProjectedEnvelope {
+                                device: c.device.clone(),
+                                lease: c.item.clone().unwrap_or_default(),
+                                stratum: e.stratum,
+                                seq: e.seq,
+                                arm: e.arm,
+                                subject: None,
+                            },
+                        );
+                    }
+                }
+            }
+            ChangeKind::Randomized => {
+                if let Body::Randomized(o) = c.body()?
+                    && !o.server
+                    && let Some(e) = self.envelopes.get_mut(&o.envelope)
+                    && e.device == c.device
+                    && e.subject.is_none()
+                {
+                    e.subject = c.subject.clone();
+                }
+            }
+            // Kept in the log as audit; nothing of theirs is a value, user, signature, lock,
+            // query or envelope.
             ChangeKind::StoreCreated
-            | ChangeKind::LeaseLoaded
-            | ChangeKind::Randomized
             | ChangeKind::DataExported
             | ChangeKind::LoginFailed
-            | ChangeKind::QueryRaised
-            | ChangeKind::QueryAnswered
-            | ChangeKind::QueryClosed
-            | ChangeKind::QueryReopened
             | ChangeKind::SdvMarked
             | ChangeKind::PasswordReset
             | ChangeKind::PasswordChanged
             | ChangeKind::LockHeld => {}
+        }
+        Ok(())
+    }
+
+    /// A query's answer, close or reopen: the query it names takes `state`.
+    fn step_query(&mut self, c: &Change, state: QueryState) -> Result<(), ProjectError> {
+        if let Body::QueryAnswered(step) | Body::QueryClosed(step) | Body::QueryReopened(step) =
+            c.body()?
+            && let Some(q) = self.queries.get_mut(&step.query)
+        {
+            q.state = state;
         }
         Ok(())
     }
@@ -372,5 +449,72 @@ mod tests {
         let p = Projection::of(&[add, lock, release]).unwrap();
         assert_eq!(p.users["li"].role, Role::Nurse);
         assert!(p.locks.is_empty());
+    }
+
+    #[test]
+    fn queries_take_each_step_and_envelopes_open_only_on_their_device() {
+        let mut raise = change(
+            ChangeKind::QueryRaised,
+            None,
+            Some(r#"{"query":"q1","text":"MAP 300?"}"#),
+        );
+        raise.subject = Some("01-0001".into());
+        raise.form = Some("DLY#1".into());
+        raise.item = Some("MAP".into());
+        let answer = change(
+            ChangeKind::QueryAnswered,
+            None,
+            Some(r#"{"query":"q1","text":"typo, 30"}"#),
+        );
+        let close = change(
+            ChangeKind::QueryClosed,
+            None,
+            Some(r#"{"query":"q1","text":"ok"}"#),
+        );
+        let stray = change(
+            ChangeKind::QueryClosed,
+            None,
+            Some(r#"{"query":"q9","text":"?"}"#),
+        );
+        let p = Projection::of(&[raise.clone(), answer.clone()]).unwrap();
+        assert_eq!(p.queries["q1"].state, QueryState::Answered);
+        assert_eq!(p.queries["q1"].item, "MAP");
+        let p = Projection::of(&[raise, answer, close, stray]).unwrap();
+        assert_eq!(p.queries["q1"].state, QueryState::Closed);
+        assert_eq!(p.queries.len(), 1, "a step naming no query raises none");
+
+        let mut lease = change(
+            ChangeKind::LeaseLoaded,
+            None,
+            Some(
+                r#"[{"envelope":"01-E0001","stratum":"01","seq":1,"block":1,"block_size":4,"arm":"IABP"},
+                    {"envelope":"01-E0002","stratum":"01","seq":2,"block":1,"block_size":4,"arm":"CTRL"}]"#,
+            ),
+        );
+        lease.item = Some("lease-1".into());
+        let open = |device: &str, envelope: &str, subject: &str| {
+            let mut c = change(
+                ChangeKind::Randomized,
+                None,
+                Some(&format!(
+                    r#"{{"envelope":"{envelope}","arm":"IABP","subject_no":"01-R0001","stratum":"01"}}"#
+                )),
+            );
+            c.device = device.into();
+            c.subject = Some(subject.into());
+            c
+        };
+        let p = Projection::of(&[
+            lease.clone(),
+            open("d", "01-E0001", "01-0001"),
+            // Another device cannot open this device's envelope, nor can it be opened twice.
+            open("other", "01-E0002", "01-0002"),
+            open("d", "01-E0001", "01-0003"),
+        ])
+        .unwrap();
+        assert_eq!(p.envelopes.len(), 2);
+        assert_eq!(p.envelopes["01-E0001"].subject.as_deref(), Some("01-0001"));
+        assert_eq!(p.envelopes["01-E0002"].subject, None);
+        assert_eq!(p.envelopes["01-E0002"].lease, "lease-1");
     }
 }

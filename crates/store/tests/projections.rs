@@ -61,14 +61,20 @@ proptest! {
                     let (item, values) = ITEMS[i];
                     let value = values[v % values.len()];
                     let key = FormKey { form: "DLY".into(), repeat: Some(day) };
+                    // Without a reason now and then: a confirmed warning then raises a query,
+                    // and a correction is refused for want of one.
                     let opts = SaveOptions {
-                        reason: Some("correction".into()),
+                        reason: (day % 2 == 0 || v % 3 != 0).then(|| "correction".into()),
                         confirm_warnings: v % 2 == 0,
                     };
                     match store.save(subject, &key, &[(item, value)], &opts) {
                         Ok(o) => saved += o.changes,
                         // Refusals are part of the property: they must leave no trace.
-                        Err(StoreError::Rejected(_) | StoreError::NeedsConfirmation(_)) => {}
+                        Err(
+                            StoreError::Rejected(_)
+                            | StoreError::NeedsConfirmation(_)
+                            | StoreError::ReasonRequired { .. },
+                        ) => {}
                         Err(e) => panic!("unexpected error: {e}"),
                     }
                 }
@@ -101,10 +107,16 @@ proptest! {
             .collect();
         let folded_users: Vec<(String, String, ecrf_core::Role)> = folded
             .users
+            .clone()
             .into_iter()
             .map(|(n, u)| (n, u.name, u.role))
             .collect();
         prop_assert_eq!(users, folded_users);
+        // Queries raised by saves (a soft warning confirmed without a comment) alike.
+        let mut stored_queries = store.queries(None).unwrap();
+        stored_queries.sort_by(|a, b| a.id.cmp(&b.id));
+        let folded_queries: Vec<_> = folded.queries.values().cloned().collect();
+        prop_assert_eq!(&stored_queries, &folded_queries);
         let logged: usize = subjects
             .iter()
             .map(|s| store.audit_log(s).unwrap().iter().filter(|c| c.kind == ecrf_log::ChangeKind::ItemSet).count())
@@ -137,4 +149,38 @@ fn rebuild_gives_back_exactly_what_saves_wrote() {
     );
     store.rebuild_projections().unwrap();
     assert_eq!(store.projection_snapshot().unwrap(), before);
+}
+
+/// A warning confirmed without a comment raises a query: the store's query table and the pure
+/// fold over the log hold the same query, in the same state.
+#[test]
+fn a_query_raised_by_a_save_is_the_same_in_the_fold() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fresh_store(dir.path());
+    let s = store.new_subject().unwrap();
+    let confirm = SaveOptions {
+        reason: None,
+        confirm_warnings: true,
+    };
+    // Each value first on a day of its own, so none is a correction needing a reason.
+    let tries = ITEMS
+        .iter()
+        .flat_map(|(item, values)| values.iter().map(move |v| (*item, *v)));
+    for (day, (item, v)) in tries.enumerate() {
+        let key = FormKey {
+            form: "DLY".into(),
+            repeat: Some(day as u32 + 1),
+        };
+        // Refusals are expected here; only the raises matter.
+        let _ = store.save(&s, &key, &[(item, v)], &confirm);
+    }
+    let stored = store.queries(None).unwrap();
+    assert!(
+        !stored.is_empty(),
+        "no warning was confirmed without a comment"
+    );
+    let folded = ecrf_log::Projection::of(&store.all_changes().unwrap()).unwrap();
+    let mut stored = stored;
+    stored.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(stored, folded.queries.into_values().collect::<Vec<_>>());
 }

@@ -163,6 +163,17 @@ fn randomize_opens_the_next_envelope_once() {
     );
     let counts = s.envelope_counts().unwrap();
     assert_eq!((counts[0].unopened, counts[0].opened), (3, 1));
+    // The pure fold over the log (ecrf_log::Projection) says the same of the envelopes.
+    let folded = ecrf_log::Projection::of(&s.all_changes().unwrap()).unwrap();
+    assert_eq!(folded.envelopes.len(), 4);
+    let opened: Vec<(&str, Option<&str>)> = folded
+        .envelopes
+        .iter()
+        .filter(|(_, e)| e.subject.is_some())
+        .map(|(id, e)| (id.as_str(), e.subject.as_deref()))
+        .collect();
+    assert_eq!(opened, [("07-E0001", Some(id.as_str()))]);
+    assert_eq!(folded.envelopes["07-E0001"].arm, r.arm);
     // Rebuilt projections equal the incremental ones.
     let before = s.projection_snapshot().unwrap();
     s.rebuild_projections().unwrap();
