@@ -139,7 +139,7 @@ fn history(
     subject: String,
     key: String,
     item: String,
-) -> AppResult<Vec<HistoryRow>> {
+) -> AppResult<Vec<AuditRow>> {
     with(&s, |a| a.history(&subject, &key, &item))
 }
 #[tauri::command]

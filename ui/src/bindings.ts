@@ -715,44 +715,6 @@ warnings: Array<FindingDto>, } | { "kind": "reason",
  */
 items: Array<ReasonItem>, };
 
-export type HistoryRow = { 
-/**
- * Log sequence number.
- */
-seq: number, 
-/**
- * When (UTC).
- */
-utc: string, 
-/**
- * The device's offset then.
- */
-offset: string, 
-/**
- * Who.
- */
-user: string, 
-/**
- * Role.
- */
-role: string, 
-/**
- * Before.
- */
-old: string | null, 
-/**
- * After.
- */
-new: string | null, 
-/**
- * Why.
- */
-reason: string | null, 
-/**
- * A warning was confirmed.
- */
-warning: boolean, };
-
 export type Printout = { 
 /**
  * Where it was saved.

@@ -38,15 +38,15 @@ export async function showHistory(
         h(
           "tbody",
           {},
-          ...rows.map((r) =>
+          ...rows.map(({ change: c, old_shown, new_shown }) =>
             h(
               "tr",
               { class: "history-row" },
-              h("td", {}, `${new Date(r.utc).toLocaleString()} (UTC${r.offset})`),
-              h("td", {}, `${r.user} (${r.role})`),
-              h("td", {}, r.old ?? "∅"),
-              h("td", {}, `${r.new ?? "∅"}${r.warning ? " ⚠" : ""}`),
-              h("td", {}, r.reason ?? ""),
+              h("td", {}, `${new Date(c.utc).toLocaleString()} (UTC${c.local_offset})`),
+              h("td", {}, `${c.user} (${c.role})`),
+              h("td", {}, old_shown ?? "∅"),
+              h("td", {}, `${new_shown ?? "∅"}${c.warning !== null ? " ⚠" : ""}`),
+              h("td", {}, c.reason ?? ""),
             ),
           ),
         ),

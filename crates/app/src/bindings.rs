@@ -58,7 +58,6 @@ pub fn typescript() -> String {
         FindingDto::decl(&cfg),
         ReasonItem::decl(&cfg),
         SaveReply::decl(&cfg),
-        HistoryRow::decl(&cfg),
         Printout::decl(&cfg),
         ExportRequest::decl(&cfg),
         ExportDone::decl(&cfg),

@@ -146,25 +146,14 @@ impl App {
     }
 
     /// The history of one field: who, when, old, new, why.
-    pub fn history(&self, subject: &str, key: &str, item: &str) -> AppResult<Vec<HistoryRow>> {
+    pub fn history(&self, subject: &str, key: &str, item: &str) -> AppResult<Vec<AuditRow>> {
         let fkey = self.key(key)?.to_string();
-        let show = shown_value;
         Ok(self
             .store()?
             .audit_log(subject)?
-            .into_iter()
+            .iter()
             .filter(|c| c.form.as_deref() == Some(&fkey) && c.item.as_deref() == Some(item))
-            .map(|c| HistoryRow {
-                seq: c.seq as u32,
-                utc: c.utc.clone(),
-                offset: c.local_offset.clone(),
-                user: c.user.clone(),
-                role: c.role.clone(),
-                old: show(&c.old_value),
-                new: show(&c.new_value),
-                reason: c.reason.clone(),
-                warning: c.warning.is_some(),
-            })
+            .map(crate::oversight::audit_row)
             .collect())
     }
 }

@@ -193,7 +193,8 @@ fn audit_value(kind: ChangeKind, v: &Option<String>) -> Option<String> {
     crate::shown_value(v)
 }
 
-fn audit_row(c: &Change) -> AuditRow {
+/// A change as the audit trail and an item's history show it.
+pub(crate) fn audit_row(c: &Change) -> AuditRow {
     AuditRow {
         seq: c.seq as u32,
         old_shown: audit_value(c.kind, &c.old_value),

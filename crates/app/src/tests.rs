@@ -117,10 +117,10 @@ fn setup_login_enter_change_and_history() {
     assert!(matches!(reply, SaveReply::Saved { changes: 1, .. }));
     let h = app.history(&subject, "BAS", "HEIGHT").unwrap();
     assert_eq!(h.len(), 2);
-    assert_eq!(h[1].old.as_deref(), Some("172"));
-    assert_eq!(h[1].new.as_deref(), Some("171"));
-    assert_eq!(h[1].reason.as_deref(), Some("misread tape"));
-    assert_eq!(h[1].user, "li");
+    assert_eq!(h[1].old_shown.as_deref(), Some("172"));
+    assert_eq!(h[1].new_shown.as_deref(), Some("171"));
+    assert_eq!(h[1].change.reason.as_deref(), Some("misread tape"));
+    assert_eq!(h[1].change.user, "li");
 
     // The language choice is remembered for the user.
     app.lock();

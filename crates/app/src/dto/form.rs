@@ -99,26 +99,3 @@ pub enum SaveReply {
         items: Vec<ReasonItem>,
     },
 }
-
-/// One change of an item's history.
-#[derive(Debug, Clone, Serialize, TS)]
-pub struct HistoryRow {
-    /// Log sequence number.
-    pub seq: u32,
-    /// When (UTC).
-    pub utc: String,
-    /// The device's offset then.
-    pub offset: String,
-    /// Who.
-    pub user: String,
-    /// Role.
-    pub role: String,
-    /// Before.
-    pub old: Option<String>,
-    /// After.
-    pub new: Option<String>,
-    /// Why.
-    pub reason: Option<String>,
-    /// A warning was confirmed.
-    pub warning: bool,
-}

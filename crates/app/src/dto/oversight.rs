@@ -127,7 +127,7 @@ pub struct AuditFilterDto {
     pub user: Option<String>,
 }
 
-/// One change of the audit trail, as the Audit trail page shows it: the change as recorded,
+/// One change as the Audit trail page and an item's history show it: the change as recorded,
 /// and its values as a reader sees them (a query's text, not its JSON body).
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct AuditRow {
