@@ -3,36 +3,36 @@
 
 use std::sync::Arc;
 
-use ecrf_core::{FormKey, Role, Value};
-use ecrf_store::{CreateOptions, SaveOptions, Store, StoreError};
+use ecrf_core::{FormKey, Value};
+use ecrf_store::{SaveOptions, Store, StoreError};
+use ecrf_testkit::{ADMIN, NURSE, Site, User, open_as};
+
+/// The ward's nurse, with a Chinese name the file must not show.
+const NURSE_LI: User = User {
+    name: "李护士",
+    ..NURSE
+};
 
 #[test]
 fn a_daily_log_survives_closing_and_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ward.ecrf");
-    let study = Arc::new(ecrf_core::trial::definition().unwrap());
-    let (mut admin, recovery) = Store::create(
-        &path,
-        Arc::clone(&study),
-        CreateOptions {
-            site: "01".into(),
-            admin_user: "admin".into(),
-            admin_name: "王医生".into(),
-            admin_password: "admin-password".into(),
-        },
-    )
-    .unwrap();
+    let study = ecrf_testkit::study();
+    let (admin, recovery) = Site::new("01")
+        .admin(User {
+            name: "王医生",
+            ..ADMIN
+        })
+        .with(NURSE_LI)
+        .create_with_recovery(&path);
     assert_eq!(
         recovery.as_str().len(),
         52 + 12,
         "52 base32 characters in groups of 4"
     );
-    admin
-        .add_user("nurse", "李护士", Role::Nurse, "nurse-password")
-        .unwrap();
     drop(admin);
 
-    let mut store = Store::open(&path, Arc::clone(&study), "nurse", "nurse-password").unwrap();
+    let mut store = open_as(&path, &NURSE_LI);
     let subject = store.new_subject().unwrap();
     let day2 = FormKey::parse(&study, "DLY#2").unwrap();
     let entries = [

@@ -6,35 +6,17 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use ecrf_core::Role;
-use ecrf_store::{CreateOptions, Store};
+use ecrf_store::Store;
+use ecrf_testkit::study;
 
 mod common;
-use common::{ADMIN_PW, NURSE_PW, ecrf, err, ok};
-
-fn study() -> Arc<ecrf_core::Study> {
-    Arc::new(ecrf_core::trial::definition().unwrap())
-}
+use common::{ADMIN_PW, NURSE_PW, ecrf, err, ok, site_01};
 
 fn new_store(path: &Path) {
-    let (mut admin, _) = Store::create(
-        path,
-        study(),
-        CreateOptions {
-            site: "01".into(),
-            admin_user: "admin".into(),
-            admin_name: "Admin".into(),
-            admin_password: ADMIN_PW.into(),
-        },
-    )
-    .unwrap();
-    admin
-        .add_user("nurse", "Li Na", Role::Nurse, NURSE_PW)
-        .unwrap();
+    drop(site_01().create(path));
 }
 
 fn hash_at(store: &Store, seq: i64) -> Option<String> {

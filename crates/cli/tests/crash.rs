@@ -16,11 +16,16 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ecrf_core::Role;
-use ecrf_store::{CreateOptions, Keyring, Store, StoreError};
+use ecrf_store::{Keyring, Store, StoreError};
+use ecrf_testkit::{ADMIN, NURSE, Site, User, study};
 
 const ADMIN_PW: &str = "crash-admin-pw";
 const FIRST_PW: &str = "crash-password-a";
+/// The writer's nurse, with the password it starts with (the writer changes it).
+const CRASH_NURSE: User = User {
+    name: "Li Na",
+    ..NURSE.with_password(FIRST_PW)
+};
 /// A fresh store every so many kills keeps the full check after each kill quick.
 const KILLS_PER_STORE: usize = 20;
 
@@ -52,22 +57,9 @@ struct Victim {
 }
 
 fn new_store(dir: &Path, n: usize) -> Victim {
-    let study = Arc::new(ecrf_core::trial::definition().unwrap());
     let path = dir.join(format!("crash-{n}.ecrf"));
-    let (mut admin, _) = Store::create(
-        &path,
-        study,
-        CreateOptions {
-            site: "01".into(),
-            admin_user: "admin".into(),
-            admin_name: "Admin".into(),
-            admin_password: ADMIN_PW.into(),
-        },
-    )
-    .unwrap();
-    admin
-        .add_user("nurse", "Li Na", Role::Nurse, FIRST_PW)
-        .unwrap();
+    let site = Site::new("01").admin(ADMIN.with_password(ADMIN_PW));
+    drop(site.with(CRASH_NURSE).create(&path));
     Victim {
         store: path,
         nurse_pw: FIRST_PW.into(),
@@ -78,7 +70,7 @@ fn new_store(dir: &Path, n: usize) -> Victim {
 
 /// Reopens after a kill and checks everything; returns how many of `acks` were found.
 fn check_after_kill(v: &mut Victim, acks: &[(i64, String)], users: &[String]) -> usize {
-    let study = Arc::new(ecrf_core::trial::definition().unwrap());
+    let study = study();
     let store = match Store::open(&v.store, Arc::clone(&study), "nurse", &v.nurse_pw) {
         Ok(s) => s,
         Err(StoreError::WrongPassword(_)) if v.pending_pw.is_some() => {
@@ -273,26 +265,21 @@ fn pulled_pages(
     subjects: usize,
     page_size: usize,
 ) -> (std::path::PathBuf, Vec<String>) {
-    let study = Arc::new(ecrf_core::trial::definition().unwrap());
+    let study = study();
     let path = dir.join("other-device.ecrf");
-    drop(
-        Store::create(
-            &path,
-            Arc::clone(&study),
-            CreateOptions {
-                site: "01".into(),
-                admin_user: "admin2".into(),
-                admin_name: "Admin".into(),
-                admin_password: ADMIN_PW.into(),
-            },
-        )
-        .unwrap(),
-    );
-    let mut other = Store::open(&path, Arc::clone(&study), "admin2", ADMIN_PW).unwrap();
-    other
-        .add_user("nurse2", "Wang Fang", Role::Nurse, FIRST_PW)
-        .unwrap();
-    let mut other = Store::open(&path, Arc::clone(&study), "nurse2", FIRST_PW).unwrap();
+    let admin2 = User {
+        username: "admin2",
+        ..ADMIN.with_password(ADMIN_PW)
+    };
+    let nurse2 = User {
+        username: "nurse2",
+        name: "Wang Fang",
+        ..CRASH_NURSE
+    };
+    let mut other = Site::new("01")
+        .admin(admin2)
+        .with(nurse2)
+        .create_as(&path, &nurse2);
     other.set_sync_setting("subject_prefix", "D9").unwrap();
     let start = chrono::NaiveDate::from_ymd_opt(2026, 2, 1).unwrap();
     for n in 0..subjects {
@@ -329,7 +316,7 @@ fn pulled_pages(
 
 /// The other device's changes the store holds, as `id hash`, sorted.
 fn held_from(v: &Victim, device_ids: &[String]) -> Vec<String> {
-    let study = Arc::new(ecrf_core::trial::definition().unwrap());
+    let study = study();
     let store = Store::open(&v.store, study, "nurse", &v.nurse_pw).unwrap();
     let mut held: Vec<String> = store
         .all_changes()
@@ -403,7 +390,7 @@ fn sigkill_while_applying_pulled_pages_loses_nothing_and_resumes() {
         );
         fig.acked += acks.len();
         fig.found += check_after_kill(&mut v, &acks, &[]);
-        let study = Arc::new(ecrf_core::trial::definition().unwrap());
+        let study = study();
         let pulled = Store::open(&v.store, study, "nurse", &v.nurse_pw)
             .unwrap()
             .sync_state()

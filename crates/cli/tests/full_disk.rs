@@ -8,13 +8,13 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 
-use ecrf_core::{FormKey, Role};
-use ecrf_store::{CreateOptions, SaveOptions, Store, StoreError};
+use ecrf_core::FormKey;
+use ecrf_store::{SaveOptions, Store, StoreError};
+use ecrf_testkit::{open_as, study};
 
 mod common;
-use common::{ADMIN_PW, NURSE_PW, ecrf, err, ok};
+use common::{NURSE_PW, NURSE_USER, ecrf, err, ok, site_01};
 
 /// A mounted tmpfs; the folder it is mounted on is removed after unmounting.
 struct Tmpfs(PathBuf, #[allow(dead_code)] tempfile::TempDir);
@@ -54,8 +54,7 @@ fn fill(dir: &Path) -> PathBuf {
 }
 
 fn save_day(store: &mut Store, subject: &str, day: u32) -> Result<(), StoreError> {
-    let study = Arc::new(ecrf_core::trial::definition().unwrap());
-    let key = FormKey::parse(&study, &format!("DLY#{day}")).unwrap();
+    let key = FormKey::parse(&study(), &format!("DLY#{day}")).unwrap();
     let start = chrono::NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
     let values = ecrf_app::demo::daily_log(day as usize, start, day);
     let entries: Vec<(&str, &str)> = values
@@ -73,24 +72,9 @@ fn a_full_disk_refuses_the_save_cleanly_and_keeps_every_earlier_one() {
         "cannot mount a 3 MB tmpfs here (needs root and mount permission): the full-disk check \
          did not run; run it as root, or skip it by name (--skip a_full_disk)",
     );
-    let study = Arc::new(ecrf_core::trial::definition().unwrap());
+    let study = study();
     let path = fs.0.join("ward.ecrf");
-    let (mut admin, _) = Store::create(
-        &path,
-        Arc::clone(&study),
-        CreateOptions {
-            site: "01".into(),
-            admin_user: "admin".into(),
-            admin_name: "Admin".into(),
-            admin_password: ADMIN_PW.into(),
-        },
-    )
-    .unwrap();
-    admin
-        .add_user("nurse", "Li Na", Role::Nurse, NURSE_PW)
-        .unwrap();
-    drop(admin);
-    let mut nurse = Store::open(&path, Arc::clone(&study), "nurse", NURSE_PW).unwrap();
+    let mut nurse = site_01().create_as(&path, &NURSE_USER);
     let subject = nurse.new_subject().unwrap();
     let ecmo = FormKey::parse(&study, "ECMO").unwrap();
     let start = chrono::NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
@@ -158,7 +142,7 @@ fn a_full_disk_refuses_the_save_cleanly_and_keeps_every_earlier_one() {
             .is_empty()
     );
     drop(nurse);
-    let mut nurse = Store::open(&path, Arc::clone(&study), "nurse", NURSE_PW).unwrap();
+    let mut nurse = open_as(&path, &NURSE_USER);
     let report = nurse.check().unwrap();
     assert!(report.ok(), "{:?}", report.problems);
     for d in 1..failed_day {

@@ -8,36 +8,14 @@ mod server;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Barrier};
 
-use ecrf_core::FormKey;
-use ecrf_core::sample::{consent_by_spouse, eligible_screening};
 use ecrf_randomize::{ListSpec, Stratum, generate, to_csv};
-use ecrf_store::{Randomization, SaveOptions, Store};
+use ecrf_store::{Randomization, Store};
 use ecrf_sync::{Client, SyncError};
 use server::{Device, NURSE_PW, Server, fresh_database, psql, server_log, study};
 
-/// An eligible patient's screening form.
-fn scr() -> Vec<(&'static str, &'static str)> {
-    eligible_screening("01-001")
-}
-
 /// A new subject, screened eligible and consented.
 fn eligible_subject(d: &mut Device) -> String {
-    let s = d.store.new_subject().unwrap();
-    for (form, entries) in [("SCR", scr()), ("CON", consent_by_spouse())] {
-        let key = FormKey::parse(&study(), form).unwrap();
-        d.store
-            .save(
-                &s,
-                &key,
-                &entries,
-                &SaveOptions {
-                    reason: None,
-                    confirm_warnings: true,
-                },
-            )
-            .unwrap();
-    }
-    s
+    ecrf_testkit::eligible_subject(&mut d.store, "01-001")
 }
 
 fn count(db: &str, sql: &str) -> usize {

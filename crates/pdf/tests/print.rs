@@ -5,17 +5,18 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 
-use ecrf_core::{FormKey, Role, Study};
+use ecrf_core::FormKey;
 use ecrf_pdf::{PrintOptions, Printed, Printer};
-use ecrf_store::{CreateOptions, SaveOptions, Store};
+use ecrf_store::{SaveOptions, Store};
+use ecrf_testkit::{NURSE, Site, User, study};
 
-const PW: &str = "nurse-secret-1";
-
-fn study() -> Arc<Study> {
-    Arc::new(ecrf_core::trial::definition().expect("study"))
-}
+/// The nurse whose entries the filled CRF prints.
+const LI: User = User {
+    username: "li",
+    name: "李娜 Li Na",
+    ..NURSE
+};
 
 fn printer() -> Printer {
     Printer::new().expect("a CJK font (scripts/setup.sh installs fonts-noto-cjk)")
@@ -235,22 +236,8 @@ fn blank_form_prints_one_form_and_unknown_forms_fail_clearly() {
 /// A store with a nurse and subject 01-0001: ECMO, two daily logs, a change with a reason, a
 /// missing-data code and a confirmed warning.
 fn filled_store(dir: &Path) -> (Store, String) {
-    let study = study();
     let path = dir.join("ward.ecrf");
-    let (mut admin, _) = Store::create(
-        &path,
-        Arc::clone(&study),
-        CreateOptions {
-            site: "07".into(),
-            admin_user: "admin".into(),
-            admin_name: "Admin".into(),
-            admin_password: "admin-secret-1".into(),
-        },
-    )
-    .unwrap();
-    admin.add_user("li", "李娜 Li Na", Role::Nurse, PW).unwrap();
-    drop(admin);
-    let mut store = Store::open(&path, study, "li", PW).unwrap();
+    let mut store = Site::new("07").with(LI).create_as(&path, &LI);
     let subject = store.new_subject().unwrap();
     let key = |f: &str, r: Option<u32>| FormKey {
         form: f.into(),

@@ -9,11 +9,9 @@ use std::collections::VecDeque;
 use ecrf_core::outcome::{Answer, Arm, Day30Status, SubjectOutcome};
 use ecrf_core::study::{Entry, ItemType, Repeat};
 use ecrf_core::{Decimal, FormKey};
-use ecrf_randomize::{ListSpec, Stratum, generate, to_csv};
 use ecrf_store::{SaveOptions, Store, StoreError};
 
-mod common;
-use common::{site_07, study};
+use ecrf_testkit::{NURSE, Site, study};
 
 fn confirm() -> SaveOptions {
     SaveOptions {
@@ -40,7 +38,9 @@ fn screened(s: &mut Store, ecmo: &str) -> String {
     };
     let (start, scr_dt, con_dt) = (at(0), at(30), at(40));
     let id = s.new_subject().unwrap();
-    let mut scr = common::scr_eligible();
+    let mut scr: Vec<(&str, &str)> = std::iter::once(("SCRNO", "07-001"))
+        .chain(ecrf_core::sample::ELIGIBLE_SCREENING.iter().copied())
+        .collect();
     scr.push(("SCR_DT", &scr_dt));
     scr.push(("ECMO_START_DT", &start));
     scr.push(("LACTATE_DT", &start));
@@ -55,17 +55,10 @@ fn screened(s: &mut Store, ecmo: &str) -> String {
 
 /// A store with 8 envelopes (4 per arm) and the nurse logged in.
 fn store(dir: &std::path::Path) -> Store {
-    let path = dir.join("c.ecrf");
-    let mut admin = site_07(&path);
-    let spec = ListSpec {
-        stratum: Stratum::site("07").unwrap(),
-        count: 8,
-        block_sizes: vec![4],
-    };
-    let list = generate(&spec, &[7; 32]).unwrap();
-    admin.load_lease(&to_csv(&list)).unwrap();
-    drop(admin);
-    Store::open(&path, study(), "nurse", "nurse-password").unwrap()
+    Site::new("07")
+        .with_nurse()
+        .with_lease(8, [7; 32])
+        .create_as(&dir.join("c.ecrf"), &NURSE)
 }
 
 fn save(s: &mut Store, id: &str, form: &str, entries: &[(&str, &str)]) {

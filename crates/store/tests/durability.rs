@@ -1,34 +1,24 @@
 //! The open-time tail check and the full check find a log cut or changed behind the app's back;
 //! the durability settings are those the store promises.
 
-use std::sync::Arc;
+use ecrf_store::{Store, StoreError};
+use ecrf_testkit::{NURSE, Site, User, open_as, study};
 
-use ecrf_core::Role;
-use ecrf_store::{CreateOptions, Store, StoreError};
-
-fn study() -> Arc<ecrf_core::Study> {
-    Arc::new(ecrf_core::trial::definition().unwrap())
+/// The nurse of these stores.
+const LI: User = User {
+    username: "li",
+    name: "Li",
+    ..NURSE
 }
+.with_password("nurse-password-1");
 
+/// Site 01 with the nurse `li` and two subjects; returns its path and its key pragmas.
 fn store(dir: &std::path::Path) -> (std::path::PathBuf, String) {
     let path = dir.join("w.ecrf");
-    let (mut admin, _) = Store::create(
-        &path,
-        study(),
-        CreateOptions {
-            site: "01".into(),
-            admin_user: "admin".into(),
-            admin_name: "A".into(),
-            admin_password: "admin-password-1".into(),
-        },
-    )
-    .unwrap();
-    admin
-        .add_user("li", "Li", Role::Nurse, "nurse-password-1")
-        .unwrap();
+    let admin = Site::new("01").with(LI).create(&path);
     let key = admin.key_pragmas().to_string();
     drop(admin);
-    let mut li = Store::open(&path, study(), "li", "nurse-password-1").unwrap();
+    let mut li = open_as(&path, &LI);
     li.new_subject().unwrap();
     li.new_subject().unwrap();
     (path, key)
@@ -116,7 +106,7 @@ fn a_store_from_before_the_page_size_was_recorded_opens_with_4_kib_pages() {
     assert!(keys.as_object_mut().unwrap().remove("page_size").is_some());
     std::fs::write(&keys_path, keys.to_string()).unwrap();
 
-    let li = Store::open(&path, study(), "li", "nurse-password-1").unwrap();
+    let li = open_as(&path, &LI);
     assert_eq!(li.subjects().unwrap().len(), 2);
     let report = li.check().unwrap();
     assert!(report.ok(), "{:?}", report.problems);
@@ -127,7 +117,7 @@ fn a_store_from_before_the_page_size_was_recorded_opens_with_4_kib_pages() {
 fn durability_settings_are_explicit() {
     let dir = tempfile::tempdir().unwrap();
     let (path, _) = store(dir.path());
-    let li = Store::open(&path, study(), "li", "nurse-password-1").unwrap();
+    let li = open_as(&path, &LI);
     let report = li.check().unwrap();
     assert!(report.ok(), "{:?}", report.problems);
     assert_eq!(report.changes, 5);
@@ -144,13 +134,13 @@ fn a_cut_log_is_refused_at_open_and_reported_by_the_full_check() {
     raw(&path, &key)
         .execute_batch("DELETE FROM change_log WHERE seq = (SELECT max(seq) FROM change_log)")
         .unwrap();
-    let e = Store::open(&path, study(), "li", "nurse-password-1")
+    let e = Store::open(&path, study(), LI.username, LI.password)
         .err()
         .unwrap();
     assert!(matches!(e, StoreError::Damaged(_)), "{e}");
     assert!(e.to_string().contains("ecrf store check"), "{e}");
     // The full check still opens it and says what is wrong.
-    let checked = Store::open_for_check(&path, study(), "li", "nurse-password-1").unwrap();
+    let checked = Store::open_for_check(&path, study(), LI.username, LI.password).unwrap();
     let report = checked.check().unwrap();
     assert!(
         report
@@ -171,7 +161,7 @@ fn an_altered_last_change_is_refused_at_open() {
             "UPDATE change_log SET new_value = '\"01\"' WHERE seq = (SELECT max(seq) FROM change_log)",
         )
         .unwrap();
-    let e = Store::open(&path, study(), "li", "nurse-password-1")
+    let e = Store::open(&path, study(), LI.username, LI.password)
         .err()
         .unwrap();
     assert!(e.to_string().contains("does not match its hash"), "{e}");
@@ -184,7 +174,7 @@ fn projections_edited_behind_the_log_fail_the_full_check() {
     raw(&path, &key)
         .execute_batch("DELETE FROM subjects WHERE subject = '01-0002'")
         .unwrap();
-    let li = Store::open(&path, study(), "li", "nurse-password-1").unwrap();
+    let li = open_as(&path, &LI);
     let report = li.check().unwrap();
     assert!(
         report
@@ -202,7 +192,7 @@ fn projections_edited_behind_the_log_fail_the_full_check() {
 fn the_backup_reminder_comes_when_unprotected_changes_grow_old() {
     let dir = tempfile::tempdir().unwrap();
     let (path, _) = store(dir.path());
-    let li = Store::open(&path, study(), "li", "nurse-password-1").unwrap();
+    let li = open_as(&path, &LI);
     let now = chrono::Utc::now();
     let later = now + chrono::Duration::hours(25);
     assert!(!li.backup_status(24, now).unwrap().remind);

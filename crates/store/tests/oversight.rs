@@ -1,8 +1,6 @@
 //! Queries, source-data verification, signatures, locks and user-account events, through the
 //! store API on real SQLCipher files.
 
-mod common;
-
 use std::path::Path;
 
 use ecrf_core::lock::LockScope;
@@ -11,14 +9,14 @@ use ecrf_core::signature::{SignCredentials, SignatureMeaning};
 use ecrf_core::{FormKey, Role};
 use ecrf_store::{SaveOptions, Store, StoreError};
 
-use common::{site_07, study};
+use ecrf_testkit::{DATA_MANAGER, INVESTIGATOR, MONITOR, Site, study};
 
 fn key(text: &str) -> FormKey {
     FormKey::parse(&study(), text).unwrap()
 }
 
 fn open(path: &Path, user: &str) -> Store {
-    Store::open(path, study(), user, &format!("{user}-password")).unwrap()
+    ecrf_testkit::open(path, user, &format!("{user}-password"))
 }
 
 fn reason(r: &str) -> SaveOptions {
@@ -32,17 +30,14 @@ fn reason(r: &str) -> SaveOptions {
 /// complete end-of-study form and a day-1 MAP. Returns the path and the subject.
 fn trial(dir: &Path) -> (std::path::PathBuf, String) {
     let path = dir.join("site.ecrf");
-    let mut admin = site_07(&path);
-    for (u, r) in [
-        ("investigator", Role::Investigator),
-        ("monitor", Role::Monitor),
-        ("dm", Role::DataManager),
-    ] {
-        admin
-            .add_user(u, &format!("Dr {u}"), r, &format!("{u}-password"))
-            .unwrap();
-    }
-    drop(admin);
+    drop(
+        Site::new("07")
+            .with_nurse()
+            .with(INVESTIGATOR)
+            .with(MONITOR)
+            .with(DATA_MANAGER)
+            .create(&path),
+    );
     let mut nurse = open(&path, "nurse");
     let subject = nurse.new_subject().unwrap();
     nurse

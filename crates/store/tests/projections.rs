@@ -6,8 +6,7 @@ use ecrf_core::FormKey;
 use ecrf_store::{SaveOptions, Store, StoreError};
 use proptest::prelude::*;
 
-mod common;
-use common::{site_07, study};
+use ecrf_testkit::{NURSE, Site};
 
 /// One thing a nurse does.
 #[derive(Debug, Clone)]
@@ -35,10 +34,9 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn fresh_store(dir: &std::path::Path) -> Store {
-    let path = dir.join("p.ecrf");
-    let admin = site_07(&path);
-    drop(admin);
-    Store::open(&path, study(), "nurse", "nurse-password").unwrap()
+    Site::new("07")
+        .with_nurse()
+        .create_as(&dir.join("p.ecrf"), &NURSE)
 }
 
 proptest! {

@@ -4,13 +4,19 @@
 
 use std::sync::{Arc, Barrier};
 
+use ecrf_core::FormKey;
 use ecrf_core::sample::{consent_by_spouse, eligible_screening};
-use ecrf_core::{FormKey, Role};
-use ecrf_randomize::{ListSpec, Stratum, generate, to_csv};
+use ecrf_randomize::{ListSpec, Stratum, generate};
 use ecrf_store::{Refusal, SaveOptions, Store, StoreError};
 
-mod common;
-use common::{site_07, study};
+use ecrf_testkit::{NURSE, Site, User, lease_csv, open_as, study};
+
+/// A second nurse, with the first one's password.
+const NURSE2: User = User {
+    username: "nurse2",
+    name: "M",
+    ..NURSE
+};
 
 /// An eligible male patient's SCR entries.
 fn scr() -> Vec<(&'static str, &'static str)> {
@@ -31,22 +37,14 @@ fn form(id: &str) -> FormKey {
 /// A store for site 07 with `envelopes` slots leased, and an admin and two nurses.
 fn setup(dir: &std::path::Path, envelopes: usize) -> std::path::PathBuf {
     let path = dir.join("r.ecrf");
-    let mut admin = site_07(&path);
-    admin
-        .add_user("nurse2", "M", Role::Nurse, "nurse-password")
-        .unwrap();
+    let mut admin = Site::new("07").with_nurse().with(NURSE2).create(&path);
     if envelopes > 0 {
-        let spec = ListSpec {
-            stratum: Stratum::site("07").unwrap(),
-            count: envelopes,
-            block_sizes: vec![4],
-        };
-        let list = generate(&spec, &[42; 32]).unwrap();
-        assert_eq!(admin.load_lease(&to_csv(&list)).unwrap(), list.len());
+        let lease = lease_csv("07", envelopes, [42; 32]);
+        assert_eq!(admin.load_lease(&lease).unwrap(), envelopes);
         // The same envelopes twice are refused, whole.
         assert!(
             admin
-                .load_lease(&to_csv(&list))
+                .load_lease(&lease)
                 .unwrap_err()
                 .to_string()
                 .contains("already")
@@ -56,11 +54,7 @@ fn setup(dir: &std::path::Path, envelopes: usize) -> std::path::PathBuf {
 }
 
 fn eligible_subject(s: &mut Store) -> String {
-    let id = s.new_subject().unwrap();
-    s.save(&id, &form("SCR"), &scr(), &confirm()).unwrap();
-    s.save(&id, &form("CON"), &consent_by_spouse(), &confirm())
-        .unwrap();
-    id
+    ecrf_testkit::eligible_subject(s, "07-001")
 }
 
 fn refusal(e: StoreError) -> Refusal {
@@ -74,7 +68,7 @@ fn refusal(e: StoreError) -> Refusal {
 fn refusals_write_nothing_and_randomizing_is_irreversible() {
     let dir = tempfile::tempdir().unwrap();
     let path = setup(dir.path(), 0);
-    let mut s = Store::open(&path, study(), "nurse", "nurse-password").unwrap();
+    let mut s = open_as(&path, &NURSE);
     let id = s.new_subject().unwrap();
     // Nothing on the checklist.
     assert!(matches!(
@@ -129,7 +123,7 @@ fn refusals_write_nothing_and_randomizing_is_irreversible() {
 fn randomize_opens_the_next_envelope_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = setup(dir.path(), 4);
-    let mut s = Store::open(&path, study(), "nurse", "nurse-password").unwrap();
+    let mut s = open_as(&path, &NURSE);
     let list = generate(
         &ListSpec {
             stratum: Stratum::site("07").unwrap(),
@@ -190,7 +184,7 @@ fn two_writers_never_open_the_same_envelope() {
     let path = setup(dir.path(), 2 * per_writer);
     let mut subjects = Vec::new();
     {
-        let mut s = Store::open(&path, study(), "nurse", "nurse-password").unwrap();
+        let mut s = open_as(&path, &NURSE);
         for _ in 0..2 * per_writer {
             subjects.push(eligible_subject(&mut s));
         }
@@ -204,7 +198,7 @@ fn two_writers_never_open_the_same_envelope() {
             let path = path.clone();
             let barrier = Arc::clone(&barrier);
             std::thread::spawn(move || {
-                let mut s = Store::open(&path, study(), user, "nurse-password").unwrap();
+                let mut s = ecrf_testkit::open(&path, user, NURSE.password);
                 barrier.wait();
                 mine.iter()
                     .map(|id| s.randomize(id).unwrap().envelope)
@@ -221,7 +215,7 @@ fn two_writers_never_open_the_same_envelope() {
     opened.dedup();
     assert_eq!(opened.len(), n, "an envelope was opened twice");
     assert_eq!(n, 2 * per_writer);
-    let s = Store::open(&path, study(), "nurse", "nurse-password").unwrap();
+    let s = open_as(&path, &NURSE);
     assert!(
         s.verify().unwrap().problems.is_empty(),
         "{:?}",

@@ -6,8 +6,7 @@
 use ecrf_core::FormKey;
 use ecrf_store::{SaveOptions, Store, StoreError};
 
-mod common;
-use common::site_07;
+use ecrf_testkit::{NURSE, Site, study};
 
 /// Sends every change of `from`'s own device that `to` lacks (like push + pull).
 fn send(from: &Store, to: &mut Store) {
@@ -17,8 +16,7 @@ fn send(from: &Store, to: &mut Store) {
 }
 
 fn nurse(path: &std::path::Path) -> Store {
-    drop(site_07(path));
-    Store::open(path, common::study(), "nurse", "nurse-password").unwrap()
+    Site::new("07").with_nurse().create_as(path, &NURSE)
 }
 
 fn exchange(a: &mut Store, b: &mut Store) {
@@ -52,7 +50,7 @@ fn two_replicas_merge_items_and_keep_both_values_of_a_conflict() {
         "07-D2-0001",
         "numbers never collide"
     );
-    let day1 = FormKey::parse(&common::study(), "DLY#1").unwrap();
+    let day1 = FormKey::parse(&study(), "DLY#1").unwrap();
     let why = SaveOptions {
         reason: Some("correction".into()),
         confirm_warnings: true,
@@ -126,8 +124,12 @@ fn two_replicas_merge_items_and_keep_both_values_of_a_conflict() {
 #[test]
 fn a_page_with_a_broken_change_applies_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let a = site_07(&dir.path().join("a.ecrf"));
-    let mut b = site_07(&dir.path().join("b.ecrf"));
+    let a = Site::new("07")
+        .with_nurse()
+        .create(&dir.path().join("a.ecrf"));
+    let mut b = Site::new("07")
+        .with_nurse()
+        .create(&dir.path().join("b.ecrf"));
     let mut page = a.own_changes_after(0, 100).unwrap();
     let before = b.all_changes().unwrap().len();
     // Altered content.

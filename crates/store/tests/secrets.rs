@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use ecrf_store::login_audit::pending_path;
-use ecrf_store::{CreateOptions, Store, StoreError};
+use ecrf_store::{Store, StoreError};
+use ecrf_testkit::{ADMIN, Site};
 
 const WRONG: &str = "guessed-Secret-42";
 
@@ -12,13 +13,10 @@ const WRONG: &str = "guessed-Secret-42";
 fn failed_logins_end_up_in_the_audit_log_without_the_password() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("w.ecrf");
-    let study = Arc::new(ecrf_core::trial::definition().unwrap());
-    let opts = CreateOptions {
-        site: "01".into(),
-        admin_user: "admin".into(),
-        admin_name: "A".into(),
-        admin_password: "admin-password-1".into(),
-    };
+    let study = ecrf_testkit::study();
+    let opts = Site::new("01")
+        .admin(ADMIN.with_password("admin-password-1"))
+        .options();
     let shown = format!("{opts:?}");
     assert!(!shown.contains("admin-password-1"), "{shown}");
     let (store, _) = Store::create(&path, Arc::clone(&study), opts).unwrap();

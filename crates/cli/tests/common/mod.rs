@@ -4,8 +4,24 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use ecrf_testkit::{ADMIN, NURSE, Site, User};
+
 pub const ADMIN_PW: &str = "admin-secret-1";
 pub const NURSE_PW: &str = "nurse-secret-1";
+
+/// The administrator of a store made for `ecrf`, with [`ADMIN_PW`].
+pub const ADMIN_USER: User = ADMIN.with_password(ADMIN_PW);
+/// Its nurse `nurse` (Li Na), with [`NURSE_PW`].
+pub const NURSE_USER: User = User {
+    name: "Li Na",
+    ..NURSE.with_password(NURSE_PW)
+};
+
+/// Site 01 with [`ADMIN_USER`] and [`NURSE_USER`]: `site_01().create(&path)` makes a store
+/// `ecrf` can be run on with these passwords.
+pub fn site_01() -> Site {
+    Site::new("01").admin(ADMIN_USER).with(NURSE_USER)
+}
 
 pub fn ecrf(store: &Path, user: &str, password: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ecrf"))

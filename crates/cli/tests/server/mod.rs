@@ -5,20 +5,18 @@
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use ecrf_core::{FormKey, Role, Study};
-use ecrf_store::{CreateOptions, SaveOptions, Store};
+use ecrf_core::FormKey;
+use ecrf_store::{SaveOptions, Store};
 use ecrf_sync::Client;
+use ecrf_testkit::{NURSE, Site};
+
+pub use ecrf_testkit::study;
 
 pub fn ecrf_bin() -> &'static str {
     env!("CARGO_BIN_EXE_ecrf")
-}
-
-pub fn study() -> Arc<Study> {
-    static S: OnceLock<Arc<Study>> = OnceLock::new();
-    Arc::clone(S.get_or_init(|| Arc::new(ecrf_core::trial::definition().expect("study"))))
 }
 
 /// The PostgreSQL to use: `DATABASE_URL`, or a throwaway cluster for this test process
@@ -303,7 +301,7 @@ pub fn make_certificates(dir: &Path) -> Pki {
     }
 }
 
-pub const NURSE_PW: &str = "nurse-password";
+pub const NURSE_PW: &str = NURSE.password;
 
 /// A ward laptop: its own store (site `site`), a nurse logged in, enrolled with the server.
 pub struct Device {
@@ -314,22 +312,7 @@ pub struct Device {
 impl Device {
     pub fn new(dir: &Path, name: &str, site: &str) -> Device {
         let path = dir.join(format!("{name}.ecrf"));
-        let (mut admin, _) = Store::create(
-            &path,
-            study(),
-            CreateOptions {
-                site: site.into(),
-                admin_user: "admin".into(),
-                admin_name: "Admin".into(),
-                admin_password: "admin-password".into(),
-            },
-        )
-        .unwrap();
-        admin
-            .add_user("nurse", "Nurse", Role::Nurse, NURSE_PW)
-            .unwrap();
-        drop(admin);
-        let store = Store::open(&path, study(), "nurse", NURSE_PW).unwrap();
+        let store = Site::new(site).with_nurse().create_as(&path, &NURSE);
         Device { store, path }
     }
 

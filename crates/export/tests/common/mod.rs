@@ -5,24 +5,20 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
 
-use ecrf_core::sample::{consent_by_spouse, eligible_screening};
-use ecrf_core::{FormKey, Role, Study};
+use ecrf_core::sample::eligible_screening;
+use ecrf_core::{FormKey, Role};
 use ecrf_export::TrialData;
-use ecrf_randomize::{ListSpec, Stratum, generate, to_csv};
-use ecrf_store::{CreateOptions, SaveOptions, Store};
+use ecrf_store::{SaveOptions, Store};
+use ecrf_testkit::{ADMIN, DATA_MANAGER, NURSE, Site, User, open_as};
+
+pub use ecrf_testkit::study;
 
 /// The text that must survive every format.
 pub const TRICKY: &str = "失访：电话无人接听, 家属说\"已转院\"\n第二行 line two";
 
 /// The reason given for a changed value.
 pub const REASON: &str = "监护仪读数核对 re-read from the monitor";
-
-pub fn study() -> Arc<Study> {
-    static S: OnceLock<Arc<Study>> = OnceLock::new();
-    Arc::clone(S.get_or_init(|| Arc::new(ecrf_core::trial::definition().expect("study"))))
-}
 
 fn key(id: &str) -> FormKey {
     FormKey::parse(&study(), id).expect("form key")
@@ -57,13 +53,12 @@ pub enum Fate {
     Lost,
 }
 
-/// A subject's forms: screening, consent and ECMO, randomization on 1 March 2026 at 10:30
+/// A new subject's forms: screening, consent and ECMO, randomization on 1 March 2026 at 10:30
 /// Beijing time, then the IABP form (inserted 2 h 30 min after ECMO start in the IABP arm, and
 /// in the control arm when `crossover`), daily logs from day 0, day 30 and end of study.
-fn forms(s: &mut Store, subject: &str, n: usize, fate: Fate, crossover: bool) {
+fn forms(s: &mut Store, n: usize, fate: Fate, crossover: bool) {
     let scr_no = format!("{}-S{n:03}", s.site());
-    save(s, subject, "SCR", &eligible_screening(&scr_no));
-    save(s, subject, "CON", &consent_by_spouse());
+    let subject = &ecrf_testkit::eligible_subject(s, &scr_no);
     save(
         s,
         subject,
@@ -203,37 +198,40 @@ fn forms(s: &mut Store, subject: &str, n: usize, fate: Fate, crossover: bool) {
 
 pub const PASSWORD: &str = "trial-password";
 
+/// The users of every site, all with [`PASSWORD`].
+const ADMIN_USER: User = User {
+    name: "管理员 Admin",
+    ..ADMIN.with_password(PASSWORD)
+};
+const NURSE_USER: User = User {
+    name: "护士 Li",
+    ..NURSE.with_password(PASSWORD)
+};
+const DM: User = User {
+    name: "Data manager 数据管理员",
+    ..DATA_MANAGER.with_password(PASSWORD)
+};
+const PI: User = User {
+    username: "pi",
+    name: "Dr Wang 王医生",
+    role: Role::Investigator,
+    password: PASSWORD,
+};
+
 /// One site's store: `fates` randomized subjects (IABP inserted in the IABP arm) and one
 /// subject screened but never randomized.
 fn site(dir: &Path, code: &str, fates: &[Fate]) -> PathBuf {
     let path = dir.join(format!("site{code}.ecrf"));
-    let opts = CreateOptions {
-        site: code.into(),
-        admin_user: "admin".into(),
-        admin_name: "管理员 Admin".into(),
-        admin_password: PASSWORD.into(),
-    };
-    let (mut admin, _) = Store::create(&path, study(), opts).expect("create");
-    admin
-        .add_user("nurse", "护士 Li", Role::Nurse, PASSWORD)
-        .unwrap();
-    admin
-        .add_user("dm", "Data manager 数据管理员", Role::DataManager, PASSWORD)
-        .unwrap();
-    let spec = ListSpec {
-        stratum: Stratum::site(code).unwrap(),
-        count: 8,
-        block_sizes: vec![4],
-    };
     let mut seed = [7u8; 32];
     seed[0] = code.as_bytes()[1];
-    let list = generate(&spec, &seed).unwrap();
-    admin.load_lease(&to_csv(&list)).unwrap();
-    drop(admin);
-    let mut s = Store::open(&path, study(), "nurse", PASSWORD).unwrap();
+    let mut s = Site::new(code)
+        .admin(ADMIN_USER)
+        .with(NURSE_USER)
+        .with(DM)
+        .with_lease(8, seed)
+        .create_as(&path, &NURSE_USER);
     for (n, fate) in fates.iter().enumerate() {
-        let subject = s.new_subject().unwrap();
-        forms(&mut s, &subject, n + 1, *fate, code == "02" && n == 0);
+        forms(&mut s, n + 1, *fate, code == "02" && n == 0);
     }
     let screened = s.new_subject().unwrap();
     save(
@@ -247,17 +245,17 @@ fn site(dir: &Path, code: &str, fates: &[Fate]) -> PathBuf {
 
 /// Adds the investigator `pi` (Dr Wang 王医生) to the store at `path` and opens it as pi.
 pub fn investigator(path: &Path) -> Store {
-    let mut admin = Store::open(path, study(), "admin", PASSWORD).unwrap();
+    let mut admin = open_as(path, &ADMIN_USER);
     admin
-        .add_user("pi", "Dr Wang 王医生", Role::Investigator, PASSWORD)
+        .add_user(PI.username, PI.name, PI.role, PI.password)
         .unwrap();
     drop(admin);
-    Store::open(path, study(), "pi", PASSWORD).unwrap()
+    open_as(path, &PI)
 }
 
 /// A nurse records a new consent form version for `subject`: a value a signature on CON covers.
 pub fn new_consent_version(path: &Path, subject: &str) {
-    let mut nurse = Store::open(path, study(), "nurse", PASSWORD).unwrap();
+    let mut nurse = open_as(path, &NURSE_USER);
     nurse
         .save(
             subject,
@@ -288,7 +286,7 @@ pub fn scripted_trial(dir: &Path) -> Vec<PathBuf> {
 pub fn trial_data(stores: &[PathBuf]) -> TrialData {
     let mut data = TrialData::default();
     for p in stores {
-        let mut s = Store::open(p, study(), "dm", PASSWORD).unwrap();
+        let mut s = open_as(p, &DM);
         data.add_view(s.export_view(true).unwrap()).unwrap();
     }
     data
