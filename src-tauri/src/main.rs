@@ -11,7 +11,7 @@ use std::time::Instant;
 use zeroize::Zeroizing;
 
 use ecrf_app::dto::*;
-use ecrf_app::{App, AppResult, Lang, QueryStep, Role, User};
+use ecrf_app::{App, AppResult, Lang, Query, QueryStep, Role, User};
 use tauri::{Emitter, State};
 
 struct Shell {
@@ -166,7 +166,7 @@ fn form_oversight(s: State<'_, Shell>, subject: String, key: String) -> AppResul
 }
 
 #[tauri::command]
-fn queries(s: State<'_, Shell>, subject: Option<String>) -> AppResult<Vec<QueryDto>> {
+fn queries(s: State<'_, Shell>, subject: Option<String>) -> AppResult<Vec<Query>> {
     with(&s, |a| a.queries(subject.as_deref()))
 }
 

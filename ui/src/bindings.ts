@@ -112,6 +112,42 @@ role: Role,
  */
 active: boolean, };
 
+export type Query = { 
+/**
+ * Id.
+ */
+id: string, 
+/**
+ * Subject.
+ */
+subject: string, 
+/**
+ * Form instance.
+ */
+form: string, 
+/**
+ * Item.
+ */
+item: string, 
+/**
+ * State.
+ */
+state: QueryState, 
+/**
+ * The question.
+ */
+text: string, 
+/**
+ * Raised by.
+ */
+raised_by: string, 
+/**
+ * When raised (UTC).
+ */
+raised_utc: string, };
+
+export type FormStatus = "not_started" | "due" | "in_progress" | "complete" | "warnings" | "overdue" | "missing";
+
 export type Txt = { 
 /**
  * English.
@@ -357,8 +393,6 @@ may_manage_users: boolean,
  */
 may_export: boolean, };
 
-export type StatusDto = "not_started" | "due" | "in_progress" | "complete" | "warnings" | "overdue" | "missing";
-
 export type SubjectRow = { 
 /**
  * Subject number.
@@ -371,7 +405,7 @@ day0: string | null,
 /**
  * The worst status of its forms.
  */
-status: StatusDto, 
+status: FormStatus, 
 /**
  * Forms complete.
  */
@@ -413,7 +447,7 @@ due: string | null,
 /**
  * Status.
  */
-status: StatusDto, 
+status: FormStatus, 
 /**
  * Written by the app, not typed.
  */
@@ -650,7 +684,7 @@ derived: Array<FieldValue>,
 /**
  * Status.
  */
-status: StatusDto, 
+status: FormStatus, 
 /**
  * Required items still empty.
  */
@@ -812,40 +846,6 @@ code: ErrorCode,
  * What happened and what to do.
  */
 message: string, };
-
-export type QueryDto = { 
-/**
- * Id.
- */
-id: string, 
-/**
- * Subject.
- */
-subject: string, 
-/**
- * Form instance (`DLY#3`).
- */
-form: string, 
-/**
- * Item id.
- */
-item: string, 
-/**
- * Where it stands.
- */
-state: QueryState, 
-/**
- * The question.
- */
-text: string, 
-/**
- * Raised by (user name).
- */
-raised_by: string, 
-/**
- * When raised (UTC).
- */
-raised_utc: string, };
 
 export type AuditFilterDto = { 
 /**
@@ -1067,7 +1067,7 @@ export type FormOversight = {
 /**
  * Queries on the form, open first.
  */
-queries: Array<QueryDto>, 
+queries: Array<Query>, 
 /**
  * Items verified against the source and unchanged since.
  */

@@ -1,7 +1,7 @@
 // Generated from src-tauri/src/main.rs by crates/app/src/command_bindings.rs. Do not edit.
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
-import type { AuditCsvDone, AuditFilterDto, AuditPage, AuditRow, BackupDone, BackupStatusDto, Entry, ExportDone, ExportRequest, FormOversight, FormPage, Lang, Printout, QueryDto, QueryStep, Role, SaveReply, SessionDto, SetupDone, SetupInput, SignInput, SignatureDto, StudyDto, SubjectPage, SubjectRow, SyncDone, SyncProgressDto, SyncStatusDto, User, Welcome } from "./bindings";
+import type { AuditCsvDone, AuditFilterDto, AuditPage, AuditRow, BackupDone, BackupStatusDto, Entry, ExportDone, ExportRequest, FormOversight, FormPage, Lang, Printout, Query, QueryStep, Role, SaveReply, SessionDto, SetupDone, SetupInput, SignInput, SignatureDto, StudyDto, SubjectPage, SubjectRow, SyncDone, SyncProgressDto, SyncStatusDto, User, Welcome } from "./bindings";
 
 /** Every command of the desktop shell, with its arguments and reply. */
 export const commands = {
@@ -31,7 +31,7 @@ export const commands = {
   defaultExportFolder: (): Promise<string> => invoke<string>("default_export_folder"),
   export: (request: ExportRequest): Promise<ExportDone> => invoke<ExportDone>("export", { request }),
   formOversight: (subject: string, key: string): Promise<FormOversight> => invoke<FormOversight>("form_oversight", { subject, key }),
-  queries: (subject: string | null): Promise<Array<QueryDto>> => invoke<Array<QueryDto>>("queries", { subject }),
+  queries: (subject: string | null): Promise<Array<Query>> => invoke<Array<Query>>("queries", { subject }),
   raiseQuery: (subject: string, key: string, item: string, text: string): Promise<FormOversight> => invoke<FormOversight>("raise_query", { subject, key, item, text }),
   queryStep: (id: string, step: QueryStep, text: string): Promise<void> => invoke<void>("query_step", { id, step, text }),
   auditReview: (filter: AuditFilterDto): Promise<AuditPage> => invoke<AuditPage>("audit_review", { filter }),

@@ -1,6 +1,6 @@
 // The words of the app's own screens in English and Chinese. Form labels, units, answers and
 // edit-check messages come from the study definition, not from here.
-import type { Lang, StatusDto, Txt } from "./bindings";
+import type { Lang, FormStatus, Txt } from "./bindings";
 
 const words = {
   appTitle: ["EARLY-IABP eCRF", "EARLY-IABP 电子病例报告表"],
@@ -199,7 +199,7 @@ export function tx(text: Txt | null | undefined): string {
   return lang === "zh" ? text.zh : text.en;
 }
 
-const statusWords: Record<StatusDto, [string, string]> = {
+const statusWords: Record<FormStatus, [string, string]> = {
   not_started: ["Not started", "未开始"],
   in_progress: ["In progress", "进行中"],
   complete: ["Complete", "已完成"],
@@ -209,7 +209,7 @@ const statusWords: Record<StatusDto, [string, string]> = {
   missing: ["Missing", "缺失"],
 };
 
-export function statusWord(s: StatusDto): string {
+export function statusWord(s: FormStatus): string {
   return statusWords[s][lang === "zh" ? 1 : 0];
 }
 

@@ -4,7 +4,7 @@
 // what the store answered. The words of this panel are kept here, in both languages.
 import { api, messageOf } from "./api";
 import { SIGNATURE_MEANINGS } from "./bindings";
-import type { FormDto, FormOversight, QueryDto, QueryStep } from "./bindings";
+import type { FormDto, FormOversight, Query, QueryStep } from "./bindings";
 import { byId, h } from "./dom";
 import { tx, wordsOf } from "./i18n";
 
@@ -86,7 +86,7 @@ export async function renderOversight(ctx: OversightContext): Promise<void> {
 
   markFields(view);
 
-  const queryRow = (q: QueryDto): HTMLElement => {
+  const queryRow = (q: Query): HTMLElement => {
     const text = h("input", { id: `q-text-${q.id}`, "aria-label": w("note"), class: "q-text" });
     const step = (name: QueryStep, word: Word) =>
       h(

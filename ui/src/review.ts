@@ -2,7 +2,7 @@
 // subject, form, item and user (exportable as CSV). What a user may see is decided in Rust; the
 // words of these pages are kept here, in both languages.
 import { api, messageOf } from "./api";
-import type { AuditFilterDto, AuditRow, QueryDto } from "./bindings";
+import type { AuditFilterDto, AuditRow, Query } from "./bindings";
 import { h } from "./dom";
 import { wordsOf } from "./i18n";
 
@@ -73,7 +73,7 @@ export async function showQueryList(ctx: ReviewContext, initialState = "open"): 
   const count = h("p", { id: "ql-count", class: "muted", role: "status" });
   const tbody = h("tbody", {});
   const has = (v: string, q: string) => v.toLowerCase().includes(q.trim().toLowerCase());
-  const row = (q: QueryDto) =>
+  const row = (q: Query) =>
     h(
       "tr",
       { class: `query q-${q.state}`, "data-query": q.id },

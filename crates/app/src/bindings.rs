@@ -6,11 +6,12 @@ use ts_rs::{Config, TS};
 
 use crate::dto::*;
 use ecrf_core::query::{QueryState, QueryStep};
+use ecrf_core::schedule::FormStatus;
 use ecrf_core::signature::SignatureMeaning;
 use ecrf_core::study::Repeat;
 use ecrf_core::{Lang, Role, Severity};
 use ecrf_export::Format;
-use ecrf_log::record::User;
+use ecrf_log::record::{Query, User};
 use ecrf_log::{Change, ChangeKind};
 
 /// The whole `bindings.ts` text.
@@ -29,6 +30,8 @@ pub fn typescript() -> String {
         ChangeKind::decl(&cfg),
         Change::decl(&cfg),
         User::decl(&cfg),
+        Query::decl(&cfg),
+        FormStatus::decl(&cfg),
         // The app's own.
         Txt::decl(&cfg),
         CodeDto::decl(&cfg),
@@ -42,7 +45,6 @@ pub fn typescript() -> String {
         SetupInput::decl(&cfg),
         SetupDone::decl(&cfg),
         SessionDto::decl(&cfg),
-        StatusDto::decl(&cfg),
         SubjectRow::decl(&cfg),
         ScheduleRow::decl(&cfg),
         RandomizationView::decl(&cfg),
@@ -65,7 +67,6 @@ pub fn typescript() -> String {
         BackupStatusDto::decl(&cfg),
         ErrorCode::decl(&cfg),
         AppError::decl(&cfg),
-        QueryDto::decl(&cfg),
         AuditFilterDto::decl(&cfg),
         AuditRow::decl(&cfg),
         AuditPage::decl(&cfg),

@@ -99,8 +99,11 @@ fn next_daily_log_trends_schedule_and_derived_items() {
     assert_eq!(lactate, [(0, Some(5.1)), (1, Some(3.2))]);
     assert_eq!(page.trends.points[0].pulse_pressure, Some(25.0));
     let status = |k: &str| page.schedule.iter().find(|r| r.key == k).map(|r| r.status);
-    assert_eq!(status("DLY#2"), Some(StatusDto::Missing));
-    assert_eq!(status("DLY#3"), Some(StatusDto::Due));
+    assert_eq!(
+        status("DLY#2"),
+        Some(ecrf_core::schedule::FormStatus::Missing)
+    );
+    assert_eq!(status("DLY#3"), Some(ecrf_core::schedule::FormStatus::Due));
     assert_eq!(status("DLY#4"), None);
     assert_eq!(
         app.next_daily_log(&s).unwrap().key,

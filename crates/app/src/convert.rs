@@ -10,18 +10,6 @@ pub(crate) fn txt(t: &ecrf_core::Text) -> Txt {
     }
 }
 
-pub(crate) fn status_dto(s: FormStatus) -> StatusDto {
-    match s {
-        FormStatus::NotStarted => StatusDto::NotStarted,
-        FormStatus::InProgress => StatusDto::InProgress,
-        FormStatus::Complete => StatusDto::Complete,
-        FormStatus::Warnings => StatusDto::Warnings,
-        FormStatus::Overdue => StatusDto::Overdue,
-        FormStatus::Due => StatusDto::Due,
-        FormStatus::Missing => StatusDto::Missing,
-    }
-}
-
 pub(crate) fn finding_dto(f: &Finding) -> FindingDto {
     FindingDto {
         item: f.item.clone(),

@@ -76,7 +76,7 @@ impl App {
                     warning: None,
                 })
                 .collect(),
-            status: status_dto(status),
+            status,
             missing: ecrf_core::check::missing_required(form, &values)
                 .iter()
                 .map(|i| i.id.clone())

@@ -12,7 +12,7 @@ pub mod bindings;
 // The trial's own types the shell's commands take, so the shell needs no other crate.
 pub use ecrf_core::query::QueryStep;
 pub use ecrf_core::{Lang, Role};
-pub use ecrf_log::record::User;
+pub use ecrf_log::record::{Query, User};
 mod clinical;
 #[cfg(test)]
 mod command_bindings;

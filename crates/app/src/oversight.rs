@@ -11,22 +11,9 @@ use ecrf_store::{AuditFilter, Change, Query, Signature};
 
 use crate::dto::{
     AUDIT_PAGE_ROWS, AuditCsvDone, AuditFilterDto, AuditPage, AuditRow, FormOversight,
-    OversightRights, QueryDto, SignInput, SignatureDto, Txt,
+    OversightRights, SignInput, SignatureDto, Txt,
 };
 use crate::{App, AppResult, ErrorCode, err};
-
-fn query_dto(q: Query) -> QueryDto {
-    QueryDto {
-        id: q.id,
-        subject: q.subject,
-        form: q.form,
-        item: q.item,
-        state: q.state,
-        text: q.text,
-        raised_by: q.raised_by,
-        raised_utc: q.raised_utc,
-    }
-}
 
 fn signature_dto(s: Signature) -> SignatureDto {
     let (en, zh) = s.meaning.statement();
@@ -67,7 +54,6 @@ impl App {
                 .queries(Some(subject))?
                 .into_iter()
                 .filter(|q| q.form == instance)
-                .map(query_dto)
                 .collect(),
             verified: store.verified_items(subject, &key)?,
             signatures: store
@@ -89,13 +75,8 @@ impl App {
     }
 
     /// Every query of the site (or of one subject), open first.
-    pub fn queries(&self, subject: Option<&str>) -> AppResult<Vec<QueryDto>> {
-        Ok(self
-            .store()?
-            .queries(subject)?
-            .into_iter()
-            .map(query_dto)
-            .collect())
+    pub fn queries(&self, subject: Option<&str>) -> AppResult<Vec<Query>> {
+        Ok(self.store()?.queries(subject)?.into_iter().collect())
     }
 
     /// Raises a query on an item.

@@ -69,15 +69,15 @@ impl App {
                 count(FormStatus::Warnings),
             );
             let status = if overdue > 0 {
-                StatusDto::Overdue
+                FormStatus::Overdue
             } else if warnings > 0 {
-                StatusDto::Warnings
+                FormStatus::Warnings
             } else if in_progress > 0 {
-                StatusDto::InProgress
+                FormStatus::InProgress
             } else if complete > 0 {
-                StatusDto::Complete
+                FormStatus::Complete
             } else {
-                StatusDto::NotStarted
+                FormStatus::NotStarted
             };
             out.push(SubjectRow {
                 subject,
@@ -113,7 +113,7 @@ impl App {
                         name: txt(&form.name),
                         repeat: key.repeat,
                         due: due.map(|d| d.to_string()),
-                        status: status_dto(st),
+                        status: st,
                         system: form.entry == EntryKind::System,
                     })
                 })

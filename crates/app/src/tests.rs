@@ -174,7 +174,7 @@ fn subject_list_and_schedule_show_status() {
     assert!(rows[0].day0.is_some());
     let page = app.subject(&rows[0].subject).unwrap();
     let dly1 = page.schedule.iter().find(|r| r.key == "DLY#1").unwrap();
-    assert_ne!(dly1.status, StatusDto::NotStarted);
+    assert_ne!(dly1.status, FormStatus::NotStarted);
     assert!(
         page.schedule
             .iter()

@@ -16,6 +16,7 @@ use crate::value::Value;
 /// Where a form instance stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum FormStatus {
     /// Nothing entered yet, not yet due.
     NotStarted,

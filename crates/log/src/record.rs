@@ -23,6 +23,7 @@ pub struct ItemState {
 
 /// A query as it stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Query {
     /// Id.
     pub id: String,

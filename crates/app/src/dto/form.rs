@@ -1,10 +1,11 @@
 //! A form instance on screen: entries typed, values saved, findings of the edit checks, save replies, history.
 
 use ecrf_core::Severity;
+use ecrf_core::schedule::FormStatus;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use super::{StatusDto, Txt};
+use super::Txt;
 
 /// A value typed (or to be typed) into an item, as text (`@ND` for missing codes).
 #[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
@@ -40,7 +41,7 @@ pub struct FormPage {
     /// Values the app computes from them (BMI, VIS, pulse pressure), never typed.
     pub derived: Vec<FieldValue>,
     /// Status.
-    pub status: StatusDto,
+    pub status: FormStatus,
     /// Required items still empty.
     pub missing: Vec<String>,
     /// Unsaved entries kept from an earlier visit.

@@ -1,34 +1,13 @@
 //! Queries, source-data verification, signatures, locks and the audit trail review.
 
-use ecrf_core::query::QueryState;
 use ecrf_core::signature::SignatureMeaning;
 use ecrf_log::Change;
+use ecrf_log::record::Query;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 use zeroize::Zeroize;
 
 use super::Txt;
-
-/// A data query as the UI shows it.
-#[derive(Debug, Clone, Serialize, TS)]
-pub struct QueryDto {
-    /// Id.
-    pub id: String,
-    /// Subject.
-    pub subject: String,
-    /// Form instance (`DLY#3`).
-    pub form: String,
-    /// Item id.
-    pub item: String,
-    /// Where it stands.
-    pub state: QueryState,
-    /// The question.
-    pub text: String,
-    /// Raised by (user name).
-    pub raised_by: String,
-    /// When raised (UTC).
-    pub raised_utc: String,
-}
 
 /// A signature as the UI shows it.
 #[derive(Debug, Clone, Serialize, TS)]
@@ -68,7 +47,7 @@ pub struct OversightRights {
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct FormOversight {
     /// Queries on the form, open first.
-    pub queries: Vec<QueryDto>,
+    pub queries: Vec<Query>,
     /// Items verified against the source and unchanged since.
     pub verified: Vec<String>,
     /// Signatures covering the form (its own and the casebook's).

@@ -1,29 +1,10 @@
 //! The subject list and a subject's page: schedule, randomization, outcome flags and trends.
 
+use ecrf_core::schedule::FormStatus;
 use serde::Serialize;
 use ts_rs::TS;
 
 use super::Txt;
-
-/// Status words of a form instance.
-#[derive(Debug, Clone, Copy, Serialize, TS, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum StatusDto {
-    /// Nothing entered, not yet due.
-    NotStarted,
-    /// Nothing entered, due today.
-    Due,
-    /// Partly entered.
-    InProgress,
-    /// Complete.
-    Complete,
-    /// Has confirmed warnings.
-    Warnings,
-    /// Past due and not complete.
-    Overdue,
-    /// Past due and nothing entered.
-    Missing,
-}
 
 /// One subject in the list.
 #[derive(Debug, Clone, Serialize, TS)]
@@ -33,7 +14,7 @@ pub struct SubjectRow {
     /// Day 0, if known.
     pub day0: Option<String>,
     /// The worst status of its forms.
-    pub status: StatusDto,
+    pub status: FormStatus,
     /// Forms complete.
     pub complete: u32,
     /// Forms in progress.
@@ -58,7 +39,7 @@ pub struct ScheduleRow {
     /// Due date.
     pub due: Option<String>,
     /// Status.
-    pub status: StatusDto,
+    pub status: FormStatus,
     /// Written by the app, not typed.
     pub system: bool,
 }
