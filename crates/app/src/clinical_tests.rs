@@ -5,7 +5,6 @@
 use chrono::{Duration, Local};
 
 use crate::dto::*;
-use crate::{App, SetupInput};
 
 fn entry(item: &str, text: &str) -> Entry {
     Entry {
@@ -24,18 +23,7 @@ fn saved(reply: SaveReply) {
 #[test]
 fn next_daily_log_trends_schedule_and_derived_items() {
     let dir = tempfile::tempdir().unwrap();
-    let mut app = App::new(dir.path().join("w.ecrf"), dir.path().join("d.ecrf")).unwrap();
-    app.setup(SetupInput {
-        site: "01".into(),
-        admin_user: "admin".into(),
-        admin_name: "Admin".into(),
-        password: "admin-password".into(),
-    })
-    .unwrap();
-    app.add_user("li", "Li Na", ecrf_core::Role::Nurse, "nurse-password")
-        .unwrap();
-    app.lock();
-    app.login("li", "nurse-password").unwrap();
+    let mut app = crate::test_kit::site_01(dir.path());
     let s = app.new_subject().unwrap();
     assert!(app.next_daily_log(&s).is_err(), "no day 0 yet");
     let day0 = Local::now().date_naive() - Duration::days(3);

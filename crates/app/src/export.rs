@@ -58,26 +58,11 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dto::SetupInput;
-    use ecrf_core::Role;
 
     #[test]
     fn a_data_manager_exports_and_the_export_is_audited() {
         let dir = tempfile::tempdir().unwrap();
-        let mut app = App::new(dir.path().join("ward.ecrf"), dir.path().join("demo.ecrf")).unwrap();
-        app.setup(SetupInput {
-            site: "01".into(),
-            admin_user: "admin".into(),
-            admin_name: "Admin".into(),
-            password: "admin-password".into(),
-        })
-        .unwrap();
-        app.add_user("li", "Li Na", Role::Nurse, "nurse-password")
-            .unwrap();
-        app.add_user("zhou", "Zhou", Role::DataManager, "dm-password")
-            .unwrap();
-        app.lock();
-        app.login("li", "nurse-password").unwrap();
+        let mut app = crate::test_kit::site_01(dir.path());
         app.new_subject().unwrap();
         let request = |format: &str, folder: &std::path::Path| ExportRequest {
             format: serde_json::from_value(serde_json::json!(format)).unwrap(),

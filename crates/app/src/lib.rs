@@ -129,4 +129,6 @@ impl App {
 }
 
 #[cfg(test)]
+mod test_kit;
+#[cfg(test)]
 mod tests;

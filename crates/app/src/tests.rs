@@ -186,20 +186,8 @@ fn subject_list_and_schedule_show_status() {
 /// conflict with both values, resolves it with a reason, and the item reads the chosen value.
 #[test]
 fn a_conflict_is_listed_and_resolved_from_the_sync_page() {
-    let (dir, mut app) = app();
-    app.setup(SetupInput {
-        site: "01".into(),
-        admin_user: "admin".into(),
-        admin_name: "Admin".into(),
-        password: "admin-password".into(),
-    })
-    .unwrap();
-    app.add_user("li", "Li Na", Role::Nurse, "nurse-password")
-        .unwrap();
-    app.add_user("zhou", "Zhou", Role::DataManager, "dm-password")
-        .unwrap();
-    app.lock();
-    app.login("li", "nurse-password").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = crate::test_kit::site_01(dir.path());
     let subject = app.new_subject().unwrap();
     // The other laptop: its own store of the same site and study.
     let study = Arc::clone(&app.study);
