@@ -29,8 +29,7 @@ pub(super) async fn push(
     let (site, device) = (c.site.as_str(), c.device.as_str());
     rules::permissions(&req.changes)?;
     rules::own_changes(&req.changes, device, site)?;
-    let mut tx = c.transaction(&pool).await?;
-    let (mut acked, mut last_hash) = db::device::head_for_update(&mut tx, device).await?;
+    let (mut tx, mut acked, mut last_hash) = c.push_transaction(&pool).await?;
     let mut page = NewChanges::default();
     for (i, ch) in req.changes.iter().enumerate() {
         match rules::link(i, ch, acked, &last_hash)? {
@@ -51,14 +50,15 @@ pub(super) async fn push(
     }
     let stored = page.ids.len();
     if stored > 0 {
-        let done = db::changes::insert_page(&mut tx, site, device, &page).await?;
+        let done =
+            db::changes::insert_page_and_head(&mut tx, site, device, &page, acked, &last_hash)
+                .await?;
         // The chain was checked above, so a row not stored is a change id reused.
         if done as usize != stored {
             return Err(conflict(
                 "a change id of this page is already held for another change".into(),
             ));
         }
-        db::device::set_head(&mut tx, device, acked, &last_hash).await?;
     }
     let fresh: Vec<&Change> = req
         .changes

@@ -81,6 +81,15 @@ impl OwnSite {
         })
     }
 
+    /// The site's transaction for a push, with the caller's chain head `(acked, last_hash)`
+    /// locked and read with the site's lock (`db::changes::push_transaction`).
+    pub async fn push_transaction(
+        &self,
+        pool: &PgPool,
+    ) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, i64, String), ApiError> {
+        Ok(db::changes::push_transaction(pool, &self.site, &self.device).await?)
+    }
+
     /// The site's transaction (`db::changes::site_transaction`: the site's row lock held),
     /// which every write to the site's changes and allocation list goes through.
     pub async fn transaction(

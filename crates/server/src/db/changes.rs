@@ -24,6 +24,27 @@ pub(crate) async fn site_transaction(
     Ok(tx)
 }
 
+/// [`site_transaction`] for a push: the site's row lock and the pushing device's row (its chain
+/// head: last change acknowledged and its hash) locked and read in the same statement. Every
+/// push of a site waits for the site's lock, so each round trip saved under it is saved for the
+/// whole queue. Locks are taken site first, then device, as in every other transaction.
+pub(crate) async fn push_transaction(
+    pool: &PgPool,
+    site: &str,
+    device: &str,
+) -> Result<(Transaction<'static, Postgres>, i64, String), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let row = sqlx::query(
+        "SELECT d.acked, d.last_hash FROM sites s, devices d \
+         WHERE s.code = $1 AND d.device = $2 FOR UPDATE OF s, d",
+    )
+    .bind(site)
+    .bind(device)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok((tx, row.get(0), row.get(1)))
+}
+
 /// The hash of change `device_seq` of `device`, if the server holds it.
 pub(crate) async fn held_hash(
     tx: &mut PgConnection,
@@ -50,18 +71,25 @@ pub(crate) struct NewChanges {
     pub bodies: Vec<String>,
 }
 
-/// Stores a page of a device's changes in one statement; a change id held already is not
-/// stored again. Returns how many rows were stored.
-pub(crate) async fn insert_page(
+/// Stores a page of a device's changes and moves its chain head to `acked` / `last_hash`, in
+/// one statement (one round trip under the site's lock). Returns the rows stored: fewer than
+/// the page means a change id already held, which the caller refuses (the transaction, head
+/// included, is then rolled back).
+pub(crate) async fn insert_page_and_head(
     tx: &mut PgConnection,
     site: &str,
     device: &str,
     page: &NewChanges,
+    acked: i64,
+    last_hash: &str,
 ) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
-        "INSERT INTO changes (site, device, change_id, device_seq, hash, body) \
-         SELECT $1, $2, * FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::text[]) \
-         ON CONFLICT (change_id) DO NOTHING",
+    let stored: i64 = sqlx::query_scalar(
+        "WITH stored AS ( \
+           INSERT INTO changes (site, device, change_id, device_seq, hash, body) \
+           SELECT $1, $2, * FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::text[]) \
+           ON CONFLICT (change_id) DO NOTHING RETURNING 1), \
+         head AS (UPDATE devices SET acked = $7, last_hash = $8 WHERE device = $2) \
+         SELECT count(*) FROM stored",
     )
     .bind(site)
     .bind(device)
@@ -69,9 +97,11 @@ pub(crate) async fn insert_page(
     .bind(&page.seqs)
     .bind(&page.hashes)
     .bind(&page.bodies)
-    .execute(tx)
+    .bind(acked)
+    .bind(last_hash)
+    .fetch_one(tx)
     .await?;
-    Ok(done.rows_affected())
+    Ok(stored.max(0) as u64)
 }
 
 /// Stores one change (the server's own).
