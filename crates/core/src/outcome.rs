@@ -42,9 +42,11 @@
 //!   `DIS.DIS_DATE` when `DIS.STATUS = DEAD`, `D30.DEATH_DATE` when `D30.VITAL_STATUS = DEAD`.
 //!   The earliest is used; different dates raise the flag `DEATH_DATES_CONFLICT`.
 //! - **Primary endpoint** (death from any cause within 30 days of randomization): yes when the
-//!   date of death is day 0 to day 30; no when the patient is known alive at day 30 (death
-//!   after day 30, `D30.VITAL_STATUS = ALIVE`, or discharged alive on or after day 30);
-//!   otherwise unknown (lost to follow-up, vital status unknown, or not yet day 30).
+//!   date of death is day 0 to day 30; no when the patient is known alive on or after day 30:
+//!   death after day 30, or a date on or after day 30 on which the patient was alive (the day-30
+//!   contact saying alive, discharge alive, an event, a daily log); otherwise unknown (lost to
+//!   follow-up, vital status unknown, not yet day 30, or last known alive before day 30: an
+//!   early "alive" contact never decides the endpoint, it raises `ALIVE_ONLY_BEFORE_DAY30`).
 //! - **Day-30 status**: dead (endpoint yes), alive (endpoint no) or unknown.
 //! - **Days alive to day 30**: the day of death N when the endpoint is yes (death on day 12 →
 //!   12), 30 when it is no, `None` when unknown.
@@ -53,7 +55,8 @@
 //! `IABP_LATE`, `IABP_NEVER`, `IABP_NOT_RECORDED` (ECMO+IABP arm), `CROSSOVER` (ECMO arm),
 //! `DAILY_LOG_MISSING` (a day from day 0 to the day after the last device came out — at most day
 //! 30, the day of death, or yesterday while on support — without a daily log),
-//! `D30_OUTSIDE_WINDOW` (contact before day 30 or after day 37), `DEATH_DATES_CONFLICT`,
+//! `D30_OUTSIDE_WINDOW` (contact before day 30 or after day 37), `ALIVE_ONLY_BEFORE_DAY30` (vital
+//! status alive, but every date the patient is known alive is before day 30), `DEATH_DATES_CONFLICT`,
 //! `DEATH_BEFORE_RANDOMIZATION`, `DEATH_IN_FUTURE` (both also refused at save by the rules).
 
 use std::collections::BTreeMap;
@@ -572,11 +575,60 @@ pub fn subject_outcome(values: &SubjectValues, now: DateTime<Utc>) -> SubjectOut
     // ------------------------------------------------------------ day 30 and the endpoint
     let day30 = day_zero.map(|z| z + Duration::days(30));
     let dead_by_30 = death_day.is_some_and(|d| (0..=30).contains(&d));
+    // The latest date the patient is known alive.
+    let said_alive = g.code("D30", "VITAL_STATUS") == Some("ALIVE");
+    let last_alive = [
+        said_alive.then(|| g.date("D30", "CONTACT_DATE")).flatten(),
+        (g.code("DIS", "STATUS") == Some("ALIVE"))
+            .then(|| g.date("DIS", "DIS_DATE"))
+            .flatten(),
+    ]
+    .into_iter()
+    .flatten()
+    // Any event but a death, at its own date.
+    .chain(
+        g.repeats("EVT")
+            .filter_map(|(_, _, v)| match (v.get("EVT_TYPE"), v.get("EVT_DT")) {
+                (Some(Value::Code(c)), Some(Value::DateTime(t))) if c != "DEATH" => {
+                    Some(t.date_naive())
+                }
+                _ => None,
+            }),
+    )
+    .chain(g.repeats("DLY").filter_map(|(_, k, _)| g.date(k, "DATE")))
+    .max();
     let alive_at_30 = !dead_by_30
         && (death_day.is_some_and(|d| d > 30)
-            || g.code("D30", "VITAL_STATUS") == Some("ALIVE")
-            || (g.code("DIS", "STATUS") == Some("ALIVE")
-                && day30.is_some_and(|d30| g.date("DIS", "DIS_DATE").is_some_and(|d| d >= d30))));
+            || day30.is_some_and(|d30| last_alive.is_some_and(|d| d >= d30)));
+    if said_alive
+        && !alive_at_30
+        && !dead_by_30
+        && let (Some(z), Some(d30)) = (day_zero, day30)
+        && last_alive.is_none_or(|d| d < d30)
+    {
+        let day = last_alive.map(|d| (d - z).num_days());
+        let (en, zh) = match day {
+            Some(day) => (
+                format!(
+                    "Known alive only up to day {day}: the day-30 vital status needs a contact on or after day 30; the endpoint stays unknown"
+                ),
+                format!(
+                    "仅知第{day}天存活：30天生存状态需第30天或之后的随访确认；主要终点暂为未知"
+                ),
+            ),
+            None => (
+                "Vital status alive without a contact date: the endpoint stays unknown".to_string(),
+                "生存状态为存活但无随访日期：主要终点暂为未知".to_string(),
+            ),
+        };
+        flags.push(flag(
+            "ALIVE_ONLY_BEFORE_DAY30",
+            "D30",
+            Some("CONTACT_DATE"),
+            en,
+            zh,
+        ));
+    }
     let (primary_endpoint, day30_status, days_alive_to_day30) = if dead_by_30 {
         (Answer::Yes, Day30Status::Dead, death_day)
     } else if alive_at_30 && day_zero.is_some() {

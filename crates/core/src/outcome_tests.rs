@@ -422,3 +422,53 @@ fn subject_items_do_not_depend_on_the_daily_logs() {
         }
     }
 }
+
+/// An early "alive" contact never decides the endpoint: alive counts only when the patient is
+/// known alive on or after day 30 (issue 20, point 2).
+#[test]
+fn alive_counts_only_when_known_alive_on_or_after_day_30() {
+    // Day 0 is 2026-03-01; the subject's last daily log is day 6 and discharge day 19.
+    let early = iabp_at_4h()
+        .set(
+            "D30",
+            &[("CONTACT_DATE", "2026-03-21"), ("VITAL_STATUS", "ALIVE")],
+        )
+        .outcome();
+    assert_eq!(early.primary_endpoint, Answer::Unknown);
+    assert_eq!(early.day30_status, Day30Status::Unknown);
+    assert_eq!(early.days_alive_to_day30, None);
+    assert!(early.has_flag("ALIVE_ONLY_BEFORE_DAY30"));
+    let f = early
+        .flags
+        .iter()
+        .find(|f| f.code == "ALIVE_ONLY_BEFORE_DAY30")
+        .unwrap();
+    assert!(f.message.en.contains("day 20"), "{}", f.message.en);
+    // The same contact on day 30: no, with no such flag.
+    let on_time = iabp_at_4h().outcome();
+    assert_eq!(on_time.primary_endpoint, Answer::No);
+    assert_eq!(on_time.days_alive_to_day30, Some(30));
+    assert!(!on_time.has_flag("ALIVE_ONLY_BEFORE_DAY30"));
+    // "Alive" without a date is not enough either.
+    let mut undated = iabp_at_4h();
+    undated.0.get_mut("D30").unwrap().remove("CONTACT_DATE");
+    let o = undated.outcome();
+    assert_eq!(o.primary_endpoint, Answer::Unknown);
+    assert!(o.has_flag("ALIVE_ONLY_BEFORE_DAY30"));
+    // An event on day 31 shows the patient alive after day 30, whatever the contact said.
+    let later = iabp_at_4h()
+        .set(
+            "D30",
+            &[("CONTACT_DATE", "2026-03-21"), ("VITAL_STATUS", "ALIVE")],
+        )
+        .set(
+            "EVT#9",
+            &[
+                ("EVT_TYPE", "RRT_START"),
+                ("EVT_DT", "2026-04-01T09:00+08:00"),
+            ],
+        )
+        .outcome();
+    assert_eq!(later.primary_endpoint, Answer::No);
+    assert!(!later.has_flag("ALIVE_ONLY_BEFORE_DAY30"));
+}
