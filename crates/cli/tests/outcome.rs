@@ -73,3 +73,57 @@ fn outcome_of_a_subject_through_the_command_line() {
     assert!(e.contains("DLY DATE") && e.contains("day 0 + N"), "{e}");
     assert!(err(&nurse(&["subject", "outcome", "01-9999"])).contains("01-9999"));
 }
+
+/// Issue 20, point 2: a day-20 "alive" contact leaves the primary endpoint unknown with a flag;
+/// the contact corrected to day 30 gives "no".
+#[test]
+fn an_alive_contact_before_day_30_leaves_the_endpoint_unknown() {
+    use ecrf_testkit::{NURSE, Site, open_as, randomized_subject};
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("ward.ecrf");
+    drop(
+        Site::new("01")
+            .with_nurse()
+            .with_lease(4, [3; 32])
+            .create(&store),
+    );
+    let mut nurse = open_as(&store, &NURSE);
+    // Randomized 2026-03-01 10:30 +08:00: day 0 is 1 March, day 30 is 31 March.
+    let (subject, _) = randomized_subject(&mut nurse, "01-001");
+    drop(nurse);
+    let cli = |args: &[&str]| ecrf(&store, "nurse", NURSE.password, args);
+    let outcome = || -> serde_json::Value {
+        serde_json::from_str(&ok(&cli(&["subject", "outcome", &subject]))).unwrap()
+    };
+    ok(&cli(&[
+        "form",
+        "set",
+        &subject,
+        "D30",
+        "CONTACT_DATE=2026-03-21",
+        "VITAL_STATUS=ALIVE",
+        "--confirm-warnings",
+    ]));
+    let early = outcome();
+    assert_eq!(early["primary_endpoint"], "Unknown", "{early}");
+    let flags = early["flags"].as_array().unwrap();
+    assert!(
+        flags
+            .iter()
+            .any(|f| f["code"] == "ALIVE_ONLY_BEFORE_DAY30" && f["form"] == "D30"),
+        "{flags:?}"
+    );
+    ok(&cli(&[
+        "form",
+        "set",
+        &subject,
+        "D30",
+        "CONTACT_DATE=2026-03-31",
+        "--reason",
+        "contact was on day 30",
+        "--confirm-warnings",
+    ]));
+    let on_time = outcome();
+    assert_eq!(on_time["primary_endpoint"], "No", "{on_time}");
+    assert_eq!(on_time["days_alive_to_day30"], 30);
+}
