@@ -601,3 +601,43 @@ fn every_hard_range_refuses_and_every_soft_range_warns() {
             .all(|c| c.kind != ecrf_log::ChangeKind::ItemSet)
     );
 }
+
+/// Full-flow VA-ECMO can leave no pulse: a flat arterial trace (62/62) is saved, its pulse
+/// pressure is 0; a diastolic above the systolic is still refused, naming the rule (issue 20,
+/// point 3).
+#[test]
+fn a_flat_arterial_pressure_is_saved_with_pulse_pressure_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let Randomized {
+        store: mut s,
+        mut ecmo,
+        ..
+    } = randomized(dir.path(), 0);
+    let id = ecmo.pop_front().unwrap();
+    save(
+        &mut s,
+        &id,
+        "DLY#0",
+        &[
+            ("DATE", "2026-03-01"),
+            ("SBP", "62"),
+            ("DBP", "62"),
+            ("MAP", "62"),
+        ],
+    );
+    let values = s.subject_value_map(&id).unwrap();
+    let pp = ecrf_core::derive::derive_form(study().form("DLY").unwrap(), &values["DLY#0"]);
+    assert_eq!(pp.get("PULSE_PRESSURE"), Some(&ecrf_core::Value::Int(0)));
+    let above = refused(s.save(
+        &id,
+        &key("DLY#1"),
+        &[("DATE", "2026-03-02"), ("SBP", "60"), ("DBP", "62")],
+        &confirm(),
+    ));
+    assert!(
+        above.iter().any(|(item, rule, message)| item == "DBP"
+            && rule == "DLY_DBP_BELOW_SBP"
+            && message.contains("cannot be above systolic")),
+        "{above:?}"
+    );
+}
