@@ -600,11 +600,11 @@ pub fn subject_outcome(values: &SubjectValues, now: DateTime<Utc>) -> SubjectOut
     let alive_at_30 = !dead_by_30
         && (death_day.is_some_and(|d| d > 30)
             || day30.is_some_and(|d30| last_alive.is_some_and(|d| d >= d30)));
+    // Not alive at day 30 means every date known alive (if any) is before it.
     if said_alive
         && !alive_at_30
         && !dead_by_30
-        && let (Some(z), Some(d30)) = (day_zero, day30)
-        && last_alive.is_none_or(|d| d < d30)
+        && let Some(z) = day_zero
     {
         let day = last_alive.map(|d| (d - z).num_days());
         let (en, zh) = match day {
