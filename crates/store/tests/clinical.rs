@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 
 use ecrf_core::outcome::{Answer, Arm, Day30Status, SubjectOutcome};
 use ecrf_core::study::{Entry, ItemType, Repeat};
-use ecrf_core::{Decimal, FormKey};
+use ecrf_core::{Decimal, FormKey, MissingCode, Value};
 use ecrf_store::{SaveOptions, Store, StoreError};
 
 use ecrf_testkit::{NURSE, Site, study};
@@ -640,4 +640,87 @@ fn a_flat_arterial_pressure_is_saved_with_pulse_pressure_zero() {
             && message.contains("cannot be above systolic")),
         "{above:?}"
     );
+}
+
+/// The stored values of one form instance, by item.
+fn stored(s: &Store, id: &str, instance: &str) -> std::collections::BTreeMap<String, Value> {
+    s.subject_value_map(id)
+        .unwrap()
+        .remove(instance)
+        .unwrap_or_default()
+}
+
+/// Issue 20, point 3: a flat trace is recorded as such (pulsatile waveform "no"), pulse
+/// pressure 0 is a valid value (flagged below its usual 10 mmHg, never refused), and the echo
+/// records the LVEDD (ranges from the definition) and LV distension with "not assessed".
+#[test]
+fn the_daily_log_records_pulsatility_lvedd_and_lv_distension() {
+    let dir = tempfile::tempdir().unwrap();
+    let Randomized {
+        store: mut s,
+        mut ecmo,
+        ..
+    } = randomized(dir.path(), 0);
+    let id = ecmo.pop_front().unwrap();
+    save(
+        &mut s,
+        &id,
+        "DLY#0",
+        &[
+            ("DATE", "2026-03-01"),
+            ("SBP", "58"),
+            ("DBP", "58"),
+            ("MAP", "58"),
+            ("PULSATILE", "N"),
+            ("ECHO_DONE", "Y"),
+            ("LVEDD", "64"),
+            ("LV_DISTENSION", "@ND"),
+        ],
+    );
+    let v = stored(&s, &id, "DLY#0");
+    assert_eq!(v["PULSATILE"], Value::Code("N".into()));
+    assert_eq!(v["LVEDD"], Value::Int(64));
+    assert_eq!(v["LV_DISTENSION"], Value::Missing(MissingCode::NotDone));
+    let o = s.subject_outcome(&id).unwrap();
+    assert!(
+        o.flags.iter().any(|f| f.code == "DERIVED_OUT_OF_RANGE"
+            && f.form == "DLY#0"
+            && f.item.as_deref() == Some("PULSE_PRESSURE")
+            && f.message.en.contains("= 0 mmHg")),
+        "{:?}",
+        o.flags
+    );
+    // LVEDD: 130 mm is impossible, 90 mm unusual.
+    let dly = key("DLY#0");
+    let bad = refused(s.save(&id, &dly, &[("LVEDD", "130")], &confirm()));
+    assert_eq!(bad[0].0, "LVEDD");
+    assert_eq!(bad[0].1, "hard_range");
+    let warn = warned(s.save(
+        &id,
+        &dly,
+        &[("LVEDD", "90")],
+        &SaveOptions {
+            reason: Some("re-measured".into()),
+            confirm_warnings: false,
+        },
+    ));
+    assert_eq!(warn, [("LVEDD".to_string(), "soft_range".to_string())]);
+    // Without an echo that day, neither is asked.
+    let no_echo = refused(s.save(
+        &id,
+        &key("DLY#1"),
+        &[
+            ("DATE", "2026-03-02"),
+            ("ECHO_DONE", "N"),
+            ("LV_DISTENSION", "Y"),
+        ],
+        &confirm(),
+    ));
+    assert_eq!(no_echo[0].1, "not_asked");
+    // The help says when the pressures are read, in both languages.
+    let st = study();
+    let map = st.form("DLY").unwrap().item("MAP").unwrap();
+    let help = map.help.as_ref().unwrap();
+    assert!(help.en.contains("one time point") && help.en.contains("unassisted"));
+    assert!(help.zh.contains("同一时间点") && help.zh.contains("非辅助"));
 }
