@@ -57,7 +57,11 @@
 //! 30, the day of death, or yesterday while on support — without a daily log),
 //! `D30_OUTSIDE_WINDOW` (contact before day 30 or after day 37), `ALIVE_ONLY_BEFORE_DAY30` (vital
 //! status alive, but every date the patient is known alive is before day 30), `DEATH_DATES_CONFLICT`,
-//! `DEATH_BEFORE_RANDOMIZATION`, `DEATH_IN_FUTURE` (both also refused at save by the rules).
+//! `DEATH_BEFORE_RANDOMIZATION`, `DEATH_IN_FUTURE` (both also refused at save by the rules),
+//! `EXCLUSION_IN_DATA` (a randomized subject whose later forms show an exclusion criterion or a
+//! failed inclusion: aortic regurgitation moderate or worse (E1) or post-cardiotomy shock after
+//! a non-CABG operation (E3) on BAS, a central ECMO configuration (I3: peripheral VA-ECMO);
+//! see [`EXCLUSIONS_IN_DATA`]).
 
 use std::collections::BTreeMap;
 
@@ -637,6 +641,8 @@ pub fn subject_outcome(values: &SubjectValues, now: DateTime<Utc>) -> SubjectOut
         (Answer::Unknown, Day30Status::Unknown, None)
     };
 
+    flags.extend(exclusions_in_data(&g));
+
     // ------------------------------------------------------------ visit windows
     if let (Some(z), Some(c)) = (day_zero, g.date("D30", "CONTACT_DATE")) {
         let day = (c - z).num_days();
@@ -725,6 +731,61 @@ pub fn subject_outcome(values: &SubjectValues, now: DateTime<Utc>) -> SubjectOut
         days_alive_to_day30,
         flags,
     }
+}
+
+/// Answers on later forms that contradict the eligibility of a randomized patient: (form, item,
+/// codes, criterion, criterion in English, in Chinese). The screening checklist itself is judged
+/// before randomization ([`crate::eligibility`]); these are what the echo, the cannulation or
+/// the history show afterwards.
+pub const EXCLUSIONS_IN_DATA: &[(&str, &str, &[&str], &str, &str, &str)] = &[
+    (
+        "BAS",
+        "AR_GRADE",
+        &["MODERATE", "MODERATE_SEVERE", "SEVERE"],
+        "E1",
+        "moderate or worse aortic regurgitation",
+        "中度及以上主动脉瓣反流",
+    ),
+    (
+        "BAS",
+        "SHOCK_CAUSE",
+        &["POST_CARDIOTOMY"],
+        "E3",
+        "post-cardiotomy shock after a non-CABG operation",
+        "非CABG心脏手术后心源性休克",
+    ),
+    (
+        "ECMO",
+        "CONFIG",
+        &["CENTRAL"],
+        "I3",
+        "central, not peripheral, VA-ECMO",
+        "中心插管而非外周VA-ECMO",
+    ),
+];
+
+/// `EXCLUSION_IN_DATA` flags of a randomized subject (see [`EXCLUSIONS_IN_DATA`]).
+fn exclusions_in_data(g: &Get) -> Vec<ProtocolFlag> {
+    if g.time("RND", "RND_DT").is_none() {
+        return Vec::new();
+    }
+    EXCLUSIONS_IN_DATA
+        .iter()
+        .filter_map(|(form, item, codes, criterion, en, zh)| {
+            let code = g.code(form, item).filter(|c| codes.contains(c))?;
+            Some(flag(
+                "EXCLUSION_IN_DATA",
+                form,
+                Some(item),
+                format!(
+                    "Randomized, but {form}.{item} = {code} shows {en} (eligibility criterion {criterion}): review eligibility and record a protocol deviation"
+                ),
+                format!(
+                    "已随机，但{form}.{item} = {code} 提示{zh}（入选/排除标准 {criterion}）：请复核入选资格并记录方案偏离"
+                ),
+            ))
+        })
+        .collect()
 }
 
 /// Flags for derived values outside the usual (soft) range their item declares, e.g. a pulse

@@ -472,3 +472,81 @@ fn alive_counts_only_when_known_alive_on_or_after_day_30() {
     assert_eq!(later.primary_endpoint, Answer::No);
     assert!(!later.has_flag("ALIVE_ONLY_BEFORE_DAY30"));
 }
+
+/// Issue 20, point 7: a randomized subject whose baseline echo shows moderate aortic
+/// regurgitation, or whose ECMO is central, is flagged with the criterion it breaks; mild
+/// regurgitation and a femoro-axillary configuration are not.
+#[test]
+fn an_exclusion_found_after_randomization_is_flagged() {
+    let s = iabp_at_4h()
+        .set("BAS", &[("AR_GRADE", "MILD")])
+        .set("ECMO", &[("CONFIG", "FEM_AXILLARY")]);
+    assert!(!s.outcome().has_flag("EXCLUSION_IN_DATA"));
+    let s = s
+        .set(
+            "BAS",
+            &[("AR_GRADE", "MODERATE"), ("SHOCK_CAUSE", "POST_CABG")],
+        )
+        .set("ECMO", &[("CONFIG", "CENTRAL")]);
+    let o = s.outcome();
+    let found: Vec<(&str, Option<&str>)> = o
+        .flags
+        .iter()
+        .filter(|f| f.code == "EXCLUSION_IN_DATA")
+        .map(|f| (f.form.as_str(), f.item.as_deref()))
+        .collect();
+    assert_eq!(found, [("BAS", Some("AR_GRADE")), ("ECMO", Some("CONFIG"))]);
+    let ar = o
+        .flags
+        .iter()
+        .find(|f| f.item.as_deref() == Some("AR_GRADE"))
+        .unwrap();
+    assert!(
+        ar.message.en.contains("(eligibility criterion E1)"),
+        "{}",
+        ar.message.en
+    );
+    assert!(
+        ar.message.zh.contains("中度及以上主动脉瓣反流"),
+        "{}",
+        ar.message.zh
+    );
+    // Post-cardiotomy shock after a non-CABG operation is exclusion 3.
+    let s = s.set("BAS", &[("SHOCK_CAUSE", "POST_CARDIOTOMY")]);
+    assert!(
+        s.outcome()
+            .flags
+            .iter()
+            .any(|f| f.item.as_deref() == Some("SHOCK_CAUSE") && f.message.en.contains("E3"))
+    );
+    // Not randomized: the screening decides, no flag.
+    let mut s = s;
+    s.0.remove("RND");
+    assert!(!s.outcome().has_flag("EXCLUSION_IN_DATA"));
+}
+
+/// Issue 20, point 7: BMI is derived, and its soft range (15–50 kg/m²) flags an implausible
+/// height and weight like any typed value outside its usual range.
+#[test]
+fn a_bmi_outside_its_usual_range_is_flagged() {
+    let study = crate::trial::definition().unwrap();
+    let bmi = study.form("BAS").unwrap().item("BMI").unwrap();
+    assert_eq!(bmi.soft.map(|r| r.to_string()), Some("15–50".to_string()));
+    let dec_value = |s: &str| Value::Dec(s.parse().unwrap());
+    let mut s = iabp_at_4h();
+    let bas = s.0.entry("BAS".into()).or_default();
+    bas.insert("HEIGHT".into(), dec_value("170.0"));
+    bas.insert("WEIGHT".into(), dec_value("70.0"));
+    assert!(derived_range_flags(&study, &s.0).is_empty());
+    // 170 cm typed as 107 cm: 70 / 1.07² = 61.1.
+    let bas = s.0.get_mut("BAS").unwrap();
+    bas.insert("HEIGHT".into(), dec_value("107.0"));
+    let flags = derived_range_flags(&study, &s.0);
+    assert_eq!(flags.len(), 1, "{flags:?}");
+    assert_eq!(flags[0].item.as_deref(), Some("BMI"));
+    assert!(
+        flags[0].message.en.contains("= 61.1 kg/m²"),
+        "{}",
+        flags[0].message.en
+    );
+}

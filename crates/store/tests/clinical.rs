@@ -724,3 +724,71 @@ fn the_daily_log_records_pulsatility_lvedd_and_lv_distension() {
     assert!(help.en.contains("one time point") && help.en.contains("unassisted"));
     assert!(help.zh.contains("同一时间点") && help.zh.contains("非辅助"));
 }
+
+/// Issue 20, point 7: the wider code lists are accepted and a randomized subject whose data
+/// show an exclusion is flagged; SCR.SBP_LOW stops at 89 mmHg; BMI has a usual range.
+#[test]
+fn wider_code_lists_and_an_exclusion_seen_after_randomization() {
+    let dir = tempfile::tempdir().unwrap();
+    let Randomized {
+        store: mut s,
+        mut ecmo,
+        ..
+    } = randomized(dir.path(), 0);
+    let id = ecmo.pop_front().unwrap();
+    save(
+        &mut s,
+        &id,
+        "BAS",
+        &[
+            ("AR_GRADE", "MODERATE_SEVERE"),
+            ("SHOCK_CAUSE", "TAKOTSUBO"),
+            ("HEIGHT", "170.0"),
+            ("WEIGHT", "70.0"),
+        ],
+    );
+    save(&mut s, &id, "ECMO", &[("CONFIG", "CENTRAL")]);
+    let o = s.subject_outcome(&id).unwrap();
+    let items: Vec<_> = o
+        .flags
+        .iter()
+        .filter(|f| f.code == "EXCLUSION_IN_DATA")
+        .map(|f| f.item.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(items, ["AR_GRADE", "CONFIG"]);
+    let r = refused(s.save(
+        &id,
+        &key("SCR"),
+        &[("SBP_LOW", "90")],
+        &SaveOptions {
+            reason: Some("corrected".into()),
+            confirm_warnings: true,
+        },
+    ));
+    assert_eq!(
+        (r[0].0.as_str(), r[0].1.as_str()),
+        ("SBP_LOW", "hard_range")
+    );
+    // A weight of 35 kg for 170 cm: BMI 12.1 is flagged for checking.
+    s.save(
+        &id,
+        &key("BAS"),
+        &[("WEIGHT", "35.0")],
+        &SaveOptions {
+            reason: Some("re-weighed".into()),
+            confirm_warnings: true,
+        },
+    )
+    .unwrap();
+    let flags = s.subject_outcome(&id).unwrap().flags;
+    assert!(
+        flags
+            .iter()
+            .any(|f| f.code == "DERIVED_OUT_OF_RANGE" && f.item.as_deref() == Some("BMI")),
+        "{flags:?}"
+    );
+    let st = study();
+    let fio2 = st.form("ECMO").unwrap().item("FIO2").unwrap();
+    assert_eq!(fio2.label.en, "FdO2 (sweep gas O2)");
+    assert!(fio2.label.zh.contains("FdO2"));
+}
