@@ -422,7 +422,7 @@ fn study_check_names_file_and_item() {
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(ok(&ok_out).contains("12 forms"));
+    assert!(ok(&ok_out).contains("13 forms"));
     let bas = dir.path().join("forms/BAS.toml");
     let text = std::fs::read_to_string(&bas).unwrap();
     std::fs::write(&bas, text.replace("id = \"WEIGHT\"", "id = \"HEIGHT\"")).unwrap();

@@ -109,7 +109,7 @@ fn export_from_the_command_line_is_audited_and_checked() {
     ]));
     assert!(said.starts_with("OK: EARLY-IABP"), "{said}");
     let said = ok(&zhou(&["study", "check", back.to_str().unwrap()]));
-    assert!(said.contains("12 forms"), "{said}");
+    assert!(said.contains("13 forms"), "{said}");
     let e = err(&zhou(&[
         "study",
         "import-odm",

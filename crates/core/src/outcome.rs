@@ -26,18 +26,23 @@
 //!   the ECMO start: an IABP on the IABP form, or an EVT of type `UNLOADING_ESCALATION`
 //!   (Impella, septostomy, LV vent) or `IABP_REINSERTION`; otherwise no. Not applicable
 //!   (`None`) in the ECMO+IABP arm or before the arm and ECMO start are known.
-//! - **ECMO end**: the last EVT `ECMO_DECANNULATION`, else the time of an EVT `DEATH`.
-//!   **Days on ECMO** = (end − start) in hours / 24, one decimal; `None` while running.
+//! - **ECMO end**: the last EVT `ECMO_DECANNULATION`, else the time of an EVT `DEATH`; none
+//!   while ECMO runs again after an EVT `ECMO_RECANNULATION` later than the last decannulation.
+//!   **Days on ECMO**: the ECMO start and each re-cannulation are paired with the last
+//!   decannulation before the next of them (or the death); the periods are summed, in hours /
+//!   24 with one decimal; `None` while running. (A 1.0.0 record could not say "re-cannulated":
+//!   two decannulations there still count as one period to the last.)
 //! - **Days on IABP**: each insertion (IABP form, EVT `IABP_REINSERTION`) is paired with the
 //!   first EVT `IABP_REMOVAL` after it (or the EVT `DEATH` time); the periods are summed, in
 //!   hours / 24 with one decimal; `None` while an IABP is still in or none was inserted.
 //! - **ICU length of stay** = `DIS.ICU_DIS_DATE − DIS.ICU_ADM_DATE`, **hospital length of
 //!   stay** = `DIS.DIS_DATE − DIS.HOSP_ADM_DATE`, in calendar days.
-//! - **Successful ECMO weaning** (for a decannulation at time T): no when a death, a VAD or a
-//!   heart transplant is recorded at or before T + 48 h (a death known only by its date counts
-//!   when that date is on or before the date of T + 48 h); yes when the patient is known alive
-//!   later than that (a later event, a daily log dated after that date, discharge alive after
-//!   it, alive at day 30, or death after it); otherwise unknown. `None` without decannulation.
+//! - **Successful ECMO weaning** (for a decannulation at time T): no when a death, an ECMO
+//!   re-cannulation, a VAD or a heart transplant is recorded at or before T + 48 h (a death
+//!   known only by its date counts when that date is on or before the date of T + 48 h); yes
+//!   when the patient is known alive later than that (a later event, a daily log dated after
+//!   that date, discharge alive after it, alive at day 30, or death after it); otherwise
+//!   unknown. `None` without decannulation.
 //! - **Date of death**: from every place it is recorded: an EVT `DEATH` (date of `EVT_DT`),
 //!   `DIS.DIS_DATE` when `DIS.STATUS = DEAD`, `D30.DEATH_DATE` when `D30.VITAL_STATUS = DEAD`.
 //!   The earliest is used; different dates raise the flag `DEATH_DATES_CONFLICT`.
@@ -245,11 +250,6 @@ impl Get<'_> {
     }
 }
 
-fn days_decimal(from: DateTime<FixedOffset>, to: DateTime<FixedOffset>) -> Option<Decimal> {
-    let min = (to - from).num_minutes();
-    Decimal::from_f64_rounded(min as f64 / 1440.0, 1)
-}
-
 fn flag(code: &str, form: &str, item: Option<&str>, en: String, zh: String) -> ProtocolFlag {
     ProtocolFlag {
         code: code.into(),
@@ -309,6 +309,51 @@ fn death_records(g: &Get) -> Vec<DeathRecord> {
     out
 }
 
+/// The periods a device was in: each start (sorted) is paired with an end at or after it and
+/// not after the next start (the first such end, or the last when `last_end`), or else with
+/// the death.
+struct Periods {
+    /// Minutes in, all periods.
+    minutes: i64,
+    /// A start has no end yet (the device is in).
+    open: bool,
+    /// The end of the last closed period.
+    last_out: Option<DateTime<FixedOffset>>,
+}
+
+fn periods(
+    starts: &[DateTime<FixedOffset>],
+    ends: &[DateTime<FixedOffset>],
+    death: Option<DateTime<FixedOffset>>,
+    last_end: bool,
+) -> Periods {
+    let mut p = Periods {
+        minutes: 0,
+        open: false,
+        last_out: None,
+    };
+    for (n, start) in starts.iter().enumerate() {
+        let next = starts.get(n + 1);
+        let mut within = ends
+            .iter()
+            .filter(|e| *e >= start && next.is_none_or(|nx| *e <= nx));
+        let end = if last_end {
+            within.next_back()
+        } else {
+            within.next()
+        };
+        let out = end.copied().or(death.filter(|d| d >= start));
+        match out {
+            Some(o) => {
+                p.minutes += (o - *start).num_minutes();
+                p.last_out = Some(o);
+            }
+            None => p.open = true,
+        }
+    }
+    p
+}
+
 /// Successful weaning after a decannulation at `t` (see the module documentation).
 fn weaning_after(g: &Get, deaths: &[DeathRecord], t: DateTime<FixedOffset>) -> Answer {
     let limit = t + Duration::hours(48);
@@ -316,7 +361,7 @@ fn weaning_after(g: &Get, deaths: &[DeathRecord], t: DateTime<FixedOffset>) -> A
         Some(dt) => dt <= limit,
         None => d.date <= limit.date_naive(),
     }) || g
-        .events(&["VAD", "HEART_TX"])
+        .events(&["VAD", "HEART_TX", "ECMO_RECANNULATION"])
         .iter()
         .any(|(_, e)| *e >= t && *e <= limit);
     if failed {
@@ -331,6 +376,9 @@ fn weaning_after(g: &Get, deaths: &[DeathRecord], t: DateTime<FixedOffset>) -> A
         "VAD",
         "HEART_TX",
         "RRT_START",
+        "ECMO_RECANNULATION",
+        "ECMO_RECONFIGURATION",
+        "WLST",
         "DEATH",
     ]);
     let alive_later = later_event.iter().any(|(_, e)| *e > limit)
@@ -526,45 +574,32 @@ pub fn subject_outcome(values: &SubjectValues, now: DateTime<Utc>) -> SubjectOut
     };
 
     // ------------------------------------------------------------ devices
-    let decannulations = g.events(&["ECMO_DECANNULATION"]);
-    let last_decannulation = decannulations.last().map(|(_, t)| *t);
-    let ecmo_end = last_decannulation.or(death_time);
-    let days_on_ecmo = match (ecmo_start, ecmo_end) {
-        (Some(s), Some(e)) if e >= s => days_decimal(s, e),
-        _ => None,
+    let times = |kinds: &[&str]| -> Vec<DateTime<FixedOffset>> {
+        g.events(kinds).into_iter().map(|(_, t)| t).collect()
     };
-    let mut insertions: Vec<DateTime<FixedOffset>> = g
-        .events(&["IABP_REINSERTION"])
-        .into_iter()
-        .map(|(_, t)| t)
-        .collect();
+    let decannulations = times(&["ECMO_DECANNULATION"]);
+    let last_decannulation = decannulations.last().copied();
+    let mut cannulations = times(&["ECMO_RECANNULATION"]);
+    cannulations.extend(ecmo_start);
+    cannulations.sort();
+    // The last decannulation of a period: a definition 1.0.0 store has no re-cannulation event,
+    // so two decannulations there mean one long period (as 1.0.0 counted it).
+    let ecmo = periods(&cannulations, &decannulations, death_time, true);
+    let ecmo_end = if ecmo.open {
+        None
+    } else {
+        ecmo.last_out.or(last_decannulation).or(death_time)
+    };
+    let days_on_ecmo = (!cannulations.is_empty() && !ecmo.open)
+        .then(|| Decimal::from_f64_rounded(ecmo.minutes as f64 / 1440.0, 1))
+        .flatten();
+    let mut insertions = times(&["IABP_REINSERTION"]);
     insertions.extend(iabp_inserted_at);
     insertions.sort();
-    let removals: Vec<DateTime<FixedOffset>> = g
-        .events(&["IABP_REMOVAL"])
-        .into_iter()
-        .map(|(_, t)| t)
-        .collect();
-    let mut iabp_minutes = 0i64;
-    let mut iabp_open = false;
-    let mut iabp_last_out: Option<DateTime<FixedOffset>> = None;
-    for (n, ins) in insertions.iter().enumerate() {
-        let next_ins = insertions.get(n + 1);
-        let out = removals
-            .iter()
-            .find(|r| *r >= ins && next_ins.is_none_or(|nx| *r <= nx))
-            .copied()
-            .or(death_time.filter(|d| d >= ins));
-        match out {
-            Some(o) => {
-                iabp_minutes += (o - *ins).num_minutes();
-                iabp_last_out = Some(o);
-            }
-            None => iabp_open = true,
-        }
-    }
+    let iabp = periods(&insertions, &times(&["IABP_REMOVAL"]), death_time, false);
+    let (iabp_open, iabp_last_out) = (iabp.open, iabp.last_out);
     let days_on_iabp = (!insertions.is_empty() && !iabp_open)
-        .then(|| Decimal::from_f64_rounded(iabp_minutes as f64 / 1440.0, 1))
+        .then(|| Decimal::from_f64_rounded(iabp.minutes as f64 / 1440.0, 1))
         .flatten();
 
     // ------------------------------------------------------------ stays and weaning

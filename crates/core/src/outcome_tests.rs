@@ -550,3 +550,56 @@ fn a_bmi_outside_its_usual_range_is_flagged() {
         flags[0].message.en
     );
 }
+
+/// Issue 20, point 5: a return to ECMO within 48 h of decannulation makes the wean
+/// unsuccessful; ECMO runs again until the next decannulation, and the days on ECMO count both
+/// periods, not the gap.
+#[test]
+fn a_recannulation_within_48_hours_makes_the_wean_unsuccessful() {
+    // Decannulated day 5 at 10:00 (EVT#2), back on ECMO 30 h later.
+    let s = iabp_at_4h().set(
+        "EVT#3",
+        &[
+            ("EVT_TYPE", "ECMO_RECANNULATION"),
+            ("EVT_DT", "2026-03-07T16:00+08:00"),
+            ("NEW_CONFIG", "FEM_FEM"),
+        ],
+    );
+    let o = s.outcome();
+    assert_eq!(o.successful_weaning, Some(Answer::No));
+    assert_eq!(
+        derive_item("successful_weaning", "EVT#2", &s.0, &o),
+        Some(Value::Code("N".into()))
+    );
+    assert_eq!(o.ecmo_end, None, "running again");
+    assert_eq!(o.days_on_ecmo, None);
+    // Decannulated again on day 9 and alive after: that wean succeeds, the first still failed.
+    let s = s.set(
+        "EVT#4",
+        &[
+            ("EVT_TYPE", "ECMO_DECANNULATION"),
+            ("EVT_DT", "2026-03-10T16:00+08:00"),
+        ],
+    );
+    let o = s.outcome();
+    assert_eq!(o.successful_weaning, Some(Answer::Yes));
+    assert_eq!(
+        derive_item("successful_weaning", "EVT#2", &s.0, &o),
+        Some(Value::Code("N".into()))
+    );
+    assert_eq!(
+        o.ecmo_end.map(|t| t.to_rfc3339()),
+        Some("2026-03-10T16:00:00+08:00".into())
+    );
+    // 5 d 2 h, then 3 d 0 h.
+    assert_eq!(o.days_on_ecmo, dec("8.1"));
+    // A re-cannulation 49 h after decannulation does not undo that wean.
+    let s = iabp_at_4h().set(
+        "EVT#3",
+        &[
+            ("EVT_TYPE", "ECMO_RECANNULATION"),
+            ("EVT_DT", "2026-03-08T11:00+08:00"),
+        ],
+    );
+    assert_eq!(s.outcome().successful_weaning, Some(Answer::Yes));
+}

@@ -12,7 +12,7 @@ macro_rules! form_files {
 
 /// `(path, text)` of every embedded form file.
 pub const FORM_FILES: &[(&str, &str)] = form_files!(
-    "SCR", "CON", "RND", "BAS", "ECMO", "IABP", "DLY", "EVT", "AE", "DIS", "D30", "EOS"
+    "SCR", "CON", "RND", "BAS", "ECMO", "IABP", "DLY", "EVT", "AE", "DEV", "DIS", "D30", "EOS"
 );
 
 /// `(path, text)` of the embedded `study.toml`.
@@ -32,7 +32,7 @@ mod tests {
     fn the_embedded_definition_is_valid() {
         let study = super::definition().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(study.registry, "NCT06872021");
-        assert_eq!(study.forms.len(), 12);
+        assert_eq!(study.forms.len(), 13);
         for f in &study.forms {
             assert!(!f.items.is_empty(), "form {} has no items", f.id);
         }

@@ -725,6 +725,147 @@ fn the_daily_log_records_pulsatility_lvedd_and_lv_distension() {
     assert!(help.zh.contains("同一时间点") && help.zh.contains("非辅助"));
 }
 
+/// Issue 20, point 5: a return to ECMO 22 h after decannulation makes that wean unsuccessful;
+/// withdrawal of life-sustaining therapy is an event with its reason; the AE form carries the
+/// new terms, the SAE dates in order and the relation to each device; a protocol deviation is
+/// a form of its own.
+#[test]
+fn events_adverse_events_and_deviations_of_a_shock_trial() {
+    let dir = tempfile::tempdir().unwrap();
+    let Randomized {
+        store: mut s,
+        mut ecmo_iabp,
+        ..
+    } = randomized(dir.path(), 0);
+    let id = ecmo_iabp.pop_front().unwrap();
+    save(
+        &mut s,
+        &id,
+        "EVT#1",
+        &[
+            ("EVT_TYPE", "ECMO_DECANNULATION"),
+            ("EVT_DT", &t(4, "10:00")),
+        ],
+    );
+    save(
+        &mut s,
+        &id,
+        "EVT#2",
+        &[("EVT_TYPE", "DEATH"), ("EVT_DT", &t(20, "10:00"))],
+    );
+    assert_eq!(
+        s.subject_outcome(&id).unwrap().successful_weaning,
+        Some(Answer::Yes)
+    );
+    // NEW_CONFIG belongs to a re-cannulation or a configuration change only.
+    let r = refused(s.save(
+        &id,
+        &key("EVT#3"),
+        &[
+            ("EVT_TYPE", "RRT_START"),
+            ("EVT_DT", &t(5, "08:00")),
+            ("NEW_CONFIG", "CENTRAL"),
+        ],
+        &confirm(),
+    ));
+    assert_eq!(
+        (r[0].0.as_str(), r[0].1.as_str()),
+        ("NEW_CONFIG", "not_asked")
+    );
+    save(
+        &mut s,
+        &id,
+        "EVT#3",
+        &[
+            ("EVT_TYPE", "ECMO_RECANNULATION"),
+            ("EVT_DT", &t(5, "08:00")),
+            ("NEW_CONFIG", "V_AV"),
+            ("REASON", "Recurrent low output"),
+        ],
+    );
+    let o = s.subject_outcome(&id).unwrap();
+    assert_eq!(o.successful_weaning, Some(Answer::No));
+    save(
+        &mut s,
+        &id,
+        "EVT#4",
+        &[
+            ("EVT_TYPE", "WLST"),
+            ("EVT_DT", &t(19, "18:00")),
+            ("WLST_REASON", "NEURO"),
+        ],
+    );
+    assert_eq!(
+        stored(&s, &id, "EVT#4")["WLST_REASON"],
+        Value::Code("NEURO".into())
+    );
+
+    // AE: a new term, relation to each device, the SAE dates in order.
+    let ae = key("AE#1");
+    let base: Vec<(&str, &str)> = vec![
+        ("TERM", "MESENTERIC_ISCHAEMIA"),
+        ("ONSET_DT", "2026-03-03T06:00+08:00"),
+        ("SEVERITY", "SEVERE"),
+        ("SERIOUS", "Y"),
+        ("SAE_CRITERIA", "LIFE_THREATENING"),
+        ("RELATION_ECMO", "POSSIBLE"),
+        ("RELATION", "UNLIKELY"),
+    ];
+    let mut early = base.clone();
+    early.push(("SAE_ONSET_DATE", "2026-03-02"));
+    let r = refused(s.save(&id, &ae, &early, &confirm()));
+    assert!(
+        r.iter()
+            .any(|(item, rule, _)| item == "SAE_ONSET_DATE" && rule == "AE_SAE_ONSET_AFTER_ONSET"),
+        "{r:?}"
+    );
+    let mut late_report = base.clone();
+    late_report.extend([
+        ("SAE_ONSET_DATE", "2026-03-04"),
+        ("SAE_REPORT_DATE", "2026-03-03"),
+    ]);
+    let r = refused(s.save(&id, &ae, &late_report, &confirm()));
+    assert!(
+        r.iter()
+            .any(|(_, rule, _)| rule == "AE_SAE_REPORT_AFTER_SAE_ONSET"),
+        "{r:?}"
+    );
+    let mut ok = base.clone();
+    ok.extend([
+        ("SAE_ONSET_DATE", "2026-03-03"),
+        ("SAE_REPORT_DATE", "2026-03-04"),
+    ]);
+    save(&mut s, &id, "AE#1", &ok);
+    let v = stored(&s, &id, "AE#1");
+    assert_eq!(v["RELATION_ECMO"], Value::Code("POSSIBLE".into()));
+    assert_eq!(v["RELATION"], Value::Code("UNLIKELY".into()));
+    assert_eq!(v["TERM"], Value::Code("MESENTERIC_ISCHAEMIA".into()));
+
+    // A protocol deviation, repeating; not in the future.
+    save(
+        &mut s,
+        &id,
+        "DEV#1",
+        &[
+            ("DEV_DATE", "2026-03-02"),
+            ("CATEGORY", "PROCEDURE"),
+            ("DESCRIPTION", "Day-1 echo not done 第1天未行超声"),
+            ("ACTION", "Staff retrained"),
+        ],
+    );
+    let r = refused(s.save(
+        &id,
+        &key("DEV#2"),
+        &[("DEV_DATE", "2099-01-01"), ("CATEGORY", "OTHER")],
+        &confirm(),
+    ));
+    assert_eq!(r[0].1, "DEV_DATE_NOT_FUTURE");
+    assert_eq!(
+        stored(&s, &id, "DEV#1")["CATEGORY"],
+        Value::Code("PROCEDURE".into())
+    );
+}
+
 /// Issue 20, point 7: the wider code lists are accepted and a randomized subject whose data
 /// show an exclusion is flagged; SCR.SBP_LOW stops at 89 mmHg; BMI has a usual range.
 #[test]
