@@ -1,5 +1,8 @@
 //! Eligibility and consent, derived from the SCR and CON values: the 4 inclusion and
-//! 10 exclusion criteria of the registry entry (NCT06872021), each with its evidence.
+//! 10 exclusion criteria of the registry entry (NCT06872021), each with its evidence, and the
+//! consent record: how consent was obtained (prospective / deferred), who signed, the outcome
+//! of deferred consent, the patient's own consent after a representative's, and what a
+//! withdrawal or refusal still allows ([`withdrawal`], [`withheld`]: exports follow it).
 //!
 //! Owns the decision "may this patient be randomized?" apart from the allocation itself.
 //! A criterion counts as met only when it is answered **and** its evidence is on the form; an
@@ -7,6 +10,8 @@
 //! so a half-filled checklist can never randomize a patient.
 
 use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
 
 use crate::value::{Decimal, Value};
 
@@ -152,20 +157,43 @@ pub fn assess(scr: &Values) -> Eligibility {
     }
 }
 
-/// Judges the consent record (CON): someone consented (patient, representative or deferred
-/// consent where the ethics approval allows it), when, on which form version, obtained by whom,
-/// and not withdrawn. `Err` holds what is missing, in English.
+/// True when consent is (or was) deferred: `CONSENT_PROCESS = DEFERRED`, or a definition 1.0.0
+/// record that said `CONSENT_BY = DEFERRED` and has no `CONSENT_PROCESS`.
+pub fn is_deferred(con: &Values) -> bool {
+    match code(con, "CONSENT_PROCESS") {
+        Some(p) => p == "DEFERRED",
+        None => code(con, "CONSENT_BY") == Some("DEFERRED"),
+    }
+}
+
+/// Judges the consent record (CON) for randomization: how consent was obtained; prospective
+/// consent needs who signed (patient or representative), when, on which form version and
+/// obtained by whom; deferred consent (where the ethics approval allows it) randomizes before
+/// anyone signs, unless it was already refused or the patient died; never after a withdrawal.
+/// `Err` holds what is missing, in English.
 pub fn consent(con: &Values) -> Result<(), String> {
-    if con.get("CONSENT_BY").is_none() {
-        return Err("no consent recorded (CON form: who consented)".into());
+    if con.get("CONSENT_BY").is_none() && con.get("CONSENT_PROCESS").is_none() {
+        return Err("no consent recorded (CON form: how consent was obtained, who signed)".into());
     }
     if yes(con, "WITHDRAWN") {
         return Err("consent was withdrawn".into());
     }
-    // Deferred consent (where the ethics approval allows it): the signature, its date-time,
-    // form version and who obtained it are recorded after randomization.
-    if code(con, "CONSENT_BY") == Some("DEFERRED") {
-        return Ok(());
+    if is_deferred(con) {
+        return match code(con, "DEFERRED_OUTCOME") {
+            Some("REFUSED") => Err("deferred consent was refused".into()),
+            Some("DIED") => Err("the patient died before consent".into()),
+            _ => Ok(()),
+        };
+    }
+    match code(con, "CONSENT_BY") {
+        Some("PATIENT" | "LAR") => {}
+        Some(_) => {
+            return Err(
+                "prospective consent but not signed: CONSENT_BY must be the patient or the representative"
+                    .into(),
+            );
+        }
+        None => return Err("consent record incomplete: CONSENT_BY (who signed)".into()),
     }
     let missing: Vec<&str> = ["CONSENT_DT", "ICF_VERSION", "OBTAINED_BY"]
         .into_iter()
@@ -175,6 +203,156 @@ pub fn consent(con: &Values) -> Result<(), String> {
         return Err(format!("consent record incomplete: {}", missing.join(", ")));
     }
     Ok(())
+}
+
+/// What is inconsistent or still open in the consent record of a randomized patient: (item,
+/// English, Chinese), for the protocol flags (`CONSENT_RECORD`). Nothing here refuses a save:
+/// the nurse records what happened, in any order.
+pub fn consent_problems(con: &Values) -> Vec<(&'static str, String, String)> {
+    let mut out = Vec::new();
+    let signer = code(con, "CONSENT_BY");
+    let mut need = |item: &'static str, en: &str, zh: &str| {
+        out.push((item, en.to_string(), zh.to_string()));
+    };
+    match code(con, "DEFERRED_OUTCOME").filter(|_| is_deferred(con)) {
+        Some(outcome @ ("CONFIRMED_PATIENT" | "CONFIRMED_LAR")) => {
+            let who = if outcome == "CONFIRMED_PATIENT" {
+                "PATIENT"
+            } else {
+                "LAR"
+            };
+            if signer != Some(who) {
+                need(
+                    "CONSENT_BY",
+                    &format!(
+                        "Deferred consent confirmed ({outcome}) but 'Signed by' is not {who}: record who signed"
+                    ),
+                    &format!(
+                        "延迟知情同意已同意（{outcome}），但签署人不是 {who}：请填写实际签署人"
+                    ),
+                );
+            }
+            if con.get("CONSENT_DT").is_none_or(Value::is_missing) {
+                need(
+                    "CONSENT_DT",
+                    "Deferred consent confirmed: record the date-time of the signature",
+                    "延迟知情同意已同意：请填写签署日期时间",
+                );
+            }
+        }
+        Some("REFUSED") if !yes(con, "WITHDRAWN") => need(
+            "WITHDRAWN",
+            "Deferred consent refused: record the withdrawal and what may still be used (scope)",
+            "延迟知情同意被拒绝：请填写撤回及仍可使用的数据范围",
+        ),
+        _ => {}
+    }
+    if code(con, "RECONSENT") == Some("REFUSED") && !yes(con, "WITHDRAWN") {
+        need(
+            "WITHDRAWN",
+            "The patient refused after the representative's consent: record the withdrawal and its scope",
+            "代理人签署后患者本人拒绝：请填写撤回及其范围",
+        );
+    }
+    out
+}
+
+/// What a withdrawal of consent (or a refusal) still allows (code list `withdrawal_scope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WithdrawalScope {
+    /// `NO_TREATMENT_DATA`: no further study data, but vital status at day 30 may be sought;
+    /// data so far may be used.
+    VitalStatusOnly,
+    /// `NO_FOLLOW_UP`: no further data or follow-up; data so far may be used.
+    NoFurtherData,
+    /// `ALL_DATA`: no further data, and data so far may not be used.
+    AllData,
+}
+
+/// A withdrawal of consent: from when, and what it still allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Withdrawal {
+    /// The date it takes effect (`WD_DATE`; for a refusal not yet recorded as a withdrawal,
+    /// the date of the refusal). `None` when not recorded.
+    pub date: Option<NaiveDate>,
+    /// What it allows.
+    pub scope: WithdrawalScope,
+}
+
+/// The withdrawal of a consent record, if any: `WITHDRAWN = Y` with its date and scope; a
+/// refusal (of deferred consent, or the patient's after a representative's) not yet recorded
+/// as a withdrawal counts as "no further data" from its date until the scope is recorded (the
+/// `CONSENT_RECORD` flag asks for it). A withdrawal without a scope is read the same way.
+pub fn withdrawal(con: &Values) -> Option<Withdrawal> {
+    let date = |item: &str| match con.get(item) {
+        Some(Value::Date(d)) => Some(*d),
+        Some(Value::DateTime(t)) => Some(t.date_naive()),
+        _ => None,
+    };
+    if yes(con, "WITHDRAWN") {
+        let scope = match code(con, "WD_SCOPE") {
+            Some("NO_TREATMENT_DATA") => WithdrawalScope::VitalStatusOnly,
+            Some("ALL_DATA") => WithdrawalScope::AllData,
+            _ => WithdrawalScope::NoFurtherData,
+        };
+        return Some(Withdrawal {
+            date: date("WD_DATE"),
+            scope,
+        });
+    }
+    let refused = if is_deferred(con) && code(con, "DEFERRED_OUTCOME") == Some("REFUSED") {
+        Some(date("DEFERRED_OUTCOME_DATE"))
+    } else if code(con, "RECONSENT") == Some("REFUSED") {
+        Some(date("RECONSENT_DATE"))
+    } else {
+        None
+    };
+    refused.map(|date| Withdrawal {
+        date,
+        scope: WithdrawalScope::NoFurtherData,
+    })
+}
+
+/// The item that dates a form instance, for forms filled in after randomization: an instance
+/// dated after a withdrawal was collected after it. Forms not listed (screening, consent,
+/// randomization, baseline, ECMO and IABP implantation) describe the time before or at
+/// randomization.
+pub const INSTANCE_DATES: &[(&str, &str)] = &[
+    ("DLY", "DATE"),
+    ("EVT", "EVT_DT"),
+    ("AE", "ONSET_DT"),
+    ("DEV", "DEV_DATE"),
+    ("DIS", "DIS_DATE"),
+    ("D30", "CONTACT_DATE"),
+    ("EOS", "EOS_DATE"),
+];
+
+/// Whether a withdrawal keeps a form instance (`form`, with its `values`) out of the data used
+/// for analysis (exports): with [`WithdrawalScope::AllData`] everything but the consent and
+/// randomization records (which document the withdrawal and account for the allocation);
+/// otherwise instances dated (see [`INSTANCE_DATES`]) after the withdrawal date, except the
+/// day-30 follow-up and the end of study when vital status may still be sought. An instance
+/// without its date, or a withdrawal without a date, withholds nothing but under `AllData`.
+pub fn withheld(w: &Withdrawal, form: &str, values: &Values) -> bool {
+    if w.scope == WithdrawalScope::AllData {
+        return !matches!(form, "CON" | "RND");
+    }
+    if w.scope == WithdrawalScope::VitalStatusOnly && matches!(form, "D30" | "EOS") {
+        return false;
+    }
+    let Some(item) = INSTANCE_DATES
+        .iter()
+        .find(|(f, _)| *f == form)
+        .map(|(_, i)| *i)
+    else {
+        return false;
+    };
+    let dated = match values.get(item) {
+        Some(Value::Date(d)) => Some(*d),
+        Some(Value::DateTime(t)) => Some(t.date_naive()),
+        _ => None,
+    };
+    matches!((dated, w.date), (Some(d), Some(wd)) if d > wd)
 }
 
 /// Where a screened patient stands, for the screening log and the CONSORT diagram.
@@ -425,5 +603,108 @@ mod tests {
         assert_eq!(consent(&deferred), Ok(()));
         deferred.insert("WITHDRAWN".into(), Value::Code("Y".into()));
         assert!(consent(&deferred).is_err());
+    }
+
+    fn c(s: &str) -> Value {
+        Value::Code(s.into())
+    }
+
+    fn day(s: &str) -> Value {
+        Value::Date(crate::value::parse_date(s).unwrap())
+    }
+
+    /// Issue 20, point 6: how consent was obtained is apart from who signed; deferred consent
+    /// randomizes unsigned unless refused or the patient died; prospective consent needs a
+    /// signer; the 1.0.0 record (`CONSENT_BY = DEFERRED`, no process) still reads as deferred.
+    #[test]
+    fn consent_process_and_signer_are_judged_apart() {
+        let mut pro = Values::new();
+        pro.insert("CONSENT_PROCESS".into(), c("PROSPECTIVE"));
+        assert!(consent(&pro).unwrap_err().contains("CONSENT_BY"));
+        pro.insert("CONSENT_BY".into(), c("DEFERRED"));
+        assert!(consent(&pro).unwrap_err().contains("not signed"));
+        pro.insert("CONSENT_BY".into(), c("PATIENT"));
+        pro.insert("CONSENT_DT".into(), dt());
+        pro.insert("ICF_VERSION".into(), Value::Text("V1.1".into()));
+        pro.insert("OBTAINED_BY".into(), Value::Text("Dr Li".into()));
+        assert_eq!(consent(&pro), Ok(()));
+
+        let mut deferred = Values::new();
+        deferred.insert("CONSENT_PROCESS".into(), c("DEFERRED"));
+        deferred.insert("CONSENT_BY".into(), c("DEFERRED"));
+        assert!(is_deferred(&deferred));
+        assert_eq!(consent(&deferred), Ok(()));
+        deferred.insert("DEFERRED_OUTCOME".into(), c("REFUSED"));
+        assert!(consent(&deferred).unwrap_err().contains("refused"));
+        deferred.insert("DEFERRED_OUTCOME".into(), c("DIED"));
+        assert!(consent(&deferred).unwrap_err().contains("died"));
+
+        let mut legacy = Values::new();
+        legacy.insert("CONSENT_BY".into(), c("DEFERRED"));
+        assert!(is_deferred(&legacy));
+        assert_eq!(consent(&legacy), Ok(()));
+        assert!(consent_problems(&legacy).is_empty());
+    }
+
+    /// The outcome of deferred consent and the patient's own decision after a representative
+    /// must agree with the rest of the record; a refusal asks for the withdrawal and its scope.
+    #[test]
+    fn consent_problems_name_the_item_to_fix() {
+        let mut con = Values::new();
+        con.insert("CONSENT_PROCESS".into(), c("DEFERRED"));
+        con.insert("CONSENT_BY".into(), c("DEFERRED"));
+        con.insert("DEFERRED_OUTCOME".into(), c("CONFIRMED_LAR"));
+        let items: Vec<&str> = consent_problems(&con).iter().map(|p| p.0).collect();
+        assert_eq!(items, ["CONSENT_BY", "CONSENT_DT"]);
+        con.insert("CONSENT_BY".into(), c("LAR"));
+        con.insert("CONSENT_DT".into(), dt());
+        assert!(consent_problems(&con).is_empty());
+        // The patient wakes up and refuses: the withdrawal must be recorded.
+        con.insert("RECONSENT".into(), c("REFUSED"));
+        con.insert("RECONSENT_DATE".into(), day("2026-03-05"));
+        let p = consent_problems(&con);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].0, "WITHDRAWN");
+        assert!(p[0].2.contains("撤回"));
+        // Until then the refusal counts as "no further data" from its date.
+        assert_eq!(
+            withdrawal(&con),
+            Some(Withdrawal {
+                date: crate::value::parse_date("2026-03-05").ok(),
+                scope: WithdrawalScope::NoFurtherData
+            })
+        );
+        con.insert("WITHDRAWN".into(), c("Y"));
+        con.insert("WD_DATE".into(), day("2026-03-06"));
+        con.insert("WD_SCOPE".into(), c("NO_TREATMENT_DATA"));
+        assert!(consent_problems(&con).is_empty());
+        assert_eq!(
+            withdrawal(&con).map(|w| w.scope),
+            Some(WithdrawalScope::VitalStatusOnly)
+        );
+    }
+
+    /// What each withdrawal scope keeps out of the exported data.
+    #[test]
+    fn a_withdrawal_withholds_what_it_does_not_allow() {
+        let w = |scope| Withdrawal {
+            date: crate::value::parse_date("2026-03-05").ok(),
+            scope,
+        };
+        let dly = |d: &str| Values::from([("DATE".to_string(), day(d))]);
+        let d30 = Values::from([("CONTACT_DATE".to_string(), day("2026-03-31"))]);
+        let nothing = Values::new();
+        let no_more = w(WithdrawalScope::NoFurtherData);
+        assert!(!withheld(&no_more, "DLY", &dly("2026-03-05")));
+        assert!(withheld(&no_more, "DLY", &dly("2026-03-06")));
+        assert!(withheld(&no_more, "D30", &d30));
+        assert!(!withheld(&no_more, "BAS", &nothing));
+        let vital = w(WithdrawalScope::VitalStatusOnly);
+        assert!(withheld(&vital, "DLY", &dly("2026-03-06")));
+        assert!(!withheld(&vital, "D30", &d30));
+        let all = w(WithdrawalScope::AllData);
+        assert!(withheld(&all, "BAS", &nothing));
+        assert!(withheld(&all, "DLY", &dly("2026-03-01")));
+        assert!(!withheld(&all, "CON", &nothing) && !withheld(&all, "RND", &nothing));
     }
 }

@@ -66,7 +66,8 @@
 //! `EXCLUSION_IN_DATA` (a randomized subject whose later forms show an exclusion criterion or a
 //! failed inclusion: aortic regurgitation moderate or worse (E1) or post-cardiotomy shock after
 //! a non-CABG operation (E3) on BAS, a central ECMO configuration (I3: peripheral VA-ECMO);
-//! see [`EXCLUSIONS_IN_DATA`]).
+//! see [`EXCLUSIONS_IN_DATA`]), `CONSENT_RECORD` (a randomized subject's consent record
+//! inconsistent or open: [`crate::eligibility::consent_problems`]).
 
 use std::collections::BTreeMap;
 
@@ -677,6 +678,13 @@ pub fn subject_outcome(values: &SubjectValues, now: DateTime<Utc>) -> SubjectOut
     };
 
     flags.extend(exclusions_in_data(&g));
+    if randomized_at.is_some()
+        && let Some(con) = values.get("CON")
+    {
+        for (item, en, zh) in crate::eligibility::consent_problems(con) {
+            flags.push(flag("CONSENT_RECORD", "CON", Some(item), en, zh));
+        }
+    }
 
     // ------------------------------------------------------------ visit windows
     if let (Some(z), Some(c)) = (day_zero, g.date("D30", "CONTACT_DATE")) {

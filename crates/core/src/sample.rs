@@ -44,9 +44,10 @@ pub fn eligible_screening(scrno: &str) -> Vec<(&'static str, &str)> {
         .collect()
 }
 
-/// Consent given by the patient's spouse as legally authorised representative, without its
-/// date-time, which each use sets.
+/// Prospective consent signed by the patient's spouse as legally authorised representative,
+/// without its date-time, which each use sets.
 pub const CONSENT_BY_SPOUSE: &[(&str, &str)] = &[
+    ("CONSENT_PROCESS", "PROSPECTIVE"),
     ("CONSENT_BY", "LAR"),
     ("LAR_RELATION", "SPOUSE"),
     ("ICF_VERSION", "V1.0 2025-10-01"),

@@ -242,6 +242,15 @@ pub fn export(
         }
         None => data,
     };
+    // What a withdrawal of consent no longer allows is left out (see `within_consent`).
+    let consented;
+    let data = match data.within_consent() {
+        Some(d) => {
+            consented = d;
+            &consented
+        }
+        None => data,
+    };
     let forms = chosen_forms(study, opts)?;
     std::fs::create_dir_all(out).map_err(|e| ExportError::io(out, e))?;
     let mut report = ExportReport {

@@ -226,6 +226,34 @@ impl TrialData {
             .map(|s| s.site.as_str())
     }
 
+    /// The data a consent still allows (issue 20, point 6): `None` when no subject's consent
+    /// record limits its data; otherwise a copy without the form instances a withdrawal or a
+    /// refusal withholds ([`ecrf_core::eligibility::withheld`]: after its date, or everything
+    /// but consent and randomization when data so far may not be used). The subject stays in
+    /// the export (it was randomized); the audit trail keeps every change, as the regulator
+    /// requires.
+    pub fn within_consent(&self) -> Option<TrialData> {
+        use ecrf_core::eligibility::{withdrawal, withheld};
+        let limited: Vec<(&String, ecrf_core::eligibility::Withdrawal)> = self
+            .values
+            .iter()
+            .filter_map(|(subject, forms)| Some((subject, withdrawal(forms.get("CON")?)?)))
+            .collect();
+        if limited.is_empty() {
+            return None;
+        }
+        let mut out = self.clone();
+        for (subject, w) in limited {
+            if let Some(forms) = out.values.get_mut(subject) {
+                forms.retain(|instance, values| {
+                    let form = instance.split('#').next().unwrap_or(instance);
+                    !withheld(&w, form, values)
+                });
+            }
+        }
+        Some(out)
+    }
+
     /// The current value of an item of a form instance.
     pub fn value(&self, subject: &str, instance: &str, item: &str) -> Option<&Value> {
         self.values.get(subject)?.get(instance)?.get(item)

@@ -866,6 +866,105 @@ fn events_adverse_events_and_deviations_of_a_shock_trial() {
     );
 }
 
+/// Issue 20, point 6: deferred consent randomizes before anyone signs, and its outcome is
+/// recorded afterwards; a refusal not yet recorded as a withdrawal is flagged; prospective
+/// consent without a signer is refused at randomization; the patient's own decision after a
+/// representative cannot precede the representative's consent.
+#[test]
+fn deferred_consent_is_followed_to_its_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = store(dir.path());
+    let new = |s: &mut Store, scrno: &str, con: &[(&str, &str)]| {
+        let id = s.new_subject().unwrap();
+        let scr = ecrf_core::sample::eligible_screening(scrno);
+        s.save(&id, &key("SCR"), &scr, &confirm()).unwrap();
+        s.save(&id, &key("CON"), con, &confirm()).unwrap();
+        id
+    };
+    let at = chrono::DateTime::parse_from_rfc3339("2026-03-01T10:30:00+08:00").unwrap();
+    let unsigned = new(
+        &mut s,
+        "07-008",
+        &[
+            ("CONSENT_PROCESS", "PROSPECTIVE"),
+            ("CONSENT_BY", "DEFERRED"),
+        ],
+    );
+    let err = s.randomize_at(&unsigned, at).unwrap_err().to_string();
+    assert!(err.contains("not signed"), "{err}");
+
+    let deferred = new(
+        &mut s,
+        "07-009",
+        &[("CONSENT_PROCESS", "DEFERRED"), ("CONSENT_BY", "DEFERRED")],
+    );
+    s.randomize_at(&deferred, at).unwrap();
+    save(
+        &mut s,
+        &deferred,
+        "CON",
+        &[
+            ("DEFERRED_OUTCOME", "REFUSED"),
+            ("DEFERRED_OUTCOME_DATE", "2026-03-03"),
+        ],
+    );
+    let flags = s.subject_outcome(&deferred).unwrap().flags;
+    let consent: Vec<_> = flags
+        .iter()
+        .filter(|f| f.code == "CONSENT_RECORD")
+        .collect();
+    assert_eq!(consent.len(), 1, "{flags:?}");
+    assert_eq!(consent[0].item.as_deref(), Some("WITHDRAWN"));
+    save(
+        &mut s,
+        &deferred,
+        "CON",
+        &[
+            ("WITHDRAWN", "Y"),
+            ("WD_DATE", "2026-03-03"),
+            ("WD_BY", "LAR"),
+            ("WD_SCOPE", "NO_TREATMENT_DATA"),
+        ],
+    );
+    assert!(
+        !s.subject_outcome(&deferred)
+            .unwrap()
+            .has_flag("CONSENT_RECORD")
+    );
+
+    // The representative signed (10:10 on 1 March); the patient decides later.
+    let lar = screened(&mut s, "09:00");
+    let r = refused(s.save(
+        &lar,
+        &key("CON"),
+        &[("RECONSENT", "CONFIRMED"), ("RECONSENT_DATE", "2026-02-28")],
+        &confirm(),
+    ));
+    assert!(
+        r.iter()
+            .any(|(_, rule, _)| rule == "CON_RECONSENT_AFTER_CONSENT"),
+        "{r:?}"
+    );
+    save(
+        &mut s,
+        &lar,
+        "CON",
+        &[("RECONSENT", "CONFIRMED"), ("RECONSENT_DATE", "2026-03-06")],
+    );
+    // Re-consent is asked only when a representative signed.
+    let r = refused(s.save(
+        &lar,
+        &key("CON"),
+        &[("CONSENT_BY", "PATIENT"), ("RECONSENT", "REFUSED")],
+        &confirm(),
+    ));
+    assert!(
+        r.iter()
+            .any(|(item, rule, _)| item == "RECONSENT" && rule == "not_asked"),
+        "{r:?}"
+    );
+}
+
 /// Issue 20, point 7: the wider code lists are accepted and a randomized subject whose data
 /// show an exclusion is flagged; SCR.SBP_LOW stops at 89 mmHg; BMI has a usual range.
 #[test]
