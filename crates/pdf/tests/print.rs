@@ -150,12 +150,13 @@ fn every_page_has_header(text: &str, pages: usize, lang: &str, site: &str, subje
         } else {
             format!("page{}of{pages}", i + 1)
         };
+        let version = study().version.clone();
         for needle in [
             "EARLY-IABPNCT06872021",
             &page_of,
             &squash(site),
             subject,
-            "1.0.0",
+            &version,
         ] {
             assert!(
                 flat.contains(needle),
@@ -205,6 +206,32 @@ fn blank_book_has_every_form_and_item_in_both_languages() {
                     }
                 }
             }
+        }
+        // Definition 1.1.0 (issue 20): the new items and forms, named here so a definition that
+        // lost them fails even though the loop below reads the definition itself.
+        let added: &[(&str, &str)] = &[
+            ("Pulsatile arterial waveform", "动脉波形有搏动"),
+            ("LV end-diastolic diameter", "左心室舒张末期内径"),
+            ("FdO2 (sweep gas O2)", "FdO2（氧合器气流氧浓度）"),
+            ("ECMO configuration after the event", "变更后的ECMO插管方式"),
+            ("Withdrawal of life-sustaining therapy", "撤除生命支持治疗"),
+            ("Date it became serious", "达到严重标准的日期"),
+            ("SAE report date", "严重不良事件报告日期"),
+            ("Relation to ECMO", "与ECMO的相关性"),
+            ("Protocol deviation", "方案偏离"),
+            ("How consent was obtained", "知情同意方式"),
+            ("Outcome of deferred consent", "延迟知情同意结果"),
+            ("Patient's own consent", "患者本人知情同意"),
+            ("Takotsubo syndrome", "应激性心肌病（Takotsubo综合征）"),
+            ("Moderate-to-severe (exclusion 1)", "中重度（排除标准1）"),
+            ("Veno-arterio-venous (V-AV)", "静脉-动脉-静脉（V-AV）"),
+        ];
+        for (en, zh) in added {
+            let n = if lang == "zh" { zh } else { en };
+            assert!(
+                needles.iter().any(|x| x == n),
+                "{lang}: {n:?} is not in the definition"
+            );
         }
         for n in &needles {
             // As drawn: superscripts the font lacks are written plainly (10⁹ → 10^9).
