@@ -776,35 +776,50 @@ pub fn subject_outcome(values: &SubjectValues, now: DateTime<Utc>) -> SubjectOut
     }
 }
 
-/// Answers on later forms that contradict the eligibility of a randomized patient: (form, item,
-/// codes, criterion, criterion in English, in Chinese). The screening checklist itself is judged
-/// before randomization ([`crate::eligibility`]); these are what the echo, the cannulation or
-/// the history show afterwards.
-pub const EXCLUSIONS_IN_DATA: &[(&str, &str, &[&str], &str, &str, &str)] = &[
-    (
-        "BAS",
-        "AR_GRADE",
-        &["MODERATE", "MODERATE_SEVERE", "SEVERE"],
-        "E1",
-        "moderate or worse aortic regurgitation",
-        "中度及以上主动脉瓣反流",
-    ),
-    (
-        "BAS",
-        "SHOCK_CAUSE",
-        &["POST_CARDIOTOMY"],
-        "E3",
-        "post-cardiotomy shock after a non-CABG operation",
-        "非CABG心脏手术后心源性休克",
-    ),
-    (
-        "ECMO",
-        "CONFIG",
-        &["CENTRAL"],
-        "I3",
-        "central, not peripheral, VA-ECMO",
-        "中心插管而非外周VA-ECMO",
-    ),
+/// An answer on a later form that contradicts the eligibility of a randomized patient.
+#[derive(Debug, Clone, Copy)]
+pub struct ExclusionInData {
+    /// Form and item holding the answer.
+    pub form: &'static str,
+    /// Item.
+    pub item: &'static str,
+    /// The answers that break the criterion.
+    pub codes: &'static [&'static str],
+    /// The criterion (`E1`, `I3`).
+    pub criterion: &'static str,
+    /// What the answer shows, in English.
+    pub en: &'static str,
+    /// The same in Chinese.
+    pub zh: &'static str,
+}
+
+/// What the echo, the cannulation or the history can show after randomization that the
+/// screening checklist ([`crate::eligibility`], judged before it) would have excluded.
+pub const EXCLUSIONS_IN_DATA: &[ExclusionInData] = &[
+    ExclusionInData {
+        form: "BAS",
+        item: "AR_GRADE",
+        codes: &["MODERATE", "MODERATE_SEVERE", "SEVERE"],
+        criterion: "E1",
+        en: "moderate or worse aortic regurgitation",
+        zh: "中度及以上主动脉瓣反流",
+    },
+    ExclusionInData {
+        form: "BAS",
+        item: "SHOCK_CAUSE",
+        codes: &["POST_CARDIOTOMY"],
+        criterion: "E3",
+        en: "post-cardiotomy shock after a non-CABG operation",
+        zh: "非CABG心脏手术后心源性休克",
+    },
+    ExclusionInData {
+        form: "ECMO",
+        item: "CONFIG",
+        codes: &["CENTRAL"],
+        criterion: "I3",
+        en: "central, not peripheral, VA-ECMO",
+        zh: "中心插管而非外周VA-ECMO",
+    },
 ];
 
 /// `EXCLUSION_IN_DATA` flags of a randomized subject (see [`EXCLUSIONS_IN_DATA`]).
@@ -814,17 +829,20 @@ fn exclusions_in_data(g: &Get) -> Vec<ProtocolFlag> {
     }
     EXCLUSIONS_IN_DATA
         .iter()
-        .filter_map(|(form, item, codes, criterion, en, zh)| {
-            let code = g.code(form, item).filter(|c| codes.contains(c))?;
+        .filter_map(|x| {
+            let (form, item, criterion) = (x.form, x.item, x.criterion);
+            let code = g.code(form, item).filter(|c| x.codes.contains(c))?;
             Some(flag(
                 "EXCLUSION_IN_DATA",
                 form,
                 Some(item),
                 format!(
-                    "Randomized, but {form}.{item} = {code} shows {en} (eligibility criterion {criterion}): review eligibility and record a protocol deviation"
+                    "Randomized, but {form}.{item} = {code} shows {} (eligibility criterion {criterion}): review eligibility and record a protocol deviation",
+                    x.en
                 ),
                 format!(
-                    "已随机，但{form}.{item} = {code} 提示{zh}（入选/排除标准 {criterion}）：请复核入选资格并记录方案偏离"
+                    "已随机，但{form}.{item} = {code} 提示{}（入选/排除标准 {criterion}）：请复核入选资格并记录方案偏离",
+                    x.zh
                 ),
             ))
         })
