@@ -147,7 +147,13 @@ fn arm_label(study: &Study, arm: &str) -> Txt {
 
 /// The screening log as the page and the printout show it.
 pub(crate) fn log_dto(study: &Study, rows: &[Screened]) -> ScreeningLog {
-    let shown = |v: &Values, item: &str| v.get(item).map(|x| x.to_string());
+    let shown = |v: &Values, item: &str| {
+        v.get(item).map(|x| match x {
+            // Date, time and offset as a nurse reads them, not ISO's `T`.
+            Value::DateTime(d) => d.format("%Y-%m-%d %H:%M %:z").to_string(),
+            other => other.to_string(),
+        })
+    };
     let patients = rows
         .iter()
         .map(|r| {

@@ -100,11 +100,7 @@ pub(crate) fn draw(doc: &mut Doc<'_>, log: &ScreeningLog, lang: &str) {
             doc.table_row(&[label, n.to_string()], BODY);
         };
         line(doc, w.screened.into(), s.screened);
-        line(
-            doc,
-            format!("{} ({})", w.not_eligible_count, w.by_criterion_note),
-            s.not_eligible,
-        );
+        line(doc, w.not_eligible_count.into(), s.not_eligible);
         for (label, n) in &s.by_criterion {
             line(doc, format!("    {}", label.get(lang)), *n);
         }

@@ -228,7 +228,6 @@ pub struct ScreeningWords {
     pub consented: &'static str,
     pub waiting: &'static str,
     pub randomized_count: &'static str,
-    pub by_criterion_note: &'static str,
 }
 
 /// English.
@@ -254,13 +253,12 @@ pub static SCREENING_EN: ScreeningWords = ScreeningWords {
     none: "no patient screened",
     col_count: "Patients",
     screened: "Screened",
-    not_eligible_count: "Not eligible",
+    not_eligible_count: "Not eligible (a patient may count under several criteria)",
     eligible: "Eligible",
     consent_not_obtained: "Eligible, consent not obtained",
     consented: "Consented",
     waiting: "Consented, not randomized yet",
     randomized_count: "Randomized",
-    by_criterion_note: "a patient may count under several criteria",
 };
 
 /// Simplified Chinese.
@@ -285,13 +283,12 @@ pub static SCREENING_ZH: ScreeningWords = ScreeningWords {
     none: "尚无筛选患者",
     col_count: "例数",
     screened: "筛选",
-    not_eligible_count: "不符合入选",
+    not_eligible_count: "不符合入选（同一患者可计入多项标准）",
     eligible: "符合入选",
     consent_not_obtained: "符合入选，未获得知情同意",
     consented: "已知情同意",
     waiting: "已知情同意，尚未随机分组",
     randomized_count: "已随机分组",
-    by_criterion_note: "同一患者可计入多项标准",
 };
 
 /// The screening log's words in `lang` (`zh` or English).
