@@ -96,25 +96,26 @@ pub(crate) fn draw(doc: &mut Doc<'_>, log: &ScreeningLog, lang: &str) {
                 width: 80.0,
             },
         ]);
+        // Leading spaces do not survive wrapping: nesting is shown by dots.
         let line = |doc: &mut Doc<'_>, label: String, n: usize| {
             doc.table_row(&[label, n.to_string()], BODY);
         };
         line(doc, w.screened.into(), s.screened);
         line(doc, w.not_eligible_count.into(), s.not_eligible);
         for (label, n) in &s.by_criterion {
-            line(doc, format!("    {}", label.get(lang)), *n);
+            line(doc, format!("· {}", label.get(lang)), *n);
         }
         line(doc, w.eligible.into(), s.eligible);
         line(
             doc,
-            format!("    {}", w.consent_not_obtained),
+            format!("· {}", w.consent_not_obtained),
             s.consent_not_obtained,
         );
-        line(doc, format!("    {}", w.consented), s.consented);
-        line(doc, format!("        {}", w.waiting), s.pending);
-        line(doc, format!("        {}", w.randomized_count), s.randomized);
+        line(doc, format!("· {}", w.consented), s.consented);
+        line(doc, format!("· · {}", w.waiting), s.pending);
+        line(doc, format!("· · {}", w.randomized_count), s.randomized);
         for (label, n) in &s.by_arm {
-            line(doc, format!("            {}", label.get(lang)), *n);
+            line(doc, format!("· · · {}", label.get(lang)), *n);
         }
         doc.table_end();
     }
