@@ -147,6 +147,14 @@ fn print_blank(s: State<'_, Shell>, form: Option<String>) -> AppResult<Printout>
     with(&s, |a| a.print_blank(form.as_deref()))
 }
 #[tauri::command]
+fn screening_log(s: State<'_, Shell>) -> AppResult<ScreeningLog> {
+    with(&s, |a| a.screening_log())
+}
+#[tauri::command]
+fn print_screening_log(s: State<'_, Shell>) -> AppResult<Printout> {
+    with(&s, |a| a.print_screening_log())
+}
+#[tauri::command]
 fn print_subject(s: State<'_, Shell>, subject: String) -> AppResult<Printout> {
     with(&s, |a| a.print_subject(&subject))
 }
@@ -347,6 +355,8 @@ fn main() {
             history,
             print_blank,
             print_subject,
+            screening_log,
+            print_screening_log,
             default_export_folder,
             export,
             form_oversight,

@@ -1111,6 +1111,144 @@ user: string | null,
  */
 password: string, };
 
+export type ScreeningStatus = "randomized" | "pending" | "no_consent" | "not_eligible";
+
+export type ReasonDto = { 
+/**
+ * The criterion: `I1`..`I4`, `E1`..`E10`.
+ */
+criterion: string, 
+/**
+ * The criterion's label (its SCR item).
+ */
+label: Txt, 
+/**
+ * What is wrong (core's words, in English).
+ */
+text: string, };
+
+export type ScreenedPatient = { 
+/**
+ * Screening number.
+ */
+subject: string, 
+/**
+ * Screening date-time as stored.
+ */
+screened_at: string | null, 
+/**
+ * Age in years.
+ */
+age: string | null, 
+/**
+ * Sex.
+ */
+sex: Txt | null, 
+/**
+ * The screening checklist shows every inclusion and no exclusion criterion.
+ */
+eligible: boolean, 
+/**
+ * Why not (empty when eligible).
+ */
+reasons: Array<ReasonDto>, 
+/**
+ * Where the patient stands.
+ */
+status: ScreeningStatus, 
+/**
+ * Why consent is not counted (core's words, in English), when eligible without consent.
+ */
+consent_note: string | null, 
+/**
+ * The screen-failure reason recorded on SCR.
+ */
+screen_failure: Txt | null, 
+/**
+ * The arm, once randomized.
+ */
+arm: Txt | null, };
+
+export type CriterionCount = { 
+/**
+ * `I1`..`E10`.
+ */
+criterion: string, 
+/**
+ * Its label.
+ */
+label: Txt, 
+/**
+ * Patients (one patient may count under several criteria).
+ */
+count: number, };
+
+export type ArmCount = { 
+/**
+ * Arm code.
+ */
+arm: string, 
+/**
+ * Its label.
+ */
+label: Txt, 
+/**
+ * Patients.
+ */
+count: number, };
+
+export type ConsortDto = { 
+/**
+ * Site code.
+ */
+site: string, 
+/**
+ * Patients screened.
+ */
+screened: number, 
+/**
+ * Not eligible.
+ */
+not_eligible: number, 
+/**
+ * Not eligible, by criterion.
+ */
+by_criterion: Array<CriterionCount>, 
+/**
+ * Eligible (screened − not eligible).
+ */
+eligible: number, 
+/**
+ * Eligible, consent not obtained.
+ */
+consent_not_obtained: number, 
+/**
+ * Eligible and consented (randomized or waiting).
+ */
+consented: number, 
+/**
+ * Eligible and consented, not randomized yet.
+ */
+pending: number, 
+/**
+ * Randomized.
+ */
+randomized: number, 
+/**
+ * Randomized, by arm.
+ */
+by_arm: Array<ArmCount>, };
+
+export type ScreeningLog = { 
+/**
+ * Every screened patient, in screening-number order.
+ */
+patients: Array<ScreenedPatient>, 
+/**
+ * CONSORT counts per site.
+ */
+sites: Array<ConsortDto>, };
+
 export const ROLES: readonly Role[] = ["nurse", "investigator", "monitor", "data_manager", "admin"];
 
 export const SIGNATURE_MEANINGS: readonly SignatureMeaning[] = ["approval", "review"];

@@ -3,7 +3,7 @@
 // The values come from Rust (App::trends); nothing is computed here but the drawing.
 import type { TrendMark, TrendPoint, Trends } from "./bindings";
 import { h } from "./dom";
-import { t, type Word } from "./i18n";
+import { t, tn, type Word } from "./i18n";
 
 const NS = "http://www.w3.org/2000/svg";
 
@@ -63,8 +63,8 @@ function chart(
     svg("line", { class: "axis", x1: PAD.l, y1: PAD.t, x2: PAD.l, y2: H - PAD.b }),
     svg("text", { x: 2, y: PAD.t + 8 }, nice(y1)),
     svg("text", { x: 2, y: H - PAD.b }, nice(y0)),
-    svg("text", { x: PAD.l, y: H - 4 }, `${t("day")} ${x0}`),
-    svg("text", { x: W - PAD.r - 34, y: H - 4 }, `${t("day")} ${Math.ceil(x1)}`),
+    svg("text", { x: PAD.l, y: H - 4 }, tn("day", x0)),
+    svg("text", { x: W - PAD.r - 34, y: H - 4 }, tn("day", Math.ceil(x1))),
   ];
   for (const m of marks) {
     const x = sx(m.day);
@@ -82,7 +82,7 @@ function chart(
         svg(
           "title",
           {},
-          `${t(m.kind === "iabp_in" ? "iabpIn" : "iabpOut")} · ${t("day")} ${m.day.toFixed(2)}`,
+          `${t(m.kind === "iabp_in" ? "iabpIn" : "iabpOut")} · ${tn("day", m.day.toFixed(2))}`,
         ),
       ),
     );
@@ -100,7 +100,7 @@ function chart(
       svg(
         "circle",
         { class: "pt", cx: sx(d), cy: sy(v), r: 3 },
-        svg("title", {}, `${t("day")} ${d}: ${v}`),
+        svg("title", {}, `${tn("day", d)}: ${v}`),
       ),
     );
   }

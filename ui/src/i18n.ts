@@ -39,6 +39,7 @@ const words = {
   exportNav: ["Export data", "导出数据"],
   queriesNav: ["Queries", "质疑列表"],
   auditNav: ["Audit trail", "稽查轨迹"],
+  screeningNav: ["Screening log", "筛选日志"],
   syncNav: ["Sync", "同步"],
   exportTitle: ["Export data for analysis", "导出分析数据"],
   exportFormats: ["Formats", "格式"],
@@ -155,7 +156,7 @@ const words = {
   visChart: ["VIS", "血管活性药物评分（VIS）"],
   iabpIn: ["IABP in", "IABP置入"],
   iabpOut: ["IABP out", "IABP撤除"],
-  day: ["Day", "第…天"],
+  day: ["Day {n}", "第{n}天"],
   nextDailyLog: ["Next daily log (D)", "下一份每日记录（D）"],
   prefilledFrom: ["Device settings copied from", "装置参数复制自"],
   prefilledHint: ["confirm or change them, then save.", "请确认或修改后保存。"],
@@ -192,6 +193,12 @@ export function currentLang(): Lang {
 
 export function t(w: Word): string {
   return words[w][lang === "zh" ? 1 : 0];
+}
+
+/** A word with `{n}` filled in, where each language puts the number in its own place
+ * ("Day 3", "第3天"). */
+export function tn(w: Word, n: number | string): string {
+  return t(w).replace("{n}", String(n));
 }
 
 export function tx(text: Txt | null | undefined): string {

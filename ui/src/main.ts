@@ -21,6 +21,7 @@ import { byId, h, mount } from "./dom";
 import { backupPanel } from "./backup";
 import { renderForm } from "./form";
 import { type ReviewContext, showAuditReview, showQueryList } from "./review";
+import { showScreeningLog } from "./screening";
 import { paintBadge, showSyncPage, startAutoSync } from "./sync";
 import { currentLang, setLang, statusWord, t, tx } from "./i18n";
 
@@ -363,6 +364,16 @@ async function showSubjects(filter = ""): Promise<void> {
       "button",
       {
         type: "button",
+        id: "nav-screening",
+        class: "link",
+        onclick: () => void guard(() => openScreeningLog()),
+      },
+      t("screeningNav"),
+    ),
+    h(
+      "button",
+      {
+        type: "button",
         id: "nav-queries",
         class: "link",
         onclick: () => void guard(() => showQueryList(reviewContext())),
@@ -450,6 +461,17 @@ function syncNav(): HTMLElement {
     },
     t("syncNav"),
   );
+}
+
+/** The Screening log page (screening.ts), with the way back to the subject list. */
+async function openScreeningLog(): Promise<void> {
+  rerender = () => void guard(() => openScreeningLog());
+  await showScreeningLog({
+    frame,
+    openSubject: (subject) => void guard(() => showSubject(subject)),
+    printButton,
+    back: () => subjectsNav(),
+  });
 }
 
 function reviewContext(): ReviewContext {
@@ -547,6 +569,7 @@ async function showSubject(subject: string, loaded?: SubjectPage): Promise<void>
             "tr",
             {
               class: r.system ? "system" : "clickable",
+              "data-row": r.key,
               onclick: () => {
                 if (!r.system) open(r.key);
               },

@@ -80,6 +80,13 @@ pub fn typescript() -> String {
         OversightRights::decl(&cfg),
         FormOversight::decl(&cfg),
         SignInput::decl(&cfg),
+        ScreeningStatus::decl(&cfg),
+        ReasonDto::decl(&cfg),
+        ScreenedPatient::decl(&cfg),
+        CriterionCount::decl(&cfg),
+        ArmCount::decl(&cfg),
+        ConsortDto::decl(&cfg),
+        ScreeningLog::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from crates/app/src/dto.rs by crates/app/src/bindings.rs. Do not edit.\n",

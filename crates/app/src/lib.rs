@@ -24,6 +24,7 @@ mod forms;
 mod oversight;
 mod print;
 mod safekeeping;
+pub mod screening;
 mod session;
 mod subjects;
 pub mod sync;

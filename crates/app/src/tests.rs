@@ -170,7 +170,8 @@ fn subject_list_and_schedule_show_status() {
     app.use_demo().unwrap();
     app.login("nurse", demo::DEMO_PASSWORD).unwrap();
     let rows = app.subjects().unwrap();
-    assert_eq!(rows.len(), 3);
+    // Three patients followed and one screen failure.
+    assert_eq!(rows.len(), 4);
     assert!(rows[0].day0.is_some());
     let page = app.subject(&rows[0].subject).unwrap();
     let dly1 = page.schedule.iter().find(|r| r.key == "DLY#1").unwrap();

@@ -10,7 +10,7 @@ use ecrf_randomize::{
     ListSpec, Stratum, balance, generate, guess_stats, parse_csv, parse_seed, to_csv,
 };
 
-use ecrf_core::eligibility::{Consort, Outcome, Values, outcome};
+use ecrf_core::eligibility::{Outcome, Values};
 
 use crate::{Cli, Failure, open};
 
@@ -277,30 +277,10 @@ pub enum ScreeningCmd {
     Consort,
 }
 
-type Row = (String, Values, Values, bool);
-
-fn screened(store: &ecrf_store::Store) -> Result<Vec<Row>, Failure> {
-    let mut out = Vec::new();
-    for subject in store.subjects()? {
-        let mut forms = store.subject_values(&subject)?;
-        let mut take = |f: &str| -> Values {
-            forms
-                .remove(f)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|s| (s.item, s.value))
-                .collect()
-        };
-        let (scr, con, rnd) = (take("SCR"), take("CON"), take("RND"));
-        out.push((subject, scr, con, rnd.contains_key("SUBJ_NO")));
-    }
-    Ok(out)
-}
-
 /// Runs `ecrf screening …`.
 pub fn screening(cli: &Cli, cmd: &ScreeningCmd) -> Result<(), Failure> {
     let store = open(cli)?;
-    let rows = screened(&store)?;
+    let rows = ecrf_app::screening::screened(&store)?;
     let get = |v: &Values, i: &str| {
         v.get(i)
             .map(|x| x.to_string())
@@ -308,8 +288,9 @@ pub fn screening(cli: &Cli, cmd: &ScreeningCmd) -> Result<(), Failure> {
     };
     match cmd {
         ScreeningCmd::Log => {
-            for (subject, scr, con, randomized) in &rows {
-                let verdict = match outcome(scr, con, *randomized) {
+            for row in &rows {
+                let (subject, scr) = (&row.subject, &row.scr);
+                let verdict = match row.outcome() {
                     Outcome::Randomized => "randomized".to_string(),
                     Outcome::Pending => "eligible, consented, not randomized yet".to_string(),
                     Outcome::NoConsent(why) => format!("eligible; {why}"),
@@ -334,15 +315,8 @@ pub fn screening(cli: &Cli, cmd: &ScreeningCmd) -> Result<(), Failure> {
             }
         }
         ScreeningCmd::Consort => {
-            let mut by_site: std::collections::BTreeMap<String, Consort> = Default::default();
-            for (subject, scr, con, randomized) in &rows {
-                let site = subject.split('-').next().unwrap_or(subject).to_string();
-                by_site
-                    .entry(site)
-                    .or_default()
-                    .add(&outcome(scr, con, *randomized));
-            }
-            for (site, c) in by_site {
+            for (site, s) in ecrf_app::screening::consort_by_site(&rows) {
+                let c = &s.counts;
                 say!("site {site}");
                 say!("  screened                 {}", c.screened);
                 say!("  not eligible             {}", c.not_eligible);
@@ -352,6 +326,9 @@ pub fn screening(cli: &Cli, cmd: &ScreeningCmd) -> Result<(), Failure> {
                 say!("  consent not obtained     {}", c.consent_not_obtained);
                 say!("  eligible, not randomized {}", c.pending);
                 say!("  randomized               {}", c.randomized);
+                for (arm, n) in &s.by_arm {
+                    say!("    {arm:<10} {n}");
+                }
             }
         }
     }

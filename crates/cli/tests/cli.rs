@@ -695,4 +695,13 @@ fn randomization_lists_leases_and_two_processes_at_once() {
     ] {
         assert!(consort.contains(line), "{line:?} in {consort}");
     }
+    // The randomized, counted per arm (the arm codes of the allocation list).
+    let per_arm: usize = consort
+        .lines()
+        .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+            [arm, n] if arm == "ECMO" || arm == "ECMO_IABP" => n.parse::<usize>().ok(),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(per_arm, 4, "{consort}");
 }

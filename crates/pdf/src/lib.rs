@@ -4,6 +4,7 @@
 //!   tick boxes for code lists and date boxes, to fill in by hand (paper fallback);
 //! - [`Printer::subject`]: a subject's filled CRF (values, units, missing-data codes, confirmed
 //!   warnings) with an audit appendix (every change: who, when, old → new, why);
+//! - [`Printer::screening_log`]: the site's screening log with its CONSORT counts;
 //! - [`font`]: the CJK font from a Debian package, measuring and glyph checks;
 //! - `layout`: pages, running header and footer, wrapping, repeated table headers.
 //!
@@ -24,6 +25,9 @@ mod words;
 
 mod blank;
 mod filled;
+mod screening;
+
+pub use screening::{ScreenedRow, ScreeningLog, ScreeningStatus, SiteCounts};
 
 use std::path::{Path, PathBuf};
 
@@ -190,6 +194,25 @@ impl Printer {
         let title = format!("{} — {} {subject}", study.id, w.filled_crf);
         self.render(study, &opts, &title, subject, |doc| {
             filled::subject(doc, study, casebook, &opts.lang);
+            Ok(())
+        })
+    }
+
+    /// The site's screening log: the CONSORT counts, then every screened patient with
+    /// eligibility, its reasons, consent and randomization.
+    pub fn screening_log(
+        &self,
+        study: &Study,
+        log: &ScreeningLog,
+        opts: &PrintOptions,
+    ) -> Result<Printed, PdfError> {
+        let title = format!(
+            "{} — {}",
+            study.id,
+            crate::words::screening_words(&opts.lang).title
+        );
+        self.render(study, opts, &title, "—", |doc| {
+            screening::draw(doc, log, &opts.lang);
             Ok(())
         })
     }

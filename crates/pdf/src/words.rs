@@ -199,3 +199,103 @@ pub static ZH: Words = Words {
 pub fn words(lang: &str) -> &'static Words {
     if lang == "zh" { &ZH } else { &EN }
 }
+
+/// The screening log printout's own words in one language.
+pub struct ScreeningWords {
+    pub title: &'static str,
+    pub intro: &'static str,
+    pub consort: &'static str,
+    pub patients: &'static str,
+    pub col_subject: &'static str,
+    pub col_screened: &'static str,
+    pub col_age_sex: &'static str,
+    pub col_eligible: &'static str,
+    pub col_reasons: &'static str,
+    pub col_status: &'static str,
+    pub yes: &'static str,
+    pub no: &'static str,
+    pub randomized: &'static str,
+    pub pending: &'static str,
+    pub no_consent: &'static str,
+    pub not_eligible: &'static str,
+    pub screen_failure: &'static str,
+    pub none: &'static str,
+    pub col_count: &'static str,
+    pub screened: &'static str,
+    pub not_eligible_count: &'static str,
+    pub eligible: &'static str,
+    pub consent_not_obtained: &'static str,
+    pub consented: &'static str,
+    pub waiting: &'static str,
+    pub randomized_count: &'static str,
+}
+
+/// English.
+pub static SCREENING_EN: ScreeningWords = ScreeningWords {
+    title: "Screening log",
+    intro: "Every patient screened at the site, with eligibility judged from the screening \
+            checklist (SCR) and the consent record (CON), and the CONSORT counts.",
+    consort: "CONSORT counts",
+    patients: "Screened patients",
+    col_subject: "Screening no.",
+    col_screened: "Screened",
+    col_age_sex: "Age / sex",
+    col_eligible: "Eligible",
+    col_reasons: "Reasons not eligible",
+    col_status: "Consent / randomization",
+    yes: "yes",
+    no: "no",
+    randomized: "randomized",
+    pending: "consented, not randomized yet",
+    no_consent: "consent not obtained",
+    not_eligible: "not eligible",
+    screen_failure: "screen failure",
+    none: "no patient screened",
+    col_count: "Patients",
+    screened: "Screened",
+    not_eligible_count: "Not eligible (a patient may count under several criteria)",
+    eligible: "Eligible",
+    consent_not_obtained: "Eligible, consent not obtained",
+    consented: "Consented",
+    waiting: "Consented, not randomized yet",
+    randomized_count: "Randomized",
+};
+
+/// Simplified Chinese.
+pub static SCREENING_ZH: ScreeningWords = ScreeningWords {
+    title: "筛选日志",
+    intro: "本中心筛选的全部患者：根据筛选表（SCR）和知情同意记录（CON）判定的入选资格，以及CONSORT流程计数。",
+    consort: "CONSORT流程计数",
+    patients: "已筛选患者",
+    col_subject: "筛选号",
+    col_screened: "筛选时间",
+    col_age_sex: "年龄／性别",
+    col_eligible: "符合入选",
+    col_reasons: "不符合入选的原因",
+    col_status: "知情同意／随机分组",
+    yes: "是",
+    no: "否",
+    randomized: "已随机分组",
+    pending: "已知情同意，尚未随机分组",
+    no_consent: "未获得知情同意",
+    not_eligible: "不符合入选",
+    screen_failure: "筛选失败",
+    none: "尚无筛选患者",
+    col_count: "例数",
+    screened: "筛选",
+    not_eligible_count: "不符合入选（同一患者可计入多项标准）",
+    eligible: "符合入选",
+    consent_not_obtained: "符合入选，未获得知情同意",
+    consented: "已知情同意",
+    waiting: "已知情同意，尚未随机分组",
+    randomized_count: "已随机分组",
+};
+
+/// The screening log's words in `lang` (`zh` or English).
+pub fn screening_words(lang: &str) -> &'static ScreeningWords {
+    if lang == "zh" {
+        &SCREENING_ZH
+    } else {
+        &SCREENING_EN
+    }
+}

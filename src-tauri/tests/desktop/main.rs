@@ -13,6 +13,7 @@ mod harness;
 mod seeds;
 mod steps;
 
+mod demo;
 mod nurse;
 mod oversight;
 mod sync;
