@@ -39,8 +39,6 @@ impl App {
         let key = self.key(key)?;
         let store = self.store()?;
         let states = store.form_values(subject, &key)?;
-        let whole = store.subject_value_map(subject)?;
-        let outcome = ecrf_core::outcome::subject_outcome(&whole, chrono::Utc::now());
         let form = self
             .study
             .form(&key.form)
@@ -68,7 +66,8 @@ impl App {
                     warning: s.warning.as_deref().and_then(warning_text),
                 })
                 .collect(),
-            derived: ecrf_core::outcome::derive_instance(form, &key.to_string(), &whole, &outcome)
+            derived: store
+                .derived_values(subject, &key)?
                 .into_iter()
                 .map(|(item, v)| FieldValue {
                     item,

@@ -166,7 +166,10 @@ impl App {
             by: r.by,
             envelope: r.envelope,
             ecmo_start: start.map(|d| d.to_rfc3339()),
-            window_end: start.map(|d| (d + chrono::Duration::hours(6)).to_rfc3339()),
+            // The IABP window (core's one 6-hour constant, which the outcome judges).
+            window_end: start.map(|d| {
+                (d + chrono::Duration::minutes(ecrf_core::outcome::WINDOW_MIN)).to_rfc3339()
+            }),
         }))
     }
 }

@@ -561,7 +561,17 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let def = study
                 .form(&key.form)
                 .ok_or_else(|| Failure(format!("no form {form}")))?;
-            let values = store.form_values(subject, &key)?;
+            let mut values = store.form_values(subject, &key)?;
+            // Derived items (BMI, VIS, IABP delay…) as every output shows them.
+            for (item, value) in store.derived_values(subject, &key)? {
+                if !values.iter().any(|v| v.item == item) {
+                    values.push(ecrf_log::ItemState {
+                        item,
+                        value,
+                        warning: None,
+                    });
+                }
+            }
             say!("{subject} {key}: {}", def.name.get(&cli.lang));
             for item in &def.items {
                 let shown = values.iter().find(|v| v.item == item.id);

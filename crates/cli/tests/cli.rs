@@ -468,8 +468,29 @@ fn bench_prints_its_figures_on_a_small_store() {
     assert!(out.contains("4 saves of"), "{out}");
 }
 
-/// An eligible male patient's SCR and his consent, as `form set` arguments.
+/// An eligible male patient's SCR and his consent, as `form set` arguments; ECMO started an
+/// hour ago, so he may be randomized now (the 6-hour window).
 fn screen_and_consent(site: &Site, subject: &str) {
+    let ecmo_start = format!(
+        "ECMO_START_DT={}",
+        (chrono::Local::now().fixed_offset() - chrono::Duration::hours(1))
+            .format("%Y-%m-%dT%H:%M%:z")
+    );
+    // The ECMO form says the same (the earlier of the two starts opens the window).
+    let start_dt = format!("START_DT={}", &ecmo_start["ECMO_START_DT=".len()..]);
+    ok(&nurse(
+        site,
+        &[
+            "form",
+            "set",
+            subject,
+            "ECMO",
+            &start_dt,
+            "--reason",
+            "ECMO start time corrected",
+            "--confirm-warnings",
+        ],
+    ));
     let mut scr = vec!["form", "set", subject, "SCR", "--confirm-warnings"];
     scr.extend([
         "SCRNO=01-001",
@@ -487,7 +508,8 @@ fn screen_and_consent(site: &Site, subject: &str) {
         "HYPOPERF=Y",
         "HYPOPERF_SIGNS=MENTAL",
         "INC3_ECMO=Y",
-        "ECMO_START_DT=2026-03-01T02:40+08:00",
+        ecmo_start.as_str(),
+        "LV_UNLOADING_STARTED=N",
         "INC4_CONSENT=Y",
         "EXC1_AI_DISSECTION=N",
         "EXC2_PVD=N",

@@ -15,7 +15,10 @@ use server::{Device, NURSE_PW, Server, fresh_database, psql, server_log, study};
 
 /// A new subject, screened eligible and consented.
 fn eligible_subject(d: &mut Device) -> String {
-    ecrf_testkit::eligible_subject(&mut d.store, "01-001")
+    let id = ecrf_testkit::eligible_subject(&mut d.store, "01-001");
+    // Randomized now: within the 6-hour window after ECMO start.
+    ecrf_testkit::ecmo_started_ago(&mut d.store, &id, 60);
+    id
 }
 
 fn count(db: &str, sql: &str) -> usize {

@@ -231,9 +231,14 @@ pub fn is_asked(item: &ItemDef, values: &BTreeMap<String, Value>) -> bool {
 }
 
 fn condition_holds(item: &str, is: &[String], values: &BTreeMap<String, Value>) -> bool {
-    match values.get(item) {
-        Some(Value::Code(c)) => is.contains(c),
-        Some(Value::Codes(cs)) => cs.iter().any(|c| is.contains(c)),
+    values.get(item).is_some_and(|v| code_in(v, is))
+}
+
+/// True when a coded value is (or, multiple choice, includes) one of `is`.
+fn code_in(v: &Value, is: &[String]) -> bool {
+    match v {
+        Value::Code(c) => is.contains(c),
+        Value::Codes(cs) => cs.iter().any(|c| is.contains(c)),
         _ => false,
     }
 }
@@ -377,10 +382,15 @@ fn check_rule(
             Some(f) => other(f, &r.item),
         }
     };
-    if let Some(w) = &rule.when
-        && !condition_holds(&w.item, &w.is, values)
-    {
-        return None;
+    if let Some(w) = &rule.when {
+        let holds = match w.item.split_once('.') {
+            // `RND.ARM is ECMO_IABP`: another once-only form's answer.
+            Some((f, i)) => other(f, i).is_some_and(|v| code_in(&v, &w.is)),
+            None => condition_holds(&w.item, &w.is, values),
+        };
+        if !holds {
+            return None;
+        }
     }
     let make = |item: &str, detail: String| Finding {
         form: form.id.clone(),

@@ -3,6 +3,8 @@
 //! - [`study`]: the study definition (forms, items, code lists, rules) and its loader;
 //! - [`value`]: item values, exact decimals and missing-data codes;
 //! - [`eligibility`]: eligible / not eligible with reasons from SCR, and the consent record;
+//! - [`randomization`]: when a patient may be randomized (the window after ECMO start, no LV
+//!   unloading started yet);
 //! - [`check`]: edit checks on a save (types, ranges, rules, completeness);
 //! - [`derive`]: values computed from a form's own items (BMI, VIS, pulse pressure);
 //! - [`outcome`]: a subject's derived outcomes across forms (6-hour window, deviation, crossover,
@@ -28,6 +30,7 @@ pub mod lang;
 pub mod lock;
 pub mod outcome;
 pub mod query;
+pub mod randomization;
 pub mod role;
 pub mod sample;
 pub mod schedule;

@@ -963,6 +963,15 @@ pub fn derive_item(
             .primary_endpoint
             .code()
             .map(|c| Value::Code(c.into())),
+        "eligible" => {
+            let scr = values.get(instance)?;
+            Some(yes_no(crate::eligibility::assess(scr).eligible))
+        }
+        "ineligibility_reasons" => {
+            let scr = values.get(instance)?;
+            let verdict = crate::eligibility::assess(scr);
+            (!verdict.eligible).then(|| Value::Text(verdict.summary()))
+        }
         "successful_weaning" => {
             let g = Get(values);
             if g.code(instance, "EVT_TYPE") != Some("ECMO_DECANNULATION") {
@@ -982,9 +991,17 @@ pub fn derive_item(
 #[path = "outcome_tests.rs"]
 mod tests;
 
-/// Every derived item of one form instance: those computed from its own items
-/// ([`crate::derive::derive_form`]) and those that need the subject's other forms
-/// ([`derive_item`]). What is derived, and where, is the study definition's `derived = …`.
+/// Every derived item of one form instance, as every output shows it (the form on screen,
+/// `ecrf form show`, the printed CRF and each export all call this one function): those
+/// computed from its own items ([`crate::derive::derive_form`]) and those that need the
+/// subject's other forms ([`derive_item`]). What is derived, and where, is the study
+/// definition's `derived = …`.
+///
+/// The missing-data convention: once the instance holds a typed value, a derived item that is
+/// asked (its `ask_when` holds) but cannot be computed is a missing-data code rather than
+/// nothing: `@NA` when the derivation does not apply to this subject (see
+/// [`derivation_not_applicable`]), else `@UNK` (an input is missing, not a number, or not yet
+/// known). An instance with no typed value shows only what can be computed.
 pub fn derive_instance(
     form: &crate::study::FormDef,
     instance: &str,
@@ -995,12 +1012,63 @@ pub fn derive_instance(
     let own = values.get(instance).unwrap_or(&empty);
     let mut out = crate::derive::derive_form(form, own);
     for item in &form.items {
-        if let Some(d) = item.derived.as_deref()
-            && !out.contains_key(&item.id)
-            && let Some(v) = derive_item(d, instance, values, outcome)
-        {
+        let Some(d) = item.derived.as_deref() else {
+            continue;
+        };
+        if out.contains_key(&item.id) {
+            continue;
+        }
+        if let Some(v) = derive_item(d, instance, values, outcome) {
             out.insert(item.id.clone(), v);
+        } else if !own.is_empty() && crate::check::is_asked(item, own) {
+            let code = if derivation_not_applicable(d, instance, values, outcome) {
+                crate::MissingCode::NotApplicable
+            } else {
+                crate::MissingCode::Unknown
+            };
+            out.insert(item.id.clone(), Value::Missing(code));
         }
     }
     out
+}
+
+/// True when a derivation that gave no value does not apply to this subject, rather than
+/// being unknown: the 6-hour deviation in the ECMO arm, crossover in the ECMO+IABP arm, the
+/// IABP delay when no IABP was inserted, the reasons not eligible of an eligible patient.
+pub fn derivation_not_applicable(
+    derivation: &str,
+    instance: &str,
+    values: &SubjectValues,
+    outcome: &SubjectOutcome,
+) -> bool {
+    let g = Get(values);
+    match derivation {
+        "iabp_deviation" => outcome.arm == Some(Arm::Ecmo),
+        "crossover" => outcome.arm == Some(Arm::EcmoIabp),
+        "iabp_delay" => g.code("IABP", "INSERTED") == Some("N"),
+        "ineligibility_reasons" => values
+            .get(instance)
+            .is_some_and(|scr| crate::eligibility::assess(scr).eligible),
+        _ => false,
+    }
+}
+
+/// The derived items of every form instance of a subject that holds a typed value
+/// ([`derive_instance`] for each, with the study definition's forms): what the exports add to
+/// the typed values. Instances of forms the definition does not know are left out.
+pub fn derive_subject(
+    study: &crate::study::Study,
+    values: &SubjectValues,
+    now: DateTime<Utc>,
+) -> SubjectValues {
+    let outcome = subject_outcome(values, now);
+    values
+        .iter()
+        .filter(|(_, own)| !own.is_empty())
+        .filter_map(|(instance, _)| {
+            let form = study.form(instance.split('#').next().unwrap_or(instance))?;
+            let derived = derive_instance(form, instance, values, &outcome);
+            (!derived.is_empty()).then(|| (instance.clone(), derived))
+        })
+        .collect()
 }

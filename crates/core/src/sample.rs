@@ -18,6 +18,7 @@ pub const ELIGIBLE_SCREENING: &[(&str, &str)] = &[
     ("HYPOPERF", "Y"),
     ("HYPOPERF_SIGNS", "COLD,OLIGURIA"),
     ("INC3_ECMO", "Y"),
+    ("LV_UNLOADING_STARTED", "N"),
     ("INC4_CONSENT", "Y"),
     ("EXC1_AI_DISSECTION", "N"),
     ("EXC2_PVD", "N"),

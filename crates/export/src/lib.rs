@@ -331,11 +331,13 @@ fn build_tables(
     forms: &[&FormDef],
     data: &TrialData,
 ) -> Result<Vec<table::Table>, ExportError> {
+    let now = chrono::Utc::now();
+    let derived = data.derived(study, now);
     let mut tables = forms
         .iter()
-        .map(|f| table::form_table(study, f, data))
+        .map(|f| table::form_table(study, f, data, &derived))
         .collect::<Result<Vec<_>, _>>()?;
-    tables.push(analysis::subject_table(study, data, chrono::Utc::now()));
+    tables.push(analysis::subject_table(study, data, now));
     Ok(tables)
 }
 

@@ -154,6 +154,26 @@ impl TrialData {
         Ok(())
     }
 
+    /// The derived items (BMI, VIS, pulse pressure, IABP delay, endpoint…) of every form
+    /// instance with data, subject by subject, as every output shows them: computed by
+    /// `ecrf_core::outcome::derive_subject` from these values, never read from a store; a
+    /// missing-data code where one cannot be computed.
+    pub fn derived(
+        &self,
+        study: &ecrf_core::Study,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> BTreeMap<String, BTreeMap<String, BTreeMap<String, Value>>> {
+        self.values
+            .iter()
+            .map(|(subject, values)| {
+                (
+                    subject.clone(),
+                    ecrf_core::outcome::derive_subject(study, values, now),
+                )
+            })
+            .collect()
+    }
+
     /// Every change, site by site in append order.
     pub fn changes(&self) -> impl Iterator<Item = SiteChange<'_>> {
         self.logs.iter().flat_map(|l| {

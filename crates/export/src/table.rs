@@ -4,7 +4,8 @@
 //! becomes one 0/1 column per code), the numeric coding of code lists, and the cells. CSV,
 //! Stata, SPSS and SAS files are all written from these tables, so they agree column by column.
 //! Invariants: a row is one form instance that holds at least one value; a missing-data code is
-//! a [`Cell::Missing`], never an empty cell; a value whose type does not fit its item is an
+//! a [`Cell::Missing`], never an empty cell; a derived item (BMI, VIS, IABP delay…) holds the
+//! value `ecrf_core::outcome::derive_instance` gives, or its missing-data code; a value whose type does not fit its item is an
 //! error naming subject, form and item, never a silent blank.
 
 use chrono::{DateTime, FixedOffset, NaiveDate};
@@ -202,6 +203,13 @@ pub fn columns(study: &Study, form: &FormDef) -> Vec<Column> {
         } else {
             item.id.clone()
         };
+        // A derived item that cannot be computed is @UNK, or @NA where it does not apply
+        // (`ecrf_core::outcome::derive_instance`): its column declares both.
+        let missing = if item.derived.is_some() {
+            vec![MissingCode::Unknown, MissingCode::NotApplicable]
+        } else {
+            item.missing.clone()
+        };
         let base = Column {
             name,
             label: item.label.clone(),
@@ -209,7 +217,7 @@ pub fn columns(study: &Study, form: &FormDef) -> Vec<Column> {
             item: Some(item.id.clone()),
             choice: None,
             unit: item.unit.clone(),
-            missing: item.missing.clone(),
+            missing,
         };
         match item.item_type {
             ItemType::Integer => cols.push(Column {
@@ -329,8 +337,20 @@ fn instances<'a>(
     out
 }
 
-/// The table of one form over the whole trial data.
-pub fn form_table(study: &Study, form: &FormDef, data: &TrialData) -> Result<Table, ExportError> {
+/// Subject → form instance → derived item → value ([`TrialData::derived`]).
+pub type Derived = std::collections::BTreeMap<
+    String,
+    std::collections::BTreeMap<String, std::collections::BTreeMap<String, Value>>,
+>;
+
+/// The table of one form over the whole trial data; a derived item's cell is its value in
+/// `derived` (or its missing-data code), never a blank.
+pub fn form_table(
+    study: &Study,
+    form: &FormDef,
+    data: &TrialData,
+    derived: &Derived,
+) -> Result<Table, ExportError> {
     let columns = columns(study, form);
     let arms = arm_codes(study);
     let mut rows = Vec::new();
@@ -347,11 +367,13 @@ pub fn form_table(study: &Study, form: &FormDef, data: &TrialData) -> Result<Tab
             })
             .map(|a| Cell::Int(i64::from(a.number)))
             .unwrap_or(Cell::Empty);
+        let subject_derived = derived.get(&subject.subject);
         for (repeat, instance) in instances(form, by_instance) {
             let values = &by_instance[instance];
             if values.is_empty() {
                 continue;
             }
+            let own_derived = subject_derived.and_then(|d| d.get(instance));
             let mut row = Vec::with_capacity(columns.len());
             row.push(Cell::Text(subject.subject.clone()));
             row.push(Cell::Text(subject.site.clone()));
@@ -366,7 +388,10 @@ pub fn form_table(study: &Study, form: &FormDef, data: &TrialData) -> Result<Tab
             row.push(n);
             for col in &columns[KEY_COLUMNS..] {
                 let item = col.item.as_deref().unwrap_or_default();
-                row.push(cell_for(col, values.get(item), &subject.subject, instance)?);
+                let value = values
+                    .get(item)
+                    .or_else(|| own_derived.and_then(|d| d.get(item)));
+                row.push(cell_for(col, value, &subject.subject, instance)?);
             }
             rows.push(row);
         }

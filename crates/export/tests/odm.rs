@@ -132,10 +132,17 @@ fn the_trial_as_odm_validates_and_carries_the_audit_trail() {
                 .flat_map(|f| f.values())
                 .map(|v| v.len())
                 .sum();
+            let derived: usize = data
+                .derived(&study(), chrono::Utc::now())
+                .values()
+                .flat_map(|f| f.values())
+                .map(|v| v.len())
+                .sum();
+            assert!(derived > 0, "the scripted trial has derived values");
             assert_eq!(
                 count(&odm, "ItemData"),
-                values,
-                "one ItemData per current value"
+                values + derived,
+                "one ItemData per current value and per derived item"
             );
         }
         // The tricky text survives (last EOS_REASON value).

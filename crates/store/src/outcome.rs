@@ -4,10 +4,14 @@
 //! [`ecrf_core::outcome`]. The outcome is computed on demand (never stored), so it always
 //! follows the current values.
 
+use std::collections::BTreeMap;
+
 use chrono::Utc;
 use ecrf_core::outcome::{
-    SUBJECT_ITEMS_IGNORE_FORM, SubjectOutcome, SubjectValues, derived_range_flags, subject_outcome,
+    SUBJECT_ITEMS_IGNORE_FORM, SubjectOutcome, SubjectValues, derive_instance, derived_range_flags,
+    subject_outcome,
 };
+use ecrf_core::{FormKey, Value};
 
 use crate::error::StoreError;
 use crate::store::Store;
@@ -28,6 +32,23 @@ impl Store {
             .flags
             .extend(derived_range_flags(self.study(), &values));
         Ok(outcome)
+    }
+
+    /// The derived items of one form instance as every output shows them: the value, or the
+    /// missing-data code when it cannot be computed (`ecrf_core::outcome::derive_instance`,
+    /// over the subject's current values and outcome). The form page and `ecrf form show` read
+    /// them here; the casebook (PDF) and the exports make the same call.
+    pub fn derived_values(
+        &self,
+        subject: &str,
+        key: &FormKey,
+    ) -> Result<BTreeMap<String, Value>, StoreError> {
+        let Some(form) = self.study().form(&key.form) else {
+            return Ok(BTreeMap::new());
+        };
+        let values = self.subject_value_map(subject)?;
+        let outcome = subject_outcome(&values, Utc::now());
+        Ok(derive_instance(form, &key.to_string(), &values, &outcome))
     }
 
     /// The subject's outcome as the rules' `SUBJECT.*` items need it (`ecrf_core::outcome::

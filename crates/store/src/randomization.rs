@@ -38,6 +38,9 @@ pub enum Refusal {
         /// The arm code.
         arm: String,
     },
+    /// Outside the window after ECMO start, or LV unloading already started (or not answered).
+    #[error("{0}")]
+    Timing(ecrf_core::randomization::TimingRefusal),
     /// The device holds no unopened envelope for this stratum.
     #[error("no sealed envelope left for stratum {0}: connect and sync to receive more")]
     NoEnvelope(String),
@@ -154,8 +157,14 @@ fn values_in(tx: &Connection, subject: &str, form: &str) -> Result<Values, Store
     Ok(out)
 }
 
-/// Not randomized yet, eligible (SCR) and consented (CON), or the refusal.
-fn randomizable(conn: &Connection, subject: &str) -> Result<(), StoreError> {
+/// Not randomized yet, eligible (SCR), consented (CON) and in time at `at` (within the
+/// study's window after ECMO start, no LV unloading started), or the refusal.
+fn randomizable(
+    conn: &Connection,
+    subject: &str,
+    rules: &ecrf_core::study::RandomizationRules,
+    at: chrono::DateTime<chrono::FixedOffset>,
+) -> Result<(), StoreError> {
     let rnd = values_in(conn, subject, "RND")?;
     if rnd.contains_key("SUBJ_NO") {
         return Err(StoreError::Refused(Refusal::AlreadyRandomized {
@@ -169,7 +178,12 @@ fn randomizable(conn: &Connection, subject: &str) -> Result<(), StoreError> {
     }
     eligibility::consent(&values_in(conn, subject, "CON")?)
         .map_err(|e| StoreError::Refused(Refusal::NoConsent(e)))?;
-    Ok(())
+    let (scr, ecmo) = (
+        values_in(conn, subject, "SCR")?,
+        values_in(conn, subject, "ECMO")?,
+    );
+    ecrf_core::randomization::check_timing(rules, &scr, &ecmo, at)
+        .map_err(|e| StoreError::Refused(Refusal::Timing(e)))
 }
 
 fn text(v: &Values, item: &str) -> String {
@@ -266,7 +280,8 @@ impl Store {
     }
 
     /// Randomizes a subject: in one IMMEDIATE transaction, checks that it is not randomized
-    /// yet, eligible (SCR) and consented (CON), opens the lowest sealed envelope of its stratum,
+    /// yet, eligible (SCR), consented (CON) and in time (`ecrf_core::randomization`: within the
+    /// study's window after ECMO start, no LV unloading started), opens the lowest sealed envelope of its stratum,
     /// and appends the `subject.randomize` event with the RND values (subject number, arm,
     /// date-time, envelope, stratum, who, device). Refusals write nothing.
     pub fn randomize(&mut self, subject: &str) -> Result<Randomization, StoreError> {
@@ -292,7 +307,8 @@ impl Store {
     pub fn check_randomizable(&self, subject: &str) -> Result<(), StoreError> {
         self.require(Action::Randomize)?;
         self.require_subject(subject)?;
-        randomizable(self.conn(), subject)
+        let now = Local::now().fixed_offset();
+        randomizable(self.conn(), subject, &self.study().randomization, now)
     }
 
     /// Randomizes a subject with a slot the server took for it online from the site's list
@@ -323,8 +339,9 @@ impl Store {
         let site = self.site().to_string();
         let user = self.session().user.clone();
         let device = self.device_id().to_string();
+        let rules = self.study().randomization;
         let (_, r) = self.commit_with(|tx| {
-            randomizable(tx, subject)?;
+            randomizable(tx, subject, &rules, now)?;
             // One stratification factor today (site); a second would extend this key.
             let stratum = site.clone();
             let next: Option<(String, i64, String)> = match server {

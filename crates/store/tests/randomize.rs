@@ -53,8 +53,11 @@ fn setup(dir: &std::path::Path, envelopes: usize) -> std::path::PathBuf {
     path
 }
 
+/// An eligible, consented subject whose ECMO started an hour ago: randomizable now.
 fn eligible_subject(s: &mut Store) -> String {
-    ecrf_testkit::eligible_subject(s, "07-001")
+    let id = ecrf_testkit::eligible_subject(s, "07-001");
+    ecrf_testkit::ecmo_started_ago(s, &id, 60);
+    id
 }
 
 fn refusal(e: StoreError) -> Refusal {
@@ -95,7 +98,16 @@ fn refusals_write_nothing_and_randomizing_is_irreversible() {
     ));
     s.save(&id, &form("CON"), &consent_by_spouse(), &confirm())
         .unwrap();
-    // Eligible and consented, but no envelope on this device.
+    // Eligible and consented, but ECMO started on 1 March: long past the 6-hour window.
+    let r = refusal(s.randomize(&id).unwrap_err());
+    assert!(matches!(r, Refusal::Timing(_)), "{r}");
+    assert!(
+        r.to_string()
+            .contains("after ECMO start at 2026-03-01 09:00"),
+        "{r}"
+    );
+    ecrf_testkit::ecmo_started_ago(&mut s, &id, 60);
+    // In time, but no envelope on this device.
     let before = s.audit_log(&id).unwrap().len();
     let r = refusal(s.randomize(&id).unwrap_err());
     assert!(
@@ -226,4 +238,129 @@ fn two_writers_never_open_the_same_envelope() {
         (counts[0].unopened, counts[0].opened),
         (0, 2 * per_writer as i64)
     );
+}
+
+/// The window after ECMO start (study.toml `[randomization]`, 6 hours) and LV unloading already
+/// started: each refused with its reason, nothing written; within the window it randomizes.
+#[test]
+fn randomization_is_refused_after_the_window_or_once_unloading_has_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = setup(dir.path(), 4);
+    let mut s = open_as(&path, &NURSE);
+    assert_eq!(s.study().randomization.latest_after_ecmo_start_min, 360);
+    let id = eligible_subject(&mut s);
+    let reason = SaveOptions {
+        reason: Some("checked at the bedside".into()),
+        confirm_warnings: true,
+    };
+    // 6 h 30 min after ECMO start: too late, with both times and the limit.
+    ecrf_testkit::ecmo_started_ago(&mut s, &id, 390);
+    let before = s.audit_log(&id).unwrap().len();
+    let r = refusal(s.randomize(&id).unwrap_err());
+    let text = r.to_string();
+    assert!(text.starts_with("too late: randomization at "), "{text}");
+    // 6 h 30 min (6 h 31 min when a minute turns between the two saves).
+    assert!(
+        text.contains("6 h 30 min after ECMO start at ")
+            || text.contains("6 h 31 min after ECMO start at "),
+        "{text}"
+    );
+    assert!(
+        text.contains("than the 6 h 00 min the protocol allows"),
+        "{text}"
+    );
+    let ecrf_store::Refusal::Timing(t) = &r else {
+        panic!("{r}")
+    };
+    assert!(t.message().zh.contains("超过方案允许的6小时00分"));
+    assert_eq!(s.audit_log(&id).unwrap().len(), before, "nothing written");
+    // The ECMO form's start counts too: the earlier of the two closes the window.
+    ecrf_testkit::ecmo_started_ago(&mut s, &id, 60);
+    let seven_hours_ago = (chrono::Local::now().fixed_offset() - chrono::Duration::hours(7))
+        .format("%Y-%m-%dT%H:%M%:z")
+        .to_string();
+    s.save(
+        &id,
+        &form("ECMO"),
+        &[("START_DT", seven_hours_ago.as_str())],
+        &confirm(),
+    )
+    .unwrap();
+    assert!(matches!(
+        refusal(s.randomize(&id).unwrap_err()),
+        Refusal::Timing(_)
+    ));
+    let one_hour_ago = (chrono::Local::now().fixed_offset() - chrono::Duration::hours(1))
+        .format("%Y-%m-%dT%H:%M%:z")
+        .to_string();
+    s.save(
+        &id,
+        &form("ECMO"),
+        &[("START_DT", one_hour_ago.as_str())],
+        &reason,
+    )
+    .unwrap();
+    // Unloading already started (an Impella, say): refused, whatever the time.
+    s.save(&id, &form("SCR"), &[("LV_UNLOADING_STARTED", "Y")], &reason)
+        .unwrap();
+    let r = refusal(s.randomize(&id).unwrap_err());
+    assert!(
+        r.to_string().contains("mechanical LV unloading") && r.to_string().contains("Impella"),
+        "{r}"
+    );
+    s.save(&id, &form("SCR"), &[("LV_UNLOADING_STARTED", "N")], &reason)
+        .unwrap();
+    let done = s.randomize(&id).unwrap();
+    assert_eq!(done.envelope, "07-E0001");
+}
+
+/// The soft rule of the IABP form: in the ECMO+IABP arm, an IABP insertion time before
+/// randomization asks for a confirmation; in time, it saves without one.
+#[test]
+fn an_iabp_inserted_before_randomization_asks_for_confirmation_in_the_iabp_arm() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.ecrf");
+    drop(
+        Site::new("07")
+            .with_nurse()
+            .with_lease(8, [5; 32])
+            .create(&path),
+    );
+    let mut s = open_as(&path, &NURSE);
+    let no_confirm = SaveOptions::default();
+    let mut seen_iabp_arm = false;
+    for n in 0..8 {
+        let (id, r) = ecrf_testkit::randomized_subject(&mut s, &format!("07-{n:03}"));
+        s.save(
+            &id,
+            &form("ECMO"),
+            &[("START_DT", "2026-03-01T09:00+08:00")],
+            &confirm(),
+        )
+        .unwrap();
+        // Randomized at 10:30; the IABP at 10:00.
+        let early = [("INSERTED", "Y"), ("INSERT_DT", "2026-03-01T10:00+08:00")];
+        let saved = s.save(&id, &form("IABP"), &early, &no_confirm);
+        if r.arm == "ECMO_IABP" {
+            seen_iabp_arm = true;
+            match saved {
+                Err(StoreError::NeedsConfirmation(w)) => {
+                    let f = w
+                        .iter()
+                        .find(|f| f.rule == "IABP_INSERT_AFTER_RANDOMIZATION")
+                        .unwrap_or_else(|| panic!("{w:?}"));
+                    let m = &f.message;
+                    assert!(m.en.contains("before randomization"), "{}", m.en);
+                    assert!(m.zh.contains("早于随机分组"), "{}", m.zh);
+                }
+                other => panic!("expected a warning to confirm, got {other:?}"),
+            }
+            let late = [("INSERTED", "Y"), ("INSERT_DT", "2026-03-01T11:00+08:00")];
+            s.save(&id, &form("IABP"), &late, &no_confirm).unwrap();
+        } else {
+            // The ECMO arm: not this rule's business (crossover is flagged by the outcome).
+            assert!(saved.is_ok(), "{saved:?}");
+        }
+    }
+    assert!(seen_iabp_arm, "eight envelopes hold an ECMO+IABP one");
 }

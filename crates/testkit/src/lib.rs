@@ -18,6 +18,8 @@
 //! - [`eligible_subject`]: a new subject screened eligible (core's sample screening) with the
 //!   spouse's consent, on 1 March 2026 at 10:00 and 10:10 (UTC+8).
 //! - [`randomized_subject`]: the same, randomized at 10:30 that day (the store needs a lease).
+//! - [`ecmo_started_ago`]: moves a subject's ECMO start (SCR) to some minutes ago, so it can be
+//!   randomized now, within the window after ECMO start.
 //!
 //! Every helper panics, naming what failed: set-up that fails is a failed test.
 
@@ -214,6 +216,23 @@ pub fn eligible_subject(store: &mut Store, scrno: &str) -> String {
             .unwrap_or_else(|e| panic!("{id} {form}: {e}"));
     }
     id
+}
+
+/// Corrects the subject's screening ECMO start (`SCR.ECMO_START_DT`) to `minutes` before now
+/// (warnings confirmed, with a reason), so that `Store::randomize` at this instant is within
+/// the study's window after ECMO start.
+pub fn ecmo_started_ago(store: &mut Store, id: &str, minutes: i64) {
+    let at = (chrono::Local::now().fixed_offset() - chrono::Duration::minutes(minutes))
+        .format("%Y-%m-%dT%H:%M%:z")
+        .to_string();
+    let key = FormKey::parse(&study(), "SCR").expect("a form key");
+    let opts = SaveOptions {
+        reason: Some("ECMO start time corrected".into()),
+        confirm_warnings: true,
+    };
+    store
+        .save(id, &key, &[("ECMO_START_DT", at.as_str())], &opts)
+        .unwrap_or_else(|e| panic!("{id} SCR ECMO_START_DT: {e}"));
 }
 
 /// An [`eligible_subject`] randomized at 10:30 on 1 March 2026 (UTC+8), from the store's lease.

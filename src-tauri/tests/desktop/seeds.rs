@@ -51,6 +51,7 @@ pub(crate) fn iabp_arm_subject_three_days_ago(
             ("HYPOPERF_SIGNS", "COLD".into()),
             ("INC3_ECMO", "Y".into()),
             ("ECMO_START_DT", at(0)),
+            ("LV_UNLOADING_STARTED", "N".into()),
             ("INC4_CONSENT", "Y".into()),
             ("EXC1_AI_DISSECTION", "N".into()),
             ("EXC2_PVD", "N".into()),

@@ -67,6 +67,7 @@ pub(crate) fn screen_in_window(d: &Driver) {
     d.pick("#f-HYPOPERF_SIGNS-COLD");
     d.type_in("#f-ECMO_START_DT", &ago(60));
     for n in [
+        "LV_UNLOADING_STARTED",
         "EXC1_AI_DISSECTION",
         "EXC2_PVD",
         "EXC3_POSTCARDIOTOMY",

@@ -123,6 +123,25 @@ impl Study {
             }
         }
 
+        let mut randomization = super::RandomizationRules::default();
+        if let Some(min) = raw
+            .randomization
+            .and_then(|r| r.latest_after_ecmo_start_min)
+        {
+            if (1..=crate::outcome::WINDOW_MIN).contains(&min) {
+                randomization.latest_after_ecmo_start_min = min;
+            } else {
+                p.add(
+                    study_file,
+                    None,
+                    format!(
+                        "randomization.latest_after_ecmo_start_min = {min}: must be from 1 to {} \
+                         minutes (the protocol's IABP window after ECMO start)",
+                        crate::outcome::WINDOW_MIN
+                    ),
+                );
+            }
+        }
         let study = Study {
             id: raw.id,
             version: raw.version,
@@ -130,6 +149,7 @@ impl Study {
             title,
             forms: parsed_forms,
             codelists,
+            randomization,
         };
         check_references(&study, &mut p);
         p.finish(study)

@@ -54,6 +54,26 @@ pub struct Study {
     pub forms: Vec<FormDef>,
     /// Shared code lists by name.
     pub codelists: BTreeMap<String, CodeList>,
+    /// When a patient may be randomized (`[randomization]` of study.toml).
+    pub randomization: RandomizationRules,
+}
+
+/// The study's timing rules of randomization (`crate::randomization` applies them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RandomizationRules {
+    /// The latest randomization after ECMO start, in minutes: study.toml's
+    /// `latest_after_ecmo_start_min`, by default the protocol's 6-hour IABP window
+    /// ([`crate::outcome::WINDOW_MIN`]), and never longer than it (the loader refuses more: a
+    /// patient randomized later could not receive the IABP in time in the ECMO+IABP arm).
+    pub latest_after_ecmo_start_min: i64,
+}
+
+impl Default for RandomizationRules {
+    fn default() -> Self {
+        RandomizationRules {
+            latest_after_ecmo_start_min: crate::outcome::WINDOW_MIN,
+        }
+    }
 }
 
 /// A named list of codes for choice items.
@@ -362,11 +382,20 @@ pub struct Rule {
     /// What the user is told.
     pub message: Text,
     /// `compare` and `not_future` only: the rule is checked only while this holds (an item of
-    /// the same form has one of these codes), e.g. `EVT_TYPE is DEATH`.
+    /// the same form, or `FORM.ITEM` of a once-only form, has one of these codes), e.g.
+    /// `EVT_TYPE is DEATH`, `RND.ARM is ECMO_IABP`.
     pub when: Option<Condition>,
 }
 
 impl Rule {
+    /// The `when` item when it is of this form (not `FORM.ITEM`).
+    fn local_when(&self) -> impl Iterator<Item = &str> {
+        self.when
+            .iter()
+            .map(|w| w.item.as_str())
+            .filter(|i| !i.contains('.'))
+    }
+
     /// Items of this form (no other form) that the rule reads.
     pub fn local_items(&self) -> Vec<&str> {
         match &self.kind {
@@ -374,10 +403,10 @@ impl Rule {
                 .into_iter()
                 .filter(|r| r.form.is_none())
                 .map(|r| r.item.as_str())
-                .chain(self.when.iter().map(|w| w.item.as_str()))
+                .chain(self.local_when())
                 .collect(),
             RuleKind::NotFuture { item } => std::iter::once(item.as_str())
-                .chain(self.when.iter().map(|w| w.item.as_str()))
+                .chain(self.local_when())
                 .collect(),
             RuleKind::RequiredIf { item, when } => vec![item, &when.item],
         }

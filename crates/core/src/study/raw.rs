@@ -30,6 +30,13 @@ pub(super) struct RawStudy {
     pub(super) forms: Vec<String>,
     #[serde(default)]
     pub(super) codelists: BTreeMap<String, RawCodeList>,
+    pub(super) randomization: Option<RawRandomization>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRandomization {
+    pub(super) latest_after_ecmo_start_min: Option<i64>,
 }
 
 #[derive(Deserialize)]

@@ -18,14 +18,33 @@ pub(super) fn check_references(study: &Study, p: &mut Problems) {
     let mut rule_ids = BTreeSet::new();
     for form in &study.forms {
         let file = form.file.as_str();
-        let check_condition =
-            |p: &mut Problems, place: &str, c: &Condition| match form.item(&c.item) {
+        // `other_forms`: a rule's `when` may name `FORM.ITEM` of a once-only form; an item's
+        // `ask_when` only its own form (the form page decides it from what is on screen).
+        let check_condition = |p: &mut Problems, place: &str, c: &Condition, other_forms: bool| {
+            let (target, item) = match c.item.split_once('.') {
+                Some((fid, iid)) if other_forms => match study.form(fid) {
+                    Some(f) if f.repeat == Repeat::Once => (f, iid),
+                    _ => {
+                        p.add(
+                            file,
+                            Some(place),
+                            format!(
+                                "its condition names {}, but there is no once-only form {fid}",
+                                c.item
+                            ),
+                        );
+                        return;
+                    }
+                },
+                _ => (form, c.item.as_str()),
+            };
+            match target.item(item) {
                 None => p.add(
                     file,
                     Some(place),
                     format!(
                         "its condition names item {}, which form {} does not have",
-                        c.item, form.id
+                        c.item, target.id
                     ),
                 ),
                 Some(ci) if !ci.item_type.is_coded() => p.add(
@@ -45,10 +64,11 @@ pub(super) fn check_references(study: &Study, p: &mut Problems) {
                         }
                     }
                 }
-            };
+            }
+        };
         for item in &form.items {
             if let Some(c) = &item.ask_when {
-                check_condition(p, &format!("item {}", item.id), c);
+                check_condition(p, &format!("item {}", item.id), c, false);
             }
         }
         for rule in &form.rules {
@@ -61,7 +81,7 @@ pub(super) fn check_references(study: &Study, p: &mut Problems) {
                 );
             }
             if let Some(w) = &rule.when {
-                check_condition(p, &place, w);
+                check_condition(p, &place, w, true);
             }
             let resolve = |p: &mut Problems, r: &ItemRef| -> Option<ItemType> {
                 let target = match &r.form {
@@ -139,7 +159,7 @@ pub(super) fn check_references(study: &Study, p: &mut Problems) {
                         item: item.clone(),
                     };
                     resolve(p, &r);
-                    check_condition(p, &place, when);
+                    check_condition(p, &place, when, false);
                 }
             }
         }

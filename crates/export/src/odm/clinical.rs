@@ -1,4 +1,5 @@
-//! `ClinicalData`: a snapshot (one `ItemData` per current value, only signatures that still
+//! `ClinicalData`: a snapshot (one `ItemData` per current value and per derived item, computed
+//! by `ecrf_core::outcome::derive_instance` as in every output; only signatures that still
 //! hold) or, with the audit trail, every `item.set` of the log as an `ItemData` (Insert / Update
 //! / Remove) with its `AuditRecord`, and every signature whether or not it still holds.
 //!
@@ -48,6 +49,13 @@ pub(super) fn write_clinical<W: Write>(
     .map_err(io)?;
     x.pretty = false;
     let mut stamps = StampCache::default();
+    // Derived items travel in a snapshot beside the typed values (they are never changes, so a
+    // transactional file with the audit trail carries only what was typed).
+    let derived = if audit {
+        Default::default()
+    } else {
+        data.derived(study, chrono::Utc::now())
+    };
     // Changes by subject, in log order.
     let mut by_subject: std::collections::HashMap<&str, Vec<crate::source::SiteChange>> =
         std::collections::HashMap::new();
@@ -183,8 +191,12 @@ pub(super) fn write_clinical<W: Write>(
                         entries.push((item, v, Some(*c)));
                     }
                 } else if let Some(vals) = values.and_then(|v| v.get(&inst)) {
+                    let own_derived = derived.get(&subject.subject).and_then(|d| d.get(&inst));
                     for item in form.section_items(&section.id) {
-                        if let Some(v) = vals.get(&item.id) {
+                        let v = vals
+                            .get(&item.id)
+                            .or_else(|| own_derived.and_then(|d| d.get(&item.id)));
+                        if let Some(v) = v {
                             entries.push((item.id.as_str(), Some(odm_value(v)), None));
                         }
                     }
