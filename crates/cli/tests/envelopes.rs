@@ -47,7 +47,10 @@ impl Outputs {
             } else if p.extension().is_some_and(|x| x == "pdf") {
                 self.add(format!("{label} {}", p.display()), pdf_text(&p));
             } else {
-                self.add(format!("{label} {}", p.display()), std::fs::read(&p).unwrap());
+                self.add(
+                    format!("{label} {}", p.display()),
+                    std::fs::read(&p).unwrap(),
+                );
             }
         }
     }
@@ -200,14 +203,20 @@ fn no_unopened_arm_is_readable_anywhere_and_the_server_checks_every_opening() {
     ));
     for who in ["nurse", "ghost"] {
         match client.lease("01", 1, who) {
-            Err(SyncError::Refused { status: 403, reason }) => {
+            Err(SyncError::Refused {
+                status: 403,
+                reason,
+            }) => {
                 assert!(reason.contains("only an active administrator"), "{reason}")
             }
             other => panic!("a lease asked by {who}: {other:?}"),
         }
     }
     assert_eq!(
-        psql(&db, "SELECT count(*) FROM allocation WHERE state = 'leased'"),
+        psql(
+            &db,
+            "SELECT count(*) FROM allocation WHERE state = 'leased'"
+        ),
         "0"
     );
 
@@ -255,7 +264,10 @@ fn no_unopened_arm_is_readable_anywhere_and_the_server_checks_every_opening() {
         .collect();
     assert_eq!(sealed.len(), 7);
     assert_eq!(
-        psql(&db, "SELECT state FROM allocation WHERE envelope = '01-E0001'"),
+        psql(
+            &db,
+            "SELECT state FROM allocation WHERE envelope = '01-E0001'"
+        ),
         "opened"
     );
     // The lease in A's log holds the same commitments as the server's list, and no arm.
@@ -362,11 +374,34 @@ fn no_unopened_arm_is_readable_anywhere_and_the_server_checks_every_opening() {
         nonce: "no nonce to look for".into(),
         commitment: String::new(),
     };
-    assert!(
-        !out.leaks(std::slice::from_ref(&opened)).is_empty(),
-        "the opened envelope's arm is shown (searched {} outputs)",
-        out.len()
-    );
+    let shown = out.leaks(std::slice::from_ref(&opened));
+    for place in [
+        "audit.csv",
+        "export/audit_trail.csv",
+        ".pdf",
+        "ecrf audit log",
+        "B's pull page",
+        "B's log",
+        "server changes",
+    ] {
+        assert!(
+            shown.iter().any(|s| s.contains(place)),
+            "the opened envelope's arm is shown in {place} (searched {} outputs)",
+            out.len()
+        );
+    }
+    // Every export format was written and searched.
+    let export = dir.path().join("out-A-dm/export");
+    let written: Vec<String> = std::fs::read_dir(&export)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for ext in [".csv", ".dta", ".sav", ".xpt", ".xml", ".R"] {
+        assert!(
+            written.iter().any(|f| f.ends_with(ext)),
+            "{ext} in {written:?}"
+        );
+    }
     let mut old_style = Outputs::default();
     old_style.add(
         "an old lease.load",
@@ -382,6 +417,8 @@ fn no_unopened_arm_is_readable_anywhere_and_the_server_checks_every_opening() {
     assert!(out.len() > 300, "{} outputs searched", out.len());
 
     // A tampered arm is refused whole, nothing stored, and the attempt flagged.
+    // (What the commands above recorded, exports and all, reaches the server first.)
+    a.sync();
     let client = a.client();
     let last = a.last_own();
     let before = psql(&db, "SELECT count(*) FROM changes");
@@ -395,10 +432,16 @@ fn no_unopened_arm_is_readable_anywhere_and_the_server_checks_every_opening() {
     {
         let forged = opening(&last, 900 + n as i64, &waiting, next, arm, nonce);
         match client.push("01", vec![forged]) {
-            Err(SyncError::Refused { status: 403, reason }) => {
+            Err(SyncError::Refused {
+                status: 403,
+                reason,
+            }) => {
                 assert!(reason.contains("tampered arm"), "{reason}");
                 assert!(reason.contains(&next.envelope), "{reason}");
-                assert!(reason.contains("nothing of this push was stored"), "{reason}");
+                assert!(
+                    reason.contains("nothing of this push was stored"),
+                    "{reason}"
+                );
             }
             other => panic!("a tampered arm: {other:?}"),
         }
@@ -412,7 +455,10 @@ fn no_unopened_arm_is_readable_anywhere_and_the_server_checks_every_opening() {
         c.new_value = Some(ecrf_core::Value::Code(other_arm(&next.arm).into()).to_json());
     });
     match client.push("01", vec![honest, arm_value]) {
-        Err(SyncError::Refused { status: 403, reason }) => {
+        Err(SyncError::Refused {
+            status: 403,
+            reason,
+        }) => {
             assert!(reason.contains("records an RND ARM"), "{reason}");
             assert!(reason.contains("tampered arm"), "{reason}");
         }
@@ -420,7 +466,13 @@ fn no_unopened_arm_is_readable_anywhere_and_the_server_checks_every_opening() {
     }
     assert_eq!(psql(&db, "SELECT count(*) FROM changes"), before);
     assert_eq!(
-        psql(&db, &format!("SELECT state FROM allocation WHERE envelope = '{}'", next.envelope)),
+        psql(
+            &db,
+            &format!(
+                "SELECT state FROM allocation WHERE envelope = '{}'",
+                next.envelope
+            )
+        ),
         "leased"
     );
 
@@ -447,7 +499,10 @@ fn no_unopened_arm_is_readable_anywhere_and_the_server_checks_every_opening() {
         "names the envelopes skipped: {flags}"
     );
     assert_eq!(
-        flags.lines().filter(|l| l.contains("envelope_tampered")).count(),
+        flags
+            .lines()
+            .filter(|l| l.contains("envelope_tampered"))
+            .count(),
         3,
         "{flags}"
     );
@@ -460,5 +515,4 @@ fn no_unopened_arm_is_readable_anywhere_and_the_server_checks_every_opening() {
         .cloned()
         .collect();
     assert!(flag_out.leaks(&still_sealed).is_empty());
-
 }

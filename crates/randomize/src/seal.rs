@@ -11,8 +11,8 @@
 //! swapped, edited or re-sealed arm is refused; nothing here draws randomness (callers pass
 //! the sender's secret and the nonces), so the crate stays pure.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::ChaCha20Poly1305;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use x25519_dalek::{PublicKey, StaticSecret};
@@ -39,7 +39,9 @@ pub enum SealError {
     },
     /// The sealed text does not decrypt with this device's key (another device's lease, or
     /// altered in transit or at rest).
-    #[error("envelope {0}: its seal does not open with this device's key (altered, or not this device's)")]
+    #[error(
+        "envelope {0}: its seal does not open with this device's key (altered, or not this device's)"
+    )]
     Unreadable(String),
     /// The arm inside does not match the envelope's commitment (tampered).
     #[error("envelope {0}: the arm inside does not match the envelope's commitment (tampered)")]
@@ -276,8 +278,20 @@ mod tests {
             let o = open(&lease.sender, e, &secret).unwrap();
             assert_eq!(o.arm, s.arm);
             assert_eq!(o.nonce, hex::encode(n));
-            assert!(matches(&s.stratum, s.seq, s.arm.code(), &o.nonce, &e.commitment));
-            assert!(!matches(&s.stratum, s.seq, s.arm.other().code(), &o.nonce, &e.commitment));
+            assert!(matches(
+                &s.stratum,
+                s.seq,
+                s.arm.code(),
+                &o.nonce,
+                &e.commitment
+            ));
+            assert!(!matches(
+                &s.stratum,
+                s.seq,
+                s.arm.other().code(),
+                &o.nonce,
+                &e.commitment
+            ));
             // What the lease shows names no arm.
             let shown = serde_json_like(e);
             assert!(!shown.contains("ECMO"), "{shown}");

@@ -264,7 +264,11 @@ pub fn opening(slot: &SlotState, device: &str, subject: Option<&str>, online: bo
 /// for `user`, in order) must show `user` active with the administrator role. Until changes
 /// are signed by their authors (issue 19, point 2), this is the strongest check the server can
 /// make: the device's token, and the device's own pushed record of who its administrators are.
-pub fn lease_administrator(user_changes: &[Change], user: &str, device: &str) -> Result<(), Refusal> {
+pub fn lease_administrator(
+    user_changes: &[Change],
+    user: &str,
+    device: &str,
+) -> Result<(), Refusal> {
     let refused = |why: &str| {
         Refusal::Forbidden(format!(
             "administrator: {user} {why} on device {device} as the server knows it; only an \
@@ -577,7 +581,10 @@ mod tests {
             )
         };
         let admin = added(ecrf_core::Role::Admin);
-        assert_eq!(lease_administrator(std::slice::from_ref(&admin), "li", "D1"), Ok(()));
+        assert_eq!(
+            lease_administrator(std::slice::from_ref(&admin), "li", "D1"),
+            Ok(())
+        );
         let why = forbidden(lease_administrator(&[], "li", "D1"));
         assert!(why.contains("li is not a user on device D1"), "{why}");
         let why = forbidden(lease_administrator(
@@ -619,7 +626,14 @@ mod tests {
         assert!(proven_arm(0, &ch, "01-E0002", ("ECMO", None), ("ECMO", Some(&n))).is_err());
         let other = "cd".repeat(32);
         assert!(
-            proven_arm(0, &ch, "01-E0002", ("ECMO", Some(&other)), ("ECMO", Some(&n))).is_err()
+            proven_arm(
+                0,
+                &ch,
+                "01-E0002",
+                ("ECMO", Some(&other)),
+                ("ECMO", Some(&n))
+            )
+            .is_err()
         );
         // Leased before sealing: the arm alone.
         assert_eq!(

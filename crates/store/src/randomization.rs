@@ -323,8 +323,7 @@ impl Store {
                     e.envelope, stratum.site
                 )));
             }
-            if e.envelope != format!("{}-E{:04}", e.stratum, e.seq) || !seen.insert(&e.envelope)
-            {
+            if e.envelope != format!("{}-E{:04}", e.stratum, e.seq) || !seen.insert(&e.envelope) {
                 return Err(StoreError::Invalid(format!(
                     "lease: envelope {} does not fit its stratum and position, or appears twice",
                     e.envelope

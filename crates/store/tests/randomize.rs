@@ -167,7 +167,10 @@ fn randomize_opens_the_next_envelope_once() {
         .map(|(id, e)| (id.as_str(), e.subject.as_deref()))
         .collect();
     assert_eq!(opened, [("07-E0001", Some(id.as_str()))]);
-    assert_eq!(folded.envelopes["07-E0001"].arm.as_deref(), Some(r.arm.as_str()));
+    assert_eq!(
+        folded.envelopes["07-E0001"].arm.as_deref(),
+        Some(r.arm.as_str())
+    );
     // The log shows sealed envelopes only by their commitments; the opening proves its arm.
     for (id, e) in &folded.envelopes {
         assert!(e.commitment.is_some(), "{id}");
@@ -246,9 +249,7 @@ fn two_writers_never_open_the_same_envelope() {
 fn dump(path: &std::path::Path, key: &str, table: &str) -> String {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch(key).unwrap();
-    let mut stmt = conn
-        .prepare(&format!("SELECT * FROM {table}"))
-        .unwrap();
+    let mut stmt = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
     let n = stmt.column_count();
     let rows = stmt
         .query_map([], |r| {

@@ -216,7 +216,7 @@ impl Client {
             blocks,
             administrator: administrator.to_string(),
         })
-            .map_err(|e| SyncError::Reply(e.to_string()))?;
+        .map_err(|e| SyncError::Reply(e.to_string()))?;
         Self::reply(&self.call("POST", &format!("/api/v1/sites/{site}/lease"), Some(body))?)
     }
 

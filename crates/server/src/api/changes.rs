@@ -72,8 +72,14 @@ pub(super) async fn push(
             // Nothing of this push is stored; the attempt is recorded for the coordinating
             // centre on its own.
             tx.rollback().await?;
-            db::changes::record_refused_flag(&pool, site, device, "envelope_tampered", &tampered.detail)
-                .await?;
+            db::changes::record_refused_flag(
+                &pool,
+                site,
+                device,
+                "envelope_tampered",
+                &tampered.detail,
+            )
+            .await?;
             return Err(tampered.refusal);
         }
     }

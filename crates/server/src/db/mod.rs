@@ -23,8 +23,7 @@ pub(crate) mod changes;
 pub(crate) mod device;
 
 pub use admin::{
-    Flag, add_site, allocation_counts, devices, enrol_code, flags, revoke_device,
-    upload_allocation,
+    Flag, add_site, allocation_counts, devices, enrol_code, flags, revoke_device, upload_allocation,
 };
 
 /// Migrations, in order (name, SQL).
