@@ -346,7 +346,9 @@ export async function showSyncPage(
     h("p", { id: "sync-notice", class: "notice", role: "status" }),
     h("ul", { id: "sync-flags", class: "notice error", role: "alert" }),
     h("div", { id: "sync-conflicts" }),
-    ...[enrolForm(), await envelopePanel().catch(() => null)].filter((e): e is HTMLElement => e !== null),
+    ...[enrolForm(), await envelopePanel().catch(() => null)].filter(
+      (e): e is HTMLElement => e !== null,
+    ),
   );
   drawStatus();
 }
