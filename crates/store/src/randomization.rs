@@ -237,13 +237,19 @@ fn sealing_secret(conn: &Connection) -> Result<zeroize::Zeroizing<[u8; 32]>, Sto
         .map_err(|e| StoreError::Invalid(e.to_string()))
 }
 
-/// The lowest sealed envelope of the stratum, opened: (envelope, seq, arm, nonce). A sealed
-/// arm is decrypted here and nowhere else, and only when it matches the commitment its lease
-/// published in the log; otherwise [`Refusal::Tampered`] and nothing is written.
-fn open_next_envelope(
-    tx: &Connection,
-    stratum: &str,
-) -> Result<Option<(String, i64, String, Option<String>)>, StoreError> {
+/// An envelope (or a server slot) being opened for a subject.
+struct Opening {
+    envelope: String,
+    seq: i64,
+    arm: String,
+    /// Hex of its nonce (none for server slots and leases loaded before sealing).
+    nonce: Option<String>,
+}
+
+/// The lowest sealed envelope of the stratum, opened. A sealed arm is decrypted here and
+/// nowhere else, and only when it matches the commitment its lease published in the log;
+/// otherwise [`Refusal::Tampered`] and nothing is written.
+fn open_next_envelope(tx: &Connection, stratum: &str) -> Result<Option<Opening>, StoreError> {
     let next: Option<(String, u32, Option<String>, Option<String>)> = tx
         .query_row(
             "SELECT envelope, seq, commitment, arm FROM envelopes \
@@ -257,7 +263,12 @@ fn open_next_envelope(
     };
     let Some(commitment) = commitment else {
         // A lease loaded before envelopes were sealed: its arm is in its log already.
-        return Ok(legacy_arm.map(|a| (envelope, seq.into(), a, None)));
+        return Ok(legacy_arm.map(|arm| Opening {
+            envelope,
+            seq: seq.into(),
+            arm,
+            nonce: None,
+        }));
     };
     let tampered = || StoreError::Refused(Refusal::Tampered(envelope.clone()));
     let row: Option<(String, String)> = tx
@@ -276,12 +287,12 @@ fn open_next_envelope(
     }
     let secret = sealing_secret(tx)?;
     let opened = seal::open(&sender, &sealed, &secret).map_err(|_| tampered())?;
-    Ok(Some((
+    Ok(Some(Opening {
         envelope,
-        seq.into(),
-        opened.arm.code().to_string(),
-        Some(opened.nonce),
-    )))
+        seq: seq.into(),
+        arm: opened.arm.code().to_string(),
+        nonce: Some(opened.nonce),
+    }))
 }
 
 impl Store {
@@ -480,23 +491,27 @@ impl Store {
             randomizable(tx, subject)?;
             // One stratification factor today (site); a second would extend this key.
             let stratum = site.clone();
-            let next: Option<(String, i64, String, Option<String>)> = match server {
+            let next = match server {
                 Some(slot) if slot.stratum != stratum => {
                     return Err(StoreError::Invalid(format!(
                         "the server's slot {} is for stratum {}, this subject's is {stratum}",
                         slot.envelope, slot.stratum
                     )));
                 }
-                Some(slot) => Some((
-                    slot.envelope.clone(),
-                    slot.seq.into(),
-                    slot.arm.clone(),
-                    None,
-                )),
+                Some(slot) => Some(Opening {
+                    envelope: slot.envelope.clone(),
+                    seq: slot.seq.into(),
+                    arm: slot.arm.clone(),
+                    nonce: None,
+                }),
                 None => open_next_envelope(tx, &stratum)?,
             };
-            let (envelope, seq, arm, nonce) =
-                next.ok_or_else(|| StoreError::Refused(Refusal::NoEnvelope(stratum.clone())))?;
+            let Opening {
+                envelope,
+                seq,
+                arm,
+                nonce,
+            } = next.ok_or_else(|| StoreError::Refused(Refusal::NoEnvelope(stratum.clone())))?;
             let subject_no = format!("{site}-R{seq:04}");
             let opened = Opened {
                 envelope: envelope.clone(),

@@ -209,22 +209,24 @@ pub(super) async fn record_openings(
             continue;
         };
         let (state, holder, subject) = (&listed.state, &listed.device, &listed.subject);
-        if !o.server && listed.state == "leased" && listed.device.as_deref() == Some(device) {
-            if let Err(refusal) = rules::proven_arm(
+        if !o.server
+            && listed.state == "leased"
+            && listed.device.as_deref() == Some(device)
+            && let Err(refusal) = rules::proven_arm(
                 index(ch),
                 ch,
                 &o.envelope,
                 (&o.arm, o.nonce.as_deref()),
                 (&listed.arm, listed.nonce.as_deref()),
-            ) {
-                let detail = refusal.to_string();
-                tracing::warn!(site, device, change = %ch.change_id, envelope = %o.envelope,
-                    "opening refused: arm does not match the commitment");
-                return Ok(Err(Tampered {
-                    refusal: refusal.into(),
-                    detail,
-                }));
-            }
+            )
+        {
+            let detail = refusal.to_string();
+            tracing::warn!(site, device, change = %ch.change_id, envelope = %o.envelope,
+                "opening refused: arm does not match the commitment");
+            return Ok(Err(Tampered {
+                refusal: refusal.into(),
+                detail,
+            }));
         }
         let slot = SlotState {
             state,
