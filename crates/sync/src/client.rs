@@ -316,7 +316,7 @@ pub fn enrol<S: Replica>(
         code: code.trim().to_string(),
         device: store.device_id().to_string(),
         site: store.site().to_string(),
-        sealing_key: store.sealing_key().map_err(SyncError::store)?,
+        sealing_key: Some(store.sealing_key().map_err(SyncError::store)?),
     })?;
     let keep = |name, value: &str| {
         store

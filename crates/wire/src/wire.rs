@@ -123,8 +123,10 @@ pub struct EnrolRequest {
     pub device: String,
     /// The site code its store was created for.
     pub site: String,
-    /// The device's X25519 public key (64 hex digits): leases are sealed to it.
-    pub sealing_key: String,
+    /// The device's X25519 public key (64 hex digits): leases are sealed to it. A device
+    /// enrolled without one (an older app) receives no lease until it enrols again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealing_key: Option<String>,
 }
 
 impl EnrolRequest {
@@ -133,7 +135,10 @@ impl EnrolRequest {
         check_name("code", &self.code)?;
         check_name("device", &self.device)?;
         check_name("site", &self.site)?;
-        check_hex32("sealing_key", &self.sealing_key)
+        match &self.sealing_key {
+            Some(k) => check_hex32("sealing_key", k),
+            None => Ok(()),
+        }
     }
 }
 

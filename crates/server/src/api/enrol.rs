@@ -35,7 +35,9 @@ pub(super) async fn enrol(
         }
         None => db::device::add(&mut tx, &req.device, &site, &secret_hash(&token)).await?,
     };
-    db::device::set_sealing_key(&mut tx, &req.device, &req.sealing_key).await?;
+    if let Some(key) = &req.sealing_key {
+        db::device::set_sealing_key(&mut tx, &req.device, key).await?;
+    }
     db::device::spend_code(&mut tx, &code_hash, &req.device).await?;
     tx.commit().await?;
     tracing::info!(device = %req.device, site = %site, device_no, "enrolled");
