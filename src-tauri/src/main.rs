@@ -209,6 +209,17 @@ fn sync_status(s: State<'_, Shell>) -> AppResult<SyncStatusDto> {
     with(&s, |a| a.sync_status())
 }
 
+#[tauri::command]
+fn envelopes(s: State<'_, Shell>) -> AppResult<EnvelopesDto> {
+    with(&s, |a| a.envelopes())
+}
+
+/// Receives a lease sealed to this laptop (administrators; over the network).
+#[tauri::command(async)]
+fn load_lease(s: State<'_, Shell>, blocks: u32) -> AppResult<EnvelopesDto> {
+    with(&s, |a| a.load_lease(blocks))
+}
+
 /// Whether the server answers now. The store is let go before the network is asked.
 #[tauri::command(async)]
 fn sync_online(s: State<'_, Shell>) -> AppResult<bool> {
@@ -371,6 +382,8 @@ fn main() {
             sync_online,
             enrol,
             sync_now,
+            envelopes,
+            load_lease,
             resolve_conflict,
             lock_form,
             backup,

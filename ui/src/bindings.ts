@@ -1011,6 +1011,34 @@ held: number,
  */
 finished: string, };
 
+export type EnvelopesDto = { 
+/**
+ * The session may load a lease from the server (administrator).
+ */
+may_load: boolean, 
+/**
+ * Enrolled with a server (a lease comes from there).
+ */
+enrolled: boolean, 
+/**
+ * Per stratum: sealed and opened envelopes.
+ */
+strata: Array<EnvelopeCountDto>, };
+
+export type EnvelopeCountDto = { 
+/**
+ * Stratum key (the site code today).
+ */
+stratum: string, 
+/**
+ * Still sealed.
+ */
+sealed: number, 
+/**
+ * Opened.
+ */
+opened: number, };
+
 export type SignatureDto = { 
 /**
  * `DLY#3` or `casebook`.

@@ -5,6 +5,7 @@
 import { api, events, isAppError, messageOf } from "./api";
 import type { ConflictDto, SyncStatusDto } from "./bindings";
 import { byId, h } from "./dom";
+import { envelopePanel } from "./envelopes";
 import { wordsOf } from "./i18n";
 
 const words = {
@@ -345,7 +346,9 @@ export async function showSyncPage(
     h("p", { id: "sync-notice", class: "notice", role: "status" }),
     h("ul", { id: "sync-flags", class: "notice error", role: "alert" }),
     h("div", { id: "sync-conflicts" }),
-    ...[enrolForm()].filter((e): e is HTMLElement => e !== null),
+    ...[enrolForm(), await envelopePanel().catch(() => null)].filter(
+      (e): e is HTMLElement => e !== null,
+    ),
   );
   drawStatus();
 }

@@ -76,6 +76,8 @@ pub fn typescript() -> String {
         ConflictValueDto::decl(&cfg),
         SyncProgressDto::decl(&cfg),
         SyncDone::decl(&cfg),
+        EnvelopesDto::decl(&cfg),
+        EnvelopeCountDto::decl(&cfg),
         SignatureDto::decl(&cfg),
         OversightRights::decl(&cfg),
         FormOversight::decl(&cfg),

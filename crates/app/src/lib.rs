@@ -19,6 +19,7 @@ mod command_bindings;
 mod convert;
 pub mod demo;
 pub mod dto;
+mod envelopes;
 mod export;
 mod forms;
 mod oversight;

@@ -34,8 +34,10 @@ impl From<SyncError> for AppError {
     }
 }
 
-/// Receives `blocks` whole blocks of the site's allocation list from the server and loads them
-/// as sealed envelopes (an administrator's session, as for a lease file). Returns how many.
+/// Receives `blocks` whole blocks of the site's allocation list from the server, sealed to this
+/// device's key, and loads them as sealed envelopes (an administrator's session, as for a lease
+/// file). Syncs first, so the server's copy of the log shows the administrator asking (the
+/// server leases only to an active administrator of the device). Returns how many.
 pub fn fetch_lease(store: &mut Store, client: &Client, blocks: u32) -> Result<usize, SyncError> {
     let role = store.session().role;
     if !role.may(Action::LoadLease) {
@@ -45,9 +47,13 @@ pub fn fetch_lease(store: &mut Store, client: &Client, blocks: u32) -> Result<us
             action: Action::LoadLease.to_string(),
         }));
     }
+    ecrf_sync::sync(store, client, &mut |_| {})?;
     let site = store.site().to_string();
-    let reply = client.lease(&site, blocks)?;
-    store.load_lease(&reply.lease_csv).map_err(SyncError::store)
+    let user = store.session().user.clone();
+    let reply = client.lease(&site, blocks, &user)?;
+    store
+        .load_sealed_lease(&reply.lease)
+        .map_err(SyncError::store)
 }
 
 /// Randomizes a subject. Online (a client given and the server answering): the server takes

@@ -254,6 +254,7 @@ pub fn run(args: &BenchSyncArgs) -> Result<(), Failure> {
                 code: code(&site).map_err(fail)?,
                 device: device.clone(),
                 site: site.clone(),
+                sealing_key: Some(ecrf_randomize::seal::public_key(&[7; 32])),
             })
             .map_err(fail)?;
         let client = Client::new(&url, None)

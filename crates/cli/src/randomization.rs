@@ -70,7 +70,9 @@ pub enum RandomizationCmd {
         #[arg(long, value_delimiter = ',', default_values_t = vec![4usize, 6, 8])]
         block_sizes: Vec<usize>,
     },
-    /// Load a lease file into the store as sealed envelopes (administrators).
+    /// Load a lease file into the store as sealed envelopes (administrators): each arm is
+    /// sealed at once to this laptop's key and the log records only commitments; the file
+    /// itself still shows the arms, so keep it like the list (or destroy it).
     LoadLease {
         /// The lease file.
         file: PathBuf,

@@ -43,6 +43,15 @@ pub enum SiteCmd {
         #[arg(long, env = "DATABASE_URL")]
         database_url: String,
     },
+    /// What the server flagged for review at a site (clocks off, late-dated changes, changes
+    /// held under a lock, envelopes opened out of order, not the device's, or tampered).
+    Flags {
+        /// Site code.
+        code: String,
+        /// PostgreSQL URL of the server.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+    },
 }
 
 /// `ecrf device …`.
@@ -121,6 +130,26 @@ pub fn site(cmd: &SiteCmd) -> Result<(), Failure> {
                 .await
                 .map_err(fail)?;
             say!("Site {code} ({name}) added.");
+            Ok(())
+        }),
+        SiteCmd::Flags { code, database_url } => runtime()?.block_on(async {
+            let pool = ecrf_server::db::connect(database_url, 2)
+                .await
+                .map_err(fail)?;
+            let flags = ecrf_server::db::flags(&pool, code).await.map_err(fail)?;
+            if flags.is_empty() {
+                say!("No flags for site {code}.");
+            }
+            for f in flags {
+                say!(
+                    "{}  {}  {}  {}  {}",
+                    f.at,
+                    f.flag,
+                    f.device,
+                    f.change_id.as_deref().unwrap_or("-"),
+                    f.detail
+                );
+            }
             Ok(())
         }),
     }

@@ -44,8 +44,14 @@ pub struct LeasedEnvelope {
     pub block: u32,
     /// Block size.
     pub block_size: u32,
-    /// Arm code.
-    pub arm: String,
+    /// Hex of the commitment to its arm (`ecrf_randomize::seal::commitment`): all the log shows
+    /// of an envelope until it is opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commitment: Option<String>,
+    /// Arm code: only in leases loaded before envelopes were sealed (those logs already showed
+    /// it); never written now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arm: Option<String>,
 }
 
 /// Body of `subject.randomize`: the envelope (or server slot) opened.
@@ -62,6 +68,10 @@ pub struct Opened {
     /// The slot came from the server's allocation online, not from an envelope of the device.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub server: bool,
+    /// Hex of the envelope's nonce: with the arm it opens the lease's commitment, so anyone can
+    /// check the arm recorded is the one sealed (absent for server slots and old leases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
 }
 
 /// Body of `data.export`: what was exported, where to.
@@ -388,14 +398,16 @@ mod tests {
                 seq: 1,
                 block: 1,
                 block_size: 4,
-                arm: "ECMO".into(),
+                commitment: Some("ab".repeat(32)),
+                arm: None,
             }]),
             Body::Randomized(Opened {
                 envelope: "01-E0001".into(),
                 arm: "ECMO".into(),
                 subject_no: "01-R0001".into(),
                 stratum: "01".into(),
-                server: true,
+                server: false,
+                nonce: Some("cd".repeat(32)),
             }),
             Body::DataExported(Exported {
                 formats: vec!["csv".into()],

@@ -9,7 +9,7 @@
 //! signature holds while the values of its scope hash as when it was signed; a lock holds from
 //! `lock.set` until the matching `lock.release`; a query is open from `query.raise` and takes the
 //! state of each later step that names it; a device's envelopes come from its `lease.load` and
-//! are opened by its own `subject.randomize` (a slot taken from the server online opens none, and
+//! are opened by its own `subject.randomize`, which records the arm (a slot taken from the server online opens none, and
 //! an opening that names no sealed envelope of its device changes nothing: the server flags it).
 //! Invariant: folding is a pure function of the changes in the order given.
 
@@ -74,8 +74,11 @@ pub struct ProjectedEnvelope {
     pub stratum: String,
     /// Position in the stratum's list.
     pub seq: u32,
-    /// Arm code.
-    pub arm: String,
+    /// Hex of the commitment to its arm (none in leases loaded before envelopes were sealed).
+    pub commitment: Option<String>,
+    /// Arm code, known once opened (the opening records it); none while sealed, except in
+    /// leases loaded before envelopes were sealed.
+    pub arm: Option<String>,
     /// The subject it was opened for; none while sealed.
     pub subject: Option<String>,
 }
@@ -229,6 +232,7 @@ impl Projection {
                                 lease: c.item.clone().unwrap_or_default(),
                                 stratum: e.stratum,
                                 seq: e.seq,
+                                commitment: e.commitment,
                                 arm: e.arm,
                                 subject: None,
                             },
@@ -244,6 +248,7 @@ impl Projection {
                     && e.subject.is_none()
                 {
                     e.subject = c.subject.clone();
+                    e.arm = Some(o.arm);
                 }
             }
             // Kept in the log as audit; nothing of theirs is a value, user, signature, lock,
@@ -487,8 +492,8 @@ mod tests {
             ChangeKind::LeaseLoaded,
             None,
             Some(
-                r#"[{"envelope":"01-E0001","stratum":"01","seq":1,"block":1,"block_size":4,"arm":"IABP"},
-                    {"envelope":"01-E0002","stratum":"01","seq":2,"block":1,"block_size":4,"arm":"CTRL"}]"#,
+                r#"[{"envelope":"01-E0001","stratum":"01","seq":1,"block":1,"block_size":4,"commitment":"c1"},
+                    {"envelope":"01-E0002","stratum":"01","seq":2,"block":1,"block_size":4,"commitment":"c2"}]"#,
             ),
         );
         lease.item = Some("lease-1".into());
@@ -514,7 +519,10 @@ mod tests {
         .unwrap();
         assert_eq!(p.envelopes.len(), 2);
         assert_eq!(p.envelopes["01-E0001"].subject.as_deref(), Some("01-0001"));
+        assert_eq!(p.envelopes["01-E0001"].arm.as_deref(), Some("IABP"));
         assert_eq!(p.envelopes["01-E0002"].subject, None);
+        assert_eq!(p.envelopes["01-E0002"].arm, None, "sealed: no arm");
+        assert_eq!(p.envelopes["01-E0002"].commitment.as_deref(), Some("c2"));
         assert_eq!(p.envelopes["01-E0002"].lease, "lease-1");
     }
 }

@@ -12,8 +12,10 @@
 
 pub mod csv;
 pub mod list;
+pub mod seal;
 pub mod stats;
 
 pub use csv::{parse_csv, to_csv};
 pub use list::{Arm, ListSpec, RandomizeError, Slot, Stratum, generate, parse_seed};
+pub use seal::{SealError, SealedEnvelope, SealedLease};
 pub use stats::{Balance, GuessStats, balance, guess_stats};

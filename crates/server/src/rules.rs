@@ -260,6 +260,81 @@ pub fn opening(slot: &SlotState, device: &str, subject: Option<&str>, online: bo
     }
 }
 
+/// A lease is asked by an administrator: `user_changes` (the `user.*` changes `device` pushed
+/// for `user`, in order) must show `user` active with the administrator role. Until changes
+/// are signed by their authors (issue 19, point 2), this is the strongest check the server can
+/// make: the device's token, and the device's own pushed record of who its administrators are.
+pub fn lease_administrator(
+    user_changes: &[Change],
+    user: &str,
+    device: &str,
+) -> Result<(), Refusal> {
+    let refused = |why: &str| {
+        Refusal::Forbidden(format!(
+            "administrator: {user} {why} on device {device} as the server knows it; only an \
+             active administrator may lease envelopes (sync first if the user was just added)"
+        ))
+    };
+    let folded = ecrf_log::Projection::of(user_changes)
+        .map_err(|e| Refusal::Invalid(format!("administrator: {e}")))?;
+    match folded.users.get(user) {
+        None => Err(refused("is not a user")),
+        Some(u) if !u.active => Err(refused("is deactivated")),
+        Some(u) if u.role != ecrf_core::Role::Admin => Err(refused("is not an administrator")),
+        Some(_) => Ok(()),
+    }
+}
+
+/// A pushed opening of a slot leased from the server's list must carry the arm the list holds
+/// and the nonce given with the lease (together they open the commitment the device's lease
+/// published); otherwise the arm was tampered with and the push is refused (403) whole. The
+/// reason names no arm, neither the list's nor the one claimed. `nonce` is none for slots
+/// leased before sealing, which prove only the arm.
+pub fn proven_arm(
+    i: usize,
+    ch: &Change,
+    envelope: &str,
+    claimed: (&str, Option<&str>),
+    listed: (&str, Option<&str>),
+) -> Result<(), Refusal> {
+    let (arm, nonce) = claimed;
+    let ok = arm == listed.0
+        && match listed.1 {
+            Some(n) => nonce == Some(n),
+            None => true,
+        };
+    if ok {
+        return Ok(());
+    }
+    Err(Refusal::Forbidden(format!(
+        "changes[{i}] ({}) opens envelope {envelope} with an arm and nonce that do not match \
+         the commitment of that envelope in the site's list: a tampered arm; nothing of this \
+         push was stored and the coordinating centre is told",
+        ch.change_id
+    )))
+}
+
+/// A pushed RND.ARM value must be the arm of the slot the server's list opened for that
+/// subject (RND is written only by randomizing; an ARM that differs is tampering): 403, whole.
+pub fn recorded_arm(
+    i: usize,
+    ch: &Change,
+    envelope: &str,
+    recorded: &str,
+    listed: &str,
+) -> Result<(), Refusal> {
+    if recorded == listed {
+        return Ok(());
+    }
+    Err(Refusal::Forbidden(format!(
+        "changes[{i}] ({}) records an RND ARM for {} that is not the arm of envelope \
+         {envelope} opened for that subject: a tampered arm; nothing of this push was stored \
+         and the coordinating centre is told",
+        ch.change_id,
+        ch.subject.as_deref().unwrap_or("?")
+    )))
+}
+
 /// The scope a `lock.set` / `lock.release` change names, if it names one.
 fn lock_scope(ch: &Change) -> Option<LockScope> {
     if let Ok(Body::Locked(b) | Body::Unlocked(b)) = ch.body() {
@@ -488,6 +563,83 @@ mod tests {
             Err(Refusal::Forbidden(why)) => why,
             other => panic!("expected a 403 refusal, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn only_an_active_administrator_of_the_device_may_lease() {
+        let user = |kind: ChangeKind, body: Body| Change {
+            item: Some("li".into()),
+            ..with_body(kind, body)
+        };
+        let added = |role| {
+            user(
+                ChangeKind::UserAdded,
+                Body::UserAdded(ecrf_log::body::UserAdded {
+                    name: "Li".into(),
+                    role,
+                }),
+            )
+        };
+        let admin = added(ecrf_core::Role::Admin);
+        assert_eq!(
+            lease_administrator(std::slice::from_ref(&admin), "li", "D1"),
+            Ok(())
+        );
+        let why = forbidden(lease_administrator(&[], "li", "D1"));
+        assert!(why.contains("li is not a user on device D1"), "{why}");
+        let why = forbidden(lease_administrator(
+            &[added(ecrf_core::Role::Nurse)],
+            "li",
+            "D1",
+        ));
+        assert!(why.contains("is not an administrator"), "{why}");
+        let demoted = user(
+            ChangeKind::UserRole,
+            Body::UserRole {
+                role: ecrf_core::Role::Monitor,
+            },
+        );
+        assert!(lease_administrator(&[admin.clone(), demoted], "li", "D1").is_err());
+        let gone = user(ChangeKind::UserDeactivated, Body::UserDeactivated);
+        let why = forbidden(lease_administrator(&[admin, gone], "li", "D1"));
+        assert!(why.contains("is deactivated"), "{why}");
+    }
+
+    #[test]
+    fn an_opening_proves_the_listed_arm_and_nonce() {
+        let ch = change(ChangeKind::Randomized);
+        let n = "ab".repeat(32);
+        assert_eq!(
+            proven_arm(0, &ch, "01-E0002", ("ECMO", Some(&n)), ("ECMO", Some(&n))),
+            Ok(())
+        );
+        let why = forbidden(proven_arm(
+            3,
+            &ch,
+            "01-E0002",
+            ("ECMO_IABP", Some(&n)),
+            ("ECMO", Some(&n)),
+        ));
+        assert!(why.starts_with("changes[3]"), "{why}");
+        assert!(why.contains("tampered arm"), "{why}");
+        assert!(!why.contains("ECMO"), "names no arm: {why}");
+        assert!(proven_arm(0, &ch, "01-E0002", ("ECMO", None), ("ECMO", Some(&n))).is_err());
+        let other = "cd".repeat(32);
+        assert!(
+            proven_arm(
+                0,
+                &ch,
+                "01-E0002",
+                ("ECMO", Some(&other)),
+                ("ECMO", Some(&n))
+            )
+            .is_err()
+        );
+        // Leased before sealing: the arm alone.
+        assert_eq!(
+            proven_arm(0, &ch, "01-E0002", ("ECMO", None), ("ECMO", None)),
+            Ok(())
+        );
     }
 
     #[test]

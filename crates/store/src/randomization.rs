@@ -2,20 +2,26 @@
 //! envelope for a subject as one audited, irreversible event.
 //!
 //! Owns the `envelopes` projection (written only by [`apply`], from `lease.load` and
-//! `subject.randomize` changes) and the refusal reasons. Invariants: an envelope is opened at
-//! most once (the randomize transaction is IMMEDIATE, and [`apply`] refuses to reopen one);
-//! the RND form is written only here; an unopened envelope's arm never leaves the store.
+//! `subject.randomize` changes), the sealed arms (`sealed_envelopes`, outside the log, and this
+//! device's X25519 secret in `sealing_key`) and the refusal reasons. Invariants: an envelope is
+//! opened at most once (the randomize transaction is IMMEDIATE, and [`apply`] refuses to reopen
+//! one); the log shows only each envelope's commitment until it is opened, and the opening
+//! records the arm and nonce, which [`apply`] checks against that commitment (a tampered arm is
+//! refused, nothing written); only [`Store::randomize`] decrypts a sealed arm, the next one;
+//! the RND form is written only here.
 
 use std::collections::BTreeMap;
 
 use chrono::{Local, SecondsFormat, Timelike};
 use ecrf_core::eligibility::{self, Values};
 use ecrf_core::{Action, Value};
+use ecrf_randomize::seal::{self, SealedEnvelope, SealedLease};
 use ecrf_randomize::{Stratum, parse_csv};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::error::StoreError;
+use crate::keyring::random_bytes;
 use crate::store::{Draft, Store, decode_value};
 use ecrf_log::body::{Body, LeasedEnvelope, Opened};
 use ecrf_log::{Change, ChangeKind};
@@ -44,6 +50,12 @@ pub enum Refusal {
     /// The device holds no unopened envelope for this stratum.
     #[error("no sealed envelope left for stratum {0}: connect and sync to receive more")]
     NoEnvelope(String),
+    /// The next envelope's sealed arm does not open, or does not match the commitment its
+    /// lease published: it was altered. Nothing is opened; the coordinating centre decides.
+    #[error(
+        "envelope {0} was altered (its arm does not match the lease's commitment): nothing was opened; tell the coordinating centre"
+    )]
+    Tampered(String),
 }
 
 /// A subject's randomization, as recorded.
@@ -86,8 +98,9 @@ pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
     match crate::store::body_of(c)? {
         Body::LeaseLoaded(list) => {
             let mut stmt = tx.prepare_cached(
-                "INSERT INTO envelopes (envelope, stratum, seq, block, block_size, arm, lease) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO envelopes \
+                 (envelope, stratum, seq, block, block_size, commitment, arm, lease) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             for e in list {
                 stmt.execute(params![
@@ -96,6 +109,7 @@ pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
                     e.seq,
                     e.block,
                     e.block_size,
+                    e.commitment,
                     e.arm,
                     c.item
                 ])?;
@@ -106,18 +120,37 @@ pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
                 // Taken from the server's list online: no envelope of this device was opened.
                 return Ok(());
             }
-            let n = tx
+            let sealed: Option<(String, u32, Option<String>, Option<String>)> = tx
                 .prepare_cached(
-                    "UPDATE envelopes SET subject = ?1, opened_seq = ?2 \
-                     WHERE envelope = ?3 AND opened_seq IS NULL",
+                    "SELECT stratum, seq, commitment, arm FROM envelopes \
+                     WHERE envelope = ?1 AND opened_seq IS NULL",
                 )?
-                .execute(params![c.subject, c.seq, o.envelope])?;
-            if n != 1 {
+                .query_row([&o.envelope], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()?;
+            let Some((stratum, seq, commitment, arm)) = sealed else {
                 return Err(StoreError::Invalid(format!(
                     "envelope {} is not a sealed envelope of this store",
                     o.envelope
                 )));
+            };
+            let proven = match (&commitment, &arm) {
+                (Some(cm), _) => o
+                    .nonce
+                    .as_deref()
+                    .is_some_and(|n| seal::matches(&stratum, seq, &o.arm, n, cm)),
+                // A lease loaded before sealing: its log holds the arm itself.
+                (None, Some(a)) => *a == o.arm,
+                (None, None) => false,
+            };
+            if !proven {
+                return Err(StoreError::Refused(Refusal::Tampered(o.envelope)));
             }
+            tx.prepare_cached(
+                "UPDATE envelopes SET subject = ?1, opened_seq = ?2, arm = ?3 WHERE envelope = ?4",
+            )?
+            .execute(params![c.subject, c.seq, o.arm, o.envelope])?;
         }
         // `store::apply` sends only the two kinds above here.
         Body::StoreCreated(_)
@@ -190,42 +223,161 @@ fn text(v: &Values, item: &str) -> String {
     v.get(item).map(Value::to_string).unwrap_or_default()
 }
 
+/// This device's X25519 secret for sealed leases, made on first use (kept in the store's
+/// `sealing_key` table, encrypted with the store; never shown, exported or synced).
+fn sealing_secret(conn: &Connection) -> Result<zeroize::Zeroizing<[u8; 32]>, StoreError> {
+    let read = |conn: &Connection| -> Result<Option<String>, StoreError> {
+        Ok(conn
+            .query_row("SELECT secret FROM sealing_key WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    };
+    let hex_secret = match read(conn)? {
+        Some(h) => h,
+        None => {
+            let fresh = zeroize::Zeroizing::new(hex::encode(random_bytes::<32>()?));
+            // Two sessions making it at once keep the first one written.
+            conn.execute(
+                "INSERT OR IGNORE INTO sealing_key (id, secret) VALUES (1, ?1)",
+                [fresh.as_str()],
+            )?;
+            read(conn)?.ok_or_else(|| StoreError::Invalid("no sealing key".into()))?
+        }
+    };
+    let hex_secret = zeroize::Zeroizing::new(hex_secret);
+    seal::key_bytes(&hex_secret, "sealing key")
+        .map(zeroize::Zeroizing::new)
+        .map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+/// An envelope (or a server slot) being opened for a subject.
+struct Opening {
+    envelope: String,
+    seq: i64,
+    arm: String,
+    /// Hex of its nonce (none for server slots and leases loaded before sealing).
+    nonce: Option<String>,
+}
+
+/// The lowest sealed envelope of the stratum, opened. A sealed arm is decrypted here and
+/// nowhere else, and only when it matches the commitment its lease published in the log;
+/// otherwise [`Refusal::Tampered`] and nothing is written.
+fn open_next_envelope(tx: &Connection, stratum: &str) -> Result<Option<Opening>, StoreError> {
+    let next: Option<(String, u32, Option<String>, Option<String>)> = tx
+        .query_row(
+            "SELECT envelope, seq, commitment, arm FROM envelopes \
+             WHERE stratum = ?1 AND opened_seq IS NULL ORDER BY seq LIMIT 1",
+            [stratum],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((envelope, seq, commitment, legacy_arm)) = next else {
+        return Ok(None);
+    };
+    let Some(commitment) = commitment else {
+        // A lease loaded before envelopes were sealed: its arm is in its log already.
+        return Ok(legacy_arm.map(|arm| Opening {
+            envelope,
+            seq: seq.into(),
+            arm,
+            nonce: None,
+        }));
+    };
+    let tampered = || StoreError::Refused(Refusal::Tampered(envelope.clone()));
+    let row: Option<(String, String)> = tx
+        .query_row(
+            "SELECT sender, sealed FROM sealed_envelopes WHERE envelope = ?1",
+            [&envelope],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (sender, sealed) = row.ok_or_else(tampered)?;
+    let mut sealed: SealedEnvelope = serde_json::from_str(&sealed).map_err(|_| tampered())?;
+    // What the log published is the commitment the arm must match, not what sits beside it.
+    sealed.commitment = commitment;
+    if sealed.envelope != envelope || sealed.stratum != stratum || sealed.seq != seq {
+        return Err(tampered());
+    }
+    let secret = sealing_secret(tx)?;
+    let opened = seal::open(&sender, &sealed, &secret).map_err(|_| tampered())?;
+    Ok(Some(Opening {
+        envelope,
+        seq: seq.into(),
+        arm: opened.arm.code().to_string(),
+        nonce: Some(opened.nonce),
+    }))
+}
+
 impl Store {
-    /// Loads a lease (CSV of whole blocks made by `ecrf randomization generate` or, later, the
-    /// server) as sealed envelopes. Administrators only; every envelope must be for this store's
-    /// site and new to it. Returns how many envelopes were added.
+    /// Loads a lease file (CSV of whole blocks made by `ecrf randomization lease`) as sealed
+    /// envelopes: each arm is sealed at once to this device's own key with a fresh nonce, and
+    /// the log records only the commitments. Administrators only; every envelope must be for
+    /// this store's site and new to it. Returns how many envelopes were added.
     pub fn load_lease(&mut self, csv: &str) -> Result<usize, StoreError> {
         self.require(Action::LoadLease)?;
         let slots = parse_csv(csv).map_err(|e| StoreError::Invalid(format!("lease: {e}")))?;
+        let device = seal::key_bytes(&self.sealing_public_key()?, "device key")
+            .map_err(|e| StoreError::Invalid(format!("lease: {e}")))?;
+        let mut nonces = Vec::with_capacity(slots.len());
+        for _ in &slots {
+            nonces.push(random_bytes::<32>()?);
+        }
+        let lease = seal::seal(&slots, &device, random_bytes::<32>()?, &nonces)
+            .map_err(|e| StoreError::Invalid(format!("lease: {e}")))?;
+        self.load_sealed_lease(&lease)
+    }
+
+    /// Loads a lease sealed to this device (from the server, or made by [`Store::load_lease`]):
+    /// checks that every envelope is for this store's site, new to it, and opens with this
+    /// device's key to an arm matching its commitment (what is decrypted here is dropped); then
+    /// keeps the sealed arms outside the log and appends `lease.load` with the commitments only.
+    /// Administrators only. Returns how many envelopes were added.
+    pub fn load_sealed_lease(&mut self, lease: &SealedLease) -> Result<usize, StoreError> {
+        self.require(Action::LoadLease)?;
         let site = self.site().to_string();
-        let mut list = Vec::with_capacity(slots.len());
-        for s in &slots {
-            let stratum = Stratum::from_key(&s.stratum)
-                .map_err(|e| StoreError::Invalid(format!("lease: {e}")))?;
+        let secret = sealing_secret(self.conn())?;
+        let mut list = Vec::with_capacity(lease.envelopes.len());
+        let mut seen = std::collections::BTreeSet::new();
+        for e in &lease.envelopes {
+            let stratum = Stratum::from_key(&e.stratum)
+                .map_err(|err| StoreError::Invalid(format!("lease: {err}")))?;
             if stratum.site != site {
                 return Err(StoreError::Invalid(format!(
                     "lease: envelope {} is for site {}, this store is site {site}",
-                    s.envelope(),
-                    stratum.site
+                    e.envelope, stratum.site
                 )));
             }
+            if e.envelope != format!("{}-E{:04}", e.stratum, e.seq) || !seen.insert(&e.envelope) {
+                return Err(StoreError::Invalid(format!(
+                    "lease: envelope {} does not fit its stratum and position, or appears twice",
+                    e.envelope
+                )));
+            }
+            seal::open(&lease.sender, e, &secret)
+                .map_err(|err| StoreError::Invalid(format!("lease: {err}; nothing loaded")))?;
             list.push(LeasedEnvelope {
-                envelope: s.envelope(),
-                stratum: s.stratum.clone(),
-                seq: s.seq,
-                block: s.block,
-                block_size: s.block_size,
-                arm: s.arm.code().to_string(),
+                envelope: e.envelope.clone(),
+                stratum: e.stratum.clone(),
+                seq: e.seq,
+                block: e.block,
+                block_size: e.block_size,
+                commitment: Some(e.commitment.clone()),
+                arm: None,
             });
+        }
+        if list.is_empty() {
+            return Err(StoreError::Invalid("lease: no envelope in it".into()));
         }
         let n = list.len();
         let body =
             serde_json::to_string(&list).map_err(|e| StoreError::Invalid(format!("lease: {e}")))?;
         self.commit_with(|tx| {
-            for e in &list {
+            for e in &lease.envelopes {
                 let seen: Option<i64> = tx
                     .query_row(
-                        "SELECT 1 FROM envelopes WHERE envelope = ?1",
+                        "SELECT 1 FROM envelopes WHERE envelope = ?1 \
+                         UNION ALL SELECT 1 FROM sealed_envelopes WHERE envelope = ?1",
                         [&e.envelope],
                         |r| r.get(0),
                     )
@@ -236,6 +388,12 @@ impl Store {
                         e.envelope
                     )));
                 }
+                let json = serde_json::to_string(e)
+                    .map_err(|err| StoreError::Invalid(format!("lease: {err}")))?;
+                tx.execute(
+                    "INSERT INTO sealed_envelopes (envelope, sender, sealed) VALUES (?1, ?2, ?3)",
+                    params![e.envelope, lease.sender, json],
+                )?;
             }
             let mut d = Draft::new(ChangeKind::LeaseLoaded);
             d.item = Some(uuid::Uuid::now_v7().to_string());
@@ -243,6 +401,12 @@ impl Store {
             Ok((vec![d], ()))
         })?;
         Ok(n)
+    }
+
+    /// This device's X25519 public key (hex), to which leases are sealed; the key pair is made
+    /// the first time it is asked for and its secret never leaves the store.
+    pub fn sealing_public_key(&self) -> Result<String, StoreError> {
+        Ok(seal::public_key(&*sealing_secret(self.conn())?))
     }
 
     /// Sealed and opened envelopes per stratum (counts only: never an unopened arm).
@@ -344,25 +508,27 @@ impl Store {
             randomizable(tx, subject, &rules, now)?;
             // One stratification factor today (site); a second would extend this key.
             let stratum = site.clone();
-            let next: Option<(String, i64, String)> = match server {
+            let next = match server {
                 Some(slot) if slot.stratum != stratum => {
                     return Err(StoreError::Invalid(format!(
                         "the server's slot {} is for stratum {}, this subject's is {stratum}",
                         slot.envelope, slot.stratum
                     )));
                 }
-                Some(slot) => Some((slot.envelope.clone(), slot.seq.into(), slot.arm.clone())),
-                None => tx
-                    .query_row(
-                        "SELECT envelope, seq, arm FROM envelopes \
-                         WHERE stratum = ?1 AND opened_seq IS NULL ORDER BY seq LIMIT 1",
-                        [&stratum],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                    )
-                    .optional()?,
+                Some(slot) => Some(Opening {
+                    envelope: slot.envelope.clone(),
+                    seq: slot.seq.into(),
+                    arm: slot.arm.clone(),
+                    nonce: None,
+                }),
+                None => open_next_envelope(tx, &stratum)?,
             };
-            let (envelope, seq, arm) =
-                next.ok_or_else(|| StoreError::Refused(Refusal::NoEnvelope(stratum.clone())))?;
+            let Opening {
+                envelope,
+                seq,
+                arm,
+                nonce,
+            } = next.ok_or_else(|| StoreError::Refused(Refusal::NoEnvelope(stratum.clone())))?;
             let subject_no = format!("{site}-R{seq:04}");
             let opened = Opened {
                 envelope: envelope.clone(),
@@ -370,6 +536,7 @@ impl Store {
                 subject_no: subject_no.clone(),
                 stratum: stratum.clone(),
                 server: server.is_some(),
+                nonce,
             };
             let mut event = Draft::new(ChangeKind::Randomized);
             event.subject = Some(subject.to_string());

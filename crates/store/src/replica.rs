@@ -472,6 +472,9 @@ impl ecrf_wire::Replica for Store {
     fn device_id(&self) -> &str {
         Store::device_id(self)
     }
+    fn sealing_key(&self) -> Result<String, StoreError> {
+        Store::sealing_public_key(self)
+    }
     fn sync_setting(&self, name: &str) -> Result<Option<String>, StoreError> {
         Store::sync_setting(self, name)
     }

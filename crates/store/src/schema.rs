@@ -188,6 +188,42 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO conflicted (subject, form, item)
         SELECT subject, form, item FROM item_heads GROUP BY subject, form, item HAVING count(*) > 1;
     "#,
+    // 8: envelopes sealed. The projection keeps each envelope's commitment, and its arm only once
+    // opened (or from a lease loaded before sealing, whose log shows it already). The sealed
+    // arms live outside the log in `sealed_envelopes` (not a projection: a rebuild keeps it),
+    // readable only with this device's X25519 secret in `sealing_key`; only `randomize` opens
+    // one, the next, and checks it against the commitment first.
+    r#"
+    CREATE TABLE envelopes_v8 (
+        envelope   TEXT PRIMARY KEY,
+        stratum    TEXT NOT NULL,
+        seq        INTEGER NOT NULL,
+        block      INTEGER NOT NULL,
+        block_size INTEGER NOT NULL,
+        commitment TEXT,
+        arm        TEXT,
+        lease      TEXT NOT NULL,
+        subject    TEXT,
+        opened_seq INTEGER,
+        UNIQUE (stratum, seq)
+    ) WITHOUT ROWID;
+    INSERT INTO envelopes_v8 (envelope, stratum, seq, block, block_size, arm, lease, subject,
+            opened_seq)
+        SELECT envelope, stratum, seq, block, block_size, arm, lease, subject, opened_seq
+        FROM envelopes;
+    DROP TABLE envelopes;
+    ALTER TABLE envelopes_v8 RENAME TO envelopes;
+    CREATE UNIQUE INDEX envelopes_subject ON envelopes (subject) WHERE subject IS NOT NULL;
+    CREATE TABLE sealed_envelopes (
+        envelope TEXT PRIMARY KEY,
+        sender   TEXT NOT NULL,
+        sealed   TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE sealing_key (
+        id     INTEGER PRIMARY KEY CHECK (id = 1),
+        secret TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -179,7 +179,23 @@ fn randomize_opens_the_next_envelope_once() {
         .map(|(id, e)| (id.as_str(), e.subject.as_deref()))
         .collect();
     assert_eq!(opened, [("07-E0001", Some(id.as_str()))]);
-    assert_eq!(folded.envelopes["07-E0001"].arm, r.arm);
+    assert_eq!(
+        folded.envelopes["07-E0001"].arm.as_deref(),
+        Some(r.arm.as_str())
+    );
+    // The log shows sealed envelopes only by their commitments; the opening proves its arm.
+    for (id, e) in &folded.envelopes {
+        assert!(e.commitment.is_some(), "{id}");
+        if e.subject.is_none() {
+            assert_eq!(e.arm, None, "{id} is sealed");
+        }
+    }
+    for c in s.all_changes().unwrap() {
+        if c.kind == ecrf_log::ChangeKind::LeaseLoaded {
+            let text = c.new_value.clone().unwrap_or_default();
+            assert!(!text.contains("ECMO"), "a lease shows no arm: {text}");
+        }
+    }
     // Rebuilt projections equal the incremental ones.
     let before = s.projection_snapshot().unwrap();
     s.rebuild_projections().unwrap();
@@ -363,4 +379,72 @@ fn an_iabp_inserted_before_randomization_asks_for_confirmation_in_the_iabp_arm()
         }
     }
     assert!(seen_iabp_arm, "eight envelopes hold an ECMO+IABP one");
+/// Every row of a table, as text, read with the store key (what someone holding the key and
+/// SQLite could read).
+fn dump(path: &std::path::Path, key: &str, table: &str) -> String {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(key).unwrap();
+    let mut stmt = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
+    let n = stmt.column_count();
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((0..n)
+                .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                .collect::<Vec<_>>()
+                .join("|"))
+        })
+        .unwrap();
+    rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn sealed_arms_are_never_plain_and_a_tampered_envelope_is_refused_writing_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = setup(dir.path(), 8);
+    let mut s = open_as(&path, &NURSE);
+    let key = s.key_pragmas();
+    // Neither the projection nor the sealed table shows an arm while every envelope is sealed.
+    for table in ["envelopes", "sealed_envelopes", "change_log"] {
+        let text = dump(&path, &key, table);
+        assert!(!text.contains("ECMO"), "{table}: {text}");
+    }
+    // Someone with the store key moves the second envelope's seal onto the first (a known
+    // arm for the next subject): the store refuses to open it and writes nothing.
+    let id = eligible_subject(&mut s);
+    let before = s.all_changes().unwrap().len();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(&key).unwrap();
+        conn.execute_batch(
+            "UPDATE sealed_envelopes SET sealed = replace( \
+                 (SELECT sealed FROM sealed_envelopes WHERE envelope = '07-E0002'), \
+                 '07-E0002', '07-E0001') WHERE envelope = '07-E0001'",
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        refusal(s.randomize(&id).unwrap_err()),
+        Refusal::Tampered("07-E0001".into())
+    );
+    assert_eq!(s.all_changes().unwrap().len(), before);
+    assert_eq!(s.randomization(&id).unwrap(), None);
+    // A seal moved together with its commitment is refused too: each is bound to its
+    // envelope's id and place.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(&key).unwrap();
+        conn.execute_batch(
+            "UPDATE sealed_envelopes SET sealed = \
+                 (SELECT sealed FROM sealed_envelopes WHERE envelope = '07-E0003') \
+                 WHERE envelope = '07-E0001'; \
+             UPDATE envelopes SET commitment = (SELECT commitment FROM envelopes WHERE \
+                 envelope = '07-E0003') WHERE envelope = '07-E0001'",
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        refusal(s.randomize(&id).unwrap_err()),
+        Refusal::Tampered("07-E0001".into())
+    );
+    assert_eq!(s.all_changes().unwrap().len(), before);
 }

@@ -206,9 +206,17 @@ impl Client {
 
     /// Leases whole blocks of the site's allocation list to this device (sealed envelopes for
     /// randomizing offline).
-    pub fn lease(&self, site: &str, blocks: u32) -> Result<LeaseReply, SyncError> {
-        let body = serde_json::to_vec(&LeaseRequest { blocks })
-            .map_err(|e| SyncError::Reply(e.to_string()))?;
+    pub fn lease(
+        &self,
+        site: &str,
+        blocks: u32,
+        administrator: &str,
+    ) -> Result<LeaseReply, SyncError> {
+        let body = serde_json::to_vec(&LeaseRequest {
+            blocks,
+            administrator: administrator.to_string(),
+        })
+        .map_err(|e| SyncError::Reply(e.to_string()))?;
         Self::reply(&self.call("POST", &format!("/api/v1/sites/{site}/lease"), Some(body))?)
     }
 
@@ -308,6 +316,7 @@ pub fn enrol<S: Replica>(
         code: code.trim().to_string(),
         device: store.device_id().to_string(),
         site: store.site().to_string(),
+        sealing_key: Some(store.sealing_key().map_err(SyncError::store)?),
     })?;
     let keep = |name, value: &str| {
         store

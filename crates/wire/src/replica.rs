@@ -16,6 +16,9 @@ pub trait Replica {
     fn site(&self) -> &str;
     /// This device's id.
     fn device_id(&self) -> &str;
+    /// This device's X25519 public key (hex), registered at enrolment: the server seals the
+    /// envelopes it leases to this device with it.
+    fn sealing_key(&self) -> Result<String, Self::Error>;
     /// A setting of the sync client (server address, token, CA), if set.
     fn sync_setting(&self, name: &str) -> Result<Option<String>, Self::Error>;
     /// Keeps a setting of the sync client.

@@ -123,6 +123,10 @@ pub struct EnrolRequest {
     pub device: String,
     /// The site code its store was created for.
     pub site: String,
+    /// The device's X25519 public key (64 hex digits): leases are sealed to it. A device
+    /// enrolled without one (an older app) receives no lease until it enrols again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealing_key: Option<String>,
 }
 
 impl EnrolRequest {
@@ -130,8 +134,19 @@ impl EnrolRequest {
     pub fn validate(&self) -> Result<(), Invalid> {
         check_name("code", &self.code)?;
         check_name("device", &self.device)?;
-        check_name("site", &self.site)
+        check_name("site", &self.site)?;
+        match &self.sealing_key {
+            Some(k) => check_hex32("sealing_key", k),
+            None => Ok(()),
+        }
     }
+}
+
+fn check_hex32(field: &str, v: &str) -> Result<(), Invalid> {
+    if v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(invalid(field, "must be 64 hex digits"));
+    }
+    Ok(())
 }
 
 /// What an enrolled device keeps.
@@ -236,6 +251,9 @@ impl PullReply {
 pub struct LeaseRequest {
     /// How many blocks (1 to [`MAX_LEASE_BLOCKS`]).
     pub blocks: u32,
+    /// The administrator asking (logged in on the device): the server leases only when its
+    /// copy of the site's log shows this user as an active administrator of this device.
+    pub administrator: String,
 }
 
 /// Most blocks leased in one request.
@@ -250,16 +268,17 @@ impl LeaseRequest {
                 format!("must be 1 to {MAX_LEASE_BLOCKS}"),
             ));
         }
-        Ok(())
+        check_name("administrator", &self.administrator)
     }
 }
 
-/// The leased envelopes, as the lease CSV a device loads (`Store::load_lease`).
+/// The leased envelopes, sealed to the device's key (`Store::load_sealed_lease`): each shows
+/// its id, place and commitment; its arm opens only with the device's secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LeaseReply {
-    /// CSV: stratum,seq,block,block_size,arm.
-    pub lease_csv: String,
+    /// The sealed lease.
+    pub lease: ecrf_randomize::SealedLease,
     /// Envelopes in it.
     pub envelopes: usize,
 }

@@ -89,3 +89,25 @@ pub struct SyncDone {
     /// When it finished (UTC).
     pub finished: String,
 }
+
+/// Sealed envelopes on this laptop (counts only: an unopened envelope's arm is never shown).
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct EnvelopesDto {
+    /// The session may load a lease from the server (administrator).
+    pub may_load: bool,
+    /// Enrolled with a server (a lease comes from there).
+    pub enrolled: bool,
+    /// Per stratum: sealed and opened envelopes.
+    pub strata: Vec<EnvelopeCountDto>,
+}
+
+/// Sealed and opened envelopes of one stratum on this laptop.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct EnvelopeCountDto {
+    /// Stratum key (the site code today).
+    pub stratum: String,
+    /// Still sealed.
+    pub sealed: u32,
+    /// Opened.
+    pub opened: u32,
+}

@@ -83,6 +83,8 @@ pub struct Server {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// The CA certificate (PEM) a client must trust to reach an HTTPS server.
     pub ca: Option<Vec<u8>>,
+    /// `RUST_LOG` of the process (`warn` unless [`Server::start_logging`]).
+    pub log_level: &'static str,
 }
 
 impl Server {
@@ -94,6 +96,22 @@ impl Server {
             log: log_dir.join("server.log"),
             tls: None,
             ca: None,
+            log_level: "warn",
+        };
+        s.spawn();
+        s
+    }
+
+    /// [`Server::start`] logging everything down to `info` (every request's summary).
+    pub fn start_logging(database_url: &str, log_dir: &Path) -> Server {
+        let mut s = Server {
+            database_url: database_url.to_string(),
+            port: free_port(),
+            child: None,
+            log: log_dir.join("server.log"),
+            tls: None,
+            ca: None,
+            log_level: "info",
         };
         s.spawn();
         s
@@ -110,6 +128,7 @@ impl Server {
             log: dir.join("server.log"),
             tls: Some((pki.cert, pki.key)),
             ca: Some(std::fs::read(&pki.ca).unwrap()),
+            log_level: "warn",
         };
         s.spawn();
         s
@@ -139,7 +158,7 @@ impl Server {
             None => cmd.arg("--insecure-http"),
         };
         let child = cmd
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", self.log_level)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -66,7 +66,23 @@ pub(super) async fn push(
         .filter(|ch| page.ids.contains(&ch.change_id))
         .collect();
     let mut flags = dated_before_base(&mut tx, site, device, &fresh).await?;
-    flags.extend(super::randomize::record_openings(&mut tx, site, device, &fresh).await?);
+    match super::randomize::record_openings(&mut tx, site, device, &req.changes, &fresh).await? {
+        Ok(opened) => flags.extend(opened),
+        Err(tampered) => {
+            // Nothing of this push is stored; the attempt is recorded for the coordinating
+            // centre on its own.
+            tx.rollback().await?;
+            db::changes::record_refused_flag(
+                &pool,
+                site,
+                device,
+                "envelope_tampered",
+                &tampered.detail,
+            )
+            .await?;
+            return Err(tampered.refusal);
+        }
+    }
     flags.extend(super::locks::hold_under_locks(&mut tx, site, device, &fresh).await?);
     tx.commit().await?;
     tracing::info!(device = %device, site = %site, stored, acked, "push");

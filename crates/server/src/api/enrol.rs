@@ -3,7 +3,8 @@
 //! Invariants: a code is good once, before it expires, and only for its own site
 //! ([`rules::enrol_code`]); a device keeps its number (and so its subject prefix `D<n>`) when
 //! enrolled again, and is never moved to another site ([`rules::re_enrol`]); the code is spent
-//! in the same transaction that issues the token, and only the token's hash is kept.
+//! in the same transaction that issues the token, and only the token's hash is kept; the
+//! device's X25519 public key (leases are sealed to it) is registered with the token.
 
 use axum::extract::State;
 use axum::response::Response;
@@ -34,6 +35,9 @@ pub(super) async fn enrol(
         }
         None => db::device::add(&mut tx, &req.device, &site, &secret_hash(&token)).await?,
     };
+    if let Some(key) = &req.sealing_key {
+        db::device::set_sealing_key(&mut tx, &req.device, key).await?;
+    }
     db::device::spend_code(&mut tx, &code_hash, &req.device).await?;
     tx.commit().await?;
     tracing::info!(device = %req.device, site = %site, device_no, "enrolled");

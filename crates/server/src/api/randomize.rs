@@ -4,8 +4,14 @@
 //! from a lease.
 //!
 //! Invariants: every change to the list happens under the site's row lock; a slot is opened
-//! once, for one subject, on one device, never reused; a pushed opening the list disagrees
-//! with ([`rules::opening`]) is kept (nothing is lost) and flagged for review.
+//! once, for one subject, on one device, never reused; a lease is asked by an administrator
+//! of the device ([`rules::lease_administrator`]) and sealed to the device's registered X25519
+//! key, each slot with a fresh nonce and commitment kept in the list, so its arms leave the
+//! server readable only by that device (never in a reply, log or flag); a pushed opening of a
+//! leased slot must carry the listed arm and nonce ([`rules::proven_arm`], else the push is
+//! refused whole and the attempt flagged); an opening the list disagrees with otherwise
+//! ([`rules::opening`]), or one that skips sealed envelopes before it, is kept (nothing is
+//! lost) and flagged for review.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -21,14 +27,34 @@ use super::{ApiError, reply};
 use crate::db;
 use crate::rules::{self, Opening, SlotState};
 
-/// Leases whole blocks of the site's list to the calling device: the lowest blocks whose slots
-/// are all free, in one transaction under the site's row lock.
+/// Leases whole blocks of the site's list to the calling device, asked by one of its
+/// administrators: the lowest blocks whose slots are all free, sealed to the device's key, in
+/// one transaction under the site's row lock.
 pub(super) async fn lease(
     State(pool): State<PgPool>,
     SiteRequest { at: c, body: req }: SiteRequest<LeaseRequest>,
 ) -> Result<Response, ApiError> {
     let site = c.site.as_str();
     let mut tx = c.transaction(&pool).await?;
+    let users = db::changes::user_changes(&mut tx, site, &c.device, &req.administrator).await?;
+    let users: Vec<Change> = users
+        .iter()
+        .filter_map(|b| serde_json::from_str(b).ok())
+        .collect();
+    rules::lease_administrator(&users, &req.administrator, &c.device)?;
+    let device_key = db::device::sealing_key(&mut tx, &c.device)
+        .await?
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::CONFLICT,
+                format!(
+                    "device {} registered no sealing key when it enrolled: enrol it again with a new code to receive leases",
+                    c.device
+                ),
+            )
+        })?;
+    let device_key = ecrf_randomize::seal::key_bytes(&device_key, "sealing key")
+        .map_err(|e| ApiError(StatusCode::CONFLICT, e.to_string()))?;
     let blocks = db::allocation::free_blocks(&mut tx, site, req.blocks).await?;
     rules::enough_blocks(blocks.len(), req.blocks, site)?;
     let leased = db::allocation::lease_blocks(&mut tx, site, &blocks, &c.device).await?;
@@ -50,11 +76,37 @@ pub(super) async fn lease(
         });
     }
     slots.sort_by_key(|s| s.seq);
+    let random = || -> Result<[u8; 32], ApiError> {
+        let mut b = [0u8; 32];
+        getrandom::fill(&mut b)
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        Ok(b)
+    };
+    let nonces = slots
+        .iter()
+        .map(|_| random())
+        .collect::<Result<Vec<_>, _>>()?;
+    let sealed = ecrf_randomize::seal::seal(&slots, &device_key, random()?, &nonces)
+        .map_err(|e| ApiError(StatusCode::CONFLICT, format!("sealing key: {e}")))?;
+    db::allocation::set_commitments(
+        &mut tx,
+        site,
+        &slots.iter().map(|s| s.seq as i32).collect::<Vec<_>>(),
+        &nonces.iter().map(hex::encode).collect::<Vec<_>>(),
+        &sealed
+            .envelopes
+            .iter()
+            .map(|e| e.commitment.clone())
+            .collect::<Vec<_>>(),
+        &req.administrator,
+    )
+    .await?;
     tx.commit().await?;
-    tracing::info!(device = %c.device, site = %site, envelopes = slots.len(), "lease");
+    tracing::info!(device = %c.device, site = %site, envelopes = slots.len(),
+        administrator = %req.administrator, "lease sealed to the device");
     reply(&wire::LeaseReply {
-        lease_csv: ecrf_randomize::to_csv(&slots),
-        envelopes: slots.len(),
+        envelopes: sealed.envelopes.len(),
+        lease: sealed,
     })
 }
 
@@ -89,16 +141,63 @@ pub(super) async fn take_slot(
     reply(&slot)
 }
 
+/// The arm code a pushed `item.set` of RND.ARM records, if it is one.
+fn rnd_arm(ch: &Change) -> Option<String> {
+    if ch.kind != ChangeKind::ItemSet
+        || ch.form.as_deref() != Some("RND")
+        || ch.item.as_deref() != Some("ARM")
+    {
+        return None;
+    }
+    match ch.body() {
+        Ok(Body::ItemSet {
+            new: Some(ecrf_core::Value::Code(arm)),
+            ..
+        }) => Some(arm),
+        _ => None,
+    }
+}
+
+/// A pushed opening that failed its proof ([`rules::proven_arm`]): the push is refused whole
+/// (its transaction rolled back), so the flag is written on its own, naming no stored change.
+pub(super) struct Tampered {
+    /// The refusal sent to the device.
+    pub refusal: ApiError,
+    /// The flag's text.
+    pub detail: String,
+}
+
 /// Marks the slots a pushed `subject.randomize` opened from a lease; flags one that was not
-/// this device's to open (the change is kept: nothing is lost, the flag is for review).
+/// this device's to open, and one opened while envelopes before it in its list were still
+/// sealed on the device (the change is kept: nothing is lost, the flag is for review). An
+/// opening whose arm does not prove against the list is [`Tampered`].
 pub(super) async fn record_openings(
     tx: &mut PgConnection,
     site: &str,
     device: &str,
+    pushed: &[Change],
     fresh: &[&Change],
-) -> Result<Vec<String>, ApiError> {
+) -> Result<Result<Vec<String>, Tampered>, ApiError> {
     let mut flags = Vec::new();
+    let index = |ch: &Change| {
+        pushed
+            .iter()
+            .position(|p| p.change_id == ch.change_id)
+            .unwrap_or_default()
+    };
     for ch in fresh {
+        if let Some(arm) = rnd_arm(ch)
+            && let Some(subject) = ch.subject.as_deref()
+            && let Some((slot, _)) = db::allocation::slot_of_subject(tx, site, subject).await?
+            && let Err(refusal) =
+                rules::recorded_arm(index(ch), ch, &slot.envelope, &arm, &slot.arm)
+        {
+            tracing::warn!(site, device, change = %ch.change_id, "RND ARM refused: not the arm opened");
+            return Ok(Err(Tampered {
+                detail: refusal.to_string(),
+                refusal: refusal.into(),
+            }));
+        }
         if ch.kind != ChangeKind::Randomized {
             continue;
         }
@@ -106,18 +205,59 @@ pub(super) async fn record_openings(
             continue;
         };
         // A slot the server does not hold came from a lease file: nothing to mark.
-        let Some((state, holder, subject)) =
-            db::allocation::slot_for_update(tx, site, &o.envelope).await?
-        else {
+        let Some(listed) = db::allocation::slot_for_update(tx, site, &o.envelope).await? else {
             continue;
         };
+        let (state, holder, subject) = (&listed.state, &listed.device, &listed.subject);
+        if !o.server
+            && listed.state == "leased"
+            && listed.device.as_deref() == Some(device)
+            && let Err(refusal) = rules::proven_arm(
+                index(ch),
+                ch,
+                &o.envelope,
+                (&o.arm, o.nonce.as_deref()),
+                (&listed.arm, listed.nonce.as_deref()),
+            )
+        {
+            let detail = refusal.to_string();
+            tracing::warn!(site, device, change = %ch.change_id, envelope = %o.envelope,
+                "opening refused: arm does not match the commitment");
+            return Ok(Err(Tampered {
+                refusal: refusal.into(),
+                detail,
+            }));
+        }
         let slot = SlotState {
-            state: &state,
+            state,
             holder: holder.as_deref(),
             subject: subject.as_deref(),
         };
         match rules::opening(&slot, device, ch.subject.as_deref(), o.server) {
             Opening::Mark => {
+                let skipped =
+                    db::allocation::sealed_before(tx, &listed.stratum, listed.seq, device).await?;
+                if !skipped.is_empty() {
+                    let detail = format!(
+                        "change {} opened envelope {} for {} while envelope(s) {} before it in \
+                         the list were still sealed on device {device}: opened out of order",
+                        ch.change_id,
+                        o.envelope,
+                        ch.subject.as_deref().unwrap_or("?"),
+                        skipped.join(", ")
+                    );
+                    tracing::warn!(site, device, change = %ch.change_id, "envelope opened out of order");
+                    db::changes::record_flag(
+                        tx,
+                        site,
+                        device,
+                        &ch.change_id,
+                        "envelope_order",
+                        &detail,
+                    )
+                    .await?;
+                    flags.push(detail);
+                }
                 db::allocation::mark_opened(tx, site, &o.envelope, ch.subject.as_deref()).await?;
             }
             Opening::Agrees => {}
@@ -139,5 +279,5 @@ pub(super) async fn record_openings(
             }
         }
     }
-    Ok(flags)
+    Ok(Ok(flags))
 }

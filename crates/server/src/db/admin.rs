@@ -159,3 +159,41 @@ pub async fn devices(
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
         .collect())
 }
+
+/// A flag the server raised for review, as the coordinating centre reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flag {
+    /// Device whose push raised it.
+    pub device: String,
+    /// The change it is about, if that change was stored.
+    pub change_id: Option<String>,
+    /// Kind: `clock`, `dated_before_base`, `held_under_lock`, `envelope`, `envelope_order`,
+    /// `envelope_tampered`.
+    pub flag: String,
+    /// What happened, in words.
+    pub detail: String,
+    /// When (UTC, RFC 3339).
+    pub at: String,
+}
+
+/// Every flag of a site, oldest first.
+pub async fn flags(pool: &PgPool, site: &str) -> Result<Vec<Flag>, ServerError> {
+    let rows = sqlx::query(
+        "SELECT device, change_id, flag, detail, \
+         to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
+         FROM flags WHERE site = $1 ORDER BY id",
+    )
+    .bind(site)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Flag {
+            device: r.get(0),
+            change_id: r.get(1),
+            flag: r.get(2),
+            detail: r.get(3),
+            at: r.get(4),
+        })
+        .collect())
+}

@@ -115,21 +115,90 @@ pub(crate) async fn open_next_free(
     Ok(row.as_ref().map(server_slot))
 }
 
-/// A slot of the site's list by envelope: (state, device, subject), locked.
+/// Keeps each leased slot's nonce and commitment (hex) and who asked for the lease.
+pub(crate) async fn set_commitments(
+    tx: &mut PgConnection,
+    site: &str,
+    seqs: &[i32],
+    nonces: &[String],
+    commitments: &[String],
+    leased_by: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE allocation a SET nonce = n.nonce, commitment = n.commitment, leased_by = $5 \
+         FROM unnest($2::int[], $3::text[], $4::text[]) AS n(seq, nonce, commitment) \
+         WHERE a.site = $1 AND a.stratum = $1 AND a.seq = n.seq",
+    )
+    .bind(site)
+    .bind(seqs)
+    .bind(nonces)
+    .bind(commitments)
+    .bind(leased_by)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// A slot of the list as an opening pushed from a lease is checked against it.
+pub(crate) struct ListedSlot {
+    /// `free`, `leased`, `opened` or `withdrawn`.
+    pub state: String,
+    /// The device it is leased to or was opened on.
+    pub device: Option<String>,
+    /// The subject it was opened for.
+    pub subject: Option<String>,
+    /// Stratum key.
+    pub stratum: String,
+    /// Position in the stratum's list.
+    pub seq: i32,
+    /// Arm code.
+    pub arm: String,
+    /// Hex of the nonce given when leased (none before sealing).
+    pub nonce: Option<String>,
+}
+
+/// A slot of the site's list by envelope, locked.
 pub(crate) async fn slot_for_update(
     tx: &mut PgConnection,
     site: &str,
     envelope: &str,
-) -> Result<Option<(String, Option<String>, Option<String>)>, sqlx::Error> {
+) -> Result<Option<ListedSlot>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT state, device, subject FROM allocation WHERE site = $1 AND envelope = $2 \
-         FOR UPDATE",
+        "SELECT state, device, subject, stratum, seq, arm, nonce FROM allocation \
+         WHERE site = $1 AND envelope = $2 FOR UPDATE",
     )
     .bind(site)
     .bind(envelope)
     .fetch_optional(tx)
     .await?;
-    Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
+    Ok(row.map(|r| ListedSlot {
+        state: r.get(0),
+        device: r.get(1),
+        subject: r.get(2),
+        stratum: r.get(3),
+        seq: r.get(4),
+        arm: r.get(5),
+        nonce: r.get(6),
+    }))
+}
+
+/// Envelopes of the stratum leased to `device`, still sealed, before position `seq`: an
+/// opening at `seq` skipped them.
+pub(crate) async fn sealed_before(
+    tx: &mut PgConnection,
+    stratum: &str,
+    seq: i32,
+    device: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT envelope FROM allocation WHERE stratum = $1 AND seq < $2 AND device = $3 \
+         AND state = 'leased' ORDER BY seq",
+    )
+    .bind(stratum)
+    .bind(seq)
+    .bind(device)
+    .fetch_all(tx)
+    .await
 }
 
 /// Marks a leased slot opened for a subject.

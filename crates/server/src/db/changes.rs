@@ -150,6 +150,26 @@ pub(crate) async fn times_of(
         .collect())
 }
 
+/// The user changes (`user.add`, `user.role`, `user.deactivate`) `device` pushed for `user`,
+/// as JSON, in site order: what the server knows of that user's role on that device.
+pub(crate) async fn user_changes(
+    tx: &mut PgConnection,
+    site: &str,
+    device: &str,
+    user: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT body FROM changes WHERE site = $1 AND device = $2 \
+         AND body::jsonb ->> 'item' = $3 \
+         AND body::jsonb ->> 'kind' IN ('user.add', 'user.role', 'user.deactivate') ORDER BY seq",
+    )
+    .bind(site)
+    .bind(device)
+    .bind(user)
+    .fetch_all(tx)
+    .await
+}
+
 /// Records one flag on a pushed change (in the push's transaction), for the audit review.
 pub(crate) async fn record_flag(
     tx: &mut PgConnection,
@@ -169,6 +189,24 @@ pub(crate) async fn record_flag(
     .bind(detail)
     .execute(tx)
     .await?;
+    Ok(())
+}
+
+/// Records a flag about a push that was refused whole (no change of it stored, so none named).
+pub(crate) async fn record_refused_flag(
+    pool: &PgPool,
+    site: &str,
+    device: &str,
+    flag: &str,
+    detail: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO flags (site, device, flag, detail) VALUES ($1, $2, $3, $4)")
+        .bind(site)
+        .bind(device)
+        .bind(flag)
+        .bind(detail)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 

@@ -135,6 +135,31 @@ pub(crate) async fn add(
     Ok(n)
 }
 
+/// Registers the device's X25519 public key (hex), to which its leases are sealed.
+pub(crate) async fn set_sealing_key(
+    tx: &mut PgConnection,
+    device: &str,
+    key: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE devices SET sealing_key = $2 WHERE device = $1")
+        .bind(device)
+        .bind(key)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// The device's registered X25519 public key (hex), if it has one.
+pub(crate) async fn sealing_key(
+    tx: &mut PgConnection,
+    device: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT sealing_key FROM devices WHERE device = $1")
+        .bind(device)
+        .fetch_one(tx)
+        .await
+}
+
 /// Marks an enrolment code spent by a device.
 pub(crate) async fn spend_code(
     tx: &mut PgConnection,

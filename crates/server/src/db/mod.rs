@@ -23,7 +23,7 @@ pub(crate) mod changes;
 pub(crate) mod device;
 
 pub use admin::{
-    add_site, allocation_counts, devices, enrol_code, revoke_device, upload_allocation,
+    Flag, add_site, allocation_counts, devices, enrol_code, flags, revoke_device, upload_allocation,
 };
 
 /// Migrations, in order (name, SQL).
@@ -39,6 +39,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0003_allocation",
         include_str!("../../migrations/0003_allocation.sql"),
+    ),
+    (
+        "0004_sealed_envelopes",
+        include_str!("../../migrations/0004_sealed_envelopes.sql"),
     ),
 ];
 

@@ -185,7 +185,7 @@ impl Store {
             "SELECT subject || '|' || form || '|' || item || '|' || change_id || '|' || coalesce(value, '∅') || '|' || coalesce(warning, '') || '|' || change_seq FROM item_heads ORDER BY subject, form, item, change_id",
             "SELECT change_id FROM superseded ORDER BY change_id",
             "SELECT subject || '|' || form || '|' || item FROM conflicted ORDER BY subject, form, item",
-            "SELECT envelope || '|' || stratum || '|' || seq || '|' || block || '|' || block_size || '|' || arm || '|' || lease || '|' || coalesce(subject, '') || '|' || coalesce(opened_seq, '') FROM envelopes ORDER BY envelope",
+            "SELECT envelope || '|' || stratum || '|' || seq || '|' || block || '|' || block_size || '|' || coalesce(commitment, '') || '|' || coalesce(arm, '') || '|' || lease || '|' || coalesce(subject, '') || '|' || coalesce(opened_seq, '') FROM envelopes ORDER BY envelope",
             "SELECT username || '|' || active || '|' || password_reset_pending FROM users ORDER BY username",
             "SELECT query_id || '|' || subject || '|' || form || '|' || item || '|' || state || '|' || text || '|' || raised_by || '|' || updated_seq FROM queries ORDER BY query_id",
             "SELECT subject || '|' || form || '|' || item || '|' || verified_by || '|' || verified_seq FROM sdv ORDER BY subject, form, item",
