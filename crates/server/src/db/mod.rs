@@ -40,6 +40,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_allocation",
         include_str!("../../migrations/0003_allocation.sql"),
     ),
+    (
+        "0004_enrol_code_device",
+        include_str!("../../migrations/0004_enrol_code_device.sql"),
+    ),
 ];
 
 /// Connects (a pool of `max` connections) and brings the schema up to date.
