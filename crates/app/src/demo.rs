@@ -118,7 +118,7 @@ pub fn save_sample(
 }
 
 /// The demo's user names and password (printed by `make run`; a demo store holds no real data).
-pub const DEMO_PASSWORD: &str = "demo-password";
+pub const DEMO_PASSWORD: &str = "demo-ward-2026";
 
 /// Creates a demo store with one site, a nurse and three subjects with ECMO and daily logs.
 pub fn create(path: &Path, study: Arc<Study>) -> Result<(), String> {

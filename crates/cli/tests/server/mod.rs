@@ -83,6 +83,9 @@ pub struct Server {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// The CA certificate (PEM) a client must trust to reach an HTTPS server.
     pub ca: Option<Vec<u8>>,
+    /// Enrolment attempts per address per minute (`--enrol-per-minute`): high for tests that
+    /// enrol many laptops from this one address; the server's default in the test of the limit.
+    pub enrol_per_minute: u32,
 }
 
 impl Server {
@@ -94,6 +97,22 @@ impl Server {
             log: log_dir.join("server.log"),
             tls: None,
             ca: None,
+            enrol_per_minute: 1000,
+        };
+        s.spawn();
+        s
+    }
+
+    /// [`Server::start`] with the server's own enrolment rate limit.
+    pub fn start_with_enrol_limit(database_url: &str, log_dir: &Path, per_minute: u32) -> Server {
+        let mut s = Server {
+            database_url: database_url.to_string(),
+            port: free_port(),
+            child: None,
+            log: log_dir.join("server.log"),
+            tls: None,
+            ca: None,
+            enrol_per_minute: per_minute,
         };
         s.spawn();
         s
@@ -110,6 +129,7 @@ impl Server {
             log: dir.join("server.log"),
             tls: Some((pki.cert, pki.key)),
             ca: Some(std::fs::read(&pki.ca).unwrap()),
+            enrol_per_minute: 1000,
         };
         s.spawn();
         s
@@ -133,6 +153,8 @@ impl Server {
             &self.database_url,
             "--listen",
             &format!("127.0.0.1:{}", self.port),
+            "--enrol-per-minute",
+            &self.enrol_per_minute.to_string(),
         ]);
         match &self.tls {
             Some((cert, key)) => cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key),
@@ -208,8 +230,9 @@ impl Server {
         self.admin(&["site", "add", code, "--name", &format!("Hospital {code}")]);
     }
 
-    pub fn enrol_code(&self, site: &str) -> String {
-        self.admin(&["device", "enrol-code", "--site", site])
+    /// A one-time code enrolling the one new device `device` with `site`.
+    pub fn enrol_code(&self, site: &str, device: &str) -> String {
+        self.admin(&["device", "enrol-code", "--site", site, "--device", device])
     }
 }
 
@@ -321,7 +344,7 @@ impl Device {
         ecrf_sync::enrol(
             &d.store,
             &server.url(),
-            &server.enrol_code(site),
+            &server.enrol_code(site, d.store.device_id()),
             server.ca.as_deref(),
         )
         .unwrap();
