@@ -203,7 +203,7 @@ fn a_conflict_is_listed_and_resolved_from_the_sync_page() {
     )
     .unwrap();
     other
-        .add_user("wang", "Wang", Role::Nurse, "wang-password")
+        .add_user("wang", "Wang", Role::Nurse, "wang-password-1")
         .unwrap();
     let send = |from: &Store, to: &mut Store| {
         let page = from.own_changes_after(0, 10_000).unwrap();
@@ -217,7 +217,7 @@ fn a_conflict_is_listed_and_resolved_from_the_sync_page() {
             &dir.path().join("other.ecrf"),
             Arc::clone(&app.study),
             "wang",
-            "wang-password",
+            "wang-password-1",
         )
         .unwrap()
     };
