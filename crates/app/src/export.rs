@@ -91,7 +91,8 @@ mod tests {
             .unwrap();
         let suggested = app.default_export_folder();
         assert!(
-            suggested.starts_with(&dir.path().display().to_string()) && suggested.contains("export-"),
+            suggested.starts_with(&dir.path().display().to_string())
+                && suggested.contains("export-"),
             "{suggested}"
         );
         // An unknown format is refused where the UI's request is read, naming the formats.

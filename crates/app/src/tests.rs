@@ -319,20 +319,35 @@ fn printouts_and_audit_csvs_go_only_to_the_folder_the_user_chose() {
         "{}",
         refused.message
     );
-    assert!(refused.message.contains("打印文件夹"), "{}", refused.message);
-    assert!(!dir.path().join("printouts").exists(), "no folder of the app's own");
+    assert!(
+        refused.message.contains("打印文件夹"),
+        "{}",
+        refused.message
+    );
+    assert!(
+        !dir.path().join("printouts").exists(),
+        "no folder of the app's own"
+    );
     let missing = dir.path().join("no-such-folder");
     let e = app
         .set_print_folder(&missing.display().to_string())
         .unwrap_err();
-    assert!(e.message.contains("choose an existing folder"), "{}", e.message);
+    assert!(
+        e.message.contains("choose an existing folder"),
+        "{}",
+        e.message
+    );
 
     let chosen = dir.path().join("chosen");
     std::fs::create_dir(&chosen).unwrap();
     let s = app.set_print_folder(&chosen.display().to_string()).unwrap();
     assert_eq!(s.print_folder.as_deref(), Some(chosen.to_str().unwrap()));
     let printed = app.print_blank(Some("BAS")).unwrap();
-    assert!(Path::new(&printed.path).starts_with(&chosen), "{}", printed.path);
+    assert!(
+        Path::new(&printed.path).starts_with(&chosen),
+        "{}",
+        printed.path
+    );
     assert!(Path::new(&printed.path).is_file());
     let leftovers: Vec<_> = std::fs::read_dir(&chosen)
         .unwrap()

@@ -165,11 +165,15 @@ fn the_token_is_checked_before_any_body_is_read() {
         let mut line = String::new();
         BufReader::new(&mut s).read_line(&mut line).unwrap();
         assert!(line.contains(" 401 "), "{bad:?}: {line}");
-        assert!(t.elapsed() < Duration::from_secs(3), "answered before the body");
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "answered before the body"
+        );
     }
     // With the token, the same half-sent body is waited for (no answer yet), then read.
     let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(800))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(800)))
+        .unwrap();
     let body = br#"{"changes":[]}"#;
     let head = format!(
         "POST /api/v1/sites/01/changes HTTP/1.1\r\nHost: 127.0.0.1\r\n\
@@ -180,7 +184,10 @@ fn the_token_is_checked_before_any_body_is_read() {
     s.write_all(head.as_bytes()).unwrap();
     s.write_all(&body[..5]).unwrap();
     let mut byte = [0u8; 1];
-    assert!(s.read(&mut byte).is_err(), "a caller with a token is waited for");
+    assert!(
+        s.read(&mut byte).is_err(),
+        "a caller with a token is waited for"
+    );
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(&body[5..]).unwrap();
     let (status, text) = read_reply(&mut s);
@@ -211,7 +218,12 @@ fn enrolment_attempts_are_rate_limited_per_address() {
         )
     };
     for i in 0..10 {
-        let (status, text) = raw_post(&server, "/api/v1/enrol", None, body(&format!("GUESS{i}")).as_bytes());
+        let (status, text) = raw_post(
+            &server,
+            "/api/v1/enrol",
+            None,
+            body(&format!("GUESS{i}")).as_bytes(),
+        );
         assert_eq!(status, 401, "attempt {i}: {text}");
     }
     // The eleventh within the minute is refused before any code is looked at, even a good one.
@@ -327,8 +339,16 @@ fn a_server_claiming_more_than_it_was_sent_or_more_pages_forever_is_not_believed
     let id = d.store.device_id().to_string();
     let own = d.store.own_change_count_after(0).unwrap() as i64;
     let unchanged = |d: &Device| {
-        assert_eq!(d.store.sync_state().unwrap().pushed, 0, "nothing recorded as sent");
-        assert_eq!(d.store.sync_state().unwrap().pulled, 0, "no pull cursor moved");
+        assert_eq!(
+            d.store.sync_state().unwrap().pushed,
+            0,
+            "nothing recorded as sent"
+        );
+        assert_eq!(
+            d.store.sync_state().unwrap().pulled,
+            0,
+            "no pull cursor moved"
+        );
     };
 
     // It says it holds more of this device's changes than the device ever made.
@@ -355,7 +375,8 @@ fn a_server_claiming_more_than_it_was_sent_or_more_pages_forever_is_not_believed
     }));
     let why = refused_reply(&mut d, &liar);
     assert!(
-        why.contains("acknowledged changes up to #100000") && why.contains(&format!("#{own} were sent")),
+        why.contains("acknowledged changes up to #100000")
+            && why.contains(&format!("#{own} were sent")),
         "{why}"
     );
     unchanged(&d);
@@ -372,5 +393,9 @@ fn a_server_claiming_more_than_it_was_sent_or_more_pages_forever_is_not_believed
     d.store.set_pushed(own).unwrap();
     let why = refused_reply(&mut d, &liar);
     assert!(why.contains("no progress"), "{why}");
-    assert_eq!(d.store.sync_state().unwrap().pulled, 0, "no pull cursor moved");
+    assert_eq!(
+        d.store.sync_state().unwrap().pulled,
+        0,
+        "no pull cursor moved"
+    );
 }

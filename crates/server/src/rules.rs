@@ -88,8 +88,7 @@ pub fn enrol_code(code: Option<&EnrolCode>, asked: &str, device: &str) -> Result
              for this device"
         ))),
         None => Err(Refusal::Unauthorized(
-            "this enrolment code names no device (made before codes did); ask for a new one"
-                .into(),
+            "this enrolment code names no device (made before codes did); ask for a new one".into(),
         )),
     }
 }

@@ -406,8 +406,7 @@ impl Keyring {
 
     /// The Argon2id cost of a user's slot, `None` when the user has no slot.
     pub fn kdf_of(&self, user: &str) -> Option<KdfParams> {
-        self.slot(user)
-            .map(|s| s.kdf.unwrap_or(KdfParams::LEGACY))
+        self.slot(user).map(|s| s.kdf.unwrap_or(KdfParams::LEGACY))
     }
 
     /// True when the user's slot was written with a weaker cost than [`KdfParams::CURRENT`]

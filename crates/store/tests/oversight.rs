@@ -489,7 +489,9 @@ fn users_are_deactivated_not_deleted_and_a_reset_password_blocks_signing_until_c
     let dir = tempfile::tempdir().unwrap();
     let (path, subject) = trial(dir.path());
     let mut admin = open(&path, "admin");
-    admin.reset_password("investigator", "temporary-pass-1").unwrap();
+    admin
+        .reset_password("investigator", "temporary-pass-1")
+        .unwrap();
     admin.change_role("nurse", Role::Investigator).unwrap();
     admin.deactivate_user("monitor").unwrap();
     let e = admin

@@ -30,7 +30,10 @@ fn new_slots_cost_at_least_64_mib_and_three_passes() {
     assert_eq!(slot_cost(&path, "admin"), current);
     assert_eq!(slot_cost(&path, "nurse"), current);
     let text = fs::read_to_string(keyring_path(&path)).unwrap();
-    assert!(text.contains("\"m_kib\": 65536"), "the cost is recorded per slot: {text}");
+    assert!(
+        text.contains("\"m_kib\": 65536"),
+        "the cost is recorded per slot: {text}"
+    );
 }
 
 #[test]
@@ -58,7 +61,11 @@ fn slots_written_at_the_old_cost_still_open_and_are_strengthened_at_the_next_log
     fs::write(keyring_path(&path), json.to_string()).unwrap();
     assert_eq!(slot_cost(&path, "nurse"), KdfParams::LEGACY);
     assert_eq!(slot_cost(&path, "admin"), KdfParams::LEGACY);
-    assert!(Keyring::load(&path).unwrap().is_weaker_than_current("admin"));
+    assert!(
+        Keyring::load(&path)
+            .unwrap()
+            .is_weaker_than_current("admin")
+    );
 
     // A wrong password changes nothing.
     assert!(matches!(
@@ -73,7 +80,11 @@ fn slots_written_at_the_old_cost_still_open_and_are_strengthened_at_the_next_log
     assert_eq!(slot_cost(&path, "admin"), KdfParams::LEGACY);
     drop(open_as(&path, &ADMIN));
     assert_eq!(slot_cost(&path, "admin"), KdfParams::CURRENT);
-    assert!(!Keyring::load(&path).unwrap().is_weaker_than_current("admin"));
+    assert!(
+        !Keyring::load(&path)
+            .unwrap()
+            .is_weaker_than_current("admin")
+    );
 
     // The same passwords open it afterwards; the recovery slot is untouched.
     let s = open_as(&path, &NURSE);
@@ -106,7 +117,10 @@ fn passwords_are_twelve_characters_and_hard_to_guess_wherever_they_are_set() {
         "{why}"
     );
     assert!(why.contains("密码") && why.contains("12 个字符"), "{why}");
-    assert!(!dir.path().join("short.ecrf").exists(), "nothing was created");
+    assert!(
+        !dir.path().join("short.ecrf").exists(),
+        "nothing was created"
+    );
     let weak = Site::new("01").admin(ADMIN.with_password("passwordpassword"));
     let why = invalid(Store::create(
         &dir.path().join("weak.ecrf"),
@@ -117,13 +131,21 @@ fn passwords_are_twelve_characters_and_hard_to_guess_wherever_they_are_set() {
         why.starts_with("password:") && why.contains("too easy to guess"),
         "{why}"
     );
-    assert!(why.contains("密码") && why.contains("过于容易被猜到"), "{why}");
+    assert!(
+        why.contains("密码") && why.contains("过于容易被猜到"),
+        "{why}"
+    );
 
     // A new user, a reset, one's own change: the same rule, and nothing written when refused.
     let path = dir.path().join("w.ecrf");
     let mut admin = Site::new("01").with_nurse().create(&path);
     let head = admin.head().0;
-    for weak in ["short-1", "123456789012", "qwertyuiopasdf", "admin-admin-admin"] {
+    for weak in [
+        "short-1",
+        "123456789012",
+        "qwertyuiopasdf",
+        "admin-admin-admin",
+    ] {
         let why = invalid(admin.add_user("wang", "Wang", Role::Nurse, weak));
         assert!(why.starts_with("password:"), "{weak}: {why}");
         let why = invalid(admin.reset_password("nurse", weak));
@@ -177,7 +199,10 @@ fn secret_files_are_owner_only_and_never_written_through_a_link() {
         .add_user("wang", "Wang", Role::Nurse, "ward-kestrel-harbour")
         .unwrap();
     assert_eq!(fs::read_to_string(&victim).unwrap(), "do not touch");
-    assert!(!tmp.exists() && fs::symlink_metadata(&tmp).is_err(), "no temporary file left");
+    assert!(
+        !tmp.exists() && fs::symlink_metadata(&tmp).is_err(),
+        "no temporary file left"
+    );
     assert!(fs::symlink_metadata(keyring_path(&path)).unwrap().is_file());
     assert_eq!(mode(&keyring_path(&path)), 0o600);
     drop(admin);
@@ -220,19 +245,35 @@ fn restore_refuses_a_backup_of_another_store_unless_an_administrator_forces_it()
         false,
     ));
     assert!(
-        why.contains("backup of another store") && why.contains(&their_id) && why.contains("--force"),
+        why.contains("backup of another store")
+            && why.contains(&their_id)
+            && why.contains("--force"),
         "{why}"
     );
-    assert_eq!(Keyring::load(&ours).unwrap().store_id(), our_id, "nothing replaced");
+    assert_eq!(
+        Keyring::load(&ours).unwrap().store_id(),
+        our_id,
+        "nothing replaced"
+    );
     assert!(
-        fs::read_dir(dir.path())
+        fs::read_dir(dir.path()).unwrap().all(|e| !e
             .unwrap()
-            .all(|e| !e.unwrap().file_name().to_string_lossy().contains("before-restore")),
+            .file_name()
+            .to_string_lossy()
+            .contains("before-restore")),
         "nothing was moved aside"
     );
 
     // Its own backup restores without forcing.
-    backup::restore(&our_backup, &ours, study(), ADMIN.username, ADMIN.password, false).unwrap();
+    backup::restore(
+        &our_backup,
+        &ours,
+        study(),
+        ADMIN.username,
+        ADMIN.password,
+        false,
+    )
+    .unwrap();
     assert_eq!(Keyring::load(&ours).unwrap().store_id(), our_id);
 
     // Forced by an administrator, the other store's backup replaces this one.

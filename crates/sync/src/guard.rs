@@ -51,7 +51,9 @@ fn is_loopback(host: &str) -> bool {
 }
 
 fn broke(bound: String) -> SyncError {
-    SyncError::Reply(format!("the server broke the protocol: {bound}; nothing of it was kept"))
+    SyncError::Reply(format!(
+        "the server broke the protocol: {bound}; nothing of it was kept"
+    ))
 }
 
 fn check_flags(flags: &[String], most: usize) -> Result<(), SyncError> {
@@ -256,7 +258,10 @@ mod tests {
         let why = check_device_reply(&reply("d1", 8), "d1", "01", 7)
             .unwrap_err()
             .to_string();
-        assert!(why.contains("up to #8") && why.contains("has made 7"), "{why}");
+        assert!(
+            why.contains("up to #8") && why.contains("has made 7"),
+            "{why}"
+        );
         assert!(check_device_reply(&reply("d1", -1), "d1", "01", 7).is_err());
         let why = check_device_reply(&reply("d2", 0), "d1", "01", 7)
             .unwrap_err()

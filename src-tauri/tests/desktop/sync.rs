@@ -46,7 +46,14 @@ pub(crate) fn an_administrator_enrols_the_laptop_and_a_sync_shows_progress_and_a
     let device = d.text("#enrol-device");
     let code = server_admin(
         &db,
-        &["device", "enrol-code", "--site", "01", "--device", device.trim()],
+        &[
+            "device",
+            "enrol-code",
+            "--site",
+            "01",
+            "--device",
+            device.trim(),
+        ],
     );
     // Plain HTTP to another computer is refused before anything is sent.
     d.type_in("#enrol-server", "http://192.0.2.10:8080");
@@ -92,7 +99,14 @@ pub(crate) fn an_administrator_enrols_the_laptop_and_a_sync_shows_progress_and_a
     let mut b = ecrf_store::Store::open(&other, study, "bo", "bo-password-1").expect("open");
     let code_b = server_admin(
         &db,
-        &["device", "enrol-code", "--site", "01", "--device", b.device_id()],
+        &[
+            "device",
+            "enrol-code",
+            "--site",
+            "01",
+            "--device",
+            b.device_id(),
+        ],
     );
     ecrf_sync::enrol(&b, &url, &code_b, None).expect("enrol the second laptop");
     let client_b = ecrf_sync::client::client_of(&b).expect("client");

@@ -93,11 +93,7 @@ impl RateLimiter {
 }
 
 /// Answers 503 when the request runs past its deadline.
-pub(super) async fn deadline(
-    State(limit): State<Duration>,
-    req: Request,
-    next: Next,
-) -> Response {
+pub(super) async fn deadline(State(limit): State<Duration>, req: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(r) => r,
         Err(_) => ApiError(

@@ -42,7 +42,8 @@ pub async fn enrol_code(
     device: &str,
     hours: i64,
 ) -> Result<String, ServerError> {
-    crate::rules::new_device_id(device).map_err(|r| ServerError::Invalid(format!("--device: {r}")))?;
+    crate::rules::new_device_id(device)
+        .map_err(|r| ServerError::Invalid(format!("--device: {r}")))?;
     let known: Option<String> = sqlx::query_scalar("SELECT site FROM devices WHERE device = $1")
         .bind(device)
         .fetch_optional(pool)

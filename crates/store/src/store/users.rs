@@ -50,7 +50,15 @@ pub fn check_password(password: &str, username: &str) -> Result<(), StoreError> 
              / 密码：至少需要 {MIN_PASSWORD_CHARS} 个字符（当前 {n} 个）"
         )));
     }
-    let known = [username, "ecrf", "early", "iabp", "early-iabp", "trial", "study"];
+    let known = [
+        username,
+        "ecrf",
+        "early",
+        "iabp",
+        "early-iabp",
+        "trial",
+        "study",
+    ];
     let estimate = zxcvbn::zxcvbn(password, &known);
     let score = u8::from(estimate.score());
     if score < MIN_PASSWORD_SCORE {
