@@ -40,7 +40,8 @@ fn next_change(last: &Change, edit: impl FnOnce(&mut Change)) -> Change {
 fn device_as(dir: &std::path::Path, name: &str, server: &Server, user: &str, role: Role) -> Device {
     let d = Device::enrolled(dir, name, "01", server);
     drop(d.store);
-    let pw = format!("{user}-password");
+    // Long and unguessable enough for the store's password rule.
+    let pw = format!("{user}-ward-kestrel-1");
     let mut admin = Store::open(&d.path, study(), "admin", "admin-password").unwrap();
     admin.add_user(user, user, role, &pw).unwrap();
     drop(admin);
