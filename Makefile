@@ -33,7 +33,7 @@ run: build
 # The same demo through the command line.
 demo-cli: build
 	@[ -f demo/demo.ecrf ] || $(ECRF) demo --path demo/demo.ecrf
-	ECRF_STORE=demo/demo.ecrf ECRF_USER=nurse ECRF_PASSWORD=demo-password $(ECRF) form show 01-0001 DLY#1
+	ECRF_STORE=demo/demo.ecrf ECRF_USER=nurse ECRF_PASSWORD=demo-ward-2026 $(ECRF) form show 01-0001 DLY#1
 
 lint: ui
 	cd ui && npm run lint

@@ -65,6 +65,14 @@ fn set_lock_minutes(s: State<'_, Shell>, minutes: u32) -> AppResult<SessionDto> 
     with(&s, |a| a.set_lock_minutes(minutes))
 }
 #[tauri::command]
+fn print_folder(s: State<'_, Shell>) -> AppResult<Option<String>> {
+    with(&s, |a| a.print_folder())
+}
+#[tauri::command]
+fn set_print_folder(s: State<'_, Shell>, folder: String) -> AppResult<SessionDto> {
+    with(&s, |a| a.set_print_folder(&folder))
+}
+#[tauri::command]
 fn users(s: State<'_, Shell>) -> AppResult<Vec<User>> {
     with(&s, |a| a.users())
 }
@@ -228,8 +236,17 @@ fn sync_online(s: State<'_, Shell>) -> AppResult<bool> {
 }
 
 #[tauri::command(async)]
-fn enrol(s: State<'_, Shell>, server: String, code: String) -> AppResult<SyncStatusDto> {
-    with(&s, |a| a.enrol(&server, &code))
+fn enrol(
+    s: State<'_, Shell>,
+    server: String,
+    code: String,
+    ca_file: Option<String>,
+) -> AppResult<SyncStatusDto> {
+    with(&s, |a| a.enrol(&server, &code, ca_file.as_deref()))
+}
+#[tauri::command]
+fn set_site_ca(s: State<'_, Shell>, ca_file: String) -> AppResult<SyncStatusDto> {
+    with(&s, |a| a.set_site_ca(&ca_file))
 }
 
 /// One sync; each page moves the window's progress bar (`sync-progress` events).
@@ -381,6 +398,9 @@ fn main() {
             sync_status,
             sync_online,
             enrol,
+            set_site_ca,
+            set_print_folder,
+            print_folder,
             sync_now,
             envelopes,
             load_lease,

@@ -21,6 +21,16 @@ export const api = {
     invoke<string | null>("plugin:dialog|open", {
       options: { directory: true, multiple: false, title, defaultPath },
     }),
+  /** The native file picker for one certificate file (PEM); null when the user cancels. */
+  pickCertificate: (title: string) =>
+    invoke<string | null>("plugin:dialog|open", {
+      options: {
+        directory: false,
+        multiple: false,
+        title,
+        filters: [{ name: "PEM", extensions: ["pem", "crt", "cer"] }],
+      },
+    }),
 };
 
 export { events };

@@ -391,7 +391,11 @@ may_manage_users: boolean,
 /**
  * May export data.
  */
-may_export: boolean, };
+may_export: boolean, 
+/**
+ * The folder the user chose for printouts and audit CSVs (none yet: printing asks).
+ */
+print_folder: string | null, };
 
 export type SubjectRow = { 
 /**
@@ -912,6 +916,14 @@ enrolled: boolean,
  * The server's address.
  */
 server: string | null, 
+/**
+ * This laptop's device id: the administrator makes its enrolment code for it.
+ */
+device: string, 
+/**
+ * The site CA certificate file the sync trusts (none: public CAs).
+ */
+ca_file: string | null, 
 /**
  * When the last sync finished without error (UTC), if ever.
  */

@@ -9,8 +9,8 @@ const words = {
   startSetup: ["Set up this laptop", "设置本机"],
   startDemo: ["Try the demo store", "试用演示数据库"],
   demoHint: [
-    "Demo store: log in as nurse, password demo-password",
-    "演示数据库：用户 nurse，密码 demo-password",
+    "Demo store: log in as nurse, password demo-ward-2026",
+    "演示数据库：用户 nurse，密码 demo-ward-2026",
   ],
   setupTitle: ["First-run set-up", "首次设置"],
   site: ["Site code", "中心编号"],
@@ -19,6 +19,16 @@ const words = {
   password: ["Password", "密码"],
   passwordAgain: ["Password again", "再次输入密码"],
   passwordsDiffer: ["The two passwords differ", "两次输入的密码不一致"],
+  passwordRule: [
+    "At least 12 characters and hard to guess: several unrelated words work well.",
+    "至少 12 个字符且不易被猜到：可使用几个无关的词语组合。",
+  ],
+  notEncrypted: [
+    "This file is not encrypted: keep it where only the study team can read it, and delete it when it is no longer needed.",
+    "此文件未加密：请保存在仅研究团队可访问的位置，不再需要时请删除。",
+  ],
+  printFolder: ["Folder for printouts (not encrypted)", "打印文件保存位置（未加密）"],
+  printFolderChange: ["Printout folder…", "打印文件夹…"],
   createStore: ["Create the encrypted store", "创建加密数据库"],
   recoveryTitle: ["Recovery key — shown once", "恢复密钥——仅显示一次"],
   recoveryText: [

@@ -99,17 +99,50 @@ function header(): HTMLElement {
 let rerender: () => void = () => undefined;
 
 /** A print button: writes the PDF (Rust draws it from the study definition) and says where. */
+/** Asks where printouts go (the native folder picker) and remembers it for this user; false
+ * when the user cancels. Printouts are not encrypted, so the app never picks a folder itself. */
+async function choosePrintFolder(): Promise<boolean> {
+  const chosen = await api.pickFolder(t("printFolder"), session?.print_folder ?? "");
+  if (!chosen) return false;
+  session = await api.setPrintFolder(chosen);
+  return true;
+}
+
+/** The folder printouts go to: the one chosen before (as Rust holds it), or asked now; null
+ * when cancelled. */
+async function printFolder(): Promise<string | null> {
+  const chosen = await api.printFolder();
+  if (chosen) return chosen;
+  return (await choosePrintFolder()) ? (session?.print_folder ?? null) : null;
+}
+
 function printButton(id: string, label: string, print: () => Promise<Printout>): HTMLElement {
   const button = h("button", { type: "button", id }, label);
   button.addEventListener("click", () => {
     void guard(async () => {
+      if (!(await printFolder())) return;
       const notice = byId("print-notice");
       if (notice) notice.textContent = t("printing");
       const p = await print();
-      if (notice) notice.textContent = `${t("printed")} (${p.pages} p.): ${p.path}`;
+      if (notice)
+        notice.textContent = `${t("printed")} (${p.pages} p.): ${p.path}. ${t("notEncrypted")}`;
     });
   });
   return button;
+}
+
+/** Changes the folder printouts and audit CSVs are saved in. */
+function printFolderButton(): HTMLElement {
+  return h(
+    "button",
+    {
+      type: "button",
+      id: "print-folder",
+      title: session?.print_folder ?? t("printFolder"),
+      onclick: () => void guard(async () => void (await choosePrintFolder())),
+    },
+    t("printFolderChange"),
+  );
 }
 
 /** How many idle minutes before the screen locks; remembered per user. */
@@ -203,6 +236,7 @@ function showSetup(): void {
     input("setup-name", t("adminName")),
     input("setup-password", t("password"), "password"),
     input("setup-password2", t("passwordAgain"), "password"),
+    h("p", { class: "hint", id: "setup-password-rule" }, t("passwordRule")),
     submit,
   );
   form.addEventListener("submit", (e) => {
@@ -418,6 +452,7 @@ async function showSubjects(filter = ""): Promise<void> {
       exportNav,
       ...reviewNav,
       printButton("print-book", t("printBook"), () => api.printBlank(null)),
+      printFolderButton(),
     ),
     h(
       "table",
@@ -479,6 +514,7 @@ function reviewContext(): ReviewContext {
     frame,
     openForm: (subject, key) => void guard(() => openForm(subject, key)),
     back: () => subjectsNav(),
+    printFolder,
   };
 }
 
@@ -672,6 +708,7 @@ async function showUsersAsync(): Promise<void> {
       ),
     ),
     input("user-password", t("password"), "password"),
+    h("p", { class: "hint", id: "user-password-rule" }, t("passwordRule")),
     h("div", { class: "error-line", id: "user-error", role: "alert" }),
     h("button", { type: "submit", id: "user-add", class: "primary" }, t("addUser")),
   );
@@ -784,6 +821,7 @@ async function showExportAsync(): Promise<void> {
     check("export-audit", t("exportAudit"), true),
     input("export-folder", t("exportFolder"), "text", folder),
     pick,
+    h("p", { class: "notice", id: "export-warning" }, t("notEncrypted")),
     h("div", { class: "error-line", id: "export-error", role: "alert" }),
     run,
     progress,

@@ -31,6 +31,10 @@ const words = {
   show: ["Show", "查询"],
   csv: ["Save as CSV", "保存为 CSV"],
   saved: ["Saved", "已保存"],
+  notEncrypted: [
+    "This file is not encrypted: keep it where only the study team can read it, and delete it when it is no longer needed.",
+    "此文件未加密：请保存在仅研究团队可访问的位置，不再需要时请删除。",
+  ],
   rows: ["changes", "条变更"],
   newest: ["showing the newest", "仅显示最新"],
   noChanges: ["No change matches.", "没有符合条件的变更。"],
@@ -55,6 +59,8 @@ export interface ReviewContext {
   frame: (title: string, ...body: HTMLElement[]) => void;
   openForm: (subject: string, key: string) => void;
   back: () => HTMLElement;
+  /** The folder printouts and CSVs go to (asked when none is chosen yet); null: cancelled. */
+  printFolder: () => Promise<string | null>;
 }
 
 /** Every query of the site, open first, narrowed by state, subject, form and item as you type. */
@@ -187,11 +193,13 @@ export async function showAuditReview(ctx: ReviewContext, subjectFilter = ""): P
       type: "button",
       id: "al-csv",
       onclick: () =>
-        void api
-          .auditCsv(filter())
+        void ctx
+          .printFolder()
+          .then((folder) => (folder ? api.auditCsv(filter()) : null))
           .then((done) => {
+            if (!done) return;
             notice.className = "notice ok";
-            notice.textContent = `${w("saved")}: ${done.path} (${done.rows} ${w("rows")})`;
+            notice.textContent = `${w("saved")}: ${done.path} (${done.rows} ${w("rows")}). ${w("notEncrypted")}`;
           })
           .catch((e) => {
             notice.className = "notice error";

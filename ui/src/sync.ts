@@ -42,9 +42,16 @@ const words = {
   values: ["Values (who, where, when)", "各值（修改人、设备、时间）"],
   enrolTitle: ["Enrol this laptop", "注册本机"],
   enrolHelp: [
-    "Enter the server address and the one-time code the coordinating centre gave for this laptop.",
-    "请输入服务器地址和协调中心为本机提供的一次性注册码。",
+    "Give the coordinating centre this laptop's device id; enter the server address (https://) and the one-time code they made for this device.",
+    "请将本机设备编号提供给协调中心，然后输入服务器地址（https://）及协调中心为本设备生成的一次性注册码。",
   ],
+  device: ["This laptop's device id", "本机设备编号"],
+  ca: ["Site CA certificate (PEM file, optional)", "站点 CA 证书（PEM 文件，可选）"],
+  caNone: ["public certificate authorities", "公共证书颁发机构"],
+  caPick: ["Choose file…", "选择文件…"],
+  caSave: ["Save CA setting", "保存 CA 设置"],
+  caSaved: ["CA setting saved", "CA 设置已保存"],
+  caTitle: ["Trusted certificate", "受信任的证书"],
   code: ["Enrolment code", "注册码"],
   enrol: ["Enrol", "注册"],
   enrolled: ["Enrolled", "已注册"],
@@ -159,6 +166,8 @@ function drawStatus(): void {
   const s = status;
   box.replaceChildren(
     h("p", {}, `${w("server")}: ${s.server ?? "—"}`),
+    h("p", { id: "sync-device" }, `${w("device")}: `, h("code", {}, s.device)),
+    h("p", { id: "sync-ca" }, `${w("ca")}: ${s.ca_file ?? w("caNone")}`),
     h("p", { id: "sync-last" }, `${w("lastSync")}: ${when(s.last_success)}`),
     h("p", { id: "sync-waiting" }, `${s.waiting} ${w("waiting")}`),
   );
@@ -304,26 +313,58 @@ export async function showSyncPage(
       placeholder: w("code"),
       autocomplete: "off",
     });
+    const ca = caField("enrol-ca", s.ca_file ?? "");
     const msg = h("p", { id: "enrol-notice", class: "notice", role: "status" });
     const form = h(
       "form",
       { class: "card", id: "enrol-form" },
       h("h3", {}, w("enrolTitle")),
       h("p", { class: "muted" }, w("enrolHelp")),
+      h("p", {}, `${w("device")}: `, h("code", { id: "enrol-device" }, s.device)),
       h("label", {}, `${w("server")} `, server),
       h("label", {}, `${w("code")} `, code),
+      ca.label,
       h("button", { type: "submit", id: "enrol-submit" }, w("enrol")),
       msg,
     );
     form.addEventListener("submit", (e) => {
       e.preventDefault();
       void api
-        .enrol(server.value, code.value)
+        .enrol(server.value, code.value, ca.input.value.trim() || null)
         .then(async () => {
           msg.className = "notice ok";
           msg.textContent = w("enrolled");
           await refresh(false);
           now.removeAttribute("disabled");
+          drawStatus();
+        })
+        .catch((err) => {
+          msg.className = "notice error";
+          msg.textContent = errorText(err);
+        });
+    });
+    return form;
+  };
+  const caForm = (): HTMLElement | null => {
+    if (!s?.may_enrol || !s.enrolled) return null;
+    const ca = caField("site-ca", s.ca_file ?? "");
+    const msg = h("p", { id: "site-ca-notice", class: "notice", role: "status" });
+    const form = h(
+      "form",
+      { class: "card", id: "site-ca-form" },
+      h("h3", {}, w("caTitle")),
+      ca.label,
+      h("button", { type: "submit", id: "site-ca-save" }, w("caSave")),
+      msg,
+    );
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      void api
+        .setSiteCa(ca.input.value)
+        .then((next) => {
+          status = next;
+          msg.className = "notice ok";
+          msg.textContent = w("caSaved");
           drawStatus();
         })
         .catch((err) => {
@@ -346,9 +387,27 @@ export async function showSyncPage(
     h("p", { id: "sync-notice", class: "notice", role: "status" }),
     h("ul", { id: "sync-flags", class: "notice error", role: "alert" }),
     h("div", { id: "sync-conflicts" }),
-    ...[enrolForm(), await envelopePanel().catch(() => null)].filter(
+    ...[enrolForm(), caForm(), await envelopePanel().catch(() => null)].filter(
       (e): e is HTMLElement => e !== null,
     ),
   );
   drawStatus();
+}
+
+/** A CA certificate path field with the native file picker beside it (the field stays
+ * editable: typed paths, or a machine where the picker cannot open). */
+function caField(id: string, value: string): { label: HTMLElement; input: HTMLInputElement } {
+  const input = h("input", {
+    id,
+    "aria-label": w("ca"),
+    placeholder: "/path/to/site-ca.pem",
+    value,
+  });
+  const pick = h("button", { type: "button", id: `${id}-pick` }, w("caPick"));
+  pick.addEventListener("click", () => {
+    void api.pickCertificate(w("ca")).then((chosen) => {
+      if (chosen) input.value = chosen;
+    });
+  });
+  return { label: h("label", {}, `${w("ca")} `, input, pick), input };
 }

@@ -128,7 +128,7 @@ pub fn save_sample(
 }
 
 /// The demo's user names and password (printed by `make run`; a demo store holds no real data).
-pub const DEMO_PASSWORD: &str = "demo-password";
+pub const DEMO_PASSWORD: &str = "demo-ward-2026";
 
 /// The baseline form of sample subject `n`: an anterior STEMI in SCAI stage D, treated by
 /// PCI, on the morning ECMO started (Beijing time), values inside the soft ranges.

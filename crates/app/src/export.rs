@@ -11,15 +11,18 @@ use crate::dto::{ErrorCode, ExportDone, ExportRequest};
 use crate::{App, AppResult, err};
 
 impl App {
-    /// Where an export goes unless the user says otherwise: `exports/<date-time>` beside the store.
+    /// The folder the Export page suggests: `export-<date-time>` in the folder the user chose
+    /// for printouts, or nothing (the user chooses): exports are not encrypted, so the app
+    /// never picks a place for them itself.
     pub fn default_export_folder(&self) -> String {
         let stamp = Local::now().format("%Y%m%d-%H%M%S");
-        self.path()
-            .parent()
-            .map(|p| p.join("exports").join(stamp.to_string()))
-            .unwrap_or_else(|| PathBuf::from("exports").join(stamp.to_string()))
-            .display()
-            .to_string()
+        match self.print_folder() {
+            Ok(Some(f)) => PathBuf::from(f)
+                .join(format!("export-{stamp}"))
+                .display()
+                .to_string(),
+            _ => String::new(),
+        }
     }
 
     /// Exports in one format and records the export in the audit trail.
@@ -78,8 +81,20 @@ mod tests {
             "a nurse may not export"
         );
         app.lock();
-        app.login("zhou", "dm-password").unwrap();
-        assert!(app.default_export_folder().contains("exports"));
+        app.login("zhou", "dm-password-1").unwrap();
+        // No folder is suggested until the user has chosen one for printouts; then a new
+        // folder inside it (never beside the store).
+        assert_eq!(app.default_export_folder(), "");
+        app.set_print_folder(&dir.path().join("nowhere").display().to_string())
+            .unwrap_err();
+        app.set_print_folder(&dir.path().display().to_string())
+            .unwrap();
+        let suggested = app.default_export_folder();
+        assert!(
+            suggested.starts_with(&dir.path().display().to_string())
+                && suggested.contains("export-"),
+            "{suggested}"
+        );
         // An unknown format is refused where the UI's request is read, naming the formats.
         let xls = serde_json::from_value::<ExportRequest>(serde_json::json!({
             "format": "xls", "forms": [], "site": null, "include_audit": false, "folder": "x"

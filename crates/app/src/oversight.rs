@@ -199,13 +199,10 @@ impl App {
         })
     }
 
-    /// Writes every change that matches the filter as CSV into `printouts/` beside the store.
+    /// Writes every change that matches the filter as CSV into the user's printout folder.
     pub fn audit_csv(&self, f: &AuditFilterDto) -> AppResult<AuditCsvDone> {
         let changes = self.store()?.audit_review(&filter(f))?;
-        let dir = self.printouts_dir();
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| err(ErrorCode::Internal, format!("{}: {e}", dir.display())))?;
-        let path = dir.join(format!(
+        let path = self.printouts_dir()?.join(format!(
             "audit-trail-{}.csv",
             chrono::Local::now().format("%Y%m%d-%H%M%S")
         ));

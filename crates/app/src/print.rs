@@ -1,14 +1,59 @@
-//! Printouts: blank CRFs and a subject's filled casebook as PDF, saved beside the store.
+//! Printouts: blank CRFs and a subject's filled casebook as PDF, saved in the folder the user
+//! chose for printouts (remembered per user); never in a folder the app picks itself, because a
+//! printout is not encrypted. The UI says so beside every printout, CSV and export.
 
 use super::*;
 
+/// The preference that remembers where the user saves printouts and audit CSVs.
+const PRINT_FOLDER: &str = "print_folder";
+
 impl App {
-    /// Where printouts are saved: `printouts/` beside the store.
-    pub(crate) fn printouts_dir(&self) -> PathBuf {
-        self.path()
-            .parent()
-            .map(|p| p.join("printouts"))
-            .unwrap_or_else(|| PathBuf::from("printouts"))
+    /// The folder the user chose for printouts, if any.
+    pub fn print_folder(&self) -> AppResult<Option<String>> {
+        Ok(self
+            .store()?
+            .preference(PRINT_FOLDER)?
+            .filter(|f| !f.trim().is_empty()))
+    }
+
+    /// Remembers where the user saves printouts and audit CSVs: an existing folder.
+    pub fn set_print_folder(&mut self, folder: &str) -> AppResult<SessionDto> {
+        let folder = folder.trim();
+        if folder.is_empty() || !Path::new(folder).is_dir() {
+            return Err(err(
+                ErrorCode::Invalid,
+                format!(
+                    "printout folder {folder:?}: choose an existing folder / 打印文件夹 \
+                     {folder:?}：请选择一个已存在的文件夹"
+                ),
+            ));
+        }
+        self.store()?.set_preference(PRINT_FOLDER, folder)?;
+        self.session()
+    }
+
+    /// Where printouts are saved: the folder the user chose, or an error asking for one.
+    pub(crate) fn printouts_dir(&self) -> AppResult<PathBuf> {
+        let folder = self.print_folder()?.ok_or_else(|| {
+            err(
+                ErrorCode::Invalid,
+                "printout folder: choose where printouts are saved first (they are not \
+                 encrypted) / 打印文件夹：请先选择打印文件的保存位置（文件未加密）",
+            )
+        })?;
+        let dir = PathBuf::from(folder);
+        if !dir.is_dir() {
+            return Err(err(
+                ErrorCode::Invalid,
+                format!(
+                    "printout folder {}: it is no longer there; choose another / 打印文件夹 {}：\
+                     已不存在，请重新选择",
+                    dir.display(),
+                    dir.display()
+                ),
+            ));
+        }
+        Ok(dir)
     }
 
     /// Prints the blank CRF book, or one blank form when `form` is given.
@@ -70,10 +115,7 @@ impl App {
         name: &str,
         printed: &ecrf_pdf::Printed,
     ) -> AppResult<Printout> {
-        let dir = self.printouts_dir();
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| err(ErrorCode::Internal, format!("{}: {e}", dir.display())))?;
-        let path = dir.join(name);
+        let path = self.printouts_dir()?.join(name);
         printed
             .write_to(&path)
             .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;

@@ -118,6 +118,7 @@ impl App {
             may_enter: s.role.may(ecrf_core::Action::EnterData),
             may_manage_users: s.role.may(ecrf_core::Action::ManageUsers),
             may_export: s.role.may(ecrf_core::Action::Export),
+            print_folder: self.print_folder()?,
         })
     }
 

@@ -116,9 +116,14 @@ impl App {
                     .collect(),
             })
             .collect();
+        let ca_file = store
+            .sync_setting(ecrf_sync::client::setting::CA_FILE)?
+            .filter(|f| !f.is_empty());
         Ok(SyncStatusDto {
             enrolled: server.is_some(),
             server,
+            device: store.device_id().to_string(),
+            ca_file,
             last_success: state.last_success,
             waiting,
             conflicts,
@@ -152,8 +157,15 @@ impl App {
         }
     }
 
-    /// Enrols this laptop with the server at `url` using a one-time code (administrators).
-    pub fn enrol(&mut self, url: &str, code: &str) -> AppResult<SyncStatusDto> {
+    /// Enrols this laptop with the server at `url` using a one-time code made for this
+    /// laptop's device id (administrators). `ca_file`: the site's own CA certificate (PEM), when
+    /// the server's certificate is not from a public CA; kept as the site CA setting.
+    pub fn enrol(
+        &mut self,
+        url: &str,
+        code: &str,
+        ca_file: Option<&str>,
+    ) -> AppResult<SyncStatusDto> {
         let store = self.store()?;
         if !store.session().role.may(Action::ManageDevices) {
             return Err(err(
@@ -162,19 +174,43 @@ impl App {
             ));
         }
         let url = url.trim();
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(err(
-                ErrorCode::Invalid,
-                "server address: must start with https:// (or http:// on this computer only)",
-            ));
-        }
+        // The address rule (https://, or http:// to this computer only) is the sync client's.
+        ecrf_sync::guard::check_server_url(url)?;
         if code.trim().is_empty() {
             return Err(err(
                 ErrorCode::Invalid,
                 "enrolment code: required (the code the coordinating centre gave for this laptop)",
             ));
         }
-        ecrf_sync::enrol(store, url, code, None)?;
+        let ca_file = ca_file.map(str::trim).filter(|f| !f.is_empty());
+        let pem = ca_file
+            .map(|f| ecrf_sync::client::read_ca_file(std::path::Path::new(f)))
+            .transpose()?;
+        ecrf_sync::enrol(store, url, code, pem.as_deref())?;
+        if let (Some(f), Some(pem)) = (ca_file, &pem) {
+            ecrf_sync::client::set_site_ca(store, Some((std::path::Path::new(f), pem.as_slice())))?;
+        }
+        self.sync_status()
+    }
+
+    /// Sets the site CA certificate (a PEM file) the sync trusts for this laptop's server, or
+    /// clears it with an empty path (public CAs again). Administrators.
+    pub fn set_site_ca(&mut self, ca_file: &str) -> AppResult<SyncStatusDto> {
+        let store = self.store()?;
+        if !store.session().role.may(Action::ManageDevices) {
+            return Err(err(
+                ErrorCode::NotAllowed,
+                "only an administrator sets the site CA certificate",
+            ));
+        }
+        let f = ca_file.trim();
+        if f.is_empty() {
+            ecrf_sync::client::set_site_ca(store, None)?;
+        } else {
+            let path = std::path::Path::new(f);
+            let pem = ecrf_sync::client::read_ca_file(path)?;
+            ecrf_sync::client::set_site_ca(store, Some((path, pem.as_slice())))?;
+        }
         self.sync_status()
     }
 

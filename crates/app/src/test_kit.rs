@@ -1,5 +1,5 @@
 //! What the app's tests share: a ward laptop of site 01 set up through the app itself, with a
-//! nurse `li` (nurse-password) and a data manager `zhou` (dm-password) added by the
+//! nurse `li` (nurse-password) and a data manager `zhou` (dm-password-1) added by the
 //! administrator `admin` (admin-password), logged in as the nurse.
 
 use std::path::Path;
@@ -21,7 +21,7 @@ pub(crate) fn site_01(dir: &Path) -> App {
     .expect("set the laptop up");
     app.add_user("li", "Li Na", Role::Nurse, "nurse-password")
         .expect("add the nurse");
-    app.add_user("zhou", "Zhou", Role::DataManager, "dm-password")
+    app.add_user("zhou", "Zhou", Role::DataManager, "dm-password-1")
         .expect("add the data manager");
     app.lock();
     app.login("li", "nurse-password")

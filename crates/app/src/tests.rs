@@ -204,7 +204,7 @@ fn a_conflict_is_listed_and_resolved_from_the_sync_page() {
     )
     .unwrap();
     other
-        .add_user("wang", "Wang", Role::Nurse, "wang-password")
+        .add_user("wang", "Wang", Role::Nurse, "wang-password-1")
         .unwrap();
     let send = |from: &Store, to: &mut Store| {
         let page = from.own_changes_after(0, 10_000).unwrap();
@@ -218,7 +218,7 @@ fn a_conflict_is_listed_and_resolved_from_the_sync_page() {
             &dir.path().join("other.ecrf"),
             Arc::clone(&app.study),
             "wang",
-            "wang-password",
+            "wang-password-1",
         )
         .unwrap()
     };
@@ -259,7 +259,7 @@ fn a_conflict_is_listed_and_resolved_from_the_sync_page() {
 
     // A data manager reads the conflict but may not write a value.
     app.lock();
-    app.login("zhou", "dm-password").unwrap();
+    app.login("zhou", "dm-password-1").unwrap();
     assert!(!app.sync_status().unwrap().may_resolve);
     assert_eq!(
         app.resolve_conflict(&subject, "DLY#1", "HR", "100", "monitor strip")
@@ -306,4 +306,69 @@ fn unasked_items_follow_the_study_conditions() {
         app.unasked_items("NOPE", &[]).unwrap_err().code,
         ErrorCode::Invalid
     );
+}
+
+#[test]
+fn printouts_and_audit_csvs_go_only_to_the_folder_the_user_chose() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = crate::test_kit::site_01(dir.path());
+    // No folder chosen: nothing is written anywhere, and the user is told why.
+    let refused = app.print_blank(Some("BAS")).unwrap_err();
+    assert_eq!(refused.code, ErrorCode::Invalid);
+    assert!(
+        refused.message.contains("printout folder") && refused.message.contains("not encrypted"),
+        "{}",
+        refused.message
+    );
+    assert!(
+        refused.message.contains("打印文件夹"),
+        "{}",
+        refused.message
+    );
+    assert!(
+        !dir.path().join("printouts").exists(),
+        "no folder of the app's own"
+    );
+    let missing = dir.path().join("no-such-folder");
+    let e = app
+        .set_print_folder(&missing.display().to_string())
+        .unwrap_err();
+    assert!(
+        e.message.contains("choose an existing folder"),
+        "{}",
+        e.message
+    );
+
+    let chosen = dir.path().join("chosen");
+    std::fs::create_dir(&chosen).unwrap();
+    let s = app.set_print_folder(&chosen.display().to_string()).unwrap();
+    assert_eq!(s.print_folder.as_deref(), Some(chosen.to_str().unwrap()));
+    let printed = app.print_blank(Some("BAS")).unwrap();
+    assert!(
+        Path::new(&printed.path).starts_with(&chosen),
+        "{}",
+        printed.path
+    );
+    assert!(Path::new(&printed.path).is_file());
+    let leftovers: Vec<_> = std::fs::read_dir(&chosen)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+
+    // The choice is the user's own: another user chooses theirs.
+    app.lock();
+    app.login("zhou", "dm-password-1").unwrap();
+    assert!(app.print_folder().unwrap().is_none());
+    let all = AuditFilterDto {
+        subject: None,
+        form: None,
+        item: None,
+        user: None,
+    };
+    assert_eq!(app.audit_csv(&all).unwrap_err().code, ErrorCode::Invalid);
+    app.set_print_folder(&chosen.display().to_string()).unwrap();
+    let csv = app.audit_csv(&all).unwrap();
+    assert!(Path::new(&csv.path).starts_with(&chosen), "{}", csv.path);
 }

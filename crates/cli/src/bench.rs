@@ -229,8 +229,12 @@ pub fn run(args: &BenchArgs, study: Arc<Study>) -> Result<(), String> {
         ms(floor99)
     );
     let (unlock, open) = crate::safety::login_figures(&dir, Arc::clone(&study))?;
+    let kdf = ecrf_store::keyring::KdfParams::CURRENT;
     say!(
-        "  one login: Argon2id unlock (m=19 MiB, t=2, p=1) {}; whole open (unlock, key, tail check) {}",
+        "  one login: Argon2id unlock (m={} MiB, t={}, p={}) {}; whole open (unlock, key, tail check) {}",
+        kdf.m_kib / 1024,
+        kdf.t,
+        kdf.p,
         ms(unlock),
         ms(open)
     );

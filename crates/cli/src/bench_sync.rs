@@ -45,7 +45,13 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-fn laptop(dir: &std::path::Path, name: &str, url: &str, code: &str) -> Result<Store, Failure> {
+/// A laptop's store at `dir/name.ecrf`, enrolled with a code `code` makes for its device id.
+fn laptop(
+    dir: &std::path::Path,
+    name: &str,
+    url: &str,
+    code: &dyn Fn(&str) -> Result<String, Failure>,
+) -> Result<Store, Failure> {
     let path = dir.join(format!("{name}.ecrf"));
     let (mut admin, _) = Store::create(
         &path,
@@ -60,7 +66,7 @@ fn laptop(dir: &std::path::Path, name: &str, url: &str, code: &str) -> Result<St
     admin.add_user("nurse", "Nurse", Role::Nurse, DEMO_PASSWORD)?;
     drop(admin);
     let store = Store::open(&path, study()?, "nurse", DEMO_PASSWORD)?;
-    ecrf_sync::enrol(&store, url, code, None).map_err(fail)?;
+    ecrf_sync::enrol(&store, url, &code(store.device_id())?, None).map_err(fail)?;
     Ok(store)
 }
 
@@ -143,6 +149,12 @@ pub fn run(args: &BenchSyncArgs) -> Result<(), Failure> {
         database_url: db_url.clone(),
         listen: ([127, 0, 0, 1], port).into(),
         tls: None,
+        // 200 devices enrol from this one address within seconds.
+        limits: ecrf_server::api::Limits {
+            enrol_per_minute: u32::MAX,
+            in_flight: 1024,
+            ..ecrf_server::api::Limits::default()
+        },
     };
     rt.spawn(async move {
         if let Err(e) = ecrf_server::serve(opts).await {
@@ -160,13 +172,17 @@ pub fn run(args: &BenchSyncArgs) -> Result<(), Failure> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let code = |site: &str| rt.block_on(ecrf_server::db::enrol_code(&pool, site, 1));
+    let code = |site: &str, device: &str| {
+        rt.block_on(ecrf_server::db::enrol_code(&pool, site, device, 1))
+            .map_err(fail)
+    };
+    let code01 = |device: &str| code("01", device);
     rt.block_on(ecrf_server::db::add_site(&pool, "01", "Site 01"))
         .map_err(fail)?;
 
     // 1. A site's data on laptop A, pushed; then a new laptop B's first full sync.
     let dir = tempfile::tempdir().map_err(fail)?;
-    let mut a = laptop(dir.path(), "a", &url, &code("01").map_err(fail)?)?;
+    let mut a = laptop(dir.path(), "a", &url, &code01)?;
     let start = NaiveDate::from_ymd_opt(2026, 3, 1).ok_or_else(|| Failure("date".into()))?;
     a.set_durable(false)?;
     let ecmo = FormKey {
@@ -190,7 +206,7 @@ pub fn run(args: &BenchSyncArgs) -> Result<(), Failure> {
     let t = Instant::now();
     let pushed = ecrf_sync::sync(&mut a, &ca, &mut |_| {}).map_err(fail)?;
     let push_time = t.elapsed();
-    let mut b = laptop(dir.path(), "b", &url, &code("01").map_err(fail)?)?;
+    let mut b = laptop(dir.path(), "b", &url, &code01)?;
     let cb = ecrf_sync::client::client_of(&b).map_err(fail)?;
     let t = Instant::now();
     let first = ecrf_sync::sync(&mut b, &cb, &mut |_| {}).map_err(fail)?;
@@ -251,7 +267,7 @@ pub fn run(args: &BenchSyncArgs) -> Result<(), Failure> {
         let device = uuid::Uuid::new_v4().to_string();
         let enrolled = probe
             .enrol(&ecrf_sync::wire::EnrolRequest {
-                code: code(&site).map_err(fail)?,
+                code: code(&site, &device)?,
                 device: device.clone(),
                 site: site.clone(),
                 sealing_key: Some(ecrf_randomize::seal::public_key(&[7; 32])),

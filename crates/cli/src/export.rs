@@ -82,6 +82,7 @@ pub fn run(cli: &Cli, args: &ExportArgs) -> Result<(), Failure> {
         report.files.len(),
         args.out.display()
     );
+    say!("{}", crate::NOT_ENCRYPTED);
     Ok(())
 }
 

@@ -18,6 +18,9 @@ macro_rules! say {
     }};
 }
 
+/// Said after every file written outside the store (printouts, exports, audit CSVs).
+pub(crate) const NOT_ENCRYPTED: &str = "  note: this file is not encrypted: keep it where only the study team can read it, and delete it when it is no longer needed.";
+
 // Exports, the server and the benchmarks make millions of small strings (a whole trial's change
 // log is half a million changes): mimalloc makes reading and writing them about a fifth cheaper
 // than the system allocator. The desktop app keeps the system allocator (its idle memory budget).
@@ -149,7 +152,10 @@ enum Command {
     /// Devices on the server: enrolment codes, revoking.
     #[command(subcommand)]
     Device(sync::DeviceCmd),
-    /// Enrol this store's laptop with the server, with a one-time code.
+    /// Print this store's device id: the administrator makes the enrolment code for it
+    /// (`ecrf device enrol-code --site S --device ID`).
+    DeviceId,
+    /// Enrol this store's laptop with the server, with a one-time code made for its device id.
     Enrol {
         /// Server URL (https://…).
         #[arg(long)]
@@ -692,6 +698,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Device(cmd) => sync::device(cmd),
         Command::Enrol { server, code, ca } => sync::enrol(&cli, server, code, ca.as_ref()),
         Command::Sync => sync::sync(&cli),
+        Command::DeviceId => sync::device_id(&cli),
         Command::Conflict(cmd) => sync::conflict(&cli, cmd),
         Command::BenchSync(args) => bench_sync::run(args),
         Command::Demo { path } => {

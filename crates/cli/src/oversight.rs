@@ -324,5 +324,6 @@ pub fn audit_export(cli: &Cli, args: &AuditExportArgs) -> Result<(), Failure> {
         changes.len(),
         args.output.display()
     );
+    say!("{}", crate::NOT_ENCRYPTED);
     Ok(())
 }

@@ -58,6 +58,7 @@ fn report(printed: &Printed, path: &std::path::Path) -> Result<(), Failure> {
         printed.pages,
         printed.bytes.len()
     );
+    say!("{}", crate::NOT_ENCRYPTED);
     if !printed.missing_glyphs.is_empty() {
         let list: String = printed.missing_glyphs.iter().collect();
         say!("  note: the font has no glyph for {list:?}; printed as '?'.");

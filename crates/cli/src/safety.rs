@@ -48,6 +48,9 @@ pub struct RestoreArgs {
     /// Only check the backup (checksum, opens, full check); replace nothing.
     #[arg(long)]
     check_only: bool,
+    /// Replace the store even with a backup of another store (its store id differs).
+    #[arg(long)]
+    force: bool,
 }
 
 /// Where the crash writer spends its time.
@@ -156,7 +159,7 @@ pub fn restore(cli: &Cli, args: &RestoreArgs) -> Result<(), Failure> {
         );
         return Ok(());
     }
-    let done = backup::restore(&args.file, path, study()?, user, &password)?;
+    let done = backup::restore(&args.file, path, study()?, user, &password, args.force)?;
     say!(
         "Restored {} from the backup of {} ({} changes).",
         path.display(),

@@ -27,6 +27,9 @@ pub struct ServerArgs {
     /// Serve plain HTTP (loopback addresses only; for tests).
     #[arg(long, conflicts_with = "tls_cert")]
     insecure_http: bool,
+    /// Enrolment attempts allowed per client address per minute (guessing codes).
+    #[arg(long, default_value_t = ecrf_server::api::Limits::default().enrol_per_minute)]
+    enrol_per_minute: u32,
 }
 
 /// `ecrf site …`.
@@ -57,11 +60,15 @@ pub enum SiteCmd {
 /// `ecrf device …`.
 #[derive(Subcommand)]
 pub enum DeviceCmd {
-    /// Make a one-time enrolment code for a laptop of a site.
+    /// Make a one-time enrolment code for one new laptop of a site.
     EnrolCode {
         /// Site code.
         #[arg(long)]
         site: String,
+        /// The laptop's device id (`ecrf device-id` on it, or its Sync page): the code enrols
+        /// that device only; ids the server knows, and `server-…`, are refused.
+        #[arg(long)]
+        device: String,
         /// Hours the code stays valid.
         #[arg(long, default_value_t = 72)]
         hours: i64,
@@ -111,6 +118,10 @@ pub fn server(args: &ServerArgs) -> Result<(), Failure> {
         database_url: args.database_url.clone(),
         listen: args.listen,
         tls: args.tls_cert.clone().zip(args.tls_key.clone()),
+        limits: ecrf_server::api::Limits {
+            enrol_per_minute: args.enrol_per_minute,
+            ..ecrf_server::api::Limits::default()
+        },
     };
     runtime()?.block_on(ecrf_server::serve(opts)).map_err(fail)
 }
@@ -161,13 +172,14 @@ pub fn device(cmd: &DeviceCmd) -> Result<(), Failure> {
         match cmd {
             DeviceCmd::EnrolCode {
                 site,
+                device,
                 hours,
                 database_url,
             } => {
                 let pool = ecrf_server::db::connect(database_url, 2)
                     .await
                     .map_err(fail)?;
-                let code = ecrf_server::db::enrol_code(&pool, site, *hours)
+                let code = ecrf_server::db::enrol_code(&pool, site, device, *hours)
                     .await
                     .map_err(fail)?;
                 say!("{code}");
@@ -278,6 +290,13 @@ pub fn enrol(cli: &Cli, server: &str, code: &str, ca: Option<&PathBuf>) -> Resul
         reply.site,
         reply.subject_prefix
     );
+    Ok(())
+}
+
+/// `ecrf device-id`.
+pub fn device_id(cli: &Cli) -> Result<(), Failure> {
+    let store = open(cli)?;
+    say!("{}", store.device_id());
     Ok(())
 }
 

@@ -205,3 +205,34 @@ fn restore_is_for_administrators_checks_first_and_keeps_the_old_store_aside() {
     let old = Store::open(&dir.path().join(aside), study(), "nurse", NURSE_PW).unwrap();
     assert_eq!(old.subjects().unwrap(), ["01-0001", "01-0002"]);
 }
+
+#[test]
+fn a_backup_of_another_store_replaces_this_one_only_when_an_administrator_forces_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = dir.path().join("ours.ecrf");
+    let theirs = dir.path().join("theirs.ecrf");
+    new_store(&ours);
+    new_store(&theirs);
+    ok(&ecrf(&ours, "nurse", NURSE_PW, &["subject", "new"]));
+    let backup = dir.path().join("theirs.ecrfbak");
+    let b = backup.to_str().unwrap();
+    ok(&ecrf(&theirs, "admin", ADMIN_PW, &["backup", "-o", b]));
+
+    let line = err(&ecrf(&ours, "admin", ADMIN_PW, &["restore", b]));
+    assert!(
+        line.contains("backup of another store") && line.contains("--force"),
+        "{line}"
+    );
+    assert_eq!(
+        ok(&ecrf(&ours, "nurse", NURSE_PW, &["subject", "list"])).trim(),
+        "01-0001",
+        "nothing was replaced"
+    );
+    let shown = ok(&ecrf(&ours, "admin", ADMIN_PW, &["restore", "--force", b]));
+    assert!(shown.contains("is kept as"), "{shown}");
+    assert_eq!(
+        ok(&ecrf(&ours, "nurse", NURSE_PW, &["subject", "list"])).trim(),
+        "",
+        "the other store's copy is in place"
+    );
+}

@@ -75,7 +75,13 @@ fn an_export_from_the_server_equals_the_merge_of_the_site_stores() {
     for (code, path) in ["01", "02"].iter().zip(&stores) {
         server.add_site(code);
         let mut s = Store::open(path, trial::study(), "nurse", trial::PASSWORD).unwrap();
-        ecrf_sync::enrol(&s, &server.url(), &server.enrol_code(code), None).unwrap();
+        ecrf_sync::enrol(
+            &s,
+            &server.url(),
+            &server.enrol_code(code, s.device_id()),
+            None,
+        )
+        .unwrap();
         let client = ecrf_sync::client::client_of(&s).unwrap();
         let report = ecrf_sync::sync(&mut s, &client, &mut |_| {}).unwrap();
         assert!(report.pushed > 0, "{report:?}");

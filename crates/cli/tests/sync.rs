@@ -240,15 +240,20 @@ fn a_device_stays_in_its_site_and_a_revoked_token_is_refused() {
         Err(SyncError::Refused { status: 401, .. })
     ));
     // An enrolment code works once.
-    let code = server.enrol_code("01");
     let d = Device::new(dir.path(), "d", "01");
+    let code = server.enrol_code("01", d.store.device_id());
     ecrf_sync::enrol(&d.store, &server.url(), &code, None).unwrap();
     let e = Device::new(dir.path(), "e", "01");
     let again = ecrf_sync::enrol(&e.store, &server.url(), &code, None).unwrap_err();
     assert!(again.to_string().contains("used already"), "{again}");
     // A code of site 02 does not enrol a site-01 laptop.
-    let wrong =
-        ecrf_sync::enrol(&e.store, &server.url(), &server.enrol_code("02"), None).unwrap_err();
+    let wrong = ecrf_sync::enrol(
+        &e.store,
+        &server.url(),
+        &server.enrol_code("02", e.store.device_id()),
+        None,
+    )
+    .unwrap_err();
     assert!(wrong.to_string().contains("site 02"), "{wrong}");
 }
 

@@ -40,7 +40,8 @@ fn next_change(last: &Change, edit: impl FnOnce(&mut Change)) -> Change {
 fn device_as(dir: &std::path::Path, name: &str, server: &Server, user: &str, role: Role) -> Device {
     let d = Device::enrolled(dir, name, "01", server);
     drop(d.store);
-    let pw = format!("{user}-password");
+    // Long and unguessable enough for the store's password rule.
+    let pw = format!("{user}-ward-kestrel-1");
     let mut admin = Store::open(&d.path, study(), "admin", "admin-password").unwrap();
     admin.add_user(user, user, role, &pw).unwrap();
     drop(admin);
@@ -69,6 +70,7 @@ fn a_laptop_syncs_over_https_trusting_the_sites_own_ca() {
     assert!(sent.pushed > 0);
 
     let b = Device::new(dir.path(), "b", "01");
+    let b_device = b.store.device_id().to_string();
     drop(b.store);
     let ca_file = server.tls.as_ref().unwrap().0.with_file_name("ca.pem");
     let cli = |args: &[&str]| {
@@ -85,7 +87,7 @@ fn a_laptop_syncs_over_https_trusting_the_sites_own_ca() {
                 + &String::from_utf8_lossy(&out.stderr),
         )
     };
-    let code = server.enrol_code("01");
+    let code = server.enrol_code("01", &b_device);
     let (ok, said) = cli(&[
         "enrol",
         "--server",
@@ -115,10 +117,9 @@ fn a_client_refuses_a_certificate_it_does_not_trust_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_tls(&fresh_database(), dir.path());
     server.add_site("01");
-    let code = server.enrol_code("01");
-
     // The public roots only: the site's own CA is not among them.
     let d = Device::new(dir.path(), "a", "01");
+    let code = server.enrol_code("01", d.store.device_id());
     let err = ecrf_sync::enrol(&d.store, &server.url(), &code, None).unwrap_err();
     assert!(matches!(err, SyncError::Untrusted(_)), "{err:?}");
     let words = err.to_string();

@@ -120,8 +120,12 @@ impl Printed {
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".part");
         let tmp = PathBuf::from(tmp);
-        std::fs::write(&tmp, &self.bytes).map_err(err)?;
-        std::fs::rename(&tmp, path).map_err(err)
+        // A failed write leaves no partial temporary file behind.
+        let written = std::fs::write(&tmp, &self.bytes).and_then(|()| std::fs::rename(&tmp, path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written.map_err(err)
     }
 }
 

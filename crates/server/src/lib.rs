@@ -9,7 +9,8 @@
 //!   runs, each a named function.
 //!
 //! Invariants: TLS (rustls with the *ring* provider, installed at start) unless plain HTTP is
-//! asked for, and plain HTTP only on a loopback address; TCP_NODELAY on every connection;
+//! asked for, and plain HTTP only on a loopback address; TCP_NODELAY on every connection; a
+//! client has [`api::Limits::header_timeout`] to send its headers;
 //! structured (JSON) logs through `tracing`.
 #![deny(missing_docs)]
 
@@ -49,6 +50,8 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// TLS certificate and key (PEM); `None` = plain HTTP, allowed only on loopback.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Deadlines, requests in flight, the enrolment rate ([`api::Limits::default`]).
+    pub limits: api::Limits,
 }
 
 /// Starts the logs (JSON lines on stderr; `RUST_LOG` filters, `info` by default).
@@ -74,7 +77,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServerError> {
     // One crypto provider for the whole process (several are linked in a workspace build).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let pool = db::connect(&opts.database_url, 32).await?;
-    let app = api::router(pool).into_make_service();
+    let app = api::router(pool, opts.limits)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let listener = std::net::TcpListener::bind(opts.listen)
         .map_err(|e| ServerError::Invalid(format!("--listen {}: {e}", opts.listen)))?;
     listener
@@ -97,19 +101,25 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServerError> {
                 })?;
             tracing::info!(listen = %local, tls = true, "serving");
             let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config).acceptor(nodelay);
-            axum_server::from_tcp(listener)
+            let mut server = axum_server::from_tcp(listener)
                 .map_err(|e| ServerError::Internal(e.to_string()))?
-                .acceptor(acceptor)
-                .serve(app)
-                .await
+                .acceptor(acceptor);
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(Some(opts.limits.header_timeout));
+            server.serve(app).await
         }
         None => {
             tracing::info!(listen = %local, tls = false, "serving (plain HTTP, loopback only)");
-            axum_server::from_tcp(listener)
+            let mut server = axum_server::from_tcp(listener)
                 .map_err(|e| ServerError::Internal(e.to_string()))?
-                .acceptor(nodelay)
-                .serve(app)
-                .await
+                .acceptor(nodelay);
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(Some(opts.limits.header_timeout));
+            server.serve(app).await
         }
     }
     .map_err(|e| ServerError::Internal(e.to_string()))

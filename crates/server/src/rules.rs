@@ -52,15 +52,18 @@ pub fn of_site(subject: &str, site: &str) -> bool {
 pub struct EnrolCode {
     /// The site it enrols a device with.
     pub site: String,
+    /// The one device id it may enrol (`None`: a code made before codes named their device).
+    pub device: Option<String>,
     /// Spent already.
     pub used: bool,
     /// Past its expiry.
     pub expired: bool,
 }
 
-/// A code enrols a device once, before it expires, and only with the site the laptop's store
-/// was made for (`asked`). `None` is a code the server does not know.
-pub fn enrol_code(code: Option<&EnrolCode>, asked: &str) -> Result<(), Refusal> {
+/// A code enrols a device once, before it expires, only with the site the laptop's store was
+/// made for (`asked`), and only the device it was made for (`device`). `None` is a code the
+/// server does not know.
+pub fn enrol_code(code: Option<&EnrolCode>, asked: &str, device: &str) -> Result<(), Refusal> {
     let code = code.ok_or_else(|| Refusal::Unauthorized("unknown enrolment code".into()))?;
     if code.used {
         return Err(Refusal::Unauthorized(
@@ -78,15 +81,31 @@ pub fn enrol_code(code: Option<&EnrolCode>, asked: &str) -> Result<(), Refusal> 
             code.site
         )));
     }
-    Ok(())
+    match &code.device {
+        Some(d) if d == device => Ok(()),
+        Some(d) => Err(Refusal::Forbidden(format!(
+            "this code was made for device {d}, not for this device {device}; ask for a code \
+             for this device"
+        ))),
+        None => Err(Refusal::Unauthorized(
+            "this enrolment code names no device (made before codes did); ask for a new one".into(),
+        )),
+    }
 }
 
-/// A device enrolled again stays with its site: it is never moved to another one.
-pub fn re_enrol(enrolled_with: &str, site: &str) -> Result<(), Refusal> {
-    if enrolled_with != site {
-        return Err(Refusal::Forbidden(
-            "this device is enrolled with another site".into(),
-        ));
+/// Device ids the server keeps for itself: its own chain at each site is `server-<site>`.
+pub const RESERVED_DEVICE_PREFIX: &str = "server-";
+
+/// A device id a code may be made for and a laptop may enrol as: not reserved.
+pub fn new_device_id(device: &str) -> Result<(), Refusal> {
+    if device
+        .get(..RESERVED_DEVICE_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(RESERVED_DEVICE_PREFIX))
+    {
+        return Err(Refusal::Forbidden(format!(
+            "device id {device:?}: ids starting with {RESERVED_DEVICE_PREFIX:?} are the \
+             server's own"
+        )));
     }
     Ok(())
 }
@@ -662,12 +681,13 @@ mod tests {
     fn an_enrolment_code_is_good_once_in_time_for_its_site() {
         let good = EnrolCode {
             site: "01".into(),
+            device: Some("laptop-a".into()),
             used: false,
             expired: false,
         };
-        assert_eq!(enrol_code(Some(&good), "01"), Ok(()));
+        assert_eq!(enrol_code(Some(&good), "01", "laptop-a"), Ok(()));
         assert!(matches!(
-            enrol_code(None, "01"),
+            enrol_code(None, "01", "laptop-a"),
             Err(Refusal::Unauthorized(w)) if w == "unknown enrolment code"
         ));
         let used = EnrolCode {
@@ -675,7 +695,7 @@ mod tests {
             ..good.clone()
         };
         assert!(matches!(
-            enrol_code(Some(&used), "01"),
+            enrol_code(Some(&used), "01", "laptop-a"),
             Err(Refusal::Unauthorized(w)) if w.contains("used already")
         ));
         let expired = EnrolCode {
@@ -683,10 +703,10 @@ mod tests {
             ..good.clone()
         };
         assert!(matches!(
-            enrol_code(Some(&expired), "01"),
+            enrol_code(Some(&expired), "01", "laptop-a"),
             Err(Refusal::Unauthorized(w)) if w.contains("expired")
         ));
-        let why = forbidden(enrol_code(Some(&good), "02"));
+        let why = forbidden(enrol_code(Some(&good), "02", "laptop-a"));
         assert!(
             why.contains("this code is for site 01") && why.contains("site 02"),
             "{why}"
@@ -694,12 +714,36 @@ mod tests {
     }
 
     #[test]
-    fn a_device_enrolled_again_stays_with_its_site() {
-        assert_eq!(re_enrol("01", "01"), Ok(()));
-        assert_eq!(
-            forbidden(re_enrol("01", "02")),
-            "this device is enrolled with another site"
+    fn an_enrolment_code_enrols_only_the_device_it_was_made_for() {
+        let code = EnrolCode {
+            site: "01".into(),
+            device: Some("laptop-a".into()),
+            used: false,
+            expired: false,
+        };
+        let why = forbidden(enrol_code(Some(&code), "01", "laptop-b"));
+        assert!(
+            why.contains("made for device laptop-a") && why.contains("laptop-b"),
+            "{why}"
         );
+        let unbound = EnrolCode {
+            device: None,
+            ..code
+        };
+        assert!(matches!(
+            enrol_code(Some(&unbound), "01", "laptop-a"),
+            Err(Refusal::Unauthorized(w)) if w.contains("names no device")
+        ));
+    }
+
+    #[test]
+    fn server_device_ids_are_reserved() {
+        assert_eq!(new_device_id("0190b7a2-laptop"), Ok(()));
+        assert_eq!(new_device_id("my-server"), Ok(()));
+        for reserved in ["server-01", "SERVER-01", "server-"] {
+            let why = forbidden(new_device_id(reserved));
+            assert!(why.contains("the server's own"), "{reserved}: {why}");
+        }
     }
 
     #[test]

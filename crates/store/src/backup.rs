@@ -15,7 +15,10 @@
 //! opens with the same passwords or the recovery key. Invariants: a backup file is written to a
 //! temporary name, fsynced and renamed, so a half-written backup never looks like one; a restore
 //! checks the checksum, opens the copy as an administrator and runs the full [`Store::check`]
-//! *before* anything is replaced, and keeps the current file aside rather than deleting it.
+//! *before* anything is replaced, and keeps the current file aside rather than deleting it; a
+//! backup of another store (its store id differs from the one in the current key file) replaces
+//! nothing unless the administrator forces it. Backup files and key files are written
+//! owner-only and new ([`crate::secret_file`]).
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -206,7 +209,7 @@ impl Store {
         let json =
             serde_json::to_string(&header).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let write = || -> std::io::Result<()> {
-            let mut f = std::io::BufWriter::new(fs::File::create(part)?);
+            let mut f = std::io::BufWriter::new(crate::secret_file::create_temporary(part)?);
             writeln!(f, "{MAGIC}")?;
             writeln!(f, "{json}")?;
             std::io::copy(&mut fs::File::open(part_db)?, &mut f)?;
@@ -349,9 +352,11 @@ fn unpack_and_check(
         ));
     }
     let keys = keyring_path(target);
-    fs::write(&keys, &header.keys).map_err(io(&keys))?;
-    fs::File::open(&keys)
-        .and_then(|f| f.sync_all())
+    crate::secret_file::create_temporary(&keys)
+        .and_then(|mut f| {
+            f.write_all(header.keys.as_bytes())?;
+            f.sync_all()
+        })
         .map_err(io(&keys))?;
     let store = Store::open_unrecorded(target, study, user, password)?;
     if store.session().role != Role::Admin {
@@ -377,16 +382,60 @@ fn unpack_and_check(
     Ok((header, store))
 }
 
+/// Refuses a backup of another store in place of the store at `store_path`: the store id in
+/// its header must be the one in the current key file. Nothing to compare with (no store
+/// there, or a key file that cannot be read, the case a restore is for) passes; so does
+/// `force` (the administrator's `--force`).
+fn check_same_store(
+    backup: &Path,
+    header: &BackupHeader,
+    store_path: &Path,
+    force: bool,
+) -> Result<(), StoreError> {
+    if force {
+        return Ok(());
+    }
+    let Ok(current) = crate::keyring::Keyring::load(store_path) else {
+        return Ok(());
+    };
+    if current.store_id() != header.store_id {
+        return Err(StoreError::Invalid(format!(
+            "{} is a backup of another store (store id {}, site {}), not of {} (store id {}); \
+             nothing was replaced. An administrator who means to replace this store with it \
+             restores with --force",
+            backup.display(),
+            header.store_id,
+            header.site,
+            store_path.display(),
+            current.store_id()
+        )));
+    }
+    Ok(())
+}
+
 /// Replaces the store at `store_path` with the backup, as `user` (an administrator in the
-/// backup). Everything is checked first; the current store (file, WAL, key slots, noted failed logins) is kept
-/// aside as `<store>.before-restore-<UTC time>` rather than deleted.
+/// backup). Everything is checked first, and the backup must be of this store unless `force`
+/// ([`check_same_store`]); the current store (file, WAL, key slots, noted failed logins) is
+/// kept aside as `<store>.before-restore-<UTC time>` rather than deleted.
 pub fn restore(
     backup: &Path,
     store_path: &Path,
     study: Arc<Study>,
     user: &str,
     password: &str,
+    force: bool,
 ) -> Result<Restored, StoreError> {
+    {
+        let mut file = fs::File::open(backup).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                bad(backup, "there is no such file")
+            } else {
+                StoreError::io(backup, e)
+            }
+        })?;
+        let (header, _) = read_header(backup, &mut file)?;
+        check_same_store(backup, &header, store_path, force)?;
+    }
     let incoming = with_suffix(store_path, ".restoring");
     for p in [&incoming, &keyring_path(&incoming)] {
         let _ = fs::remove_file(p);

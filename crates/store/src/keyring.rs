@@ -96,7 +96,9 @@ pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], StoreError> {
     Ok(b)
 }
 
-/// Argon2id cost for a password slot.
+/// Argon2id cost for a password slot. Recorded in each slot, so a slot keeps opening with the
+/// cost it was written with; a weaker slot is rewritten at its user's next login
+/// ([`Keyring::is_weaker_than_current`]).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct KdfParams {
     /// Memory in KiB.
@@ -107,14 +109,34 @@ pub struct KdfParams {
     pub p: u32,
 }
 
+impl KdfParams {
+    /// What slots written before the cost was raised use (19 MiB, 2 passes: OWASP's minimum),
+    /// and what a slot without recorded settings means.
+    pub const LEGACY: KdfParams = KdfParams {
+        m_kib: 19 * 1024,
+        t: 2,
+        p: 1,
+    };
+
+    /// The cost of every slot written now: 64 MiB, 3 passes, one lane. About 3.4 times the
+    /// memory and 5 times the work of [`KdfParams::LEGACY`] per guess against a stolen key
+    /// file, and still well under half a second per login (`ecrf bench` prints it).
+    pub const CURRENT: KdfParams = KdfParams {
+        m_kib: 64 * 1024,
+        t: 3,
+        p: 1,
+    };
+
+    /// True when a guess costs less memory or fewer passes than with `other`.
+    pub fn weaker_than(self, other: KdfParams) -> bool {
+        self.m_kib < other.m_kib || self.t < other.t
+    }
+}
+
 impl Default for KdfParams {
-    /// 19 MiB, 2 passes: about 45 ms per unlock on a ward laptop (OWASP's minimum for Argon2id).
+    /// [`KdfParams::CURRENT`].
     fn default() -> Self {
-        KdfParams {
-            m_kib: 19 * 1024,
-            t: 2,
-            p: 1,
-        }
+        KdfParams::CURRENT
     }
 }
 
@@ -122,6 +144,8 @@ impl Default for KdfParams {
 struct Slot {
     /// User name, or `None` for the recovery slot.
     user: Option<String>,
+    /// The slot's Argon2id cost; `None` (never written so for a password slot, but read as
+    /// such) is [`KdfParams::LEGACY`].
     kdf: Option<KdfParams>,
     salt: String,
     nonce: String,
@@ -370,7 +394,7 @@ impl Keyring {
             .ok_or_else(|| StoreError::UnknownUser(user.to_string()))?;
         let salt = hex::decode(&slot.salt)
             .map_err(|_| StoreError::Keyring("a key slot's salt is damaged".into()))?;
-        let kek = derive_password_key(password, &salt, slot.kdf.unwrap_or_default())?;
+        let kek = derive_password_key(password, &salt, slot.kdf.unwrap_or(KdfParams::LEGACY))?;
         unwrap(
             &kek,
             slot,
@@ -378,6 +402,34 @@ impl Keyring {
             &self.file,
         )
         .ok_or_else(|| StoreError::WrongPassword(user.to_string()))
+    }
+
+    /// The Argon2id cost of a user's slot, `None` when the user has no slot.
+    pub fn kdf_of(&self, user: &str) -> Option<KdfParams> {
+        self.slot(user).map(|s| s.kdf.unwrap_or(KdfParams::LEGACY))
+    }
+
+    /// True when the user's slot was written with a weaker cost than [`KdfParams::CURRENT`]
+    /// (rewritten at their next successful login).
+    pub fn is_weaker_than_current(&self, user: &str) -> bool {
+        self.kdf_of(user)
+            .is_some_and(|k| k.weaker_than(KdfParams::CURRENT))
+    }
+
+    /// True when `other` holds the very slot this keyring holds for `user` (same salt and
+    /// wrapped key): nobody rewrote it in between.
+    pub(crate) fn same_slot(&self, other: &Keyring, user: &str) -> bool {
+        match (self.slot(user), other.slot(user)) {
+            (Some(a), Some(b)) => a.salt == b.salt && a.wrapped == b.wrapped,
+            _ => false,
+        }
+    }
+
+    fn slot(&self, user: &str) -> Option<&Slot> {
+        self.file
+            .slots
+            .iter()
+            .find(|s| s.user.as_deref() == Some(user))
     }
 
     /// Unwraps the store key with the recovery key.
@@ -417,14 +469,16 @@ impl Keyring {
         Ok(())
     }
 
-    /// Writes the keyring durably: a temporary file, fsync, rename over the old one, fsync the
-    /// folder. A crash leaves either the old or the new keyring, never half of one.
+    /// Writes the keyring durably: a temporary file (owner-only, created new), fsync, rename
+    /// over the old one, fsync the folder. A crash leaves either the old or the new keyring,
+    /// never half of one.
     pub fn save(&self) -> Result<(), StoreError> {
         let text = serde_json::to_string_pretty(&self.file)
             .map_err(|e| StoreError::Keyring(e.to_string()))?;
         let tmp = self.path.with_extension("keys.tmp");
         let write = || -> std::io::Result<()> {
-            let mut f = fs::File::create(&tmp)?;
+            // Owner-only, created new: a leftover or a link in its place is removed first.
+            let mut f = crate::secret_file::create_temporary(&tmp)?;
             f.write_all(text.as_bytes())?;
             f.sync_all()?;
             fs::rename(&tmp, &self.path)?;

@@ -15,6 +15,8 @@
 //!   applied page by page, item conflicts and their resolution;
 //! - [`randomization`]: sealed envelopes (leases) and randomizing a subject;
 //! - [`schema`](crate::schema): migrations;
+//! - [`secret_file`]: key, backup and failed-login files, created owner-only and new, never
+//!   through a link;
 //! - `page_crypto`: SQLCipher's page AES-CBC and HMAC through RustCrypto (same bytes as its
 //!   OpenSSL provider, without a lookup and allocation per page).
 //!
@@ -36,6 +38,7 @@ mod page_crypto;
 pub mod randomization;
 pub mod replica;
 pub mod schema;
+pub mod secret_file;
 pub mod store;
 
 pub use ecrf_log::{

@@ -55,10 +55,8 @@ pub(crate) fn note_failure(store: &Path, user: &str, what: &str) {
     })
     .unwrap_or_default();
     let write = || -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?;
+        // Owner-only; a link put in its place is refused, not followed.
+        let mut f = crate::secret_file::append(&path)?;
         writeln!(f, "{line}")?;
         f.sync_all()
     };

@@ -16,7 +16,7 @@ fn key(text: &str) -> FormKey {
 }
 
 fn open(path: &Path, user: &str) -> Store {
-    ecrf_testkit::open(path, user, &format!("{user}-password"))
+    ecrf_testkit::open_as(path, &ecrf_testkit::fixed_user(user))
 }
 
 fn reason(r: &str) -> SaveOptions {
@@ -489,7 +489,9 @@ fn users_are_deactivated_not_deleted_and_a_reset_password_blocks_signing_until_c
     let dir = tempfile::tempdir().unwrap();
     let (path, subject) = trial(dir.path());
     let mut admin = open(&path, "admin");
-    admin.reset_password("investigator", "temporary-1").unwrap();
+    admin
+        .reset_password("investigator", "temporary-pass-1")
+        .unwrap();
     admin.change_role("nurse", Role::Investigator).unwrap();
     admin.deactivate_user("monitor").unwrap();
     let e = admin
@@ -504,24 +506,24 @@ fn users_are_deactivated_not_deleted_and_a_reset_password_blocks_signing_until_c
         .err()
         .unwrap();
     assert!(e.to_string().contains("deactivated"), "{e}");
-    let mut inv = Store::open(&path, study(), "investigator", "temporary-1").unwrap();
+    let mut inv = Store::open(&path, study(), "investigator", "temporary-pass-1").unwrap();
     let e = inv
         .sign(
             &subject,
             Some(&key("EOS")),
             SignatureMeaning::Approval,
             Some("investigator"),
-            "temporary-1",
+            "temporary-pass-1",
         )
         .unwrap_err();
     assert!(e.to_string().contains("choose a new one first"), "{e}");
-    inv.set_password("investigator-new").unwrap();
+    inv.set_password("investigator-new-7q").unwrap();
     inv.sign(
         &subject,
         Some(&key("EOS")),
         SignatureMeaning::Approval,
         Some("investigator"),
-        "investigator-new",
+        "investigator-new-7q",
     )
     .unwrap();
 }

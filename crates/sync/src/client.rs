@@ -4,7 +4,10 @@
 //! by page, then pull the site's other changes page by page, each page applied in one store
 //! transaction with its cursor. Invariants: every step can be cut anywhere and simply run
 //! again (the server and the store both skip what they already hold); a reply is parsed and
-//! validated like any outside input before the store sees it.
+//! validated like any outside input before the store sees it, and kept to the bounds of
+//! [`crate::guard`] (acknowledged ≤ sent, pages that make progress, at most
+//! [`MAX_PULL_PAGES`] pages a sync); the server address is checked first (plain HTTP only to
+//! this computer).
 
 use std::time::Duration;
 
@@ -15,6 +18,8 @@ use ecrf_wire::wire::{
 };
 use ecrf_wire::{Replica, ServerSlot};
 use ureq::Agent;
+
+use crate::guard::{self, MAX_PULL_PAGES};
 
 /// What can stop a sync.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +53,13 @@ pub enum SyncError {
     /// The server's reply broke the protocol.
     #[error("unreadable reply from the server: {0}")]
     Reply(String),
+    /// The server address may not be used (plain HTTP to another computer, not a web
+    /// address); the text names the field and the rule.
+    #[error("{0}")]
+    Address(String),
+    /// The site CA file cannot be used (unreadable, or no PEM certificate in it).
+    #[error("site CA certificate: {0}")]
+    Ca(String),
     /// This store has not been enrolled with a server.
     #[error("this device is not enrolled with a server (enrol it with a code first)")]
     NotEnrolled,
@@ -82,9 +94,11 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client of the server at `url` (`https://…`; `http://` only for loopback test servers).
-    /// `ca_pem`: the certificate(s) to trust instead of the public roots (a site's own CA).
+    /// A client of the server at `url` (`https://…`; `http://` only to this computer, see
+    /// [`guard::check_server_url`]). `ca_pem`: the certificate(s) to trust instead of the
+    /// public roots (a site's own CA).
     pub fn new(url: &str, ca_pem: Option<&[u8]>) -> Result<Client, SyncError> {
+        guard::check_server_url(url)?;
         let mut config = Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(5)))
@@ -97,8 +111,10 @@ impl Client {
                 })
                 .collect();
             if certs.is_empty() {
-                return Err(SyncError::Reply(
-                    "the CA file holds no PEM certificate".into(),
+                return Err(SyncError::Ca(
+                    "the file holds no PEM certificate (-----BEGIN CERTIFICATE-----) / 站点 CA \
+                     证书：文件中没有 PEM 证书"
+                        .into(),
                 ));
             }
             config = config.tls_config(
@@ -108,7 +124,7 @@ impl Client {
             );
         }
         Ok(Client {
-            base: url.trim_end_matches('/').to_string(),
+            base: url.trim().trim_end_matches('/').to_string(),
             agent: config.build().into(),
             token: None,
         })
@@ -241,9 +257,7 @@ impl Client {
             &format!("/api/v1/sites/{site}/changes?after={after}&limit={limit}"),
             None,
         )?)?;
-        reply
-            .validate()
-            .map_err(|e| SyncError::Reply(e.to_string()))?;
+        guard::check_pull_reply(&reply, after, limit)?;
         Ok(reply)
     }
 }
@@ -298,8 +312,10 @@ pub mod setting {
     pub const SERVER: &str = "server";
     /// Device token.
     pub const TOKEN: &str = "token";
-    /// PEM of the CA to trust, if not a public one.
+    /// PEM of the CA to trust, if not a public one (what the client uses).
     pub const CA: &str = "ca_pem";
+    /// The file the site CA was read from (shown in the settings; empty: public CAs).
+    pub const CA_FILE: &str = "ca_file";
     /// Subject number prefix given at enrolment.
     pub const SUBJECT_PREFIX: &str = "subject_prefix";
 }
@@ -337,8 +353,45 @@ pub fn client_of<S: Replica>(store: &S) -> Result<Client, SyncError> {
     let setting = |name| store.sync_setting(name).map_err(SyncError::store);
     let url = setting(setting::SERVER)?.ok_or(SyncError::NotEnrolled)?;
     let token = setting(setting::TOKEN)?.ok_or(SyncError::NotEnrolled)?;
-    let ca = setting(setting::CA)?;
+    let ca = setting(setting::CA)?.filter(|pem| !pem.trim().is_empty());
     Ok(Client::new(&url, ca.as_deref().map(str::as_bytes))?.with_token(&token))
+}
+
+/// Reads a site CA certificate file (PEM) for [`enrol`] or [`set_site_ca`], naming the file in
+/// the error.
+pub fn read_ca_file(path: &std::path::Path) -> Result<Vec<u8>, SyncError> {
+    std::fs::read(path).map_err(|e| {
+        SyncError::Ca(format!(
+            "{}: {e} / 站点 CA 证书 {}：无法读取",
+            path.display(),
+            path.display()
+        ))
+    })
+}
+
+/// Sets (or with `None` clears) the site CA the client trusts for this store's server: the
+/// PEM is checked to hold a certificate, then kept with the file's path.
+pub fn set_site_ca<S: Replica>(
+    store: &S,
+    ca: Option<(&std::path::Path, &[u8])>,
+) -> Result<(), SyncError> {
+    let keep = |name, value: &str| {
+        store
+            .set_sync_setting(name, value)
+            .map_err(SyncError::store)
+    };
+    match ca {
+        Some((path, pem)) => {
+            // Any https address will do: this only checks that the PEM holds a certificate.
+            Client::new("https://localhost", Some(pem))?;
+            keep(setting::CA, &String::from_utf8_lossy(pem))?;
+            keep(setting::CA_FILE, &path.display().to_string())
+        }
+        None => {
+            keep(setting::CA, "")?;
+            keep(setting::CA_FILE, "")
+        }
+    }
 }
 
 /// One full sync: push what the server lacks, then pull what this device lacks. Safe to cut
@@ -351,11 +404,12 @@ pub fn sync<S: Replica>(
     let site = store.site().to_string();
     let mut report = SyncReport::default();
     let standing = client.device()?;
+    // Changes are numbered 1, 2, … per device, so their count is the last device_seq.
+    let own_last = store.own_change_count_after(0).map_err(SyncError::store)? as i64;
+    guard::check_device_reply(&standing, store.device_id(), &site, own_last)?;
     report.flags.extend(standing.clock_flag);
     let mut acked = standing.acked;
-    let to_push = store
-        .own_change_count_after(acked)
-        .map_err(SyncError::store)?;
+    let to_push = (own_last - acked) as usize;
     let mut p = Progress {
         to_push,
         ..Progress::default()
@@ -368,12 +422,9 @@ pub fn sync<S: Replica>(
         if page.is_empty() {
             break;
         }
+        let sent = page.clone();
         let reply = client.push(&site, page)?;
-        if reply.acked <= acked {
-            return Err(SyncError::Reply(format!(
-                "the server did not take changes after #{acked}"
-            )));
-        }
+        guard::check_push_reply(&reply, acked, &sent)?;
         report.pushed += reply.stored;
         report.flags.extend(reply.flags);
         p.pushed += (reply.acked - acked) as usize;
@@ -390,7 +441,7 @@ pub fn sync<S: Replica>(
         let site = site.as_str();
         scope.spawn(move || {
             let mut after = after;
-            loop {
+            for _ in 0..MAX_PULL_PAGES {
                 let reply = client.pull(site, after, MAX_PAGE);
                 let next = reply.as_ref().ok().filter(|r| r.more).map(|r| r.cursor);
                 // A closed channel: the applying side stopped on an error.

@@ -5,9 +5,11 @@
 //! What it gives:
 //! - [`study`]: the embedded study definition, loaded once per test binary.
 //! - [`User`] and the fixed users [`ADMIN`], [`NURSE`], [`INVESTIGATOR`], [`MONITOR`],
-//!   [`DATA_MANAGER`]: each `<username>-password` (`admin`/`admin-password`,
+//!   [`DATA_MANAGER`]: each `<username>-password`, long and strong enough for the store's
+//!   password rule (the data manager's, too short as `dm-password`, ends in `-1`):
+//!   `admin`/`admin-password`,
 //!   `nurse`/`nurse-password`, `investigator`/`investigator-password`,
-//!   `monitor`/`monitor-password`, `dm`/`dm-password`). A test that needs another name or
+//!   `monitor`/`monitor-password`, `dm`/`dm-password-1`). A test that needs another name or
 //!   password writes its own `User`, or takes one of these with [`User::with_password`].
 //! - [`Site`]: a new store for a site, with its administrator and the users asked for, and
 //!   optionally a lease of envelopes: `Site::new("07").with_nurse().create(&path)` is the
@@ -85,12 +87,12 @@ pub const MONITOR: User = User {
     password: "monitor-password",
 };
 
-/// A data manager: `dm` / `dm-password`, named "Dr dm".
+/// A data manager: `dm` / `dm-password-1`, named "Dr dm".
 pub const DATA_MANAGER: User = User {
     username: "dm",
     name: "Dr dm",
     role: Role::DataManager,
-    password: "dm-password",
+    password: "dm-password-1",
 };
 
 /// A new store for one site: its administrator ([`ADMIN`] unless [`Site::admin`] says
@@ -174,6 +176,15 @@ impl Site {
         drop(self.create(path));
         open_as(path, user)
     }
+}
+
+/// The fixed user named `username` ([`ADMIN`], [`NURSE`], [`INVESTIGATOR`], [`MONITOR`],
+/// [`DATA_MANAGER`]), so a test that knows only the name finds the password in this one place.
+pub fn fixed_user(username: &str) -> User {
+    [ADMIN, NURSE, INVESTIGATOR, MONITOR, DATA_MANAGER]
+        .into_iter()
+        .find(|u| u.username == username)
+        .unwrap_or_else(|| panic!("no fixed test user {username}"))
 }
 
 /// The store at `path` opened as `user`.

@@ -135,6 +135,21 @@ impl Driver {
         .unwrap_or_else(|e| panic!("pick {css}: {e}"));
     }
 
+    /// Calls one of the app's commands from the page (what a native dialog would have led to:
+    /// the dialogs themselves cannot be driven); panics with the app's error.
+    pub(crate) fn invoke(&self, command: &str, args: Value) {
+        let script = "const done = arguments[arguments.length - 1]; \
+                      window.__TAURI_INTERNALS__.invoke(arguments[0], arguments[1]) \
+                      .then(() => done(null), (e) => done(JSON.stringify(e)));";
+        let reply = http(
+            "POST",
+            &self.url("/execute/async"),
+            Some(&json!({"script": script, "args": [command, args]})),
+        )
+        .unwrap_or_else(|e| panic!("invoke {command}: {e}"));
+        assert!(reply["value"].is_null(), "invoke {command}: {reply}");
+    }
+
     /// Scrolls the page so that this element is at the top (for a screenshot).
     pub(crate) fn scroll_to(&self, css: &str) {
         self.find(css);

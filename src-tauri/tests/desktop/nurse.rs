@@ -103,7 +103,7 @@ pub(crate) fn a_nurse_sets_up_enters_a_baseline_form_finds_it_after_a_restart_an
     // Print the subject's CRF from the app: a real PDF with the values and the audit trail.
     d.click("#history-close");
     d.click("#back");
-    let (path, text) = print_subject(&d);
+    let (path, text) = print_subject(&d, &data.path().join("printouts"));
     assert!(
         Path::new(&path).starts_with(data.path()),
         "printout outside the store folder: {path}"

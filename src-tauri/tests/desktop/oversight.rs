@@ -70,7 +70,7 @@ pub(crate) fn a_monitor_queries_the_nurse_corrects_the_monitor_verifies_and_the_
 
     // The subject's PDF shows the query, the SDV mark and the signature.
     d.click("#back");
-    let (_, text) = print_subject(&d);
+    let (_, text) = print_subject(&d, &data.path().join("printouts"));
     for needle in [
         "Chart says MAP 62",
         "source verified (SDV)",

@@ -1,15 +1,23 @@
 //! Steps a user takes that several scenarios share: log in, screen and consent inside the window, correct a value, print.
 
+use std::path::Path;
 use std::process::Command;
 
 use crate::driver::Driver;
 use crate::seeds::ago;
 
-/// Prints the open subject's CRF from the app; returns the PDF's path and its text (pdftotext).
-pub(crate) fn print_subject(d: &Driver) -> (String, String) {
+/// Prints the open subject's CRF from the app into `folder` (chosen as the user's printout
+/// folder, as the folder picker would); returns the PDF's path and its text (pdftotext).
+pub(crate) fn print_subject(d: &Driver, folder: &Path) -> (String, String) {
+    std::fs::create_dir_all(folder).expect("printout folder");
+    d.invoke(
+        "set_print_folder",
+        serde_json::json!({ "folder": folder.display().to_string() }),
+    );
     d.click("#print-subject");
-    let notice = d.wait_text("#print-notice", &[".pdf"]);
-    let path = notice
+    let notice = d.wait_text("#print-notice", &[".pdf", "not encrypted"]);
+    let upto = notice.find(".pdf").map_or(notice.len(), |i| i + 4);
+    let path = notice[..upto]
         .rsplit(": ")
         .next()
         .unwrap_or_default()

@@ -36,13 +36,32 @@ pub(crate) fn an_administrator_enrols_the_laptop_and_a_sync_shows_progress_and_a
         std::thread::sleep(Duration::from_millis(50));
     }
     server_admin(&db, &["site", "add", "01", "--name", "Hospital 01"]);
-    let code = server_admin(&db, &["device", "enrol-code", "--site", "01"]);
 
     let desk = desktop(data.path());
     let d = Driver::start(&desk);
     login(&d, "admin", "admin-password-1");
     d.wait_text("#badge-online", &["not enrolled"]);
     d.click("#nav-sync");
+    // The code is made for the device id the Sync page shows.
+    let device = d.text("#enrol-device");
+    let code = server_admin(
+        &db,
+        &[
+            "device",
+            "enrol-code",
+            "--site",
+            "01",
+            "--device",
+            device.trim(),
+        ],
+    );
+    // Plain HTTP to another computer is refused before anything is sent.
+    d.type_in("#enrol-server", "http://192.0.2.10:8080");
+    d.type_in("#enrol-code", &code);
+    d.click("#enrol-submit");
+    d.wait_text("#enrol-notice", &["only to this computer"]);
+    d.clear("#enrol-server");
+    d.clear("#enrol-code");
     d.type_in("#enrol-server", &url);
     d.type_in("#enrol-code", "wrong-code");
     d.click("#enrol-submit");
@@ -78,7 +97,17 @@ pub(crate) fn an_administrator_enrols_the_laptop_and_a_sync_shows_progress_and_a
         .expect("nurse");
     drop(admin_b);
     let mut b = ecrf_store::Store::open(&other, study, "bo", "bo-password-1").expect("open");
-    let code_b = server_admin(&db, &["device", "enrol-code", "--site", "01"]);
+    let code_b = server_admin(
+        &db,
+        &[
+            "device",
+            "enrol-code",
+            "--site",
+            "01",
+            "--device",
+            b.device_id(),
+        ],
+    );
     ecrf_sync::enrol(&b, &url, &code_b, None).expect("enrol the second laptop");
     let client_b = ecrf_sync::client::client_of(&b).expect("client");
     ecrf_sync::sync(&mut b, &client_b, &mut |_| {}).expect("first sync of the second laptop");

@@ -91,4 +91,6 @@ pub struct SessionDto {
     pub may_manage_users: bool,
     /// May export data.
     pub may_export: bool,
+    /// The folder the user chose for printouts and audit CSVs (none yet: printing asks).
+    pub print_folder: Option<String>,
 }

@@ -10,6 +10,10 @@ pub struct SyncStatusDto {
     pub enrolled: bool,
     /// The server's address.
     pub server: Option<String>,
+    /// This laptop's device id: the administrator makes its enrolment code for it.
+    pub device: String,
+    /// The site CA certificate file the sync trusts (none: public CAs).
+    pub ca_file: Option<String>,
     /// When the last sync finished without error (UTC), if ever.
     pub last_success: Option<String>,
     /// This laptop's changes the server does not hold yet.

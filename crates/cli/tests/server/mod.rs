@@ -85,11 +85,15 @@ pub struct Server {
     pub ca: Option<Vec<u8>>,
     /// `RUST_LOG` of the process (`warn` unless [`Server::start_logging`]).
     pub log_level: &'static str,
+    /// Enrolment attempts per address per minute (`--enrol-per-minute`): high for tests that
+    /// enrol many laptops from this one address; the server's default in the test of the limit.
+    pub enrol_per_minute: u32,
 }
 
 impl Server {
-    pub fn start(database_url: &str, log_dir: &Path) -> Server {
-        let mut s = Server {
+    /// The server with the test defaults, not yet started.
+    fn new(database_url: &str, log_dir: &Path) -> Server {
+        Server {
             database_url: database_url.to_string(),
             port: free_port(),
             child: None,
@@ -97,22 +101,28 @@ impl Server {
             tls: None,
             ca: None,
             log_level: "warn",
-        };
+            enrol_per_minute: 1000,
+        }
+    }
+
+    pub fn start(database_url: &str, log_dir: &Path) -> Server {
+        let mut s = Server::new(database_url, log_dir);
         s.spawn();
         s
     }
 
     /// [`Server::start`] logging everything down to `info` (every request's summary).
     pub fn start_logging(database_url: &str, log_dir: &Path) -> Server {
-        let mut s = Server {
-            database_url: database_url.to_string(),
-            port: free_port(),
-            child: None,
-            log: log_dir.join("server.log"),
-            tls: None,
-            ca: None,
-            log_level: "info",
-        };
+        let mut s = Server::new(database_url, log_dir);
+        s.log_level = "info";
+        s.spawn();
+        s
+    }
+
+    /// [`Server::start`] with the server's own enrolment rate limit.
+    pub fn start_with_enrol_limit(database_url: &str, log_dir: &Path, per_minute: u32) -> Server {
+        let mut s = Server::new(database_url, log_dir);
+        s.enrol_per_minute = per_minute;
         s.spawn();
         s
     }
@@ -129,6 +139,7 @@ impl Server {
             tls: Some((pki.cert, pki.key)),
             ca: Some(std::fs::read(&pki.ca).unwrap()),
             log_level: "warn",
+            enrol_per_minute: 1000,
         };
         s.spawn();
         s
@@ -152,6 +163,8 @@ impl Server {
             &self.database_url,
             "--listen",
             &format!("127.0.0.1:{}", self.port),
+            "--enrol-per-minute",
+            &self.enrol_per_minute.to_string(),
         ]);
         match &self.tls {
             Some((cert, key)) => cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key),
@@ -227,8 +240,9 @@ impl Server {
         self.admin(&["site", "add", code, "--name", &format!("Hospital {code}")]);
     }
 
-    pub fn enrol_code(&self, site: &str) -> String {
-        self.admin(&["device", "enrol-code", "--site", site])
+    /// A one-time code enrolling the one new device `device` with `site`.
+    pub fn enrol_code(&self, site: &str, device: &str) -> String {
+        self.admin(&["device", "enrol-code", "--site", site, "--device", device])
     }
 }
 
@@ -340,7 +354,7 @@ impl Device {
         ecrf_sync::enrol(
             &d.store,
             &server.url(),
-            &server.enrol_code(site),
+            &server.enrol_code(site, d.store.device_id()),
             server.ca.as_deref(),
         )
         .unwrap();

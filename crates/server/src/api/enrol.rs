@@ -1,10 +1,12 @@
 //! `POST /api/v1/enrol`: a laptop trades a one-time enrolment code for a device token.
 //!
-//! Invariants: a code is good once, before it expires, and only for its own site
-//! ([`rules::enrol_code`]); a device keeps its number (and so its subject prefix `D<n>`) when
-//! enrolled again, and is never moved to another site ([`rules::re_enrol`]); the code is spent
-//! in the same transaction that issues the token, and only the token's hash is kept; the
-//! device's X25519 public key (leases are sealed to it) is registered with the token.
+//! Invariants: a code is good once, before it expires, only for its own site and for the one
+//! device id it was made for ([`rules::enrol_code`]); it enrols only a new device: an id the
+//! server knows (enrolled, revoked, or its own `server-<site>`) is never given a new token, so
+//! no code can take over another device's chain; the code is spent in the same transaction
+//! that issues the token, and only the token's hash is kept. Enrolment is rate-limited per
+//! address ([`super::limits`]). The device's X25519 public key (leases are sealed to it) is
+//! registered with the token.
 
 use axum::extract::State;
 use axum::response::Response;
@@ -24,17 +26,18 @@ pub(super) async fn enrol(
     let code_hash = secret_hash(&req.code.to_uppercase());
     let mut tx = pool.begin().await?;
     let code = db::device::code_for_update(&mut tx, &code_hash).await?;
-    rules::enrol_code(code.as_ref(), &req.site)?;
+    rules::enrol_code(code.as_ref(), &req.site, &req.device)?;
+    rules::new_device_id(&req.device)?;
+    if db::device::exists(&mut tx, &req.device).await? {
+        return Err(rules::Refusal::Conflict(format!(
+            "device {} is enrolled already: a code enrols only a new device",
+            req.device
+        ))
+        .into());
+    }
     let site = req.site.clone();
     let token = random_secret(40).map_err(|e| ApiError::bad(e.to_string()))?;
-    let device_no = match db::device::enrolled_for_update(&mut tx, &req.device).await? {
-        Some((enrolled_with, n)) => {
-            rules::re_enrol(&enrolled_with, &site)?;
-            db::device::renew_token(&mut tx, &req.device, &secret_hash(&token)).await?;
-            n
-        }
-        None => db::device::add(&mut tx, &req.device, &site, &secret_hash(&token)).await?,
-    };
+    let device_no = db::device::add(&mut tx, &req.device, &site, &secret_hash(&token)).await?;
     if let Some(key) = &req.sealing_key {
         db::device::set_sealing_key(&mut tx, &req.device, key).await?;
     }

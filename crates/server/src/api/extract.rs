@@ -6,10 +6,11 @@
 //! - [`Valid`]: the body, `application/json` within the size limit, parsed and validated;
 //! - [`SiteRequest`]: both, for the site endpoints that take a body.
 //!
-//! Invariant: the checks run in one order, the order the handlers kept when each wrote them
-//! out: the path, then the body is read, then the token (401), the site (403), the content type
-//! (415), the body's size or reading (413/400), its parsing and its validation (400). A
-//! rejected request does no database work beyond reading the token's device.
+//! Invariant: the checks run in one order: the path, the token (401), the site (403), and only
+//! then is the body read: the content type (415), the body's size or reading (413/400), its
+//! parsing and its validation (400). A caller without a valid token never has its body read
+//! (the connection is closed after the refusal rather than drained), and a rejected request does
+//! no database work beyond reading the token's device.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -45,7 +46,7 @@ impl Caller {
             .ok_or_else(|| unauthorized("unknown device token"))?;
         if found.revoked {
             return Err(unauthorized(
-                "this device was revoked; ask the administrator to enrol it again",
+                "this device was revoked and can no longer sync; ask the coordinating centre",
             ));
         }
         Ok(Caller {
@@ -205,12 +206,11 @@ impl<T: Checked> FromRequest<PgPool> for SiteRequest<T> {
         let (mut parts, body) = req.into_parts();
         let site = path_site(&mut parts, pool).await?;
         let headers = parts.headers.clone();
-        // The body is read before the token is looked at (as when it was a handler argument),
-        // so a refused request still has its body consumed and the connection stays usable.
-        let bytes = Bytes::from_request(Request::from_parts(parts, body), pool).await;
+        // The token and the site first: an unknown caller's body is never read.
         let at = OwnSite::check(pool, &headers, site)
             .await
             .map_err(IntoResponse::into_response)?;
+        let bytes = Bytes::from_request(Request::from_parts(parts, body), pool).await;
         let Valid(body) = Valid::of(&headers, bytes).map_err(IntoResponse::into_response)?;
         Ok(SiteRequest { at, body })
     }

@@ -1,12 +1,14 @@
 //! The HTTP API: `GET /health` and `/api/v1/…` (enrol, device, push, pull, lease, randomize).
 //!
 //! Invariants: every `/api/v1` request but enrolment carries a device token, and a revoked or
-//! unknown token is refused (401); a device reads and writes only its own site (403 otherwise,
-//! checked on the path and on every change pushed); bodies are limited to
-//! [`MAX_BODY_BYTES`](ecrf_wire::wire::MAX_BODY_BYTES), must be `application/json`, and are
-//! parsed and validated before any database work, so a bad body is a 4xx with a reason and the
-//! database is unchanged; a push is one transaction that stores only the changes that continue
-//! the device's chain, skipping replays.
+//! unknown token is refused (401) before any body is read; a device reads and writes only its
+//! own site (403 otherwise, checked on the path and on every change pushed); bodies are limited
+//! to [`MAX_BODY_BYTES`](ecrf_wire::wire::MAX_BODY_BYTES) for a push and [`SMALL_BODY_BYTES`]
+//! elsewhere, must be `application/json`, and are parsed and validated before any database
+//! work, so a bad body is a 4xx with a reason and the database is unchanged; a push is one
+//! transaction that stores only the changes that continue the device's chain, skipping
+//! replays; every request has a deadline and waits for one of a bounded number of places, and
+//! enrolment is rate-limited per address ([`limits`]).
 //!
 //! One file per endpoint group: [`extract`] (the preamble every handler shares: token, site,
 //! body), `enrol`, `device`, `changes` (push, pull), `randomize` (lease, online slot, envelopes
@@ -17,12 +19,16 @@ mod changes;
 mod device;
 mod enrol;
 pub mod extract;
+pub mod limits;
 mod locks;
 mod randomize;
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ecrf_wire::wire::{ErrorReply, MAX_BODY_BYTES};
@@ -30,6 +36,7 @@ use sqlx::postgres::PgPool;
 
 use crate::db;
 use crate::rules::Refusal;
+pub use limits::Limits;
 
 /// What a handler refuses with: a status and a reason (sent as `{"error": …}`).
 #[derive(Debug)]
@@ -93,21 +100,47 @@ fn conflict(reason: String) -> ApiError {
     ApiError(StatusCode::CONFLICT, reason)
 }
 
-/// The routes over a database pool.
-pub fn router(pool: PgPool) -> Router {
+/// Largest body of the requests that are not a push (enrolment, lease, randomize): a few
+/// short fields.
+pub const SMALL_BODY_BYTES: usize = 16 * 1024;
+
+/// The routes over a database pool, with the server's limits.
+pub fn router(pool: PgPool, limits: Limits) -> Router {
+    let small = || DefaultBodyLimit::max(SMALL_BODY_BYTES);
+    let enrol_rate = Arc::new(limits::RateLimiter::new(
+        limits.enrol_per_minute,
+        std::time::Duration::from_secs(60),
+    ));
     Router::new()
         .route("/health", get(health))
-        .route("/api/v1/enrol", post(enrol::enrol))
+        .route(
+            "/api/v1/enrol",
+            post(enrol::enrol)
+                .layer(small())
+                .layer(from_fn_with_state(enrol_rate, limits::enrol_rate)),
+        )
         .route("/api/v1/device", get(device::device))
         .route(
             "/api/v1/sites/{site}/changes",
             get(changes::pull).post(changes::push),
         )
-        .route("/api/v1/sites/{site}/lease", post(randomize::lease))
-        .route("/api/v1/sites/{site}/randomize", post(randomize::take_slot))
+        .route(
+            "/api/v1/sites/{site}/lease",
+            post(randomize::lease).layer(small()),
+        )
+        .route(
+            "/api/v1/sites/{site}/randomize",
+            post(randomize::take_slot).layer(small()),
+        )
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(pool)
+        // Outermost last: the deadline covers the wait for a place as well as the handling.
+        .layer(from_fn_with_state(
+            limits::InFlight::new(&limits),
+            limits::in_flight,
+        ))
+        .layer(from_fn_with_state(limits.request_timeout, limits::deadline))
 }
 
 async fn health(State(pool): State<PgPool>) -> Result<Response, ApiError> {

@@ -48,7 +48,7 @@ pub(super) async fn lease(
             ApiError(
                 StatusCode::CONFLICT,
                 format!(
-                    "device {} registered no sealing key when it enrolled: enrol it again with a new code to receive leases",
+                    "device {} registered no sealing key when it enrolled: enrol it under a new device id with a new code to receive leases",
                     c.device
                 ),
             )

@@ -1,7 +1,7 @@
 //! The administrator's operations that `ecrf site|device|randomization` call: sites,
 //! enrolment codes, revoking devices, loading and counting the allocation list.
 //!
-//! Invariants: codes are stored only as hashes; revoking a device takes back the envelopes
+//! Invariants: codes are stored only as hashes, each bound to one new device id; revoking a device takes back the envelopes
 //! leased to it and not opened, in the same transaction; a list is loaded all or nothing.
 
 use sqlx::Row;
@@ -33,8 +33,27 @@ pub async fn add_site(pool: &PgPool, code: &str, name: &str) -> Result<(), Serve
     Ok(())
 }
 
-/// Makes a one-time enrolment code for a site, valid for `hours`.
-pub async fn enrol_code(pool: &PgPool, site: &str, hours: i64) -> Result<String, ServerError> {
+/// Makes a one-time enrolment code for a site, valid for `hours`, bound to the one new device
+/// `device` (the laptop's device id, shown on its Sync page and by `ecrf sync status`): a
+/// reserved id (`server-…`) or one the server knows already is refused.
+pub async fn enrol_code(
+    pool: &PgPool,
+    site: &str,
+    device: &str,
+    hours: i64,
+) -> Result<String, ServerError> {
+    crate::rules::new_device_id(device)
+        .map_err(|r| ServerError::Invalid(format!("--device: {r}")))?;
+    let known: Option<String> = sqlx::query_scalar("SELECT site FROM devices WHERE device = $1")
+        .bind(device)
+        .fetch_optional(pool)
+        .await?;
+    if let Some(with) = known {
+        return Err(ServerError::Invalid(format!(
+            "--device: device {device} is enrolled already (site {with}); a code enrols only a \
+             new device"
+        )));
+    }
     let found: Option<String> = sqlx::query_scalar("SELECT code FROM sites WHERE code = $1")
         .bind(site)
         .fetch_optional(pool)
@@ -46,11 +65,12 @@ pub async fn enrol_code(pool: &PgPool, site: &str, hours: i64) -> Result<String,
     }
     let code = random_secret(12)?;
     sqlx::query(
-        "INSERT INTO enrol_codes (code_hash, site, expires) \
-         VALUES ($1, $2, now() + make_interval(hours => $3::int))",
+        "INSERT INTO enrol_codes (code_hash, site, device, expires) \
+         VALUES ($1, $2, $3, now() + make_interval(hours => $4::int))",
     )
     .bind(secret_hash(&code))
     .bind(site)
+    .bind(device)
     .bind(hours as i32)
     .execute(pool)
     .await?;

@@ -67,7 +67,7 @@ pub(crate) async fn code_for_update(
     code_hash: &str,
 ) -> Result<Option<EnrolCode>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT site, used_by IS NOT NULL, expires < now() FROM enrol_codes \
+        "SELECT site, device, used_by IS NOT NULL, expires < now() FROM enrol_codes \
          WHERE code_hash = $1 FOR UPDATE",
     )
     .bind(code_hash)
@@ -75,35 +75,19 @@ pub(crate) async fn code_for_update(
     .await?;
     Ok(row.map(|r| EnrolCode {
         site: r.get(0),
-        used: r.get(1),
-        expired: r.get(2),
+        device: r.get(1),
+        used: r.get(2),
+        expired: r.get(3),
     }))
 }
 
-/// A device enrolled already: its site and number, locked.
-pub(crate) async fn enrolled_for_update(
-    tx: &mut PgConnection,
-    device: &str,
-) -> Result<Option<(String, i32)>, sqlx::Error> {
-    let row = sqlx::query("SELECT site, device_no FROM devices WHERE device = $1 FOR UPDATE")
+/// True when the server knows the device id already (enrolled, revoked, or its own).
+pub(crate) async fn exists(tx: &mut PgConnection, device: &str) -> Result<bool, sqlx::Error> {
+    let found: Option<String> = sqlx::query_scalar("SELECT device FROM devices WHERE device = $1")
         .bind(device)
         .fetch_optional(tx)
         .await?;
-    Ok(row.map(|r| (r.get(0), r.get(1))))
-}
-
-/// Gives an enrolled device a new token and lifts a revocation.
-pub(crate) async fn renew_token(
-    tx: &mut PgConnection,
-    device: &str,
-    token_hash: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE devices SET token_hash = $2, revoked = NULL WHERE device = $1")
-        .bind(device)
-        .bind(token_hash)
-        .execute(tx)
-        .await?;
-    Ok(())
+    Ok(found.is_some())
 }
 
 /// Adds a device to a site with the site's next device number (from 1), its chain empty.

@@ -44,6 +44,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_sealed_envelopes",
         include_str!("../../migrations/0004_sealed_envelopes.sql"),
     ),
+    (
+        "0005_enrol_code_device",
+        include_str!("../../migrations/0005_enrol_code_device.sql"),
+    ),
 ];
 
 /// Connects (a pool of `max` connections) and brings the schema up to date.

@@ -129,7 +129,7 @@ impl Store {
             return Err(StoreError::AlreadyExists(path.to_path_buf()));
         }
         check_username(&opts.admin_user)?;
-        check_password(&opts.admin_password)?;
+        check_password(&opts.admin_password, &opts.admin_user)?;
         let site = opts.site.trim().to_string();
         if site.is_empty() || site.len() > 8 || !site.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(StoreError::Invalid(format!(
@@ -143,7 +143,7 @@ impl Store {
             &opts.admin_user,
             &opts.admin_password,
             &key,
-            KdfParams::default(),
+            KdfParams::CURRENT,
         )?;
         let mut conn = open_connection(path, encrypt.then_some(&key), true)?;
         schema::migrate(&mut conn)?;
@@ -211,6 +211,9 @@ impl Store {
             Ok(mut store) => {
                 // Best effort: on a full disk the notes stay in their file for the next login.
                 let _ = store.record_failed_logins();
+                // Best effort too: a slot left at an older, weaker cost is rewritten now that
+                // its password is known; if that fails it opens as before and is tried again.
+                let _ = store.strengthen_slot(password);
                 Ok(store)
             }
         }

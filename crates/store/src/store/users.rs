@@ -1,8 +1,10 @@
 //! Users of a store: adding them, passwords (own change, administrator reset), roles,
 //! deactivation, and the list.
 //!
-//! Owns the rules for user names (2–32 of a-z, 0-9, `.`, `_`, `-`) and passwords (8 characters
-//! or more). Invariants: every account event is a change in the log (projected into `users` by
+//! Owns the rules for user names (2–32 of a-z, 0-9, `.`, `_`, `-`) and passwords (12 characters
+//! or more, and hard to guess by the zxcvbn estimator: a score of at least 3 of 4, with the user
+//! name and the trial's own words counted as known), checked wherever a password is set:
+//! set-up, a new user, an administrator's reset, one's own change. Invariants: every account event is a change in the log (projected into `users` by
 //! `apply`); a user's key slot is written inside the same write lock as its change
 //! (`commit_with_slot`), from the key file as it is then, so a slot written meanwhile by another
 //! session is kept; nobody deactivates themselves.
@@ -29,12 +31,48 @@ pub(super) fn check_username(name: &str) -> Result<(), StoreError> {
     }
 }
 
-/// Checks that a password is usable: at least 8 characters.
-pub(super) fn check_password(password: &str) -> Result<(), StoreError> {
-    if password.chars().count() < 8 {
-        return Err(StoreError::Invalid(
-            "password: at least 8 characters".into(),
-        ));
+/// Shortest password accepted.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+/// Least zxcvbn score accepted (0–4; 3 = "safely unguessable": about 10^8 guesses or more,
+/// each of which costs a whole Argon2id derivation against a stolen key file).
+pub const MIN_PASSWORD_SCORE: u8 = 3;
+
+/// Checks that a password may be set for `username`: at least [`MIN_PASSWORD_CHARS`]
+/// characters and a zxcvbn score of at least [`MIN_PASSWORD_SCORE`] (the user name and the
+/// trial's words count as known to a guesser). The error names the field and the rule, in
+/// English and Chinese (the app shows it as it is).
+pub fn check_password(password: &str, username: &str) -> Result<(), StoreError> {
+    let n = password.chars().count();
+    if n < MIN_PASSWORD_CHARS {
+        return Err(StoreError::Invalid(format!(
+            "password: at least {MIN_PASSWORD_CHARS} characters are needed (this one has {n}) \
+             / 密码：至少需要 {MIN_PASSWORD_CHARS} 个字符（当前 {n} 个）"
+        )));
+    }
+    let known = [
+        username,
+        "ecrf",
+        "early",
+        "iabp",
+        "early-iabp",
+        "trial",
+        "study",
+    ];
+    let estimate = zxcvbn::zxcvbn(password, &known);
+    let score = u8::from(estimate.score());
+    if score < MIN_PASSWORD_SCORE {
+        let hint = estimate
+            .feedback()
+            .and_then(|f| f.warning())
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default();
+        return Err(StoreError::Invalid(format!(
+            "password: too easy to guess{hint}: strength {score} of 4, at least \
+             {MIN_PASSWORD_SCORE} is needed; use a longer phrase of unrelated words \
+             / 密码：过于容易被猜到（强度 {score}/4，至少需要 {MIN_PASSWORD_SCORE}）；\
+             请使用由几个无关词语组成的较长短语"
+        )));
     }
     Ok(())
 }
@@ -57,7 +95,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.require(Action::ManageUsers)?;
         check_username(username)?;
-        check_password(password)?;
+        check_password(password, username)?;
         if self.users()?.iter().any(|u| u.username == username) {
             return Err(StoreError::Invalid(format!(
                 "user {username} already exists"
@@ -83,7 +121,7 @@ impl Store {
         let (path, key) = (self.path.clone(), self.key.clone());
         let (_, ring) = self.commit_with(|_| {
             let mut ring = Keyring::load(&path)?;
-            ring.set_user(username, password, &key, KdfParams::default())?;
+            ring.set_user(username, password, &key, KdfParams::CURRENT)?;
             ring.save()?;
             Ok((vec![d], ring))
         })?;
@@ -94,9 +132,9 @@ impl Store {
     /// Sets a new password for the logged-in user (also after opening with the recovery key).
     /// Recorded in the log; it ends a pending administrator reset.
     pub fn set_password(&mut self, password: &str) -> Result<(), StoreError> {
-        check_password(password)?;
-        let mut d = Draft::new(ChangeKind::PasswordChanged);
         let user = self.session.user.clone();
+        check_password(password, &user)?;
+        let mut d = Draft::new(ChangeKind::PasswordChanged);
         d.item = Some(user.clone());
         self.commit_with_slot(d, &user, password)
     }
@@ -105,11 +143,35 @@ impl Store {
     /// before their next signature.
     pub fn reset_password(&mut self, username: &str, password: &str) -> Result<(), StoreError> {
         self.require(Action::ManageUsers)?;
-        check_password(password)?;
+        check_password(password, username)?;
         self.require_user(username)?;
         let mut d = Draft::new(ChangeKind::PasswordReset);
         d.item = Some(username.to_string());
         self.commit_with_slot(d, username, password)
+    }
+
+    /// Rewrites the logged-in user's key slot with [`KdfParams::CURRENT`] when it was written
+    /// with a weaker cost (called right after a successful login with the password just
+    /// checked). Inside the write lock, from the key file as it is now, and only if the slot is
+    /// still the one this login opened (a password changed meanwhile elsewhere is kept).
+    pub(crate) fn strengthen_slot(&mut self, password: &str) -> Result<(), StoreError> {
+        let user = self.session.user.clone();
+        if !self.keyring.is_weaker_than_current(&user) {
+            return Ok(());
+        }
+        let (path, key, opened) = (self.path.clone(), self.key.clone(), self.keyring.clone());
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut ring = Keyring::load(&path)?;
+        if ring.same_slot(&opened, &user) {
+            ring.set_user(&user, password, &key, KdfParams::CURRENT)?;
+            ring.save()?;
+        }
+        // Nothing was written to the store: the transaction only held its write lock.
+        tx.rollback()?;
+        self.keyring = ring;
+        Ok(())
     }
 
     /// Changes a user's role (administrators only).
