@@ -1,7 +1,7 @@
 // Generated from src-tauri/src/main.rs by crates/app/src/command_bindings.rs. Do not edit.
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
-import type { AuditCsvDone, AuditFilterDto, AuditPage, AuditRow, BackupDone, BackupStatusDto, Entry, EnvelopesDto, ExportDone, ExportRequest, FormOversight, FormPage, Lang, Printout, Query, QueryStep, Role, SaveReply, SessionDto, SetupDone, SetupInput, SignInput, SignatureDto, StudyDto, SubjectPage, SubjectRow, SyncDone, SyncProgressDto, SyncStatusDto, User, Welcome } from "./bindings";
+import type { AuditCsvDone, AuditFilterDto, AuditPage, AuditRow, BackupDone, BackupStatusDto, Entry, EnvelopesDto, ExportDone, ExportRequest, FormOversight, FormPage, Lang, Printout, Query, QueryStep, Role, SaveReply, ScreeningLog, SessionDto, SetupDone, SetupInput, SignInput, SignatureDto, StudyDto, SubjectPage, SubjectRow, SyncDone, SyncProgressDto, SyncStatusDto, User, Welcome } from "./bindings";
 
 /** Every command of the desktop shell, with its arguments and reply. */
 export const commands = {
@@ -29,6 +29,8 @@ export const commands = {
   discardDraft: (subject: string, key: string): Promise<void> => invoke<void>("discard_draft", { subject, key }),
   history: (subject: string, key: string, item: string): Promise<Array<AuditRow>> => invoke<Array<AuditRow>>("history", { subject, key, item }),
   printBlank: (form: string | null): Promise<Printout> => invoke<Printout>("print_blank", { form }),
+  screeningLog: (): Promise<ScreeningLog> => invoke<ScreeningLog>("screening_log"),
+  printScreeningLog: (): Promise<Printout> => invoke<Printout>("print_screening_log"),
   printSubject: (subject: string): Promise<Printout> => invoke<Printout>("print_subject", { subject }),
   defaultExportFolder: (): Promise<string> => invoke<string>("default_export_folder"),
   export: (request: ExportRequest): Promise<ExportDone> => invoke<ExportDone>("export", { request }),

@@ -158,7 +158,10 @@ export class Field {
 
   /** A computed value (BMI, VIS…), shown read-only. */
   setDerived(text: string): void {
-    if (this.derivedText) this.derivedText.textContent = text;
+    // The exports' missing-data codes, worded for the bedside.
+    const shown =
+      text === "@UNK" ? t("derivedUnknown") : text === "@NA" ? t("derivedNotApplicable") : text;
+    if (this.derivedText) this.derivedText.textContent = shown;
   }
 
   /** The message line under the field; an error also marks the row. */

@@ -116,6 +116,11 @@ const words = {
   discard: ["Discard them", "放弃"],
   valueEntry: ["value", "数值"],
   calculated: ["calculated by the app", "系统计算"],
+  derivedUnknown: [
+    "cannot be calculated yet (a value it needs is missing)",
+    "暂无法计算（缺少所需数据）",
+  ],
+  derivedNotApplicable: ["not applicable", "不适用"],
   required: ["required", "必填"],
   missingRequired: ["Still empty (required):", "尚未填写（必填）："],
   warningKept: ["Confirmed warning", "已确认的警告"],

@@ -124,7 +124,8 @@ fn laptop(dir: &Path, name: &str, server: &Server) -> Device {
         .with(MONITOR)
         .with(DATA_MANAGER)
         .create_as(&path, &NURSE);
-    ecrf_sync::enrol(&store, &server.url(), &server.enrol_code("01"), None).unwrap();
+    let code = server.enrol_code("01", store.device_id());
+    ecrf_sync::enrol(&store, &server.url(), &code, None).unwrap();
     Device { store, path }
 }
 

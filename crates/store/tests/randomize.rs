@@ -379,6 +379,8 @@ fn an_iabp_inserted_before_randomization_asks_for_confirmation_in_the_iabp_arm()
         }
     }
     assert!(seen_iabp_arm, "eight envelopes hold an ECMO+IABP one");
+}
+
 /// Every row of a table, as text, read with the store key (what someone holding the key and
 /// SQLite could read).
 fn dump(path: &std::path::Path, key: &str, table: &str) -> String {

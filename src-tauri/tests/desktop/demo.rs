@@ -13,7 +13,7 @@ pub(crate) fn a_newcomer_opens_the_demo_store_enters_a_flat_pressure_and_reads_t
     let desk = desktop(data.path());
     let d = Driver::start(&desk);
     d.click("#start-demo");
-    login(&d, "nurse", "demo-password");
+    login(&d, "nurse", "demo-ward-2026");
 
     // The first patient's path: screening, consent and randomization complete before ECMO.
     d.click("button[data-subject='01-0001']");
