@@ -65,6 +65,7 @@ pub fn daily_log_with_iabp(
         ("MAP", map.to_string()),
         ("SBP", sbp.to_string()),
         ("DBP", dbp.to_string()),
+        ("PULSATILE", "Y".into()),
         ("HR", (80 + v).to_string()),
         ("CVP", (8 + v % 5).to_string()),
         ("LACTATE", format!("{}.{}", 1 + v % 4, v % 10)),
