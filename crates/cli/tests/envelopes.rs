@@ -233,6 +233,7 @@ fn no_unopened_arm_is_readable_anywhere_and_the_server_checks_every_opening() {
 
     // One subject randomized from the first envelope, offline; another screened, waiting.
     let first = ecrf_testkit::eligible_subject(&mut a.store, "01-001");
+    ecrf_testkit::ecmo_started_ago(&mut a.store, &first, 60);
     let r = a.store.randomize(&first).unwrap();
     assert_eq!(r.envelope, "01-E0001");
     let waiting = ecrf_testkit::eligible_subject(&mut a.store, "01-002");

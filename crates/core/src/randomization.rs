@@ -162,7 +162,8 @@ pub fn check_timing(
     match scr.get("LV_UNLOADING_STARTED") {
         Some(Value::Code(c)) if c == "N" => {}
         Some(Value::Code(c)) if c == "Y" => return Err(TimingRefusal::UnloadingStarted),
-        _ => return Err(TimingRefusal::UnloadingNotAnswered),
+        _ if rules.asks_unloading => return Err(TimingRefusal::UnloadingNotAnswered),
+        _ => {}
     }
     let start = ecmo_start(scr, ecmo).ok_or(TimingRefusal::NoEcmoStart)?;
     let elapsed = (at - start).num_minutes();
@@ -290,6 +291,15 @@ mod tests {
         assert_eq!(
             check_timing(&rules(), &scr(start, None), &none, at),
             Err(TimingRefusal::UnloadingNotAnswered)
+        );
+        // A definition that never asked (1.0.0) cannot refuse on the unanswered question.
+        let never_asked = RandomizationRules {
+            asks_unloading: false,
+            ..rules()
+        };
+        assert_eq!(
+            check_timing(&never_asked, &scr(start, None), &none, at),
+            Ok(())
         );
         let m = TimingRefusal::UnloadingStarted.message();
         assert!(m.en.contains("Impella") && m.zh.contains("左心室"));

@@ -36,11 +36,20 @@ fn definition_1_0_0() -> Arc<Study> {
     Arc::new(study)
 }
 
+/// Saves what a 1.0.0 app could: the samples' answers to items that came later (as
+/// `SCR.LV_UNLOADING_STARTED` in 1.1.0) are left out.
 fn save(s: &mut Store, old: &Study, id: &str, form: &str, values: &[(&str, &str)]) {
+    let key = FormKey::parse(old, form).unwrap();
+    let def = old.form(&key.form).expect("a 1.0.0 form");
+    let values: Vec<(&str, &str)> = values
+        .iter()
+        .filter(|(item, _)| def.item(item).is_some())
+        .copied()
+        .collect();
     s.save(
         id,
-        &FormKey::parse(old, form).unwrap(),
-        values,
+        &key,
+        &values,
         &SaveOptions {
             reason: None,
             confirm_warnings: true,

@@ -5,7 +5,7 @@
 
 use crate::driver::Driver;
 use crate::harness::desktop;
-use crate::steps::login;
+use crate::steps::{self, login};
 
 #[test]
 pub(crate) fn a_newcomer_opens_the_demo_store_enters_a_flat_pressure_and_reads_the_screening_log() {
@@ -69,19 +69,8 @@ pub(crate) fn a_newcomer_opens_the_demo_store_enters_a_flat_pressure_and_reads_t
     d.wait_text("#consort tr[data-count='criterion-E5'] td.num", &["1"]);
     d.wait_text("#consort tr[data-count='randomized'] td.num", &["3"]);
     d.screenshot("demo-03-screening-log");
-    d.click("#print-screening-log");
-    let notice = d.wait_text("#print-notice", &[".pdf"]);
-    let path = notice
-        .rsplit(": ")
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    let out = std::process::Command::new("pdftotext")
-        .args(["-enc", "UTF-8", &path, "-"])
-        .output()
-        .expect("pdftotext");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let printouts = tempfile::tempdir().expect("printout folder");
+    let (_, text) = steps::print_with(&d, printouts.path(), "#print-screening-log");
     for needle in [
         "Screening log",
         "CONSORT counts",

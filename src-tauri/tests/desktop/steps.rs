@@ -9,12 +9,18 @@ use crate::seeds::ago;
 /// Prints the open subject's CRF from the app into `folder` (chosen as the user's printout
 /// folder, as the folder picker would); returns the PDF's path and its text (pdftotext).
 pub(crate) fn print_subject(d: &Driver, folder: &Path) -> (String, String) {
+    print_with(d, folder, "#print-subject")
+}
+
+/// Clicks the print button `button` with `folder` chosen as the user's printout folder (as the
+/// folder picker would); returns the PDF's path and its text (pdftotext).
+pub(crate) fn print_with(d: &Driver, folder: &Path, button: &str) -> (String, String) {
     std::fs::create_dir_all(folder).expect("printout folder");
     d.invoke(
         "set_print_folder",
         serde_json::json!({ "folder": folder.display().to_string() }),
     );
-    d.click("#print-subject");
+    d.click(button);
     let notice = d.wait_text("#print-notice", &[".pdf", "not encrypted"]);
     let upto = notice.find(".pdf").map_or(notice.len(), |i| i + 4);
     let path = notice[..upto]

@@ -142,6 +142,9 @@ impl Study {
                 );
             }
         }
+        randomization.asks_unloading = parsed_forms
+            .iter()
+            .any(|f| f.id == "SCR" && f.item("LV_UNLOADING_STARTED").is_some());
         let study = Study {
             id: raw.id,
             version: raw.version,

@@ -66,12 +66,17 @@ pub struct RandomizationRules {
     /// ([`crate::outcome::WINDOW_MIN`]), and never longer than it (the loader refuses more: a
     /// patient randomized later could not receive the IABP in time in the ECMO+IABP arm).
     pub latest_after_ecmo_start_min: i64,
+    /// Whether SCR asks `LV_UNLOADING_STARTED` (from definition 1.1.0; the loader sets it). A
+    /// definition that asks it refuses randomization until it is answered "no"; one that does
+    /// not (1.0.0) never asked, so the question cannot refuse.
+    pub asks_unloading: bool,
 }
 
 impl Default for RandomizationRules {
     fn default() -> Self {
         RandomizationRules {
             latest_after_ecmo_start_min: crate::outcome::WINDOW_MIN,
+            asks_unloading: true,
         }
     }
 }
