@@ -54,6 +54,36 @@ pub(crate) fn shots_dir() -> PathBuf {
     dir
 }
 
+/// How many windows (each a WebKit process) run at once: two or more on this machine's two
+/// cores made WebDriver sessions time out while starting (the scenarios run one by one).
+const WINDOWS_AT_ONCE: usize = 1;
+
+static WINDOWS: (std::sync::Mutex<usize>, std::sync::Condvar) =
+    (std::sync::Mutex::new(0), std::sync::Condvar::new());
+
+/// One of the [`WINDOWS_AT_ONCE`] places, given back when dropped.
+struct WindowSlot;
+
+impl WindowSlot {
+    fn take() -> WindowSlot {
+        let (count, freed) = &WINDOWS;
+        let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
+        while *n >= WINDOWS_AT_ONCE {
+            n = freed.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n += 1;
+        WindowSlot
+    }
+}
+
+impl Drop for WindowSlot {
+    fn drop(&mut self) {
+        let (count, freed) = &WINDOWS;
+        *count.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        freed.notify_one();
+    }
+}
+
 /// Xvfb and tauri-driver for one test, with the app's store in a temporary folder.
 pub(crate) struct Desktop {
     _xvfb: Guard,
@@ -61,9 +91,12 @@ pub(crate) struct Desktop {
     pub(crate) port: u16,
     pub(crate) app: PathBuf,
     pub(crate) display: String,
+    // Last: given back only after the processes above are stopped.
+    _slot: WindowSlot,
 }
 
 pub(crate) fn desktop(data: &Path) -> Desktop {
+    let slot = WindowSlot::take();
     // The first free display from :90 on: a number in use makes Xvfb exit at once.
     let (display, xvfb) = (90..150)
         .find_map(|n| {
@@ -114,6 +147,7 @@ pub(crate) fn desktop(data: &Path) -> Desktop {
         port,
         app: PathBuf::from(env!("CARGO_BIN_EXE_ecrf-desktop")),
         display,
+        _slot: slot,
     }
 }
 
