@@ -118,12 +118,22 @@ pub fn save_sample(
     key: &FormKey,
     values: &[(String, String)],
 ) -> Result<(), String> {
+    save_with(store, subject, key, values, &SaveOptions::default())
+}
+
+fn save_with(
+    store: &mut Store,
+    subject: &str,
+    key: &FormKey,
+    values: &[(String, String)],
+    options: &SaveOptions,
+) -> Result<(), String> {
     let entries: Vec<(&str, &str)> = values
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
     store
-        .save(subject, key, &entries, &SaveOptions::default())
+        .save(subject, key, &entries, options)
         .map(|_| ())
         .map_err(|e| format!("sample {key} of {subject}: {e}"))
 }
@@ -214,18 +224,11 @@ fn save_confirmed(
     key: &FormKey,
     values: &[(String, String)],
 ) -> Result<(), String> {
-    let entries: Vec<(&str, &str)> = values
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
     let confirm = SaveOptions {
         reason: None,
         confirm_warnings: true,
     };
-    store
-        .save(subject, key, &entries, &confirm)
-        .map(|_| ())
-        .map_err(|e| format!("sample {key} of {subject}: {e}"))
+    save_with(store, subject, key, values, &confirm)
 }
 
 fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

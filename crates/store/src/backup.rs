@@ -315,13 +315,7 @@ fn unpack_and_check(
     user: &str,
     password: &str,
 ) -> Result<(BackupHeader, Store), StoreError> {
-    let mut file = fs::File::open(backup).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            bad(backup, "there is no such file")
-        } else {
-            StoreError::io(backup, e)
-        }
-    })?;
+    let mut file = open_backup(backup)?;
     let (header, offset) = read_header(backup, &mut file)?;
     let mut file = fs::File::open(backup).map_err(io(backup))?;
     std::io::copy(&mut (&mut file).take(offset), &mut std::io::sink()).map_err(io(backup))?;
@@ -426,13 +420,7 @@ pub fn restore(
     force: bool,
 ) -> Result<Restored, StoreError> {
     {
-        let mut file = fs::File::open(backup).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                bad(backup, "there is no such file")
-            } else {
-                StoreError::io(backup, e)
-            }
-        })?;
+        let mut file = open_backup(backup)?;
         let (header, _) = read_header(backup, &mut file)?;
         check_same_store(backup, &header, store_path, force)?;
     }
@@ -476,4 +464,15 @@ pub fn restore(
         .map_err(io(&keyring_path(store_path)))?;
     sync_dir(store_path)?;
     Ok(Restored { header, kept_aside })
+}
+
+/// Opens a backup file to read; a missing one is named as such.
+fn open_backup(backup: &Path) -> Result<fs::File, StoreError> {
+    fs::File::open(backup).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            bad(backup, "there is no such file")
+        } else {
+            StoreError::io(backup, e)
+        }
+    })
 }
