@@ -92,7 +92,12 @@ base: string | null,
 /**
  * Hash of this change.
  */
-hash: string, };
+hash: string, 
+/**
+ * The author's Ed25519 signature over the hash ([`crate::author`]), 128 hex characters.
+ * Not hashed: it signs the hash. `None` in changes written before changes were signed.
+ */
+signature?: string | null, };
 
 export type User = { 
 /**

@@ -92,9 +92,16 @@ fn next_change(device: &str, seq: i64, prev: &str, subject: &str, value: i64) ->
         prev_hash: prev.to_string(),
         hash: String::new(),
         base: Some("[]".into()),
+        signature: None,
     };
     c.hash = c.compute_hash();
+    bench_nurse().sign(&mut c);
     c
+}
+
+/// The virtual devices' nurse: one person, one key, registered at each device's enrolment.
+fn bench_nurse() -> ecrf_log::AuthorKey {
+    ecrf_log::AuthorKey::from_seed(&[5; 32])
 }
 
 /// One device's sync round: ask, push one change, pull to the end.
@@ -271,6 +278,12 @@ pub fn run(args: &BenchSyncArgs) -> Result<(), Failure> {
                 device: device.clone(),
                 site: site.clone(),
                 sealing_key: Some(ecrf_randomize::seal::public_key(&[7; 32])),
+                users: vec![ecrf_sync::wire::EnrolUser {
+                    username: "nurse".into(),
+                    name: "Bench nurse".into(),
+                    role: "nurse".into(),
+                    public_keys: vec![bench_nurse().public_hex()],
+                }],
             })
             .map_err(fail)?;
         let client = Client::new(&url, None)

@@ -131,7 +131,12 @@ fn laptop(dir: &Path, name: &str, server: &Server) -> Device {
 
 /// This device's next change after `last`, hashed and chained as a store would (what a
 /// tampered app could send).
-fn next_change(last: &Change, n: i64, edit: impl FnOnce(&mut Change)) -> Change {
+fn next_change(
+    last: &Change,
+    n: i64,
+    key: &ecrf_log::AuthorKey,
+    edit: impl FnOnce(&mut Change),
+) -> Change {
     let mut c = last.clone();
     c.device_seq = last.device_seq + 1;
     c.prev_hash = last.hash.clone();
@@ -142,11 +147,19 @@ fn next_change(last: &Change, n: i64, edit: impl FnOnce(&mut Change)) -> Change 
     c.base = None;
     edit(&mut c);
     c.hash = c.compute_hash();
+    key.sign(&mut c);
     c
 }
 
 /// A `subject.randomize` opening `s` for `subject` with the arm and nonce given.
-fn opening(last: &Change, n: i64, subject: &str, s: &Sealed, arm: &str, nonce: &str) -> Change {
+fn opening(
+    last: &Change,
+    n: i64,
+    key: &ecrf_log::AuthorKey,
+    (subject, s): (&str, &Sealed),
+    arm: &str,
+    nonce: &str,
+) -> Change {
     let body = Opened {
         envelope: s.envelope.clone(),
         arm: arm.to_string(),
@@ -155,7 +168,7 @@ fn opening(last: &Change, n: i64, subject: &str, s: &Sealed, arm: &str, nonce: &
         server: false,
         nonce: Some(nonce.to_string()),
     };
-    next_change(last, n, |c| {
+    next_change(last, n, key, |c| {
         c.kind = ChangeKind::Randomized;
         c.user = "nurse".into();
         c.role = "nurse".into();
@@ -422,6 +435,7 @@ fn no_unopened_arm_is_readable_anywhere_and_the_server_checks_every_opening() {
     // (What the commands above recorded, exports and all, reaches the server first.)
     a.sync();
     let client = a.client();
+    let nurse_key = a.author_key("nurse", NURSE.password);
     let last = a.last_own();
     let before = psql(&db, "SELECT count(*) FROM changes");
     let next = &sealed[0];
@@ -432,7 +446,14 @@ fn no_unopened_arm_is_readable_anywhere_and_the_server_checks_every_opening() {
     .into_iter()
     .enumerate()
     {
-        let forged = opening(&last, 900 + n as i64, &waiting, next, arm, nonce);
+        let forged = opening(
+            &last,
+            900 + n as i64,
+            &nurse_key,
+            (&waiting, next),
+            arm,
+            nonce,
+        );
         match client.push("01", vec![forged]) {
             Err(SyncError::Refused {
                 status: 403,
@@ -449,8 +470,15 @@ fn no_unopened_arm_is_readable_anywhere_and_the_server_checks_every_opening() {
         }
     }
     // The true arm and nonce in the opening, but the other arm in RND ARM: refused too.
-    let honest = opening(&last, 920, &waiting, next, &next.arm, &next.nonce);
-    let arm_value = next_change(&honest, 921, |c| {
+    let honest = opening(
+        &last,
+        920,
+        &nurse_key,
+        (&waiting, next),
+        &next.arm,
+        &next.nonce,
+    );
+    let arm_value = next_change(&honest, 921, &nurse_key, |c| {
         c.kind = ChangeKind::ItemSet;
         c.item = Some("ARM".into());
         c.base = Some("[]".into());
@@ -481,7 +509,14 @@ fn no_unopened_arm_is_readable_anywhere_and_the_server_checks_every_opening() {
     // An envelope opened out of order (the fourth, with its true arm and nonce, while the
     // second and third are sealed) is kept and flagged for the coordinating centre.
     let skip = &sealed[2];
-    let jump = opening(&last, 950, &waiting, skip, &skip.arm, &skip.nonce);
+    let jump = opening(
+        &last,
+        950,
+        &nurse_key,
+        (&waiting, skip),
+        &skip.arm,
+        &skip.nonce,
+    );
     let reply = client.push("01", vec![jump.clone()]).unwrap();
     assert_eq!(reply.stored, 1);
     assert!(

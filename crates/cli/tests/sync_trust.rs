@@ -21,7 +21,7 @@ fn setup(site: &str) -> (tempfile::TempDir, Server) {
 
 /// The device's next change after its last one, with the same author as `last` unless changed
 /// by `edit`, hashed and chained as a store would (what a tampered or buggy app could send).
-fn next_change(last: &Change, edit: impl FnOnce(&mut Change)) -> Change {
+fn next_change(last: &Change, key: &ecrf_log::AuthorKey, edit: impl FnOnce(&mut Change)) -> Change {
     let mut c = last.clone();
     c.device_seq = last.device_seq + 1;
     c.prev_hash = last.hash.clone();
@@ -33,17 +33,30 @@ fn next_change(last: &Change, edit: impl FnOnce(&mut Change)) -> Change {
     c.base = Some("[]".into());
     edit(&mut c);
     c.hash = c.compute_hash();
+    key.sign(&mut c);
     c
 }
 
-/// An enrolled laptop of `site` with a user of `role` (added by its administrator) logged in.
+/// The password [`device_as`] gives `user`: long and unguessable enough for the store's rule.
+fn password_of(user: &str) -> String {
+    format!("{user}-ward-kestrel-1")
+}
+
+/// An enrolled laptop of `site` with a user of `role` logged in (added by its administrator
+/// before enrolment, so the server registered them when it enrolled).
 fn device_as(dir: &std::path::Path, name: &str, server: &Server, user: &str, role: Role) -> Device {
-    let d = Device::enrolled(dir, name, "01", server);
+    let d = Device::new(dir, name, "01");
     drop(d.store);
-    // Long and unguessable enough for the store's password rule.
-    let pw = format!("{user}-ward-kestrel-1");
+    let pw = password_of(user);
     let mut admin = Store::open(&d.path, study(), "admin", "admin-password").unwrap();
     admin.add_user(user, user, role, &pw).unwrap();
+    ecrf_sync::enrol(
+        &admin,
+        &server.url(),
+        &server.enrol_code("01", admin.device_id()),
+        None,
+    )
+    .unwrap();
     drop(admin);
     Device {
         store: Store::open(&d.path, study(), user, &pw).unwrap(),
@@ -165,7 +178,8 @@ fn the_server_refuses_a_change_the_authors_role_may_not_make_and_stores_nothing_
     let query = last.clone();
     let client = m.client();
     // Page = [the query again (already held), a new legitimate change, the forbidden edit].
-    let fine = next_change(&last, |c| {
+    let mon_key = m.author_key("mon", &password_of("mon"));
+    let fine = next_change(&last, &mon_key, |c| {
         c.kind = ChangeKind::SdvMarked;
         c.subject = Some(subject.clone());
         c.form = Some("DLY#1".into());
@@ -173,7 +187,7 @@ fn the_server_refuses_a_change_the_authors_role_may_not_make_and_stores_nothing_
         c.new_value = None;
         c.base = None;
     });
-    let edit = next_change(&fine, |c| {
+    let edit = next_change(&fine, &mon_key, |c| {
         c.subject = Some(subject.clone());
         c.form = Some("DLY#1".into());
         c.item = Some("HR".into());
@@ -210,7 +224,7 @@ fn the_server_refuses_a_change_the_authors_role_may_not_make_and_stores_nothing_
         "not even the allowed change of that page was stored"
     );
     // An unknown role is refused the same way.
-    let nobody = next_change(&last, |c| {
+    let nobody = next_change(&last, &mon_key, |c| {
         c.role = "superuser".into();
         c.subject = Some(subject.clone());
         c.form = Some("DLY#1".into());
@@ -320,7 +334,7 @@ fn an_event_dated_before_the_change_it_modifies_is_flagged() {
     let seen = a.last_own_item_set();
     let seen_at = chrono::DateTime::parse_from_rfc3339(&seen.utc).unwrap();
     let last = b.last_own();
-    let early = next_change(&last, |c| {
+    let early = next_change(&last, &b.author_key("nurse", NURSE_PW), |c| {
         c.user = "nurse".into();
         c.role = "nurse".into();
         c.subject = Some(subject.clone());
@@ -451,7 +465,7 @@ fn an_edit_made_offline_under_a_lock_taken_meanwhile_is_held_for_the_data_manage
     assert!(refused.to_string().contains("locked"), "{refused}");
     // A device cannot write a hold itself.
     let last = a.last_own();
-    let forged = next_change(&last, |c| {
+    let forged = next_change(&last, &a.author_key("nurse", NURSE_PW), |c| {
         c.kind = ChangeKind::LockHeld;
         c.base = None;
     });

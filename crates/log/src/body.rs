@@ -29,6 +29,20 @@ pub struct UserAdded {
     pub name: String,
     /// Role.
     pub role: Role,
+    /// The user's public signing key (64 hex characters); `None` in changes written before
+    /// changes were signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+}
+
+/// Body of `user.password_reset` and `user.password_change`: the public key of the signing key
+/// wrapped in the new slot, when a new key was made with it (a reset always makes one: the
+/// administrator cannot unwrap the old). Empty in changes written before changes were signed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyBody {
+    /// 64 hex characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
 }
 
 /// One sealed envelope of a `lease.load`.
@@ -233,9 +247,9 @@ pub enum Body {
     /// `user.deactivate`.
     UserDeactivated,
     /// `user.password_reset`.
-    PasswordReset,
+    PasswordReset(KeyBody),
     /// `user.password_change`.
-    PasswordChanged,
+    PasswordChanged(KeyBody),
     /// `lock.held`.
     LockHeld(Held),
 }
@@ -274,8 +288,8 @@ impl Body {
             Body::Unlocked(_) => ChangeKind::Unlocked,
             Body::UserRole { .. } => ChangeKind::UserRole,
             Body::UserDeactivated => ChangeKind::UserDeactivated,
-            Body::PasswordReset => ChangeKind::PasswordReset,
-            Body::PasswordChanged => ChangeKind::PasswordChanged,
+            Body::PasswordReset(_) => ChangeKind::PasswordReset,
+            Body::PasswordChanged(_) => ChangeKind::PasswordChanged,
             Body::LockHeld(_) => ChangeKind::LockHeld,
         }
     }
@@ -304,7 +318,11 @@ impl Body {
             Body::Signed(b) => json(b),
             Body::Locked(b) | Body::Unlocked(b) => json(b),
             Body::UserRole { role } => Some(role.as_str().to_string()),
-            Body::UserDeactivated | Body::PasswordReset | Body::PasswordChanged => None,
+            Body::UserDeactivated => None,
+            // Written as before signing existed when there is no key: the same text, hash.
+            Body::PasswordReset(k) | Body::PasswordChanged(k) => {
+                k.public_key.as_ref().and_then(|_| json(k))
+            }
             Body::LockHeld(b) => json(b),
         }
     }
@@ -327,6 +345,10 @@ impl Change {
                 .map(Value::from_json)
                 .transpose()
                 .map_err(|e| e.to_string())
+        };
+        let key_body = || match self.new_value.as_deref() {
+            None => Ok(KeyBody::default()),
+            Some(t) => json(t),
         };
         let body = match self.kind {
             ChangeKind::StoreCreated => json(text()).map(Body::StoreCreated),
@@ -354,8 +376,8 @@ impl Change {
                 .map(|role| Body::UserRole { role })
                 .map_err(|e| e.to_string()),
             ChangeKind::UserDeactivated => Ok(Body::UserDeactivated),
-            ChangeKind::PasswordReset => Ok(Body::PasswordReset),
-            ChangeKind::PasswordChanged => Ok(Body::PasswordChanged),
+            ChangeKind::PasswordReset => key_body().map(Body::PasswordReset),
+            ChangeKind::PasswordChanged => key_body().map(Body::PasswordChanged),
             ChangeKind::LockHeld => json(text()).map(Body::LockHeld),
         };
         body.map_err(bad)
@@ -386,6 +408,7 @@ mod tests {
             Body::UserAdded(UserAdded {
                 name: "李娜".into(),
                 role: Role::Nurse,
+                public_key: Some("ab".repeat(32)),
             }),
             Body::SubjectCreated { site: "01".into() },
             Body::ItemSet {
@@ -441,8 +464,10 @@ mod tests {
                 role: Role::DataManager,
             },
             Body::UserDeactivated,
-            Body::PasswordReset,
-            Body::PasswordChanged,
+            Body::PasswordReset(KeyBody {
+                public_key: Some("cd".repeat(32)),
+            }),
+            Body::PasswordChanged(KeyBody::default()),
             Body::LockHeld(Held {
                 change: "c9".into(),
                 lock: "DLY#1 of 01-0001".into(),

@@ -1,6 +1,6 @@
 //! The change record: one immutable entry of the log, as hashed, chained, stored and synced.
 //!
-//! Invariants: the hash covers every field but `seq` and `hash`, each length-prefixed, so no two
+//! Invariants: the hash covers every field but `seq`, `hash` and `signature` (which signs it), each length-prefixed, so no two
 //! different changes encode the same bytes; `seq` is only where the change sits in the log that
 //! holds it (a laptop's append order, the server's commit order): it is never hashed and never
 //! travels; values and bodies are kept as the exact text that was hashed, so a change read back
@@ -63,6 +63,10 @@ pub struct Change {
     pub base: Option<String>,
     /// Hash of this change.
     pub hash: String,
+    /// The author's Ed25519 signature over the hash ([`crate::author`]), 128 hex characters.
+    /// Not hashed: it signs the hash. `None` in changes written before changes were signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 impl Change {
@@ -149,6 +153,7 @@ pub(crate) mod tests {
             prev_hash: GENESIS.into(),
             hash: String::new(),
             base: None,
+            signature: None,
         };
         c.hash = c.compute_hash();
         c

@@ -2,6 +2,8 @@
 //!
 //! - [`change`]: [`Change`], the one record that is hashed, chained, stored and synced;
 //! - [`kind`]: [`ChangeKind`], what a change does (every `match` on it is exhaustive);
+//! - [`author`]: each change's Ed25519 signature by its author, and the key list that checks
+//!   them offline;
 //! - [`body`]: one typed body per kind, read with [`Change::body`];
 //! - [`chain`]: the per-device hash-chain rules and their check;
 //! - [`permission`]: which action of core's permission table a change takes;
@@ -15,6 +17,7 @@
 //! for its types.
 #![deny(missing_docs)]
 
+pub mod author;
 pub mod body;
 pub mod chain;
 pub mod change;
@@ -23,6 +26,7 @@ pub mod permission;
 pub mod project;
 pub mod record;
 
+pub use author::{AuthorError, AuthorKey, KeyList};
 pub use body::{Body, BodyError};
 pub use chain::{ChainCheck, DeviceHead, VerifyReport};
 pub use change::{Change, GENESIS};

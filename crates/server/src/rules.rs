@@ -149,6 +149,76 @@ pub fn permissions(changes: &[Change]) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// What the user registry holds of one user: their public keys and role history.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Registered {
+    /// Public signing keys (64 hex digits).
+    pub keys: Vec<String>,
+    /// `(from_utc, role)` in time order; `from_utc` `""` = since before any change; role `""`
+    /// = deactivated from then.
+    pub roles: Vec<(String, String)>,
+}
+
+impl Registered {
+    /// The role held at `utc` (`""` = deactivated), `None` before the first.
+    pub fn role_at(&self, utc: &str) -> Option<&str> {
+        self.roles
+            .iter()
+            .rev()
+            .find(|(from, _)| from.as_str() <= utc)
+            .map(|(_, role)| role.as_str())
+    }
+}
+
+/// Every pushed change is signed by its author with a key the site's user registry holds for
+/// them, and its author held its stated role at the change's time (`registry`: the registry's
+/// entries of the page's authors).
+pub fn authors<'a>(
+    changes: impl IntoIterator<Item = &'a Change>,
+    registry: &std::collections::HashMap<String, Registered>,
+) -> Result<(), Refusal> {
+    for ch in changes {
+        let forbidden = |rule: String| {
+            Refusal::Forbidden(format!(
+                "{} by {} as {}: {rule}; nothing of this push was stored",
+                ch.describe(),
+                ch.user,
+                ch.role
+            ))
+        };
+        let Some(reg) = registry.get(&ch.user) else {
+            return Err(forbidden(format!(
+                "{} is not in the site's user registry (users are made on the server: ecrf \
+                 server user add)",
+                ch.user
+            )));
+        };
+        ecrf_log::author::check(ch, &reg.keys).map_err(|e| forbidden(e.rule()))?;
+        match reg.role_at(&ch.utc) {
+            Some(role) if role == ch.role => {}
+            Some("") => {
+                return Err(forbidden(format!(
+                    "{} was deactivated at {}",
+                    ch.user, ch.utc
+                )));
+            }
+            Some(role) => {
+                return Err(forbidden(format!(
+                    "{} held the role {role}, not {}, at {}",
+                    ch.user, ch.role, ch.utc
+                )));
+            }
+            None => {
+                return Err(forbidden(format!(
+                    "{} held no role yet at {}",
+                    ch.user, ch.utc
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A device pushes only its own changes, about subjects of its own site, and creates subjects
 /// only there.
 pub fn own_changes(changes: &[Change], device: &str, site: &str) -> Result<(), Refusal> {
@@ -567,6 +637,7 @@ mod tests {
             prev_hash: GENESIS.into(),
             base: None,
             hash: "h1".into(),
+            signature: None,
         }
     }
 
@@ -585,6 +656,50 @@ mod tests {
     }
 
     #[test]
+    fn a_change_is_taken_only_signed_by_its_author_while_they_held_its_role() {
+        let ann = ecrf_log::AuthorKey::from_seed(&[3; 32]);
+        let other = ecrf_log::AuthorKey::from_seed(&[4; 32]);
+        let mut registry = std::collections::HashMap::new();
+        registry.insert(
+            "ann".to_string(),
+            Registered {
+                keys: vec![ann.public_hex()],
+                roles: vec![
+                    (String::new(), "nurse".into()),
+                    ("2026-03-02T00:00:00.000Z".into(), "monitor".into()),
+                    ("2026-03-03T00:00:00.000Z".into(), String::new()),
+                ],
+            },
+        );
+        let mut c = change(ChangeKind::ItemSet);
+        c.hash = c.compute_hash();
+        let why = forbidden(authors([&c], &registry));
+        assert!(why.contains("carries no author signature"), "{why}");
+        other.sign(&mut c);
+        let why = forbidden(authors([&c], &registry));
+        assert!(why.contains("does not verify"), "{why}");
+        ann.sign(&mut c);
+        assert_eq!(authors([&c], &registry), Ok(()));
+        // Signed, but the stated role is not the one held then.
+        let mut later = c.clone();
+        later.utc = "2026-03-02T10:00:00.000Z".into();
+        later.hash = later.compute_hash();
+        ann.sign(&mut later);
+        let why = forbidden(authors([&later], &registry));
+        assert!(why.contains("held the role monitor, not nurse"), "{why}");
+        let mut gone = c.clone();
+        gone.utc = "2026-03-04T10:00:00.000Z".into();
+        gone.hash = gone.compute_hash();
+        ann.sign(&mut gone);
+        let why = forbidden(authors([&gone], &registry));
+        assert!(why.contains("deactivated"), "{why}");
+        let mut stranger = c.clone();
+        stranger.user = "bob".into();
+        let why = forbidden(authors([&stranger], &registry));
+        assert!(why.contains("not in the site's user registry"), "{why}");
+    }
+
+    #[test]
     fn only_an_active_administrator_of_the_device_may_lease() {
         let user = |kind: ChangeKind, body: Body| Change {
             item: Some("li".into()),
@@ -596,6 +711,7 @@ mod tests {
                 Body::UserAdded(ecrf_log::body::UserAdded {
                     name: "Li".into(),
                     role,
+                    public_key: None,
                 }),
             )
         };

@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
+use ecrf_log::AuthorKey;
+
 use crate::error::StoreError;
 
 /// The hash SQLCipher uses for each page's HMAC (its tamper check). It is part of the file format,
@@ -96,6 +98,12 @@ pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], StoreError> {
     Ok(b)
 }
 
+/// A new signing key for a user, from the system's randomness.
+pub fn new_author_key() -> Result<AuthorKey, StoreError> {
+    let seed = Zeroizing::new(random_bytes::<32>()?);
+    Ok(AuthorKey::from_seed(&seed))
+}
+
 /// Argon2id cost for a password slot. Recorded in each slot, so a slot keeps opening with the
 /// cost it was written with; a weaker slot is rewritten at its user's next login
 /// ([`Keyring::is_weaker_than_current`]).
@@ -148,6 +156,18 @@ struct Slot {
     /// such) is [`KdfParams::LEGACY`].
     kdf: Option<KdfParams>,
     salt: String,
+    nonce: String,
+    wrapped: String,
+    /// The user's signing key ([`AuthorKey`]'s seed), wrapped by the same password-derived key
+    /// under its own nonce and associated data. `None` in slots written before changes were
+    /// signed, and in the recovery slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    author: Option<WrappedSecret>,
+}
+
+/// A 32-byte secret wrapped with ChaCha20-Poly1305.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct WrappedSecret {
     nonce: String,
     wrapped: String,
 }
@@ -280,18 +300,36 @@ fn aad(store_id: &str, user: Option<&str>) -> Vec<u8> {
 }
 
 fn wrap(kek: &[u8; 32], key: &StoreKey, aad: &[u8]) -> Result<(String, String), StoreError> {
+    let w = wrap_secret(kek, &key.bytes, aad)?;
+    Ok((w.nonce, w.wrapped))
+}
+
+fn author_aad(store_id: &str, user: &str) -> Vec<u8> {
+    format!("ecrf-author-v1|{store_id}|{user}").into_bytes()
+}
+
+fn wrap_secret(kek: &[u8; 32], secret: &[u8; 32], aad: &[u8]) -> Result<WrappedSecret, StoreError> {
     let nonce: [u8; 12] = random_bytes()?;
     let cipher = ChaCha20Poly1305::new(&(*kek).into());
     let wrapped = cipher
-        .encrypt(
-            &nonce.into(),
-            Payload {
-                msg: &key.bytes,
-                aad,
-            },
-        )
-        .map_err(|_| StoreError::Keyring("could not wrap the store key".into()))?;
-    Ok((hex::encode(nonce), hex::encode(wrapped)))
+        .encrypt(&nonce.into(), Payload { msg: secret, aad })
+        .map_err(|_| StoreError::Keyring("could not wrap a key".into()))?;
+    Ok(WrappedSecret {
+        nonce: hex::encode(nonce),
+        wrapped: hex::encode(wrapped),
+    })
+}
+
+fn unwrap_secret(kek: &[u8; 32], w: &WrappedSecret, aad: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
+    let nonce: [u8; 12] = hex::decode(&w.nonce).ok()?.try_into().ok()?;
+    let wrapped = hex::decode(&w.wrapped).ok()?;
+    let cipher = ChaCha20Poly1305::new(&(*kek).into());
+    let plain = Zeroizing::new(
+        cipher
+            .decrypt(&nonce.into(), Payload { msg: &wrapped, aad })
+            .ok()?,
+    );
+    Some(Zeroizing::new(plain.as_slice().try_into().ok()?))
 }
 
 /// The store key in `slot`, with the page settings `file` records.
@@ -343,6 +381,7 @@ impl Keyring {
                     salt: hex::encode(salt),
                     nonce,
                     wrapped,
+                    author: None,
                 }],
             },
         };
@@ -386,6 +425,16 @@ impl Keyring {
 
     /// Unwraps the store key with a user's password.
     pub fn unlock(&self, user: &str, password: &str) -> Result<StoreKey, StoreError> {
+        self.unlock_author(user, password).map(|(key, _)| key)
+    }
+
+    /// Unwraps the store key and the user's signing key (`None` for a slot written before
+    /// changes were signed) with their password: one Argon2id derivation.
+    pub fn unlock_author(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<(StoreKey, Option<AuthorKey>), StoreError> {
         let slot = self
             .file
             .slots
@@ -395,13 +444,26 @@ impl Keyring {
         let salt = hex::decode(&slot.salt)
             .map_err(|_| StoreError::Keyring("a key slot's salt is damaged".into()))?;
         let kek = derive_password_key(password, &salt, slot.kdf.unwrap_or(KdfParams::LEGACY))?;
-        unwrap(
+        let key = unwrap(
             &kek,
             slot,
             &aad(&self.file.store_id, Some(user)),
             &self.file,
         )
-        .ok_or_else(|| StoreError::WrongPassword(user.to_string()))
+        .ok_or_else(|| StoreError::WrongPassword(user.to_string()))?;
+        let author = match &slot.author {
+            None => None,
+            Some(w) => Some(
+                unwrap_secret(&kek, w, &author_aad(&self.file.store_id, user))
+                    .map(|seed| AuthorKey::from_seed(&seed))
+                    .ok_or_else(|| {
+                        StoreError::Keyring(format!(
+                            "{user}'s signing key in the key file is damaged"
+                        ))
+                    })?,
+            ),
+        };
+        Ok((key, author))
     }
 
     /// The Argon2id cost of a user's slot, `None` when the user has no slot.
@@ -447,17 +509,22 @@ impl Keyring {
             .ok_or(StoreError::WrongRecoveryKey)
     }
 
-    /// Adds (or replaces) a user's slot. Call [`Keyring::save`] to keep it.
+    /// Adds (or replaces) a user's slot, wrapping the store key and the user's signing key.
+    /// Call [`Keyring::save`] to keep it.
     pub fn set_user(
         &mut self,
         user: &str,
         password: &str,
         key: &StoreKey,
+        author: Option<&AuthorKey>,
         kdf: KdfParams,
     ) -> Result<(), StoreError> {
         let salt: [u8; 16] = random_bytes()?;
         let kek = derive_password_key(password, &salt, kdf)?;
         let (nonce, wrapped) = wrap(&kek, key, &aad(&self.file.store_id, Some(user)))?;
+        let author = author
+            .map(|a| wrap_secret(&kek, &a.seed(), &author_aad(&self.file.store_id, user)))
+            .transpose()?;
         self.file.slots.retain(|s| s.user.as_deref() != Some(user));
         self.file.slots.push(Slot {
             user: Some(user.to_string()),
@@ -465,6 +532,7 @@ impl Keyring {
             salt: hex::encode(salt),
             nonce,
             wrapped,
+            author,
         });
         Ok(())
     }
@@ -518,7 +586,7 @@ mod tests {
         let store = dir.path().join("s.ecrf");
         let key = StoreKey::generate().unwrap();
         let (mut ring, recovery) = Keyring::create(&store, "id1", &key).unwrap();
-        ring.set_user("alice", "correct horse", &key, KdfParams::default())
+        ring.set_user("alice", "correct horse", &key, None, KdfParams::default())
             .unwrap();
         ring.save().unwrap();
         let ring = Keyring::load(&store).unwrap();
@@ -548,7 +616,7 @@ mod tests {
         let store = dir.path().join("s.ecrf");
         let key = StoreKey::generate().unwrap();
         let (mut ring, _) = Keyring::create(&store, "id1", &key).unwrap();
-        ring.set_user("alice", "correct horse", &key, KdfParams::default())
+        ring.set_user("alice", "correct horse", &key, None, KdfParams::default())
             .unwrap();
         ring.save().unwrap();
         let text = fs::read_to_string(keyring_path(&store)).unwrap();

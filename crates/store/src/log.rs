@@ -6,7 +6,8 @@
 //! 1, 2, 3… in local append order; `meta.head_seq/head_hash` name the last row, so a row cut
 //! off the end is found too.
 
-use ecrf_log::{ChainCheck, Change, VerifyReport};
+use ecrf_log::author::SERVER_AUTHOR;
+use ecrf_log::{ChainCheck, Change, KeyList, VerifyReport};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::error::StoreError;
@@ -37,19 +38,21 @@ pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Change> {
         prev_hash: r.get(16)?,
         hash: r.get(17)?,
         base: r.get(18)?,
+        signature: r.get(19)?,
     })
 }
 
 /// Columns in [`from_row`] order.
 pub(crate) const COLUMNS: &str = "seq, change_id, device, device_seq, kind, subject, form, item, \
-    old_value, new_value, user, role, utc, local_offset, reason, warning, prev_hash, hash, base";
+    old_value, new_value, user, role, utc, local_offset, reason, warning, prev_hash, hash, base, \
+    signature";
 
 /// Appends one change inside the caller's transaction.
 pub(crate) fn append(conn: &Connection, c: &Change) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO change_log (seq, change_id, device, device_seq, kind, subject, form, item, \
-         old_value, new_value, user, role, utc, local_offset, reason, warning, prev_hash, hash, base) \
-         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)",
+         old_value, new_value, user, role, utc, local_offset, reason, warning, prev_hash, hash, base, \
+         signature) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)",
     )?
     .execute(params![
         c.seq,
@@ -70,18 +73,56 @@ pub(crate) fn append(conn: &Connection, c: &Change) -> Result<(), StoreError> {
         c.warning,
         c.prev_hash,
         c.hash,
-        c.base
+        c.base,
+        c.signature
     ])?;
     Ok(())
 }
 
-/// Walks the whole chain and says exactly where it breaks.
+/// Signature problems listed one by one before the rest are counted.
+const MAX_LISTED: usize = 50;
+
+/// Walks the whole chain and says exactly where it breaks, and checks every change's author
+/// signature against the keys its log registers (and the server's key pinned at enrolment).
 pub(crate) fn verify_chain(conn: &Connection) -> Result<VerifyReport, StoreError> {
     let mut check = ChainCheck::new();
+    let mut keys = KeyList::default();
+    if let Some(server) = crate::store::get_meta(conn, "sync.setting.server_key")? {
+        keys.add(SERVER_AUTHOR, &server);
+    }
+    let mut unsigned = Vec::new();
+    let mut later = Vec::new();
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM change_log ORDER BY seq"))?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        check.push(&from_row(row)?);
+        let c = from_row(row)?;
+        check.push(&c);
+        // A change registering a key may be signed with it (a new password after recovery).
+        keys.learn(&c);
+        match keys.check(&c) {
+            Ok(()) => {}
+            // Its author's key may come later in the log (a device's `store.create` precedes
+            // its administrator's `user.add`): checked again at the end, against every key.
+            Err(ecrf_log::AuthorError::NoKey { .. } | ecrf_log::AuthorError::Forged { .. }) => {
+                later.push(c)
+            }
+            Err(e) => unsigned.push(e.to_string()),
+        }
+    }
+    for c in later {
+        if let Err(e) = keys.check(&c) {
+            unsigned.push(e.to_string());
+        }
+    }
+    let n = unsigned.len();
+    for p in unsigned.into_iter().take(MAX_LISTED) {
+        check.problem(p);
+    }
+    if n > MAX_LISTED {
+        check.problem(format!(
+            "… and {} more changes whose author signature does not hold",
+            n - MAX_LISTED
+        ));
     }
     let head: Option<(i64, String)> = conn
         .query_row(

@@ -137,7 +137,7 @@ pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
             tx.prepare_cached("UPDATE users SET active = 0 WHERE username = ?1")?
                 .execute([&c.item])?;
         }
-        Body::PasswordReset | Body::PasswordChanged => {
+        Body::PasswordReset(_) | Body::PasswordChanged(_) => {
             tx.prepare_cached("UPDATE users SET password_reset_pending = ?1 WHERE username = ?2")?
                 .execute(params![c.kind == ChangeKind::PasswordReset, c.item])?;
         }

@@ -169,8 +169,8 @@ pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
         | Body::Unlocked(_)
         | Body::UserRole { .. }
         | Body::UserDeactivated
-        | Body::PasswordReset
-        | Body::PasswordChanged
+        | Body::PasswordReset(_)
+        | Body::PasswordChanged(_)
         | Body::LockHeld(_) => {}
     }
     Ok(())

@@ -478,6 +478,18 @@ impl ecrf_wire::Replica for Store {
     fn sync_setting(&self, name: &str) -> Result<Option<String>, StoreError> {
         Store::sync_setting(self, name)
     }
+    fn enrolment_users(&self) -> Result<Vec<ecrf_wire::wire::EnrolUser>, StoreError> {
+        Ok(self
+            .users_with_keys()?
+            .into_iter()
+            .map(|(u, public_keys)| ecrf_wire::wire::EnrolUser {
+                username: u.username,
+                name: u.name,
+                role: u.role.as_str().to_string(),
+                public_keys,
+            })
+            .collect())
+    }
     fn set_sync_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
         Store::set_sync_setting(self, name, value)
     }

@@ -224,6 +224,10 @@ const MIGRATIONS: &[&str] = &[
         secret TEXT NOT NULL
     );
     "#,
+    // 9: each change's author signature (over its hash, so not hashed itself).
+    r#"
+    ALTER TABLE change_log ADD COLUMN signature TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

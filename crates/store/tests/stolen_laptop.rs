@@ -45,11 +45,24 @@ fn slots_written_at_the_old_cost_still_open_and_are_strengthened_at_the_next_log
     // The nurse's slot as an older version wrote it (19 MiB, t = 2, recorded); the
     // administrator's as a version that recorded no cost at all (read as the old default).
     let mut ring = Keyring::load(&path).unwrap();
-    let key = ring.unlock("admin", ADMIN.password).unwrap();
-    ring.set_user("nurse", NURSE.password, &key, KdfParams::LEGACY)
-        .unwrap();
-    ring.set_user("admin", ADMIN.password, &key, KdfParams::LEGACY)
-        .unwrap();
+    let (key, admin_key) = ring.unlock_author("admin", ADMIN.password).unwrap();
+    let (_, nurse_key) = ring.unlock_author("nurse", NURSE.password).unwrap();
+    ring.set_user(
+        "nurse",
+        NURSE.password,
+        &key,
+        nurse_key.as_ref(),
+        KdfParams::LEGACY,
+    )
+    .unwrap();
+    ring.set_user(
+        "admin",
+        ADMIN.password,
+        &key,
+        admin_key.as_ref(),
+        KdfParams::LEGACY,
+    )
+    .unwrap();
     ring.save().unwrap();
     let mut json: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(keyring_path(&path)).unwrap()).unwrap();

@@ -318,6 +318,9 @@ pub mod setting {
     pub const CA_FILE: &str = "ca_file";
     /// Subject number prefix given at enrolment.
     pub const SUBJECT_PREFIX: &str = "subject_prefix";
+    /// The server's public signing key, pinned at enrolment (`ecrf_store` reads it as
+    /// `sync.setting.server_key` to check the server's changes and receipts).
+    pub const SERVER_KEY: &str = "server_key";
 }
 
 /// Enrols this store's device with the server at `url` and keeps what sync needs in the store.
@@ -333,6 +336,7 @@ pub fn enrol<S: Replica>(
         device: store.device_id().to_string(),
         site: store.site().to_string(),
         sealing_key: Some(store.sealing_key().map_err(SyncError::store)?),
+        users: store.enrolment_users().map_err(SyncError::store)?,
     })?;
     let keep = |name, value: &str| {
         store
@@ -342,6 +346,7 @@ pub fn enrol<S: Replica>(
     keep(setting::SERVER, url)?;
     keep(setting::TOKEN, &reply.token)?;
     keep(setting::SUBJECT_PREFIX, &reply.subject_prefix)?;
+    keep(setting::SERVER_KEY, &reply.server_key)?;
     if let Some(pem) = ca_pem {
         keep(setting::CA, &String::from_utf8_lossy(pem))?;
     }

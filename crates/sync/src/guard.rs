@@ -211,6 +211,7 @@ mod tests {
             prev_hash: "0".repeat(64),
             hash: String::new(),
             base: None,
+            signature: None,
         };
         c.hash = c.compute_hash();
         c

@@ -19,6 +19,9 @@ pub trait Replica {
     /// This device's X25519 public key (hex), registered at enrolment: the server seals the
     /// envelopes it leases to this device with it.
     fn sealing_key(&self) -> Result<String, Self::Error>;
+    /// The active users this store had when it is enrolled, with their public keys (the
+    /// server registers them once).
+    fn enrolment_users(&self) -> Result<Vec<crate::wire::EnrolUser>, Self::Error>;
     /// A setting of the sync client (server address, token, CA), if set.
     fn sync_setting(&self, name: &str) -> Result<Option<String>, Self::Error>;
     /// Keeps a setting of the sync client.

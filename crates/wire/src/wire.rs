@@ -127,6 +127,27 @@ pub struct EnrolRequest {
     /// enrolled without one (an older app) receives no lease until it enrols again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealing_key: Option<String>,
+    /// The active users the laptop had when it was enrolled (made there before it had a
+    /// server): registered once in the server's user registry, or checked against it.
+    #[serde(default)]
+    pub users: Vec<EnrolUser>,
+}
+
+/// Most users one enrolment may register.
+pub const MAX_ENROL_USERS: usize = 200;
+
+/// A user a laptop had before it was enrolled, with their public signing keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolUser {
+    /// User name.
+    pub username: String,
+    /// Full name.
+    pub name: String,
+    /// Role (`nurse`, `admin`…).
+    pub role: String,
+    /// Public keys (64 hex digits each) their slot on this laptop signs with.
+    pub public_keys: Vec<String>,
 }
 
 impl EnrolRequest {
@@ -135,10 +156,29 @@ impl EnrolRequest {
         check_name("code", &self.code)?;
         check_name("device", &self.device)?;
         check_name("site", &self.site)?;
-        match &self.sealing_key {
-            Some(k) => check_hex32("sealing_key", k),
-            None => Ok(()),
+        if let Some(k) = &self.sealing_key {
+            check_hex32("sealing_key", k)?;
         }
+        if self.users.len() > MAX_ENROL_USERS {
+            return Err(invalid("users", format!("at most {MAX_ENROL_USERS} users")));
+        }
+        for (i, u) in self.users.iter().enumerate() {
+            check_name(&format!("users[{i}].username"), &u.username)?;
+            check_name(&format!("users[{i}].name"), &u.name)?;
+            if u.role.parse::<ecrf_core::Role>().is_err() {
+                return Err(invalid(format!("users[{i}].role"), "must be a role"));
+            }
+            if u.public_keys.len() > 16 {
+                return Err(invalid(
+                    format!("users[{i}].public_keys"),
+                    "at most 16 keys",
+                ));
+            }
+            for (j, k) in u.public_keys.iter().enumerate() {
+                check_hex32(&format!("users[{i}].public_keys[{j}]"), k)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -161,6 +201,9 @@ pub struct EnrolReply {
     pub token: String,
     /// Prefix of the subject numbers this device gives (`D2` → `01-D2-0001`).
     pub subject_prefix: String,
+    /// The server's public signing key (64 hex digits), pinned by the laptop: it checks the
+    /// server's own changes (held changes, the user registry's) and its receipts with it.
+    pub server_key: String,
 }
 
 /// Where the server stands with the calling device.

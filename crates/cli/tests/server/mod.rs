@@ -378,6 +378,17 @@ impl Device {
         ecrf_sync::client::client_of(&self.store).unwrap()
     }
 
+    /// The signing key of `user` on this laptop: what someone holding its key file and the
+    /// user's password can sign with (a tampered app).
+    pub fn author_key(&self, user: &str, password: &str) -> ecrf_log::AuthorKey {
+        ecrf_store::keyring::Keyring::load(&self.path)
+            .unwrap()
+            .unlock_author(user, password)
+            .unwrap()
+            .1
+            .expect("a slot with a signing key")
+    }
+
     /// This device's last change.
     pub fn last_own(&self) -> ecrf_store::Change {
         self.store

@@ -3,7 +3,8 @@
 //!
 //! Invariants: a push is refused whole (nothing stored) if any change is not the caller's, not
 //! of its site ([`rules::own_changes`]), or one its author's role may not make
-//! ([`rules::permissions`]); it stores, in one transaction under the site's row lock, only the
+//! ([`rules::permissions`]), or not signed by its author with a key the site's user registry
+//! holds for them while they held its stated role ([`rules::authors`]); it stores, in one transaction under the site's row lock, only the
 //! changes that continue the device's hash chain ([`rules::link`]: a replay of a change held
 //! already is skipped, anything else out of order is 409); what the stored changes set off
 //! (flags, envelopes opened, changes held under a lock) happens in that same transaction. A
@@ -49,6 +50,18 @@ pub(super) async fn push(
         }
     }
     let stored = page.ids.len();
+    // Authors are checked on what is new: a change stored already was checked when it came.
+    let new_ids: std::collections::HashSet<&str> = page.ids.iter().map(String::as_str).collect();
+    let fresh: Vec<&Change> = req
+        .changes
+        .iter()
+        .filter(|ch| new_ids.contains(ch.change_id.as_str()))
+        .collect();
+    let mut names: Vec<String> = fresh.iter().map(|ch| ch.user.clone()).collect();
+    names.sort();
+    names.dedup();
+    let registry = db::users::registry_of(&mut tx, site, &names).await?;
+    rules::authors(fresh.iter().copied(), &registry)?;
     if stored > 0 {
         let done =
             db::changes::insert_page_and_head(&mut tx, site, device, &page, acked, &last_hash)
@@ -60,11 +73,6 @@ pub(super) async fn push(
             ));
         }
     }
-    let fresh: Vec<&Change> = req
-        .changes
-        .iter()
-        .filter(|ch| page.ids.contains(&ch.change_id))
-        .collect();
     let mut flags = dated_before_base(&mut tx, site, device, &fresh).await?;
     match super::randomize::record_openings(&mut tx, site, device, &req.changes, &fresh).await? {
         Ok(opened) => flags.extend(opened),

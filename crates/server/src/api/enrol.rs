@@ -6,7 +6,9 @@
 //! no code can take over another device's chain; the code is spent in the same transaction
 //! that issues the token, and only the token's hash is kept. Enrolment is rate-limited per
 //! address ([`super::limits`]). The device's X25519 public key (leases are sealed to it) is
-//! registered with the token.
+//! registered with the token. The users the laptop already had are registered in the site's
+//! user registry (or checked against it: same role) in the same transaction, and the reply
+//! carries the server's public key for the laptop to pin.
 
 use axum::extract::State;
 use axum::response::Response;
@@ -41,6 +43,8 @@ pub(super) async fn enrol(
     if let Some(key) = &req.sealing_key {
         db::device::set_sealing_key(&mut tx, &req.device, key).await?;
     }
+    db::users::adopt(&mut tx, &site, &req.device, &req.users).await??;
+    let server_key = db::users::server_key(&mut tx).await?.public_hex();
     db::device::spend_code(&mut tx, &code_hash, &req.device).await?;
     tx.commit().await?;
     tracing::info!(device = %req.device, site = %site, device_no, "enrolled");
@@ -49,5 +53,6 @@ pub(super) async fn enrol(
         site,
         token,
         subject_prefix: format!("D{device_no}"),
+        server_key,
     })
 }

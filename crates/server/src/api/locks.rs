@@ -46,7 +46,7 @@ fn held_change(me: &str, seq: i64, prev: &str, ch: &Change, lock: &str, utc: Str
             lock: lock.to_string(),
         })
         .new_value(),
-        user: "server".into(),
+        user: ecrf_log::author::SERVER_AUTHOR.into(),
         role: "server".into(),
         utc,
         local_offset: "+00:00".into(),
@@ -57,6 +57,7 @@ fn held_change(me: &str, seq: i64, prev: &str, ch: &Change, lock: &str, utc: Str
         prev_hash: prev.to_string(),
         hash: String::new(),
         base: None,
+        signature: None,
     };
     c.hash = c.compute_hash();
     c
@@ -98,11 +99,13 @@ pub(super) async fn hold_under_locks(
     let me = server_device(site);
     db::device::ensure_server_device(tx, &me, site).await?;
     let (mut seq, mut prev) = db::device::head_for_update(tx, &me).await?;
+    let key = db::users::server_key(tx).await?;
     let mut flags = Vec::new();
     for (ch, lock) in plan.held {
         seq += 1;
         let utc = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let c = held_change(&me, seq, &prev, ch, &lock, utc);
+        let mut c = held_change(&me, seq, &prev, ch, &lock, utc);
+        key.sign(&mut c);
         db::changes::insert_one(tx, site, &me, &c, &to_json(&c)?).await?;
         let detail = format!(
             "change {} ({} of {} {}) was made while {lock} was locked: held for the data \

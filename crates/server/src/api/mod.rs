@@ -46,6 +46,28 @@ impl ApiError {
     fn bad(reason: impl Into<String>) -> Self {
         ApiError(StatusCode::BAD_REQUEST, reason.into())
     }
+
+    /// The server's own failure (500), logged.
+    fn internal(reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        tracing::error!(error = %reason, "internal");
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, reason)
+    }
+}
+
+impl From<crate::ServerError> for ApiError {
+    fn from(e: crate::ServerError) -> Self {
+        match e {
+            crate::ServerError::Database(d) => {
+                tracing::error!(error = %d, "database");
+                ApiError(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the database is not available; try again".into(),
+                )
+            }
+            other => ApiError::internal(other.to_string()),
+        }
+    }
 }
 
 impl From<sqlx::Error> for ApiError {

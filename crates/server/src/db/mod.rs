@@ -1,6 +1,7 @@
 //! The server's PostgreSQL: every SQL statement of the server is in this module, each in a
 //! named function, so the API's handlers read as rules and steps. This file connects and
-//! migrates; [`admin`] holds the administrator's operations (re-exported here), `devices`,
+//! migrates; [`admin`] holds the administrator's operations (re-exported here), [`users`] the
+//! user registry and the server's signing key, `devices`,
 //! `changes` and `allocation` the API's statements, one table group each.
 //!
 //! Invariants: migrations live in `crates/server/migrations`, run in order, each once, in one
@@ -21,6 +22,7 @@ pub mod admin;
 pub(crate) mod allocation;
 pub(crate) mod changes;
 pub(crate) mod device;
+pub mod users;
 
 pub use admin::{
     Flag, add_site, allocation_counts, devices, enrol_code, flags, revoke_device, upload_allocation,
@@ -47,6 +49,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0005_enrol_code_device",
         include_str!("../../migrations/0005_enrol_code_device.sql"),
+    ),
+    (
+        "0006_user_registry",
+        include_str!("../../migrations/0006_user_registry.sql"),
     ),
 ];
 

@@ -17,13 +17,14 @@ use crate::log::{self, COLUMNS};
 
 /// Applies one change to the projections. The only code that writes projections.
 pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
+    if is_user_kind(c.kind) && !governs_users_here(tx, c)? {
+        // Another laptop's user changes (received by sync) stay in the log as its audit and
+        // never alter a user here: users change here only by this device's own changes (made
+        // before it was enrolled) or the server's (its user registry).
+        return Ok(());
+    }
     match c.kind {
         ChangeKind::UserAdded => {
-            // Users log in here with key slots of this device: another device's users
-            // (received by sync) stay in the log as its audit, never gain a role here.
-            if get_meta(tx, "device")?.as_deref() != Some(c.device.as_str()) {
-                return Ok(());
-            }
             let Body::UserAdded(user) = body_of(c)? else {
                 return Ok(());
             };
@@ -59,6 +60,27 @@ pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
         ChangeKind::StoreCreated | ChangeKind::DataExported | ChangeKind::LoginFailed => {}
     }
     Ok(())
+}
+
+/// The kinds that create or alter a user.
+fn is_user_kind(kind: ChangeKind) -> bool {
+    matches!(
+        kind,
+        ChangeKind::UserAdded
+            | ChangeKind::UserRole
+            | ChangeKind::UserDeactivated
+            | ChangeKind::PasswordReset
+            | ChangeKind::PasswordChanged
+    )
+}
+
+/// True when `c` was written by this device or by the server's device of this site.
+fn governs_users_here(tx: &Connection, c: &Change) -> Result<bool, StoreError> {
+    if get_meta(tx, "device")?.as_deref() == Some(c.device.as_str()) {
+        return Ok(true);
+    }
+    let site = get_meta(tx, "site")?.unwrap_or_default();
+    Ok(c.device == format!("server-{site}"))
 }
 
 impl Store {
@@ -120,8 +142,12 @@ impl Store {
                 prev_hash: prev,
                 hash: String::new(),
                 base,
+                signature: None,
             };
             c.hash = c.compute_hash();
+            if let Some(author) = &self.author {
+                author.sign(&mut c);
+            }
             log::append(&tx, &c)?;
             apply(&tx, &c)?;
             prev = c.hash.clone();

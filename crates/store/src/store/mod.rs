@@ -65,6 +65,9 @@ pub struct Store {
     device_seq: i64,
     saves_since_checkpoint: u32,
     signing: SigningSession,
+    /// The logged-in user's signing key, which signs every change they commit; `None` when
+    /// their slot predates signing or the store was opened with the recovery key.
+    author: Option<ecrf_log::AuthorKey>,
 }
 
 /// Saves after which a save checkpoints by itself when nobody called [`Store::idle`].

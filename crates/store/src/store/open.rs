@@ -19,7 +19,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, config::DbConfig};
 use super::users::{check_password, check_username};
 use super::{Draft, Session, Store, get_meta, set_meta};
 use crate::error::StoreError;
-use crate::keyring::{KdfParams, Keyring, RecoveryKey, StoreKey};
+use crate::keyring::{KdfParams, Keyring, RecoveryKey, StoreKey, new_author_key};
 use crate::schema;
 
 /// What `ecrf init` asks for. Its `Debug` hides the password.
@@ -139,10 +139,12 @@ impl Store {
         let key = StoreKey::generate()?;
         let store_id = uuid::Uuid::new_v4().to_string();
         let (mut keyring, recovery) = Keyring::create(path, &store_id, &key)?;
+        let author = new_author_key()?;
         keyring.set_user(
             &opts.admin_user,
             &opts.admin_password,
             &key,
+            Some(&author),
             KdfParams::CURRENT,
         )?;
         let mut conn = open_connection(path, encrypt.then_some(&key), true)?;
@@ -177,6 +179,7 @@ impl Store {
             device_seq: 0,
             saves_since_checkpoint: 0,
             signing: SigningSession::default(),
+            author: Some(author.clone()),
         };
         let created = Draft::of(Body::StoreCreated(body::StoreCreated {
             site: site.clone(),
@@ -185,6 +188,7 @@ impl Store {
         let mut admin = Draft::of(Body::UserAdded(body::UserAdded {
             name: opts.admin_name.clone(),
             role: Role::Admin,
+            public_key: Some(author.public_hex()),
         }));
         admin.item = Some(opts.admin_user.clone());
         store.commit_changes(vec![created, admin])?;
@@ -227,8 +231,10 @@ impl Store {
         password: &str,
     ) -> Result<Store, StoreError> {
         let keyring = Keyring::load(path)?;
-        let key = keyring.unlock(user, password)?;
-        Self::open_with_key(path, study, keyring, Some(key), user, true)
+        let (key, author) = keyring.unlock_author(user, password)?;
+        let mut store = Self::open_with_key(path, study, keyring, Some(key), user, true)?;
+        store.author = author;
+        Ok(store)
     }
 
     /// Appends `login.failed` changes (see [`crate::login_audit`]).
@@ -271,8 +277,10 @@ impl Store {
             return Err(StoreError::NoStore(path.to_path_buf()));
         }
         let keyring = Keyring::load(path)?;
-        let key = keyring.unlock(user, password)?;
-        Self::open_with_key(path, study, keyring, Some(key), user, false)
+        let (key, author) = keyring.unlock_author(user, password)?;
+        let mut store = Self::open_with_key(path, study, keyring, Some(key), user, false)?;
+        store.author = author;
+        Ok(store)
     }
 
     fn open_with_key(
@@ -345,6 +353,7 @@ impl Store {
             device_seq,
             saves_since_checkpoint: 0,
             signing: SigningSession::default(),
+            author: None,
         })
     }
 }

@@ -10,11 +10,11 @@
 //! session is kept; nobody deactivates themselves.
 
 use ecrf_core::{Action, Role};
-use ecrf_log::{Body, ChangeKind, User, body};
+use ecrf_log::{AuthorKey, Body, ChangeKind, User, body};
 
 use super::{Draft, Store};
 use crate::error::StoreError;
-use crate::keyring::{KdfParams, Keyring};
+use crate::keyring::{KdfParams, Keyring, new_author_key};
 
 /// Checks that a user name is usable: 2–32 of a-z, 0-9, `.`, `_`, `-`.
 pub(super) fn check_username(name: &str) -> Result<(), StoreError> {
@@ -101,12 +101,14 @@ impl Store {
                 "user {username} already exists"
             )));
         }
+        let author = new_author_key()?;
         let mut d = Draft::of(Body::UserAdded(body::UserAdded {
             name: name.to_string(),
             role,
+            public_key: Some(author.public_hex()),
         }));
         d.item = Some(username.to_string());
-        self.commit_with_slot(d, username, password)
+        self.commit_with_slot(d, username, password, &author)
     }
 
     /// Commits `d` and writes `username`'s key slot for `password` inside the same write lock,
@@ -117,11 +119,12 @@ impl Store {
         d: Draft,
         username: &str,
         password: &str,
+        author: &AuthorKey,
     ) -> Result<(), StoreError> {
         let (path, key) = (self.path.clone(), self.key.clone());
         let (_, ring) = self.commit_with(|_| {
             let mut ring = Keyring::load(&path)?;
-            ring.set_user(username, password, &key, KdfParams::CURRENT)?;
+            ring.set_user(username, password, &key, Some(author), KdfParams::CURRENT)?;
             ring.save()?;
             Ok((vec![d], ring))
         })?;
@@ -134,9 +137,21 @@ impl Store {
     pub fn set_password(&mut self, password: &str) -> Result<(), StoreError> {
         let user = self.session.user.clone();
         check_password(password, &user)?;
-        let mut d = Draft::new(ChangeKind::PasswordChanged);
+        // The same signing key, rewrapped; a new one (its public key recorded) when this
+        // session has none (opened with the recovery key, or a slot older than signing).
+        let (author, fresh) = match &self.author {
+            Some(a) => (a.clone(), false),
+            None => (new_author_key()?, true),
+        };
+        let mut d = Draft::of(Body::PasswordChanged(body::KeyBody {
+            public_key: fresh.then(|| author.public_hex()),
+        }));
         d.item = Some(user.clone());
-        self.commit_with_slot(d, &user, password)
+        if fresh {
+            // The change registering the key is signed with it.
+            self.author = Some(author.clone());
+        }
+        self.commit_with_slot(d, &user, password, &author)
     }
 
     /// An administrator sets a temporary password for another user, who must choose a new one
@@ -145,9 +160,13 @@ impl Store {
         self.require(Action::ManageUsers)?;
         check_password(password, username)?;
         self.require_user(username)?;
-        let mut d = Draft::new(ChangeKind::PasswordReset);
+        // A new signing key: nobody but its owner can unwrap the old one.
+        let author = new_author_key()?;
+        let mut d = Draft::of(Body::PasswordReset(body::KeyBody {
+            public_key: Some(author.public_hex()),
+        }));
         d.item = Some(username.to_string());
-        self.commit_with_slot(d, username, password)
+        self.commit_with_slot(d, username, password, &author)
     }
 
     /// Rewrites the logged-in user's key slot with [`KdfParams::CURRENT`] when it was written
@@ -160,12 +179,13 @@ impl Store {
             return Ok(());
         }
         let (path, key, opened) = (self.path.clone(), self.key.clone(), self.keyring.clone());
+        let author = self.author.clone();
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut ring = Keyring::load(&path)?;
         if ring.same_slot(&opened, &user) {
-            ring.set_user(&user, password, &key, KdfParams::CURRENT)?;
+            ring.set_user(&user, password, &key, author.as_ref(), KdfParams::CURRENT)?;
             ring.save()?;
         }
         // Nothing was written to the store: the transaction only held its write lock.
@@ -205,6 +225,30 @@ impl Store {
         } else {
             Err(StoreError::UnknownUser(username.to_string()))
         }
+    }
+
+    /// The active users of this store with the public keys their changes here are signed with
+    /// (registered by this device's own user changes): what enrolment registers on the server.
+    pub fn users_with_keys(&self) -> Result<Vec<(User, Vec<String>)>, StoreError> {
+        let mut keys = ecrf_log::KeyList::default();
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {} FROM change_log WHERE device = ?1 AND kind IN ('user.add', \
+             'user.password_reset', 'user.password_change') ORDER BY seq",
+            crate::log::COLUMNS
+        ))?;
+        let mut rows = stmt.query([&self.device])?;
+        while let Some(r) = rows.next()? {
+            keys.learn(&crate::log::from_row(r)?);
+        }
+        Ok(self
+            .users()?
+            .into_iter()
+            .filter(|u| u.active)
+            .map(|u| {
+                let k = keys.keys_of(&u.username);
+                (u, k)
+            })
+            .collect())
     }
 
     /// Users of the store.

@@ -1,0 +1,305 @@
+//! Who wrote a change, proved: each person's Ed25519 key signs every change they write, over
+//! its hash; the public keys travel in the log (`user.add`, password resets and changes) and in
+//! the server's user registry, so anyone can check a change offline.
+//!
+//! Invariants: the signature is not part of the hash (it signs the hash); the signed message is
+//! [`SIGNED_PREFIX`] followed by the hash's hex text, so a signature over a change can never be
+//! taken for one over anything else we sign (receipts, requests); a key is 32 bytes, shown as
+//! 64 hex characters, a signature 64 bytes as 128. The server's own changes (`lock.held`, the
+//! user registry's changes) are signed by the server's key under the author name
+//! [`SERVER_AUTHOR`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use zeroize::Zeroizing;
+
+use crate::body::Body;
+use crate::change::Change;
+use crate::kind::ChangeKind;
+
+/// What every change signature signs, before the change's hash.
+pub const SIGNED_PREFIX: &str = "ecrf-change-signature-v1|";
+
+/// The author name of the changes the server writes itself.
+pub const SERVER_AUTHOR: &str = "server";
+
+/// Why a change's author signature does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthorError {
+    /// The change carries no signature.
+    #[error("{0}: it carries no author signature")]
+    Missing(String),
+    /// The signature or a key is not well-formed.
+    #[error("{0}: its author signature is malformed")]
+    Malformed(String),
+    /// No key is known for the author.
+    #[error("{change}: no key is registered for its author {user}")]
+    NoKey {
+        /// The change, described.
+        change: String,
+        /// Its author.
+        user: String,
+    },
+    /// The signature does not verify against any of the author's keys.
+    #[error("{change}: its signature does not verify against any key registered for {user}")]
+    Forged {
+        /// The change, described.
+        change: String,
+        /// Its author.
+        user: String,
+    },
+}
+
+impl AuthorError {
+    /// What is wrong, without naming the change (for messages that name it already).
+    pub fn rule(&self) -> String {
+        match self {
+            AuthorError::Missing(_) => "it carries no author signature".into(),
+            AuthorError::Malformed(_) => "its author signature is malformed".into(),
+            AuthorError::NoKey { user, .. } => {
+                format!("no key is registered for its author {user}")
+            }
+            AuthorError::Forged { user, .. } => {
+                format!("its signature does not verify against any key registered for {user}")
+            }
+        }
+    }
+}
+
+/// A person's (or the server's) signing key. Its secret half is wiped from memory when dropped
+/// (ed25519-dalek zeroizes it).
+#[derive(Clone)]
+pub struct AuthorKey(SigningKey);
+
+impl std::fmt::Debug for AuthorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AuthorKey({})", self.public_hex())
+    }
+}
+
+impl AuthorKey {
+    /// The key of a 32-byte secret seed (drawn by the caller from the system's randomness).
+    pub fn from_seed(seed: &[u8; 32]) -> AuthorKey {
+        AuthorKey(SigningKey::from_bytes(seed))
+    }
+
+    /// The 32-byte secret seed, to be wrapped (never written in the clear).
+    pub fn seed(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.0.to_bytes())
+    }
+
+    /// The public key as 64 hex characters.
+    pub fn public_hex(&self) -> String {
+        hex::encode(self.0.verifying_key().to_bytes())
+    }
+
+    /// A signature (128 hex characters) over `message`, for other signed texts than changes
+    /// (each with its own prefix).
+    pub fn sign_bytes(&self, message: &[u8]) -> String {
+        hex::encode(self.0.sign(message).to_bytes())
+    }
+
+    /// Signs a hashed change: sets its `signature`.
+    pub fn sign(&self, c: &mut Change) {
+        c.signature = Some(self.sign_bytes(&signed_message(&c.hash)));
+    }
+}
+
+fn signed_message(hash: &str) -> Vec<u8> {
+    let mut m = Vec::with_capacity(SIGNED_PREFIX.len() + hash.len());
+    m.extend_from_slice(SIGNED_PREFIX.as_bytes());
+    m.extend_from_slice(hash.as_bytes());
+    m
+}
+
+/// True when `signature_hex` is a signature by `public_hex` over `message`.
+pub fn verifies(public_hex: &str, message: &[u8], signature_hex: &str) -> bool {
+    let Some(key) = parse_public(public_hex) else {
+        return false;
+    };
+    let Ok(sig) = hex::decode(signature_hex) else {
+        return false;
+    };
+    let Ok(sig) = <[u8; 64]>::try_from(sig.as_slice()) else {
+        return false;
+    };
+    key.verify(message, &Signature::from_bytes(&sig)).is_ok()
+}
+
+/// A public key from its 64 hex characters, `None` when it is not one.
+fn parse_public(public_hex: &str) -> Option<VerifyingKey> {
+    let bytes: [u8; 32] = hex::decode(public_hex).ok()?.try_into().ok()?;
+    VerifyingKey::from_bytes(&bytes).ok()
+}
+
+/// True when `public_hex` is a well-formed public key.
+pub fn is_public_key(public_hex: &str) -> bool {
+    parse_public(public_hex).is_some()
+}
+
+/// Checks `c`'s author signature against `keys`, the public keys registered for its author.
+pub fn check(c: &Change, keys: &[String]) -> Result<(), AuthorError> {
+    let Some(sig) = c.signature.as_deref() else {
+        return Err(AuthorError::Missing(c.describe()));
+    };
+    if sig.len() != 128 || !sig.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(AuthorError::Malformed(c.describe()));
+    }
+    if keys.is_empty() {
+        return Err(AuthorError::NoKey {
+            change: c.describe(),
+            user: c.user.clone(),
+        });
+    }
+    let message = signed_message(&c.hash);
+    if keys.iter().any(|k| verifies(k, &message, sig)) {
+        Ok(())
+    } else {
+        Err(AuthorError::Forged {
+            change: c.describe(),
+            user: c.user.clone(),
+        })
+    }
+}
+
+/// The public key a change registers for the user it names (its item), if any: `user.add`,
+/// `user.password_reset` and `user.password_change` bodies carry the key made with the slot.
+pub fn registered_key(c: &Change) -> Option<String> {
+    match c.kind {
+        ChangeKind::UserAdded | ChangeKind::PasswordReset | ChangeKind::PasswordChanged => {}
+        _ => return None,
+    }
+    match c.body().ok()? {
+        Body::UserAdded(b) => b.public_key,
+        Body::PasswordReset(k) | Body::PasswordChanged(k) => k.public_key,
+        _ => None,
+    }
+}
+
+/// The public keys known from a log, by user: what `ecrf audit verify` checks signatures
+/// against offline. Learnt in log order from the changes that register keys
+/// ([`registered_key`]), plus the server's key pinned at enrolment.
+#[derive(Debug, Clone, Default)]
+pub struct KeyList {
+    by_user: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl KeyList {
+    /// Adds a key for a user.
+    pub fn add(&mut self, user: &str, public_hex: &str) {
+        self.by_user
+            .entry(user.to_string())
+            .or_default()
+            .insert(public_hex.to_string());
+    }
+
+    /// Learns the key `c` registers, if any.
+    pub fn learn(&mut self, c: &Change) {
+        if let (Some(user), Some(key)) = (c.item.as_deref(), registered_key(c)) {
+            self.add(user, &key);
+        }
+    }
+
+    /// The keys of `user`.
+    pub fn keys_of(&self, user: &str) -> Vec<String> {
+        self.by_user
+            .get(user)
+            .map(|k| k.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every user with their keys, for exports (`user,public_key` lines).
+    pub fn all(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.by_user
+            .iter()
+            .flat_map(|(u, ks)| ks.iter().map(move |k| (u.as_str(), k.as_str())))
+    }
+
+    /// Checks `c` against its author's keys.
+    pub fn check(&self, c: &Change) -> Result<(), AuthorError> {
+        check(c, &self.keys_of(&c.user))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::{KeyBody, UserAdded};
+    use crate::change::tests::change;
+    use ecrf_core::Role;
+
+    #[test]
+    fn a_signed_change_verifies_only_with_its_authors_key_and_unaltered() {
+        let alice = AuthorKey::from_seed(&[7; 32]);
+        let mallory = AuthorKey::from_seed(&[9; 32]);
+        let mut c = change(ChangeKind::ItemSet, None, Some("{\"int\":72}"));
+        assert!(matches!(
+            check(&c, &[alice.public_hex()]),
+            Err(AuthorError::Missing(_))
+        ));
+        alice.sign(&mut c);
+        check(&c, &[alice.public_hex()]).unwrap();
+        check(&c, &[mallory.public_hex(), alice.public_hex()]).unwrap();
+        assert!(matches!(
+            check(&c, &[mallory.public_hex()]),
+            Err(AuthorError::Forged { .. })
+        ));
+        assert!(matches!(check(&c, &[]), Err(AuthorError::NoKey { .. })));
+        // The signature is not hashed, but it signs the hash: any edit breaks it.
+        assert!(c.hash_holds());
+        let mut edited = c.clone();
+        edited.new_value = Some("{\"int\":73}".into());
+        edited.hash = edited.compute_hash();
+        assert!(matches!(
+            check(&edited, &[alice.public_hex()]),
+            Err(AuthorError::Forged { .. })
+        ));
+        let mut garbled = c.clone();
+        garbled.signature = Some("zz".into());
+        assert!(matches!(
+            check(&garbled, &[alice.public_hex()]),
+            Err(AuthorError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn the_key_list_learns_keys_from_user_changes() {
+        let alice = AuthorKey::from_seed(&[1; 32]);
+        let reset = AuthorKey::from_seed(&[2; 32]);
+        let mut add = change(
+            ChangeKind::UserAdded,
+            None,
+            Body::UserAdded(UserAdded {
+                name: "Alice".into(),
+                role: Role::Nurse,
+                public_key: Some(alice.public_hex()),
+            })
+            .new_value()
+            .as_deref(),
+        );
+        add.item = Some("alice".into());
+        let mut again = change(
+            ChangeKind::PasswordReset,
+            None,
+            Body::PasswordReset(KeyBody {
+                public_key: Some(reset.public_hex()),
+            })
+            .new_value()
+            .as_deref(),
+        );
+        again.item = Some("alice".into());
+        let mut keys = KeyList::default();
+        keys.learn(&add);
+        keys.learn(&again);
+        let mut c = change(ChangeKind::ItemSet, None, Some("{\"int\":1}"));
+        c.user = "alice".into();
+        reset.sign(&mut c);
+        keys.check(&c).unwrap();
+        alice.sign(&mut c);
+        keys.check(&c).unwrap();
+        assert_eq!(keys.keys_of("alice").len(), 2);
+        c.user = "bob".into();
+        assert!(matches!(keys.check(&c), Err(AuthorError::NoKey { .. })));
+    }
+}
