@@ -149,6 +149,20 @@ pub fn permissions(changes: &[Change]) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// A laptop's own change `seq` has `hash` now; the server holds `held` there (`None` when it
+/// holds none: nothing to compare). Words for the data manager when they differ: the laptop's
+/// history was rewritten after it was pushed.
+pub fn history(seq: i64, hash: &str, held: Option<&str>) -> Option<String> {
+    match held {
+        Some(h) if h != hash => Some(format!(
+            "this laptop's change #{seq} has hash {hash} now, but the server holds hash {h} \
+             for it since it was pushed: the laptop's history was rewritten after it was \
+             synced; sync stopped, the coordinating centre is told"
+        )),
+        _ => None,
+    }
+}
+
 /// What the user registry holds of one user: their public keys and role history.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Registered {

@@ -79,6 +79,58 @@ pub(crate) fn append(conn: &Connection, c: &Change) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// This device's history against the last receipt the server signed for it: the change it
+/// vouched for must still have the hash it vouched for (chained, that covers every earlier
+/// change), and the receipt must verify against the server key pinned at enrolment.
+fn check_last_receipt(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let last: Option<(i64, String, String, String)> = conn
+        .query_row(
+            "SELECT device_seq, hash, utc, signature FROM receipts ORDER BY device_seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((seq, hash, utc, signature)) = last else {
+        return Ok(Vec::new());
+    };
+    let device = crate::store::get_meta(conn, "device")?.unwrap_or_default();
+    let mut problems = Vec::new();
+    if let Some(key) = crate::store::get_meta(conn, "sync.setting.server_key")? {
+        let r = ecrf_wire::wire::Receipt {
+            device: device.clone(),
+            device_seq: seq,
+            hash: hash.clone(),
+            utc: utc.clone(),
+            signature,
+        };
+        if !r.verifies(&key) {
+            problems.push(format!(
+                "the server's receipt for change #{seq} of this laptop does not verify against \
+                 the server key pinned at enrolment: it was altered"
+            ));
+        }
+    }
+    let now: Option<String> = conn
+        .query_row(
+            "SELECT hash FROM change_log WHERE device = ?1 AND device_seq = ?2",
+            params![device, seq],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match now {
+        Some(h) if h == hash => {}
+        Some(h) => problems.push(format!(
+            "the server vouched at {utc} for this laptop's change #{seq} with hash {hash}, but \
+             the log now has {h} there: the history was rewritten after it was synced"
+        )),
+        None => problems.push(format!(
+            "the server vouched at {utc} for this laptop's change #{seq}, which is no longer in \
+             the log: the history was cut after it was synced"
+        )),
+    }
+    Ok(problems)
+}
+
 /// Signature problems listed one by one before the rest are counted.
 const MAX_LISTED: usize = 50;
 
@@ -137,6 +189,9 @@ pub(crate) fn verify_chain(conn: &Connection) -> Result<VerifyReport, StoreError
         )
         .optional()?
         .flatten();
+    for p in check_last_receipt(conn)? {
+        check.problem(p);
+    }
     let (last_seq, last_hash) = check.last();
     let last_hash = last_hash.to_string();
     match head {

@@ -502,6 +502,33 @@ impl ecrf_wire::Replica for Store {
     fn set_pushed(&self, device_seq: i64) -> Result<(), StoreError> {
         Store::set_pushed(self, device_seq)
     }
+    fn pushed_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        let pushed: i64 = get_meta(self.conn(), "sync.pushed")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if pushed == 0 {
+            return Ok(None);
+        }
+        let hash: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT hash FROM change_log WHERE device = ?1 AND device_seq = ?2",
+                rusqlite::params![self.device_id(), pushed],
+                |r| r.get(0),
+            )
+            .optional()?;
+        // A pushed change missing here is a rewritten history too: state a hash no change has.
+        Ok(Some((pushed, hash.unwrap_or_else(|| "missing".into()))))
+    }
+    fn keep_receipt(&self, r: &ecrf_wire::wire::Receipt) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached(
+                "INSERT OR REPLACE INTO receipts (device_seq, hash, utc, signature) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(rusqlite::params![r.device_seq, r.hash, r.utc, r.signature])?;
+        Ok(())
+    }
     fn pulled(&self) -> Result<i64, StoreError> {
         Ok(self.sync_state()?.pulled)
     }

@@ -228,6 +228,16 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE change_log ADD COLUMN signature TEXT;
     "#,
+    // 10: the server's signed receipts over this device's chain head (`audit verify` checks
+    // the history against the last).
+    r#"
+    CREATE TABLE receipts (
+        device_seq INTEGER PRIMARY KEY,
+        hash       TEXT NOT NULL,
+        utc        TEXT NOT NULL,
+        signature  TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -203,9 +203,23 @@ impl Client {
     /// What the server holds of this device, stating `now` as the device's clock: the server
     /// compares it with its own and flags a clock more than five minutes off.
     pub fn device_at(&self, now: chrono::DateTime<chrono::Utc>) -> Result<DeviceReply, SyncError> {
+        self.standing(now, None)
+    }
+
+    /// What the server holds of this device, stating the device's clock and the hash of its
+    /// change the server last acknowledged (`history`): the server refuses (409) a device whose
+    /// history differs from what it pushed.
+    pub fn standing(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        history: Option<(i64, &str)>,
+    ) -> Result<DeviceReply, SyncError> {
         let time = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let url = format!("{}/api/v1/device", self.base);
         let mut req = self.agent.get(&url).header(wire::DEVICE_TIME_HEADER, &time);
+        if let Some((seq, hash)) = history {
+            req = req.header(wire::HISTORY_HEADER, &format!("{seq}:{hash}"));
+        }
         if let Some(t) = &self.token {
             req = req.header("Authorization", &format!("Bearer {t}"));
         }
@@ -408,7 +422,14 @@ pub fn sync<S: Replica>(
 ) -> Result<SyncReport, SyncError> {
     let site = store.site().to_string();
     let mut report = SyncReport::default();
-    let standing = client.device()?;
+    let pushed = store.pushed_head().map_err(SyncError::store)?;
+    let standing = client.standing(
+        chrono::Utc::now(),
+        pushed.as_ref().map(|(seq, hash)| (*seq, hash.as_str())),
+    )?;
+    let server_key = store
+        .sync_setting(setting::SERVER_KEY)
+        .map_err(SyncError::store)?;
     // Changes are numbered 1, 2, … per device, so their count is the last device_seq.
     let own_last = store.own_change_count_after(0).map_err(SyncError::store)? as i64;
     guard::check_device_reply(&standing, store.device_id(), &site, own_last)?;
@@ -430,6 +451,10 @@ pub fn sync<S: Replica>(
         let sent = page.clone();
         let reply = client.push(&site, page)?;
         guard::check_push_reply(&reply, acked, &sent)?;
+        if let Some(r) = &reply.receipt {
+            guard::check_receipt(r, store.device_id(), &reply, &sent, server_key.as_deref())?;
+            store.keep_receipt(r).map_err(SyncError::store)?;
+        }
         report.pushed += reply.stored;
         report.flags.extend(reply.flags);
         p.pushed += (reply.acked - acked) as usize;

@@ -6,7 +6,7 @@
 //! (nothing of the offending reply is applied or recorded).
 
 use ecrf_log::Change;
-use ecrf_wire::wire::{DeviceReply, MAX_PAGE, MAX_REASON_BYTES, PullReply, PushReply};
+use ecrf_wire::wire::{DeviceReply, MAX_PAGE, MAX_REASON_BYTES, PullReply, PushReply, Receipt};
 
 use crate::client::SyncError;
 
@@ -125,6 +125,40 @@ pub fn check_push_reply(
     check_flags(&reply.flags, sent.len())
 }
 
+/// A receipt is for this device, for what the reply acknowledged, over the hash of the change
+/// sent at that place, and signed by the server pinned at enrolment (`server_key`; stores
+/// enrolled before servers signed have none to check with).
+pub fn check_receipt(
+    r: &Receipt,
+    device: &str,
+    reply: &PushReply,
+    sent: &[Change],
+    server_key: Option<&str>,
+) -> Result<(), SyncError> {
+    if r.device != device || r.device_seq != reply.acked {
+        return Err(broke(format!(
+            "its receipt is for change #{} of device {}, not #{} of this device",
+            r.device_seq, r.device, reply.acked
+        )));
+    }
+    if let Some(c) = sent.iter().find(|c| c.device_seq == r.device_seq)
+        && c.hash != r.hash
+    {
+        return Err(broke(format!(
+            "its receipt names hash {} for change #{}, which was sent with hash {}",
+            r.hash, r.device_seq, c.hash
+        )));
+    }
+    if let Some(key) = server_key
+        && !r.verifies(key)
+    {
+        return Err(broke(
+            "its receipt is not signed by the server this laptop enrolled with".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A pull page: at most `limit` changes (and [`MAX_PAGE`]), each valid, a cursor that never
 /// goes back, and one that moves when the server says more follow (else "more" would never end).
 pub fn check_pull_reply(reply: &PullReply, after: i64, limit: usize) -> Result<(), SyncError> {
@@ -224,6 +258,7 @@ mod tests {
             acked,
             stored,
             flags: vec!["f".into(); flags],
+            receipt: None,
         };
         assert!(check_push_reply(&reply(6, 3, 0), 3, &sent).is_ok());
         assert!(check_push_reply(&reply(5, 2, 3), 3, &sent).is_ok());
@@ -241,8 +276,61 @@ mod tests {
             acked: 6,
             stored: 3,
             flags: vec!["x".repeat(MAX_REASON_BYTES + 1)],
+            receipt: None,
         };
         assert!(check_push_reply(&long, 3, &sent).is_err());
+    }
+
+    #[test]
+    fn a_receipt_must_be_the_pinned_servers_for_what_was_sent() {
+        let server = ecrf_log::AuthorKey::from_seed(&[8; 32]);
+        let impostor = ecrf_log::AuthorKey::from_seed(&[9; 32]);
+        let sent = [change(4), change(5)];
+        let receipt = |key: &ecrf_log::AuthorKey, device: &str, seq: i64, hash: &str| {
+            let utc = "2026-03-01T00:00:00.000Z";
+            Receipt {
+                device: device.into(),
+                device_seq: seq,
+                hash: hash.into(),
+                utc: utc.into(),
+                signature: key.sign_bytes(&Receipt::message(device, seq, hash, utc)),
+            }
+        };
+        let reply = PushReply {
+            acked: 5,
+            stored: 2,
+            flags: Vec::new(),
+            receipt: None,
+        };
+        let pinned = Some(server.public_hex());
+        let good = receipt(&server, "dev-a", 5, &sent[1].hash);
+        assert!(check_receipt(&good, "dev-a", &reply, &sent, pinned.as_deref()).is_ok());
+        for (r, words) in [
+            (
+                receipt(&impostor, "dev-a", 5, &sent[1].hash),
+                "not signed by the server",
+            ),
+            (
+                receipt(&server, "dev-b", 5, &sent[1].hash),
+                "not #5 of this device",
+            ),
+            (
+                receipt(&server, "dev-a", 4, &sent[0].hash),
+                "not #5 of this device",
+            ),
+            (
+                receipt(&server, "dev-a", 5, &sent[0].hash),
+                "was sent with hash",
+            ),
+        ] {
+            let why = check_receipt(&r, "dev-a", &reply, &sent, pinned.as_deref())
+                .unwrap_err()
+                .to_string();
+            assert!(why.contains(words), "{r:?}: {why}");
+        }
+        let mut altered = good.clone();
+        altered.utc = "2026-03-02T00:00:00.000Z".into();
+        assert!(check_receipt(&altered, "dev-a", &reply, &sent, pinned.as_deref()).is_err());
     }
 
     #[test]

@@ -32,6 +32,11 @@ pub trait Replica {
     fn own_changes_after(&self, device_seq: i64, limit: usize) -> Result<Vec<Change>, Self::Error>;
     /// The server holds this device's changes up to `device_seq`.
     fn set_pushed(&self, device_seq: i64) -> Result<(), Self::Error>;
+    /// This device's change the server last acknowledged (`device_seq`, its hash now), if any:
+    /// stated at each sync, so the server can tell a history rewritten since.
+    fn pushed_head(&self) -> Result<Option<(i64, String)>, Self::Error>;
+    /// Keeps a receipt the server signed (checked by the client against the pinned key).
+    fn keep_receipt(&self, receipt: &crate::wire::Receipt) -> Result<(), Self::Error>;
     /// The pull cursor: the server's position after the last page applied.
     fn pulled(&self) -> Result<i64, Self::Error>;
     /// Applies a pulled page and its cursor in one transaction; returns how many changes were

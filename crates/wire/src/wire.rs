@@ -266,7 +266,53 @@ pub struct PushReply {
     /// it modifies); each also recorded on the server.
     #[serde(default)]
     pub flags: Vec<String>,
+    /// The server's signed word that it holds this device's chain up to `acked` ending in that
+    /// change's hash. `None` only from servers older than receipts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
 }
+
+/// The server vouches for a device's history: it holds the device's changes up to
+/// `device_seq`, the last with `hash` (which, chained, covers every earlier one), as of `utc`.
+/// Signed with the server's key, which the laptop pinned at enrolment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Receipt {
+    /// The device.
+    pub device: String,
+    /// Its last change the server holds.
+    pub device_seq: i64,
+    /// That change's hash.
+    pub hash: String,
+    /// When the server said so (UTC, RFC 3339).
+    pub utc: String,
+    /// The server's Ed25519 signature over [`Receipt::message`] (128 hex digits).
+    pub signature: String,
+}
+
+impl Receipt {
+    /// What the signature signs: its own prefix, so a receipt is never taken for a change's
+    /// signature, and every field, `|`-separated (none of them may hold `|`).
+    pub fn message(device: &str, device_seq: i64, hash: &str, utc: &str) -> Vec<u8> {
+        format!("ecrf-receipt-v1|{device}|{device_seq}|{hash}|{utc}").into_bytes()
+    }
+
+    /// True when the receipt is signed by `server_key` (64 hex digits).
+    pub fn verifies(&self, server_key: &str) -> bool {
+        !self.device.contains('|')
+            && !self.utc.contains('|')
+            && ecrf_log::author::verifies(
+                server_key,
+                &Receipt::message(&self.device, self.device_seq, &self.hash, &self.utc),
+                &self.signature,
+            )
+    }
+}
+
+/// Header of `GET /api/v1/device`: `<device_seq>:<hash>` of the device's own change the
+/// laptop last knew pushed. The server compares it with its copy: a laptop whose history was
+/// rewritten after it was pushed is refused (409) and flagged.
+pub const HISTORY_HEADER: &str = "x-ecrf-history";
 
 /// A page of the site's changes from other devices, in server order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

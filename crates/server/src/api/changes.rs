@@ -8,12 +8,13 @@
 //! changes that continue the device's hash chain ([`rules::link`]: a replay of a change held
 //! already is skipped, anything else out of order is 409); what the stored changes set off
 //! (flags, envelopes opened, changes held under a lock) happens in that same transaction. A
-//! pull's cursor is a site `seq`, and `seq` is commit order within a site.
+//! pull's cursor is a site `seq`, and `seq` is commit order within a site. Every accepted push
+//! returns a receipt signed with the server's key over the device's chain head it now holds.
 
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use ecrf_log::Change;
-use ecrf_wire::wire::{MAX_PAGE, PushReply, PushRequest};
+use ecrf_wire::wire::{MAX_PAGE, PushReply, PushRequest, Receipt};
 use sqlx::PgConnection;
 use sqlx::postgres::PgPool;
 
@@ -92,12 +93,33 @@ pub(super) async fn push(
         }
     }
     flags.extend(super::locks::hold_under_locks(&mut tx, site, device, &fresh).await?);
+    let receipt = receipt(&mut tx, device, acked, &last_hash).await?;
     tx.commit().await?;
     tracing::info!(device = %device, site = %site, stored, acked, "push");
     reply(&PushReply {
         acked,
         stored,
         flags,
+        receipt: Some(receipt),
+    })
+}
+
+/// The server's signed word that it holds `device`'s chain up to `acked`, ending in `hash`.
+async fn receipt(
+    tx: &mut PgConnection,
+    device: &str,
+    acked: i64,
+    hash: &str,
+) -> Result<Receipt, ApiError> {
+    let key = db::users::server_key(tx).await?;
+    let utc = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let signature = key.sign_bytes(&Receipt::message(device, acked, hash, &utc));
+    Ok(Receipt {
+        device: device.to_string(),
+        device_seq: acked,
+        hash: hash.to_string(),
+        utc,
+        signature,
     })
 }
 

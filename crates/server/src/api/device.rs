@@ -1,7 +1,10 @@
 //! `GET /api/v1/device`: what the server holds of the calling device (its site, how many of
 //! its changes), and how far its clock is from the server's.
 //!
-//! Invariant: a device clock more than
+//! Invariants: a laptop states the hash of its last change it knows pushed
+//! ([`wire::HISTORY_HEADER`]); if the server holds another change there, the laptop's history
+//! was rewritten after it was pushed: the request is refused (409) and a `history_rewritten`
+//! flag recorded. A device clock more than
 //! [`MAX_CLOCK_SKEW_SECONDS`](ecrf_wire::wire::MAX_CLOCK_SKEW_SECONDS) off ([`rules::clock`])
 //! is recorded as a `clock` flag and said in the reply; the request is still answered, since
 //! the device cannot fix its clock without knowing.
@@ -23,6 +26,31 @@ pub(super) async fn device(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let acked = db::device::acked(&pool, &c.device).await?;
+    if let Some(v) = headers.get(wire::HISTORY_HEADER) {
+        let said = v.to_str().ok().and_then(|t| t.split_once(':'));
+        let (seq, hash) = said
+            .and_then(|(seq, hash)| Some((seq.parse::<i64>().ok()?, hash)))
+            .ok_or_else(|| {
+                ApiError::bad(format!(
+                    "{}: must be <device_seq>:<hash>",
+                    wire::HISTORY_HEADER
+                ))
+            })?;
+        let mut conn = pool.acquire().await?;
+        let held = db::changes::held_hash(&mut *conn, &c.device, seq).await?;
+        if let Some(detail) = rules::history(seq, hash, held.as_deref()) {
+            tracing::error!(device = %c.device, site = %c.site, seq, "history rewritten");
+            db::changes::record_refused_flag(
+                &pool,
+                &c.site,
+                &c.device,
+                "history_rewritten",
+                &detail,
+            )
+            .await?;
+            return Err(rules::Refusal::Conflict(detail).into());
+        }
+    }
     let (clock_offset_seconds, clock_flag) = match headers.get(wire::DEVICE_TIME_HEADER) {
         None => (None, None),
         Some(v) => {
