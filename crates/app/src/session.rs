@@ -68,7 +68,16 @@ impl App {
             ));
         }
         self.store = None;
-        match Store::open(self.path(), Arc::clone(&self.study), user, password) {
+        let opened =
+            crate::sync::open_or_first_login(self.path(), Arc::clone(&self.study), user, password)
+                .map_err(|e| match e {
+                    ecrf_sync::SyncError::Store(s) => match s.downcast::<StoreError>() {
+                        Ok(s) => *s,
+                        Err(other) => StoreError::Invalid(other.to_string()),
+                    },
+                    other => StoreError::Invalid(format!("first login on this laptop: {other}")),
+                });
+        match opened {
             Ok(store) => {
                 self.throttle.succeeded(user);
                 self.store = Some(store);

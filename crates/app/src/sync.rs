@@ -34,10 +34,39 @@ impl From<SyncError> for AppError {
     }
 }
 
+/// Opens the store as `user`: with their key slot here, or, when this enrolled laptop has
+/// none for them, by a first login online (the server checks the password and gives what
+/// opens the store and their signing key), followed by a sync that brings their account.
+/// The CLI and the desktop both log in through this.
+pub fn open_or_first_login(
+    path: &std::path::Path,
+    study: std::sync::Arc<ecrf_core::Study>,
+    user: &str,
+    password: &str,
+) -> Result<Store, SyncError> {
+    let ring = ecrf_store::Keyring::load(path).map_err(SyncError::store)?;
+    if ring.has_user(user) || ring.device_slot().is_none() {
+        return Store::open(path, study, user, password).map_err(SyncError::store);
+    }
+    let mut store = Store::first_login(path, study, user, password, |slot| {
+        ecrf_sync::first_login_request(
+            &slot.server,
+            slot.ca_pem.as_deref(),
+            (&slot.device, &slot.site),
+            user,
+            password,
+        )
+    })
+    .map_err(SyncError::store)?;
+    let client = ecrf_sync::client::client_of(&store)?;
+    ecrf_sync::sync(&mut store, &client, &mut |_| {})?;
+    Ok(store)
+}
+
 /// Receives `blocks` whole blocks of the site's allocation list from the server, sealed to this
 /// device's key, and loads them as sealed envelopes (an administrator's session, as for a lease
-/// file). Syncs first, so the server's copy of the log shows the administrator asking (the
-/// server leases only to an active administrator of the device). Returns how many.
+/// file). The request is signed with the administrator's key; the server leases only to a user
+/// its registry holds as an active administrator of the site. Returns how many.
 pub fn fetch_lease(store: &mut Store, client: &Client, blocks: u32) -> Result<usize, SyncError> {
     let role = store.session().role;
     if !role.may(Action::LoadLease) {
@@ -50,7 +79,19 @@ pub fn fetch_lease(store: &mut Store, client: &Client, blocks: u32) -> Result<us
     ecrf_sync::sync(store, client, &mut |_| {})?;
     let site = store.site().to_string();
     let user = store.session().user.clone();
-    let reply = client.lease(&site, blocks, &user)?;
+    let utc = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let message =
+        ecrf_sync::wire::LeaseRequest::message(store.device_id(), &site, blocks, &user, &utc);
+    let signature = store.sign_request(&message).map_err(SyncError::store)?;
+    let reply = client.lease(
+        &site,
+        &ecrf_sync::wire::LeaseRequest {
+            blocks,
+            administrator: user,
+            utc,
+            signature,
+        },
+    )?;
     store
         .load_sealed_lease(&reply.lease)
         .map_err(SyncError::store)

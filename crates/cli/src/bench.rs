@@ -103,13 +103,13 @@ fn ms(d: Duration) -> String {
 fn fill(
     dir: &Path,
     study: Arc<Study>,
-    encrypted: bool,
+    (encrypted, signed): (bool, bool),
     args: &BenchArgs,
 ) -> Result<Filled, String> {
-    let path = dir.join(if encrypted {
-        "encrypted.ecrf"
-    } else {
-        "plain.ecrf"
+    let path = dir.join(match (encrypted, signed) {
+        (true, true) => "encrypted.ecrf",
+        (true, false) => "encrypted-unsigned.ecrf",
+        (false, _) => "plain.ecrf",
     });
     let opts = CreateOptions {
         site: "01".into(),
@@ -133,6 +133,9 @@ fn fill(
         Store::open_unencrypted_for_benchmark(&path, Arc::clone(&study), "nurse")
     }
     .map_err(|e| e.to_string())?;
+    if !signed {
+        store.without_signing_for_benchmark();
+    }
 
     let start = bench_start()?;
     let ecmo = FormKey {
@@ -238,34 +241,41 @@ pub fn run(args: &BenchArgs, study: Arc<Study>) -> Result<(), String> {
         ms(unlock),
         ms(open)
     );
-    let mut enc_store = fill(&dir, Arc::clone(&study), true, args)?;
-    let mut plain_store = fill(&dir, study, false, args)?;
-    // The two stores' saves alternate (and which goes first alternates too), so that whatever
-    // else the machine is doing weighs on both alike and the ratio compares like with like.
-    let (mut enc, mut plain) = (Figures::default(), Figures::default());
+    let mut enc_store = fill(&dir, Arc::clone(&study), (true, true), args)?;
+    let mut unsigned_store = fill(&dir, Arc::clone(&study), (true, false), args)?;
+    let mut plain_store = fill(&dir, study, (false, true), args)?;
+    // The stores' saves take turns (and which goes first rotates too), so that whatever else
+    // the machine is doing weighs on each alike and the ratios compare like with like.
+    let (mut enc, mut unsigned, mut plain) =
+        (Figures::default(), Figures::default(), Figures::default());
     for i in 0..args.saves {
         let n = i % enc_store.subjects.len();
-        if i % 2 == 0 {
-            timed_save(&mut enc_store, n, &mut enc)?;
-            timed_save(&mut plain_store, n, &mut plain)?;
-        } else {
-            timed_save(&mut plain_store, n, &mut plain)?;
-            timed_save(&mut enc_store, n, &mut enc)?;
+        for k in 0..3 {
+            match (i + k) % 3 {
+                0 => timed_save(&mut enc_store, n, &mut enc)?,
+                1 => timed_save(&mut unsigned_store, n, &mut unsigned)?,
+                _ => timed_save(&mut plain_store, n, &mut plain)?,
+            }
         }
     }
-    for (filled, figures) in [(enc_store, &mut enc), (plain_store, &mut plain)] {
+    for (filled, figures) in [
+        (enc_store, &mut enc),
+        (unsigned_store, &mut unsigned),
+        (plain_store, &mut plain),
+    ] {
         figures.populate = filled.populate;
         let path = filled.path.clone();
         drop(filled);
         figures.bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         figures.finish();
     }
-    if enc.times.is_empty() || plain.times.is_empty() {
+    if enc.times.is_empty() || plain.times.is_empty() || unsigned.times.is_empty() {
         return Err("no saves were timed".into());
     }
     for (name, f) in [
-        ("encrypted (SQLCipher)", &enc),
-        ("plain SQLite         ", &plain),
+        ("encrypted, signed (as shipped)", &enc),
+        ("encrypted, not signed         ", &unsigned),
+        ("plain SQLite, signed          ", &plain),
     ] {
         say!(
             "  {name}: p50 {}  p99 {}  max {}  (cpu p50 {}; {} saves of {} items; filled in {:.1} s; file {:.1} MB; longest idle checkpoint {})",
@@ -295,6 +305,15 @@ pub fn run(args: &BenchArgs, study: Arc<Study>) -> Result<(), String> {
         format!("; cpu p50 {:.2}", ratio(&enc.cpu, &plain.cpu, 0.5))
     };
     say!("  ratio encrypted/plain: p50 {r50:.2}  p99 {r99:.2}{cpu}");
+    say!(
+        "  signing each change (Ed25519): p50 {:+.3} ms, p99 {:+.3} ms per save (signed minus not signed)",
+        (percentile(&enc.times, 0.5).as_secs_f64()
+            - percentile(&unsigned.times, 0.5).as_secs_f64())
+            * 1e3,
+        (percentile(&enc.times, 0.99).as_secs_f64()
+            - percentile(&unsigned.times, 0.99).as_secs_f64())
+            * 1e3
+    );
     let p99 = percentile(&enc.times, 0.99);
     say!(
         "  goals: p99 <= 10 ms: {}; encrypted/plain <= 1.3 (p50): {}",

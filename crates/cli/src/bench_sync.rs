@@ -284,6 +284,8 @@ pub fn run(args: &BenchSyncArgs) -> Result<(), Failure> {
                     role: "nurse".into(),
                     public_keys: vec![bench_nurse().public_hex()],
                 }],
+                head_seq: 0,
+                unlock_secret: None,
             })
             .map_err(fail)?;
         let client = Client::new(&url, None)

@@ -339,7 +339,7 @@ fn secret(var: &str, prompt: &str) -> Result<Zeroizing<String>, Failure> {
         })
 }
 
-fn new_password(var: &str, who: &str) -> Result<Zeroizing<String>, Failure> {
+pub(crate) fn new_password(var: &str, who: &str) -> Result<Zeroizing<String>, Failure> {
     if let Ok(v) = std::env::var(var) {
         return Ok(Zeroizing::new(v));
     }
@@ -363,7 +363,8 @@ fn open(cli: &Cli) -> Result<Store, Failure> {
         .as_deref()
         .ok_or_else(|| Failure("say who you are: --user NAME or ECRF_USER".into()))?;
     let password = secret("ECRF_PASSWORD", &format!("Password for {user}: "))?;
-    Ok(Store::open(path, study()?, user, &password)?)
+    ecrf_app::sync::open_or_first_login(path, study()?, user, &password)
+        .map_err(|e| Failure(e.to_string()))
 }
 
 fn show(v: &str, lang: &str, study: &Study, form: &str, item: &str) -> String {

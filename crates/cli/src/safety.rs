@@ -32,6 +32,9 @@ pub enum StoreCmd {
     /// Full check: every page, SQLite's integrity check, the whole hash chain, and projections
     /// equal to a rebuild from the log. Writes nothing.
     Check,
+    /// Change the store key (administrators): the file is encrypted anew and every key slot
+    /// rewrapped, so an old copy of the key file opens nothing.
+    Rekey,
 }
 
 #[derive(Args)]
@@ -98,6 +101,21 @@ pub fn open_for_check(cli: &Cli) -> Result<Store, Failure> {
 
 pub fn store(cli: &Cli, cmd: &StoreCmd) -> Result<(), Failure> {
     match cmd {
+        StoreCmd::Rekey => {
+            let mut store = open(cli)?;
+            let done = store.rekey()?;
+            say!(
+                "The store key changed; key slots rewrapped for: {}.",
+                done.kept.join(", ")
+            );
+            if !done.dropped.is_empty() {
+                say!(
+                    "Dropped (no kept wrapping key; they need a new password): {}.",
+                    done.dropped.join(", ")
+                );
+            }
+            Ok(())
+        }
         StoreCmd::Check => {
             let store = open_for_check(cli)?;
             let t = std::time::Instant::now();

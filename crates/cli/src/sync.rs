@@ -9,15 +9,19 @@ use clap::{Args, Subcommand};
 
 use crate::{Cli, Failure, open};
 
-/// `ecrf server`.
+/// `ecrf server`: run the server, or (`ecrf server user …`) manage its user registry.
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct ServerArgs {
+    /// The server's user registry.
+    #[command(subcommand)]
+    cmd: Option<ServerCmd>,
     /// PostgreSQL URL, e.g. postgres://ecrf@localhost/ecrf.
-    #[arg(long, env = "DATABASE_URL")]
-    database_url: String,
+    #[arg(long, env = "DATABASE_URL", required = true)]
+    database_url: Option<String>,
     /// Address to listen on, e.g. 0.0.0.0:8443.
-    #[arg(long)]
-    listen: SocketAddr,
+    #[arg(long, required = true)]
+    listen: Option<SocketAddr>,
     /// TLS certificate chain (PEM).
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -30,6 +34,75 @@ pub struct ServerArgs {
     /// Enrolment attempts allowed per client address per minute (guessing codes).
     #[arg(long, default_value_t = ecrf_server::api::Limits::default().enrol_per_minute)]
     enrol_per_minute: u32,
+}
+
+/// `ecrf server …` subcommands.
+#[derive(Subcommand)]
+pub enum ServerCmd {
+    /// Users: one identity per person and site, made here and nowhere else.
+    #[command(subcommand)]
+    User(ServerUserCmd),
+}
+
+/// `ecrf server user …`: the registry every laptop of a site takes its users from.
+#[derive(Subcommand)]
+pub enum ServerUserCmd {
+    /// Create a user of a site (password: prompt or ECRF_NEW_PASSWORD). They log in on any
+    /// enrolled laptop of the site: the first time online, then offline too.
+    Add {
+        /// Login name.
+        username: String,
+        /// Site code.
+        #[arg(long)]
+        site: String,
+        /// nurse, investigator, monitor, data_manager or admin.
+        #[arg(long)]
+        role: String,
+        /// Full name.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// PostgreSQL URL of the server.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+    },
+    /// Give a user another role from now.
+    Role {
+        /// Login name.
+        username: String,
+        /// Site code.
+        #[arg(long)]
+        site: String,
+        /// The new role.
+        #[arg(long)]
+        role: String,
+        /// PostgreSQL URL of the server.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+    },
+    /// Deactivate a user: their later changes are refused, and every laptop of the site
+    /// removes their key slot and changes its store key at its next sync.
+    Deactivate {
+        /// Login name.
+        username: String,
+        /// Site code.
+        #[arg(long)]
+        site: String,
+        /// PostgreSQL URL of the server.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+    },
+    /// Reset a user's password (prompt or ECRF_NEW_PASSWORD): laptops drop the old key slot at
+    /// their next sync; the next login there is online with the new password.
+    Reset {
+        /// Login name.
+        username: String,
+        /// Site code.
+        #[arg(long)]
+        site: String,
+        /// PostgreSQL URL of the server.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+    },
 }
 
 /// `ecrf site …`.
@@ -106,8 +179,99 @@ fn fail(e: impl std::fmt::Display) -> Failure {
     Failure(e.to_string())
 }
 
+/// A new user's credentials from the password typed for them: the password rule (the same as
+/// on a laptop), a new signing key, its escrow and the password's verifier.
+fn credentials(username: &str) -> Result<ecrf_server::db::users::Credentials, Failure> {
+    let password = crate::new_password("ECRF_NEW_PASSWORD", username)?;
+    ecrf_store::check_password(&password, username)?;
+    let key = ecrf_store::keyring::new_author_key()?;
+    Ok(ecrf_server::db::users::Credentials {
+        verifier: ecrf_identity::verifier(&password).map_err(fail)?,
+        escrow: ecrf_identity::escrow(&password, &key).map_err(fail)?,
+        public_key: key.public_hex(),
+    })
+}
+
+/// `ecrf server user …`.
+fn server_user(cmd: &ServerUserCmd) -> Result<(), Failure> {
+    use ecrf_server::db::users;
+    runtime()?.block_on(async {
+        match cmd {
+            ServerUserCmd::Add {
+                username,
+                site,
+                role,
+                name,
+                database_url,
+            } => {
+                let role: ecrf_core::Role = role.parse().map_err(Failure)?;
+                let cred = credentials(username)?;
+                let pool = ecrf_server::db::connect(database_url, 2)
+                    .await
+                    .map_err(fail)?;
+                users::add_user(&pool, site, username, name, role, &cred)
+                    .await
+                    .map_err(fail)?;
+                say!("Added {username} ({role}) at site {site}.");
+            }
+            ServerUserCmd::Role {
+                username,
+                site,
+                role,
+                database_url,
+            } => {
+                let role: ecrf_core::Role = role.parse().map_err(Failure)?;
+                let pool = ecrf_server::db::connect(database_url, 2)
+                    .await
+                    .map_err(fail)?;
+                users::set_role(&pool, site, username, role)
+                    .await
+                    .map_err(fail)?;
+                say!("{username} at site {site} is now {role}.");
+            }
+            ServerUserCmd::Deactivate {
+                username,
+                site,
+                database_url,
+            } => {
+                let pool = ecrf_server::db::connect(database_url, 2)
+                    .await
+                    .map_err(fail)?;
+                users::deactivate(&pool, site, username)
+                    .await
+                    .map_err(fail)?;
+                say!(
+                    "{username} at site {site} is deactivated; each laptop removes their key \
+                     slot and changes its store key at its next sync."
+                );
+            }
+            ServerUserCmd::Reset {
+                username,
+                site,
+                database_url,
+            } => {
+                let cred = credentials(username)?;
+                let pool = ecrf_server::db::connect(database_url, 2)
+                    .await
+                    .map_err(fail)?;
+                users::reset(&pool, site, username, &cred)
+                    .await
+                    .map_err(fail)?;
+                say!("{username} at site {site} has a new password.");
+            }
+        }
+        Ok(())
+    })
+}
+
 /// `ecrf server`.
 pub fn server(args: &ServerArgs) -> Result<(), Failure> {
+    if let Some(ServerCmd::User(cmd)) = &args.cmd {
+        return server_user(cmd);
+    }
+    let (Some(database_url), Some(listen)) = (args.database_url.clone(), args.listen) else {
+        return Err(Failure("give --database-url and --listen".into()));
+    };
     if args.tls_cert.is_none() && !args.insecure_http {
         return Err(Failure(
             "give --tls-cert and --tls-key, or --insecure-http on a loopback address".into(),
@@ -115,8 +279,8 @@ pub fn server(args: &ServerArgs) -> Result<(), Failure> {
     }
     ecrf_server::init_logs();
     let opts = ecrf_server::ServeOptions {
-        database_url: args.database_url.clone(),
-        listen: args.listen,
+        database_url,
+        listen,
         tls: args.tls_cert.clone().zip(args.tls_key.clone()),
         limits: ecrf_server::api::Limits {
             enrol_per_minute: args.enrol_per_minute,

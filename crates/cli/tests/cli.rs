@@ -458,9 +458,11 @@ fn bench_prints_its_figures_on_a_small_store() {
         .unwrap();
     let out = ok(&o);
     for line in [
-        "encrypted (SQLCipher): p50",
-        "plain SQLite         : p50",
+        "encrypted, signed (as shipped): p50",
+        "encrypted, not signed         : p50",
+        "plain SQLite, signed          : p50",
         "ratio encrypted/plain: p50",
+        "signing each change (Ed25519): p50",
         "goals:",
     ] {
         assert!(out.contains(line), "missing {line:?} in {out}");

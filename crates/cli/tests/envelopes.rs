@@ -215,8 +215,19 @@ fn no_unopened_arm_is_readable_anywhere_and_the_server_checks_every_opening() {
         ecrf_app::sync::fetch_lease(&mut a.store, &client, 1),
         Err(SyncError::Store(_))
     ));
+    // A request signed by the nurse (a tampered app), or naming someone the registry lacks.
+    let nurse_key = a.author_key("nurse", NURSE.password);
     for who in ["nurse", "ghost"] {
-        match client.lease("01", 1, who) {
+        let utc = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let req = ecrf_sync::wire::LeaseRequest {
+            blocks: 1,
+            administrator: who.into(),
+            signature: nurse_key.sign_bytes(&ecrf_sync::wire::LeaseRequest::message(
+                &a_device, "01", 1, who, &utc,
+            )),
+            utc,
+        };
+        match client.lease("01", &req) {
             Err(SyncError::Refused {
                 status: 403,
                 reason,

@@ -239,6 +239,7 @@ pub fn write_audit<W: Write + ?Sized>(w: &mut W, data: &TrialData) -> std::io::R
         "local_offset",
         "reason",
         "hash",
+        "signature",
     ];
     write_line(w, &head)?;
     // One buffer for the values shown (a stored value's JSON as the value it is); the other
@@ -282,8 +283,33 @@ pub fn write_audit<W: Write + ?Sized>(w: &mut W, data: &TrialData) -> std::io::R
         field(w, &c.utc)?;
         field(w, &c.local_offset)?;
         field(w, c.reason.as_deref().unwrap_or_default())?;
-        w.write_all(quote(&c.hash).as_bytes())?;
+        field(w, &c.hash)?;
+        w.write_all(quote(c.signature.as_deref().unwrap_or_default()).as_bytes())?;
         w.write_all(b"\r\n")?;
+    }
+    Ok(())
+}
+
+/// Writes the public keys the exported logs register for their authors (`user.add` and
+/// password bodies), so a sponsor can check each change's `signature` without this software:
+/// Ed25519 over the UTF-8 text `ecrf-change-signature-v1|` followed by the change's `hash`
+/// (`ecrf_log::author`). One row per (site, user, key).
+pub fn write_author_keys<W: Write + ?Sized>(w: &mut W, data: &TrialData) -> std::io::Result<()> {
+    write_line(
+        w,
+        &["site", "user", "public_key_ed25519_hex", "signed_message"],
+    )?;
+    let mut keys: std::collections::BTreeSet<(&str, String, String)> = Default::default();
+    for sc in data.changes() {
+        if let (Some(user), Some(key)) = (
+            sc.change.item.as_deref(),
+            ecrf_log::author::registered_key(sc.change),
+        ) {
+            keys.insert((sc.site, user.to_string(), key));
+        }
+    }
+    for (site, user, key) in keys {
+        write_line(w, &[site, &user, &key, "ecrf-change-signature-v1|<hash>"])?;
     }
     Ok(())
 }
@@ -317,6 +343,7 @@ pub fn write_all(
     put("dictionary.csv", &|w| write_dictionary(w, study, tables))?;
     if let Some(data) = data {
         put("audit_trail.csv", &|w| write_audit(w, data))?;
+        put("author_keys.csv", &|w| write_author_keys(w, data))?;
     }
     Ok(written)
 }

@@ -123,6 +123,37 @@ fn every_format_is_read_back_by_r_and_haven() {
         audit.contains(REASON),
         "the reason of a change in the audit trail"
     );
+    // Every change carries its author's signature, and the keys that check it are exported:
+    // checked here from the two CSV files alone, as a sponsor would.
+    let keys_csv = std::fs::read_to_string(out.join("author_keys.csv")).unwrap();
+    let mut keys: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for f in csv_records(&keys_csv).into_iter().skip(1) {
+        keys.entry((f[0].clone(), f[1].clone()))
+            .or_default()
+            .push(f[2].clone());
+    }
+    assert!(keys.keys().any(|(_, u)| u == "nurse"), "{keys_csv}");
+    let mut checked = 0;
+    for f in csv_records(&audit).into_iter().skip(1) {
+        // site, seq, change_id, device, device_seq, kind, subject, form, item, old, new, user
+        // (11), role, utc, offset, reason, hash (16), signature (17).
+        let (site, user, hash, signature) = (&f[0], &f[11], &f[16], &f[17]);
+        let message = format!("ecrf-change-signature-v1|{hash}");
+        let author_keys = keys
+            .get(&(site.clone(), user.clone()))
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            author_keys.iter().any(|k| ecrf_log::author::verifies(
+                k,
+                message.as_bytes(),
+                signature
+            )),
+            "change {hash} by {user} at {site} verifies from the exported files"
+        );
+        checked += 1;
+    }
+    assert!(checked > 10, "{checked} signatures checked");
 
     let lost = subject_where(&data, "EOS", "EOS_STATUS", "LOST");
     let died = subject_where(&data, "EOS", "EOS_STATUS", "DIED");
@@ -227,4 +258,29 @@ cat("R OK\n")
         run.status.success() && stdout.contains("R OK"),
         "R failed:\n{stdout}\n{stderr}"
     );
+}
+
+/// The records of a CSV text (RFC 4180: quoted fields may hold commas, quotes and line breaks).
+fn csv_records(text: &str) -> Vec<Vec<String>> {
+    let mut records = Vec::new();
+    let mut record = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                record.last_mut().unwrap().push('"');
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => record.push(String::new()),
+            ('\r', false) => {}
+            ('\n', false) => records.push(std::mem::replace(&mut record, vec![String::new()])),
+            (c, _) => record.last_mut().unwrap().push(c),
+        }
+    }
+    if record.len() > 1 || !record[0].is_empty() {
+        records.push(record);
+    }
+    records
 }

@@ -1,7 +1,9 @@
 //! Who may make a change: each kind mapped once to an action of the permission table
 //! ([`ecrf_core::role::PERMISSIONS`], the one place roles are decided).
 //!
-//! The store asks it before writing, the server for every pushed change.
+//! The server asks it for every pushed change; the store's commands each require the same
+//! action of the session (`Store::require`), and a test holds both to the table for every
+//! role (`crates/store/tests/permissions.rs`, `crates/cli/tests/permissions_server.rs`).
 
 use ecrf_core::Action;
 

@@ -42,3 +42,12 @@ CREATE TABLE server_key (
     id   INTEGER PRIMARY KEY CHECK (id = 1),
     seed TEXT NOT NULL
 );
+
+-- How many changes a laptop had made when it enrolled: its user changes up to there (made
+-- before it had a server) are history; after, users change only on the server. NULL for
+-- devices enrolled before this was recorded.
+ALTER TABLE devices ADD COLUMN enrolled_seq BIGINT;
+
+-- The secret that opens a laptop's device slot, given back only at a registered user's first
+-- login there (after their password is checked against the verifier).
+ALTER TABLE devices ADD COLUMN unlock_secret TEXT;

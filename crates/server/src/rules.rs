@@ -163,6 +163,45 @@ pub fn history(seq: i64, hash: &str, held: Option<&str>) -> Option<String> {
     }
 }
 
+/// True when some change creates or alters a user.
+pub fn touches_users(changes: &[&Change]) -> bool {
+    changes.iter().any(|c| is_user_kind(c.kind))
+}
+
+fn is_user_kind(kind: ChangeKind) -> bool {
+    matches!(
+        kind,
+        ChangeKind::UserAdded
+            | ChangeKind::UserRole
+            | ChangeKind::UserDeactivated
+            | ChangeKind::PasswordReset
+    )
+}
+
+/// Users are created and changed on the server: a laptop's user changes are taken only as the
+/// history it had when it enrolled (`enrolled`: its change count then; `None` for devices
+/// enrolled before it was recorded). A user's own password change stays the laptop's.
+pub fn user_changes_before_enrolment<'a>(
+    changes: impl IntoIterator<Item = &'a Change>,
+    enrolled: Option<i64>,
+) -> Result<(), Refusal> {
+    let Some(enrolled) = enrolled else {
+        return Ok(());
+    };
+    for ch in changes {
+        if is_user_kind(ch.kind) && ch.device_seq > enrolled {
+            return Err(Refusal::Forbidden(format!(
+                "{} by {} as {}: users are created and changed on the server only (ecrf \
+                 server user …), not by a laptop; nothing of this push was stored",
+                ch.describe(),
+                ch.user,
+                ch.role
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// What the user registry holds of one user: their public keys and role history.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Registered {
@@ -363,29 +402,50 @@ pub fn opening(slot: &SlotState, device: &str, subject: Option<&str>, online: bo
     }
 }
 
-/// A lease is asked by an administrator: `user_changes` (the `user.*` changes `device` pushed
-/// for `user`, in order) must show `user` active with the administrator role. Until changes
-/// are signed by their authors (issue 19, point 2), this is the strongest check the server can
-/// make: the device's token, and the device's own pushed record of who its administrators are.
-pub fn lease_administrator(
-    user_changes: &[Change],
-    user: &str,
-    device: &str,
+/// A lease is asked by an administrator: the request is signed (within
+/// [`wire::MAX_CLOCK_SKEW_SECONDS`] of `now`) by `req.administrator` with a key the site's
+/// registry holds for them (`registered`), and they are an active administrator now.
+pub fn lease_request(
+    req: &ecrf_wire::wire::LeaseRequest,
+    (device, site): (&str, &str),
+    now: chrono::DateTime<chrono::Utc>,
+    registered: Option<&Registered>,
 ) -> Result<(), Refusal> {
+    let user = req.administrator.as_str();
     let refused = |why: &str| {
         Refusal::Forbidden(format!(
-            "administrator: {user} {why} on device {device} as the server knows it; only an \
-             active administrator may lease envelopes (sync first if the user was just added)"
+            "administrator: {user} {why}; only an active administrator of site {site} may \
+             lease envelopes, by a request signed on this device"
         ))
     };
-    let folded = ecrf_log::Projection::of(user_changes)
-        .map_err(|e| Refusal::Invalid(format!("administrator: {e}")))?;
-    match folded.users.get(user) {
-        None => Err(refused("is not a user")),
-        Some(u) if !u.active => Err(refused("is deactivated")),
-        Some(u) if u.role != ecrf_core::Role::Admin => Err(refused("is not an administrator")),
-        Some(_) => Ok(()),
+    let Some(reg) = registered else {
+        return Err(refused("is not in the site's user registry"));
+    };
+    let now_text = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    match reg.role_at(&now_text) {
+        Some("admin") => {}
+        Some("") => return Err(refused("is deactivated")),
+        _ => return Err(refused("is not an administrator")),
     }
+    let stated = chrono::DateTime::parse_from_rfc3339(&req.utc)
+        .map_err(|_| refused("sent a request with no signing time"))?;
+    let skew = (now - stated.with_timezone(&chrono::Utc))
+        .num_seconds()
+        .abs();
+    if skew > ecrf_wire::wire::MAX_CLOCK_SKEW_SECONDS {
+        return Err(refused(
+            "signed this request too long ago (or the device clock is off)",
+        ));
+    }
+    let message = ecrf_wire::wire::LeaseRequest::message(device, site, req.blocks, user, &req.utc);
+    if !reg
+        .keys
+        .iter()
+        .any(|k| ecrf_log::author::verifies(k, &message, &req.signature))
+    {
+        return Err(refused("did not sign this request with a registered key"));
+    }
+    Ok(())
 }
 
 /// A pushed opening of a slot leased from the server's list must carry the arm the list holds
@@ -714,44 +774,61 @@ mod tests {
     }
 
     #[test]
-    fn only_an_active_administrator_of_the_device_may_lease() {
-        let user = |kind: ChangeKind, body: Body| Change {
-            item: Some("li".into()),
-            ..with_body(kind, body)
+    fn a_lease_needs_a_fresh_request_signed_by_an_active_administrator() {
+        let li = ecrf_log::AuthorKey::from_seed(&[5; 32]);
+        let now = chrono::Utc::now();
+        let utc = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let request =
+            |key: &ecrf_log::AuthorKey, utc: &str, blocks| ecrf_wire::wire::LeaseRequest {
+                blocks,
+                administrator: "li".into(),
+                utc: utc.to_string(),
+                signature: key.sign_bytes(&ecrf_wire::wire::LeaseRequest::message(
+                    "D1", "01", blocks, "li", utc,
+                )),
+            };
+        let admin = Registered {
+            keys: vec![li.public_hex()],
+            roles: vec![(String::new(), "admin".into())],
         };
-        let added = |role| {
-            user(
-                ChangeKind::UserAdded,
-                Body::UserAdded(ecrf_log::body::UserAdded {
-                    name: "Li".into(),
-                    role,
-                    public_key: None,
-                }),
-            )
-        };
-        let admin = added(ecrf_core::Role::Admin);
+        let at = ("D1", "01");
         assert_eq!(
-            lease_administrator(std::slice::from_ref(&admin), "li", "D1"),
+            lease_request(&request(&li, &utc, 2), at, now, Some(&admin)),
             Ok(())
         );
-        let why = forbidden(lease_administrator(&[], "li", "D1"));
-        assert!(why.contains("li is not a user on device D1"), "{why}");
-        let why = forbidden(lease_administrator(
-            &[added(ecrf_core::Role::Nurse)],
-            "li",
-            "D1",
-        ));
+        let why = forbidden(lease_request(&request(&li, &utc, 2), at, now, None));
+        assert!(why.contains("not in the site's user registry"), "{why}");
+        let nurse = Registered {
+            roles: vec![(String::new(), "nurse".into())],
+            ..admin.clone()
+        };
+        let why = forbidden(lease_request(&request(&li, &utc, 2), at, now, Some(&nurse)));
         assert!(why.contains("is not an administrator"), "{why}");
-        let demoted = user(
-            ChangeKind::UserRole,
-            Body::UserRole {
-                role: ecrf_core::Role::Monitor,
-            },
-        );
-        assert!(lease_administrator(&[admin.clone(), demoted], "li", "D1").is_err());
-        let gone = user(ChangeKind::UserDeactivated, Body::UserDeactivated);
-        let why = forbidden(lease_administrator(&[admin, gone], "li", "D1"));
-        assert!(why.contains("is deactivated"), "{why}");
+        let gone = Registered {
+            roles: vec![
+                (String::new(), "admin".into()),
+                (utc.clone(), String::new()),
+            ],
+            ..admin.clone()
+        };
+        let why = forbidden(lease_request(&request(&li, &utc, 2), at, now, Some(&gone)));
+        assert!(why.contains("deactivated"), "{why}");
+        let other = ecrf_log::AuthorKey::from_seed(&[6; 32]);
+        let why = forbidden(lease_request(
+            &request(&other, &utc, 2),
+            at,
+            now,
+            Some(&admin),
+        ));
+        assert!(why.contains("registered key"), "{why}");
+        // A signature over 1 block does not lease 20.
+        let mut more = request(&li, &utc, 1);
+        more.blocks = 20;
+        assert!(lease_request(&more, at, now, Some(&admin)).is_err());
+        let old = (now - chrono::Duration::minutes(30))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let why = forbidden(lease_request(&request(&li, &old, 2), at, now, Some(&admin)));
+        assert!(why.contains("too long ago"), "{why}");
     }
 
     #[test]

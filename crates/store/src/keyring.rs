@@ -183,6 +183,34 @@ struct KeyFile {
     #[serde(default = "legacy_page_size")]
     page_size: u32,
     slots: Vec<Slot>,
+    /// Set at enrolment: opens the store for a registered user's first login on this laptop
+    /// (the server gives the secret after checking their password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    device: Option<DeviceSlot>,
+}
+
+/// The store key wrapped by a secret only the server holds (given at a registered user's first
+/// login), with where to ask for it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceSlot {
+    /// Server URL.
+    pub server: String,
+    /// PEM of the site CA, when the server's certificate is not from a public one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
+    /// This laptop's device id.
+    pub device: String,
+    /// Its site.
+    pub site: String,
+    nonce: String,
+    wrapped: String,
+}
+
+/// The name under which the device slot's wrapping key is kept for rekeys.
+pub const DEVICE_SLOT: &str = "#device";
+
+fn device_aad(store_id: &str, device: &str) -> Vec<u8> {
+    format!("ecrf-device-v1|{store_id}|{device}").into_bytes()
 }
 
 fn legacy_hmac() -> PageHmac {
@@ -349,6 +377,19 @@ fn unwrap(kek: &[u8; 32], slot: &Slot, aad: &[u8], file: &KeyFile) -> Option<Sto
     })
 }
 
+/// Makes a rename in `path`'s folder durable.
+fn sync_folder(path: &Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
 /// Where the key slots of the store at `store_path` live.
 pub fn keyring_path(store_path: &Path) -> PathBuf {
     let mut s = store_path.as_os_str().to_owned();
@@ -383,6 +424,7 @@ impl Keyring {
                     wrapped,
                     author: None,
                 }],
+                device: None,
             },
         };
         Ok((ring, recovery))
@@ -518,7 +560,7 @@ impl Keyring {
         key: &StoreKey,
         author: Option<&AuthorKey>,
         kdf: KdfParams,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Zeroizing<[u8; 32]>, StoreError> {
         let salt: [u8; 16] = random_bytes()?;
         let kek = derive_password_key(password, &salt, kdf)?;
         let (nonce, wrapped) = wrap(&kek, key, &aad(&self.file.store_id, Some(user)))?;
@@ -534,7 +576,179 @@ impl Keyring {
             wrapped,
             author,
         });
+        Ok(kek)
+    }
+
+    /// The key that wraps the recovery slot, from the recovery key (kept inside the store so a
+    /// rekey can rewrap the slot without it).
+    pub fn recovery_wrapping_key(
+        &self,
+        recovery: &RecoveryKey,
+    ) -> Result<Zeroizing<[u8; 32]>, StoreError> {
+        let slot = self
+            .file
+            .slots
+            .iter()
+            .find(|s| s.user.is_none())
+            .ok_or(StoreError::WrongRecoveryKey)?;
+        let salt = hex::decode(&slot.salt).map_err(|_| StoreError::WrongRecoveryKey)?;
+        Ok(derive_recovery_key(&*recovery.bytes()?, &salt))
+    }
+
+    /// Sets the device slot: `key` wrapped by `secret`, with where to ask for the secret.
+    /// Call [`Keyring::save`] to keep it.
+    pub fn set_device_slot(
+        &mut self,
+        server: &str,
+        ca_pem: Option<&str>,
+        (device, site): (&str, &str),
+        secret: &[u8; 32],
+        key: &StoreKey,
+    ) -> Result<(), StoreError> {
+        let (nonce, wrapped) = wrap(secret, key, &device_aad(&self.file.store_id, device))?;
+        self.file.device = Some(DeviceSlot {
+            server: server.to_string(),
+            ca_pem: ca_pem.map(str::to_string),
+            device: device.to_string(),
+            site: site.to_string(),
+            nonce,
+            wrapped,
+        });
         Ok(())
+    }
+
+    /// The device slot, when the laptop is enrolled.
+    pub fn device_slot(&self) -> Option<&DeviceSlot> {
+        self.file.device.as_ref()
+    }
+
+    /// The store key from the device slot, with the secret the server gave.
+    pub fn unlock_device(&self, secret: &[u8; 32]) -> Result<StoreKey, StoreError> {
+        let d = self
+            .file
+            .device
+            .as_ref()
+            .ok_or_else(|| StoreError::Keyring("this laptop has no device slot".into()))?;
+        let slot = Slot {
+            user: None,
+            kdf: None,
+            salt: String::new(),
+            nonce: d.nonce.clone(),
+            wrapped: d.wrapped.clone(),
+            author: None,
+        };
+        unwrap(
+            secret,
+            &slot,
+            &device_aad(&self.file.store_id, &d.device),
+            &self.file,
+        )
+        .ok_or_else(|| {
+            StoreError::Keyring(
+                "the server's secret does not open this laptop's device slot".into(),
+            )
+        })
+    }
+
+    /// Removes a user's slot (deactivated, or their password reset on the server). True when
+    /// there was one. Call [`Keyring::save`] to keep it.
+    pub fn remove_user(&mut self, user: &str) -> bool {
+        let before = self.file.slots.len();
+        self.file.slots.retain(|s| s.user.as_deref() != Some(user));
+        self.file.slots.len() != before
+    }
+
+    /// The users with a slot.
+    pub fn users(&self) -> Vec<String> {
+        self.file
+            .slots
+            .iter()
+            .filter_map(|s| s.user.clone())
+            .collect()
+    }
+
+    /// Wraps `new` in every slot whose wrapping key is in `keks` (by user; `None` = the
+    /// recovery slot), keeping each slot's salt, cost and signing key; drops the slots whose
+    /// wrapping key is unknown and returns their users. Call [`Keyring::save_pending`] then
+    /// [`Keyring::promote_pending`] around the store's own rekey.
+    pub fn rewrap(
+        &mut self,
+        new: &StoreKey,
+        keks: &std::collections::BTreeMap<Option<String>, Zeroizing<[u8; 32]>>,
+    ) -> Result<Vec<String>, StoreError> {
+        let store_id = self.file.store_id.clone();
+        let mut dropped = Vec::new();
+        let mut kept = Vec::new();
+        for mut slot in std::mem::take(&mut self.file.slots) {
+            match keks.get(&slot.user) {
+                Some(kek) => {
+                    let (nonce, wrapped) = wrap(kek, new, &aad(&store_id, slot.user.as_deref()))?;
+                    slot.nonce = nonce;
+                    slot.wrapped = wrapped;
+                    kept.push(slot);
+                }
+                None => dropped.push(slot.user.unwrap_or_else(|| "#recovery".into())),
+            }
+        }
+        self.file.slots = kept;
+        if let Some(d) = self.file.device.as_mut() {
+            match keks.get(&Some(DEVICE_SLOT.to_string())) {
+                Some(secret) => {
+                    let (nonce, wrapped) = wrap(secret, new, &device_aad(&store_id, &d.device))?;
+                    d.nonce = nonce;
+                    d.wrapped = wrapped;
+                }
+                None => {
+                    self.file.device = None;
+                    dropped.push(DEVICE_SLOT.to_string());
+                }
+            }
+        }
+        Ok(dropped)
+    }
+
+    fn pending_path(&self) -> PathBuf {
+        self.path.with_extension("keys.next")
+    }
+
+    /// Writes this keyring beside the current one as the next (durably), before the store's
+    /// key changes: whichever of the two opens the store is the true one after a crash.
+    pub fn save_pending(&self) -> Result<(), StoreError> {
+        let next = Keyring {
+            path: self.pending_path(),
+            file: self.file.clone(),
+        };
+        next.save()
+    }
+
+    /// Makes the next keyring the current one (after the store's key changed).
+    pub fn promote_pending(&self) -> Result<(), StoreError> {
+        let next = self.pending_path();
+        fs::rename(&next, &self.path).map_err(|e| StoreError::io(&self.path, e))?;
+        sync_folder(&self.path).map_err(|e| StoreError::io(&self.path, e))
+    }
+
+    /// The next keyring left by a rekey a crash interrupted, if any.
+    pub fn load_pending(store_path: &Path) -> Result<Option<Keyring>, StoreError> {
+        let current = keyring_path(store_path);
+        let next = current.with_extension("keys.next");
+        if !next.exists() {
+            return Ok(None);
+        }
+        let text = fs::read_to_string(&next).map_err(|e| StoreError::io(&next, e))?;
+        let file: KeyFile = serde_json::from_str(&text)
+            .map_err(|e| StoreError::Keyring(format!("{} is damaged: {e}", next.display())))?;
+        Ok(Some(Keyring {
+            path: current,
+            file,
+        }))
+    }
+
+    /// Removes a next keyring a rekey left before it changed the store's key (the current one
+    /// opens the store).
+    pub fn discard_pending(store_path: &Path) {
+        let next = keyring_path(store_path).with_extension("keys.next");
+        let _ = fs::remove_file(next);
     }
 
     /// Writes the keyring durably: a temporary file (owner-only, created new), fsync, rename
@@ -543,22 +757,20 @@ impl Keyring {
     pub fn save(&self) -> Result<(), StoreError> {
         let text = serde_json::to_string_pretty(&self.file)
             .map_err(|e| StoreError::Keyring(e.to_string()))?;
-        let tmp = self.path.with_extension("keys.tmp");
+        let tmp = self.path.with_extension(format!(
+            "{}.tmp",
+            self.path
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or("keys")
+        ));
         let write = || -> std::io::Result<()> {
             // Owner-only, created new: a leftover or a link in its place is removed first.
             let mut f = crate::secret_file::create_temporary(&tmp)?;
             f.write_all(text.as_bytes())?;
             f.sync_all()?;
             fs::rename(&tmp, &self.path)?;
-            if let Some(dir) = self.path.parent() {
-                let dir = if dir.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    dir
-                };
-                fs::File::open(dir)?.sync_all()?;
-            }
-            Ok(())
+            sync_folder(&self.path)
         };
         write().map_err(|e| StoreError::io(&self.path, e))
     }

@@ -8,12 +8,14 @@
 //! - [`log`]: the change log's SQL (appending and reading `ecrf_log::Change`s) and the
 //!   whole-file chain check;
 //! - [`store`]: opening, users, subjects, saving and reading forms, audit, rebuilds;
+//! - [`first_login`]: the device slot made at enrolment and a registered user's first login;
 //! - [`export_view`]: the read-only snapshot an export reads, and the audited export event;
 //! - [`outcome`]: a subject's values as a whole and its derived outcomes (core::outcome);
 //! - [`oversight`]: queries, source-data verification, signatures, locks, user-account events;
 //! - [`replica`]: sync on the store side: this device's changes to push, other devices' changes
 //!   applied page by page, item conflicts and their resolution;
 //! - [`randomization`]: sealed envelopes (leases) and randomizing a subject;
+//! - [`rekey`]: changing the store key, removing the slots the server takes away;
 //! - [`schema`](crate::schema): migrations;
 //! - [`secret_file`]: key, backup and failed-login files, created owner-only and new, never
 //!   through a link;
@@ -29,6 +31,7 @@ pub mod casebook;
 pub mod durability;
 pub mod error;
 pub mod export_view;
+pub mod first_login;
 pub mod keyring;
 pub mod log;
 pub mod login_audit;
@@ -36,6 +39,7 @@ pub mod outcome;
 pub mod oversight;
 mod page_crypto;
 pub mod randomization;
+pub mod rekey;
 pub mod replica;
 pub mod schema;
 pub mod secret_file;
@@ -48,5 +52,6 @@ pub use error::StoreError;
 pub use keyring::{Keyring, RecoveryKey};
 pub use oversight::{AuditFilter, HeldChange, SdvProgress, audit_csv};
 pub use randomization::{EnvelopeCount, Randomization, Refusal};
+pub use rekey::Rekeyed;
 pub use replica::{ApplyReport, Conflict, ConflictValue, SyncState};
-pub use store::{CreateOptions, SaveOptions, SaveOutcome, Session, Store};
+pub use store::{CreateOptions, SaveOptions, SaveOutcome, Session, Store, check_password};

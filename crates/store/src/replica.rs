@@ -184,12 +184,14 @@ pub struct SyncState {
 }
 
 /// What applying a page did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ApplyReport {
     /// Changes appended.
     pub applied: usize,
     /// Changes already held (replays).
     pub already_held: usize,
+    /// Users whose key slot was removed here (deactivated or password reset on the server).
+    pub slots_removed: Vec<String>,
 }
 
 /// One value of an item in conflict.
@@ -313,6 +315,10 @@ impl Store {
             tx.query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| {
                 r.get(0)
             })?;
+        let server_device = format!("server-{}", get_meta(&tx, "site")?.unwrap_or_default());
+        let server_key = get_meta(&tx, "sync.setting.server_key")?;
+        // Slots the server's user registry takes away: removed after the page is applied.
+        let (mut deactivated, mut reset) = (Vec::new(), Vec::new());
         for c in changes {
             let held: Option<String> = tx
                 .prepare_cached("SELECT hash FROM change_log WHERE change_id = ?1")?
@@ -340,6 +346,23 @@ impl Store {
                     c.device_seq
                 )));
             }
+            if c.device == server_device {
+                // The server's own changes change users here: only with the pinned key's word.
+                if let Some(key) = &server_key {
+                    ecrf_log::author::check(c, std::slice::from_ref(key)).map_err(|e| {
+                        StoreError::Invalid(format!(
+                            "{e}: not the server this laptop enrolled with; nothing of this \
+                             page was applied"
+                        ))
+                    })?;
+                }
+                let user = c.item.clone().unwrap_or_default();
+                match c.kind {
+                    ChangeKind::UserDeactivated => deactivated.push(user),
+                    ChangeKind::PasswordReset => reset.push(user),
+                    _ => {}
+                }
+            }
             seq += 1;
             let mut local = c.clone();
             local.seq = seq;
@@ -363,6 +386,12 @@ impl Store {
         if let Some(hash) = head {
             self.set_head(seq, hash);
         }
+        // A reset password opens nothing here any more (the next login is online, with the new
+        // one); a deactivated user's slot goes and the store key changes.
+        let rekey = !deactivated.is_empty();
+        deactivated.append(&mut reset);
+        self.remove_slots(&deactivated, rekey)?;
+        report.slots_removed = deactivated;
         Ok(report)
     }
 
@@ -413,7 +442,8 @@ impl Store {
         typed: &str,
         reason: &str,
     ) -> Result<(), StoreError> {
-        self.require(ecrf_core::Action::EnterData)?;
+        // The resolving change replaces saved values: ChangeData, as the server reads it.
+        self.require(ecrf_core::Action::ChangeData)?;
         if reason.trim().is_empty() {
             return Err(StoreError::Invalid(format!(
                 "resolving {form} {item} of {subject} needs a reason"
@@ -477,6 +507,9 @@ impl ecrf_wire::Replica for Store {
     }
     fn sync_setting(&self, name: &str) -> Result<Option<String>, StoreError> {
         Store::sync_setting(self, name)
+    }
+    fn new_device_slot(&self, server: &str, ca_pem: Option<&str>) -> Result<String, StoreError> {
+        Store::new_device_slot(self, server, ca_pem)
     }
     fn enrolment_users(&self) -> Result<Vec<ecrf_wire::wire::EnrolUser>, StoreError> {
         Ok(self

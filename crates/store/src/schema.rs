@@ -238,6 +238,14 @@ const MIGRATIONS: &[&str] = &[
         signature  TEXT NOT NULL
     );
     "#,
+    // 11: the keys that wrap each key slot, so a rekey can rewrap the slots of the users who
+    // remain without their passwords (inside the encrypted file only).
+    r#"
+    CREATE TABLE slot_keys (
+        slot TEXT PRIMARY KEY,
+        kek  TEXT NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -195,6 +195,13 @@ impl Client {
         Self::reply(&self.call("POST", "/api/v1/enrol", Some(body))?)
     }
 
+    /// A registered user's first login on this laptop: the server checks the password and
+    /// answers with the escrowed signing key and the device's unlock secret.
+    pub fn login(&self, req: &wire::LoginRequest) -> Result<wire::LoginReply, SyncError> {
+        let body = serde_json::to_vec(req).map_err(|e| SyncError::Reply(e.to_string()))?;
+        Self::reply(&self.call("POST", "/api/v1/login", Some(body))?)
+    }
+
     /// What the server holds of this device (stating this device's clock now).
     pub fn device(&self) -> Result<DeviceReply, SyncError> {
         self.device_at(chrono::Utc::now())
@@ -236,17 +243,8 @@ impl Client {
 
     /// Leases whole blocks of the site's allocation list to this device (sealed envelopes for
     /// randomizing offline).
-    pub fn lease(
-        &self,
-        site: &str,
-        blocks: u32,
-        administrator: &str,
-    ) -> Result<LeaseReply, SyncError> {
-        let body = serde_json::to_vec(&LeaseRequest {
-            blocks,
-            administrator: administrator.to_string(),
-        })
-        .map_err(|e| SyncError::Reply(e.to_string()))?;
+    pub fn lease(&self, site: &str, req: &LeaseRequest) -> Result<LeaseReply, SyncError> {
+        let body = serde_json::to_vec(req).map_err(|e| SyncError::Reply(e.to_string()))?;
         Self::reply(&self.call("POST", &format!("/api/v1/sites/{site}/lease"), Some(body))?)
     }
 
@@ -345,12 +343,18 @@ pub fn enrol<S: Replica>(
     ca_pem: Option<&[u8]>,
 ) -> Result<EnrolReply, SyncError> {
     let client = Client::new(url, ca_pem)?;
+    let ca_text = ca_pem.map(|p| String::from_utf8_lossy(p).into_owned());
+    let unlock_secret = store
+        .new_device_slot(url, ca_text.as_deref())
+        .map_err(SyncError::store)?;
     let reply = client.enrol(&EnrolRequest {
         code: code.trim().to_string(),
         device: store.device_id().to_string(),
         site: store.site().to_string(),
         sealing_key: Some(store.sealing_key().map_err(SyncError::store)?),
         users: store.enrolment_users().map_err(SyncError::store)?,
+        head_seq: store.own_change_count_after(0).map_err(SyncError::store)? as i64,
+        unlock_secret: Some(unlock_secret),
     })?;
     let keep = |name, value: &str| {
         store
@@ -365,6 +369,24 @@ pub fn enrol<S: Replica>(
         keep(setting::CA, &String::from_utf8_lossy(pem))?;
     }
     Ok(reply)
+}
+
+/// Asks the server named in a laptop's device slot to let `user` log in there the first time
+/// (what the store's first login sends over the network).
+pub fn first_login_request(
+    server: &str,
+    ca_pem: Option<&str>,
+    (device, site): (&str, &str),
+    user: &str,
+    password: &str,
+) -> Result<wire::LoginReply, SyncError> {
+    let client = Client::new(server, ca_pem.map(str::as_bytes))?;
+    client.login(&wire::LoginRequest {
+        device: device.to_string(),
+        site: site.to_string(),
+        username: user.to_string(),
+        password: password.to_string(),
+    })
 }
 
 /// The client this store was enrolled with.

@@ -8,5 +8,5 @@
 pub mod client;
 pub mod guard;
 
-pub use client::{Client, Progress, SyncError, SyncReport, enrol, sync};
+pub use client::{Client, Progress, SyncError, SyncReport, enrol, first_login_request, sync};
 pub use ecrf_wire::{Invalid, wire};

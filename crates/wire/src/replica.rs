@@ -22,6 +22,10 @@ pub trait Replica {
     /// The active users this store had when it is enrolled, with their public keys (the
     /// server registers them once).
     fn enrolment_users(&self) -> Result<Vec<crate::wire::EnrolUser>, Self::Error>;
+    /// Makes the device slot that lets a registered user log in here the first time (the
+    /// store key wrapped by a new random secret); returns the secret (64 hex digits) for the
+    /// enrolment request.
+    fn new_device_slot(&self, server: &str, ca_pem: Option<&str>) -> Result<String, Self::Error>;
     /// A setting of the sync client (server address, token, CA), if set.
     fn sync_setting(&self, name: &str) -> Result<Option<String>, Self::Error>;
     /// Keeps a setting of the sync client.

@@ -131,6 +131,58 @@ pub struct EnrolRequest {
     /// server): registered once in the server's user registry, or checked against it.
     #[serde(default)]
     pub users: Vec<EnrolUser>,
+    /// How many changes the laptop had made when it enrolled: its user changes up to there are
+    /// history; later ones are refused (users change only on the server).
+    #[serde(default)]
+    pub head_seq: i64,
+    /// A random secret (64 hex digits) that wraps the store key in the laptop's device slot;
+    /// the server gives it back only at a registered user's first login there, after checking
+    /// their password. Useless without the laptop's own files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlock_secret: Option<String>,
+}
+
+/// `POST /api/v1/login`: a registered user's first login on an enrolled laptop (no token:
+/// the laptop's store is closed until then; rate-limited like enrolment).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The laptop's device id.
+    pub device: String,
+    /// Its site.
+    pub site: String,
+    /// User name.
+    pub username: String,
+    /// Password, checked against the registry's verifier; never kept.
+    pub password: String,
+}
+
+impl LoginRequest {
+    /// Shapes and limits.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        check_name("device", &self.device)?;
+        check_name("site", &self.site)?;
+        check_name("username", &self.username)?;
+        if self.password.is_empty() || self.password.len() > 1024 {
+            return Err(invalid("password", "must be 1 to 1024 bytes"));
+        }
+        Ok(())
+    }
+}
+
+/// What a first login needs: who the user is, their escrowed signing key, and the secret that
+/// opens the laptop's device slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginReply {
+    /// Full name.
+    pub name: String,
+    /// Current role.
+    pub role: String,
+    /// The signing key wrapped by the password (`ecrf_identity` escrow text).
+    pub escrow: String,
+    /// The device's unlock secret (64 hex digits).
+    pub unlock_secret: String,
 }
 
 /// Most users one enrolment may register.
@@ -158,6 +210,12 @@ impl EnrolRequest {
         check_name("site", &self.site)?;
         if let Some(k) = &self.sealing_key {
             check_hex32("sealing_key", k)?;
+        }
+        if let Some(k) = &self.unlock_secret {
+            check_hex32("unlock_secret", k)?;
+        }
+        if self.head_seq < 0 {
+            return Err(invalid("head_seq", "must be 0 or more"));
         }
         if self.users.len() > MAX_ENROL_USERS {
             return Err(invalid("users", format!("at most {MAX_ENROL_USERS} users")));
@@ -340,17 +398,41 @@ impl PullReply {
 pub struct LeaseRequest {
     /// How many blocks (1 to [`MAX_LEASE_BLOCKS`]).
     pub blocks: u32,
-    /// The administrator asking (logged in on the device): the server leases only when its
-    /// copy of the site's log shows this user as an active administrator of this device.
+    /// The administrator asking (logged in on the device): the server leases only to a user
+    /// its registry holds as an active administrator of the site now.
     pub administrator: String,
+    /// When the request was signed (UTC, RFC 3339): the server takes it within
+    /// [`MAX_CLOCK_SKEW_SECONDS`] of its own clock.
+    #[serde(default)]
+    pub utc: String,
+    /// The administrator's signature over [`LeaseRequest::message`] (128 hex digits).
+    #[serde(default)]
+    pub signature: String,
 }
 
 /// Most blocks leased in one request.
 pub const MAX_LEASE_BLOCKS: u32 = 20;
 
 impl LeaseRequest {
+    /// What the administrator signs: the device, site, blocks, their name and the time.
+    pub fn message(
+        device: &str,
+        site: &str,
+        blocks: u32,
+        administrator: &str,
+        utc: &str,
+    ) -> Vec<u8> {
+        format!("ecrf-lease-request-v1|{device}|{site}|{blocks}|{administrator}|{utc}").into_bytes()
+    }
+
     /// Limits.
     pub fn validate(&self) -> Result<(), Invalid> {
+        if self.utc.len() > 40 || self.utc.contains('|') {
+            return Err(invalid("utc", "must be a UTC time in RFC 3339"));
+        }
+        if self.signature.len() > 128 {
+            return Err(invalid("signature", "must be 128 hex digits"));
+        }
         if !(1..=MAX_LEASE_BLOCKS).contains(&self.blocks) {
             return Err(invalid(
                 "blocks",

@@ -63,6 +63,10 @@ pub(super) async fn push(
     names.dedup();
     let registry = db::users::registry_of(&mut tx, site, &names).await?;
     rules::authors(fresh.iter().copied(), &registry)?;
+    if rules::touches_users(&fresh) {
+        let enrolled = db::device::enrolled_seq(&mut tx, device).await?;
+        rules::user_changes_before_enrolment(fresh.iter().copied(), enrolled)?;
+    }
     if stored > 0 {
         let done =
             db::changes::insert_page_and_head(&mut tx, site, device, &page, acked, &last_hash)

@@ -37,7 +37,7 @@ pub(super) async fn device(
                 ))
             })?;
         let mut conn = pool.acquire().await?;
-        let held = db::changes::held_hash(&mut *conn, &c.device, seq).await?;
+        let held = db::changes::held_hash(&mut conn, &c.device, seq).await?;
         if let Some(detail) = rules::history(seq, hash, held.as_deref()) {
             tracing::error!(device = %c.device, site = %c.site, seq, "history rewritten");
             db::changes::record_refused_flag(

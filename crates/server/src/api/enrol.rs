@@ -44,6 +44,10 @@ pub(super) async fn enrol(
         db::device::set_sealing_key(&mut tx, &req.device, key).await?;
     }
     db::users::adopt(&mut tx, &site, &req.device, &req.users).await??;
+    db::device::set_enrolled_seq(&mut tx, &req.device, req.head_seq).await?;
+    if let Some(secret) = &req.unlock_secret {
+        db::device::set_unlock_secret(&mut tx, &req.device, secret).await?;
+    }
     let server_key = db::users::server_key(&mut tx).await?.public_hex();
     db::device::spend_code(&mut tx, &code_hash, &req.device).await?;
     tx.commit().await?;

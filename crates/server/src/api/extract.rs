@@ -18,7 +18,9 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use ecrf_wire::wire::{self, EnrolRequest, LeaseRequest, MAX_BODY_BYTES, PushRequest, SlotRequest};
+use ecrf_wire::wire::{
+    self, EnrolRequest, LeaseRequest, LoginRequest, MAX_BODY_BYTES, PushRequest, SlotRequest,
+};
 use sqlx::postgres::PgPool;
 
 use super::ApiError;
@@ -127,6 +129,12 @@ pub trait Checked: serde::de::DeserializeOwned {
 }
 
 impl Checked for EnrolRequest {
+    fn check(&self) -> Result<(), wire::Invalid> {
+        self.validate()
+    }
+}
+
+impl Checked for LoginRequest {
     fn check(&self) -> Result<(), wire::Invalid> {
         self.validate()
     }

@@ -3,8 +3,8 @@
 //! change the server writes in its own chain ([`rules::lock_plan`] decides both).
 //!
 //! Invariants: a held change stays in the log (nothing is lost); the `lock.held` change names
-//! it, so every replica applies the same outcome (the locked value stands); the server's own
-//! device of a site (`server-<site>`) has no usable token, so only this code writes its chain.
+//! it, so every replica applies the same outcome (the locked value stands); it is written in
+//! the server's own chain of the site (`server-<site>`, [`db::users::append_own`]).
 
 use axum::http::StatusCode;
 use ecrf_log::body::{self, Body};
@@ -15,12 +15,6 @@ use super::ApiError;
 use crate::db;
 use crate::rules::{self, LockStep};
 
-/// The server's own device of a site: it writes `lock.held` changes in its own hash chain, so
-/// every replica verifies them like any device's. It has no token (revoked, hash unusable).
-fn server_device(site: &str) -> String {
-    format!("server-{site}")
-}
-
 /// A change as the JSON the server keeps. A `Change` is plain strings and numbers, so this
 /// does not fail; if it did, that is the server's fault (500), and nothing is stored.
 fn to_json(ch: &Change) -> Result<String, ApiError> {
@@ -28,14 +22,14 @@ fn to_json(ch: &Change) -> Result<String, ApiError> {
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
-/// The `lock.held` change the server's device `me` writes for `ch` under `lock`, as change
-/// `seq` of its chain after hash `prev`, at `utc`.
-fn held_change(me: &str, seq: i64, prev: &str, ch: &Change, lock: &str, utc: String) -> Change {
-    let mut c = Change {
+/// The `lock.held` change the server writes for `ch` under `lock` (numbered, chained, dated
+/// and signed by [`db::users::append_own`]).
+fn held_change(ch: &Change, lock: &str) -> Change {
+    Change {
         seq: 0,
-        change_id: uuid::Uuid::now_v7().to_string(),
-        device: me.to_string(),
-        device_seq: seq,
+        change_id: String::new(),
+        device: String::new(),
+        device_seq: 0,
         kind: ChangeKind::LockHeld,
         subject: ch.subject.clone(),
         form: ch.form.clone(),
@@ -46,21 +40,19 @@ fn held_change(me: &str, seq: i64, prev: &str, ch: &Change, lock: &str, utc: Str
             lock: lock.to_string(),
         })
         .new_value(),
-        user: ecrf_log::author::SERVER_AUTHOR.into(),
-        role: "server".into(),
-        utc,
-        local_offset: "+00:00".into(),
+        user: String::new(),
+        role: String::new(),
+        utc: String::new(),
+        local_offset: String::new(),
         reason: Some(format!(
             "made while {lock} was locked; held for the data manager"
         )),
         warning: None,
-        prev_hash: prev.to_string(),
+        prev_hash: String::new(),
         hash: String::new(),
         base: None,
         signature: None,
-    };
-    c.hash = c.compute_hash();
-    c
+    }
 }
 
 /// Keeps the site's locks (`lock.set` / `lock.release` in server order) and holds back each
@@ -96,17 +88,9 @@ pub(super) async fn hold_under_locks(
     if plan.held.is_empty() {
         return Ok(Vec::new());
     }
-    let me = server_device(site);
-    db::device::ensure_server_device(tx, &me, site).await?;
-    let (mut seq, mut prev) = db::device::head_for_update(tx, &me).await?;
-    let key = db::users::server_key(tx).await?;
     let mut flags = Vec::new();
     for (ch, lock) in plan.held {
-        seq += 1;
-        let utc = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let mut c = held_change(&me, seq, &prev, ch, &lock, utc);
-        key.sign(&mut c);
-        db::changes::insert_one(tx, site, &me, &c, &to_json(&c)?).await?;
+        db::users::append_own(tx, site, held_change(ch, &lock)).await?;
         let detail = format!(
             "change {} ({} of {} {}) was made while {lock} was locked: held for the data \
              manager, not applied",
@@ -119,8 +103,6 @@ pub(super) async fn hold_under_locks(
             .await?;
         tracing::warn!(site, device, change = %ch.change_id, lock = %lock, "held under a lock");
         flags.push(detail);
-        prev = c.hash;
     }
-    db::device::set_head(tx, &me, seq, &prev).await?;
     Ok(flags)
 }

@@ -21,6 +21,7 @@ mod enrol;
 pub mod extract;
 pub mod limits;
 mod locks;
+mod login;
 mod randomize;
 
 use std::sync::Arc;
@@ -137,9 +138,17 @@ pub fn router(pool: PgPool, limits: Limits) -> Router {
         .route("/health", get(health))
         .route(
             "/api/v1/enrol",
-            post(enrol::enrol)
-                .layer(small())
-                .layer(from_fn_with_state(enrol_rate, limits::enrol_rate)),
+            post(enrol::enrol).layer(small()).layer(from_fn_with_state(
+                Arc::clone(&enrol_rate),
+                limits::enrol_rate,
+            )),
+        )
+        .route(
+            "/api/v1/login",
+            post(login::login).layer(small()).layer(from_fn_with_state(
+                Arc::clone(&enrol_rate),
+                limits::enrol_rate,
+            )),
         )
         .route("/api/v1/device", get(device::device))
         .route(

@@ -4,8 +4,8 @@
 //! from a lease.
 //!
 //! Invariants: every change to the list happens under the site's row lock; a slot is opened
-//! once, for one subject, on one device, never reused; a lease is asked by an administrator
-//! of the device ([`rules::lease_administrator`]) and sealed to the device's registered X25519
+//! once, for one subject, on one device, never reused; a lease is asked by a request signed by
+//! an active administrator of the site's registry ([`rules::lease_request`]) and sealed to the device's registered X25519
 //! key, each slot with a fresh nonce and commitment kept in the list, so its arms leave the
 //! server readable only by that device (never in a reply, log or flag); a pushed opening of a
 //! leased slot must carry the listed arm and nonce ([`rules::proven_arm`], else the push is
@@ -36,12 +36,14 @@ pub(super) async fn lease(
 ) -> Result<Response, ApiError> {
     let site = c.site.as_str();
     let mut tx = c.transaction(&pool).await?;
-    let users = db::changes::user_changes(&mut tx, site, &c.device, &req.administrator).await?;
-    let users: Vec<Change> = users
-        .iter()
-        .filter_map(|b| serde_json::from_str(b).ok())
-        .collect();
-    rules::lease_administrator(&users, &req.administrator, &c.device)?;
+    let registry =
+        db::users::registry_of(&mut tx, site, std::slice::from_ref(&req.administrator)).await?;
+    rules::lease_request(
+        &req,
+        (&c.device, site),
+        chrono::Utc::now(),
+        registry.get(&req.administrator),
+    )?;
     let device_key = db::device::sealing_key(&mut tx, &c.device)
         .await?
         .ok_or_else(|| {

@@ -150,26 +150,6 @@ pub(crate) async fn times_of(
         .collect())
 }
 
-/// The user changes (`user.add`, `user.role`, `user.deactivate`) `device` pushed for `user`,
-/// as JSON, in site order: what the server knows of that user's role on that device.
-pub(crate) async fn user_changes(
-    tx: &mut PgConnection,
-    site: &str,
-    device: &str,
-    user: &str,
-) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT body FROM changes WHERE site = $1 AND device = $2 \
-         AND body::jsonb ->> 'item' = $3 \
-         AND body::jsonb ->> 'kind' IN ('user.add', 'user.role', 'user.deactivate') ORDER BY seq",
-    )
-    .bind(site)
-    .bind(device)
-    .bind(user)
-    .fetch_all(tx)
-    .await
-}
-
 /// Records one flag on a pushed change (in the push's transaction), for the audit review.
 pub(crate) async fn record_flag(
     tx: &mut PgConnection,

@@ -206,3 +206,56 @@ pub(crate) async fn ensure_server_device(
     .await?;
     Ok(())
 }
+
+/// Records how many changes a device had made when it enrolled.
+pub(crate) async fn set_enrolled_seq(
+    tx: &mut PgConnection,
+    device: &str,
+    seq: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE devices SET enrolled_seq = $2 WHERE device = $1")
+        .bind(device)
+        .bind(seq)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// How many changes a device had made when it enrolled (`None`: not recorded).
+pub(crate) async fn enrolled_seq(
+    tx: &mut PgConnection,
+    device: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT enrolled_seq FROM devices WHERE device = $1")
+        .bind(device)
+        .fetch_one(tx)
+        .await
+}
+
+/// Keeps the secret that opens a device's slot for first logins.
+pub(crate) async fn set_unlock_secret(
+    tx: &mut PgConnection,
+    device: &str,
+    secret: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE devices SET unlock_secret = $2 WHERE device = $1")
+        .bind(device)
+        .bind(secret)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// A device's site, whether it is revoked, and its unlock secret.
+pub(crate) async fn unlock_secret(
+    pool: &PgPool,
+    device: &str,
+) -> Result<Option<(String, bool, Option<String>)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT site, revoked IS NOT NULL, unlock_secret FROM devices WHERE device = $1",
+    )
+    .bind(device)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
+}

@@ -7,10 +7,13 @@
 
 use std::collections::HashMap;
 
-use ecrf_log::AuthorKey;
+use ecrf_core::Role;
+use ecrf_log::author::SERVER_AUTHOR;
+use ecrf_log::body::{self, Body};
+use ecrf_log::{AuthorKey, Change, ChangeKind};
 use ecrf_wire::wire::EnrolUser;
 use sqlx::Row;
-use sqlx::postgres::PgConnection;
+use sqlx::postgres::{PgConnection, PgPool};
 
 use crate::ServerError;
 use crate::rules::{Refusal, Registered};
@@ -180,4 +183,288 @@ pub(crate) async fn add_role(
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// The server's own device of a site: it writes its own changes (held changes, the user
+/// registry's) in its own hash chain, signed with the server's key, so every replica verifies
+/// them like any device's. It has no usable token.
+pub fn server_device(site: &str) -> String {
+    format!("server-{site}")
+}
+
+/// Appends a change the server makes itself to its chain of `site` (the caller holds the
+/// site's row lock): numbered, chained, hashed, signed with the server's key and stored.
+/// `kind`, `subject`, `form`, `item`, `new_value` and `reason` come from `template`.
+pub(crate) async fn append_own(
+    tx: &mut PgConnection,
+    site: &str,
+    template: Change,
+) -> Result<Change, ServerError> {
+    let me = server_device(site);
+    super::device::ensure_server_device(tx, &me, site).await?;
+    let (seq, prev) = super::device::head_for_update(tx, &me).await?;
+    let key = server_key(tx).await?;
+    let mut c = Change {
+        seq: 0,
+        change_id: uuid::Uuid::now_v7().to_string(),
+        device: me.clone(),
+        device_seq: seq + 1,
+        user: SERVER_AUTHOR.into(),
+        role: SERVER_AUTHOR.into(),
+        utc: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        local_offset: "+00:00".into(),
+        prev_hash: prev,
+        hash: String::new(),
+        signature: None,
+        ..template
+    };
+    c.hash = c.compute_hash();
+    key.sign(&mut c);
+    let json = serde_json::to_string(&c).map_err(|e| ServerError::Internal(e.to_string()))?;
+    super::changes::insert_one(tx, site, &me, &c, &json).await?;
+    super::device::set_head(tx, &me, c.device_seq, &c.hash).await?;
+    Ok(c)
+}
+
+/// A change of `kind` about user `username` for [`append_own`].
+fn user_change(
+    kind: ChangeKind,
+    username: &str,
+    new_value: Option<String>,
+    reason: &str,
+) -> Change {
+    Change {
+        seq: 0,
+        change_id: String::new(),
+        device: String::new(),
+        device_seq: 0,
+        kind,
+        subject: None,
+        form: None,
+        item: Some(username.to_string()),
+        old_value: None,
+        new_value,
+        user: String::new(),
+        role: String::new(),
+        utc: String::new(),
+        local_offset: String::new(),
+        reason: Some(reason.to_string()),
+        warning: None,
+        prev_hash: String::new(),
+        base: None,
+        hash: String::new(),
+        signature: None,
+    }
+}
+
+/// A new user's credentials, made where the password was typed (`ecrf server user add`):
+/// the server keeps the verifier and the escrowed signing key, never the password.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// Password verifier (`ecrf_identity::Verifier` as text).
+    pub verifier: String,
+    /// The signing key wrapped by the password (`ecrf_identity::Escrow` as text).
+    pub escrow: String,
+    /// Its public half.
+    pub public_key: String,
+}
+
+fn check_user_name(username: &str) -> Result<(), ServerError> {
+    let ok = (2..=32).contains(&username.len())
+        && username
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok && username != SERVER_AUTHOR {
+        Ok(())
+    } else {
+        Err(ServerError::Invalid(format!(
+            "user name {username:?}: use 2 to 32 lower-case letters, digits, '.', '_' or '-' \
+             (not \"{SERVER_AUTHOR}\")"
+        )))
+    }
+}
+
+/// Creates a user of `site` (administrators, `ecrf server user add`): in the registry with
+/// their role from now, verifier, escrowed key and public key, and as a `user.add` change in
+/// the server's chain of the site, which every laptop of the site receives at its next sync.
+pub async fn add_user(
+    pool: &PgPool,
+    site: &str,
+    username: &str,
+    name: &str,
+    role: Role,
+    cred: &Credentials,
+) -> Result<(), ServerError> {
+    check_user_name(username)?;
+    let mut tx = super::changes::site_transaction(pool, site).await?;
+    let known: Option<String> = sqlx::query_scalar("SELECT code FROM sites WHERE code = $1")
+        .bind(site)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if known.is_none() {
+        return Err(ServerError::Invalid(format!("--site: no site {site}")));
+    }
+    if current_role(&mut tx, site, username).await?.is_some() {
+        return Err(ServerError::Invalid(format!(
+            "user {username} exists already at site {site}; a user is never made twice (use \
+             `ecrf server user reset` for a new password)"
+        )));
+    }
+    sqlx::query(
+        "INSERT INTO users (site, username, name, verifier, escrow) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(site)
+    .bind(username)
+    .bind(name)
+    .bind(&cred.verifier)
+    .bind(&cred.escrow)
+    .execute(&mut *tx)
+    .await?;
+    let added = append_own(
+        &mut tx,
+        site,
+        user_change(
+            ChangeKind::UserAdded,
+            username,
+            Body::UserAdded(body::UserAdded {
+                name: name.to_string(),
+                role,
+                public_key: Some(cred.public_key.clone()),
+            })
+            .new_value(),
+            "user created on the server",
+        ),
+    )
+    .await?;
+    add_role(&mut tx, site, username, role.as_str(), &added.utc).await?;
+    add_key(&mut tx, site, username, &cred.public_key, "server").await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn require_user(
+    conn: &mut PgConnection,
+    site: &str,
+    username: &str,
+) -> Result<String, ServerError> {
+    match current_role(conn, site, username).await? {
+        Some(role) if role.is_empty() => Err(ServerError::Invalid(format!(
+            "user {username} of site {site} is deactivated"
+        ))),
+        Some(role) => Ok(role),
+        None => Err(ServerError::Invalid(format!(
+            "no user {username} at site {site}"
+        ))),
+    }
+}
+
+/// Gives a user another role from now (`ecrf server user role`).
+pub async fn set_role(
+    pool: &PgPool,
+    site: &str,
+    username: &str,
+    role: Role,
+) -> Result<(), ServerError> {
+    let mut tx = super::changes::site_transaction(pool, site).await?;
+    require_user(&mut tx, site, username).await?;
+    let c = append_own(
+        &mut tx,
+        site,
+        user_change(
+            ChangeKind::UserRole,
+            username,
+            Body::UserRole { role }.new_value(),
+            "role changed on the server",
+        ),
+    )
+    .await?;
+    add_role(&mut tx, site, username, role.as_str(), &c.utc).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Deactivates a user from now (`ecrf server user deactivate`): the server refuses their later
+/// changes, and each laptop of the site removes their key slot and changes its store key at
+/// its next sync.
+pub async fn deactivate(pool: &PgPool, site: &str, username: &str) -> Result<(), ServerError> {
+    let mut tx = super::changes::site_transaction(pool, site).await?;
+    require_user(&mut tx, site, username).await?;
+    let c = append_own(
+        &mut tx,
+        site,
+        user_change(
+            ChangeKind::UserDeactivated,
+            username,
+            None,
+            "deactivated on the server",
+        ),
+    )
+    .await?;
+    add_role(&mut tx, site, username, "", &c.utc).await?;
+    sqlx::query("UPDATE users SET active = FALSE WHERE site = $1 AND username = $2")
+        .bind(site)
+        .bind(username)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Resets a user's password (`ecrf server user reset`): a new verifier and a new signing key
+/// (nobody but its owner could unwrap the old one); laptops remove the user's old key slot at
+/// their next sync, so the next login there is online with the new password.
+pub async fn reset(
+    pool: &PgPool,
+    site: &str,
+    username: &str,
+    cred: &Credentials,
+) -> Result<(), ServerError> {
+    let mut tx = super::changes::site_transaction(pool, site).await?;
+    require_user(&mut tx, site, username).await?;
+    sqlx::query("UPDATE users SET verifier = $3, escrow = $4 WHERE site = $1 AND username = $2")
+        .bind(site)
+        .bind(username)
+        .bind(&cred.verifier)
+        .bind(&cred.escrow)
+        .execute(&mut *tx)
+        .await?;
+    append_own(
+        &mut tx,
+        site,
+        user_change(
+            ChangeKind::PasswordReset,
+            username,
+            Body::PasswordReset(body::KeyBody {
+                public_key: Some(cred.public_key.clone()),
+            })
+            .new_value(),
+            "password reset on the server",
+        ),
+    )
+    .await?;
+    add_key(&mut tx, site, username, &cred.public_key, "server reset").await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A user's first login on a laptop: their name, current role (`""` = deactivated), password
+/// verifier and escrowed key, `None` when not registered or made before the server kept them.
+pub(crate) async fn login_record(
+    pool: &PgPool,
+    site: &str,
+    username: &str,
+) -> Result<Option<(String, String, String, String)>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let role = current_role(&mut conn, site, username).await?;
+    let row = sqlx::query(
+        "SELECT name, verifier, escrow FROM users WHERE site = $1 AND username = $2 \
+         AND verifier IS NOT NULL AND escrow IS NOT NULL",
+    )
+    .bind(site)
+    .bind(username)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row
+        .zip(role)
+        .map(|(r, role)| (r.get(0), role, r.get(1), r.get(2))))
 }

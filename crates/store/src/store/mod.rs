@@ -40,6 +40,7 @@ pub use open::CreateOptions;
 // `store::open_connection`: the connection settings, named so by the crate's other modules.
 use open::open_connection;
 pub use save::{SaveOptions, SaveOutcome};
+pub use users::check_password;
 
 /// The logged-in user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -52,11 +53,11 @@ pub struct Session {
 
 /// An open store with a logged-in user.
 pub struct Store {
-    conn: Connection,
-    path: PathBuf,
+    pub(crate) conn: Connection,
+    pub(crate) path: PathBuf,
     study: Arc<Study>,
-    key: StoreKey,
-    keyring: Keyring,
+    pub(crate) key: StoreKey,
+    pub(crate) keyring: Keyring,
     session: Session,
     device: String,
     site: String,
@@ -67,7 +68,7 @@ pub struct Store {
     signing: SigningSession,
     /// The logged-in user's signing key, which signs every change they commit; `None` when
     /// their slot predates signing or the store was opened with the recovery key.
-    author: Option<ecrf_log::AuthorKey>,
+    pub(crate) author: Option<ecrf_log::AuthorKey>,
 }
 
 /// Saves after which a save checkpoints by itself when nobody called [`Store::idle`].
@@ -204,6 +205,27 @@ impl Store {
     /// The site code.
     pub fn site(&self) -> &str {
         &self.site
+    }
+
+    /// Signs a request to the server (a lease) with the logged-in user's key: 128 hex digits.
+    pub fn sign_request(&self, message: &[u8]) -> Result<String, StoreError> {
+        self.author
+            .as_ref()
+            .map(|a| a.sign_bytes(message))
+            .ok_or_else(|| {
+                StoreError::Invalid(
+                    "this session has no signing key (opened with the recovery key, or a key \
+                     slot older than signatures): set a new password first"
+                        .into(),
+                )
+            })
+    }
+
+    /// Stops signing this session's changes, **for benchmarks only** (`ecrf bench` times saves
+    /// with and without the author's signature to report what signing costs).
+    #[doc(hidden)]
+    pub fn without_signing_for_benchmark(&mut self) {
+        self.author = None;
     }
 
     /// The statements that open this store's file with plain SQLCipher (the raw key and the page

@@ -140,7 +140,7 @@ impl Store {
         let store_id = uuid::Uuid::new_v4().to_string();
         let (mut keyring, recovery) = Keyring::create(path, &store_id, &key)?;
         let author = new_author_key()?;
-        keyring.set_user(
+        let admin_kek = keyring.set_user(
             &opts.admin_user,
             &opts.admin_password,
             &key,
@@ -158,6 +158,8 @@ impl Store {
             set_meta(&tx, "study", &format!("{} {}", study.id, study.version))?;
             set_meta(&tx, "head_seq", "0")?;
             set_meta(&tx, "head_hash", GENESIS)?;
+            crate::rekey::keep_slot_key(&tx, Some(&opts.admin_user), &admin_kek)?;
+            crate::rekey::keep_slot_key(&tx, None, &*keyring.recovery_wrapping_key(&recovery)?)?;
             tx.commit()?;
         }
         // Keys last: a crash before this leaves a store nobody can open, never a key with no store.
@@ -231,10 +233,34 @@ impl Store {
         password: &str,
     ) -> Result<Store, StoreError> {
         let keyring = Keyring::load(path)?;
-        let (key, author) = keyring.unlock_author(user, password)?;
-        let mut store = Self::open_with_key(path, study, keyring, Some(key), user, true)?;
-        store.author = author;
-        Ok(store)
+        let pending = Keyring::load_pending(path)?;
+        let opened = keyring
+            .unlock_author(user, password)
+            .and_then(|(key, author)| {
+                let mut store =
+                    Self::open_with_key(path, Arc::clone(&study), keyring, Some(key), user, true)?;
+                store.author = author;
+                Ok(store)
+            });
+        match (opened, pending) {
+            (Ok(store), Some(_)) => {
+                // A rekey stopped before the store's key changed: the current file is true.
+                Keyring::discard_pending(path);
+                Ok(store)
+            }
+            (Ok(store), None) => Ok(store),
+            // A rekey stopped after the store's key changed: the next key file is the true one.
+            (Err(first), Some(next)) => {
+                let Ok((key, author)) = next.unlock_author(user, password) else {
+                    return Err(first);
+                };
+                let mut store = Self::open_with_key(path, study, next, Some(key), user, true)?;
+                store.author = author;
+                store.keyring.promote_pending()?;
+                Ok(store)
+            }
+            (Err(e), None) => Err(e),
+        }
     }
 
     /// Appends `login.failed` changes (see [`crate::login_audit`]).
@@ -291,6 +317,20 @@ impl Store {
         user: &str,
         tail_check: bool,
     ) -> Result<Store, StoreError> {
+        Self::open_as_role(path, study, keyring, key, (user, None), tail_check)
+    }
+
+    /// [`Store::open_with_key`]; a user this store does not list yet opens with `role` when
+    /// given (a first login the server vouched for, before its `user.add` has been pulled).
+    pub(crate) fn open_as_role(
+        path: &Path,
+        study: Arc<Study>,
+        keyring: Keyring,
+        key: Option<StoreKey>,
+        (user, role): (&str, Option<Role>),
+        tail_check: bool,
+    ) -> Result<Store, StoreError> {
+        let fallback = role;
         let mut conn = open_connection(path, key.as_ref(), false)?;
         // A plain (benchmark) store still needs a key to wrap slots of users added later.
         let key = match key {
@@ -319,11 +359,11 @@ impl Store {
                 "user {user} was deactivated and can no longer log in"
             )));
         }
-        let role: Role = found
-            .map(|(role, _)| role)
-            .ok_or_else(|| StoreError::UnknownUser(user.to_string()))?
-            .parse()
-            .map_err(StoreError::Invalid)?;
+        let role: Role = match (found, fallback) {
+            (Some((role, _)), _) => role.parse().map_err(StoreError::Invalid)?,
+            (None, Some(role)) => role,
+            (None, None) => return Err(StoreError::UnknownUser(user.to_string())),
+        };
         let device = get_meta(&conn, "device")?.unwrap_or_default();
         let site = get_meta(&conn, "site")?.unwrap_or_default();
         let (head_seq, head_hash): (i64, String) = conn.query_row(

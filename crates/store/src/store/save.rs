@@ -167,6 +167,11 @@ impl Store {
         if changed.is_empty() {
             return Ok(SaveOutcome::default());
         }
+        // A saved value changed or cleared takes ChangeData, as the server reads the change
+        // (`ecrf_log::permission`); typing into empty items takes EnterData (checked above).
+        if changed.iter().any(|i| current.contains_key(i)) {
+            self.require(Action::ChangeData)?;
+        }
         let changed_items: Vec<&str> = changed.iter().map(String::as_str).collect();
         self.check_not_locked(subject, &instance, &changed_items)?;
         let conn = &self.conn;

@@ -94,6 +94,7 @@ impl Store {
         password: &str,
     ) -> Result<(), StoreError> {
         self.require(Action::ManageUsers)?;
+        self.require_local_users()?;
         check_username(username)?;
         check_password(password, username)?;
         if self.users()?.iter().any(|u| u.username == username) {
@@ -122,9 +123,10 @@ impl Store {
         author: &AuthorKey,
     ) -> Result<(), StoreError> {
         let (path, key) = (self.path.clone(), self.key.clone());
-        let (_, ring) = self.commit_with(|_| {
+        let (_, ring) = self.commit_with(|tx| {
             let mut ring = Keyring::load(&path)?;
-            ring.set_user(username, password, &key, Some(author), KdfParams::CURRENT)?;
+            let kek = ring.set_user(username, password, &key, Some(author), KdfParams::CURRENT)?;
+            crate::rekey::keep_slot_key(tx, Some(username), &kek)?;
             ring.save()?;
             Ok((vec![d], ring))
         })?;
@@ -158,6 +160,7 @@ impl Store {
     /// before their next signature.
     pub fn reset_password(&mut self, username: &str, password: &str) -> Result<(), StoreError> {
         self.require(Action::ManageUsers)?;
+        self.require_local_users()?;
         check_password(password, username)?;
         self.require_user(username)?;
         // A new signing key: nobody but its owner can unwrap the old one.
@@ -185,11 +188,11 @@ impl Store {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut ring = Keyring::load(&path)?;
         if ring.same_slot(&opened, &user) {
-            ring.set_user(&user, password, &key, author.as_ref(), KdfParams::CURRENT)?;
+            let kek = ring.set_user(&user, password, &key, author.as_ref(), KdfParams::CURRENT)?;
+            crate::rekey::keep_slot_key(&tx, Some(&user), &kek)?;
             ring.save()?;
         }
-        // Nothing was written to the store: the transaction only held its write lock.
-        tx.rollback()?;
+        tx.commit()?;
         self.keyring = ring;
         Ok(())
     }
@@ -197,6 +200,7 @@ impl Store {
     /// Changes a user's role (administrators only).
     pub fn change_role(&mut self, username: &str, role: Role) -> Result<(), StoreError> {
         self.require(Action::ManageUsers)?;
+        self.require_local_users()?;
         self.require_user(username)?;
         let mut d = Draft::new(ChangeKind::UserRole);
         d.item = Some(username.to_string());
@@ -209,6 +213,7 @@ impl Store {
     /// never given to anyone else.
     pub fn deactivate_user(&mut self, username: &str) -> Result<(), StoreError> {
         self.require(Action::ManageUsers)?;
+        self.require_local_users()?;
         self.require_user(username)?;
         if username == self.session.user {
             return Err(StoreError::Invalid("you cannot deactivate yourself".into()));
@@ -216,6 +221,19 @@ impl Store {
         let mut d = Draft::new(ChangeKind::UserDeactivated);
         d.item = Some(username.to_string());
         self.commit_changes(vec![d])?;
+        Ok(())
+    }
+
+    /// Users are created and changed on the server once the laptop is enrolled with it.
+    fn require_local_users(&self) -> Result<(), StoreError> {
+        if self.sync_setting("server")?.is_some() {
+            return Err(StoreError::Invalid(
+                "this laptop is enrolled with the trial's server: users are created and changed \
+                 there (ecrf server user …) and reach this laptop at its next sync \
+                 / 本机已登记到试验服务器：用户在服务器上创建和更改，下次同步时到达本机"
+                    .into(),
+            ));
+        }
         Ok(())
     }
 
