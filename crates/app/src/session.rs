@@ -152,7 +152,9 @@ impl App {
         Ok(self.store()?.users()?)
     }
 
-    /// Adds a user (administrators).
+    /// Adds a user (administrators). On an enrolled laptop the user is created on the server
+    /// (online: the request signed with the administrator's key), and this laptop syncs to
+    /// receive them; a laptop without a server adds them here.
     pub fn add_user(
         &mut self,
         username: &str,
@@ -160,8 +162,20 @@ impl App {
         role: Role,
         password: &str,
     ) -> AppResult<()> {
-        self.store_mut()?
-            .add_user(username.trim(), name.trim(), role, password)?;
+        let (username, name) = (username.trim(), name.trim());
+        match self.sync_client()? {
+            None => {
+                self.store_mut()?.add_user(username, name, role, password)?;
+            }
+            Some(client) => {
+                crate::sync::add_user_online(
+                    self.store_mut()?,
+                    &client,
+                    (username, name, role),
+                    password,
+                )?;
+            }
+        }
         Ok(())
     }
 }

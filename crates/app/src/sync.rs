@@ -63,6 +63,47 @@ pub fn open_or_first_login(
     Ok(store)
 }
 
+/// Creates a user of this enrolled laptop's site on the server (an administrator, online):
+/// the password rule is checked here, the credentials made from it (a new signing key, its
+/// escrow and the password's verifier: the server never sees the password), the request
+/// signed with the administrator's key; then a sync brings the new user to this laptop.
+pub fn add_user_online(
+    store: &mut Store,
+    client: &Client,
+    (username, name, role): (&str, &str, ecrf_core::Role),
+    password: &str,
+) -> Result<(), SyncError> {
+    let session = store.session().clone();
+    if !session.role.may(Action::ManageUsers) {
+        return Err(SyncError::store(StoreError::NotAllowed {
+            user: session.user,
+            role: session.role.to_string(),
+            action: Action::ManageUsers.to_string(),
+        }));
+    }
+    ecrf_store::check_password(password, username).map_err(SyncError::store)?;
+    let key = ecrf_store::keyring::new_author_key().map_err(SyncError::store)?;
+    let identity =
+        |e: ecrf_identity::IdentityError| SyncError::store(StoreError::Invalid(e.to_string()));
+    let mut req = ecrf_sync::wire::UserRequest {
+        username: username.to_string(),
+        name: name.to_string(),
+        role: role.as_str().to_string(),
+        verifier: ecrf_identity::verifier(password).map_err(identity)?,
+        escrow: ecrf_identity::escrow(password, &key).map_err(identity)?,
+        public_key: key.public_hex(),
+        administrator: session.user,
+        utc: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        signature: String::new(),
+    };
+    let message = req.message(store.device_id(), store.site());
+    req.signature = store.sign_request(&message).map_err(SyncError::store)?;
+    let site = store.site().to_string();
+    client.add_user(&site, &req)?;
+    ecrf_sync::sync(store, client, &mut |_| {})?;
+    Ok(())
+}
+
 /// Receives `blocks` whole blocks of the site's allocation list from the server, sealed to this
 /// device's key, and loads them as sealed envelopes (an administrator's session, as for a lease
 /// file). The request is signed with the administrator's key; the server leases only to a user

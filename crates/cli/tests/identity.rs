@@ -438,3 +438,55 @@ fn a_user_made_on_the_server_logs_in_first_online_then_offline_and_signs_with_th
     let li = ecrf_app::sync::open_or_first_login(&path, study(), "li", pw).unwrap();
     assert_eq!(li.session().user, "li");
 }
+
+#[test]
+fn a_laptop_administrator_online_creates_a_user_who_logs_in_on_another_laptop() {
+    let (dir, server) = setup();
+    let a = Device::enrolled(dir.path(), "a", "01", &server);
+    let b = Device::enrolled(dir.path(), "b", "01", &server);
+    let (a_path, b_path) = (a.path.clone(), b.path.clone());
+    drop((a, b));
+    let pw = "kestrel-window-ledger-77";
+
+    // A nurse may not; the administrator may, online, signed with their key.
+    let mut nurse = open_as(&a_path, &NURSE);
+    let client = ecrf_sync::client::client_of(&nurse).unwrap();
+    let e = ecrf_app::sync::add_user_online(
+        &mut nurse,
+        &client,
+        ("zhao", "Zhao Lei", Role::Monitor),
+        pw,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("may not"), "{e}");
+    drop(nurse);
+    let mut admin = open_as(&a_path, &ADMIN);
+    ecrf_app::sync::add_user_online(&mut admin, &client, ("zhao", "Zhao Lei", Role::Monitor), pw)
+        .unwrap();
+    assert!(
+        admin
+            .users()
+            .unwrap()
+            .iter()
+            .any(|u| u.username == "zhao" && u.role == Role::Monitor)
+    );
+    // The same name twice is refused, naming it.
+    let e = ecrf_app::sync::add_user_online(
+        &mut admin,
+        &client,
+        ("zhao", "Zhao Lei", Role::Monitor),
+        pw,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("exists already"), "{e}");
+    drop(admin);
+    let registered = psql(
+        &server.database_url,
+        "SELECT role FROM user_roles WHERE username = 'zhao'",
+    );
+    assert_eq!(registered.trim(), "monitor");
+
+    // The new monitor logs in on laptop B, the first time online.
+    let zhao = ecrf_app::sync::open_or_first_login(&b_path, study(), "zhao", pw).unwrap();
+    assert_eq!(zhao.session().role, Role::Monitor);
+}

@@ -403,7 +403,7 @@ pub fn opening(slot: &SlotState, device: &str, subject: Option<&str>, online: bo
 }
 
 /// A lease is asked by an administrator: the request is signed (within
-/// [`wire::MAX_CLOCK_SKEW_SECONDS`] of `now`) by `req.administrator` with a key the site's
+/// [`MAX_CLOCK_SKEW_SECONDS`](ecrf_wire::wire::MAX_CLOCK_SKEW_SECONDS) of `now`) by `req.administrator` with a key the site's
 /// registry holds for them (`registered`), and they are an active administrator now.
 pub fn lease_request(
     req: &ecrf_wire::wire::LeaseRequest,
@@ -411,11 +411,57 @@ pub fn lease_request(
     now: chrono::DateTime<chrono::Utc>,
     registered: Option<&Registered>,
 ) -> Result<(), Refusal> {
-    let user = req.administrator.as_str();
+    let message = ecrf_wire::wire::LeaseRequest::message(
+        device,
+        site,
+        req.blocks,
+        &req.administrator,
+        &req.utc,
+    );
+    signed_by_admin(
+        AdminRequest {
+            what: "lease envelopes",
+            administrator: &req.administrator,
+            utc: &req.utc,
+            signature: &req.signature,
+            message: &message,
+        },
+        site,
+        now,
+        registered,
+    )
+}
+
+/// A request an administrator signed on a laptop: what it asks, who, when, the signature and
+/// the text it signs.
+pub struct AdminRequest<'a> {
+    /// What it asks, in words (`lease envelopes`).
+    pub what: &'a str,
+    /// The administrator named.
+    pub administrator: &'a str,
+    /// When it was signed.
+    pub utc: &'a str,
+    /// The signature (128 hex digits).
+    pub signature: &'a str,
+    /// The signed text.
+    pub message: &'a [u8],
+}
+
+/// An administrator's request is signed (within [`MAX_CLOCK_SKEW_SECONDS`](ecrf_wire::wire::MAX_CLOCK_SKEW_SECONDS) of `now`)
+/// by the administrator it names, with a key the site's registry holds for them
+/// (`registered`), and they are an active administrator of the site now.
+pub fn signed_by_admin(
+    req: AdminRequest<'_>,
+    site: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    registered: Option<&Registered>,
+) -> Result<(), Refusal> {
+    let user = req.administrator;
+    let what = req.what;
     let refused = |why: &str| {
         Refusal::Forbidden(format!(
             "administrator: {user} {why}; only an active administrator of site {site} may \
-             lease envelopes, by a request signed on this device"
+             {what}, by a request signed on this device"
         ))
     };
     let Some(reg) = registered else {
@@ -427,7 +473,7 @@ pub fn lease_request(
         Some("") => return Err(refused("is deactivated")),
         _ => return Err(refused("is not an administrator")),
     }
-    let stated = chrono::DateTime::parse_from_rfc3339(&req.utc)
+    let stated = chrono::DateTime::parse_from_rfc3339(req.utc)
         .map_err(|_| refused("sent a request with no signing time"))?;
     let skew = (now - stated.with_timezone(&chrono::Utc))
         .num_seconds()
@@ -437,11 +483,10 @@ pub fn lease_request(
             "signed this request too long ago (or the device clock is off)",
         ));
     }
-    let message = ecrf_wire::wire::LeaseRequest::message(device, site, req.blocks, user, &req.utc);
     if !reg
         .keys
         .iter()
-        .any(|k| ecrf_log::author::verifies(k, &message, &req.signature))
+        .any(|k| ecrf_log::author::verifies(k, req.message, req.signature))
     {
         return Err(refused("did not sign this request with a registered key"));
     }

@@ -195,6 +195,14 @@ impl Client {
         Self::reply(&self.call("POST", "/api/v1/enrol", Some(body))?)
     }
 
+    /// Creates a user of the site on the server (an administrator's signed request).
+    pub fn add_user(&self, site: &str, req: &wire::UserRequest) -> Result<(), SyncError> {
+        let body = serde_json::to_vec(req).map_err(|e| SyncError::Reply(e.to_string()))?;
+        let _: serde_json::Value =
+            Self::reply(&self.call("POST", &format!("/api/v1/sites/{site}/users"), Some(body))?)?;
+        Ok(())
+    }
+
     /// A registered user's first login on this laptop: the server checks the password and
     /// answers with the escrowed signing key and the device's unlock secret.
     pub fn login(&self, req: &wire::LoginRequest) -> Result<wire::LoginReply, SyncError> {

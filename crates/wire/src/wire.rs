@@ -443,6 +443,69 @@ impl LeaseRequest {
     }
 }
 
+/// `POST /api/v1/sites/{site}/users`: a laptop's administrator, online, creates a user of the
+/// site in the server's registry (what `ecrf server user add` does on the server). The laptop
+/// made the credentials from the password typed there; the request is signed with the
+/// administrator's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserRequest {
+    /// Login name of the new user.
+    pub username: String,
+    /// Full name.
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// Password verifier (`ecrf_identity`).
+    pub verifier: String,
+    /// Escrowed signing key (`ecrf_identity`).
+    pub escrow: String,
+    /// The signing key's public half (64 hex digits).
+    pub public_key: String,
+    /// The administrator asking, logged in on the laptop.
+    pub administrator: String,
+    /// When it was signed (UTC, RFC 3339).
+    pub utc: String,
+    /// The administrator's signature over [`UserRequest::message`].
+    pub signature: String,
+}
+
+impl UserRequest {
+    /// What the administrator signs.
+    pub fn message(&self, device: &str, site: &str) -> Vec<u8> {
+        format!(
+            "ecrf-user-request-v1|{device}|{site}|{}|{}|{}|{}|{}|{}",
+            self.username, self.role, self.public_key, self.administrator, self.utc, self.name
+        )
+        .into_bytes()
+    }
+
+    /// Shapes and limits.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        check_name("username", &self.username)?;
+        check_name("administrator", &self.administrator)?;
+        if self.name.len() > 200 || self.name.chars().any(char::is_control) {
+            return Err(invalid("name", "at most 200 bytes, no control characters"));
+        }
+        if self.role.parse::<ecrf_core::Role>().is_err() {
+            return Err(invalid("role", "must be a role"));
+        }
+        check_hex32("public_key", &self.public_key)?;
+        for (field, v) in [("verifier", &self.verifier), ("escrow", &self.escrow)] {
+            if v.is_empty() || v.len() > 2048 {
+                return Err(invalid(field, "must be 1 to 2048 bytes"));
+            }
+        }
+        if self.utc.len() > 40 || self.signature.len() > 128 {
+            return Err(invalid(
+                "signature",
+                "must be 128 hex digits with a UTC time",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The leased envelopes, sealed to the device's key (`Store::load_sealed_lease`): each shows
 /// its id, place and commitment; its arm opens only with the device's secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

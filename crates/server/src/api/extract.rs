@@ -20,6 +20,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ecrf_wire::wire::{
     self, EnrolRequest, LeaseRequest, LoginRequest, MAX_BODY_BYTES, PushRequest, SlotRequest,
+    UserRequest,
 };
 use sqlx::postgres::PgPool;
 
@@ -135,6 +136,12 @@ impl Checked for EnrolRequest {
 }
 
 impl Checked for LoginRequest {
+    fn check(&self) -> Result<(), wire::Invalid> {
+        self.validate()
+    }
+}
+
+impl Checked for UserRequest {
     fn check(&self) -> Result<(), wire::Invalid> {
         self.validate()
     }

@@ -23,6 +23,7 @@ pub mod limits;
 mod locks;
 mod login;
 mod randomize;
+mod users;
 
 use std::sync::Arc;
 
@@ -158,6 +159,10 @@ pub fn router(pool: PgPool, limits: Limits) -> Router {
         .route(
             "/api/v1/sites/{site}/lease",
             post(randomize::lease).layer(small()),
+        )
+        .route(
+            "/api/v1/sites/{site}/users",
+            post(users::add).layer(small()),
         )
         .route(
             "/api/v1/sites/{site}/randomize",
