@@ -243,7 +243,7 @@ pub fn run(args: &BenchArgs, study: Arc<Study>) -> Result<(), String> {
     );
     let mut enc_store = fill(&dir, Arc::clone(&study), (true, true), args)?;
     let mut unsigned_store = fill(&dir, Arc::clone(&study), (true, false), args)?;
-    let mut plain_store = fill(&dir, study, (false, true), args)?;
+    let mut plain_store = fill(&dir, study, (false, false), args)?;
     // The stores' saves take turns (and which goes first rotates too), so that whatever else
     // the machine is doing weighs on each alike and the ratios compare like with like.
     let (mut enc, mut unsigned, mut plain) =
@@ -275,7 +275,7 @@ pub fn run(args: &BenchArgs, study: Arc<Study>) -> Result<(), String> {
     for (name, f) in [
         ("encrypted, signed (as shipped)", &enc),
         ("encrypted, not signed         ", &unsigned),
-        ("plain SQLite, signed          ", &plain),
+        ("plain SQLite, not signed      ", &plain),
     ] {
         say!(
             "  {name}: p50 {}  p99 {}  max {}  (cpu p50 {}; {} saves of {} items; filled in {:.1} s; file {:.1} MB; longest idle checkpoint {})",
@@ -297,14 +297,15 @@ pub fn run(args: &BenchArgs, study: Arc<Study>) -> Result<(), String> {
     let ratio = |a: &[Duration], b: &[Duration], p: f64| {
         percentile(a, p).as_secs_f64() / percentile(b, p).as_secs_f64()
     };
-    let r50 = ratio(&enc.times, &plain.times, 0.5);
-    let r99 = ratio(&enc.times, &plain.times, 0.99);
+    // Encryption's cost, like for like: both without signatures.
+    let r50 = ratio(&unsigned.times, &plain.times, 0.5);
+    let r99 = ratio(&unsigned.times, &plain.times, 0.99);
     let cpu = if enc.cpu.is_empty() || plain.cpu.is_empty() {
         String::new()
     } else {
-        format!("; cpu p50 {:.2}", ratio(&enc.cpu, &plain.cpu, 0.5))
+        format!("; cpu p50 {:.2}", ratio(&unsigned.cpu, &plain.cpu, 0.5))
     };
-    say!("  ratio encrypted/plain: p50 {r50:.2}  p99 {r99:.2}{cpu}");
+    say!("  ratio encrypted/plain (both not signed): p50 {r50:.2}  p99 {r99:.2}{cpu}");
     say!(
         "  signing each change (Ed25519): p50 {:+.3} ms, p99 {:+.3} ms per save (signed minus not signed)",
         (percentile(&enc.times, 0.5).as_secs_f64()
@@ -316,7 +317,7 @@ pub fn run(args: &BenchArgs, study: Arc<Study>) -> Result<(), String> {
     );
     let p99 = percentile(&enc.times, 0.99);
     say!(
-        "  goals: p99 <= 10 ms: {}; encrypted/plain <= 1.3 (p50): {}",
+        "  goals: p99 <= 10 ms (encrypted, signed): {}; encrypted/plain <= 1.3 (p50): {}",
         if p99 <= Duration::from_millis(10) {
             "met"
         } else {

@@ -460,8 +460,8 @@ fn bench_prints_its_figures_on_a_small_store() {
     for line in [
         "encrypted, signed (as shipped): p50",
         "encrypted, not signed         : p50",
-        "plain SQLite, signed          : p50",
-        "ratio encrypted/plain: p50",
+        "plain SQLite, not signed      : p50",
+        "ratio encrypted/plain (both not signed): p50",
         "signing each change (Ed25519): p50",
         "goals:",
     ] {
