@@ -243,21 +243,7 @@ fn a_user_deactivated_on_the_server_cannot_open_any_laptop_even_with_an_old_key_
     std::fs::copy(keyring_path(&a.path), &old_keys).unwrap();
 
     // A user made on the server reaches the laptop; the nurse is deactivated there.
-    let made = std::process::Command::new(server::ecrf_bin())
-        .args([
-            "server",
-            "user",
-            "add",
-            "li",
-            "--site",
-            "01",
-            "--role",
-            "investigator",
-        ])
-        .args(["--name", "Dr Li", "--database-url", &server.database_url])
-        .env("ECRF_NEW_PASSWORD", "lantern-heron-quietly-42")
-        .output()
-        .unwrap();
+    let made = server.add_user("li", "investigator", "Dr Li", "lantern-heron-quietly-42");
     assert!(
         made.status.success(),
         "{}",
@@ -365,27 +351,13 @@ fn a_user_made_on_the_server_logs_in_first_online_then_offline_and_signs_with_th
     let path = a.path.clone();
     drop(a);
     let pw = "lantern-heron-quietly-42";
-    let made = std::process::Command::new(server::ecrf_bin())
-        .args([
-            "server", "user", "add", "li", "--site", "01", "--role", "nurse",
-        ])
-        .args(["--name", "Li Na", "--database-url", &server.database_url])
-        .env("ECRF_NEW_PASSWORD", pw)
-        .output()
-        .unwrap();
+    let made = server.add_user("li", "nurse", "Li Na", pw);
     assert!(
         made.status.success(),
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
-    let weak = std::process::Command::new(server::ecrf_bin())
-        .args([
-            "server", "user", "add", "wu", "--site", "01", "--role", "nurse",
-        ])
-        .args(["--database-url", &server.database_url])
-        .env("ECRF_NEW_PASSWORD", "password1")
-        .output()
-        .unwrap();
+    let weak = server.add_user("wu", "nurse", "", "password1");
     assert!(
         !weak.status.success(),
         "a weak password is refused on the server too"

@@ -140,6 +140,35 @@ impl ChangeKind {
         }
     }
 
+    /// True for the kinds that create or change a user's account on an administrator's word
+    /// (`user.add`, `user.role`, `user.deactivate`, `user.password_reset`): once a laptop has a
+    /// server, only the server makes them. A user's own password change is not one.
+    pub const fn alters_users(self) -> bool {
+        match self {
+            ChangeKind::UserAdded
+            | ChangeKind::UserRole
+            | ChangeKind::UserDeactivated
+            | ChangeKind::PasswordReset => true,
+            ChangeKind::StoreCreated
+            | ChangeKind::SubjectCreated
+            | ChangeKind::ItemSet
+            | ChangeKind::LeaseLoaded
+            | ChangeKind::Randomized
+            | ChangeKind::DataExported
+            | ChangeKind::LoginFailed
+            | ChangeKind::QueryRaised
+            | ChangeKind::QueryAnswered
+            | ChangeKind::QueryClosed
+            | ChangeKind::QueryReopened
+            | ChangeKind::SdvMarked
+            | ChangeKind::Signed
+            | ChangeKind::Locked
+            | ChangeKind::Unlocked
+            | ChangeKind::PasswordChanged
+            | ChangeKind::LockHeld => false,
+        }
+    }
+
     /// Every kind's name, comma-separated (for messages).
     pub fn names() -> String {
         ChangeKind::ALL.map(ChangeKind::as_str).join(", ")

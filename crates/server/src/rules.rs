@@ -165,17 +165,7 @@ pub fn history(seq: i64, hash: &str, held: Option<&str>) -> Option<String> {
 
 /// True when some change creates or alters a user.
 pub fn touches_users(changes: &[&Change]) -> bool {
-    changes.iter().any(|c| is_user_kind(c.kind))
-}
-
-fn is_user_kind(kind: ChangeKind) -> bool {
-    matches!(
-        kind,
-        ChangeKind::UserAdded
-            | ChangeKind::UserRole
-            | ChangeKind::UserDeactivated
-            | ChangeKind::PasswordReset
-    )
+    changes.iter().any(|c| c.kind.alters_users())
 }
 
 /// Users are created and changed on the server: a laptop's user changes are taken only as the
@@ -189,7 +179,7 @@ pub fn user_changes_before_enrolment<'a>(
         return Ok(());
     };
     for ch in changes {
-        if is_user_kind(ch.kind) && ch.device_seq > enrolled {
+        if ch.kind.alters_users() && ch.device_seq > enrolled {
             return Err(Refusal::Forbidden(format!(
                 "{} by {} as {}: users are created and changed on the server only (ecrf \
                  server user …), not by a laptop; nothing of this push was stored",

@@ -4,7 +4,7 @@
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -234,6 +234,19 @@ impl Server {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// `ecrf server user add USER --site 01 --role ROLE --name NAME` with `password` (what an
+    /// administrator types): the command's output, success or not.
+    pub fn add_user(&self, user: &str, role: &str, name: &str, password: &str) -> Output {
+        Command::new(ecrf_bin())
+            .args([
+                "server", "user", "add", user, "--site", "01", "--role", role,
+            ])
+            .args(["--name", name, "--database-url", &self.database_url])
+            .env("ECRF_NEW_PASSWORD", password)
+            .output()
+            .expect("run ecrf")
     }
 
     pub fn add_site(&self, code: &str) {

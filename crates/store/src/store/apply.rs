@@ -17,7 +17,9 @@ use crate::log::{self, COLUMNS};
 
 /// Applies one change to the projections. The only code that writes projections.
 pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
-    if is_user_kind(c.kind) && !governs_users_here(tx, c)? {
+    if (c.kind.alters_users() || c.kind == ChangeKind::PasswordChanged)
+        && !governs_users_here(tx, c)?
+    {
         // Another laptop's user changes (received by sync) stay in the log as its audit and
         // never alter a user here: users change here only by this device's own changes (made
         // before it was enrolled) or the server's (its user registry).
@@ -60,18 +62,6 @@ pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
         ChangeKind::StoreCreated | ChangeKind::DataExported | ChangeKind::LoginFailed => {}
     }
     Ok(())
-}
-
-/// The kinds that create or alter a user.
-fn is_user_kind(kind: ChangeKind) -> bool {
-    matches!(
-        kind,
-        ChangeKind::UserAdded
-            | ChangeKind::UserRole
-            | ChangeKind::UserDeactivated
-            | ChangeKind::PasswordReset
-            | ChangeKind::PasswordChanged
-    )
 }
 
 /// True when `c` was written by this device or by the server's device of this site.
