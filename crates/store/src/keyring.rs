@@ -362,16 +362,13 @@ fn unwrap_secret(kek: &[u8; 32], w: &WrappedSecret, aad: &[u8]) -> Option<Zeroiz
 
 /// The store key in `slot`, with the page settings `file` records.
 fn unwrap(kek: &[u8; 32], slot: &Slot, aad: &[u8], file: &KeyFile) -> Option<StoreKey> {
-    let nonce: [u8; 12] = hex::decode(&slot.nonce).ok()?.try_into().ok()?;
-    let wrapped = hex::decode(&slot.wrapped).ok()?;
-    let cipher = ChaCha20Poly1305::new(&(*kek).into());
-    let key = Zeroizing::new(
-        cipher
-            .decrypt(&nonce.into(), Payload { msg: &wrapped, aad })
-            .ok()?,
-    );
+    let w = WrappedSecret {
+        nonce: slot.nonce.clone(),
+        wrapped: slot.wrapped.clone(),
+    };
+    let bytes = unwrap_secret(kek, &w, aad)?;
     Some(StoreKey {
-        bytes: key.as_slice().try_into().ok()?,
+        bytes: *bytes,
         hmac: file.page_hmac,
         page_size: file.page_size,
     })
