@@ -536,9 +536,7 @@ impl ecrf_wire::Replica for Store {
         Store::set_pushed(self, device_seq)
     }
     fn pushed_head(&self) -> Result<Option<(i64, String)>, StoreError> {
-        let pushed: i64 = get_meta(self.conn(), "sync.pushed")?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let pushed = self.sync_state()?.pushed;
         if pushed == 0 {
             return Ok(None);
         }
