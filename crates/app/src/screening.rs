@@ -9,91 +9,25 @@
 
 use std::collections::BTreeMap;
 
-use ecrf_core::eligibility::{self, Consort, EXCLUSIONS, Outcome, Values};
+use ecrf_core::eligibility::{self, EXCLUSIONS, Outcome, Values};
 use ecrf_store::{Store, StoreError};
 
 use super::*;
 
-/// One screened patient's forms that screening reads.
-#[derive(Debug, Clone)]
-pub struct Screened {
-    /// Screening number (the store's subject id).
-    pub subject: String,
-    /// The screening checklist (SCR).
-    pub scr: Values,
-    /// The consent record (CON).
-    pub con: Values,
-    /// The arm, once randomized (RND.ARM); randomized means RND holds a subject number.
-    pub arm: Option<String>,
-    /// RND holds a subject number.
-    pub randomized: bool,
-}
-
-impl Screened {
-    /// Where the patient stands (core's verdict).
-    pub fn outcome(&self) -> Outcome {
-        eligibility::outcome(&self.scr, &self.con, self.randomized)
-    }
-
-    /// The site: the screening number's first part (`01` of `01-0007`).
-    pub fn site(&self) -> &str {
-        self.subject.split('-').next().unwrap_or(&self.subject)
-    }
-}
+pub use ecrf_core::eligibility::{Screened, SiteConsort, consort_by_site};
 
 /// Every subject of the store with its SCR, CON and RND values, in subject order.
 pub fn screened(store: &Store) -> Result<Vec<Screened>, StoreError> {
     let mut out = Vec::new();
     for subject in store.subjects()? {
-        let mut forms = store.subject_values(&subject)?;
-        let mut take = |f: &str| -> Values {
-            forms
-                .remove(f)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|s| (s.item, s.value))
-                .collect()
-        };
-        let (scr, con, rnd) = (take("SCR"), take("CON"), take("RND"));
-        let arm = match rnd.get("ARM") {
-            Some(Value::Code(c)) => Some(c.clone()),
-            _ => None,
-        };
-        out.push(Screened {
-            subject,
-            scr,
-            con,
-            arm,
-            randomized: rnd.contains_key("SUBJ_NO"),
-        });
+        let forms: BTreeMap<String, Values> = store
+            .subject_values(&subject)?
+            .into_iter()
+            .map(|(form, items)| (form, items.into_iter().map(|s| (s.item, s.value)).collect()))
+            .collect();
+        out.push(Screened::of(&subject, &forms));
     }
     Ok(out)
-}
-
-/// CONSORT counts of one site, with the randomized patients counted per arm.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SiteConsort {
-    /// Core's counts.
-    pub counts: Consort,
-    /// Randomized, by arm code (a randomized patient whose arm is unreadable counts under "").
-    pub by_arm: BTreeMap<String, usize>,
-}
-
-/// The CONSORT counts per site, from core's `Consort::add` for each patient.
-pub fn consort_by_site(rows: &[Screened]) -> BTreeMap<String, SiteConsort> {
-    let mut by_site: BTreeMap<String, SiteConsort> = BTreeMap::new();
-    for r in rows {
-        let site = by_site.entry(r.site().to_string()).or_default();
-        let outcome = r.outcome();
-        if outcome == Outcome::Randomized {
-            *site
-                .by_arm
-                .entry(r.arm.clone().unwrap_or_default())
-                .or_default() += 1;
-        }
-        site.counts.add(&outcome);
-    }
-    by_site
 }
 
 /// The SCR item that states a criterion (`I2` → `INC2_CS`, `E5` → `EXC5_ECPR`), whose label

@@ -34,6 +34,9 @@ pub struct ServerArgs {
     /// Enrolment attempts allowed per client address per minute (guessing codes).
     #[arg(long, default_value_t = ecrf_server::api::Limits::default().enrol_per_minute)]
     enrol_per_minute: u32,
+    /// The web view: a session ends after this many seconds without a request.
+    #[arg(long, default_value_t = ecrf_web::WebOptions::default().idle.as_secs())]
+    web_idle_seconds: u64,
 }
 
 /// `ecrf server …` subcommands.
@@ -287,7 +290,16 @@ pub fn server(args: &ServerArgs) -> Result<(), Failure> {
             ..ecrf_server::api::Limits::default()
         },
     };
-    runtime()?.block_on(ecrf_server::serve(opts)).map_err(fail)
+    let study = std::sync::Arc::new(ecrf_core::trial::definition().map_err(fail)?);
+    let web = ecrf_web::WebOptions {
+        idle: std::time::Duration::from_secs(args.web_idle_seconds),
+        ..ecrf_web::WebOptions::default()
+    };
+    runtime()?
+        .block_on(ecrf_server::serve_with(opts, move |pool| {
+            ecrf_web::router(pool, web, study)
+        }))
+        .map_err(fail)
 }
 
 /// `ecrf site …`.

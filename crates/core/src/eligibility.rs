@@ -383,6 +383,98 @@ pub fn outcome(scr: &Values, con: &Values, randomized: bool) -> Outcome {
     }
 }
 
+/// One screened patient as screening reads it: SCR, CON and whether RND holds a subject number.
+/// The laptop's screening log, `ecrf screening consort` and the server's dashboard all count
+/// these with [`consort_by_site`], so they never disagree.
+#[derive(Debug, Clone, Default)]
+pub struct Screened {
+    /// Screening number (the subject id, `01-0007`).
+    pub subject: String,
+    /// The screening checklist (SCR).
+    pub scr: Values,
+    /// The consent record (CON).
+    pub con: Values,
+    /// The arm, once randomized (RND.ARM).
+    pub arm: Option<String>,
+    /// RND holds a subject number.
+    pub randomized: bool,
+}
+
+impl Screened {
+    /// Reads a subject's SCR, CON and RND values (form instance → items).
+    pub fn of(subject: &str, forms: &BTreeMap<String, Values>) -> Screened {
+        let take = |f: &str| forms.get(f).cloned().unwrap_or_default();
+        let rnd = forms.get("RND");
+        Screened {
+            subject: subject.to_string(),
+            scr: take("SCR"),
+            con: take("CON"),
+            arm: match rnd.and_then(|r| r.get("ARM")) {
+                Some(Value::Code(c)) => Some(c.clone()),
+                _ => None,
+            },
+            randomized: rnd.is_some_and(|r| r.contains_key("SUBJ_NO")),
+        }
+    }
+
+    /// Where the patient stands ([`outcome`]).
+    pub fn outcome(&self) -> Outcome {
+        outcome(&self.scr, &self.con, self.randomized)
+    }
+
+    /// The site: the screening number's first part (`01` of `01-0007`).
+    pub fn site(&self) -> &str {
+        self.subject.split('-').next().unwrap_or(&self.subject)
+    }
+}
+
+/// CONSORT counts of one site, with the randomized patients counted per arm.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SiteConsort {
+    /// The counts.
+    pub counts: Consort,
+    /// Randomized, by arm code (a randomized patient whose arm is unreadable counts under "").
+    pub by_arm: BTreeMap<String, usize>,
+}
+
+impl SiteConsort {
+    /// Counts one patient.
+    pub fn add(&mut self, r: &Screened) {
+        let outcome = r.outcome();
+        if outcome == Outcome::Randomized {
+            *self.by_arm.entry(r.arm.clone().unwrap_or_default()).or_default() += 1;
+        }
+        self.counts.add(&outcome);
+    }
+
+    /// Adds another site's counts (the trial's total).
+    pub fn merge(&mut self, other: &SiteConsort) {
+        let (a, b) = (&mut self.counts, &other.counts);
+        a.screened += b.screened;
+        a.not_eligible += b.not_eligible;
+        a.consent_not_obtained += b.consent_not_obtained;
+        a.pending += b.pending;
+        a.randomized += b.randomized;
+        for (c, n) in &b.by_criterion {
+            *a.by_criterion.entry(c).or_default() += n;
+        }
+        for (arm, n) in &other.by_arm {
+            *self.by_arm.entry(arm.clone()).or_default() += n;
+        }
+    }
+}
+
+/// The CONSORT counts per site.
+pub fn consort_by_site<'a>(
+    rows: impl IntoIterator<Item = &'a Screened>,
+) -> BTreeMap<String, SiteConsort> {
+    let mut by_site: BTreeMap<String, SiteConsort> = BTreeMap::new();
+    for r in rows {
+        by_site.entry(r.site().to_string()).or_default().add(r);
+    }
+    by_site
+}
+
 /// CONSORT counts of one site.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Consort {

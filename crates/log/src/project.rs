@@ -317,6 +317,31 @@ impl Projection {
         Ok(out)
     }
 
+    /// One subject's values shown, read: form instance → item → value (a range of the
+    /// heads, so a page of one subject costs no more than its own items).
+    pub fn subject_values(
+        &self,
+        subject: &str,
+    ) -> Result<BTreeMap<String, BTreeMap<String, Value>>, ProjectError> {
+        let mut out: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
+        let from = (subject.to_string(), String::new(), String::new());
+        for ((s, form, item), heads) in self.heads.range(from..) {
+            if s != subject {
+                break;
+            }
+            let Some(Some(json)) = heads.iter().next_back().map(|(_, v)| v) else {
+                continue;
+            };
+            let value = Value::from_json(json).map_err(|e| {
+                ProjectError::Value(s.clone(), form.clone(), item.clone(), e.to_string())
+            })?;
+            out.entry(form.clone())
+                .or_default()
+                .insert(item.clone(), value);
+        }
+        Ok(out)
+    }
+
     /// Items with two heads or more (two devices changed them without seeing each other).
     pub fn conflicts(&self) -> impl Iterator<Item = (&ItemKey, &Heads)> {
         self.heads.iter().filter(|(_, h)| h.len() > 1)

@@ -67,6 +67,15 @@ pub fn init_logs() {
 
 /// Connects, migrates and serves until the process ends.
 pub async fn serve(opts: ServeOptions) -> Result<(), ServerError> {
+    serve_with(opts, |_| axum::Router::new()).await
+}
+
+/// [`serve`], with more routes beside the API over the same pool, TLS and port (the web view
+/// of `crates/web`, which `ecrf server` mounts).
+pub async fn serve_with(
+    opts: ServeOptions,
+    more: impl FnOnce(sqlx::PgPool) -> axum::Router,
+) -> Result<(), ServerError> {
     if opts.tls.is_none() && !opts.listen.ip().is_loopback() {
         return Err(ServerError::Invalid(format!(
             "--insecure-http: plain HTTP is allowed only on a loopback address, not {}; \
@@ -77,7 +86,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServerError> {
     // One crypto provider for the whole process (several are linked in a workspace build).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let pool = db::connect(&opts.database_url, 32).await?;
-    let app = api::router(pool, opts.limits)
+    let app = api::router(pool.clone(), opts.limits)
+        .merge(more(pool))
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let listener = std::net::TcpListener::bind(opts.listen)
         .map_err(|e| ServerError::Invalid(format!("--listen {}: {e}", opts.listen)))?;

@@ -173,6 +173,7 @@ pub(super) async fn pull(
 ) -> Result<Response, ApiError> {
     let rules::Page { after, limit } = rules::page(query.as_deref(), MAX_PAGE)?;
     let (page, head) = db::changes::pull_page(&pool, &c.site, &c.device, after, limit).await?;
+    db::changes::note_pull(&pool, &c.device, after).await?;
     let more = page.len() as i64 > limit;
     let page = &page[..page.len().min(limit as usize)];
     let cursor = rules::cursor(

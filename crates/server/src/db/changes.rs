@@ -222,6 +222,20 @@ pub(crate) async fn pull_page(
     Ok((page, head))
 }
 
+/// Notes that `device` asked for its site's changes after `after` (device health on the web
+/// view: when it last synced and what is still waiting for it).
+pub(crate) async fn note_pull(pool: &PgPool, device: &str, after: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE devices SET last_sync = now(), pulled_seq = greatest(pulled_seq, $2) \
+         WHERE device = $1",
+    )
+    .bind(device)
+    .bind(after)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// The `lock.set` changes (JSON) of the site's locks in force.
 pub(crate) async fn lock_bodies(
     tx: &mut PgConnection,

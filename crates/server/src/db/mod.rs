@@ -54,6 +54,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_user_registry",
         include_str!("../../migrations/0006_user_registry.sql"),
     ),
+    (
+        "0007_web_view",
+        include_str!("../../migrations/0007_web_view.sql"),
+    ),
 ];
 
 /// Connects (a pool of `max` connections) and brings the schema up to date.

@@ -200,17 +200,46 @@ pub(crate) async fn append_own(
     site: &str,
     template: Change,
 ) -> Result<Change, ServerError> {
+    let key = server_key(tx).await?;
+    append_in_chain(tx, site, template, (SERVER_AUTHOR, SERVER_AUTHOR, &key)).await
+}
+
+/// Someone who writes a change on the server: their name, the role they write as, and their
+/// own signing key (a web user's, opened from the escrow with the password they logged in
+/// with), so every laptop checks the change as theirs.
+pub type Author<'a> = (&'a str, &'a str, &'a AuthorKey);
+
+/// Appends a change a person made on the web view (a query raised, an SDV mark, a lock) to
+/// the server's chain of `site`, in one transaction that holds the site's row lock: numbered,
+/// chained, hashed and signed with the author's own key. The caller has checked the role.
+pub async fn append_as(
+    pool: &PgPool,
+    site: &str,
+    template: Change,
+    author: Author<'_>,
+) -> Result<Change, ServerError> {
+    let mut tx = super::changes::site_transaction(pool, site).await?;
+    let c = append_in_chain(&mut tx, site, template, author).await?;
+    tx.commit().await?;
+    Ok(c)
+}
+
+async fn append_in_chain(
+    tx: &mut PgConnection,
+    site: &str,
+    template: Change,
+    (user, role, key): Author<'_>,
+) -> Result<Change, ServerError> {
     let me = server_device(site);
     super::device::ensure_server_device(tx, &me, site).await?;
     let (seq, prev) = super::device::head_for_update(tx, &me).await?;
-    let key = server_key(tx).await?;
     let mut c = Change {
         seq: 0,
         change_id: uuid::Uuid::now_v7().to_string(),
         device: me.clone(),
         device_seq: seq + 1,
-        user: SERVER_AUTHOR.into(),
-        role: SERVER_AUTHOR.into(),
+        user: user.into(),
+        role: role.into(),
         utc: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         local_offset: "+00:00".into(),
         prev_hash: prev,
@@ -467,4 +496,46 @@ pub(crate) async fn login_record(
     Ok(row
         .zip(role)
         .map(|(r, role)| (r.get(0), role, r.get(1), r.get(2))))
+}
+
+/// One registry identity of a person who logs in to the web view: a user of one site.
+#[derive(Debug, Clone)]
+pub struct WebIdentity {
+    /// The site.
+    pub site: String,
+    /// Full name.
+    pub name: String,
+    /// Current role (`None` = deactivated).
+    pub role: Option<Role>,
+    /// Password verifier (`ecrf_identity`).
+    pub verifier: String,
+    /// The escrowed signing key.
+    pub escrow: String,
+}
+
+/// Every active site identity of `username` that has a verifier (a monitor assigned to sites
+/// 01 and 03 is registered at both), in site order.
+pub async fn web_identities(pool: &PgPool, username: &str) -> Result<Vec<WebIdentity>, ServerError> {
+    let rows = sqlx::query(
+        "SELECT u.site, u.name, u.verifier, u.escrow, \
+           (SELECT role FROM user_roles r WHERE r.site = u.site AND r.username = u.username \
+            ORDER BY from_utc DESC, id DESC LIMIT 1) \
+         FROM users u WHERE u.username = $1 AND u.active \
+           AND u.verifier IS NOT NULL AND u.escrow IS NOT NULL ORDER BY u.site",
+    )
+    .bind(username)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| WebIdentity {
+            site: r.get(0),
+            name: r.get(1),
+            verifier: r.get(2),
+            escrow: r.get(3),
+            role: r
+                .get::<Option<String>, _>(4)
+                .and_then(|role| role.parse().ok()),
+        })
+        .collect())
 }

@@ -1,0 +1,253 @@
+//! The trial as the server holds it: every site's change log folded by `ecrf_log::Projection`
+//! (the same rules a laptop's store applies), kept in memory and advanced at each request by
+//! the changes that arrived since, and one [`SubjectSummary`] per subject.
+//!
+//! Invariants: a site's changes are read in its commit order (`changes.seq` within a site:
+//! pushes of a site hold its row lock), so a cursor per site never skips one; a summary is
+//! recomputed when one of its subject's changes arrives, and all of them when the clock has
+//! moved on by [`RECOMPUTE_AFTER`] (overdue work and flags depend on today); every number of
+//! the dashboard is computed by `core` from these values (eligibility, outcome), never here.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use ecrf_core::eligibility::Screened;
+use ecrf_core::outcome::{SubjectOutcome, subject_outcome};
+use ecrf_log::{Change, ChangeKind, Projection};
+use sqlx::{PgPool, Row};
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::WebError;
+
+/// Summaries older than this are recomputed even without new changes.
+pub const RECOMPUTE_AFTER: Duration = Duration::minutes(10);
+
+/// The day-30 follow-up of a randomized subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Day30Work {
+    /// Before day 30.
+    NotYet,
+    /// Day 30 to day 37 (the window), not yet recorded.
+    Due,
+    /// After day 37, not recorded.
+    Overdue,
+    /// Recorded, or not needed (death recorded before day 30).
+    Done,
+}
+
+/// One subject, as the dashboard counts it.
+#[derive(Debug, Clone)]
+pub struct SubjectSummary {
+    /// SCR, CON and RND as screening reads them.
+    pub screened: Screened,
+    /// Core's outcome and protocol flags.
+    pub outcome: SubjectOutcome,
+    /// The day-30 follow-up.
+    pub day30: Day30Work,
+    /// Serious adverse events recorded (AE with `SERIOUS = Y`).
+    pub serious_aes: usize,
+    /// Forms the subject has values in.
+    pub forms: usize,
+}
+
+/// One site's fold.
+#[derive(Default)]
+pub struct SiteState {
+    /// The site's name.
+    pub name: String,
+    /// The fold of its log.
+    pub projection: Projection,
+    /// Its last change read (`changes.seq`).
+    pub cursor: i64,
+    /// Each subject's summary.
+    pub subjects: BTreeMap<String, SubjectSummary>,
+    /// Subjects with a valid casebook signature.
+    pub signed: BTreeSet<String>,
+    dirty: BTreeSet<String>,
+    signatures_stale: bool,
+}
+
+/// Every site's fold.
+#[derive(Default)]
+pub struct Trial {
+    /// By site code.
+    pub sites: BTreeMap<String, SiteState>,
+    /// When the summaries were last all computed.
+    pub computed_at: Option<DateTime<Utc>>,
+}
+
+/// The fold behind a lock, advanced at each read.
+#[derive(Default)]
+pub struct TrialCache {
+    trial: Mutex<Trial>,
+}
+
+impl TrialCache {
+    /// The trial up to the last change committed, its summaries as of `now`.
+    pub async fn read(
+        &self,
+        pool: &PgPool,
+        now: DateTime<Utc>,
+    ) -> Result<MutexGuard<'_, Trial>, WebError> {
+        let mut trial = self.trial.lock().await;
+        trial.advance(pool).await?;
+        trial.summarize(now);
+        Ok(trial)
+    }
+}
+
+impl Trial {
+    /// Reads every site's changes after its cursor into its fold.
+    async fn advance(&mut self, pool: &PgPool) -> Result<(), WebError> {
+        let sites = sqlx::query("SELECT code, name FROM sites ORDER BY code")
+            .fetch_all(pool)
+            .await?;
+        for row in sites {
+            let code: String = row.get(0);
+            let state = self.sites.entry(code.clone()).or_default();
+            state.name = row.get(1);
+            let rows = sqlx::query(
+                "SELECT seq, body FROM changes WHERE site = $1 AND seq > $2 ORDER BY seq",
+            )
+            .bind(&code)
+            .bind(state.cursor)
+            .fetch_all(pool)
+            .await?;
+            for r in rows {
+                let seq: i64 = r.get(0);
+                let body: String = r.get(1);
+                state.cursor = seq;
+                let change: Change = match serde_json::from_str(&body) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(site = %code, seq, error = %e, "unreadable change");
+                        continue;
+                    }
+                };
+                if let Err(e) = state.projection.apply(&change) {
+                    tracing::warn!(site = %code, seq, error = %e, "change not folded");
+                }
+                if let Some(s) = &change.subject {
+                    state.dirty.insert(s.clone());
+                }
+                if matches!(change.kind, ChangeKind::ItemSet | ChangeKind::Signed) {
+                    state.signatures_stale = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Recomputes the summaries that changed (all of them when the clock moved on).
+    fn summarize(&mut self, now: DateTime<Utc>) {
+        let all = self.computed_at.is_none_or(|t| now - t > RECOMPUTE_AFTER);
+        if all {
+            self.computed_at = Some(now);
+        }
+        for state in self.sites.values_mut() {
+            let subjects: Vec<String> = if all {
+                state
+                    .projection
+                    .subjects
+                    .iter()
+                    .map(|s| s.subject.clone())
+                    .collect()
+            } else {
+                std::mem::take(&mut state.dirty).into_iter().collect()
+            };
+            state.dirty.clear();
+            for subject in subjects {
+                match summary(&state.projection, &subject, now) {
+                    Ok(s) => {
+                        state.subjects.insert(subject, s);
+                    }
+                    Err(e) => tracing::warn!(subject = %subject, error = %e, "not summarized"),
+                }
+            }
+            if state.signatures_stale || all {
+                state.signatures_stale = false;
+                state.signed = match state.projection.signatures() {
+                    Ok(list) => list
+                        .into_iter()
+                        .filter(|s| s.valid && s.scope == "casebook")
+                        .map(|s| s.subject)
+                        .collect(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "signatures not read");
+                        BTreeSet::new()
+                    }
+                };
+            }
+        }
+    }
+}
+
+/// One subject's summary from the fold.
+pub fn summary(
+    projection: &Projection,
+    subject: &str,
+    now: DateTime<Utc>,
+) -> Result<SubjectSummary, ecrf_log::project::ProjectError> {
+    let values = projection.subject_values(subject)?;
+    let outcome = subject_outcome(&values, now);
+    let screened = Screened::of(subject, &values);
+    let day30 = day30_work(&outcome, values.contains_key("D30"), now.date_naive());
+    let serious_aes = values
+        .iter()
+        .filter(|(k, _)| k.starts_with("AE#"))
+        .filter(|(_, v)| {
+            matches!(v.get("SERIOUS"), Some(ecrf_core::Value::Code(c)) if c == "Y")
+        })
+        .count();
+    Ok(SubjectSummary {
+        screened,
+        outcome,
+        day30,
+        serious_aes,
+        forms: values.len(),
+    })
+}
+
+/// Where a randomized subject's day-30 follow-up stands on `today` (window day 30–37).
+pub fn day30_work(outcome: &SubjectOutcome, recorded: bool, today: NaiveDate) -> Day30Work {
+    let Some(day0) = outcome.day_zero else {
+        return Day30Work::NotYet;
+    };
+    let died_before = outcome.death_day.is_some_and(|d| d < 30);
+    if recorded || died_before {
+        return Day30Work::Done;
+    }
+    let day = (today - day0).num_days();
+    match day {
+        ..30 => Day30Work::NotYet,
+        30..=37 => Day30Work::Due,
+        _ => Day30Work::Overdue,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome_from(day0: Option<NaiveDate>, death_day: Option<i64>) -> SubjectOutcome {
+        let mut o = subject_outcome(&Default::default(), Utc::now());
+        o.day_zero = day0;
+        o.death_day = death_day;
+        o
+    }
+
+    #[test]
+    fn day30_is_due_in_its_window_and_overdue_after_day_37() {
+        let d0 = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        let o = outcome_from(Some(d0), None);
+        let on = |n| d0 + Duration::days(n);
+        assert_eq!(day30_work(&o, false, on(29)), Day30Work::NotYet);
+        assert_eq!(day30_work(&o, false, on(30)), Day30Work::Due);
+        assert_eq!(day30_work(&o, false, on(37)), Day30Work::Due);
+        assert_eq!(day30_work(&o, false, on(38)), Day30Work::Overdue);
+        assert_eq!(day30_work(&o, true, on(38)), Day30Work::Done);
+        let dead = outcome_from(Some(d0), Some(12));
+        assert_eq!(day30_work(&dead, false, on(40)), Day30Work::Done);
+        assert_eq!(day30_work(&outcome_from(None, None), false, on(40)), Day30Work::NotYet);
+    }
+}

@@ -1,0 +1,664 @@
+//! The HTML pages: login, dashboard, a site's subjects, a subject's casebook, errors; the two
+//! SVG downloads and the stylesheet. Every value is printed through `maud`, which escapes it;
+//! the only unescaped markup is SVG built by [`crate::svg`], which escapes its own text.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use chrono::Utc;
+use ecrf_core::eligibility::Outcome;
+use ecrf_core::outcome::Answer;
+use ecrf_core::query::QueryState;
+use ecrf_core::role::Action;
+use ecrf_core::study::{ItemDef, Study};
+use ecrf_core::Value;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
+use crate::auth::{Session, session};
+use crate::dashboard::{self, Dashboard, QUERY_AGES};
+use crate::model::{Day30Work, SubjectSummary};
+use crate::subject::SubjectView;
+use crate::words::{Lang, study_text, tr};
+use crate::{Web, WebError, svg};
+
+/// The cookie that remembers the language chosen.
+pub const LANG_COOKIE: &str = "ecrf_lang";
+
+/// `?lang=zh|en`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct LangQuery {
+    /// The language asked for.
+    pub lang: Option<String>,
+}
+
+/// The language of a request: the cookie, else the browser's first language.
+pub fn lang_of(headers: &HeaderMap) -> Lang {
+    if let Some(l) = crate::auth::cookie(headers, LANG_COOKIE) {
+        return l.parse().unwrap_or_default();
+    }
+    let accept = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if accept.trim_start().starts_with("zh") {
+        Lang::Zh
+    } else {
+        Lang::En
+    }
+}
+
+/// The language of a page: `?lang=` (remembered in a cookie) or [`lang_of`].
+fn page_lang(headers: &HeaderMap, q: &LangQuery) -> (Lang, Option<HeaderValue>) {
+    match q.lang.as_deref().and_then(|l| l.parse::<Lang>().ok()) {
+        Some(l) => (
+            l,
+            HeaderValue::from_str(&format!(
+                "{LANG_COOKIE}={}; Path=/web; HttpOnly; Secure; SameSite=Strict",
+                l.code()
+            ))
+            .ok(),
+        ),
+        None => (lang_of(headers), None),
+    }
+}
+
+fn respond(markup: Markup, cookie: Option<HeaderValue>) -> Response {
+    let mut res = Html(markup.into_string()).into_response();
+    if let Some(c) = cookie {
+        res.headers_mut().append(header::SET_COOKIE, c);
+    }
+    res
+}
+
+fn page(lang: Lang, title: &str, s: Option<&Session>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang=(if lang == Lang::Zh { "zh-CN" } else { "en" }) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " — EARLY-IABP" }
+                link rel="stylesheet" href="/web/static/app.css";
+            }
+            body {
+                header.top {
+                    a.brand href="/web/" { "EARLY-IABP · " (tr(lang, "coordinating centre", "协调中心")) }
+                    nav.lang {
+                        a href="?lang=en" lang="en" { "English" } " · "
+                        a href="?lang=zh" lang="zh" { "中文" }
+                    }
+                    @if let Some(s) = s {
+                        span.who {
+                            (s.name) " (" (s.username) ") · "
+                            @for (site, a) in &s.sites {
+                                span.site-role { (site) ": " (a.role) } " "
+                            }
+                        }
+                        form.logout method="post" action="/web/logout" {
+                            input type="hidden" name="csrf" value=(s.csrf);
+                            button type="submit" { (tr(lang, "Log out", "退出")) }
+                        }
+                    }
+                }
+                @if let Some(s) = s {
+                    nav.sites {
+                        a href="/web/" { (tr(lang, "Dashboard", "总览")) }
+                        @for site in s.sites.keys() {
+                            a href=(format!("/web/sites/{site}")) { (tr(lang, "Site", "中心")) " " (site) }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+/// An error page (the status is set by the caller).
+pub fn error_page(status: StatusCode, why: &str) -> Html<String> {
+    let lang = Lang::En;
+    Html(
+        page(
+            lang,
+            status.canonical_reason().unwrap_or("Error"),
+            None,
+            html! {
+                h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) }
+                p.error role="alert" { (why) }
+                p { a href="/web/" { "Back to the dashboard" } }
+            },
+        )
+        .into_string(),
+    )
+}
+
+/// The login page.
+pub fn login_page(lang: Lang, csrf: &str, problem: Option<&str>) -> Html<String> {
+    Html(
+        page(
+            lang,
+            tr(lang, "Log in", "登录"),
+            None,
+            html! {
+                h1 { (tr(lang, "Log in", "登录")) }
+                p { (tr(lang,
+                    "Use the user name and password the coordinating centre registered for you.",
+                    "请使用协调中心为您登记的用户名和密码。")) }
+                @if let Some(p) = problem {
+                    p.error #login-error role="alert" { (p) }
+                }
+                form.login method="post" action="/web/login" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label { (tr(lang, "User name", "用户名"))
+                        input #username type="text" name="username" autocomplete="username" required autofocus; }
+                    label { (tr(lang, "Password", "密码"))
+                        input #password type="password" name="password" autocomplete="current-password" required; }
+                    button #login type="submit" { (tr(lang, "Log in", "登录")) }
+                }
+            },
+        )
+        .into_string(),
+    )
+}
+
+/// `GET /web/static/app.css`.
+pub async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("app.css"),
+    )
+        .into_response()
+}
+
+/// The arms of the study: (code, label in `lang`).
+fn arms(study: &Study, lang: Lang) -> Vec<(String, String)> {
+    study
+        .codelists
+        .get("arms")
+        .map(|l| {
+            l.codes
+                .iter()
+                .map(|c| (c.code.clone(), study_text(lang, &c.label).to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn dashboard_of(web: &Web, s: &Session) -> Result<Dashboard, WebError> {
+    let sites: Vec<String> = s.sites.keys().cloned().collect();
+    let trial = web.trial.read(&web.pool, Utc::now()).await?;
+    Ok(dashboard::dashboard(
+        &trial,
+        &sites,
+        web.options.target,
+        Utc::now(),
+    ))
+}
+
+/// `GET /web/`: the trial dashboard of the sites the user may see.
+pub async fn dashboard(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
+) -> Result<Response, WebError> {
+    let (lang, cookie) = page_lang(&headers, &q);
+    let s = session(&web, &headers).await?;
+    let sites: Vec<String> = s.sites.keys().cloned().collect();
+    let d = dashboard_of(&web, &s).await?;
+    let devices = dashboard::devices(&web.pool, &sites, Utc::now()).await?;
+    let server_flags = dashboard::server_flags(&web.pool, &sites).await?;
+    let arms = arms(&web.study, lang);
+    let today = Utc::now().date_naive();
+    let total = d.consort.counts.randomized;
+    let flag_codes: Vec<String> = {
+        let mut codes: Vec<String> = d
+            .sites
+            .iter()
+            .flat_map(|r| r.flags.keys().cloned())
+            .chain(server_flags.values().flat_map(|m| m.keys().cloned()))
+            .collect();
+        codes.sort();
+        codes.dedup();
+        codes
+    };
+    let body = html! {
+        h1 { (tr(lang, "Trial dashboard", "试验总览")) }
+        section #enrolment {
+            h2 { (tr(lang, "Enrolment", "入组")) }
+            p.big #enrolled {
+                (total) " / " (d.target) " " (tr(lang, "randomized", "例已随机"))
+                " (" (format!("{:.1}", 100.0 * total as f64 / d.target.max(1) as f64)) "%)"
+            }
+            p #projection {
+                @match d.projected {
+                    Some(p) if total >= d.target => { (tr(lang, "Target reached on ", "已于以下日期达到目标：")) (p) }
+                    Some(p) => {
+                        (tr(lang, "Projected completion: ", "预计完成日期：")) strong { (p) }
+                        " (" (format!("{:.2}", d.rate_per_day * 30.0)) " " (tr(lang, "per 30 days over the last 90 days", "例/30天，按最近90天计")) ")"
+                    }
+                    None => { (tr(lang, "No projection yet: nobody randomized in the last 90 days.", "暂无预测：最近90天无随机。")) }
+                }
+            }
+            (PreEscaped(svg::enrolment(&d, today, lang)))
+            table.data #enrolment-table {
+                thead { tr {
+                    th { (tr(lang, "Site", "中心")) } th { (tr(lang, "Screened", "筛选")) }
+                    th { (tr(lang, "Randomized", "随机")) }
+                    @for (_, label) in &arms { th { (label) } }
+                } }
+                tbody {
+                    @for r in &d.sites {
+                        tr data-site=(r.site) {
+                            td { a href=(format!("/web/sites/{}", r.site)) { (r.site) " " (r.name) } }
+                            td.num { (r.consort.counts.screened) }
+                            td.num { (r.consort.counts.randomized) }
+                            @for (code, _) in &arms { td.num { (r.consort.by_arm.get(code).copied().unwrap_or(0)) } }
+                        }
+                    }
+                    tr.total {
+                        td { (tr(lang, "Total", "合计")) }
+                        td.num { (d.consort.counts.screened) }
+                        td.num { (d.consort.counts.randomized) }
+                        @for (code, _) in &arms { td.num { (d.consort.by_arm.get(code).copied().unwrap_or(0)) } }
+                    }
+                }
+            }
+            p.note { (tr(lang,
+                "Allocation balance counts only arms opened by randomization; sealed envelopes are never read here.",
+                "分组平衡仅统计随机时已揭示的分组；此处从不读取未开启的信封。")) }
+        }
+        section #consort {
+            h2 { "CONSORT" }
+            (PreEscaped(svg::consort(&d, &arms, lang)))
+            p { a #consort-download href="/web/consort.svg" download="consort.svg" { (tr(lang, "Download the diagram (SVG)", "下载流程图（SVG）")) } }
+        }
+        section #flags {
+            h2 { (tr(lang, "Protocol flags", "方案偏离标记")) }
+            @if flag_codes.is_empty() {
+                p { (tr(lang, "No flags.", "无标记。")) }
+            } @else {
+                table.data {
+                    thead { tr { th { (tr(lang, "Flag", "标记")) } @for r in &d.sites { th { (r.site) } } } }
+                    tbody {
+                        @for code in &flag_codes {
+                            tr data-flag=(code) {
+                                td { code { (code) } }
+                                @for r in &d.sites {
+                                    td.num { (r.flags.get(code).copied().unwrap_or(0) as i64
+                                        + server_flags.get(&r.site).and_then(|m| m.get(code)).copied().unwrap_or(0)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section #overdue {
+            h2 { (tr(lang, "Overdue work", "逾期工作")) }
+            table.data {
+                thead { tr {
+                    th { (tr(lang, "Site", "中心")) }
+                    th { (tr(lang, "Daily logs missing", "缺失每日记录")) }
+                    th { (tr(lang, "Day 30 due (day 30–37)", "第30天随访待完成（30–37天）")) }
+                    th { (tr(lang, "Day 30 overdue", "第30天随访逾期")) }
+                    th { (tr(lang, "Casebooks to sign", "待签名病例")) }
+                    @for age in QUERY_AGES { th { (tr(lang, "Open queries ", "未答复质疑 ")) (age) (tr(lang, " days", "天")) } }
+                    th { (tr(lang, "Answered, to close", "已答复待关闭")) }
+                    th { (tr(lang, "Conflicts", "冲突")) }
+                } }
+                tbody {
+                    @for r in &d.sites {
+                        tr data-site=(r.site) {
+                            td { (r.site) }
+                            td.num { (r.missing_logs) } td.num { (r.day30_due) } td.num { (r.day30_overdue) }
+                            td.num { (r.unsigned) }
+                            @for n in r.open_queries { td.num { (n) } }
+                            td.num { (r.answered_queries) } td.num { (r.conflicts) }
+                        }
+                    }
+                }
+            }
+        }
+        section #devices {
+            h2 { (tr(lang, "Laptops", "笔记本电脑")) }
+            table.data {
+                thead { tr {
+                    th { (tr(lang, "Laptop", "设备")) } th { (tr(lang, "Site", "中心")) }
+                    th { (tr(lang, "Last sync", "最近同步")) } th { (tr(lang, "Changes waiting for it", "待接收的更改")) }
+                } }
+                tbody {
+                    @for dev in &devices {
+                        tr class=(if dev.stale { "stale" } else if dev.revoked { "revoked" } else { "" }) {
+                            td { (dev.device) }
+                            td { (dev.site) }
+                            td {
+                                @match dev.last_sync {
+                                    Some(t) => { (t.format("%Y-%m-%d %H:%M UTC")) }
+                                    None => { (tr(lang, "never", "从未")) }
+                                }
+                                @if dev.stale { " · " strong { (tr(lang, "stale", "过久未同步")) } }
+                                @if dev.revoked { " · " (tr(lang, "revoked", "已吊销")) }
+                            }
+                            td.num { (dev.waiting) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(respond(
+        page(lang, tr(lang, "Trial dashboard", "试验总览"), Some(&s), body),
+        cookie,
+    ))
+}
+
+/// `GET /web/consort.svg`: the diagram of the user's sites, to download.
+pub async fn consort_svg(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let lang = lang_of(&headers);
+    let s = session(&web, &headers).await?;
+    let d = dashboard_of(&web, &s).await?;
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}",
+        svg::consort(&d, &arms(&web.study, lang), lang)
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml; charset=utf-8"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"consort.svg\""),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// `GET /web/enrolment.svg`.
+pub async fn enrolment_svg(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let lang = lang_of(&headers);
+    let s = session(&web, &headers).await?;
+    let d = dashboard_of(&web, &s).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")],
+        svg::enrolment(&d, Utc::now().date_naive(), lang),
+    )
+        .into_response())
+}
+
+fn status_of(s: &SubjectSummary, lang: Lang) -> &'static str {
+    match s.screened.outcome() {
+        Outcome::Randomized => tr(lang, "randomized", "已随机"),
+        Outcome::Pending => tr(lang, "eligible, not randomized", "符合条件，未随机"),
+        Outcome::NoConsent(_) => tr(lang, "no consent", "未获同意"),
+        Outcome::NotEligible(_) => tr(lang, "not eligible", "不符合条件"),
+    }
+}
+
+fn day30_of(s: &SubjectSummary, lang: Lang) -> &'static str {
+    if !s.screened.randomized {
+        return "";
+    }
+    match s.day30 {
+        Day30Work::NotYet => tr(lang, "not yet", "未到"),
+        Day30Work::Due => tr(lang, "due", "待完成"),
+        Day30Work::Overdue => tr(lang, "overdue", "逾期"),
+        Day30Work::Done => tr(lang, "done", "已完成"),
+    }
+}
+
+/// `GET /web/sites/{site}`: the site's subjects with their work.
+pub async fn site(
+    State(web): State<Arc<Web>>,
+    Path(site): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
+) -> Result<Response, WebError> {
+    let (lang, cookie) = page_lang(&headers, &q);
+    let s = session(&web, &headers).await?;
+    s.at(&site)?;
+    let trial = web.trial.read(&web.pool, Utc::now()).await?;
+    let state = trial
+        .sites
+        .get(&site)
+        .ok_or_else(|| WebError::NotFound(format!("there is no site {site}")))?;
+    let arms: BTreeMap<String, String> = arms(&web.study, lang).into_iter().collect();
+    let open: BTreeMap<&str, usize> =
+        state
+            .projection
+            .queries
+            .values()
+            .fold(BTreeMap::new(), |mut m, q| {
+                if q.state != QueryState::Closed {
+                    *m.entry(q.subject.as_str()).or_default() += 1;
+                }
+                m
+            });
+    let body = html! {
+        h1 { (tr(lang, "Site", "中心")) " " (site) " — " (state.name) }
+        table.data #subjects {
+            thead { tr {
+                th { (tr(lang, "Subject", "受试者")) } th { (tr(lang, "Screening", "筛选")) }
+                th { (tr(lang, "Randomized at", "随机时间")) } th { (tr(lang, "Arm", "组别")) }
+                th { (tr(lang, "Day 30", "第30天")) } th { (tr(lang, "Daily logs missing", "缺失每日记录")) }
+                th { (tr(lang, "Flags", "标记")) } th { (tr(lang, "Open queries", "未关闭质疑")) }
+            } }
+            tbody {
+                @for (id, sum) in &state.subjects {
+                    tr data-subject=(id) {
+                        td { a href=(format!("/web/sites/{site}/subjects/{id}")) { (id) } }
+                        td { (status_of(sum, lang)) }
+                        td { @if let Some(t) = sum.outcome.randomized_at { (t.format("%Y-%m-%d %H:%M %:z")) } }
+                        td { @if sum.screened.randomized { @if let Some(a) = &sum.screened.arm { (arms.get(a).cloned().unwrap_or_else(|| a.clone())) } } }
+                        td { (day30_of(sum, lang)) }
+                        td.num { (sum.outcome.flags.iter().filter(|f| f.code == "DAILY_LOG_MISSING").count()) }
+                        td { @for f in sum.outcome.flags.iter().filter(|f| f.code != "DAILY_LOG_MISSING") { code { (f.code) } " " } }
+                        td.num { (open.get(id.as_str()).copied().unwrap_or(0)) }
+                    }
+                }
+            }
+        }
+    };
+    Ok(respond(
+        page(lang, &format!("{} {site}", tr(lang, "Site", "中心")), Some(&s), body),
+        cookie,
+    ))
+}
+
+/// `GET /web/api/sites/{site}/subjects`: the site's subjects as JSON (for scripts), under the
+/// same session and site rules as the pages.
+pub async fn site_json(
+    State(web): State<Arc<Web>>,
+    Path(site): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let s = session(&web, &headers).await?;
+    s.at(&site)?;
+    let trial = web.trial.read(&web.pool, Utc::now()).await?;
+    let state = trial
+        .sites
+        .get(&site)
+        .ok_or_else(|| WebError::NotFound(format!("there is no site {site}")))?;
+    let rows: Vec<serde_json::Value> = state
+        .subjects
+        .iter()
+        .map(|(id, sum)| {
+            serde_json::json!({
+                "subject": id,
+                "randomized": sum.screened.randomized,
+                "flags": sum.outcome.flags.iter().map(|f| f.code.clone()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_string(&rows).map_err(|e| WebError::Internal(e.to_string()))?,
+    )
+        .into_response())
+}
+
+/// A value as a nurse reads it: code labels, dates without ISO's `T`.
+fn shown(study: &Study, item: Option<&ItemDef>, v: &Value, lang: Lang) -> String {
+    match v {
+        Value::DateTime(d) => d.format("%Y-%m-%d %H:%M %:z").to_string(),
+        Value::Code(c) => item
+            .and_then(|i| study.codes_for(i).into_iter().find(|x| &x.code == c))
+            .map(|x| format!("{} ({c})", study_text(lang, &x.label)))
+            .unwrap_or_else(|| c.clone()),
+        other => other.to_string(),
+    }
+}
+
+/// `GET /web/sites/{site}/subjects/{subject}`: the subject's casebook, read-only.
+pub async fn subject(
+    State(web): State<Arc<Web>>,
+    Path((site, subject)): Path<(String, String)>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
+) -> Result<Response, WebError> {
+    let (lang, cookie) = page_lang(&headers, &q);
+    let s = session(&web, &headers).await?;
+    let access = s.at(&site)?;
+    let v = crate::subject::load(&web.pool, &web.study, &site, &subject, Utc::now()).await?;
+    let may_raise = access.role.may(Action::RaiseQuery);
+    let may_close = access.role.may(Action::CloseQuery);
+    let may_verify = access.role.may(Action::VerifySource);
+    let body = subject_body(&web.study, &v, lang, &s.csrf, (may_raise, may_close, may_verify));
+    Ok(respond(page(lang, &subject, Some(&s), body), cookie))
+}
+
+fn subject_body(
+    study: &Study,
+    v: &SubjectView,
+    lang: Lang,
+    csrf: &str,
+    (may_raise, may_close, may_verify): (bool, bool, bool),
+) -> Markup {
+    let o = &v.outcome;
+    let base = format!("/web/sites/{}/subjects/{}", v.site, v.subject);
+    html! {
+        h1 { (tr(lang, "Subject", "受试者")) " " (v.subject) }
+        dl.outcome {
+            dt { (tr(lang, "Randomized at", "随机时间")) }
+            dd { @if let Some(t) = o.randomized_at { (t.format("%Y-%m-%d %H:%M %:z")) } @else { "—" } }
+            dt { (tr(lang, "IABP delay after ECMO start", "ECMO开始至IABP置入")) }
+            dd { @if let Some(m) = o.iabp_delay_min { (m) " min" } @else { "—" } }
+            dt { (tr(lang, "Primary endpoint (death by day 30)", "主要终点（30天内死亡）")) }
+            dd #primary { (match o.primary_endpoint {
+                Answer::Yes => tr(lang, "yes", "是"),
+                Answer::No => tr(lang, "no", "否"),
+                Answer::Unknown => tr(lang, "unknown", "未知"),
+            }) }
+        }
+        @if !o.flags.is_empty() {
+            h2 { (tr(lang, "Protocol flags", "方案偏离标记")) }
+            ul.flags #subject-flags {
+                @for f in &o.flags { li { code { (f.code) } " " (f.form) ": " (study_text(lang, &f.message)) } }
+            }
+        }
+        h2 { (tr(lang, "Queries", "质疑")) }
+        @if v.queries.is_empty() { p { (tr(lang, "No queries.", "无质疑。")) } }
+        @for q in &v.queries {
+            div.query id=(format!("q-{}", q.id)) data-state=(format!("{:?}", q.state).to_lowercase()) {
+                h3 { (q.form) " · " (q.item) " — " span.state { (match q.state {
+                    QueryState::Open => tr(lang, "open", "未答复"),
+                    QueryState::Answered => tr(lang, "answered", "已答复"),
+                    QueryState::Closed => tr(lang, "closed", "已关闭"),
+                }) } }
+                ol.thread {
+                    @for st in &q.steps {
+                        li { span.when { (st.utc) } " " strong { (st.user) } " (" (st.role) "): " span.text { (st.text) } }
+                    }
+                }
+                @if may_close && q.state != QueryState::Closed {
+                    form method="post" action=(format!("{base}/queries/{}/close", q.id)) {
+                        input type="hidden" name="csrf" value=(csrf);
+                        label { (tr(lang, "Note", "备注")) input type="text" name="text" required maxlength="2000"; }
+                        button type="submit" { (tr(lang, "Close the query", "关闭质疑")) }
+                    }
+                }
+            }
+        }
+        @for form in &study.forms {
+            @for (instance, values) in v.values.range(form.id.clone()..).take_while(|(k, _)| k.split('#').next() == Some(form.id.as_str())) {
+                section.form id=(format!("f-{instance}")) {
+                    h2 { (study_text(lang, &form.name)) " · " (instance) }
+                    table.data {
+                        thead { tr {
+                            th { (tr(lang, "Item", "项目")) } th { (tr(lang, "Value", "值")) }
+                            th { "SDV" } th { (tr(lang, "History", "修改记录")) }
+                        } }
+                        tbody {
+                            @for item in &form.items {
+                                @let value = values.get(&item.id);
+                                @let derived = v.derived.get(instance).and_then(|d| d.get(&item.id));
+                                @if value.is_some() || derived.is_some() {
+                                    tr id=(format!("i-{instance}-{}", item.id)) {
+                                        td { (study_text(lang, &item.label)) " " small { code { (item.id) } } }
+                                        td.value {
+                                            @if let Some(x) = value { (shown(study, Some(item), x, lang)) }
+                                            @else if let Some(x) = derived { (shown(study, Some(item), x, lang)) " " small { (tr(lang, "(derived)", "（推导）")) } }
+                                            @if let Some(u) = &item.unit { " " (u) }
+                                        }
+                                        td {
+                                            @if v.verified.contains(&(instance.clone(), item.id.clone())) { "✓" }
+                                            @else if may_verify && value.is_some() {
+                                                form.inline method="post" action=(format!("{base}/sdv")) {
+                                                    input type="hidden" name="csrf" value=(csrf);
+                                                    input type="hidden" name="form" value=(instance);
+                                                    input type="hidden" name="item" value=(item.id);
+                                                    button type="submit" { (tr(lang, "Verified", "已核查")) }
+                                                }
+                                            }
+                                        }
+                                        td {
+                                            details {
+                                                summary { (v.trail(instance, &item.id).count()) " " (tr(lang, "changes", "次修改")) }
+                                                ol.trail {
+                                                    @for c in v.trail(instance, &item.id) {
+                                                        li {
+                                                            span.when { (c.utc) } " " strong { (c.user) } " (" (c.role) ") "
+                                                            (c.old_value.as_deref().and_then(|j| Value::from_json(j).ok()).map(|x| shown(study, Some(item), &x, lang)).unwrap_or_else(|| "∅".into()))
+                                                            " → "
+                                                            (c.new_value.as_deref().and_then(|j| Value::from_json(j).ok()).map(|x| shown(study, Some(item), &x, lang)).unwrap_or_else(|| "∅".into()))
+                                                            @if let Some(r) = &c.reason { " · " em { (r) } }
+                                                        }
+                                                    }
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    @if may_raise {
+                        form.raise method="post" action=(format!("{base}/queries")) {
+                            input type="hidden" name="csrf" value=(csrf);
+                            input type="hidden" name="form" value=(instance);
+                            label { (tr(lang, "Raise a query on", "就以下项目提出质疑"))
+                                select name="item" {
+                                    @for item in &form.items { option value=(item.id) { (item.id) " — " (study_text(lang, &item.label)) } }
+                                }
+                            }
+                            label { (tr(lang, "Question", "问题")) textarea name="text" required maxlength="2000" {} }
+                            button type="submit" { (tr(lang, "Raise the query", "提出质疑")) }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { (tr(lang, "Signatures", "签名")) }
+        @if v.signatures.is_empty() { p { (tr(lang, "Not signed.", "未签名。")) } }
+        ul { @for sig in &v.signatures {
+            li { (sig.scope) ": " (sig.name) " (" (sig.signer) ") " (sig.utc) " · "
+                @if sig.valid { (tr(lang, "valid", "有效")) } @else { strong { (tr(lang, "no longer valid: values changed since", "已失效：签名后数值有修改")) } } }
+        } }
+    }
+}
