@@ -442,7 +442,10 @@ impl SiteConsort {
     pub fn add(&mut self, r: &Screened) {
         let outcome = r.outcome();
         if outcome == Outcome::Randomized {
-            *self.by_arm.entry(r.arm.clone().unwrap_or_default()).or_default() += 1;
+            *self
+                .by_arm
+                .entry(r.arm.clone().unwrap_or_default())
+                .or_default() += 1;
         }
         self.counts.add(&outcome);
     }

@@ -72,8 +72,7 @@ impl Session {
             Ok(())
         } else {
             Err(WebError::Forbidden(
-                "the form has no valid security token (csrf): reload the page and try again"
-                    .into(),
+                "the form has no valid security token (csrf): reload the page and try again".into(),
             ))
         }
     }
@@ -96,9 +95,7 @@ impl Auth {
         }
     }
 
-    fn table(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<Session>, Instant)>> {
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<Session>, Instant)>> {
         // A panic while holding the lock leaves the map as it was: keep using it.
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -132,7 +129,9 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 fn set_cookie(name: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
-    let age = max_age.map(|s| format!("; Max-Age={s}")).unwrap_or_default();
+    let age = max_age
+        .map(|s| format!("; Max-Age={s}"))
+        .unwrap_or_default();
     HeaderValue::from_str(&format!(
         "{name}={value}; Path=/web; HttpOnly; Secure; SameSite=Strict{age}"
     ))

@@ -154,7 +154,11 @@ pub fn dashboard(trial: &Trial, sites: &[String], target: usize, now: DateTime<U
 
 /// The rate of the last 90 days (or since the first randomization, if later) and the date the
 /// target would be reached at it.
-pub fn projection(dates: &[NaiveDate], target: usize, today: NaiveDate) -> (f64, Option<NaiveDate>) {
+pub fn projection(
+    dates: &[NaiveDate],
+    target: usize,
+    today: NaiveDate,
+) -> (f64, Option<NaiveDate>) {
     let Some(first) = dates.first() else {
         return (0.0, None);
     };
@@ -169,7 +173,10 @@ pub fn projection(dates: &[NaiveDate], target: usize, today: NaiveDate) -> (f64,
     if rate <= 0.0 {
         return (rate, None);
     }
-    (rate, Some(today + Duration::days((left / rate).ceil() as i64)))
+    (
+        rate,
+        Some(today + Duration::days((left / rate).ceil() as i64)),
+    )
 }
 
 /// One laptop's health.
@@ -199,7 +206,7 @@ pub async fn devices(
         "SELECT d.device, d.site, extract(epoch FROM d.last_sync)::float8, d.revoked IS NOT NULL, \
            (SELECT count(*) FROM changes c WHERE c.site = d.site AND c.seq > d.pulled_seq \
               AND c.device <> d.device) \
-         FROM devices d WHERE d.site = ANY($1) AND d.device NOT LIKE 'server-%' \
+         FROM devices d WHERE d.site = ANY($1) AND d.device NOT LIKE 'server-%' AND d.device NOT LIKE 'web-%' \
          ORDER BY d.site, d.device",
     )
     .bind(sites)

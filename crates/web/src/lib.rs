@@ -169,6 +169,7 @@ pub fn router(pool: PgPool, options: WebOptions, study: Arc<ecrf_core::Study>) -
             post(monitor::mark_sdv),
         )
         .route("/web/api/sites/{site}/subjects", get(pages::site_json))
+        .route("/web/api/consort", get(pages::consort_json))
         .layer(middleware::from_fn(security_headers))
         .with_state(web)
 }

@@ -195,9 +195,7 @@ pub fn summary(
     let serious_aes = values
         .iter()
         .filter(|(k, _)| k.starts_with("AE#"))
-        .filter(|(_, v)| {
-            matches!(v.get("SERIOUS"), Some(ecrf_core::Value::Code(c)) if c == "Y")
-        })
+        .filter(|(_, v)| matches!(v.get("SERIOUS"), Some(ecrf_core::Value::Code(c)) if c == "Y"))
         .count();
     Ok(SubjectSummary {
         screened,
@@ -248,6 +246,9 @@ mod tests {
         assert_eq!(day30_work(&o, true, on(38)), Day30Work::Done);
         let dead = outcome_from(Some(d0), Some(12));
         assert_eq!(day30_work(&dead, false, on(40)), Day30Work::Done);
-        assert_eq!(day30_work(&outcome_from(None, None), false, on(40)), Day30Work::NotYet);
+        assert_eq!(
+            day30_work(&outcome_from(None, None), false, on(40)),
+            Day30Work::NotYet
+        );
     }
 }

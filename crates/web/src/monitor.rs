@@ -83,8 +83,8 @@ async fn authorised(
 
 /// The form instance and item named by a form, checked against the study.
 fn item_of(web: &Web, form: &str, item: &str) -> Result<(String, String), WebError> {
-    let key = FormKey::parse(&web.study, form.trim())
-        .map_err(|e| WebError::Bad(format!("form: {e}")))?;
+    let key =
+        FormKey::parse(&web.study, form.trim()).map_err(|e| WebError::Bad(format!("form: {e}")))?;
     let def = web
         .study
         .form(&key.form)
@@ -171,8 +171,8 @@ pub async fn close_query(
     let s = authorised(&web, &headers, &f.csrf, &site).await?;
     let access = s.at(&site)?;
     let text = text_of(&f.text)?;
-    let view = crate::subject::load(&web.pool, &web.study, &site, &subject, chrono::Utc::now())
-        .await?;
+    let view =
+        crate::subject::load(&web.pool, &web.study, &site, &subject, chrono::Utc::now()).await?;
     let q = view
         .queries
         .iter()
@@ -214,8 +214,8 @@ pub async fn mark_sdv(
         )));
     }
     let (form, item) = item_of(&web, &f.form, &f.item)?;
-    let view = crate::subject::load(&web.pool, &web.study, &site, &subject, chrono::Utc::now())
-        .await?;
+    let view =
+        crate::subject::load(&web.pool, &web.study, &site, &subject, chrono::Utc::now()).await?;
     let value = view.values.get(&form).and_then(|v| v.get(&item)).cloned();
     if value.is_none() {
         return Err(WebError::Bad(format!(

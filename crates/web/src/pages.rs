@@ -9,12 +9,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::Utc;
+use ecrf_core::Value;
 use ecrf_core::eligibility::Outcome;
 use ecrf_core::outcome::Answer;
 use ecrf_core::query::QueryState;
 use ecrf_core::role::Action;
 use ecrf_core::study::{ItemDef, Study};
-use ecrf_core::Value;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::auth::{Session, session};
@@ -350,7 +350,12 @@ pub async fn dashboard(
         }
     };
     Ok(respond(
-        page(lang, tr(lang, "Trial dashboard", "试验总览"), Some(&s), body),
+        page(
+            lang,
+            tr(lang, "Trial dashboard", "试验总览"),
+            Some(&s),
+            body,
+        ),
         cookie,
     ))
 }
@@ -370,7 +375,10 @@ pub async fn consort_svg(
     Ok((
         [
             (header::CONTENT_TYPE, "image/svg+xml; charset=utf-8"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"consort.svg\""),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"consort.svg\"",
+            ),
         ],
         body,
     )
@@ -466,7 +474,12 @@ pub async fn site(
         }
     };
     Ok(respond(
-        page(lang, &format!("{} {site}", tr(lang, "Site", "中心")), Some(&s), body),
+        page(
+            lang,
+            &format!("{} {site}", tr(lang, "Site", "中心")),
+            Some(&s),
+            body,
+        ),
         cookie,
     ))
 }
@@ -529,7 +542,13 @@ pub async fn subject(
     let may_raise = access.role.may(Action::RaiseQuery);
     let may_close = access.role.may(Action::CloseQuery);
     let may_verify = access.role.may(Action::VerifySource);
-    let body = subject_body(&web.study, &v, lang, &s.csrf, (may_raise, may_close, may_verify));
+    let body = subject_body(
+        &web.study,
+        &v,
+        lang,
+        &s.csrf,
+        (may_raise, may_close, may_verify),
+    );
     Ok(respond(page(lang, &subject, Some(&s), body), cookie))
 }
 
@@ -661,4 +680,31 @@ fn subject_body(
                 @if sig.valid { (tr(lang, "valid", "有效")) } @else { strong { (tr(lang, "no longer valid: values changed since", "已失效：签名后数值有修改")) } } }
         } }
     }
+}
+
+/// `GET /web/api/consort`: the CONSORT counts of the user's sites as JSON (the dashboard's
+/// numbers, for scripts and the test that holds them equal to `ecrf screening consort`).
+pub async fn consort_json(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let s = session(&web, &headers).await?;
+    let d = dashboard_of(&web, &s).await?;
+    let c = &d.consort.counts;
+    let body = serde_json::json!({
+        "screened": c.screened,
+        "not_eligible": c.not_eligible,
+        "by_criterion": c.by_criterion,
+        "consent_not_obtained": c.consent_not_obtained,
+        "pending": c.pending,
+        "randomized": c.randomized,
+        "by_arm": d.consort.by_arm,
+        "lost": d.lost,
+        "analysed": d.analysed,
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response())
 }

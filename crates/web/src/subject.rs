@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use ecrf_core::Value;
-use ecrf_core::query::QueryState;
 use ecrf_core::outcome::{SubjectOutcome, SubjectValues, derive_instance, subject_outcome};
+use ecrf_core::query::QueryState;
 use ecrf_log::{Change, ChangeKind, Projection, Signature};
 use sqlx::PgPool;
 
@@ -102,8 +102,8 @@ pub async fn load(
             .map_err(|e| WebError::Internal(format!("a stored change is unreadable: {e}")))?;
         changes.push(c);
     }
-    let projection = Projection::of(&changes)
-        .map_err(|e| WebError::Internal(format!("{subject}: {e}")))?;
+    let projection =
+        Projection::of(&changes).map_err(|e| WebError::Internal(format!("{subject}: {e}")))?;
     if !projection.subjects.iter().any(|s| s.subject == subject) {
         return Err(WebError::NotFound(format!(
             "site {site} has no subject {subject}"

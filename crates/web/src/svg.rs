@@ -36,7 +36,10 @@ pub fn enrolment(d: &Dashboard, today: NaiveDate, lang: Lang) -> String {
     let first = d.enrolment.first().map(|(t, _)| *t).unwrap_or(today);
     let last = d.projected.unwrap_or(today).max(today);
     let span = ((last - first).num_days().max(1)) as f64;
-    let ymax = d.target.max(d.enrolment.last().map(|(_, n)| *n).unwrap_or(0)).max(1) as f64;
+    let ymax = d
+        .target
+        .max(d.enrolment.last().map(|(_, n)| *n).unwrap_or(0))
+        .max(1) as f64;
     let x = |t: NaiveDate| left + (t - first).num_days() as f64 / span * (w - left - right);
     let y = |n: f64| h - bottom - n / ymax * (h - bottom - top);
     let _ = write!(
@@ -125,16 +128,18 @@ pub fn consort(d: &Dashboard, arms: &[(String, String)], lang: Lang) -> String {
         220.0,
         10.0,
         260.0,
-        &[format!("{} (n = {})", tr(lang, "Screened", "筛选"), c.screened)],
+        &[format!(
+            "{} (n = {})",
+            tr(lang, "Screened", "筛选"),
+            c.screened
+        )],
         "screened",
     );
-    let mut excluded = vec![
-        format!(
-            "{} (n = {})",
-            tr(lang, "Not eligible", "不符合条件"),
-            c.not_eligible
-        ),
-    ];
+    let mut excluded = vec![format!(
+        "{} (n = {})",
+        tr(lang, "Not eligible", "不符合条件"),
+        c.not_eligible
+    )];
     for (criterion, n) in &c.by_criterion {
         excluded.push(format!("  {criterion}: {n}"));
     }
@@ -156,7 +161,11 @@ pub fn consort(d: &Dashboard, arms: &[(String, String)], lang: Lang) -> String {
         220.0,
         250.0,
         260.0,
-        &[format!("{} (n = {})", tr(lang, "Randomized", "随机"), c.randomized)],
+        &[format!(
+            "{} (n = {})",
+            tr(lang, "Randomized", "随机"),
+            c.randomized
+        )],
         "randomized",
     );
     for (i, (code, label)) in arms.iter().enumerate() {
@@ -171,7 +180,11 @@ pub fn consort(d: &Dashboard, arms: &[(String, String)], lang: Lang) -> String {
             &[
                 format!("{label} (n = {})", n(&d.consort.by_arm)),
                 format!("{}: {}", tr(lang, "Lost to follow-up", "失访"), n(&d.lost)),
-                format!("{}: {}", tr(lang, "Analysed (primary endpoint)", "纳入分析（主要终点）"), n(&d.analysed)),
+                format!(
+                    "{}: {}",
+                    tr(lang, "Analysed (primary endpoint)", "纳入分析（主要终点）"),
+                    n(&d.analysed)
+                ),
             ],
             &format!("arm-{}", esc(code)),
         );
@@ -186,6 +199,9 @@ mod tests {
 
     #[test]
     fn text_is_escaped() {
-        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }

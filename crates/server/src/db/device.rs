@@ -194,14 +194,26 @@ pub(crate) async fn ensure_server_device(
     device: &str,
     site: &str,
 ) -> Result<(), sqlx::Error> {
+    ensure_tokenless_device(tx, device, site, 0).await
+}
+
+/// [`ensure_server_device`] for any device the server writes for (its own: number 0; the web
+/// view's: number -1).
+pub(crate) async fn ensure_tokenless_device(
+    tx: &mut PgConnection,
+    device: &str,
+    site: &str,
+    number: i32,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO devices (device, site, device_no, token_hash, last_hash, revoked) \
-         VALUES ($1, $2, 0, $3, $4, now()) ON CONFLICT (device) DO NOTHING",
+         VALUES ($1, $2, $5, $3, $4, now()) ON CONFLICT (device) DO NOTHING",
     )
     .bind(device)
     .bind(site)
     .bind(format!("no token: {device}"))
     .bind(ecrf_log::GENESIS)
+    .bind(number)
     .execute(tx)
     .await?;
     Ok(())

@@ -201,7 +201,22 @@ pub(crate) async fn append_own(
     template: Change,
 ) -> Result<Change, ServerError> {
     let key = server_key(tx).await?;
-    append_in_chain(tx, site, template, (SERVER_AUTHOR, SERVER_AUTHOR, &key)).await
+    let me = server_device(site);
+    super::device::ensure_server_device(tx, &me, site).await?;
+    append_in_chain(
+        tx,
+        (site, &me),
+        template,
+        (SERVER_AUTHOR, SERVER_AUTHOR, &key),
+    )
+    .await
+}
+
+/// The web view's device of a site: the chain of what people do on the web (queries, SDV,
+/// locks), each change signed by its author's own key. Apart from the server's own chain,
+/// whose changes laptops take only with the server's key (they change users).
+pub fn web_device(site: &str) -> String {
+    format!("web-{site}")
 }
 
 /// Someone who writes a change on the server: their name, the role they write as, and their
@@ -210,8 +225,9 @@ pub(crate) async fn append_own(
 pub type Author<'a> = (&'a str, &'a str, &'a AuthorKey);
 
 /// Appends a change a person made on the web view (a query raised, an SDV mark, a lock) to
-/// the server's chain of `site`, in one transaction that holds the site's row lock: numbered,
-/// chained, hashed and signed with the author's own key. The caller has checked the role.
+/// the web view's chain of `site` ([`web_device`]), in one transaction that holds the site's
+/// row lock: numbered, chained, hashed and signed with the author's own key. The caller has
+/// checked the role.
 pub async fn append_as(
     pool: &PgPool,
     site: &str,
@@ -219,24 +235,24 @@ pub async fn append_as(
     author: Author<'_>,
 ) -> Result<Change, ServerError> {
     let mut tx = super::changes::site_transaction(pool, site).await?;
-    let c = append_in_chain(&mut tx, site, template, author).await?;
+    let me = web_device(site);
+    super::device::ensure_tokenless_device(&mut tx, &me, site, -1).await?;
+    let c = append_in_chain(&mut tx, (site, &me), template, author).await?;
     tx.commit().await?;
     Ok(c)
 }
 
 async fn append_in_chain(
     tx: &mut PgConnection,
-    site: &str,
+    (site, me): (&str, &str),
     template: Change,
     (user, role, key): Author<'_>,
 ) -> Result<Change, ServerError> {
-    let me = server_device(site);
-    super::device::ensure_server_device(tx, &me, site).await?;
-    let (seq, prev) = super::device::head_for_update(tx, &me).await?;
+    let (seq, prev) = super::device::head_for_update(tx, me).await?;
     let mut c = Change {
         seq: 0,
         change_id: uuid::Uuid::now_v7().to_string(),
-        device: me.clone(),
+        device: me.to_string(),
         device_seq: seq + 1,
         user: user.into(),
         role: role.into(),
@@ -250,8 +266,8 @@ async fn append_in_chain(
     c.hash = c.compute_hash();
     key.sign(&mut c);
     let json = serde_json::to_string(&c).map_err(|e| ServerError::Internal(e.to_string()))?;
-    super::changes::insert_one(tx, site, &me, &c, &json).await?;
-    super::device::set_head(tx, &me, c.device_seq, &c.hash).await?;
+    super::changes::insert_one(tx, site, me, &c, &json).await?;
+    super::device::set_head(tx, me, c.device_seq, &c.hash).await?;
     Ok(c)
 }
 
@@ -515,7 +531,10 @@ pub struct WebIdentity {
 
 /// Every active site identity of `username` that has a verifier (a monitor assigned to sites
 /// 01 and 03 is registered at both), in site order.
-pub async fn web_identities(pool: &PgPool, username: &str) -> Result<Vec<WebIdentity>, ServerError> {
+pub async fn web_identities(
+    pool: &PgPool,
+    username: &str,
+) -> Result<Vec<WebIdentity>, ServerError> {
     let rows = sqlx::query(
         "SELECT u.site, u.name, u.verifier, u.escrow, \
            (SELECT role FROM user_roles r WHERE r.site = u.site AND r.username = u.username \

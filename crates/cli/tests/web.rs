@@ -1,0 +1,406 @@
+//! The coordinating centre's web view (issue 21) over the real `ecrf server`, a real
+//! PostgreSQL and real laptop stores, spoken to in HTTP as a browser does: login and its
+//! cookie, CSRF, lockout and the audit; site scoping (a monitor of sites 01 and 03 never sees
+//! site 02); hostile values shown as text under a policy that forbids inline script; the
+//! dashboard's CONSORT counts equal to `ecrf screening consort` summed over the sites; a query
+//! raised on the web reaching the laptop at sync and its answer coming back.
+
+mod server;
+mod webclient;
+
+use ecrf_core::query::QueryStep;
+use ecrf_log::{Change, ChangeKind};
+use ecrf_testkit::{NURSE, Site, eligible_subject, randomized_subject};
+use server::{Device, Server, fresh_database, psql};
+use webclient::Browser;
+
+const MONITOR_PW: &str = "monitor-web-2026-kestrel";
+
+fn add_user(server: &Server, site: &str, user: &str, role: &str, password: &str) {
+    let out = std::process::Command::new(server::ecrf_bin())
+        .args([
+            "server", "user", "add", user, "--site", site, "--role", role,
+        ])
+        .args([
+            "--name",
+            "Mona Li 李梦",
+            "--database-url",
+            &server.database_url,
+        ])
+        .env("ECRF_NEW_PASSWORD", password)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Sites 01, 02, 03; a monitor registered at 01 and 03.
+fn setup() -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&fresh_database(), dir.path());
+    for s in ["01", "02", "03"] {
+        server.add_site(s);
+    }
+    add_user(&server, "01", "mona", "monitor", MONITOR_PW);
+    add_user(&server, "03", "mona", "monitor", MONITOR_PW);
+    (dir, server)
+}
+
+fn audit(server: &Server, event: &str) -> usize {
+    psql(
+        &server.database_url,
+        &format!("SELECT count(*) FROM web_audit WHERE username = 'mona' AND event = '{event}'"),
+    )
+    .parse()
+    .unwrap()
+}
+
+#[test]
+fn login_sets_a_strict_cookie_and_a_monitor_sees_only_assigned_sites() {
+    let (_dir, server) = setup();
+    let mut b = Browser::new(&server.url());
+
+    // Every page says what it forbids: no inline script, no framing.
+    let login = b.get("/web/login");
+    let csp = login.header("content-security-policy").unwrap().to_string();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(!login.body.contains("<script"), "a page carries script");
+
+    // A login form posted without its token is refused, and nobody is logged in.
+    let forged = b.post(
+        "/web/login",
+        &[("username", "mona"), ("password", MONITOR_PW)],
+    );
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    assert!(forged.body.contains("csrf"), "{}", forged.body);
+    assert_eq!(b.get("/web/").status, 303, "no session: back to the login");
+
+    // A wrong password: 401, said, audited.
+    let wrong = b.log_in("mona", "not-the-password-at-all");
+    assert_eq!(wrong.status, 401);
+    assert!(
+        wrong.body.contains("user name or password is wrong"),
+        "{}",
+        wrong.body
+    );
+    assert_eq!(audit(&server, "login.failed"), 1);
+
+    let ok = b.log_in("mona", MONITOR_PW);
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let cookie = ok
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("ecrf_web="))
+        .expect("a session cookie")
+        .to_string();
+    for attribute in ["HttpOnly", "Secure", "SameSite=Strict"] {
+        assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+    }
+    assert_eq!(audit(&server, "login"), 1);
+
+    let home = b.get("/web/");
+    assert_eq!(home.status, 200, "{}", home.body);
+    assert!(home.body.contains("href=\"/web/sites/01\""));
+    assert!(home.body.contains("href=\"/web/sites/03\""));
+    assert!(!home.body.contains("/web/sites/02"), "site 02 is shown");
+    assert!(home.body.contains("Hospital 01") && !home.body.contains("Hospital 02"));
+
+    // Site 02's pages and API: refused.
+    for path in [
+        "/web/sites/02",
+        "/web/sites/02/subjects/02-0001",
+        "/web/api/sites/02/subjects",
+    ] {
+        let p = b.get(path);
+        assert!(matches!(p.status, 403 | 404), "{path}: {}", p.status);
+    }
+    assert_eq!(b.get("/web/api/sites/01/subjects").status, 200);
+    let csrf = b.get("/web/sites/01").csrf();
+    let posted = b.post(
+        "/web/sites/02/subjects/02-0001/queries",
+        &[
+            ("csrf", &csrf),
+            ("form", "SCR"),
+            ("item", "AGE"),
+            ("text", "?"),
+        ],
+    );
+    assert_eq!(posted.status, 403, "{}", posted.body);
+
+    // Logging out ends the session.
+    let out = b.post("/web/logout", &[("csrf", &csrf)]);
+    assert_eq!(out.status, 303);
+    assert_eq!(b.get("/web/").status, 303);
+    assert_eq!(audit(&server, "logout"), 1);
+}
+
+#[test]
+fn repeated_failures_lock_the_user_name_even_for_the_right_password() {
+    let (_dir, server) = setup();
+    let mut b = Browser::new(&server.url());
+    for _ in 0..5 {
+        assert_eq!(b.log_in("mona", "guess-guess-guess-guess").status, 401);
+    }
+    let locked = b.log_in("mona", MONITOR_PW);
+    assert_eq!(locked.status, 401);
+    assert!(locked.body.contains("locked"), "{}", locked.body);
+    assert!(!b.cookies.contains_key("ecrf_web"));
+    assert_eq!(audit(&server, "login.failed"), 5);
+    assert_eq!(audit(&server, "login.refused"), 1);
+}
+
+/// The laptop's next change after `last`: an item set by its nurse, signed with her key (what
+/// a tampered app could send: the server stores any text the study's item type allows).
+fn item_change(
+    last: &Change,
+    key: &ecrf_log::AuthorKey,
+    subject: &str,
+    form: &str,
+    item: &str,
+    text: &str,
+) -> Change {
+    let mut c = last.clone();
+    c.device_seq = last.device_seq + 1;
+    c.prev_hash = last.hash.clone();
+    c.change_id = uuid::Uuid::now_v7().to_string();
+    c.kind = ChangeKind::ItemSet;
+    c.subject = Some(subject.into());
+    c.form = Some(form.into());
+    c.item = Some(item.into());
+    c.old_value = None;
+    c.new_value = Some(ecrf_core::Value::Text(text.into()).to_json());
+    c.user = "nurse".into();
+    c.role = "nurse".into();
+    c.reason = None;
+    c.warning = None;
+    c.base = None;
+    c.hash = c.compute_hash();
+    key.sign(&mut c);
+    c
+}
+
+#[test]
+fn hostile_values_render_as_text() {
+    let (dir, server) = setup();
+    let mut a = Device::enrolled(dir.path(), "a", "01", &server);
+    let id = eligible_subject(&mut a.store, "01-S1");
+    a.sync();
+    let key = a.author_key("nurse", NURSE.password);
+    let long: String = "长".repeat(2500) + &"x".repeat(2500);
+    let hostile = [
+        ("BAS", "SHOCK_CAUSE_OTH", "<script>alert(1)</script>"),
+        ("CON", "LAR_RELATION_OTH", "\"><img src=x onerror=alert(1)>"),
+        (
+            "IABP",
+            "NOT_INSERTED_REASON",
+            "\u{202E}gnp.exe \u{05E9}\u{05DC}\u{05D5}\u{05DD} مرحبا",
+        ),
+        ("EVT#1", "DETAILS", long.as_str()),
+    ];
+    let mut last = a.last_own();
+    let mut changes = Vec::new();
+    for (form, item, text) in hostile {
+        let c = item_change(&last, &key, &id, form, item, text);
+        last = c.clone();
+        changes.push(c);
+    }
+    a.client().push("01", changes).expect("stored");
+
+    let mut b = Browser::new(&server.url());
+    assert_eq!(b.log_in("mona", MONITOR_PW).status, 303);
+    let page = b.get(&format!("/web/sites/01/subjects/{id}"));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        !page.body.contains("<script"),
+        "a script element on the page"
+    );
+    assert!(!page.body.contains("<img"), "an image element on the page");
+    assert!(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(
+        page.body
+            .contains("&quot;&gt;&lt;img src=x onerror=alert(1)&gt;")
+    );
+    assert!(
+        page.body.contains("\u{202E}gnp.exe"),
+        "the right-to-left text is lost"
+    );
+    assert!(
+        page.body.contains(&long),
+        "the 5,000 characters are not all shown"
+    );
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"));
+}
+
+/// `ecrf screening consort` of a laptop, as (label, count) lines summed into `into`.
+fn add_cli_consort(d: &Device, into: &mut std::collections::BTreeMap<String, i64>) {
+    let out = d.ecrf(&["screening", "consort"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let t = line.trim();
+        if t.starts_with("site ") {
+            continue;
+        }
+        let (label, n) = t.rsplit_once(' ').unwrap();
+        *into.entry(label.trim().to_string()).or_default() += n.parse::<i64>().unwrap();
+    }
+}
+
+#[test]
+fn dashboard_consort_equals_the_command_line_summed_over_sites() {
+    let (dir, server) = setup();
+    let mut laptops = Vec::new();
+    for (site, name) in [("01", "a"), ("03", "c")] {
+        let path = dir.path().join(format!("{name}.ecrf"));
+        let store = Site::new(site)
+            .with_nurse()
+            .with_lease(8, [site.as_bytes()[1]; 32])
+            .create_as(&path, &NURSE);
+        let mut d = Device { store, path };
+        ecrf_sync::enrol(
+            &d.store,
+            &server.url(),
+            &server.enrol_code(site, d.store.device_id()),
+            None,
+        )
+        .unwrap();
+        randomized_subject(&mut d.store, &format!("{site}-R1"));
+        randomized_subject(&mut d.store, &format!("{site}-R2"));
+        eligible_subject(&mut d.store, &format!("{site}-P1"));
+        // Not eligible: too young, and no consent.
+        let young = d.store.new_subject().unwrap();
+        d.save(&young, "SCR", &[("AGE", "16")]);
+        let unconsented = d.store.new_subject().unwrap();
+        let screening = ecrf_core::sample::eligible_screening(&format!("{site}-N1"))
+            .into_iter()
+            .map(|(k, v)| (k, v.to_string()))
+            .collect::<Vec<_>>();
+        let entries: Vec<(&str, &str)> = screening.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        d.save(&unconsented, "SCR", &entries);
+        d.sync();
+        laptops.push(d);
+    }
+    let mut cli = std::collections::BTreeMap::new();
+    for d in &laptops {
+        add_cli_consort(d, &mut cli);
+    }
+
+    let mut b = Browser::new(&server.url());
+    assert_eq!(b.log_in("mona", MONITOR_PW).status, 303);
+    let web: serde_json::Value = serde_json::from_str(&b.get("/web/api/consort").body).unwrap();
+    let n = |k: &str| cli.get(k).copied().unwrap_or(0);
+    assert_eq!(web["screened"], n("screened"), "{web} vs {cli:?}");
+    assert_eq!(web["not_eligible"], n("not eligible"));
+    assert_eq!(web["consent_not_obtained"], n("consent not obtained"));
+    assert_eq!(web["pending"], n("eligible, not randomized"));
+    assert_eq!(web["randomized"], n("randomized"));
+    assert_eq!(web["randomized"], 4);
+    for (criterion, count) in web["by_criterion"].as_object().unwrap() {
+        assert_eq!(count, n(criterion), "{criterion}");
+    }
+    let arms: i64 = web["by_arm"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_i64().unwrap())
+        .sum();
+    assert_eq!(arms, 4);
+    for (arm, count) in web["by_arm"].as_object().unwrap() {
+        assert_eq!(count, n(arm), "{arm}");
+    }
+    // The dashboard shows the same total, and the diagram downloads as SVG.
+    let home = b.get("/web/");
+    assert!(home.body.contains("4 / 358"), "{}", home.body);
+    let svg = b.get("/web/consort.svg");
+    assert_eq!(
+        svg.header("content-type"),
+        Some("image/svg+xml; charset=utf-8")
+    );
+    assert!(
+        svg.body
+            .contains(&format!("Screened (n = {})", n("screened"))),
+        "{}",
+        svg.body
+    );
+}
+
+#[test]
+fn a_query_raised_on_the_web_reaches_the_laptop_and_its_answer_comes_back() {
+    let (dir, server) = setup();
+    let mut a = Device::enrolled(dir.path(), "a", "01", &server);
+    let id = eligible_subject(&mut a.store, "01-Q1");
+    a.sync();
+
+    let mut b = Browser::new(&server.url());
+    assert_eq!(b.log_in("mona", MONITOR_PW).status, 303);
+    let page = b.get(&format!("/web/sites/01/subjects/{id}"));
+    assert_eq!(page.status, 200, "{}", page.body);
+    let csrf = page.csrf();
+    let path = format!("/web/sites/01/subjects/{id}/queries");
+    let changes = || psql(&server.database_url, "SELECT count(*) FROM changes");
+    let before = changes();
+    // Without the token: refused, nothing stored.
+    let forged = b.post(&path, &[("form", "SCR"), ("item", "AGE"), ("text", "Age?")]);
+    assert_eq!(forged.status, 403);
+    // An item the form does not have: refused naming the field.
+    let bad = b.post(
+        &path,
+        &[
+            ("csrf", &csrf),
+            ("form", "SCR"),
+            ("item", "NOPE"),
+            ("text", "x"),
+        ],
+    );
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("item"), "{}", bad.body);
+    assert_eq!(changes(), before, "a refused form wrote something");
+
+    let raised = b.post(
+        &path,
+        &[
+            ("csrf", &csrf),
+            ("form", "SCR"),
+            ("item", "AGE"),
+            ("text", "Please check the age against the ID card."),
+        ],
+    );
+    assert_eq!(raised.status, 303, "{}", raised.body);
+
+    // The laptop receives it at sync, signed as the monitor's.
+    a.sync();
+    let queries = a.store.queries(Some(&id)).unwrap();
+    let q = queries
+        .iter()
+        .find(|q| q.item == "AGE")
+        .expect("the query on the laptop");
+    assert_eq!(q.raised_by, "mona");
+    let verify = a.ecrf(&["audit", "verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+
+    // The nurse answers; the answer is on the web after the next sync.
+    a.store
+        .query_step(&q.id, QueryStep::Answer, "Checked: 62 on the ID card.")
+        .unwrap();
+    a.sync();
+    let page = b.get(&format!("/web/sites/01/subjects/{id}"));
+    assert!(
+        page.body.contains("Checked: 62 on the ID card."),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("data-state=\"answered\""));
+}
