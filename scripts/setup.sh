@@ -23,6 +23,8 @@ apt_install libwebkit2gtk-4.1-dev libsoup-3.0-dev librsvg2-dev libayatana-appind
 apt_install postgresql openssl   # the sync tests make their TLS certificates with openssl
 # Desktop tests: a virtual display, WebKit's WebDriver, screenshots.
 apt_install xvfb webkit2gtk-driver imagemagick
+# The web view's browser test: real Chromium driven over WebDriver (headless).
+apt_install chromium chromium-driver
 # Exports: ReadStat (Stata/SPSS/SAS files, linked by crates/export); R + haven and xmllint read
 # the exports back in the tests; pip fetches the ODM 1.3.2 schema package in the ODM test.
 apt_install libreadstat-dev r-base-core r-cran-haven libxml2-utils python3-pip

@@ -632,7 +632,7 @@ fn subject_body(
                                                     input type="hidden" name="csrf" value=(csrf);
                                                     input type="hidden" name="form" value=(instance);
                                                     input type="hidden" name="item" value=(item.id);
-                                                    button type="submit" { (tr(lang, "Verified", "已核查")) }
+                                                    button type="submit" { (tr(lang, "Mark verified", "标记为已核查")) }
                                                 }
                                             }
                                         }
