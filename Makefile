@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 ECRF := $(CARGO_TARGET_DIR)/debug/ecrf
 
-.PHONY: run test setup ui build lint bench bench-desktop bench-pdf bench-export bench-sync demo-cli crash-test fuzz
+.PHONY: run test setup ui build lint bench bench-desktop bench-pdf bench-export bench-sync bench-web demo-cli crash-test fuzz
 
 setup:
 	@bash scripts/setup.sh
@@ -78,3 +78,8 @@ fuzz: setup
 bench-sync: setup
 	cargo build --release -p ecrf-cli
 	bash scripts/pg.sh run $(CARGO_TARGET_DIR)/release/ecrf bench-sync
+
+# The web view's dashboard over ten times the trial (3,580 subjects x 30 daily logs).
+bench-web: setup
+	cargo build --release -p ecrf-cli
+	bash scripts/pg.sh run $(CARGO_TARGET_DIR)/release/ecrf bench-web

@@ -29,6 +29,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
 mod bench_sync;
+mod bench_web;
 mod export;
 mod export_server;
 mod oversight;
@@ -174,6 +175,8 @@ enum Command {
     Conflict(sync::ConflictCmd),
     /// Benchmark sync against a real PostgreSQL (first full sync, one item, 200 devices).
     BenchSync(bench_sync::BenchSyncArgs),
+    /// Benchmark the web view's dashboard over ten times the trial in a real PostgreSQL.
+    BenchWeb(bench_web::BenchWebArgs),
     /// Create a demo store with sample data (used by `make run`).
     Demo {
         /// Where to create it (default ./demo/demo.ecrf).
@@ -702,6 +705,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::DeviceId => sync::device_id(&cli),
         Command::Conflict(cmd) => sync::conflict(&cli, cmd),
         Command::BenchSync(args) => bench_sync::run(args),
+        Command::BenchWeb(args) => bench_web::run(args),
         Command::Demo { path } => {
             ecrf_app::demo::create(path, study()?).map_err(Failure)?;
             say!("Demo store: {}", path.display());

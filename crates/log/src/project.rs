@@ -342,6 +342,27 @@ impl Projection {
         Ok(out)
     }
 
+    /// [`Projection::signatures`] of one subject only (reads only that subject's items).
+    pub fn subject_signatures(&self, subject: &str) -> Result<Vec<Signature>, ProjectError> {
+        let from = (subject.to_string(), String::new(), String::new());
+        let shown: BTreeMap<ItemKey, String> = self
+            .heads
+            .range(from..)
+            .take_while(|((s, _, _), _)| s == subject)
+            .filter_map(|(k, h)| {
+                h.iter()
+                    .next_back()
+                    .and_then(|(_, v)| v.clone())
+                    .map(|v| (k.clone(), v))
+            })
+            .collect();
+        self.signed
+            .iter()
+            .filter(|(c, _)| c.subject.as_deref() == Some(subject))
+            .map(|(c, body)| signature(c, body, &shown))
+            .collect()
+    }
+
     /// Items with two heads or more (two devices changed them without seeing each other).
     pub fn conflicts(&self) -> impl Iterator<Item = (&ItemKey, &Heads)> {
         self.heads.iter().filter(|(_, h)| h.len() > 1)

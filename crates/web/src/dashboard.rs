@@ -87,7 +87,7 @@ pub fn dashboard(trial: &Trial, sites: &[String], target: usize, now: DateTime<U
         row.consort = consort_by_site(state.subjects.values().map(|s| &s.screened))
             .remove(code)
             .unwrap_or_default();
-        for (subject, s) in &state.subjects {
+        for s in state.subjects.values() {
             for f in &s.outcome.flags {
                 if f.code == "DAILY_LOG_MISSING" {
                     row.missing_logs += 1;
@@ -105,7 +105,7 @@ pub fn dashboard(trial: &Trial, sites: &[String], target: usize, now: DateTime<U
             if let Some(t) = s.outcome.randomized_at {
                 randomized_on.push(t.date_naive());
             }
-            if s.day30 == Day30Work::Done && !state.signed.contains(subject) {
+            if s.day30 == Day30Work::Done && !s.casebook_signed {
                 row.unsigned += 1;
             }
             let arm = s.screened.arm.clone().unwrap_or_default();

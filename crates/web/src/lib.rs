@@ -75,7 +75,7 @@ pub struct Web {
     /// Sessions and login limits.
     pub auth: auth::Auth,
     /// The trial folded from the change logs.
-    pub trial: model::TrialCache,
+    pub trial: Arc<model::TrialCache>,
     /// Options.
     pub options: WebOptions,
     /// The study definition (labels, forms, code lists).
@@ -139,9 +139,11 @@ impl IntoResponse for WebError {
 
 /// The web view's routes over the server's pool, under `/web`.
 pub fn router(pool: PgPool, options: WebOptions, study: Arc<ecrf_core::Study>) -> Router {
+    let trial = Arc::new(model::TrialCache::default());
+    trial.warm_up(pool.clone());
     let web = Arc::new(Web {
         auth: auth::Auth::new(&options),
-        trial: model::TrialCache::default(),
+        trial,
         pool,
         options,
         study,

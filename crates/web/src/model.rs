@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use ecrf_core::eligibility::Screened;
 use ecrf_core::outcome::{SubjectOutcome, subject_outcome};
-use ecrf_log::{Change, ChangeKind, Projection};
+use ecrf_log::{Change, Projection};
 use sqlx::{PgPool, Row};
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -21,6 +21,11 @@ use crate::WebError;
 
 /// Summaries older than this are recomputed even without new changes.
 pub const RECOMPUTE_AFTER: Duration = Duration::minutes(10);
+
+/// At most this many summaries are recomputed for the clock at one read (those of subjects
+/// that changed are always recomputed): a 10× trial's recompute is spread over reads instead
+/// of stalling one.
+pub const RECOMPUTE_PER_READ: usize = 400;
 
 /// The day-30 follow-up of a randomized subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +53,8 @@ pub struct SubjectSummary {
     pub serious_aes: usize,
     /// Forms the subject has values in.
     pub forms: usize,
+    /// A casebook signature holds (valid: the values have not changed since).
+    pub casebook_signed: bool,
 }
 
 /// One site's fold.
@@ -61,10 +68,9 @@ pub struct SiteState {
     pub cursor: i64,
     /// Each subject's summary.
     pub subjects: BTreeMap<String, SubjectSummary>,
-    /// Subjects with a valid casebook signature.
-    pub signed: BTreeSet<String>,
     dirty: BTreeSet<String>,
-    signatures_stale: bool,
+    /// Summaries computed with an older clock, recomputed a few at each read.
+    stale: BTreeSet<String>,
 }
 
 /// Every site's fold.
@@ -83,6 +89,23 @@ pub struct TrialCache {
 }
 
 impl TrialCache {
+    /// Folds everything there is now, in the background: what a server does at start so
+    /// that the first page does not wait for a whole trial's log.
+    pub fn warm_up(self: &std::sync::Arc<Self>, pool: PgPool) {
+        let me = std::sync::Arc::clone(self);
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            match me.read(&pool, Utc::now()).await {
+                Ok(t) => tracing::info!(
+                    subjects = t.sites.values().map(|s| s.subjects.len()).sum::<usize>(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "web view: trial folded"
+                ),
+                Err(e) => tracing::warn!(error = %e, "web view: fold at start failed"),
+            }
+        });
+    }
+
     /// The trial up to the last change committed, its summaries as of `now`.
     pub async fn read(
         &self,
@@ -130,53 +153,39 @@ impl Trial {
                 if let Some(s) = &change.subject {
                     state.dirty.insert(s.clone());
                 }
-                if matches!(change.kind, ChangeKind::ItemSet | ChangeKind::Signed) {
-                    state.signatures_stale = true;
-                }
             }
         }
         Ok(())
     }
 
-    /// Recomputes the summaries that changed (all of them when the clock moved on).
+    /// Recomputes the summaries that changed; when the clock has moved on, every summary is
+    /// marked stale and recomputed [`RECOMPUTE_PER_READ`] at a time.
     fn summarize(&mut self, now: DateTime<Utc>) {
-        let all = self.computed_at.is_none_or(|t| now - t > RECOMPUTE_AFTER);
-        if all {
+        let clock_moved = self.computed_at.is_none_or(|t| now - t > RECOMPUTE_AFTER);
+        if clock_moved {
             self.computed_at = Some(now);
         }
+        let mut budget = RECOMPUTE_PER_READ;
         for state in self.sites.values_mut() {
-            let subjects: Vec<String> = if all {
-                state
-                    .projection
-                    .subjects
-                    .iter()
-                    .map(|s| s.subject.clone())
-                    .collect()
-            } else {
-                std::mem::take(&mut state.dirty).into_iter().collect()
-            };
-            state.dirty.clear();
-            for subject in subjects {
+            if clock_moved {
+                state.stale = state.subjects.keys().cloned().collect();
+            }
+            let mut todo: Vec<String> = std::mem::take(&mut state.dirty).into_iter().collect();
+            while budget > 0 {
+                let Some(s) = state.stale.pop_first() else {
+                    break;
+                };
+                budget -= 1;
+                todo.push(s);
+            }
+            for subject in todo {
+                state.stale.remove(&subject);
                 match summary(&state.projection, &subject, now) {
                     Ok(s) => {
                         state.subjects.insert(subject, s);
                     }
                     Err(e) => tracing::warn!(subject = %subject, error = %e, "not summarized"),
                 }
-            }
-            if state.signatures_stale || all {
-                state.signatures_stale = false;
-                state.signed = match state.projection.signatures() {
-                    Ok(list) => list
-                        .into_iter()
-                        .filter(|s| s.valid && s.scope == "casebook")
-                        .map(|s| s.subject)
-                        .collect(),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "signatures not read");
-                        BTreeSet::new()
-                    }
-                };
             }
         }
     }
@@ -197,7 +206,12 @@ pub fn summary(
         .filter(|(k, _)| k.starts_with("AE#"))
         .filter(|(_, v)| matches!(v.get("SERIOUS"), Some(ecrf_core::Value::Code(c)) if c == "Y"))
         .count();
+    let casebook_signed = projection
+        .subject_signatures(subject)?
+        .iter()
+        .any(|s| s.valid && s.scope == "casebook");
     Ok(SubjectSummary {
+        casebook_signed,
         screened,
         outcome,
         day30,

@@ -1,0 +1,537 @@
+//! `ecrf bench-web` (`make bench-web`): the coordinating centre's dashboard over ten times the
+//! trial in a real PostgreSQL: 3,580 subjects (10 sites × 358), each screened, consented,
+//! randomized, with the ECMO form and 30 daily logs, half with their day-30 follow-up: every
+//! value a signed, chained change in the server's `changes` table (loaded with COPY), served
+//! by the real `ecrf server` with its web view in this process on a loopback port, read over
+//! real HTTP with a logged-in session.
+//!
+//! Prints: the load, the fold at start (every change read and folded, every subject
+//! summarized), then p50/p95/p99 of the dashboard alone, of the dashboard right after a new
+//! change arrived (the fold advanced by it), and of a subject's casebook page; the goal is a
+//! dashboard p95 of 200 ms or less.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, Utc};
+use ecrf_core::{FormKey, Role, Study};
+use ecrf_log::{AuthorKey, Change, ChangeKind};
+
+use crate::{Failure, study};
+
+/// Benchmark size.
+#[derive(clap::Args)]
+pub struct BenchWebArgs {
+    /// PostgreSQL URL of a server the benchmark may create a database on.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    /// Sites.
+    #[arg(long, default_value_t = 10)]
+    sites: usize,
+    /// Subjects per site.
+    #[arg(long, default_value_t = 358)]
+    subjects: usize,
+    /// Daily logs per subject.
+    #[arg(long, default_value_t = 30)]
+    days: u32,
+    /// Requests timed per measure.
+    #[arg(long, default_value_t = 200)]
+    requests: usize,
+}
+
+fn fail(e: impl std::fmt::Display) -> Failure {
+    Failure(e.to_string())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+const PASSWORD: &str = "bench-web-data-manager-2026";
+
+/// One site's device chain, writing changes as CSV rows for COPY.
+struct Chain<'a> {
+    site: String,
+    device: String,
+    seq: i64,
+    prev: String,
+    key: &'a AuthorKey,
+    csv: String,
+    count: usize,
+}
+
+impl Chain<'_> {
+    fn push(&mut self, mut c: Change) -> Result<(), Failure> {
+        self.seq += 1;
+        c.device = self.device.clone();
+        c.device_seq = self.seq;
+        c.prev_hash = std::mem::take(&mut self.prev);
+        c.change_id = uuid::Uuid::now_v7().to_string();
+        c.hash = c.compute_hash();
+        self.key.sign(&mut c);
+        self.prev = c.hash.clone();
+        let body = serde_json::to_string(&c).map_err(fail)?;
+        let _ = writeln!(
+            self.csv,
+            "{},{},{},{},{},\"{}\"",
+            self.site,
+            c.change_id,
+            self.device,
+            self.seq,
+            c.hash,
+            body.replace('"', "\"\"")
+        );
+        self.count += 1;
+        Ok(())
+    }
+
+    /// A form instance's values as item changes (input text parsed by the study's rules).
+    fn form(
+        &mut self,
+        study: &Study,
+        subject: &str,
+        instance: &str,
+        entries: &[(String, String)],
+    ) -> Result<(), Failure> {
+        let key = FormKey::parse(study, instance).map_err(fail)?;
+        let def = study
+            .form(&key.form)
+            .ok_or_else(|| Failure(format!("no form {}", key.form)))?;
+        let offset = chrono::FixedOffset::east_opt(8 * 3600);
+        for (item, text) in entries {
+            let Some(item_def) = def.item(item) else {
+                continue;
+            };
+            let value = ecrf_core::check::parse_input(study, def, item_def, text, offset)
+                .map_err(|f| Failure(format!("{instance} {item}: {}", f.message.en)))?;
+            let Some(value) = value else { continue };
+            self.push(change(
+                ChangeKind::ItemSet,
+                Some(subject),
+                Some(instance),
+                Some(item),
+                Some(value.to_json()),
+            ))?;
+        }
+        Ok(())
+    }
+}
+
+fn change(
+    kind: ChangeKind,
+    subject: Option<&str>,
+    form: Option<&str>,
+    item: Option<&str>,
+    new_value: Option<String>,
+) -> Change {
+    Change {
+        seq: 0,
+        change_id: String::new(),
+        device: String::new(),
+        device_seq: 0,
+        kind,
+        subject: subject.map(str::to_string),
+        form: form.map(str::to_string),
+        item: item.map(str::to_string),
+        old_value: None,
+        new_value,
+        user: "nurse".into(),
+        role: "nurse".into(),
+        utc: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        local_offset: "+08:00".into(),
+        reason: None,
+        warning: None,
+        prev_hash: String::new(),
+        base: None,
+        hash: String::new(),
+        signature: None,
+    }
+}
+
+fn owned(v: Vec<(&str, &str)>) -> Vec<(String, String)> {
+    v.into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+/// One site's subjects: randomized over the last two years, arms alternating.
+fn site_changes(
+    study: &Study,
+    chain: &mut Chain,
+    subjects: usize,
+    days: u32,
+    today: NaiveDate,
+) -> Result<(), Failure> {
+    for n in 1..=subjects {
+        let subject = format!("{}-B{n:04}", chain.site);
+        chain.push(change(
+            ChangeKind::SubjectCreated,
+            Some(&subject),
+            None,
+            None,
+            Some(chain.site.clone()),
+        ))?;
+        let start = today - chrono::Duration::days(730 - (n as i64 * 700 / subjects as i64));
+        let day = start.format("%Y-%m-%d");
+        let mut scr = owned(ecrf_core::sample::eligible_screening(&subject));
+        for (k, v) in scr.iter_mut() {
+            match k.as_str() {
+                "SCR_DT" => *v = format!("{day}T03:00+08:00"),
+                "LACTATE_DT" => *v = format!("{day}T02:50+08:00"),
+                "ECMO_START_DT" => *v = format!("{day}T02:40+08:00"),
+                _ => {}
+            }
+        }
+        chain.form(study, &subject, "SCR", &scr)?;
+        let mut con = owned(ecrf_core::sample::CONSENT_BY_SPOUSE.to_vec());
+        con.push(("CONSENT_DT".into(), format!("{day}T03:10+08:00")));
+        chain.form(study, &subject, "CON", &con)?;
+        let arm = if n % 2 == 0 { "ECMO_IABP" } else { "ECMO" };
+        let rnd = vec![
+            ("SUBJ_NO".to_string(), format!("{}{n:04}", chain.site)),
+            ("ARM".to_string(), arm.to_string()),
+            ("RND_DT".to_string(), format!("{day}T03:30+08:00")),
+        ];
+        chain.form(study, &subject, "RND", &rnd)?;
+        chain.form(study, &subject, "ECMO", &ecrf_app::demo::ecmo_form(start))?;
+        for d in 1..=days {
+            let log = ecrf_app::demo::daily_log_with_iabp(n, start, d, arm == "ECMO_IABP");
+            chain.form(study, &subject, &format!("DLY#{d}"), &log)?;
+        }
+        if n % 2 == 0 {
+            let contact = (start + chrono::Duration::days(31)).format("%Y-%m-%d");
+            let d30 = vec![
+                ("CONTACT_DATE".to_string(), contact.to_string()),
+                ("METHOD".to_string(), "PHONE".to_string()),
+                ("VITAL_STATUS".to_string(), "ALIVE".to_string()),
+            ];
+            chain.form(study, &subject, "D30", &d30)?;
+        }
+    }
+    Ok(())
+}
+
+/// A tiny HTTP client with the session cookie.
+struct Session {
+    agent: ureq::Agent,
+    base: String,
+    cookie: String,
+}
+
+impl Session {
+    fn log_in(base: &str) -> Result<Session, Failure> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .timeout_global(Some(Duration::from_secs(600)))
+            .build()
+            .into();
+        let mut page = agent
+            .get(&format!("{base}/web/login"))
+            .call()
+            .map_err(fail)?;
+        let pre = page
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| c.strip_prefix("ecrf_login="))
+            .and_then(|c| c.split(';').next())
+            .ok_or_else(|| Failure("no login cookie".into()))?
+            .to_string();
+        let _ = page.body_mut().read_to_string();
+        let res = agent
+            .post(&format!("{base}/web/login"))
+            .header("Cookie", &format!("ecrf_login={pre}"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .send(format!("username=dm&password={PASSWORD}&csrf={pre}"))
+            .map_err(fail)?;
+        let cookie = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("ecrf_web="))
+            .and_then(|c| c.split(';').next())
+            .ok_or_else(|| Failure(format!("login refused: {}", res.status())))?
+            .to_string();
+        Ok(Session {
+            agent,
+            base: base.to_string(),
+            cookie,
+        })
+    }
+
+    /// GET `path`; the time and the body's length.
+    fn get(&self, path: &str) -> Result<(Duration, usize), Failure> {
+        let t = Instant::now();
+        let mut res = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .header("Cookie", &self.cookie)
+            .call()
+            .map_err(fail)?;
+        let body = res.body_mut().read_to_string().map_err(fail)?;
+        let took = t.elapsed();
+        if res.status() != 200 {
+            return Err(Failure(format!("{path}: {} {body}", res.status())));
+        }
+        Ok((took, body.len()))
+    }
+}
+
+fn report(name: &str, mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    let p95 = percentile(&times, 0.95);
+    println!(
+        "{name:<44} p50 {:>9}  p95 {:>9}  p99 {:>9}  max {:>9}",
+        ms(percentile(&times, 0.5)),
+        ms(p95),
+        ms(percentile(&times, 0.99)),
+        ms(*times.last().unwrap_or(&Duration::ZERO))
+    );
+    p95
+}
+
+/// Runs the benchmark.
+pub fn run(args: &BenchWebArgs) -> Result<(), Failure> {
+    let study = study()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(fail)?;
+    let mut rnd = [0u8; 4];
+    getrandom::fill(&mut rnd).map_err(fail)?;
+    let name = format!("ecrf_bench_web_{:08x}", u32::from_le_bytes(rnd));
+    let base = args
+        .database_url
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_string())
+        .ok_or_else(|| Failure("--database-url: expected …/dbname".into()))?;
+    let db_url = format!("{base}/{name}");
+    rt.block_on(async {
+        let admin = sqlx::PgPool::connect(&args.database_url).await?;
+        // The name is made here from hex digits only.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await?;
+        Ok::<_, sqlx::Error>(())
+    })
+    .map_err(fail)?;
+    let pool = rt
+        .block_on(ecrf_server::db::connect(&db_url, 8))
+        .map_err(fail)?;
+
+    // Sites, a data manager registered at every site, a nurse's key per site.
+    let dm_key = AuthorKey::from_seed(&[7; 32]);
+    let cred = ecrf_server::db::users::Credentials {
+        verifier: ecrf_identity::verifier(PASSWORD).map_err(fail)?,
+        escrow: ecrf_identity::escrow(PASSWORD, &dm_key).map_err(fail)?,
+        public_key: dm_key.public_hex(),
+    };
+    let nurse_key = AuthorKey::from_seed(&[9; 32]);
+    let sites: Vec<String> = (1..=args.sites).map(|s| format!("{s:02}")).collect();
+    let today = Utc::now().date_naive();
+    let started = Instant::now();
+    let mut total = 0usize;
+    for site in &sites {
+        rt.block_on(async {
+            ecrf_server::db::add_site(&pool, site, &format!("Hospital {site}")).await?;
+            ecrf_server::db::users::add_user(
+                &pool,
+                site,
+                "dm",
+                "Data Manager",
+                Role::DataManager,
+                &cred,
+            )
+            .await
+        })
+        .map_err(fail)?;
+        let device = format!("bench-{site}");
+        let mut chain = Chain {
+            site: site.clone(),
+            device: device.clone(),
+            seq: 0,
+            prev: ecrf_log::GENESIS.to_string(),
+            key: &nurse_key,
+            csv: String::new(),
+            count: 0,
+        };
+        site_changes(&study, &mut chain, args.subjects, args.days, today)?;
+        total += chain.count;
+        rt.block_on(async {
+            sqlx::query(
+                "INSERT INTO devices (device, site, device_no, token_hash, last_hash, acked, \
+                 last_sync, pulled_seq) VALUES ($1, $2, 1, $3, $4, $5, now(), 0)",
+            )
+            .bind(&device)
+            .bind(site)
+            .bind(format!("bench token {device}"))
+            .bind(&chain.prev)
+            .bind(chain.seq)
+            .execute(&pool)
+            .await?;
+            let mut conn = pool.acquire().await?;
+            let mut copy = conn
+                .copy_in_raw(
+                    "COPY changes (site, change_id, device, device_seq, hash, body) \
+                     FROM STDIN WITH (FORMAT csv)",
+                )
+                .await?;
+            copy.send(chain.csv.as_bytes()).await?;
+            copy.finish().await?;
+            sqlx::query(
+                "UPDATE devices SET pulled_seq = (SELECT max(seq) FROM changes) WHERE device = $1",
+            )
+            .bind(&device)
+            .execute(&pool)
+            .await?;
+            Ok::<_, sqlx::Error>(())
+        })
+        .map_err(fail)?;
+    }
+    rt.block_on(sqlx::query("ANALYZE").execute(&pool))
+        .map_err(fail)?;
+    println!(
+        "loaded {} sites, {} subjects, {total} signed changes into PostgreSQL in {:.1} s",
+        args.sites,
+        args.sites * args.subjects,
+        started.elapsed().as_secs_f64()
+    );
+
+    // The real server with its web view.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(fail)?
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let opts = ecrf_server::ServeOptions {
+        database_url: db_url.clone(),
+        listen: ([127, 0, 0, 1], port).into(),
+        tls: None,
+        limits: ecrf_server::api::Limits::default(),
+    };
+    let web_study = std::sync::Arc::new(study.as_ref().clone());
+    let fold_started = Instant::now();
+    rt.spawn(async move {
+        let serve = ecrf_server::serve_with(opts, move |pool| {
+            ecrf_web::router(pool, ecrf_web::WebOptions::default(), web_study)
+        });
+        if let Err(e) = serve.await {
+            eprintln!("server: {e}");
+        }
+    });
+    let t = Instant::now();
+    let session = loop {
+        match Session::log_in(&url) {
+            Ok(s) => break s,
+            Err(e) if t.elapsed() > Duration::from_secs(60) => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    // The first dashboard waits for the fold the server started with.
+    let (_, size) = session.get("/web/")?;
+    println!(
+        "fold at start (read, fold, summarize {} subjects):  {:.1} s; dashboard {} KiB",
+        args.sites * args.subjects,
+        fold_started.elapsed().as_secs_f64(),
+        size / 1024
+    );
+    if let Some(rss) = resident_mib() {
+        println!("server process resident memory after the fold:  {rss} MiB");
+    }
+    // Every summary once more for the clock (as every 10 minutes), spread over reads.
+    for _ in 0..(args.sites * args.subjects / ecrf_web::model::RECOMPUTE_PER_READ + 1) {
+        session.get("/web/")?;
+    }
+
+    let mut dashboard = Vec::with_capacity(args.requests);
+    for _ in 0..args.requests {
+        dashboard.push(session.get("/web/")?.0);
+    }
+    println!();
+    let p95 = report(&format!("dashboard (all {} sites)", args.sites), dashboard);
+
+    // A query is raised (a change arrives) before each request: the fold advances by it.
+    let mut after_change = Vec::with_capacity(args.requests);
+    for i in 0..args.requests {
+        let site = &sites[i % sites.len()];
+        let subject = format!("{site}-B{:04}", 1 + i % args.subjects);
+        let c = rt
+            .block_on(async {
+                let body = ecrf_log::Body::QueryRaised(ecrf_log::body::QueryStep {
+                    query: uuid::Uuid::now_v7().to_string(),
+                    text: format!("Heart rate on day 1: please check the chart ({i})."),
+                    auto: false,
+                });
+                let c = change(
+                    ChangeKind::QueryRaised,
+                    Some(&subject),
+                    Some("DLY#1"),
+                    Some("HR"),
+                    body.new_value(),
+                );
+                ecrf_server::db::users::append_as(&pool, site, c, ("dm", "data_manager", &dm_key))
+                    .await
+            })
+            .map_err(fail)?;
+        let _ = c;
+        after_change.push(session.get("/web/")?.0);
+    }
+    let p95_change = report("dashboard, a new change before each", after_change);
+
+    let mut subject_pages = Vec::with_capacity(args.requests);
+    for i in 0..args.requests {
+        let site = &sites[i % sites.len()];
+        let subject = format!("{site}-B{:04}", 1 + (i * 7) % args.subjects);
+        subject_pages.push(
+            session
+                .get(&format!("/web/sites/{site}/subjects/{subject}"))?
+                .0,
+        );
+    }
+    report(
+        &format!("subject casebook page ({} daily logs)", args.days),
+        subject_pages,
+    );
+    let mut site_pages = Vec::with_capacity(args.requests / 4);
+    for i in 0..args.requests / 4 {
+        site_pages.push(
+            session
+                .get(&format!("/web/sites/{}", sites[i % sites.len()]))?
+                .0,
+        );
+    }
+    report(
+        &format!("site page ({} subjects)", args.subjects),
+        site_pages,
+    );
+    println!();
+    let worst = p95.max(p95_change);
+    println!(
+        "goal: dashboard p95 <= 200 ms with a 10x trial: {} ({})",
+        if worst <= Duration::from_millis(200) {
+            "met"
+        } else {
+            "NOT MET"
+        },
+        ms(worst)
+    );
+    drop(rt);
+    Ok(())
+}
+
+/// This process's resident memory (Linux), MiB.
+fn resident_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
