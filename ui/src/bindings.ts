@@ -1,6 +1,6 @@
 // Generated from crates/app/src/dto.rs by crates/app/src/bindings.rs. Do not edit.
 
-export type Role = "nurse" | "investigator" | "monitor" | "data_manager" | "admin";
+export type Role = "nurse" | "investigator" | "monitor" | "data_manager" | "statistician" | "admin";
 
 export type Lang = "en" | "zh";
 
@@ -1294,7 +1294,7 @@ patients: Array<ScreenedPatient>,
  */
 sites: Array<ConsortDto>, };
 
-export const ROLES: readonly Role[] = ["nurse", "investigator", "monitor", "data_manager", "admin"];
+export const ROLES: readonly Role[] = ["nurse", "investigator", "monitor", "data_manager", "statistician", "admin"];
 
 export const SIGNATURE_MEANINGS: readonly SignatureMeaning[] = ["approval", "review"];
 

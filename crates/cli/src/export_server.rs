@@ -5,7 +5,7 @@
 //! server's database (no migration is run: an export reads the schema as it is).
 
 use ecrf_export::{DataSource, ExportError, TrialData};
-use sqlx::{Connection, Row};
+use sqlx::Connection;
 
 /// The server's database, all sites or one.
 pub struct ServerDb {
@@ -31,52 +31,23 @@ impl DataSource for ServerDb {
 }
 
 /// Sites and each site's log in the server's commit order (`changes.seq`, which becomes each
-/// change's `seq` in the export).
+/// change's `seq` in the export), read by `ecrf_server::db::logs` (the web view's downloads
+/// read the same).
 async fn read(
     url: &str,
     site: Option<&str>,
 ) -> Result<(Vec<String>, Vec<(String, Vec<ecrf_log::Change>)>), ExportError> {
     let mut conn = sqlx::PgConnection::connect(url).await.map_err(db)?;
-    let mut tx = conn.begin().await.map_err(db)?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
+    let only = site.map(|s| vec![s.to_string()]);
+    let (sites, logs) = ecrf_server::db::logs::site_logs(&mut conn, only.as_deref())
         .await
         .map_err(db)?;
-    let sites: Vec<String> = sqlx::query_scalar(
-        "SELECT code FROM sites WHERE $1::text IS NULL OR code = $1 ORDER BY code",
-    )
-    .bind(site)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(db)?;
     if let Some(s) = site
         && sites.is_empty()
     {
         return Err(ExportError::Options(format!(
             "--site {s}: the server has no such site"
         )));
-    }
-    let rows = sqlx::query(
-        "SELECT site, seq, body FROM changes WHERE $1::text IS NULL OR site = $1 \
-         ORDER BY site, seq",
-    )
-    .bind(site)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(db)?;
-    tx.commit().await.map_err(db)?;
-    let mut logs: Vec<(String, Vec<ecrf_log::Change>)> = Vec::new();
-    for r in rows {
-        let site: String = r.get(0);
-        let seq: i64 = r.get(1);
-        let body: &str = r.get(2);
-        let mut change: ecrf_log::Change = serde_json::from_str(body)
-            .map_err(|e| ExportError::Data(format!("server change #{seq} of site {site}: {e}")))?;
-        change.seq = seq;
-        match logs.last_mut() {
-            Some((s, log)) if *s == site => log.push(change),
-            _ => logs.push((site, vec![change])),
-        }
     }
     Ok((sites, logs))
 }

@@ -404,3 +404,164 @@ fn a_query_raised_on_the_web_reaches_the_laptop_and_its_answer_comes_back() {
     );
     assert!(page.body.contains("data-state=\"answered\""));
 }
+
+#[test]
+fn a_data_manager_locks_a_form_on_the_web_and_the_laptop_keeps_to_it() {
+    let (dir, server) = setup();
+    add_user(
+        &server,
+        "01",
+        "dana",
+        "data_manager",
+        "data-manager-web-2026-heron",
+    );
+    let mut a = Device::enrolled(dir.path(), "a", "01", &server);
+    let id = eligible_subject(&mut a.store, "01-L1");
+    a.sync();
+    let page = format!("/web/sites/01/subjects/{id}");
+    let lock = |b: &mut Browser, action: &str| {
+        let csrf = b.get(&page).csrf();
+        b.post(
+            "/web/sites/01/locks",
+            &[
+                ("csrf", csrf.as_str()),
+                ("scope", "form"),
+                ("subject", id.as_str()),
+                ("form", "SCR"),
+                ("action", action),
+                ("reason", "cleaned for the interim analysis"),
+            ],
+        )
+    };
+
+    // A monitor may not lock.
+    let mut mona = Browser::new(&server.url());
+    assert_eq!(mona.log_in("mona", MONITOR_PW).status, 303);
+    assert_eq!(lock(&mut mona, "lock").status, 403);
+
+    let mut dana = Browser::new(&server.url());
+    assert_eq!(
+        dana.log_in("dana", "data-manager-web-2026-heron").status,
+        303
+    );
+    let csrf = dana.get(&page).csrf();
+    let no_reason = dana.post(
+        "/web/sites/01/locks",
+        &[
+            ("csrf", &csrf),
+            ("scope", "form"),
+            ("subject", &id),
+            ("form", "SCR"),
+            ("action", "lock"),
+        ],
+    );
+    assert_eq!(no_reason.status, 400);
+    assert!(no_reason.body.contains("reason"), "{}", no_reason.body);
+    assert_eq!(lock(&mut dana, "lock").status, 303);
+    assert!(dana.get(&page).body.contains("This form is locked."));
+
+    // The laptop receives the lock: its nurse can no longer change the form.
+    a.sync();
+    let key = ecrf_core::FormKey::parse(&server::study(), "SCR").unwrap();
+    let opts = ecrf_store::SaveOptions {
+        reason: Some("correction".into()),
+        confirm_warnings: true,
+    };
+    let refused = a
+        .store
+        .save(&id, &key, &[("AGE", "63")], &opts)
+        .unwrap_err();
+    assert!(refused.to_string().contains("locked"), "{refused}");
+
+    assert_eq!(lock(&mut dana, "unlock").status, 303);
+    a.sync();
+    a.store.save(&id, &key, &[("AGE", "63")], &opts).unwrap();
+}
+
+#[test]
+fn a_data_manager_downloads_an_export_of_her_sites_and_it_is_audited() {
+    let (dir, server) = setup();
+    add_user(
+        &server,
+        "01",
+        "dana",
+        "data_manager",
+        "data-manager-web-2026-heron",
+    );
+    let mut a = Device::enrolled(dir.path(), "a", "01", &server);
+    let id = eligible_subject(&mut a.store, "01-X1");
+    a.sync();
+
+    let mut mona = Browser::new(&server.url());
+    assert_eq!(mona.log_in("mona", MONITOR_PW).status, 303);
+    assert_eq!(
+        mona.get("/web/exports").status,
+        403,
+        "a monitor may not export"
+    );
+
+    let mut dana = Browser::new(&server.url());
+    assert_eq!(
+        dana.log_in("dana", "data-manager-web-2026-heron").status,
+        303
+    );
+    let form = dana.get("/web/exports");
+    assert_eq!(form.status, 200, "{}", form.body);
+    let csrf = form.csrf();
+    let refused = dana.post(
+        "/web/exports",
+        &[("csrf", &csrf), ("format", "csv"), ("site", "03")],
+    );
+    assert_eq!(refused.status, 403, "site 03 is not hers");
+    let started = dana.post(
+        "/web/exports",
+        &[("csrf", &csrf), ("format", "csv"), ("site", "01")],
+    );
+    assert_eq!(started.status, 303, "{}", started.body);
+    let job = started.header("location").unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let page = loop {
+        let p = dana.get(&job);
+        if p.body.contains("data-state=\"done\"") {
+            break p;
+        }
+        assert!(!p.body.contains("data-state=\"failed\""), "{}", p.body);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the export did not finish"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(page.body.contains("scr.csv"), "{}", page.body);
+    let scr = dana.get(&format!("{job}/scr.csv"));
+    assert_eq!(scr.status, 200);
+    assert!(scr.body.contains(&id), "{}", scr.body);
+    assert!(
+        scr.header("content-disposition")
+            .unwrap()
+            .contains("attachment")
+    );
+    // Nothing but the names the export wrote.
+    assert_eq!(
+        dana.get(&format!("{job}/..%2F..%2Fetc%2Fpasswd")).status,
+        404
+    );
+    // Nobody else's.
+    assert_eq!(mona.get(&format!("{job}/scr.csv")).status, 404);
+    let count = |event: &str| {
+        psql(
+            &server.database_url,
+            &format!(
+                "SELECT count(*) FROM web_audit WHERE username = 'dana' AND event = '{event}'"
+            ),
+        )
+    };
+    assert_eq!(count("export.start"), "1");
+    assert_eq!(count("export"), "1");
+    assert_eq!(count("download"), "1");
+    let what = psql(
+        &server.database_url,
+        "SELECT detail FROM web_audit WHERE event = 'export'",
+    );
+    assert!(what.contains("scr.csv"), "{what}");
+}

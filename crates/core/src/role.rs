@@ -16,6 +16,9 @@ pub enum Role {
     Monitor,
     /// Data manager: queries, locks, corrections.
     DataManager,
+    /// Trial statistician: reads and exports data, and alone sees results by arm (the closed
+    /// report for the data monitoring committee).
+    Statistician,
     /// Administrator: users and devices; no clinical data entry.
     Admin,
 }
@@ -56,6 +59,9 @@ pub enum Action {
     ManageDevices,
     /// Load leases of sealed envelopes into the store.
     LoadLease,
+    /// See outcomes by arm: the closed report for the data monitoring committee (everyone
+    /// else sees pooled figures only).
+    ViewByArm,
 }
 
 /// The permission table: for each action, the roles allowed to take it. Read it as the trial's
@@ -67,7 +73,14 @@ pub const PERMISSIONS: &[(Action, &[Role])] = {
     &[
         (
             Action::Read,
-            &[Nurse, Investigator, Monitor, DataManager, Admin],
+            &[
+                Nurse,
+                Investigator,
+                Monitor,
+                DataManager,
+                Statistician,
+                Admin,
+            ],
         ),
         (Action::Screen, &[Nurse, Investigator]),
         (Action::EnterData, &[Nurse, Investigator]),
@@ -80,16 +93,17 @@ pub const PERMISSIONS: &[(Action, &[Role])] = {
         (Action::VerifySource, &[Monitor]),
         (Action::Lock, &[DataManager]),
         (Action::Unlock, &[DataManager]),
-        (Action::Export, &[DataManager]),
+        (Action::Export, &[DataManager, Statistician]),
         (Action::ManageUsers, &[Admin]),
         (Action::ManageDevices, &[Admin]),
         (Action::LoadLease, &[Admin]),
+        (Action::ViewByArm, &[Statistician]),
     ]
 };
 
 impl Action {
     /// All actions, in the order of [`PERMISSIONS`].
-    pub const ALL: [Action; 16] = [
+    pub const ALL: [Action; 17] = [
         Action::Read,
         Action::Screen,
         Action::EnterData,
@@ -106,6 +120,7 @@ impl Action {
         Action::ManageUsers,
         Action::ManageDevices,
         Action::LoadLease,
+        Action::ViewByArm,
     ];
 }
 
@@ -121,11 +136,12 @@ impl Action {
 
 impl Role {
     /// All roles.
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Nurse,
         Role::Investigator,
         Role::Monitor,
         Role::DataManager,
+        Role::Statistician,
         Role::Admin,
     ];
 
@@ -136,6 +152,7 @@ impl Role {
             Role::Investigator => "investigator",
             Role::Monitor => "monitor",
             Role::DataManager => "data_manager",
+            Role::Statistician => "statistician",
             Role::Admin => "admin",
         }
     }
@@ -162,7 +179,7 @@ impl FromStr for Role {
             .into_iter()
             .find(|r| r.as_str() == s.trim().to_ascii_lowercase().replace('-', "_"))
             .ok_or_else(|| {
-                format!("unknown role {s} (nurse, investigator, monitor, data_manager, admin)")
+                format!("unknown role {s} (nurse, investigator, monitor, data_manager, statistician, admin)")
             })
     }
 }
@@ -186,6 +203,7 @@ impl fmt::Display for Action {
             Action::ManageUsers => "manage users",
             Action::ManageDevices => "manage devices and sites",
             Action::LoadLease => "load envelope leases",
+            Action::ViewByArm => "see results by arm (the closed report)",
         })
     }
 }
@@ -221,6 +239,7 @@ mod tests {
                 Role::DataManager,
                 &[Read, RaiseQuery, CloseQuery, Lock, Unlock, Export],
             ),
+            (Role::Statistician, &[Read, Export, ViewByArm]),
             (Role::Admin, &[Read, ManageUsers, ManageDevices, LoadLease]),
         ];
         for (role, allowed) in expect {
@@ -245,7 +264,12 @@ mod tests {
 
     #[test]
     fn monitors_and_admins_never_edit_or_sign() {
-        for role in [Role::Monitor, Role::Admin, Role::DataManager] {
+        for role in [
+            Role::Monitor,
+            Role::Admin,
+            Role::DataManager,
+            Role::Statistician,
+        ] {
             for action in [Action::EnterData, Action::ChangeData, Action::Sign] {
                 assert!(!role.may(action), "{role} {action}");
             }

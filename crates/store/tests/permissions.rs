@@ -12,12 +12,13 @@
 //! ([`StoreError::NotAllowed`] naming the user, their role and an action the table refuses
 //! them) and must write nothing to the log.
 //!
-//! One action has no store operation: [`Action::ManageDevices`] (enrolling this laptop with
+//! Two actions have no store operation: [`Action::ViewByArm`] (the web view's closed report,
+//! tested there) and [`Action::ManageDevices`] (enrolling this laptop with
 //! the server, its site CA) is checked by the desktop's use cases (`ecrf_app::App::enrol` and
 //! `App::set_site_ca`, `crates/app/src/sync.rs`) and by the server, which refuses a pushed
 //! `store.create` from any role but an administrator; the server side of the matrix
 //! (`crates/cli/tests/permissions_server.rs`) covers it. Every other pair is checked here:
-//! 15 actions × 5 roles = 75 pairs. On failure the test prints the whole matrix and every
+//! 15 actions × 6 roles = 90 pairs. On failure the test prints the whole matrix and every
 //! mismatching pair.
 
 use std::fmt::Write as _;
@@ -32,7 +33,7 @@ use ecrf_log::body::Exported;
 use ecrf_randomize::{ListSpec, Stratum, generate, to_csv};
 use ecrf_store::{AuditFilter, SaveOptions, Store, StoreError};
 use ecrf_testkit::{
-    ADMIN, DATA_MANAGER, INVESTIGATOR, MONITOR, NURSE, Site, User, ecmo_started_ago,
+    ADMIN, DATA_MANAGER, INVESTIGATOR, MONITOR, NURSE, STATISTICIAN, Site, User, ecmo_started_ago,
     eligible_subject, open_as, study,
 };
 
@@ -52,6 +53,7 @@ fn user_of(role: Role) -> User {
         Role::Investigator => INVESTIGATOR,
         Role::Monitor => MONITOR,
         Role::DataManager => DATA_MANAGER,
+        Role::Statistician => STATISTICIAN,
         Role::Admin => ADMIN,
     }
 }
@@ -95,6 +97,7 @@ fn prepare(path: &Path) -> Vec<Fixture> {
         .with(INVESTIGATOR)
         .with(MONITOR)
         .with(DATA_MANAGER)
+        .with(STATISTICIAN)
         .with_lease(LEASED, SEED)
         .create(path);
     let targets: Vec<String> = Role::ALL
@@ -339,7 +342,7 @@ fn attempt(store: &mut Store, user: &User, action: Action, fx: &Fixture) -> Opti
         // `ecrf_app::App::enrol` / `App::set_site_ca` (crates/app/src/sync.rs) and a pushed
         // `store.create` by the server (`ecrf_server::rules::permissions`); the server test
         // covers it.
-        Action::ManageDevices => return None,
+        Action::ManageDevices | Action::ViewByArm => return None,
         Action::LoadLease => vec![("load a lease", done(store.load_lease(&fx.lease)))],
     })
 }
@@ -435,6 +438,6 @@ fn every_role_may_do_on_the_laptop_exactly_what_the_permission_table_says() {
         "the store disagrees with the permission table (!! below):\n{table}\n\n{}",
         mismatches.join("\n")
     );
-    // Every pair but ManageDevices' (no store operation; see the module docs).
-    assert_eq!(pairs, (Action::ALL.len() - 1) * Role::ALL.len());
+    // Every pair but ManageDevices' and ViewByArm's (no store operation; see the module docs).
+    assert_eq!(pairs, (Action::ALL.len() - 2) * Role::ALL.len());
 }

@@ -95,6 +95,14 @@ pub const DATA_MANAGER: User = User {
     password: "dm-password-1",
 };
 
+/// The statistician (`stat`).
+pub const STATISTICIAN: User = User {
+    username: "stat",
+    name: "Dr stat",
+    role: Role::Statistician,
+    password: "stat-password-1",
+};
+
 /// A new store for one site: its administrator ([`ADMIN`] unless [`Site::admin`] says
 /// otherwise), the users added with [`Site::with`], and optionally a lease of envelopes.
 #[derive(Debug, Clone)]

@@ -11,9 +11,12 @@
 //!   for the subjects that changed;
 //! - [`dashboard`]: the numbers of the dashboard from those summaries (enrolment, CONSORT,
 //!   balance, protocol flags, overdue work), pure; [`svg`] draws the plot and the diagram;
-//! - [`subject`]: one subject's casebook read from its own changes; [`monitor`]: queries and
-//!   SDV from the web, written as changes signed with the user's own key into the server's
+//! - [`subject`]: one subject's casebook read from its own changes; [`monitor`]: queries,
+//!   SDV and locks from the web, written as changes signed with the user's own key into the server's
 //!   chain of the site, which laptops receive at their next sync;
+//! - [`dmc`]: the closed report by arm (statistician only) and the pooled figures for all;
+//! - [`downloads`]: exports of the user's sites in every format, started and fetched from the
+//!   web, each audited;
 //! - [`pages`]: the HTML; [`words`]: the words of the pages in English and Chinese.
 //!
 //! Invariants: every page but the login needs a session; a user sees and acts on only the
@@ -24,6 +27,8 @@
 
 pub mod auth;
 pub mod dashboard;
+pub mod dmc;
+pub mod downloads;
 pub mod model;
 pub mod monitor;
 pub mod pages;
@@ -76,6 +81,8 @@ pub struct Web {
     pub auth: auth::Auth,
     /// The trial folded from the change logs.
     pub trial: Arc<model::TrialCache>,
+    /// Exports started from the web, and their files.
+    pub downloads: downloads::Downloads,
     /// Options.
     pub options: WebOptions,
     /// The study definition (labels, forms, code lists).
@@ -144,6 +151,7 @@ pub fn router(pool: PgPool, options: WebOptions, study: Arc<ecrf_core::Study>) -
     let web = Arc::new(Web {
         auth: auth::Auth::new(&options),
         trial,
+        downloads: downloads::Downloads::new(),
         pool,
         options,
         study,
@@ -170,8 +178,14 @@ pub fn router(pool: PgPool, options: WebOptions, study: Arc<ecrf_core::Study>) -
             "/web/sites/{site}/subjects/{subject}/sdv",
             post(monitor::mark_sdv),
         )
+        .route("/web/sites/{site}/locks", post(monitor::lock))
+        .route("/web/exports", get(downloads::page).post(downloads::start))
+        .route("/web/exports/{id}", get(downloads::job))
+        .route("/web/exports/{id}/{file}", get(downloads::file))
         .route("/web/api/sites/{site}/subjects", get(pages::site_json))
         .route("/web/api/consort", get(pages::consort_json))
+        .route("/web/dmc", get(pages::dmc))
+        .route("/web/api/dmc", get(pages::dmc_json))
         .layer(middleware::from_fn(security_headers))
         .with_state(web)
 }

@@ -238,3 +238,107 @@ pub async fn mark_sdv(
     .await?;
     Ok(back(&site, &subject, &format!("i-{form}-{item}")))
 }
+
+/// The fields of the lock form.
+#[derive(Debug, serde::Deserialize)]
+pub struct LockForm {
+    /// The session's token.
+    #[serde(default)]
+    pub csrf: String,
+    /// `site`, `subject` or `form`.
+    #[serde(default)]
+    pub scope: String,
+    /// The subject (subject and form locks).
+    #[serde(default)]
+    pub subject: String,
+    /// The form instance (form locks).
+    #[serde(default)]
+    pub form: String,
+    /// `lock` or `unlock`.
+    #[serde(default)]
+    pub action: String,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `POST /web/sites/{site}/locks`: a data manager locks or unlocks a form instance, a
+/// casebook or the whole site. Laptops receive it at their next sync; data a laptop saved
+/// under the lock before receiving it is held by the server, as for a lock made on a laptop.
+pub async fn lock(
+    State(web): State<Arc<Web>>,
+    Path(site): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<LockForm>,
+) -> Result<Response, WebError> {
+    let s = authorised(&web, &headers, &f.csrf, &site).await?;
+    let access = s.at(&site)?;
+    let (kind, action) = match f.action.as_str() {
+        "lock" => (ChangeKind::Locked, Action::Lock),
+        "unlock" => (ChangeKind::Unlocked, Action::Unlock),
+        other => {
+            return Err(WebError::Bad(format!(
+                "action: lock or unlock, not {other:?}"
+            )));
+        }
+    };
+    if !access.role.may(action) {
+        return Err(WebError::Forbidden(format!(
+            "a {} may not {action}",
+            access.role
+        )));
+    }
+    let reason = f.reason.trim();
+    if reason.is_empty() {
+        return Err(WebError::Bad(
+            "reason: say why (it goes in the audit trail)".into(),
+        ));
+    }
+    if reason.chars().count() > MAX_QUERY_TEXT {
+        return Err(WebError::Bad(format!(
+            "reason: at most {MAX_QUERY_TEXT} characters"
+        )));
+    }
+    let (subject, form) = match f.scope.as_str() {
+        "site" => (None, None),
+        "subject" => (Some(f.subject.trim().to_string()), None),
+        "form" => {
+            let key = FormKey::parse(&web.study, f.form.trim())
+                .map_err(|e| WebError::Bad(format!("form: {e}")))?;
+            (Some(f.subject.trim().to_string()), Some(key.to_string()))
+        }
+        other => {
+            return Err(WebError::Bad(format!(
+                "scope: site, subject or form, not {other:?}"
+            )));
+        }
+    };
+    if let Some(subject) = &subject {
+        subject_exists(&web, &site, subject).await?;
+    }
+    let lock = ecrf_log::body::Lock {
+        scope: f.scope.clone(),
+        site: (f.scope == "site").then(|| site.clone()),
+    };
+    let body = if kind == ChangeKind::Locked {
+        Body::Locked(lock)
+    } else {
+        Body::Unlocked(lock)
+    };
+    let mut c = template(kind, subject.as_deref().unwrap_or(""), "", "", body);
+    c.subject = subject.clone();
+    c.form = form.clone();
+    c.item = None;
+    c.reason = Some(reason.to_string());
+    ecrf_server::db::users::append_as(
+        &web.pool,
+        &site,
+        c,
+        (&s.username, access.role.as_str(), &access.key),
+    )
+    .await?;
+    Ok(match subject {
+        Some(subject) => back(&site, &subject, "locks"),
+        None => Redirect::to(&format!("/web/sites/{site}")).into_response(),
+    })
+}

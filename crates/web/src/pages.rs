@@ -73,7 +73,8 @@ fn respond(markup: Markup, cookie: Option<HeaderValue>) -> Response {
     res
 }
 
-fn page(lang: Lang, title: &str, s: Option<&Session>, body: Markup) -> Markup {
+/// A whole page: header (user, sites, language, log out), the sites' menu, then `body`.
+pub fn page(lang: Lang, title: &str, s: Option<&Session>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang=(if lang == Lang::Zh { "zh-CN" } else { "en" }) {
@@ -108,6 +109,12 @@ fn page(lang: Lang, title: &str, s: Option<&Session>, body: Markup) -> Markup {
                         a href="/web/" { (tr(lang, "Dashboard", "总览")) }
                         @for site in s.sites.keys() {
                             a href=(format!("/web/sites/{site}")) { (tr(lang, "Site", "中心")) " " (site) }
+                        }
+                        @if s.sites.values().any(|a| a.role.may(Action::ViewByArm)) {
+                            a #nav-dmc href="/web/dmc" { (tr(lang, "Closed report", "闭门报告")) }
+                        }
+                        @if s.sites.values().any(|a| a.role.may(Action::Export)) {
+                            a #nav-exports href="/web/exports" { (tr(lang, "Exports", "数据导出")) }
                         }
                     }
                 }
@@ -208,6 +215,10 @@ pub async fn dashboard(
     let s = session(&web, &headers).await?;
     let sites: Vec<String> = s.sites.keys().cloned().collect();
     let d = dashboard_of(&web, &s).await?;
+    let pooled = {
+        let trial = web.trial.read(&web.pool, Utc::now()).await?;
+        crate::dmc::pooled(&trial, &sites)
+    };
     let devices = dashboard::devices(&web.pool, &sites, Utc::now()).await?;
     let server_flags = dashboard::server_flags(&web.pool, &sites).await?;
     let arms = arms(&web.study, lang);
@@ -269,6 +280,16 @@ pub async fn dashboard(
             p.note { (tr(lang,
                 "Allocation balance counts only arms opened by randomization; sealed envelopes are never read here.",
                 "分组平衡仅统计随机时已揭示的分组；此处从不读取未开启的信封。")) }
+        }
+        section #pooled {
+            h2 { (tr(lang, "Primary endpoint, all arms pooled", "主要终点（各组合并）")) }
+            p #pooled-figures {
+                (pooled.deaths) " " (tr(lang, "deaths by day 30 among", "例30天内死亡，共")) " "
+                (pooled.known) " " (tr(lang, "subjects with the endpoint known", "例终点已知"))
+                " (" (pct(pooled.mortality)) "); "
+                (tr(lang, "known for", "已知")) " " (pooled.known) " / " (pooled.randomized) " " (tr(lang, "randomized", "例随机"))
+            }
+            p.note { (tr(lang, "Results by arm are in the statistician's closed report only.", "分组结果仅见于统计师的闭门报告。")) }
         }
         section #consort {
             h2 { "CONSORT" }
@@ -421,6 +442,51 @@ fn day30_of(s: &SubjectSummary, lang: Lang) -> &'static str {
     }
 }
 
+/// The locks in force that concern a subject (or only the site's, without one).
+#[derive(Debug, Default)]
+struct LockView {
+    site: bool,
+    casebook: bool,
+    forms: std::collections::BTreeSet<String>,
+}
+
+fn locks_of(state: &crate::model::SiteState, subject: Option<&str>) -> LockView {
+    let mut v = LockView::default();
+    for l in state.projection.locks.values() {
+        let mine = subject.is_some() && l.subject.as_deref() == subject;
+        match l.lock.scope.as_str() {
+            "site" => v.site = true,
+            "subject" if mine => v.casebook = true,
+            "form" if mine => {
+                v.forms.insert(l.form.clone().unwrap_or_default());
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
+/// A lock or unlock button with its reason, for data managers.
+fn lock_button(
+    lang: Lang,
+    site: &str,
+    (scope, subject, form): (&str, &str, &str),
+    locked: bool,
+    csrf: &str,
+) -> Markup {
+    html! {
+        form.lock method="post" action=(format!("/web/sites/{site}/locks")) {
+            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="scope" value=(scope);
+            input type="hidden" name="subject" value=(subject);
+            input type="hidden" name="form" value=(form);
+            input type="hidden" name="action" value=(if locked { "unlock" } else { "lock" });
+            label { (tr(lang, "Reason", "原因")) " " input type="text" name="reason" required maxlength="2000"; }
+            button type="submit" { (if locked { tr(lang, "Unlock", "解锁") } else { tr(lang, "Lock", "锁定") }) }
+        }
+    }
+}
+
 /// `GET /web/sites/{site}`: the site's subjects with their work.
 pub async fn site(
     State(web): State<Arc<Web>>,
@@ -448,8 +514,17 @@ pub async fn site(
                 }
                 m
             });
+    let locks = locks_of(state, None);
+    let access = s.at(&site)?;
+    let may = if locks.site {
+        access.role.may(Action::Unlock)
+    } else {
+        access.role.may(Action::Lock)
+    };
     let body = html! {
         h1 { (tr(lang, "Site", "中心")) " " (site) " — " (state.name) }
+        @if locks.site { p.locked #site-locked { (tr(lang, "The whole site is locked.", "整个中心已锁定。")) } }
+        @if may { (lock_button(lang, &site, ("site", "", ""), locks.site, &s.csrf)) }
         table.data #subjects {
             thead { tr {
                 th { (tr(lang, "Subject", "受试者")) } th { (tr(lang, "Screening", "筛选")) }
@@ -539,17 +614,38 @@ pub async fn subject(
     let s = session(&web, &headers).await?;
     let access = s.at(&site)?;
     let v = crate::subject::load(&web.pool, &web.study, &site, &subject, Utc::now()).await?;
-    let may_raise = access.role.may(Action::RaiseQuery);
-    let may_close = access.role.may(Action::CloseQuery);
-    let may_verify = access.role.may(Action::VerifySource);
-    let body = subject_body(
-        &web.study,
-        &v,
-        lang,
-        &s.csrf,
-        (may_raise, may_close, may_verify),
-    );
+    let locks = {
+        let trial = web.trial.read(&web.pool, Utc::now()).await?;
+        trial
+            .sites
+            .get(&site)
+            .map(|state| locks_of(state, Some(&subject)))
+            .unwrap_or_default()
+    };
+    let may = Mays {
+        raise: access.role.may(Action::RaiseQuery),
+        close: access.role.may(Action::CloseQuery),
+        verify: access.role.may(Action::VerifySource),
+        lock: access.role.may(Action::Lock),
+        unlock: access.role.may(Action::Unlock),
+    };
+    let body = subject_body(&web.study, &v, lang, &s.csrf, &may, &locks);
     Ok(respond(page(lang, &subject, Some(&s), body), cookie))
+}
+
+/// What the user may do on a subject's page.
+struct Mays {
+    raise: bool,
+    close: bool,
+    verify: bool,
+    lock: bool,
+    unlock: bool,
+}
+
+impl Mays {
+    fn toggle(&self, locked: bool) -> bool {
+        if locked { self.unlock } else { self.lock }
+    }
 }
 
 fn subject_body(
@@ -557,12 +653,21 @@ fn subject_body(
     v: &SubjectView,
     lang: Lang,
     csrf: &str,
-    (may_raise, may_close, may_verify): (bool, bool, bool),
+    may: &Mays,
+    locks: &LockView,
 ) -> Markup {
+    let (may_raise, may_close, may_verify) = (may.raise, may.close, may.verify);
     let o = &v.outcome;
     let base = format!("/web/sites/{}/subjects/{}", v.site, v.subject);
     html! {
         h1 { (tr(lang, "Subject", "受试者")) " " (v.subject) }
+        section #locks {
+            @if locks.site { p.locked { (tr(lang, "The site is locked.", "该中心已锁定。")) } }
+            @if locks.casebook { p.locked #casebook-locked { (tr(lang, "This casebook is locked.", "该病例已锁定。")) } }
+            @if may.toggle(locks.casebook) {
+                (lock_button(lang, &v.site, ("subject", &v.subject, ""), locks.casebook, csrf))
+            }
+        }
         dl.outcome {
             dt { (tr(lang, "Randomized at", "随机时间")) }
             dd { @if let Some(t) = o.randomized_at { (t.format("%Y-%m-%d %H:%M %:z")) } @else { "—" } }
@@ -608,6 +713,11 @@ fn subject_body(
             @for (instance, values) in v.values.range(form.id.clone()..).take_while(|(k, _)| k.split('#').next() == Some(form.id.as_str())) {
                 section.form id=(format!("f-{instance}")) {
                     h2 { (study_text(lang, &form.name)) " · " (instance) }
+                    @let form_locked = locks.forms.contains(instance);
+                    @if form_locked { p.locked { (tr(lang, "This form is locked.", "该表单已锁定。")) } }
+                    @if may.toggle(form_locked) {
+                        (lock_button(lang, &v.site, ("form", &v.subject, instance), form_locked, csrf))
+                    }
                     table.data {
                         thead { tr {
                             th { (tr(lang, "Item", "项目")) } th { (tr(lang, "Value", "值")) }
@@ -705,6 +815,105 @@ pub async fn consort_json(
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
         body.to_string(),
+    )
+        .into_response())
+}
+
+/// The sites where the session may see results by arm.
+fn by_arm_sites(s: &Session) -> Vec<String> {
+    s.sites
+        .iter()
+        .filter(|(_, a)| a.role.may(Action::ViewByArm))
+        .map(|(site, _)| site.clone())
+        .collect()
+}
+
+async fn closed_report(web: &Web, s: &Session) -> Result<crate::dmc::ClosedReport, WebError> {
+    let sites = by_arm_sites(s);
+    if sites.is_empty() {
+        return Err(WebError::Forbidden(
+            "only the trial statistician sees results by arm (the closed report); the \
+             dashboard shows pooled figures"
+                .into(),
+        ));
+    }
+    let trial = web.trial.read(&web.pool, Utc::now()).await?;
+    Ok(crate::dmc::report(&trial, &sites))
+}
+
+fn pct(x: Option<f64>) -> String {
+    x.map(|v| format!("{:.1}%", 100.0 * v))
+        .unwrap_or_else(|| "—".into())
+}
+
+/// `GET /web/dmc`: the closed report for the data monitoring committee.
+pub async fn dmc(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
+) -> Result<Response, WebError> {
+    let (lang, cookie) = page_lang(&headers, &q);
+    let s = session(&web, &headers).await?;
+    let r = closed_report(&web, &s).await?;
+    let arms = arms(&web.study, lang);
+    let label = |code: &str| {
+        arms.iter()
+            .find(|(c, _)| c == code)
+            .map(|(_, l)| l.clone())
+            .unwrap_or_else(|| code.to_string())
+    };
+    let body = html! {
+        h1 { (tr(lang, "Closed report for the data monitoring committee", "数据监查委员会闭门报告")) }
+        p.error { (tr(lang, "Confidential: results by arm. Do not share outside the closed session.",
+                      "机密：分组结果。请勿在闭门会议之外传播。")) }
+        table.data #dmc-table {
+            thead { tr {
+                th { (tr(lang, "Arm", "组别")) }
+                th { (tr(lang, "Randomized", "随机")) }
+                th { (tr(lang, "Primary endpoint known", "主要终点已知")) }
+                th { (tr(lang, "Deaths by day 30", "30天内死亡")) }
+                th { (tr(lang, "30-day mortality (95% CI, Wilson)", "30天死亡率（95%CI，Wilson）")) }
+                th { (tr(lang, "Serious adverse events (subjects)", "严重不良事件（受试者数）")) }
+                th { (tr(lang, "Crossovers", "交叉")) }
+                th { (tr(lang, "IABP late or never", "IABP延迟或未置入")) }
+            } }
+            tbody {
+                @for a in r.arms.iter().chain(std::iter::once(&r.pooled)) {
+                    tr data-arm=(a.arm) {
+                        td { @if a.arm.is_empty() { strong { (tr(lang, "All arms", "全部")) } } @else { (label(&a.arm)) } }
+                        td.num { (a.randomized) }
+                        td.num { (a.known) " (" (pct((a.randomized > 0).then(|| a.known as f64 / a.randomized as f64))) ")" }
+                        td.num { (a.deaths) }
+                        td.num { (pct(a.mortality)) @if let Some((lo, hi)) = a.ci { " (" (format!("{:.1}–{:.1}%", 100.0 * lo, 100.0 * hi)) ")" } }
+                        td.num { (a.serious_aes) " (" (a.subjects_with_sae) ")" }
+                        td.num { (a.crossovers) }
+                        td.num { (a.deviations) }
+                    }
+                }
+            }
+        }
+        h2 { (tr(lang, "Kaplan–Meier survival to day 30", "至第30天Kaplan–Meier生存曲线")) }
+        (PreEscaped(svg::kaplan_meier(&r, &arms, lang)))
+        p.note { (tr(lang,
+            "Subjects whose primary endpoint is not known yet are left out of the mortality and the curves; the completeness column counts them.",
+            "主要终点尚未知晓的受试者不计入死亡率和生存曲线；“主要终点已知”一栏反映完整性。")) }
+    };
+    Ok(respond(
+        page(lang, tr(lang, "Closed report", "闭门报告"), Some(&s), body),
+        cookie,
+    ))
+}
+
+/// `GET /web/api/dmc`: the closed report as JSON (statistician only).
+pub async fn dmc_json(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let s = session(&web, &headers).await?;
+    let r = closed_report(&web, &s).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_string(&r).map_err(|e| WebError::Internal(e.to_string()))?,
     )
         .into_response())
 }

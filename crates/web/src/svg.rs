@@ -193,6 +193,89 @@ pub fn consort(d: &Dashboard, arms: &[(String, String)], lang: Lang) -> String {
     s
 }
 
+/// Kaplan–Meier curves to day 30, one per arm (step lines).
+pub fn kaplan_meier(
+    report: &crate::dmc::ClosedReport,
+    labels: &[(String, String)],
+    lang: Lang,
+) -> String {
+    let (w, h, left, bottom, top, right) = (640.0, 320.0, 50.0, 40.0, 20.0, 160.0);
+    let x = |d: i64| left + d as f64 / 30.0 * (w - left - right);
+    let y = |s: f64| top + (1.0 - s) * (h - top - bottom);
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" \
+         height=\"{h}\" role=\"img\" aria-label=\"{}\" class=\"plot\">",
+        esc(tr(
+            lang,
+            "Kaplan–Meier survival to day 30 by arm",
+            "各组至第30天Kaplan–Meier生存曲线"
+        ))
+    );
+    let _ = write!(
+        out,
+        "<line x1=\"{left}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#555\"/>\
+         <line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{b}\" stroke=\"#555\"/>",
+        b = h - bottom,
+        r = x(30)
+    );
+    for d in [0, 10, 20, 30] {
+        let _ = write!(
+            out,
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">{d}</text>",
+            x(d),
+            h - bottom + 14.0
+        );
+    }
+    for s in [0.0, 0.5, 1.0] {
+        let _ = write!(
+            out,
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{s:.1}</text>",
+            left - 4.0,
+            y(s) + 4.0
+        );
+    }
+    let _ = write!(
+        out,
+        "<text x=\"{:.1}\" y=\"{h}\" font-size=\"11\" text-anchor=\"middle\">{}</text>",
+        x(15),
+        esc(tr(lang, "days since randomization", "随机化后天数"))
+    );
+    let colours = ["#06c", "#c60", "#393", "#939"];
+    for (i, arm) in report.arms.iter().enumerate() {
+        let colour = colours[i % colours.len()];
+        let mut points = String::new();
+        let mut last = 1.0;
+        for (d, s) in &arm.km {
+            let _ = write!(
+                points,
+                "{:.1},{:.1} {:.1},{:.1} ",
+                x(*d),
+                y(last),
+                x(*d),
+                y(*s)
+            );
+            last = *s;
+        }
+        let _ = write!(points, "{:.1},{:.1}", x(30), y(last));
+        let label = labels
+            .iter()
+            .find(|(c, _)| *c == arm.arm)
+            .map(|(_, l)| l.as_str())
+            .unwrap_or(arm.arm.as_str());
+        let _ = write!(
+            out,
+            "<polyline points=\"{points}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"{colour}\">{} (n = {})</text>",
+            x(30) + 6.0,
+            y(last) + 4.0 + 14.0 * i as f64,
+            esc(&label.chars().take(22).collect::<String>()),
+            arm.known
+        );
+    }
+    out.push_str("</svg>");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

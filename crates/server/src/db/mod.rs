@@ -22,6 +22,7 @@ pub mod admin;
 pub(crate) mod allocation;
 pub(crate) mod changes;
 pub(crate) mod device;
+pub mod logs;
 pub mod users;
 
 pub use admin::{

@@ -238,6 +238,19 @@ pub async fn append_as(
     let me = web_device(site);
     super::device::ensure_tokenless_device(&mut tx, &me, site, -1).await?;
     let c = append_in_chain(&mut tx, (site, &me), template, author).await?;
+    // A lock set or released on the web is kept like a pushed one: later data under it is held.
+    for step in crate::rules::lock_plan(site, &[], &[&c]).steps {
+        match step {
+            crate::rules::LockStep::Set(scope, ch) => {
+                let json =
+                    serde_json::to_string(ch).map_err(|e| ServerError::Internal(e.to_string()))?;
+                super::changes::set_lock(&mut tx, site, &scope, &json).await?;
+            }
+            crate::rules::LockStep::Release(scope) => {
+                super::changes::release_lock(&mut tx, site, &scope).await?
+            }
+        }
+    }
     tx.commit().await?;
     Ok(c)
 }
