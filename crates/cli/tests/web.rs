@@ -565,3 +565,195 @@ fn a_data_manager_downloads_an_export_of_her_sites_and_it_is_audited() {
     );
     assert!(what.contains("scr.csv"), "{what}");
 }
+
+/// Per arm number of `subjects.csv`: (known, deaths, CI low, CI high, KM steps), computed by R
+/// from the export alone (base R: `prop.test` without continuity correction = Wilson; the
+/// Kaplan–Meier product by hand).
+fn r_closed_report(
+    subjects_csv: &std::path::Path,
+) -> Vec<(i64, usize, usize, f64, f64, Vec<(i64, f64)>)> {
+    let script = r#"
+d <- read.csv(commandArgs(TRUE)[1], stringsAsFactors = FALSE)
+for (a in sort(unique(d$ARM))) {
+  x <- d[d$ARM == a & d$PRIMARY_ENDPOINT %in% c(0, 1), ]
+  n <- nrow(x); deaths <- sum(x$PRIMARY_ENDPOINT == 1)
+  ci <- suppressWarnings(prop.test(deaths, n, correct = FALSE)$conf.int)
+  t <- as.integer(x$DAYS_ALIVE); e <- x$PRIMARY_ENDPOINT == 1
+  s <- 1; km <- "0:1"
+  for (u in sort(unique(t[e]))) {
+    s <- s * (1 - sum(t == u & e) / sum(t >= u))
+    km <- c(km, sprintf("%d:%.12f", u, s))
+  }
+  cat(sprintf("%d %d %d %.12f %.12f %s\n", a, n, deaths, ci[1], ci[2], paste(km, collapse = ",")))
+}
+"#;
+    let out = std::process::Command::new("Rscript")
+        .args(["-e", script])
+        .arg(subjects_csv)
+        .output()
+        .expect("Rscript (scripts/setup.sh installs r-base-core)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let km = f[5]
+                .split(',')
+                .map(|p| {
+                    let (d, s) = p.split_once(':').unwrap();
+                    (d.parse().unwrap(), s.parse().unwrap())
+                })
+                .collect();
+            (
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+                f[3].parse().unwrap(),
+                f[4].parse().unwrap(),
+                km,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_closed_report_is_the_statisticians_alone_and_equals_r_on_the_export() {
+    let (dir, server) = setup();
+    add_user(
+        &server,
+        "01",
+        "sam",
+        "statistician",
+        "statistician-web-2026-osprey",
+    );
+    let path = dir.path().join("a.ecrf");
+    let store = Site::new("01")
+        .with_nurse()
+        .with_lease(16, [5; 32])
+        .create_as(&path, &NURSE);
+    let mut a = Device { store, path };
+    ecrf_sync::enrol(
+        &a.store,
+        &server.url(),
+        &server.enrol_code("01", a.store.device_id()),
+        None,
+    )
+    .unwrap();
+    // Randomized on 1 March 2026 (day 0); some die on days 2 to 9, the others are alive at
+    // the day-30 contact; one has no day-30 record yet (endpoint unknown).
+    for i in 0..12 {
+        let (id, _) = randomized_subject(&mut a.store, &format!("01-K{i:02}"));
+        if i == 11 {
+            continue;
+        }
+        if i % 3 == 0 || i == 4 {
+            let death = format!("2026-03-{:02}", 3 + i % 8);
+            a.save(
+                &id,
+                "D30",
+                &[
+                    ("CONTACT_DATE", "2026-03-31"),
+                    ("METHOD", "PHONE"),
+                    ("VITAL_STATUS", "DEAD"),
+                    ("DEATH_DATE", &death),
+                    ("DEATH_CAUSE", "CV_SHOCK"),
+                ],
+            );
+        } else {
+            a.save(
+                &id,
+                "D30",
+                &[
+                    ("CONTACT_DATE", "2026-03-31"),
+                    ("METHOD", "PHONE"),
+                    ("VITAL_STATUS", "ALIVE"),
+                ],
+            );
+        }
+    }
+    a.sync();
+
+    // Everyone else: refused, and the dashboard shows pooled figures only.
+    let mut mona = Browser::new(&server.url());
+    assert_eq!(mona.log_in("mona", MONITOR_PW).status, 303);
+    assert_eq!(mona.get("/web/dmc").status, 403);
+    assert_eq!(mona.get("/web/api/dmc").status, 403);
+    let home = mona.get("/web/");
+    assert!(home.body.contains("id=\"pooled-figures\""), "{}", home.body);
+    assert!(!home.body.contains("dmc-table"));
+
+    let mut sam = Browser::new(&server.url());
+    assert_eq!(
+        sam.log_in("sam", "statistician-web-2026-osprey").status,
+        303
+    );
+    let page = sam.get("/web/dmc");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Kaplan") && page.body.contains("<polyline"));
+    let report: serde_json::Value = serde_json::from_str(&sam.get("/web/api/dmc").body).unwrap();
+    assert_eq!(report["pooled"]["randomized"], 12);
+    assert_eq!(report["pooled"]["known"], 11);
+
+    // The statistician's export, analysed in R, gives the same numbers.
+    let csrf = sam.get("/web/exports").csrf();
+    let started = sam.post(
+        "/web/exports",
+        &[("csrf", &csrf), ("format", "csv"), ("site", "01")],
+    );
+    assert_eq!(started.status, 303, "{}", started.body);
+    let job = started.header("location").unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !sam.get(&job).body.contains("data-state=\"done\"") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the export did not finish"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let csv = sam.get(&format!("{job}/subjects.csv"));
+    assert_eq!(csv.status, 200);
+    let file = dir.path().join("subjects.csv");
+    std::fs::write(&file, &csv.body).unwrap();
+    let arms: Vec<String> = server::study().codelists["arms"]
+        .codes
+        .iter()
+        .map(|c| c.code.clone())
+        .collect();
+    let r = r_closed_report(&file);
+    assert!(!r.is_empty(), "R found no arm in {}", csv.body);
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+    for (number, known, deaths, lo, hi, km) in r {
+        let code = &arms[(number - 1) as usize];
+        let web = report["arms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["arm"] == code.as_str())
+            .unwrap_or_else(|| panic!("arm {code} not in {report}"));
+        assert_eq!(web["known"], known, "{code}");
+        assert_eq!(web["deaths"], deaths, "{code}");
+        assert!(
+            close(web["ci"][0].as_f64().unwrap(), lo),
+            "{code} {web} vs {lo}"
+        );
+        assert!(
+            close(web["ci"][1].as_f64().unwrap(), hi),
+            "{code} {web} vs {hi}"
+        );
+        let steps: Vec<(i64, f64)> = web["km"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_i64().unwrap(), p[1].as_f64().unwrap()))
+            .collect();
+        assert_eq!(steps.len(), km.len(), "{code}: {steps:?} vs R {km:?}");
+        for ((d1, s1), (d2, s2)) in steps.iter().zip(&km) {
+            assert_eq!(d1, d2, "{code}");
+            assert!(close(*s1, *s2), "{code} day {d1}: {s1} vs R {s2}");
+        }
+    }
+}
