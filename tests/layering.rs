@@ -86,6 +86,7 @@ fn sync_server_export_and_pdf_never_reach_the_store() {
         "ecrf-server",
         "ecrf-export",
         "ecrf-pdf",
+        "ecrf-web",
     ] {
         let deps = reach(&g, krate);
         assert!(deps.contains("ecrf-log"), "{krate} speaks the log");

@@ -566,12 +566,13 @@ fn a_data_manager_downloads_an_export_of_her_sites_and_it_is_audited() {
     assert!(what.contains("scr.csv"), "{what}");
 }
 
+/// One arm as R computes it: arm number, known, deaths, CI low, CI high, Kaplan–Meier steps.
+type RArm = (i64, usize, usize, f64, f64, Vec<(i64, f64)>);
+
 /// Per arm number of `subjects.csv`: (known, deaths, CI low, CI high, KM steps), computed by R
 /// from the export alone (base R: `prop.test` without continuity correction = Wilson; the
 /// Kaplan–Meier product by hand).
-fn r_closed_report(
-    subjects_csv: &std::path::Path,
-) -> Vec<(i64, usize, usize, f64, f64, Vec<(i64, f64)>)> {
+fn r_closed_report(subjects_csv: &std::path::Path) -> Vec<RArm> {
     let script = r#"
 d <- read.csv(commandArgs(TRUE)[1], stringsAsFactors = FALSE)
 for (a in sort(unique(d$ARM))) {
@@ -756,4 +757,117 @@ fn the_closed_report_is_the_statisticians_alone_and_equals_r_on_the_export() {
             assert!(close(*s1, *s2), "{code} day {d1}: {s1} vs R {s2}");
         }
     }
+}
+
+fn pdf_text(pdf: &std::path::Path) -> String {
+    let out = std::process::Command::new("pdftotext")
+        .args(["-layout"])
+        .arg(pdf)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils)");
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn the_web_prints_the_same_casebook_as_the_laptop() {
+    let (dir, server) = setup();
+    let mut a = Device::enrolled(dir.path(), "a", "01", &server);
+    let id = eligible_subject(&mut a.store, "01-P1");
+    a.save(&id, "SCR", &[("AGE", "62")]);
+    a.sync();
+    let mut b = Browser::new(&server.url());
+    assert_eq!(b.log_in("mona", MONITOR_PW).status, 303);
+    let page = b.get(&format!("/web/sites/01/subjects/{id}"));
+    let csrf = page.csrf();
+    b.post(
+        &format!("/web/sites/01/subjects/{id}/queries"),
+        &[
+            ("csrf", &csrf),
+            ("form", "SCR"),
+            ("item", "AGE"),
+            ("text", "Age?"),
+        ],
+    );
+    b.post(
+        &format!("/web/sites/01/subjects/{id}/sdv"),
+        &[("csrf", &csrf), ("form", "SCR"), ("item", "SEX")],
+    );
+    a.sync();
+
+    let web_pdf = dir.path().join("web.pdf");
+    let got = b.get(&format!("/web/sites/01/subjects/{id}/casebook.pdf"));
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("content-type"), Some("application/pdf"));
+    // The body was read as text by the test client: fetch the bytes again raw.
+    let bytes = ureq::get(&format!(
+        "{}/web/sites/01/subjects/{id}/casebook.pdf",
+        server.url()
+    ))
+    .header(
+        "Cookie",
+        &b.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
+    .call()
+    .unwrap()
+    .body_mut()
+    .read_to_vec()
+    .unwrap();
+    assert!(bytes.starts_with(b"%PDF"));
+    std::fs::write(&web_pdf, &bytes).unwrap();
+    let laptop_pdf = dir.path().join("laptop.pdf");
+    let out = a.ecrf(&["print", "subject", &id, "-o", laptop_pdf.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Who printed and when differ, and each audit line's number is the change's place in the
+    // log that holds it (the laptop's or the server's); every other line is the same.
+    let keep = |t: String| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.contains("Printed") && !l.contains("printed"))
+            .map(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                let numbered = words.len() > 1
+                    && words[0].bytes().all(|b| b.is_ascii_digit())
+                    && words[1].len() == 10
+                    && words[1].as_bytes()[4] == b'-';
+                words[usize::from(numbered)..].join(" ")
+            })
+            .filter(|l| !l.is_empty())
+            .collect()
+    };
+    let (web, laptop) = (keep(pdf_text(&web_pdf)), keep(pdf_text(&laptop_pdf)));
+    assert!(web.iter().any(|l| l.contains(&id)), "{web:?}");
+    assert_eq!(web, laptop, "the web's casebook differs from the laptop's");
+}
+
+#[test]
+fn an_idle_session_ends_and_says_so_in_the_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_web_idle(&fresh_database(), dir.path(), 2);
+    server.add_site("01");
+    add_user(&server, "01", "mona", "monitor", MONITOR_PW);
+    let mut b = Browser::new(&server.url());
+    assert_eq!(b.log_in("mona", MONITOR_PW).status, 303);
+    assert_eq!(b.get("/web/").status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    assert_eq!(
+        b.get("/web/").status,
+        200,
+        "a request keeps the session alive"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2600));
+    assert_eq!(
+        b.get("/web/").status,
+        303,
+        "idle for longer than 2 s: back to the login"
+    );
+    assert_eq!(audit(&server, "timeout"), 1);
 }

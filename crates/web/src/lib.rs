@@ -11,7 +11,8 @@
 //!   for the subjects that changed;
 //! - [`dashboard`]: the numbers of the dashboard from those summaries (enrolment, CONSORT,
 //!   balance, protocol flags, overdue work), pure; [`svg`] draws the plot and the diagram;
-//! - [`subject`]: one subject's casebook read from its own changes; [`monitor`]: queries,
+//! - [`subject`]: one subject's casebook read from its own changes (printed by `ecrf_pdf` as a
+//!   laptop prints it); [`monitor`]: queries,
 //!   SDV and locks from the web, written as changes signed with the user's own key into the server's
 //!   chain of the site, which laptops receive at their next sync;
 //! - [`dmc`]: the closed report by arm (statistician only) and the pooled figures for all;
@@ -83,6 +84,8 @@ pub struct Web {
     pub trial: Arc<model::TrialCache>,
     /// Exports started from the web, and their files.
     pub downloads: downloads::Downloads,
+    /// The printer (its font loaded on first use).
+    pub printer: std::sync::OnceLock<Result<ecrf_pdf::Printer, String>>,
     /// Options.
     pub options: WebOptions,
     /// The study definition (labels, forms, code lists).
@@ -152,6 +155,7 @@ pub fn router(pool: PgPool, options: WebOptions, study: Arc<ecrf_core::Study>) -
         auth: auth::Auth::new(&options),
         trial,
         downloads: downloads::Downloads::new(),
+        printer: std::sync::OnceLock::new(),
         pool,
         options,
         study,
@@ -166,6 +170,10 @@ pub fn router(pool: PgPool, options: WebOptions, study: Arc<ecrf_core::Study>) -
         .route("/web/static/app.css", get(pages::stylesheet))
         .route("/web/sites/{site}", get(pages::site))
         .route("/web/sites/{site}/subjects/{subject}", get(pages::subject))
+        .route(
+            "/web/sites/{site}/subjects/{subject}/casebook.pdf",
+            get(pages::casebook_pdf),
+        )
         .route(
             "/web/sites/{site}/subjects/{subject}/queries",
             post(monitor::raise_query),

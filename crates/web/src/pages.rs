@@ -661,6 +661,7 @@ fn subject_body(
     let base = format!("/web/sites/{}/subjects/{}", v.site, v.subject);
     html! {
         h1 { (tr(lang, "Subject", "受试者")) " " (v.subject) }
+        p { a #print-pdf href=(format!("{base}/casebook.pdf")) { (tr(lang, "Print the casebook (PDF, as on the laptop)", "打印病例（PDF，与笔记本电脑相同）")) } }
         section #locks {
             @if locks.site { p.locked { (tr(lang, "The site is locked.", "该中心已锁定。")) } }
             @if locks.casebook { p.locked #casebook-locked { (tr(lang, "This casebook is locked.", "该病例已锁定。")) } }
@@ -914,6 +915,75 @@ pub async fn dmc_json(
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
         serde_json::to_string(&r).map_err(|e| WebError::Internal(e.to_string()))?,
+    )
+        .into_response())
+}
+
+/// `GET /web/sites/{site}/subjects/{subject}/casebook.pdf`: the subject's filled CRF with its
+/// audit appendix, printed by `ecrf_pdf` from the same record a laptop prints (audited).
+pub async fn casebook_pdf(
+    State(web): State<Arc<Web>>,
+    Path((site, subject)): Path<(String, String)>,
+    axum::extract::ConnectInfo(addr): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let lang = lang_of(&headers);
+    let s = session(&web, &headers).await?;
+    s.at(&site)?;
+    let v = crate::subject::load(&web.pool, &web.study, &site, &subject, Utc::now()).await?;
+    let names: BTreeMap<String, String> = {
+        let trial = web.trial.read(&web.pool, Utc::now()).await?;
+        trial
+            .sites
+            .get(&site)
+            .map(|st| {
+                st.projection
+                    .users
+                    .iter()
+                    .map(|(u, p)| (u.clone(), p.name.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let casebook = crate::subject::casebook(&web.study, &v, names);
+    let by = format!("{} ({})", s.name, s.username);
+    let web2 = Arc::clone(&web);
+    let printed = tokio::task::spawn_blocking(move || {
+        let printer = web2
+            .printer
+            .get_or_init(|| ecrf_pdf::Printer::new().map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| format!("the printout's font: {e}"))?;
+        printer
+            .subject(
+                &web2.study,
+                &casebook,
+                &ecrf_pdf::PrintOptions::now(lang.code(), &by),
+            )
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| WebError::Internal(e.to_string()))?
+    .map_err(WebError::Internal)?;
+    crate::auth::audit(
+        &web.pool,
+        &s.username,
+        &addr.ip().to_string(),
+        "print",
+        &format!("{site} {subject}: {} pages", printed.pages),
+    )
+    .await?;
+    let disposition = HeaderValue::from_str(&format!("inline; filename=\"{subject}.pdf\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("inline"));
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/pdf"),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        printed.bytes,
     )
         .into_response())
 }

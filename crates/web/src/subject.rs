@@ -67,6 +67,8 @@ pub struct SubjectView {
     pub verified: BTreeSet<(String, String)>,
     /// Signatures, with validity.
     pub signatures: Vec<Signature>,
+    /// The subject's queries as the fold holds them (for the printout).
+    pub query_records: Vec<ecrf_log::Query>,
 }
 
 impl SubjectView {
@@ -88,18 +90,20 @@ pub async fn load(
     subject: &str,
     now: DateTime<Utc>,
 ) -> Result<SubjectView, WebError> {
-    let bodies: Vec<String> = sqlx::query_scalar(
-        "SELECT body FROM changes WHERE site = $1 AND ((body::jsonb) ->> 'subject') = $2 \
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT seq, body FROM changes WHERE site = $1 AND ((body::jsonb) ->> 'subject') = $2 \
          ORDER BY seq",
     )
     .bind(site)
     .bind(subject)
     .fetch_all(pool)
     .await?;
-    let mut changes = Vec::with_capacity(bodies.len());
-    for b in bodies {
-        let c: Change = serde_json::from_str(&b)
+    let mut changes = Vec::with_capacity(rows.len());
+    for (seq, b) in rows {
+        let mut c: Change = serde_json::from_str(&b)
             .map_err(|e| WebError::Internal(format!("a stored change is unreadable: {e}")))?;
+        // Its place in the server's log (a laptop numbers its own copy in its own order).
+        c.seq = seq;
         changes.push(c);
     }
     let projection =
@@ -134,15 +138,25 @@ pub async fn load(
             steps: Vec::new(),
         })
         .collect();
-    let mut verified = BTreeSet::new();
-    for c in &changes {
-        if c.kind == ChangeKind::SdvMarked {
-            verified.insert((
-                c.form.clone().unwrap_or_default(),
-                c.item.clone().unwrap_or_default(),
-            ));
-            continue;
+    // Verified = marked after the value it shows was set (a later change undoes the mark).
+    let mut marks: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
+    for (i, c) in changes.iter().enumerate() {
+        let key = (
+            c.form.clone().unwrap_or_default(),
+            c.item.clone().unwrap_or_default(),
+        );
+        match c.kind {
+            ChangeKind::SdvMarked => marks.entry(key).or_default().1 = i + 1,
+            ChangeKind::ItemSet => marks.entry(key).or_default().0 = i + 1,
+            _ => {}
         }
+    }
+    let verified: BTreeSet<(String, String)> = marks
+        .into_iter()
+        .filter(|(_, (set, mark))| mark > set)
+        .map(|(k, _)| k)
+        .collect();
+    for c in &changes {
         let is_step = matches!(
             c.kind,
             ChangeKind::QueryRaised
@@ -189,5 +203,81 @@ pub async fn load(
         queries,
         verified,
         signatures,
+        query_records: projection.queries.values().cloned().collect(),
     })
+}
+
+/// The subject's record as the laptop's printout reads it (`ecrf_log::Casebook`): each form
+/// instance with data in schedule order, its values in the form's item order then derived
+/// values, the items verified, every change, the names of `names`, queries and signatures;
+/// `ecrf_pdf` prints it exactly as it prints a laptop's.
+pub fn casebook(
+    study: &ecrf_core::Study,
+    v: &SubjectView,
+    names: BTreeMap<String, String>,
+) -> ecrf_log::Casebook {
+    let mut keys: Vec<ecrf_core::FormKey> = Vec::new();
+    for c in &v.changes {
+        let Some(form) = &c.form else { continue };
+        if let Ok(key) = ecrf_core::FormKey::parse(study, form)
+            && !keys.contains(&key)
+        {
+            keys.push(key);
+        }
+    }
+    let order =
+        |k: &ecrf_core::FormKey| (study.forms.iter().position(|f| f.id == k.form), k.repeat);
+    keys.sort_by_key(order);
+    let forms = keys
+        .into_iter()
+        .map(|key| {
+            let instance = key.to_string();
+            let own = v.values.get(&instance);
+            let mut values: Vec<ecrf_log::ItemState> = Vec::new();
+            if let Some(form) = study.form(&key.form) {
+                for item in &form.items {
+                    if let Some(value) = own.and_then(|o| o.get(&item.id)) {
+                        let warning = v
+                            .trail(&instance, &item.id)
+                            .last()
+                            .and_then(|c| c.warning.clone());
+                        values.push(ecrf_log::ItemState {
+                            item: item.id.clone(),
+                            value: value.clone(),
+                            warning,
+                        });
+                    }
+                }
+            }
+            for (item, value) in v.derived.get(&instance).into_iter().flatten() {
+                if !values.iter().any(|x| &x.item == item) {
+                    values.push(ecrf_log::ItemState {
+                        item: item.clone(),
+                        value: value.clone(),
+                        warning: None,
+                    });
+                }
+            }
+            let verified = v
+                .verified
+                .iter()
+                .filter(|(f, _)| *f == instance)
+                .map(|(_, i)| i.clone())
+                .collect();
+            ecrf_log::CasebookForm {
+                key,
+                values,
+                verified,
+            }
+        })
+        .collect();
+    ecrf_log::Casebook {
+        subject: v.subject.clone(),
+        site: v.site.clone(),
+        forms,
+        audit: v.changes.clone(),
+        names,
+        queries: v.query_records.clone(),
+        signatures: v.signatures.clone(),
+    }
 }

@@ -88,6 +88,8 @@ pub struct Server {
     /// Enrolment attempts per address per minute (`--enrol-per-minute`): high for tests that
     /// enrol many laptops from this one address; the server's default in the test of the limit.
     pub enrol_per_minute: u32,
+    /// The web view's idle timeout (`--web-idle-seconds`), when not the default.
+    pub web_idle_seconds: Option<u64>,
 }
 
 impl Server {
@@ -102,6 +104,7 @@ impl Server {
             ca: None,
             log_level: "warn",
             enrol_per_minute: 1000,
+            web_idle_seconds: None,
         }
     }
 
@@ -119,6 +122,14 @@ impl Server {
         s
     }
 
+    /// [`Server::start`] with the web view's sessions ending after `seconds` without a request.
+    pub fn start_with_web_idle(database_url: &str, log_dir: &Path, seconds: u64) -> Server {
+        let mut s = Server::new(database_url, log_dir);
+        s.web_idle_seconds = Some(seconds);
+        s.spawn();
+        s
+    }
+
     /// [`Server::start`] with the server's own enrolment rate limit.
     pub fn start_with_enrol_limit(database_url: &str, log_dir: &Path, per_minute: u32) -> Server {
         let mut s = Server::new(database_url, log_dir);
@@ -131,16 +142,9 @@ impl Server {
     /// made here (openssl); its PEM is in [`Server::ca`].
     pub fn start_tls(database_url: &str, dir: &Path) -> Server {
         let pki = make_certificates(dir);
-        let mut s = Server {
-            database_url: database_url.to_string(),
-            port: free_port(),
-            child: None,
-            log: dir.join("server.log"),
-            tls: Some((pki.cert, pki.key)),
-            ca: Some(std::fs::read(&pki.ca).unwrap()),
-            log_level: "warn",
-            enrol_per_minute: 1000,
-        };
+        let mut s = Server::new(database_url, dir);
+        s.tls = Some((pki.cert, pki.key));
+        s.ca = Some(std::fs::read(&pki.ca).unwrap());
         s.spawn();
         s
     }
@@ -166,6 +170,9 @@ impl Server {
             "--enrol-per-minute",
             &self.enrol_per_minute.to_string(),
         ]);
+        if let Some(idle) = self.web_idle_seconds {
+            cmd.args(["--web-idle-seconds", &idle.to_string()]);
+        }
         match &self.tls {
             Some((cert, key)) => cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key),
             None => cmd.arg("--insecure-http"),
