@@ -122,31 +122,39 @@ fn one_round(
     }
 }
 
-/// `ecrf bench-sync`.
-pub fn run(args: &BenchSyncArgs) -> Result<(), Failure> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(fail)?;
-    // A database of its own.
+/// A database of the benchmark's own on the PostgreSQL server of `url`, named `prefix_<hex>`:
+/// its URL.
+pub(crate) fn fresh_database(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    prefix: &str,
+) -> Result<String, Failure> {
     let mut rnd = [0u8; 4];
     getrandom::fill(&mut rnd).map_err(fail)?;
-    let name = format!("ecrf_bench_{:08x}", u32::from_le_bytes(rnd));
-    let base = args
-        .database_url
+    let name = format!("{prefix}_{:08x}", u32::from_le_bytes(rnd));
+    let base = url
         .rsplit_once('/')
         .map(|(b, _)| b.to_string())
         .ok_or_else(|| Failure("--database-url: expected …/dbname".into()))?;
-    let db_url = format!("{base}/{name}");
     rt.block_on(async {
-        let admin = sqlx::PgPool::connect(&args.database_url).await?;
-        // The name is made here from hex digits only.
+        let admin = sqlx::PgPool::connect(url).await?;
+        // The name is made here from a fixed prefix and hex digits only.
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&admin)
             .await?;
         Ok::<_, sqlx::Error>(())
     })
     .map_err(fail)?;
+    Ok(format!("{base}/{name}"))
+}
+
+/// `ecrf bench-sync`.
+pub fn run(args: &BenchSyncArgs) -> Result<(), Failure> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(fail)?;
+    let db_url = fresh_database(&rt, &args.database_url, "ecrf_bench")?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(fail)?

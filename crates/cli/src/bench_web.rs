@@ -130,26 +130,15 @@ fn change(
     new_value: Option<String>,
 ) -> Change {
     Change {
-        seq: 0,
-        change_id: String::new(),
-        device: String::new(),
-        device_seq: 0,
-        kind,
         subject: subject.map(str::to_string),
         form: form.map(str::to_string),
         item: item.map(str::to_string),
-        old_value: None,
         new_value,
         user: "nurse".into(),
         role: "nurse".into(),
         utc: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         local_offset: "+08:00".into(),
-        reason: None,
-        warning: None,
-        prev_hash: String::new(),
-        base: None,
-        hash: String::new(),
-        signature: None,
+        ..Change::blank(kind)
     }
 }
 
@@ -306,24 +295,7 @@ pub fn run(args: &BenchWebArgs) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(fail)?;
-    let mut rnd = [0u8; 4];
-    getrandom::fill(&mut rnd).map_err(fail)?;
-    let name = format!("ecrf_bench_web_{:08x}", u32::from_le_bytes(rnd));
-    let base = args
-        .database_url
-        .rsplit_once('/')
-        .map(|(b, _)| b.to_string())
-        .ok_or_else(|| Failure("--database-url: expected …/dbname".into()))?;
-    let db_url = format!("{base}/{name}");
-    rt.block_on(async {
-        let admin = sqlx::PgPool::connect(&args.database_url).await?;
-        // The name is made here from hex digits only.
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&admin)
-            .await?;
-        Ok::<_, sqlx::Error>(())
-    })
-    .map_err(fail)?;
+    let db_url = crate::bench_sync::fresh_database(&rt, &args.database_url, "ecrf_bench_web")?;
     let pool = rt
         .block_on(ecrf_server::db::connect(&db_url, 8))
         .map_err(fail)?;
@@ -447,11 +419,6 @@ pub fn run(args: &BenchWebArgs) -> Result<(), Failure> {
     if let Some(rss) = resident_mib() {
         println!("server process resident memory after the fold:  {rss} MiB");
     }
-    // Every summary once more for the clock (as every 10 minutes), spread over reads.
-    for _ in 0..(args.sites * args.subjects / ecrf_web::model::RECOMPUTE_PER_READ + 1) {
-        session.get("/web/")?;
-    }
-
     let mut dashboard = Vec::with_capacity(args.requests);
     for _ in 0..args.requests {
         dashboard.push(session.get("/web/")?.0);
@@ -486,7 +453,6 @@ pub fn run(args: &BenchWebArgs) -> Result<(), Failure> {
         after_change.push(session.get("/web/")?.0);
     }
     let p95_change = report("dashboard, a new change before each", after_change);
-
     let mut subject_pages = Vec::with_capacity(args.requests);
     for i in 0..args.requests {
         let site = &sites[i % sites.len()];

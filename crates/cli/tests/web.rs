@@ -17,24 +17,7 @@ use webclient::Browser;
 const MONITOR_PW: &str = "monitor-web-2026-kestrel";
 
 fn add_user(server: &Server, site: &str, user: &str, role: &str, password: &str) {
-    let out = std::process::Command::new(server::ecrf_bin())
-        .args([
-            "server", "user", "add", user, "--site", site, "--role", role,
-        ])
-        .args([
-            "--name",
-            "Mona Li 李梦",
-            "--database-url",
-            &server.database_url,
-        ])
-        .env("ECRF_NEW_PASSWORD", password)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    server.registered(site, user, role, password);
 }
 
 /// Sites 01, 02, 03; a monitor registered at 01 and 03.
@@ -47,6 +30,19 @@ fn setup() -> (tempfile::TempDir, Server) {
     add_user(&server, "01", "mona", "monitor", MONITOR_PW);
     add_user(&server, "03", "mona", "monitor", MONITOR_PW);
     (dir, server)
+}
+
+const DM_PW: &str = DM_PW;
+
+/// [`setup`], a data manager `dana` of site 01, and a laptop of site 01 with one subject
+/// (screening number `scrno`) synced.
+fn with_data_manager(scrno: &str) -> (tempfile::TempDir, Server, Device, String) {
+    let (dir, server) = setup();
+    add_user(&server, "01", "dana", "data_manager", DM_PW);
+    let mut a = Device::enrolled(dir.path(), "a", "01", &server);
+    let id = eligible_subject(&mut a.store, scrno);
+    a.sync();
+    (dir, server, a, id)
 }
 
 fn audit(server: &Server, event: &str) -> usize {
@@ -407,17 +403,7 @@ fn a_query_raised_on_the_web_reaches_the_laptop_and_its_answer_comes_back() {
 
 #[test]
 fn a_data_manager_locks_a_form_on_the_web_and_the_laptop_keeps_to_it() {
-    let (dir, server) = setup();
-    add_user(
-        &server,
-        "01",
-        "dana",
-        "data_manager",
-        "data-manager-web-2026-heron",
-    );
-    let mut a = Device::enrolled(dir.path(), "a", "01", &server);
-    let id = eligible_subject(&mut a.store, "01-L1");
-    a.sync();
+    let (_dir, server, mut a, id) = with_data_manager("01-L1");
     let page = format!("/web/sites/01/subjects/{id}");
     let lock = |b: &mut Browser, action: &str| {
         let csrf = b.get(&page).csrf();
@@ -440,10 +426,7 @@ fn a_data_manager_locks_a_form_on_the_web_and_the_laptop_keeps_to_it() {
     assert_eq!(lock(&mut mona, "lock").status, 403);
 
     let mut dana = Browser::new(&server.url());
-    assert_eq!(
-        dana.log_in("dana", "data-manager-web-2026-heron").status,
-        303
-    );
+    assert_eq!(dana.log_in("dana", DM_PW).status, 303);
     let csrf = dana.get(&page).csrf();
     let no_reason = dana.post(
         "/web/sites/01/locks",
@@ -480,17 +463,7 @@ fn a_data_manager_locks_a_form_on_the_web_and_the_laptop_keeps_to_it() {
 
 #[test]
 fn a_data_manager_downloads_an_export_of_her_sites_and_it_is_audited() {
-    let (dir, server) = setup();
-    add_user(
-        &server,
-        "01",
-        "dana",
-        "data_manager",
-        "data-manager-web-2026-heron",
-    );
-    let mut a = Device::enrolled(dir.path(), "a", "01", &server);
-    let id = eligible_subject(&mut a.store, "01-X1");
-    a.sync();
+    let (_dir, server, mut a, id) = with_data_manager("01-X1");
 
     let mut mona = Browser::new(&server.url());
     assert_eq!(mona.log_in("mona", MONITOR_PW).status, 303);
@@ -501,10 +474,7 @@ fn a_data_manager_downloads_an_export_of_her_sites_and_it_is_audited() {
     );
 
     let mut dana = Browser::new(&server.url());
-    assert_eq!(
-        dana.log_in("dana", "data-manager-web-2026-heron").status,
-        303
-    );
+    assert_eq!(dana.log_in("dana", DM_PW).status, 303);
     let form = dana.get("/web/exports");
     assert_eq!(form.status, 200, "{}", form.body);
     let csrf = form.csrf();

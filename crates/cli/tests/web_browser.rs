@@ -223,24 +223,7 @@ fn a_monitor_raises_a_query_in_chromium_that_a_nurse_answers_on_her_laptop() {
         server.add_site(s);
     }
     for site in ["01", "03"] {
-        let out = Command::new(server::ecrf_bin())
-            .args([
-                "server", "user", "add", "mona", "--site", site, "--role", "monitor",
-            ])
-            .args([
-                "--name",
-                "Mona Li 李梦",
-                "--database-url",
-                &server.database_url,
-            ])
-            .env("ECRF_NEW_PASSWORD", MONITOR_PW)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        server.registered(site, "mona", "monitor", MONITOR_PW);
     }
     let mut laptop = Device::enrolled(dir.path(), "a", "01", &server);
     let id = eligible_subject(&mut laptop.store, "01-W1");

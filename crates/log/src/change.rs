@@ -70,6 +70,33 @@ pub struct Change {
 }
 
 impl Change {
+    /// A change of `kind` with every other field empty: what a writer fills in (subject, form,
+    /// item, value, reason) before it is numbered, chained, dated, hashed and signed.
+    pub fn blank(kind: ChangeKind) -> Change {
+        Change {
+            seq: 0,
+            change_id: String::new(),
+            device: String::new(),
+            device_seq: 0,
+            kind,
+            subject: None,
+            form: None,
+            item: None,
+            old_value: None,
+            new_value: None,
+            user: String::new(),
+            role: String::new(),
+            utc: String::new(),
+            local_offset: String::new(),
+            reason: None,
+            warning: None,
+            prev_hash: String::new(),
+            base: None,
+            hash: String::new(),
+            signature: None,
+        }
+    }
+
     /// The canonical hash: SHA-256 over every field but `seq` and `hash`, each length-prefixed
     /// so no two different changes encode the same bytes.
     pub fn compute_hash(&self) -> String {

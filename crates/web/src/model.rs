@@ -4,8 +4,9 @@
 //!
 //! Invariants: a site's changes are read in its commit order (`changes.seq` within a site:
 //! pushes of a site hold its row lock), so a cursor per site never skips one; a summary is
-//! recomputed when one of its subject's changes arrives, and all of them when the clock has
-//! moved on by [`RECOMPUTE_AFTER`] (overdue work and flags depend on today); every number of
+//! recomputed when one of its subject's changes arrives (at the next read), and all of them
+//! when the clock has moved on by [`RECOMPUTE_AFTER`] (overdue work and flags depend on today),
+//! by a background task a few hundred at a time between requests; every number of
 //! the dashboard is computed by `core` from these values (eligibility, outcome), never here.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,10 +23,16 @@ use crate::WebError;
 /// Summaries older than this are recomputed even without new changes.
 pub const RECOMPUTE_AFTER: Duration = Duration::minutes(10);
 
-/// At most this many summaries are recomputed for the clock at one read (those of subjects
-/// that changed are always recomputed): a 10× trial's recompute is spread over reads instead
-/// of stalling one.
-pub const RECOMPUTE_PER_READ: usize = 400;
+/// At most this many summaries are recomputed for the clock at a time, by a background task
+/// between requests (those of subjects that changed are recomputed at the next read): a 10×
+/// trial's recompute never stalls a page.
+pub const RECOMPUTE_PER_TICK: usize = 400;
+
+/// Changes read per query while advancing a site's fold.
+const PAGE: i64 = 20_000;
+
+/// How often the background task looks for summaries to recompute for the clock.
+pub const TICK: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The day-30 follow-up of a randomized subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +76,7 @@ pub struct SiteState {
     /// Each subject's summary.
     pub subjects: BTreeMap<String, SubjectSummary>,
     dirty: BTreeSet<String>,
-    /// Summaries computed with an older clock, recomputed a few at each read.
+    /// Summaries computed with an older clock, recomputed by the background task.
     stale: BTreeSet<String>,
 }
 
@@ -89,8 +96,9 @@ pub struct TrialCache {
 }
 
 impl TrialCache {
-    /// Folds everything there is now, in the background: what a server does at start so
-    /// that the first page does not wait for a whole trial's log.
+    /// Starts the background work: folds everything there is now (so that the first page
+    /// does not wait for a whole trial's log), then every [`TICK`] recomputes up to
+    /// [`RECOMPUTE_PER_TICK`] summaries the clock has made stale.
     pub fn warm_up(self: &std::sync::Arc<Self>, pool: PgPool) {
         let me = std::sync::Arc::clone(self);
         tokio::spawn(async move {
@@ -102,6 +110,13 @@ impl TrialCache {
                     "web view: trial folded"
                 ),
                 Err(e) => tracing::warn!(error = %e, "web view: fold at start failed"),
+            }
+            loop {
+                tokio::time::sleep(TICK).await;
+                me.trial
+                    .lock()
+                    .await
+                    .refresh_for_clock(Utc::now(), RECOMPUTE_PER_TICK);
             }
         });
     }
@@ -129,47 +144,74 @@ impl Trial {
             let code: String = row.get(0);
             let state = self.sites.entry(code.clone()).or_default();
             state.name = row.get(1);
-            let rows = sqlx::query(
-                "SELECT seq, body FROM changes WHERE site = $1 AND seq > $2 ORDER BY seq",
-            )
-            .bind(&code)
-            .bind(state.cursor)
-            .fetch_all(pool)
-            .await?;
-            for r in rows {
-                let seq: i64 = r.get(0);
-                let body: String = r.get(1);
-                state.cursor = seq;
-                let change: Change = match serde_json::from_str(&body) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(site = %code, seq, error = %e, "unreadable change");
-                        continue;
+            // Pages in the site's order: with a LIMIT the planner walks the (site, seq) index
+            // even with a generic plan (without, it may scan the whole site's log each time).
+            loop {
+                let rows = sqlx::query(
+                    "SELECT seq, body FROM changes WHERE site = $1 AND seq > $2 \
+                     ORDER BY seq LIMIT $3",
+                )
+                .bind(&code)
+                .bind(state.cursor)
+                .bind(PAGE)
+                // Planned with this cursor each time (a generic plan cannot know it is the end).
+                .persistent(false)
+                .fetch_all(pool)
+                .await?;
+                let full = rows.len() as i64 == PAGE;
+                for r in rows {
+                    let seq: i64 = r.get(0);
+                    let body: &str = r.get(1);
+                    state.cursor = seq;
+                    let change: Change = match serde_json::from_str(body) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            tracing::warn!(site = %code, seq, error = %e, "unreadable change");
+                            continue;
+                        }
+                    };
+                    if let Err(e) = state.projection.apply(&change) {
+                        tracing::warn!(site = %code, seq, error = %e, "change not folded");
                     }
-                };
-                if let Err(e) = state.projection.apply(&change) {
-                    tracing::warn!(site = %code, seq, error = %e, "change not folded");
+                    if let Some(s) = change.subject {
+                        state.dirty.insert(s);
+                    }
                 }
-                if let Some(s) = &change.subject {
-                    state.dirty.insert(s.clone());
+                if !full {
+                    break;
                 }
             }
         }
         Ok(())
     }
 
-    /// Recomputes the summaries that changed; when the clock has moved on, every summary is
-    /// marked stale and recomputed [`RECOMPUTE_PER_READ`] at a time.
+    /// Recomputes the summaries of the subjects that changed.
     fn summarize(&mut self, now: DateTime<Utc>) {
-        let clock_moved = self.computed_at.is_none_or(|t| now - t > RECOMPUTE_AFTER);
-        if clock_moved {
+        if self.computed_at.is_none() {
             self.computed_at = Some(now);
         }
-        let mut budget = RECOMPUTE_PER_READ;
-        for state in self.sites.values_mut() {
-            if clock_moved {
+        self.recompute(now, 0);
+    }
+
+    /// When the clock has moved on by [`RECOMPUTE_AFTER`], marks every summary stale; then
+    /// recomputes up to `budget` stale ones.
+    pub fn refresh_for_clock(&mut self, now: DateTime<Utc>, budget: usize) {
+        if self.computed_at.is_some_and(|t| now - t > RECOMPUTE_AFTER) {
+            self.computed_at = Some(now);
+            for state in self.sites.values_mut() {
                 state.stale = state.subjects.keys().cloned().collect();
             }
+        }
+        self.recompute(now, budget);
+    }
+
+    /// Subjects whose summary waits for a recompute for the clock.
+    pub fn stale(&self) -> usize {
+        self.sites.values().map(|s| s.stale.len()).sum()
+    }
+
+    fn recompute(&mut self, now: DateTime<Utc>, mut budget: usize) {
+        for state in self.sites.values_mut() {
             let mut todo: Vec<String> = std::mem::take(&mut state.dirty).into_iter().collect();
             while budget > 0 {
                 let Some(s) = state.stale.pop_first() else {

@@ -45,27 +45,30 @@ pub struct MonitorForm {
 /// A change of `kind` about one item, for `append_as` to number, sign and store.
 fn template(kind: ChangeKind, subject: &str, form: &str, item: &str, body: Body) -> Change {
     Change {
-        seq: 0,
-        change_id: String::new(),
-        device: String::new(),
-        device_seq: 0,
-        kind,
         subject: Some(subject.into()),
         form: Some(form.into()),
         item: Some(item.into()),
-        old_value: None,
         new_value: body.new_value(),
-        user: String::new(),
-        role: String::new(),
-        utc: String::new(),
-        local_offset: String::new(),
-        reason: None,
-        warning: None,
-        prev_hash: String::new(),
-        base: None,
-        hash: String::new(),
-        signature: None,
+        ..Change::blank(kind)
     }
+}
+
+/// Writes `change` as the session's person at `site` (their role there, signed with their key).
+async fn write(
+    web: &Web,
+    site: &str,
+    s: &Session,
+    access: &crate::auth::Access,
+    change: Change,
+) -> Result<(), WebError> {
+    ecrf_server::db::users::append_as(
+        &web.pool,
+        site,
+        change,
+        (&s.username, access.role.as_str(), &access.key),
+    )
+    .await?;
+    Ok(())
 }
 
 /// The session, its CSRF token checked, and its access to `site`.
@@ -151,13 +154,7 @@ pub async fn raise_query(
         auto: false,
     });
     let c = template(ChangeKind::QueryRaised, &subject, &form, &item, body);
-    ecrf_server::db::users::append_as(
-        &web.pool,
-        &site,
-        c,
-        (&s.username, access.role.as_str(), &access.key),
-    )
-    .await?;
+    write(&web, &site, &s, access, c).await?;
     Ok(back(&site, &subject, &format!("q-{id}")))
 }
 
@@ -186,13 +183,7 @@ pub async fn close_query(
         auto: false,
     });
     let c = template(ChangeKind::QueryClosed, &subject, &q.form, &q.item, body);
-    ecrf_server::db::users::append_as(
-        &web.pool,
-        &site,
-        c,
-        (&s.username, access.role.as_str(), &access.key),
-    )
-    .await?;
+    write(&web, &site, &s, access, c).await?;
     Ok(back(&site, &subject, &format!("q-{query}")))
 }
 
@@ -229,13 +220,7 @@ pub async fn mark_sdv(
         &item,
         Body::SdvMarked { value },
     );
-    ecrf_server::db::users::append_as(
-        &web.pool,
-        &site,
-        c,
-        (&s.username, access.role.as_str(), &access.key),
-    )
-    .await?;
+    write(&web, &site, &s, access, c).await?;
     Ok(back(&site, &subject, &format!("i-{form}-{item}")))
 }
 
@@ -330,13 +315,7 @@ pub async fn lock(
     c.form = form.clone();
     c.item = None;
     c.reason = Some(reason.to_string());
-    ecrf_server::db::users::append_as(
-        &web.pool,
-        &site,
-        c,
-        (&s.username, access.role.as_str(), &access.key),
-    )
-    .await?;
+    write(&web, &site, &s, access, c).await?;
     Ok(match subject {
         Some(subject) => back(&site, &subject, "locks"),
         None => Redirect::to(&format!("/web/sites/{site}")).into_response(),

@@ -65,6 +65,12 @@ fn page_lang(headers: &HeaderMap, q: &LangQuery) -> (Lang, Option<HeaderValue>) 
     }
 }
 
+/// A JSON answer.
+fn json_reply(body: &impl serde::Serialize) -> Result<Response, WebError> {
+    let text = serde_json::to_string(body).map_err(|e| WebError::Internal(e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], text).into_response())
+}
+
 fn respond(markup: Markup, cookie: Option<HeaderValue>) -> Response {
     let mut res = Html(markup.into_string()).into_response();
     if let Some(c) = cookie {
@@ -584,11 +590,7 @@ pub async fn site_json(
             })
         })
         .collect();
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        serde_json::to_string(&rows).map_err(|e| WebError::Internal(e.to_string()))?,
-    )
-        .into_response())
+    json_reply(&rows)
 }
 
 /// A value as a nurse reads it: code labels, dates without ISO's `T`.
@@ -813,11 +815,7 @@ pub async fn consort_json(
         "lost": d.lost,
         "analysed": d.analysed,
     });
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response())
+    json_reply(&body)
 }
 
 /// The sites where the session may see results by arm.
@@ -912,11 +910,7 @@ pub async fn dmc_json(
 ) -> Result<Response, WebError> {
     let s = session(&web, &headers).await?;
     let r = closed_report(&web, &s).await?;
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        serde_json::to_string(&r).map_err(|e| WebError::Internal(e.to_string()))?,
-    )
-        .into_response())
+    json_reply(&r)
 }
 
 /// `GET /web/sites/{site}/subjects/{subject}/casebook.pdf`: the subject's filled CRF with its

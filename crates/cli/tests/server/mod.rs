@@ -246,14 +246,36 @@ impl Server {
     /// `ecrf server user add USER --site 01 --role ROLE --name NAME` with `password` (what an
     /// administrator types): the command's output, success or not.
     pub fn add_user(&self, user: &str, role: &str, name: &str, password: &str) -> Output {
+        self.add_user_at("01", user, role, name, password)
+    }
+
+    /// [`Server::add_user`] at `site`.
+    pub fn add_user_at(
+        &self,
+        site: &str,
+        user: &str,
+        role: &str,
+        name: &str,
+        password: &str,
+    ) -> Output {
         Command::new(ecrf_bin())
             .args([
-                "server", "user", "add", user, "--site", "01", "--role", role,
+                "server", "user", "add", user, "--site", site, "--role", role,
             ])
             .args(["--name", name, "--database-url", &self.database_url])
             .env("ECRF_NEW_PASSWORD", password)
             .output()
             .expect("run ecrf")
+    }
+
+    /// [`Server::add_user_at`] that must succeed.
+    pub fn registered(&self, site: &str, user: &str, role: &str, password: &str) {
+        let out = self.add_user_at(site, user, role, &format!("{user} (test)"), password);
+        assert!(
+            out.status.success(),
+            "ecrf server user add {user}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn add_site(&self, code: &str) {

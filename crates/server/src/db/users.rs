@@ -292,26 +292,10 @@ fn user_change(
     reason: &str,
 ) -> Change {
     Change {
-        seq: 0,
-        change_id: String::new(),
-        device: String::new(),
-        device_seq: 0,
-        kind,
-        subject: None,
-        form: None,
         item: Some(username.to_string()),
-        old_value: None,
         new_value,
-        user: String::new(),
-        role: String::new(),
-        utc: String::new(),
-        local_offset: String::new(),
         reason: Some(reason.to_string()),
-        warning: None,
-        prev_hash: String::new(),
-        base: None,
-        hash: String::new(),
-        signature: None,
+        ..Change::blank(kind)
     }
 }
 
