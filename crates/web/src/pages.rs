@@ -369,7 +369,7 @@ pub async fn dashboard(
                                 @if dev.stale { " · " strong { (tr(lang, "stale", "过久未同步")) } }
                                 @if dev.revoked { " · " (tr(lang, "revoked", "已吊销")) }
                             }
-                            td.num { (dev.waiting) }
+                            td.num { (dev.waiting) @if dev.waiting >= dashboard::WAITING_CAP { "+" } }
                         }
                     }
                 }
