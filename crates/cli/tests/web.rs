@@ -32,7 +32,7 @@ fn setup() -> (tempfile::TempDir, Server) {
     (dir, server)
 }
 
-const DM_PW: &str = DM_PW;
+const DM_PW: &str = "data-manager-web-2026-heron";
 
 /// [`setup`], a data manager `dana` of site 01, and a laptop of site 01 with one subject
 /// (screening number `scrno`) synced.
