@@ -179,9 +179,9 @@ pub fn projection(
     )
 }
 
-/// Changes waiting for a laptop are counted up to this many (shown as "10000+"): the count
-/// walks the site's (site, seq) index from the laptop's mark, so it stays cheap for a laptop
-/// that has not synced for months of a 10× trial.
+/// Changes waiting for a laptop are counted up to this many (shown as "10000+"), and only when
+/// the site's last change is after the laptop's mark (one step down the (site, seq) index), so
+/// an up-to-date laptop costs nothing even in a 10× trial.
 pub const WAITING_CAP: i64 = 10_000;
 
 /// One laptop's health.
@@ -209,8 +209,10 @@ pub async fn devices(
 ) -> Result<Vec<DeviceHealth>, WebError> {
     let rows = sqlx::query(
         "SELECT d.device, d.site, extract(epoch FROM d.last_sync)::float8, d.revoked IS NOT NULL, \
-           (SELECT count(*) FROM (SELECT 1 FROM changes c WHERE c.site = d.site \
+           CASE WHEN (SELECT max(seq) FROM changes m WHERE m.site = d.site) > d.pulled_seq \
+             THEN (SELECT count(*) FROM (SELECT 1 FROM changes c WHERE c.site = d.site \
               AND c.seq > d.pulled_seq AND c.device <> d.device ORDER BY c.seq LIMIT $2) w) \
+             ELSE 0 END \
          FROM devices d WHERE d.site = ANY($1) AND d.device NOT LIKE 'server-%' AND d.device NOT LIKE 'web-%' \
          ORDER BY d.site, d.device",
     )

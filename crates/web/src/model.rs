@@ -144,8 +144,17 @@ impl Trial {
             let code: String = row.get(0);
             let state = self.sites.entry(code.clone()).or_default();
             state.name = row.get(1);
-            // Pages in the site's order: with a LIMIT the planner walks the (site, seq) index
-            // even with a generic plan (without, it may scan the whole site's log each time).
+            // Nothing new (the common case): one step down the (site, seq) index. Without this
+            // check the planner walks the primary key from the cursor through every later
+            // change of every other site (1.7 s a site at 10×).
+            let last: Option<i64> =
+                sqlx::query_scalar("SELECT max(seq) FROM changes WHERE site = $1")
+                    .bind(&code)
+                    .fetch_one(pool)
+                    .await?;
+            if last.is_none_or(|l| l <= state.cursor) {
+                continue;
+            }
             loop {
                 let rows = sqlx::query(
                     "SELECT seq, body FROM changes WHERE site = $1 AND seq > $2 \
