@@ -463,7 +463,7 @@ fn a_data_manager_locks_a_form_on_the_web_and_the_laptop_keeps_to_it() {
 
 #[test]
 fn a_data_manager_downloads_an_export_of_her_sites_and_it_is_audited() {
-    let (_dir, server, mut a, id) = with_data_manager("01-X1");
+    let (_dir, server, _laptop, id) = with_data_manager("01-X1");
 
     let mut mona = Browser::new(&server.url());
     assert_eq!(mona.log_in("mona", MONITOR_PW).status, 303);
