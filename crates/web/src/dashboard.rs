@@ -211,7 +211,8 @@ pub async fn devices(
         "SELECT d.device, d.site, extract(epoch FROM d.last_sync)::float8, d.revoked IS NOT NULL, \
            CASE WHEN (SELECT max(seq) FROM changes m WHERE m.site = d.site) > d.pulled_seq \
              THEN (SELECT count(*) FROM (SELECT 1 FROM changes c WHERE c.site = d.site \
-              AND c.seq > d.pulled_seq AND c.device <> d.device ORDER BY c.seq LIMIT $2) w) \
+              AND (c.site, c.seq) > (d.site, d.pulled_seq) AND c.device <> d.device \
+              ORDER BY c.site, c.seq LIMIT $2) w) \
              ELSE 0 END \
          FROM devices d WHERE d.site = ANY($1) AND d.device NOT LIKE 'server-%' AND d.device NOT LIKE 'web-%' \
          ORDER BY d.site, d.device",
