@@ -32,16 +32,16 @@ pub struct BenchSyncArgs {
     devices: usize,
 }
 
-fn fail(e: impl std::fmt::Display) -> Failure {
+pub(crate) fn fail(e: impl std::fmt::Display) -> Failure {
     Failure(e.to_string())
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
 }
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 

@@ -39,18 +39,7 @@ pub struct BenchWebArgs {
     requests: usize,
 }
 
-fn fail(e: impl std::fmt::Display) -> Failure {
-    Failure(e.to_string())
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
+use crate::bench_sync::{fail, ms, percentile};
 
 const PASSWORD: &str = "bench-web-data-manager-2026";
 
