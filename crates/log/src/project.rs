@@ -13,7 +13,7 @@
 //! an opening that names no sealed envelope of its device changes nothing: the server flags it).
 //! Invariant: folding is a pure function of the changes in the order given.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use ecrf_core::query::QueryState;
 use ecrf_core::signature::{SignatureScope, values_hash};
@@ -88,7 +88,7 @@ pub struct ProjectedEnvelope {
 pub struct Projection {
     /// Subjects in order of creation.
     pub subjects: Vec<ProjectedSubject>,
-    /// Each item's heads.
+    /// Each item's heads (changed only by [`Projection::apply`]: the conflict set follows it).
     pub heads: BTreeMap<ItemKey, Heads>,
     /// Users by login name.
     pub users: BTreeMap<String, ProjectedUser>,
@@ -102,6 +102,9 @@ pub struct Projection {
     pub envelopes: BTreeMap<String, ProjectedEnvelope>,
     superseded: HashSet<String>,
     subject_seen: HashSet<String>,
+    /// Items with two heads or more, kept by [`Projection::apply`] so that counting conflicts
+    /// does not walk every item (5 million in a 10× trial).
+    conflicted: BTreeSet<ItemKey>,
 }
 
 /// A change the fold cannot read.
@@ -139,7 +142,7 @@ impl Projection {
                     c.form.clone().unwrap_or_default(),
                     c.item.clone().unwrap_or_default(),
                 );
-                let item_heads = self.heads.entry(key).or_default();
+                let item_heads = self.heads.entry(key.clone()).or_default();
                 let replaced: Vec<String> = match &c.base {
                     None => item_heads.keys().cloned().collect(),
                     Some(b) => serde_json::from_str(b)
@@ -151,6 +154,11 @@ impl Projection {
                 }
                 if !self.superseded.contains(&c.change_id) {
                     item_heads.insert(c.change_id.clone(), c.new_value.clone());
+                }
+                if item_heads.len() > 1 {
+                    self.conflicted.insert(key);
+                } else {
+                    self.conflicted.remove(&key);
                 }
             }
             ChangeKind::UserAdded => {
@@ -365,7 +373,9 @@ impl Projection {
 
     /// Items with two heads or more (two devices changed them without seeing each other).
     pub fn conflicts(&self) -> impl Iterator<Item = (&ItemKey, &Heads)> {
-        self.heads.iter().filter(|(_, h)| h.len() > 1)
+        self.conflicted
+            .iter()
+            .filter_map(|k| self.heads.get_key_value(k))
     }
 
     /// Every signature in signing order, each valid while the values of its scope hash as

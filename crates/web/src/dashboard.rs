@@ -209,12 +209,13 @@ pub async fn devices(
 ) -> Result<Vec<DeviceHealth>, WebError> {
     let rows = sqlx::query(
         "SELECT d.device, d.site, extract(epoch FROM d.last_sync)::float8, d.revoked IS NOT NULL, \
-           CASE WHEN (SELECT max(seq) FROM changes m WHERE m.site = d.site) > d.pulled_seq \
-             THEN (SELECT count(*) FROM (SELECT 1 FROM changes c WHERE c.site = d.site \
-              AND (c.site, c.seq) > (d.site, d.pulled_seq) AND c.device <> d.device \
-              ORDER BY c.site, c.seq LIMIT $2) w) \
+           CASE WHEN m.last > d.pulled_seq \
+             THEN (SELECT count(*) FROM (SELECT 1 FROM changes c \
+              WHERE (c.site, c.seq) > (d.site, d.pulled_seq) AND (c.site, c.seq) <= (d.site, m.last) \
+              AND c.device <> d.device ORDER BY c.site, c.seq LIMIT $2) w) \
              ELSE 0 END \
-         FROM devices d WHERE d.site = ANY($1) AND d.device NOT LIKE 'server-%' AND d.device NOT LIKE 'web-%' \
+         FROM devices d CROSS JOIN LATERAL (SELECT max(seq) AS last FROM changes x WHERE x.site = d.site) m \
+         WHERE d.site = ANY($1) AND d.device NOT LIKE 'server-%' AND d.device NOT LIKE 'web-%' \
          ORDER BY d.site, d.device",
     )
     .bind(sites)

@@ -137,34 +137,36 @@ impl TrialCache {
 impl Trial {
     /// Reads every site's changes after its cursor into its fold.
     async fn advance(&mut self, pool: &PgPool) -> Result<(), WebError> {
-        let sites = sqlx::query("SELECT code, name FROM sites ORDER BY code")
-            .fetch_all(pool)
-            .await?;
+        // Each site's last change: one step down the (site, seq) index per site, so that
+        // nothing new (the common case) costs one query.
+        let sites = sqlx::query(
+            "SELECT s.code, s.name, (SELECT max(seq) FROM changes c WHERE c.site = s.code) \
+             FROM sites s ORDER BY s.code",
+        )
+        .fetch_all(pool)
+        .await?;
         for row in sites {
             let code: String = row.get(0);
             let state = self.sites.entry(code.clone()).or_default();
             state.name = row.get(1);
-            // Nothing new (the common case): one step down the (site, seq) index. Without this
-            // check the planner walks the primary key from the cursor through every later
-            // change of every other site (1.7 s a site at 10×).
-            let last: Option<i64> =
-                sqlx::query_scalar("SELECT max(seq) FROM changes WHERE site = $1")
-                    .bind(&code)
-                    .fetch_one(pool)
-                    .await?;
+            let last: Option<i64> = row.get(2);
             let Some(last) = last.filter(|l| *l > state.cursor) else {
                 continue;
             };
-            // Pages along the (site, seq) index: the row comparison is a condition only that
-            // index can serve, and the order is its own, so the planner walks it (checked on a
-            // 10x trial: 20,000 changes in ~20 ms).
+            // Pages along the (site, seq) index between two row comparisons: conditions only
+            // that index can serve (a plain `seq > $2` lets the planner walk the primary key
+            // through other sites' changes), and both bound the scan. With `site = $1` instead
+            // of the upper bound the scan starts at the site's first change (38 ms for one new
+            // change at 10×; 0.05 ms so).
             while state.cursor < last {
                 let rows = sqlx::query(
-                    "SELECT seq, body FROM changes WHERE site = $1 AND (site, seq) > ($1, $2) \
-                     ORDER BY site, seq LIMIT $3",
+                    "SELECT seq, body FROM changes \
+                     WHERE (site, seq) > ($1, $2) AND (site, seq) <= ($1, $3) \
+                     ORDER BY site, seq LIMIT $4",
                 )
                 .bind(&code)
                 .bind(state.cursor)
+                .bind(last)
                 .bind(PAGE)
                 .persistent(false)
                 .fetch_all(pool)

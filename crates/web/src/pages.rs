@@ -220,10 +220,14 @@ pub async fn dashboard(
     let (lang, cookie) = page_lang(&headers, &q);
     let s = session(&web, &headers).await?;
     let sites: Vec<String> = s.sites.keys().cloned().collect();
-    let d = dashboard_of(&web, &s).await?;
-    let pooled = {
-        let trial = web.trial.read(&web.pool, Utc::now()).await?;
-        crate::dmc::pooled(&trial, &sites)
+    // One read of the trial for both (each read asks every site for new changes).
+    let (d, pooled) = {
+        let now = Utc::now();
+        let trial = web.trial.read(&web.pool, now).await?;
+        (
+            dashboard::dashboard(&trial, &sites, web.options.target, now),
+            crate::dmc::pooled(&trial, &sites),
+        )
     };
     let devices = dashboard::devices(&web.pool, &sites, Utc::now()).await?;
     let server_flags = dashboard::server_flags(&web.pool, &sites).await?;
