@@ -68,7 +68,7 @@ crash-test: setup
 FUZZ_SECONDS ?= 60
 fuzz: setup
 	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-	for t in lease_csv study_file; do \
+	for t in lease_csv study_file lab_fhir lab_hl7 lab_csv; do \
 	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 || exit 1; \
 	done
 	RUSTC_BOOTSTRAP=1 cargo fuzz run --features store backup_header -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096

@@ -90,6 +90,11 @@ prev_hash: string,
  */
 base: string | null, 
 /**
+ * Where the value came from when it was not typed: JSON of a [`crate::body::Provenance`]
+ * (a laboratory file's SHA-256, format and the result's own id). Hashed when present.
+ */
+source?: string | null, 
+/**
  * Hash of this change.
  */
 hash: string, 
@@ -890,7 +895,11 @@ old_shown: string | null,
 /**
  * The value after, as shown.
  */
-new_shown: string | null, };
+new_shown: string | null, 
+/**
+ * Where the value came from when it was not typed (a laboratory file's result), in words.
+ */
+source_shown: string | null, };
 
 export type AuditPage = { 
 /**
@@ -1293,6 +1302,120 @@ patients: Array<ScreenedPatient>,
  * CONSORT counts per site.
  */
 sites: Array<ConsortDto>, };
+
+export type LabCandidateDto = { 
+/**
+ * The id a decision names.
+ */
+id: string, 
+/**
+ * Subject.
+ */
+subject: string, 
+/**
+ * Form instance (`BAS`, `DLY#3`).
+ */
+form: string, 
+/**
+ * Item id.
+ */
+item: string, 
+/**
+ * The item's label, in the user's language.
+ */
+label: string, 
+/**
+ * The value that would be saved, in the item's unit.
+ */
+value: string, 
+/**
+ * The item's unit.
+ */
+unit: string, 
+/**
+ * The source's value and unit as written.
+ */
+source: string, 
+/**
+ * Specimen time as the source states it.
+ */
+taken: string, 
+/**
+ * The result's id in the file.
+ */
+result: string, 
+/**
+ * The value entered now.
+ */
+entered: string | null, 
+/**
+ * Other results that day (not the worst).
+ */
+others: number, 
+/**
+ * `new`, `differs`, `same`, `imported`, `rejected`.
+ */
+status: string, };
+
+export type LabProblemDto = { 
+/**
+ * Where (entry, message, row, subject).
+ */
+place: string, 
+/**
+ * Why.
+ */
+message: string, };
+
+export type LabPreview = { 
+/**
+ * The file.
+ */
+path: string, 
+/**
+ * `fhir`, `hl7`, `csv`, `xlsx`.
+ */
+format: string, 
+/**
+ * SHA-256 of the file (the decisions are applied only to this very file).
+ */
+sha256: string, 
+/**
+ * Results read.
+ */
+results: number, 
+/**
+ * Candidates by subject and day.
+ */
+candidates: Array<LabCandidateDto>, 
+/**
+ * What cannot be used.
+ */
+problems: Array<LabProblemDto>, };
+
+export type LabApplied = { 
+/**
+ * Values saved.
+ */
+saved: number, 
+/**
+ * Results rejected (remembered).
+ */
+rejected: number, 
+/**
+ * Left undecided.
+ */
+undecided: number, };
+
+export type SubjectMrn = { 
+/**
+ * Subject.
+ */
+subject: string, 
+/**
+ * Hospital record number.
+ */
+mrn: string, };
 
 export const ROLES: readonly Role[] = ["nurse", "investigator", "monitor", "data_manager", "statistician", "admin"];
 

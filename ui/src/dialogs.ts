@@ -38,7 +38,7 @@ export async function showHistory(
         h(
           "tbody",
           {},
-          ...rows.map(({ change: c, old_shown, new_shown }) =>
+          ...rows.map(({ change: c, old_shown, new_shown, source_shown }) =>
             h(
               "tr",
               { class: "history-row" },
@@ -46,7 +46,14 @@ export async function showHistory(
               h("td", {}, `${c.user} (${c.role})`),
               h("td", {}, old_shown ?? "∅"),
               h("td", {}, `${new_shown ?? "∅"}${c.warning !== null ? " ⚠" : ""}`),
-              h("td", {}, c.reason ?? ""),
+              h(
+                "td",
+                {},
+                c.reason ?? "",
+                source_shown !== null
+                  ? h("div", { class: "provenance" }, `${t("fromLab")}: ${source_shown}`)
+                  : "",
+              ),
             ),
           ),
         ),

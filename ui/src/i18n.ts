@@ -108,6 +108,7 @@ const words = {
   oldValue: ["Old", "原值"],
   newValue: ["New", "新值"],
   why: ["Reason", "原因"],
+  fromLab: ["Imported from", "导入自"],
   close: ["Close", "关闭"],
   draftRestored: [
     "Unsaved entries from your last visit were restored.",

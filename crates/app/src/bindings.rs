@@ -89,6 +89,11 @@ pub fn typescript() -> String {
         ArmCount::decl(&cfg),
         ConsortDto::decl(&cfg),
         ScreeningLog::decl(&cfg),
+        LabCandidateDto::decl(&cfg),
+        LabProblemDto::decl(&cfg),
+        LabPreview::decl(&cfg),
+        LabApplied::decl(&cfg),
+        SubjectMrn::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from crates/app/src/dto.rs by crates/app/src/bindings.rs. Do not edit.\n",

@@ -22,6 +22,7 @@ pub mod dto;
 mod envelopes;
 mod export;
 mod forms;
+pub mod lab;
 mod oversight;
 mod print;
 mod safekeeping;
@@ -69,7 +70,8 @@ impl From<StoreError> for AppError {
             | StoreError::AlreadyExists(_)
             | StoreError::Rejected(_)
             | StoreError::NeedsConfirmation(_)
-            | StoreError::ReasonRequired { .. } => ErrorCode::Invalid,
+            | StoreError::ReasonRequired { .. }
+            | StoreError::InInstance { .. } => ErrorCode::Invalid,
             _ => ErrorCode::Internal,
         };
         err(code, e.to_string())

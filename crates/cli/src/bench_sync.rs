@@ -93,6 +93,7 @@ fn next_change(device: &str, seq: i64, prev: &str, subject: &str, value: i64) ->
         hash: String::new(),
         base: Some("[]".into()),
         signature: None,
+        source: None,
     };
     c.hash = c.compute_hash();
     bench_nurse().sign(&mut c);

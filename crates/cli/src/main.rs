@@ -32,6 +32,7 @@ mod bench_sync;
 mod bench_web;
 mod export;
 mod export_server;
+mod lab;
 mod oversight;
 mod print;
 mod randomization;
@@ -177,6 +178,9 @@ enum Command {
     BenchSync(bench_sync::BenchSyncArgs),
     /// Benchmark the web view's dashboard over ten times the trial in a real PostgreSQL.
     BenchWeb(bench_web::BenchWebArgs),
+    /// Laboratory results: the identification log, table mappings, importing a file.
+    #[command(subcommand)]
+    Lab(lab::LabCmd),
     /// Create a demo store with sample data (used by `make run`).
     Demo {
         /// Where to create it (default ./demo/demo.ecrf).
@@ -706,6 +710,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Conflict(cmd) => sync::conflict(&cli, cmd),
         Command::BenchSync(args) => bench_sync::run(args),
         Command::BenchWeb(args) => bench_web::run(args),
+        Command::Lab(cmd) => lab::lab(&cli, cmd),
         Command::Demo { path } => {
             ecrf_app::demo::create(path, study()?).map_err(Failure)?;
             say!("Demo store: {}", path.display());

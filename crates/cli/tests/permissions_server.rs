@@ -315,6 +315,7 @@ fn next_change(
         warning: None,
         prev_hash: last.hash.clone(),
         base: None,
+        source: None,
         hash: String::new(),
         signature: None,
     };

@@ -26,6 +26,7 @@ pub mod check;
 pub mod derive;
 pub mod eligibility;
 pub mod instance;
+pub mod lab;
 pub mod lang;
 pub mod lock;
 pub mod outcome;

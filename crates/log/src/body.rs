@@ -120,6 +120,39 @@ pub struct LoginFailed {
     pub failed: String,
 }
 
+/// Where an `item.set` value came from when it was not typed: a result of a laboratory file
+/// (`Change::source`, hashed). `key` identifies the result across files (the same result in a
+/// later export is not imported twice).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// SHA-256 of the file, hex.
+    pub file: String,
+    /// Its format (`fhir`, `hl7`, `csv`, `xlsx`).
+    pub format: String,
+    /// The result's id in the file (FHIR Observation id, HL7 `MSH-10/OBX-1`, a row).
+    pub result: String,
+    /// The result's identity (`ecrf_lab::plan::result_key`).
+    pub key: String,
+    /// The value and unit as the file wrote them.
+    pub value: String,
+    /// The source's unit.
+    pub unit: String,
+    /// The specimen time as the file wrote it.
+    pub taken: String,
+}
+
+impl Provenance {
+    /// The JSON kept in `Change::source`.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads a change's `source`.
+    pub fn from_json(s: &str) -> Option<Provenance> {
+        serde_json::from_str(s).ok()
+    }
+}
+
 /// Body of a query step (`query.raise`, `.answer`, `.close`, `.reopen`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueryStep {

@@ -61,6 +61,10 @@ pub struct Change {
     /// written before sync existed: they replace whatever the item held.
     #[serde(default)]
     pub base: Option<String>,
+    /// Where the value came from when it was not typed: JSON of a [`crate::body::Provenance`]
+    /// (a laboratory file's SHA-256, format and the result's own id). Hashed when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// Hash of this change.
     pub hash: String,
     /// The author's Ed25519 signature over the hash ([`crate::author`]), 128 hex characters.
@@ -92,6 +96,7 @@ impl Change {
             warning: None,
             prev_hash: String::new(),
             base: None,
+            source: None,
             hash: String::new(),
             signature: None,
         }
@@ -130,6 +135,14 @@ impl Change {
         // (length-prefixed fields: 17 and 18 fields never encode the same bytes).
         if let Some(base) = &self.base {
             field(Some(base));
+        }
+        // A source makes 19 fields (base written or marked absent, then the source): never
+        // the bytes of a change without one.
+        if let Some(source) = &self.source {
+            if self.base.is_none() {
+                field(None);
+            }
+            field(Some(source));
         }
         hex::encode(h.finalize())
     }
@@ -181,6 +194,7 @@ pub(crate) mod tests {
             hash: String::new(),
             base: None,
             signature: None,
+            source: None,
         };
         c.hash = c.compute_hash();
         c

@@ -745,6 +745,7 @@ mod tests {
             warning: None,
             prev_hash: GENESIS.into(),
             base: None,
+            source: None,
             hash: "h1".into(),
             signature: None,
         }

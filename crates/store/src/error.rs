@@ -66,6 +66,17 @@ pub enum StoreError {
     /// Randomization refused, with the reason to show.
     #[error("not randomized: {0}")]
     Refused(crate::randomization::Refusal),
+    /// One form instance of a batch (a laboratory import) refused: nothing of the batch was
+    /// saved.
+    #[error("{subject} {form}: {error}")]
+    InInstance {
+        /// Subject.
+        subject: String,
+        /// Form instance.
+        form: String,
+        /// Why.
+        error: Box<StoreError>,
+    },
     /// Saved values are being changed without a reason.
     #[error("not saved: {form} {} already saved; changing it needs a reason", reason_items(.items))]
     ReasonRequired {

@@ -33,6 +33,7 @@ pub mod error;
 pub mod export_view;
 pub mod first_login;
 pub mod keyring;
+pub mod lab;
 pub mod log;
 pub mod login_audit;
 pub mod outcome;

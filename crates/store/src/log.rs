@@ -39,20 +39,22 @@ pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Change> {
         hash: r.get(17)?,
         base: r.get(18)?,
         signature: r.get(19)?,
+        source: r.get(20)?,
     })
 }
 
 /// Columns in [`from_row`] order.
 pub(crate) const COLUMNS: &str = "seq, change_id, device, device_seq, kind, subject, form, item, \
     old_value, new_value, user, role, utc, local_offset, reason, warning, prev_hash, hash, base, \
-    signature";
+    signature, source";
 
 /// Appends one change inside the caller's transaction.
 pub(crate) fn append(conn: &Connection, c: &Change) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO change_log (seq, change_id, device, device_seq, kind, subject, form, item, \
          old_value, new_value, user, role, utc, local_offset, reason, warning, prev_hash, hash, base, \
-         signature) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)",
+         signature, source) \
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)",
     )?
     .execute(params![
         c.seq,
@@ -74,7 +76,8 @@ pub(crate) fn append(conn: &Connection, c: &Change) -> Result<(), StoreError> {
         c.prev_hash,
         c.hash,
         c.base,
-        c.signature
+        c.signature,
+        c.source
     ])?;
     Ok(())
 }

@@ -246,6 +246,29 @@ const MIGRATIONS: &[&str] = &[
         kek  TEXT NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 12: laboratory import. Each change's provenance (`source`, hashed when present); the
+    // site's subject identification log (hospital record number of each subject: only in this
+    // encrypted file, never a change, so never synced, exported or printed by the trial's
+    // outputs); results a nurse rejected, so the next import does not ask again.
+    r#"
+    ALTER TABLE change_log ADD COLUMN source TEXT;
+    CREATE TABLE subject_ids (
+        subject TEXT PRIMARY KEY,
+        mrn     TEXT NOT NULL UNIQUE,
+        utc     TEXT NOT NULL,
+        user    TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE lab_rejected (
+        result  TEXT PRIMARY KEY,
+        subject TEXT NOT NULL,
+        form    TEXT NOT NULL,
+        item    TEXT NOT NULL,
+        value   TEXT NOT NULL,
+        file    TEXT NOT NULL,
+        utc     TEXT NOT NULL,
+        user    TEXT NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -245,6 +245,7 @@ mod tests {
             prev_hash: "0".repeat(64),
             hash: String::new(),
             base: None,
+            source: None,
             signature: None,
         };
         c.hash = c.compute_hash();

@@ -6,6 +6,7 @@
 mod error;
 mod files;
 mod form;
+mod lab;
 mod oversight;
 mod screening;
 mod session;
@@ -16,6 +17,7 @@ mod sync;
 pub use error::*;
 pub use files::*;
 pub use form::*;
+pub use lab::*;
 pub use oversight::*;
 pub use screening::*;
 pub use session::*;

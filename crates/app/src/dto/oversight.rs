@@ -118,6 +118,8 @@ pub struct AuditRow {
     pub old_shown: Option<String>,
     /// The value after, as shown.
     pub new_shown: Option<String>,
+    /// Where the value came from when it was not typed (a laboratory file's result), in words.
+    pub source_shown: Option<String>,
 }
 
 /// A page of the audit trail: the newest rows that match, and how many match in all.

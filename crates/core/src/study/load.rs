@@ -401,6 +401,9 @@ fn load_item(
     if let Some(d) = &ri.derived {
         check_derivation(file, pl, d, ri.required, p);
     }
+    let lab = ri
+        .lab
+        .and_then(|l| lab_source(file, pl, l, ri.item_type, ri.unit.as_deref(), p));
     ItemDef {
         id: ri.id,
         section,
@@ -417,6 +420,7 @@ fn load_item(
         missing,
         ask_when: ri.ask_when,
         derived: ri.derived,
+        lab,
     }
 }
 
@@ -470,6 +474,91 @@ fn range(
             None
         }
     }
+}
+
+/// `[items.lab]`: numeric items only; LOINC codes with valid check digits; a known `worst`;
+/// each source unit converts by exactly one positive `multiply` or `divide`; no unit twice
+/// (compared as `lab::unit_key` compares them).
+fn lab_source(
+    file: &str,
+    pl: Option<&str>,
+    raw: super::raw::RawLab,
+    item_type: ItemType,
+    unit: Option<&str>,
+    p: &mut Problems,
+) -> Option<crate::lab::LabSource> {
+    use crate::lab::{LabSource, LabUnit, Worst, loinc_is_valid, unit_key};
+    let mut ok = true;
+    let mut fail = |p: &mut Problems, m: String| {
+        ok = false;
+        p.add(file, pl, m);
+    };
+    if !item_type.is_number() {
+        fail(
+            p,
+            "only integer and decimal items can be filled from laboratory results".into(),
+        );
+    }
+    if raw.loinc.is_empty() {
+        fail(p, "lab: name at least one LOINC code".into());
+    }
+    for code in &raw.loinc {
+        if !loinc_is_valid(code) {
+            fail(
+                p,
+                format!("lab: \"{code}\" is not a LOINC code (NNNNN-C with its check digit)"),
+            );
+        }
+    }
+    let worst = Worst::from_word(&raw.worst);
+    if worst.is_none() {
+        fail(
+            p,
+            format!(
+                "lab: worst must be \"max\" or \"min\", not \"{}\"",
+                raw.worst
+            ),
+        );
+    }
+    let mut units = vec![LabUnit {
+        unit: unit.unwrap_or_default().to_string(),
+        factor: 1.0,
+    }];
+    for u in raw.from {
+        let factor = match (
+            u.multiply.and_then(|m| m.to_decimal()),
+            u.divide.and_then(|d| d.to_decimal()),
+        ) {
+            (Some(m), None) => Some(m.to_f64()),
+            (None, Some(d)) if d.to_f64() != 0.0 => Some(1.0 / d.to_f64()),
+            _ => None,
+        };
+        match factor {
+            Some(f) if f.is_finite() && f > 0.0 => units.push(LabUnit {
+                unit: u.unit,
+                factor: f,
+            }),
+            _ => fail(
+                p,
+                format!(
+                    "lab: unit \"{}\" needs exactly one positive multiply or divide",
+                    u.unit
+                ),
+            ),
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for u in &units {
+        if !seen.insert(unit_key(&u.unit)) {
+            fail(p, format!("lab: unit \"{}\" is listed twice", u.unit));
+        }
+    }
+    let worst = worst?;
+    ok.then_some(LabSource {
+        loinc: raw.loinc,
+        units,
+        worst,
+    })
 }
 
 /// Choice items name a code list that `study.toml` defines; other items name none.
@@ -704,6 +793,47 @@ codes = [ { code = "M", en = "Male", zh = "男" }, { code = "F", en = "Female", 
         ))
         .unwrap_err();
         assert!(e.problems[0].message.contains("there is no form B"), "{e}");
+    }
+
+    #[test]
+    fn lab_sources_are_checked_and_converted() {
+        let item = "[[items]]\nid = \"CREAT\"\nlabel = { en = \"C\", zh = \"肌酐\" }\ntype = \"integer\"\nunit = \"µmol/L\"\n";
+        let s = load(&format!(
+            "{item}[items.lab]\nloinc = [\"2160-0\"]\nworst = \"max\"\nfrom = [{{ unit = \"mg/dL\", multiply = 88.4 }}]\n"
+        ))
+        .unwrap();
+        let c = &s.forms[0].items[0];
+        let lab = c.lab.as_ref().unwrap();
+        assert!(lab.takes("2160-0"));
+        // 1.23 mg/dL × 88.4 = 108.7 µmol/L, an integer item: 109.
+        assert_eq!(lab.convert(c, "1.23", "mg/dl").unwrap().to_string(), "109");
+        assert_eq!(lab.convert(c, "95", "umol/L").unwrap().to_string(), "95");
+        let e = lab.convert(c, "1.2", "mmol/L").unwrap_err().to_string();
+        assert!(
+            e.contains("\"mmol/L\" is not one the study accepts for CREAT (µmol/L, mg/dL)"),
+            "{e}"
+        );
+
+        let bad = load(&format!(
+            "{item}[items.lab]\nloinc = [\"2160-1\"]\nworst = \"worse\"\nfrom = [{{ unit = \"UMOL/L\", multiply = 1 }}, {{ unit = \"mg/dL\" }}]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        for part in [
+            "\"2160-1\" is not a LOINC code",
+            "worst must be \"max\" or \"min\"",
+            "unit \"mg/dL\" needs exactly one positive multiply or divide",
+            "unit \"UMOL/L\" is listed twice",
+        ] {
+            assert!(bad.contains(part), "{part} in {bad}");
+        }
+        let text = load("[[items]]\nid = \"T\"\nlabel = { en = \"T\", zh = \"文\" }\ntype = \"text\"\n[items.lab]\nloinc = [\"2160-0\"]\nworst = \"max\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("only integer and decimal items can be filled from laboratory results"),
+            "{text}"
+        );
     }
 
     #[test]

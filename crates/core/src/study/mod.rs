@@ -262,6 +262,8 @@ pub struct ItemDef {
     pub ask_when: Option<Condition>,
     /// Computed by the app, never typed.
     pub derived: Option<String>,
+    /// Filled from laboratory results (`[items.lab]`): LOINC codes, units, worst of a day.
+    pub lab: Option<crate::lab::LabSource>,
 }
 
 /// A reference to an item: in the same form, or `FORM.ITEM` in another (once-only) form.

@@ -121,6 +121,27 @@ pub(super) struct RawItem {
     pub(super) missing: Vec<String>,
     pub(super) ask_when: Option<Condition>,
     pub(super) derived: Option<String>,
+    pub(super) lab: Option<RawLab>,
+}
+
+/// `[items.lab]`: the LOINC codes that fill the item, which result of a day counts, and the
+/// source units accepted besides the item's own.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLab {
+    pub(super) loinc: Vec<String>,
+    pub(super) worst: String,
+    #[serde(default)]
+    pub(super) from: Vec<RawLabUnit>,
+}
+
+/// One accepted source unit: exactly one of `multiply` and `divide` converts it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLabUnit {
+    pub(super) unit: String,
+    pub(super) multiply: Option<RawNumber>,
+    pub(super) divide: Option<RawNumber>,
 }
 
 #[derive(Deserialize)]

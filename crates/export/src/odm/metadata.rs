@@ -296,6 +296,7 @@ pub(super) fn write_study<W: Write>(x: &mut Xml<W>, study: &Study) -> std::io::R
             missing: Vec::new(),
             ask_when: None,
             derived: None,
+            lab: None,
         };
         lists.push((
             oid::builtin(type_name(t)),

@@ -51,6 +51,7 @@ fn held_change(ch: &Change, lock: &str) -> Change {
         prev_hash: String::new(),
         hash: String::new(),
         base: None,
+        source: None,
         signature: None,
     }
 }

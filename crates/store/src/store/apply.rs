@@ -132,6 +132,7 @@ impl Store {
                 prev_hash: prev,
                 hash: String::new(),
                 base,
+                source: d.source,
                 signature: None,
             };
             c.hash = c.compute_hash();

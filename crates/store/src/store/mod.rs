@@ -118,6 +118,8 @@ pub(crate) struct Draft {
     /// For `item.set`: the values replaced (JSON list of change ids); `None` = the item's
     /// current values, read inside the commit.
     pub(crate) base: Option<String>,
+    /// Where a value came from when it was not typed (JSON of `ecrf_log::body::Provenance`).
+    pub(crate) source: Option<String>,
 }
 
 impl Draft {
@@ -139,6 +141,7 @@ impl Draft {
             reason: None,
             warning: None,
             base: None,
+            source: None,
         }
     }
 }

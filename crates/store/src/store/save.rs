@@ -120,6 +120,24 @@ impl Store {
         entries: &[(&str, &str)],
         opts: &SaveOptions,
     ) -> Result<SaveOutcome, StoreError> {
+        let (drafts, outcome) = self.prepare_save(subject, key, entries, opts, &BTreeMap::new())?;
+        if !drafts.is_empty() {
+            self.commit_changes(drafts)?;
+        }
+        Ok(outcome)
+    }
+
+    /// Everything [`Store::save`] checks, without writing: the changes it would write. A
+    /// laboratory import prepares several instances and commits them at once; `sources`
+    /// gives an item's provenance (JSON) for its change.
+    pub(crate) fn prepare_save(
+        &self,
+        subject: &str,
+        key: &FormKey,
+        entries: &[(&str, &str)],
+        opts: &SaveOptions,
+        sources: &BTreeMap<String, String>,
+    ) -> Result<(Vec<Draft>, SaveOutcome), StoreError> {
         self.require(Action::EnterData)?;
         self.require_subject(subject)?;
         let study = Arc::clone(&self.study);
@@ -165,7 +183,7 @@ impl Store {
             return Err(StoreError::Rejected(errors));
         }
         if changed.is_empty() {
-            return Ok(SaveOutcome::default());
+            return Ok((Vec::new(), SaveOutcome::default()));
         }
         // A saved value changed or cleared takes ChangeData, as the server reads the change
         // (`ecrf_log::permission`); typing into empty items takes EnterData (checked above).
@@ -231,6 +249,7 @@ impl Store {
             d.reason = reason.map(str::to_string);
             d.warning =
                 (!mine.is_empty()).then(|| serde_json::to_string(&mine).unwrap_or_default());
+            d.source = sources.get(item_id).cloned();
             drafts.push(d);
         }
         let n = drafts.len();
@@ -249,11 +268,13 @@ impl Store {
                 drafts.push(q);
             }
         }
-        self.commit_changes(drafts)?;
-        Ok(SaveOutcome {
-            changes: n,
-            warnings: verdict.warnings,
-        })
+        Ok((
+            drafts,
+            SaveOutcome {
+                changes: n,
+                warnings: verdict.warnings,
+            },
+        ))
     }
 
     /// Current values of a form instance, in the form's item order.
