@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 ECRF := $(CARGO_TARGET_DIR)/debug/ecrf
 
-.PHONY: run test setup ui build lint bench bench-desktop bench-pdf bench-export bench-sync bench-web demo-cli crash-test fuzz
+.PHONY: run test setup ui build lint bench bench-desktop bench-pdf bench-export bench-sync bench-web bench-lab demo-cli crash-test fuzz
 
 setup:
 	@bash scripts/setup.sh
@@ -83,3 +83,8 @@ bench-sync: setup
 bench-web: setup
 	cargo build --release -p ecrf-cli
 	bash scripts/pg.sh run $(CARGO_TARGET_DIR)/release/ecrf bench-web
+
+# Reading and matching a month of laboratory results for 60 patients (~20,000 observations).
+bench-lab: setup
+	cargo build --release -p ecrf-cli
+	$(CARGO_TARGET_DIR)/release/ecrf bench-lab

@@ -28,6 +28,7 @@ pub(crate) const NOT_ENCRYPTED: &str = "  note: this file is not encrypted: keep
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
+mod bench_lab;
 mod bench_sync;
 mod bench_web;
 mod export;
@@ -178,6 +179,9 @@ enum Command {
     BenchSync(bench_sync::BenchSyncArgs),
     /// Benchmark the web view's dashboard over ten times the trial in a real PostgreSQL.
     BenchWeb(bench_web::BenchWebArgs),
+    /// Benchmark reading and matching a month of laboratory results (60 patients, ~20,000
+    /// observations) up to the adjudication screen.
+    BenchLab(bench_lab::BenchLabArgs),
     /// Laboratory results: the identification log, table mappings, importing a file.
     #[command(subcommand)]
     Lab(lab::LabCmd),
@@ -711,6 +715,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::BenchSync(args) => bench_sync::run(args),
         Command::BenchWeb(args) => bench_web::run(args),
         Command::Lab(cmd) => lab::lab(&cli, cmd),
+        Command::BenchLab(args) => bench_lab::run(args, study()?).map_err(Failure),
         Command::Demo { path } => {
             ecrf_app::demo::create(path, study()?).map_err(Failure)?;
             say!("Demo store: {}", path.display());

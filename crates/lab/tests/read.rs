@@ -1050,7 +1050,10 @@ mod no_panic {
 
     /// The sample with some characters replaced by ones that matter to the formats, then cut.
     fn mutated(sample: &str, edits: &[(usize, usize)], cut: usize) -> String {
-        const PIECES: [&str; 16] = ["|", "^", "~", "\\", "&", "\r", "\n", "\"", ",", "{", "}", "[", "]", "血", "\u{0}", "MSH|"];
+        const PIECES: [&str; 16] = [
+            "|", "^", "~", "\\", "&", "\r", "\n", "\"", ",", "{", "}", "[", "]", "血", "\u{0}",
+            "MSH|",
+        ];
         let mut chars: Vec<String> = sample.chars().map(String::from).collect();
         for (at, piece) in edits {
             if !chars.is_empty() {
@@ -1059,7 +1062,11 @@ mod no_panic {
             }
         }
         let text: String = chars.concat();
-        let cut = text.char_indices().map(|(i, _)| i).nth(cut % (text.chars().count() + 1)).unwrap_or(text.len());
+        let cut = text
+            .char_indices()
+            .map(|(i, _)| i)
+            .nth(cut % (text.chars().count() + 1))
+            .unwrap_or(text.len());
         text[..cut].to_string()
     }
 
