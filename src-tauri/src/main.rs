@@ -142,6 +142,50 @@ fn discard_draft(s: State<'_, Shell>, subject: String, key: String) -> AppResult
     with(&s, |a| a.discard_draft(&subject, &key))
 }
 #[tauri::command]
+fn lab_preview(
+    s: State<'_, Shell>,
+    path: String,
+    mapping: Option<String>,
+) -> AppResult<LabPreview> {
+    with(&s, |a| a.lab_preview(&path, mapping.as_deref()))
+}
+#[tauri::command]
+#[allow(clippy::too_many_arguments)]
+fn lab_apply(
+    s: State<'_, Shell>,
+    path: String,
+    mapping: Option<String>,
+    sha256: String,
+    accept: Vec<String>,
+    reject: Vec<String>,
+    reason: Option<String>,
+    confirm: bool,
+) -> AppResult<LabApplied> {
+    with(&s, |a| {
+        a.lab_apply(
+            &path,
+            mapping.as_deref(),
+            &sha256,
+            &accept,
+            &reject,
+            reason,
+            confirm,
+        )
+    })
+}
+#[tauri::command]
+fn subject_mrns(s: State<'_, Shell>) -> AppResult<Vec<SubjectMrn>> {
+    with(&s, |a| a.subject_mrns())
+}
+#[tauri::command]
+fn set_subject_mrn(
+    s: State<'_, Shell>,
+    subject: String,
+    mrn: String,
+) -> AppResult<Vec<SubjectMrn>> {
+    with(&s, |a| a.set_subject_mrn(&subject, &mrn))
+}
+#[tauri::command]
 fn history(
     s: State<'_, Shell>,
     subject: String,
@@ -360,6 +404,10 @@ fn main() {
             started,
         })
         .invoke_handler(tauri::generate_handler![
+            lab_preview,
+            lab_apply,
+            subject_mrns,
+            set_subject_mrn,
             welcome,
             study,
             setup,

@@ -21,6 +21,18 @@ export const api = {
     invoke<string | null>("plugin:dialog|open", {
       options: { directory: true, multiple: false, title, defaultPath },
     }),
+  /** The native file picker for one laboratory file; null when the user cancels. */
+  pickLabFile: (title: string) =>
+    invoke<string | null>("plugin:dialog|open", {
+      options: {
+        directory: false,
+        multiple: false,
+        title,
+        filters: [
+          { name: "FHIR, HL7, CSV, Excel", extensions: ["json", "hl7", "txt", "csv", "xlsx"] },
+        ],
+      },
+    }),
   /** The native file picker for one certificate file (PEM); null when the user cancels. */
   pickCertificate: (title: string) =>
     invoke<string | null>("plugin:dialog|open", {

@@ -1321,9 +1321,9 @@ form: string,
  */
 item: string, 
 /**
- * The item's label, in the user's language.
+ * The item's label.
  */
-label: string, 
+label: Txt, 
 /**
  * The value that would be saved, in the item's unit.
  */

@@ -1,7 +1,7 @@
 // Generated from src-tauri/src/main.rs by crates/app/src/command_bindings.rs. Do not edit.
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
-import type { AuditCsvDone, AuditFilterDto, AuditPage, AuditRow, BackupDone, BackupStatusDto, Entry, EnvelopesDto, ExportDone, ExportRequest, FormOversight, FormPage, Lang, Printout, Query, QueryStep, Role, SaveReply, ScreeningLog, SessionDto, SetupDone, SetupInput, SignInput, SignatureDto, StudyDto, SubjectPage, SubjectRow, SyncDone, SyncProgressDto, SyncStatusDto, User, Welcome } from "./bindings";
+import type { AuditCsvDone, AuditFilterDto, AuditPage, AuditRow, BackupDone, BackupStatusDto, Entry, EnvelopesDto, ExportDone, ExportRequest, FormOversight, FormPage, LabApplied, LabPreview, Lang, Printout, Query, QueryStep, Role, SaveReply, ScreeningLog, SessionDto, SetupDone, SetupInput, SignInput, SignatureDto, StudyDto, SubjectMrn, SubjectPage, SubjectRow, SyncDone, SyncProgressDto, SyncStatusDto, User, Welcome } from "./bindings";
 
 /** Every command of the desktop shell, with its arguments and reply. */
 export const commands = {
@@ -27,6 +27,10 @@ export const commands = {
   saveForm: (subject: string, key: string, entries: Array<Entry>, reason: string | null, confirm: boolean): Promise<SaveReply> => invoke<SaveReply>("save_form", { subject, key, entries, reason, confirm }),
   saveDraft: (subject: string, key: string, entries: Array<Entry>): Promise<void> => invoke<void>("save_draft", { subject, key, entries }),
   discardDraft: (subject: string, key: string): Promise<void> => invoke<void>("discard_draft", { subject, key }),
+  labPreview: (path: string, mapping: string | null): Promise<LabPreview> => invoke<LabPreview>("lab_preview", { path, mapping }),
+  labApply: (path: string, mapping: string | null, sha256: string, accept: Array<string>, reject: Array<string>, reason: string | null, confirm: boolean): Promise<LabApplied> => invoke<LabApplied>("lab_apply", { path, mapping, sha256, accept, reject, reason, confirm }),
+  subjectMrns: (): Promise<Array<SubjectMrn>> => invoke<Array<SubjectMrn>>("subject_mrns"),
+  setSubjectMrn: (subject: string, mrn: string): Promise<Array<SubjectMrn>> => invoke<Array<SubjectMrn>>("set_subject_mrn", { subject, mrn }),
   history: (subject: string, key: string, item: string): Promise<Array<AuditRow>> => invoke<Array<AuditRow>>("history", { subject, key, item }),
   printBlank: (form: string | null): Promise<Printout> => invoke<Printout>("print_blank", { form }),
   screeningLog: (): Promise<ScreeningLog> => invoke<ScreeningLog>("screening_log"),

@@ -109,6 +109,7 @@ const words = {
   newValue: ["New", "新值"],
   why: ["Reason", "原因"],
   fromLab: ["Imported from", "导入自"],
+  labNav: ["Laboratory import", "检验结果导入"],
   close: ["Close", "关闭"],
   draftRestored: [
     "Unsaved entries from your last visit were restored.",

@@ -21,6 +21,7 @@ import { byId, h, mount } from "./dom";
 import { backupPanel } from "./backup";
 import { renderForm } from "./form";
 import { type ReviewContext, showAuditReview, showQueryList } from "./review";
+import { showLabPage } from "./lab";
 import { showScreeningLog } from "./screening";
 import { paintBadge, showSyncPage, startAutoSync } from "./sync";
 import { currentLang, setLang, statusWord, t, tx } from "./i18n";
@@ -425,6 +426,18 @@ async function showSubjects(filter = ""): Promise<void> {
       t("auditNav"),
     ),
     syncNav(),
+    session?.may_enter
+      ? h(
+          "button",
+          {
+            type: "button",
+            id: "nav-lab",
+            class: "link",
+            onclick: () => showLabPage(frame, guard, reviewContext().back),
+          },
+          t("labNav"),
+        )
+      : null,
   ];
   frame(
     t("subjects"),

@@ -205,3 +205,135 @@ pub fn apply_import(
         undecided,
     })
 }
+
+/// The desktop's laboratory import screen: thin calls into the use case above.
+impl crate::App {
+    /// What importing the file at `path` would do (CSV and Excel through a saved mapping).
+    pub fn lab_preview(
+        &self,
+        path: &str,
+        mapping: Option<&str>,
+    ) -> crate::AppResult<crate::dto::LabPreview> {
+        let store = self.store()?;
+        let file = read_file(store, Path::new(path), mapping).map_err(lab_error)?;
+        let plan = plan_import(store, &file).map_err(lab_error)?;
+        Ok(preview_dto(store, path, &file, &plan))
+    }
+
+    /// Saves the decisions on the file at `path`, which must still be the file previewed
+    /// (`sha256`): the accepted values and the rejections, in one transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub fn lab_apply(
+        &mut self,
+        path: &str,
+        mapping: Option<&str>,
+        sha256: &str,
+        accept: &[String],
+        reject: &[String],
+        reason: Option<String>,
+        confirm: bool,
+    ) -> crate::AppResult<crate::dto::LabApplied> {
+        let store = self.store_mut()?;
+        let file = read_file(store, Path::new(path), mapping).map_err(lab_error)?;
+        if file.sha256 != sha256 {
+            return Err(crate::err(
+                crate::dto::ErrorCode::Invalid,
+                "the file changed since it was read: read it again and decide again; nothing saved",
+            ));
+        }
+        let plan = plan_import(store, &file).map_err(lab_error)?;
+        let decisions = Decisions {
+            accept_all: false,
+            accept: accept.iter().cloned().collect(),
+            reject: reject.iter().cloned().collect(),
+        };
+        let opts = SaveOptions {
+            reason,
+            confirm_warnings: confirm,
+        };
+        let out = apply_import(store, &file, &plan, &decisions, &opts).map_err(lab_error)?;
+        Ok(crate::dto::LabApplied {
+            saved: out.saved as u32,
+            rejected: out.rejected as u32,
+            undecided: out.undecided as u32,
+        })
+    }
+
+    /// The site's identification log.
+    pub fn subject_mrns(&self) -> crate::AppResult<Vec<crate::dto::SubjectMrn>> {
+        Ok(self
+            .store()?
+            .subject_mrns()?
+            .into_iter()
+            .map(|(subject, mrn)| crate::dto::SubjectMrn { subject, mrn })
+            .collect())
+    }
+
+    /// Records a subject's hospital record number; returns the log.
+    pub fn set_subject_mrn(
+        &mut self,
+        subject: &str,
+        mrn: &str,
+    ) -> crate::AppResult<Vec<crate::dto::SubjectMrn>> {
+        self.store_mut()?.set_subject_mrn(subject, mrn)?;
+        self.subject_mrns()
+    }
+}
+
+fn lab_error(e: LabImportError) -> crate::AppError {
+    match e {
+        LabImportError::Store(s) => s.into(),
+        other => crate::err(crate::dto::ErrorCode::Invalid, other.to_string()),
+    }
+}
+
+fn preview_dto(store: &Store, path: &str, file: &LabFile, plan: &Plan) -> crate::dto::LabPreview {
+    let study = store.study();
+    crate::dto::LabPreview {
+        path: path.to_string(),
+        format: file.format.as_str().to_string(),
+        sha256: file.sha256.clone(),
+        results: plan.results as u32,
+        candidates: plan
+            .candidates
+            .iter()
+            .map(|c| {
+                let form_id = if c.form == "BAS" { "BAS" } else { "DLY" };
+                let item = study.form(form_id).and_then(|f| f.item(&c.item));
+                crate::dto::LabCandidateDto {
+                    id: c.id.clone(),
+                    subject: c.subject.clone(),
+                    form: c.form.clone(),
+                    item: c.item.clone(),
+                    label: item
+                        .map(|i| crate::convert::txt(&i.label))
+                        .unwrap_or_else(|| crate::dto::Txt {
+                            en: c.item.clone(),
+                            zh: c.item.clone(),
+                        }),
+                    value: c.value.clone(),
+                    unit: item.and_then(|i| i.unit.clone()).unwrap_or_default(),
+                    source: format!("{} {}", c.source_value, c.source_unit)
+                        .trim()
+                        .to_string(),
+                    taken: c.taken.clone(),
+                    result: c.result.clone(),
+                    entered: c.entered.clone(),
+                    others: c.others as u32,
+                    status: serde_json::to_value(c.status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                }
+            })
+            .collect(),
+        problems: plan
+            .problems
+            .iter()
+            .map(|p| crate::dto::LabProblemDto {
+                place: p.place.clone(),
+                message: p.message.clone(),
+            })
+            .collect(),
+    }
+}

@@ -57,7 +57,8 @@ impl Format {
             .strip_prefix(b"\xEF\xBB\xBF")
             .unwrap_or(bytes)
             .iter()
-            .skip_while(|b| b.is_ascii_whitespace())
+            // MLLP framing (0x0B) may open an HL7 file.
+            .skip_while(|b| b.is_ascii_whitespace() || **b == 0x0B)
             .take(4)
             .copied()
             .collect::<Vec<u8>>();

@@ -14,6 +14,7 @@ mod seeds;
 mod steps;
 
 mod demo;
+mod lab;
 mod nurse;
 mod oversight;
 mod sync;

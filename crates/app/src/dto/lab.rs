@@ -15,8 +15,8 @@ pub struct LabCandidateDto {
     pub form: String,
     /// Item id.
     pub item: String,
-    /// The item's label, in the user's language.
-    pub label: String,
+    /// The item's label.
+    pub label: super::Txt,
     /// The value that would be saved, in the item's unit.
     pub value: String,
     /// The item's unit.
