@@ -119,32 +119,34 @@ fn id_of(out: &str, form: &str, item: &str) -> String {
         .to_string()
 }
 
-#[test]
-fn a_fhir_bundle_is_adjudicated_saved_once_with_its_provenance() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ward.ecrf");
+/// A store of site 01 with one randomized subject (day 0 = 1 March 2026, UTC+8) whose ECMO
+/// started at 09:00 that day; returns the store path and the subject.
+fn ward(dir: &Path) -> (std::path::PathBuf, String) {
+    let path = dir.join("ward.ecrf");
     drop(
         Site::new("01")
             .with_nurse()
             .with_lease(4, [3; 32])
             .create(&path),
     );
-    let subject = {
-        let mut store = open_as(&path, &NURSE);
-        let (subject, _) = randomized_subject(&mut store, "S-1");
-        let mut ecmo =
-            ecrf_app::demo::ecmo_form(chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap());
-        ecmo[0].1 = "2026-03-01T09:00+08:00".into();
-        let entries: Vec<(&str, &str)> =
-            ecmo.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        let key = FormKey::parse(&study(), "ECMO").unwrap();
-        let confirm = SaveOptions {
-            reason: None,
-            confirm_warnings: true,
-        };
-        store.save(&subject, &key, &entries, &confirm).unwrap();
-        subject
+    let mut store = open_as(&path, &NURSE);
+    let (subject, _) = randomized_subject(&mut store, "S-1");
+    let mut ecmo = ecrf_app::demo::ecmo_form(chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap());
+    ecmo[0].1 = "2026-03-01T09:00+08:00".into();
+    let entries: Vec<(&str, &str)> = ecmo.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let key = FormKey::parse(&study(), "ECMO").unwrap();
+    let confirm = SaveOptions {
+        reason: None,
+        confirm_warnings: true,
     };
+    store.save(&subject, &key, &entries, &confirm).unwrap();
+    (path, subject)
+}
+
+#[test]
+fn a_fhir_bundle_is_adjudicated_saved_once_with_its_provenance() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, subject) = ward(dir.path());
     let file = dir.path().join("labs.json");
     std::fs::write(&file, bundle()).unwrap();
     let file = file.to_str().unwrap();
@@ -320,4 +322,105 @@ fn a_malformed_file_is_refused_whole() {
     assert!(!o.status.success());
     let e = stderr(&o);
     assert!(e.contains("not imported") && e.contains("malformed"), "{e}");
+}
+
+#[test]
+fn a_csv_export_with_chinese_headers_and_an_hl7_file_give_the_same_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, subject) = ward(dir.path());
+    assert!(
+        ecrf(&path, &["lab", "mrn", &subject, "ZY0017"])
+            .status
+            .success()
+    );
+    // The laboratory system's export: local codes, Chinese headers, a time without offset.
+    let csv = dir.path().join("lis.csv");
+    std::fs::write(
+        &csv,
+        "住院号,项目代码,项目名称,结果,单位,采样时间\n\
+         ZY0017,LAC,乳酸,2.1,mmol/L,2026-03-02 08:00\n\
+         ZY0017,LAC,乳酸,38,mg/dL,2026-03-02 14:00\n\
+         ZY0017,CREA,肌酐,1.23,mg/dL,2026-03-02 08:00\n\
+         ZY0017,NA,钠,140,mmol/L,2026-03-02 08:00\n",
+    )
+    .unwrap();
+    let o = ecrf(
+        &path,
+        &[
+            "lab",
+            "mapping",
+            "lis",
+            "--patient",
+            "住院号",
+            "--code",
+            "项目代码",
+            "--value",
+            "结果",
+            "--unit",
+            "单位",
+            "--taken",
+            "采样时间",
+            "--name-column",
+            "项目名称",
+            "--code-map",
+            "LAC=2524-7",
+            "--code-map",
+            "CREA=2160-0",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = ecrf(
+        &path,
+        &["lab", "import", csv.to_str().unwrap(), "--mapping", "lis"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let from_csv = stdout(&o);
+    assert!(
+        from_csv.contains("钠: no item of the study takes this code (1 result(s)): ignored"),
+        "{from_csv}"
+    );
+
+    // The same results as HL7 v2 messages (CR segment ends, one message per specimen).
+    let hl7 = dir.path().join("lis.hl7");
+    std::fs::write(
+        &hl7,
+        "MSH|^~\\&|LIS|HOSP|ECRF|01|202603020900||ORU^R01|M1|P|2.5.1\r\
+         PID|1||ZY0017^^^HOSP^MR||WANG^LI\r\
+         OBR|1|||PANEL|||202603020800+0800\r\
+         OBX|1|NM|2524-7^Lactate^LN||2.1|mmol/L|||||F|||202603020800+0800\r\
+         OBX|2|NM|2160-0^Creatinine^LN||1.23|mg/dL|||||F|||202603020800+0800\r\n\
+         MSH|^~\\&|LIS|HOSP|ECRF|01|202603021500||ORU^R01|M2|P|2.5.1\r\
+         PID|1||ZY0017^^^HOSP^MR||WANG^LI\r\
+         OBR|1|||PANEL|||202603021400+0800\r\
+         OBX|1|NM|2524-7^Lactate^LN||38|mg/dL|||||F|||202603021400+0800\r\
+         OBX|2|NM|2951-2^Sodium^LN||140|mmol/L|||||F|||202603021400+0800\r\n",
+    )
+    .unwrap();
+    let o = ecrf(&path, &["lab", "import", hl7.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let from_hl7 = stdout(&o);
+    // The same candidates (subject, form, item, value, source) from both files.
+    let candidates = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter(|l| l.contains(" DLY#"))
+            .map(|l| {
+                l.split_whitespace()
+                    .skip(1)
+                    .take(6)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    };
+    let (a, b) = (candidates(&from_csv), candidates(&from_hl7));
+    assert_eq!(a.len(), 2, "{from_csv}");
+    assert_eq!(a, b, "CSV:\n{from_csv}\nHL7:\n{from_hl7}");
+    assert!(
+        a.iter().any(|l| l.contains("LACTATE 4.2 38 mg/dL")),
+        "{a:?}"
+    );
+    assert!(
+        a.iter().any(|l| l.contains("CREAT 109 1.23 mg/dL")),
+        "{a:?}"
+    );
 }
