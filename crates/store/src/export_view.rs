@@ -25,7 +25,7 @@ fn read_changes(
 ) -> Result<Vec<Change>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT seq, change_id, device, device_seq, kind, subject, form, item, old_value, \
-         new_value, user, role, utc, local_offset, reason, NULL, '', hash, NULL, signature \
+         new_value, user, role, utc, local_offset, reason, NULL, '', hash, NULL, signature, source \
          FROM change_log WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq",
     )?;
     let mut rows = stmt.query([from, to])?;
