@@ -27,13 +27,33 @@ pub struct LabSource {
     pub worst: Worst,
 }
 
-/// One accepted source unit: a value in `unit` × `factor` is the value in the item's unit.
+/// One accepted source unit and how a value in it becomes the item's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabUnit {
     /// As written in the study (shown to the nurse).
     pub unit: String,
-    /// Multiplier to the item's unit.
-    pub factor: f64,
+    /// The conversion as the study writes it (kept exact, so the definition reads back the
+    /// same from ODM).
+    pub conversion: Conversion,
+}
+
+/// How a source unit converts to the item's unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conversion {
+    /// Value × this (`multiply = 88.4`).
+    Multiply(Decimal),
+    /// Value ÷ this (`divide = 9.01`).
+    Divide(Decimal),
+}
+
+impl LabUnit {
+    /// The multiplier to the item's unit.
+    pub fn factor(&self) -> f64 {
+        match self.conversion {
+            Conversion::Multiply(m) => m.to_f64(),
+            Conversion::Divide(d) => 1.0 / d.to_f64(),
+        }
+    }
 }
 
 /// Which of a day's results counts.
@@ -53,6 +73,14 @@ impl Worst {
             "max" => Some(Worst::Max),
             "min" => Some(Worst::Min),
             _ => None,
+        }
+    }
+
+    /// The study file's word.
+    pub fn word(self) -> &'static str {
+        match self {
+            Worst::Max => "max",
+            Worst::Min => "min",
         }
     }
 
@@ -156,7 +184,7 @@ impl LabSource {
             });
         };
         let number = parse_number(value)?;
-        let converted = number * u.factor;
+        let converted = number * u.factor();
         let not_number = || LabRefusal::NotANumber(value.to_string());
         match item.item_type {
             ItemType::Integer => {

@@ -505,6 +505,9 @@ fn item_toml(
             serde_json::from_str(a).map_err(|e| bad(format!("item {id}: ask_when: {e}")))?;
         t.insert("ask_when".into(), condition(&w)?);
     }
+    if let Some(a) = it.alias("ecrf:lab") {
+        t.insert("lab".into(), lab_toml(&id, a)?);
+    }
     if let Some(m) = iref.attr("MethodOID") {
         t.insert(
             "derived".into(),
@@ -512,6 +515,41 @@ fn item_toml(
         );
     }
     Ok(Toml::Table(t))
+}
+
+/// `[items.lab]` from the `ecrf:lab` alias of an ItemDef.
+fn lab_toml(id: &str, alias: &str) -> Result<Toml, ExportError> {
+    let v: serde_json::Value =
+        serde_json::from_str(alias).map_err(|e| bad(format!("item {id}: lab: {e}")))?;
+    let mut lab = Table::new();
+    let loinc: Vec<Toml> = v["loinc"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.as_str())
+        .map(|c| Toml::String(c.into()))
+        .collect();
+    lab.insert("loinc".into(), Toml::Array(loinc));
+    let worst = v["worst"].as_str().unwrap_or_default();
+    lab.insert("worst".into(), Toml::String(worst.into()));
+    let mut from = Vec::new();
+    for u in v["from"].as_array().into_iter().flatten() {
+        let mut e = Table::new();
+        e.insert(
+            "unit".into(),
+            Toml::String(u["unit"].as_str().unwrap_or_default().into()),
+        );
+        for key in ["multiply", "divide"] {
+            if let Some(n) = u[key].as_str() {
+                e.insert(key.into(), number(n)?);
+            }
+        }
+        from.push(Toml::Table(e));
+    }
+    if !from.is_empty() {
+        lab.insert("from".into(), Toml::Array(from));
+    }
+    Ok(Toml::Table(lab))
 }
 
 /// Reads a study definition from ODM and checks it with the study loader.

@@ -487,7 +487,7 @@ fn lab_source(
     unit: Option<&str>,
     p: &mut Problems,
 ) -> Option<crate::lab::LabSource> {
-    use crate::lab::{LabSource, LabUnit, Worst, loinc_is_valid, unit_key};
+    use crate::lab::{Conversion, LabSource, LabUnit, Worst, loinc_is_valid, unit_key};
     let mut ok = true;
     let mut fail = |p: &mut Problems, m: String| {
         ok = false;
@@ -522,23 +522,24 @@ fn lab_source(
     }
     let mut units = vec![LabUnit {
         unit: unit.unwrap_or_default().to_string(),
-        factor: 1.0,
+        conversion: Conversion::Multiply(crate::value::Decimal::from_int(1)),
     }];
     for u in raw.from {
-        let factor = match (
+        let positive = |d: &crate::value::Decimal| d.to_f64() > 0.0 && d.to_f64().is_finite();
+        let conversion = match (
             u.multiply.and_then(|m| m.to_decimal()),
             u.divide.and_then(|d| d.to_decimal()),
         ) {
-            (Some(m), None) => Some(m.to_f64()),
-            (None, Some(d)) if d.to_f64() != 0.0 => Some(1.0 / d.to_f64()),
+            (Some(m), None) if positive(&m) => Some(Conversion::Multiply(m)),
+            (None, Some(d)) if positive(&d) => Some(Conversion::Divide(d)),
             _ => None,
         };
-        match factor {
-            Some(f) if f.is_finite() && f > 0.0 => units.push(LabUnit {
+        match conversion {
+            Some(conversion) => units.push(LabUnit {
                 unit: u.unit,
-                factor: f,
+                conversion,
             }),
-            _ => fail(
+            None => fail(
                 p,
                 format!(
                     "lab: unit \"{}\" needs exactly one positive multiply or divide",

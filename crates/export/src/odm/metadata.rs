@@ -5,6 +5,7 @@
 //! Invariant: everything the loader reads is written here, natively or in `ecrf:` aliases, so
 //! [`crate::odm_import`] gives the same definition back (definition → ODM → definition).
 
+use ecrf_core::lab::Conversion;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
@@ -259,6 +260,32 @@ pub(super) fn write_study<W: Write>(x: &mut Xml<W>, study: &Study) -> std::io::R
             if let Some(c) = &item.ask_when {
                 let v = serde_json::json!({ "item": c.item, "is": c.is });
                 x.alias("ecrf:ask_when", &v.to_string())?;
+            }
+            if let Some(lab) = &item.lab {
+                // The first LOINC code as the usual ODM alias (one alias per context); every
+                // code and the rest of the mapping in our own.
+                if let Some(code) = lab.loinc.first() {
+                    x.alias("LOINC", code)?;
+                }
+                let from: Vec<serde_json::Value> = lab
+                    .units
+                    .iter()
+                    .skip(1)
+                    .map(|u| match u.conversion {
+                        Conversion::Multiply(m) => {
+                            serde_json::json!({ "unit": u.unit, "multiply": m.to_string() })
+                        }
+                        Conversion::Divide(d) => {
+                            serde_json::json!({ "unit": u.unit, "divide": d.to_string() })
+                        }
+                    })
+                    .collect();
+                let v = serde_json::json!({
+                    "loinc": lab.loinc,
+                    "worst": lab.worst.word(),
+                    "from": from
+                });
+                x.alias("ecrf:lab", &v.to_string())?;
             }
             x.close("ItemDef")?;
         }
