@@ -174,13 +174,14 @@ impl Chrome {
             .unwrap_or_default()
     }
 
+    /// The element's text; empty when the page was replaced between finding and reading it
+    /// (a stale element: `wait_text` then asks again).
     fn text(&self, css: &str) -> String {
         let id = self.find(css);
         http("GET", &self.url(&format!("/element/{id}/text")), None)
-            .unwrap()
-            .as_str()
-            .unwrap_or("")
-            .to_string()
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
     }
 
     /// Waits until the page's visible text contains `needle`.
