@@ -268,6 +268,27 @@ fn a_fhir_bundle_is_adjudicated_saved_once_with_its_provenance() {
     let after = log_len();
     drop(store);
 
+    // The printed casebook's audit trail says where the value came from.
+    let pdf = dir.path().join("casebook.pdf");
+    let o = ecrf(
+        &path,
+        &["print", "subject", &subject, "-o", pdf.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = Command::new("pdftotext")
+        .args(["-raw", "-enc", "UTF-8", pdf.to_str().unwrap(), "-"])
+        .output()
+        .expect("pdftotext (poppler-utils)");
+    let text = String::from_utf8_lossy(&text.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        text.contains("imported from laboratory file (fhir"),
+        "{text}"
+    );
+    assert!(text.contains("lac-2: 38 mg/dL"), "{text}");
+
     // Again: nothing left to decide, nothing saved; the rejected pH is not asked again.
     let o = ecrf(&path, &["lab", "import", file, "--dry-run"]);
     let again = stdout(&o);

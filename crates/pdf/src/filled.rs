@@ -461,6 +461,26 @@ fn appendix(doc: &mut Doc<'_>, study: &Study, data: &Casebook, lang: &str) {
                     warning_text(j, lang)
                 ));
             }
+            // A value taken from a laboratory file says which result it was.
+            if let Some(p) = c
+                .source
+                .as_deref()
+                .and_then(ecrf_log::body::Provenance::from_json)
+            {
+                if !reason.is_empty() {
+                    reason.push_str("; ");
+                }
+                reason.push_str(&format!(
+                    "{} ({}, SHA-256 {}…), {}: {} {} {}",
+                    w.imported_from,
+                    p.format,
+                    p.file.get(..8).unwrap_or(&p.file),
+                    p.result,
+                    p.value,
+                    p.unit,
+                    p.taken
+                ));
+            }
             doc.table_row(
                 &[c.seq.to_string(), local_time(c), who, change, reason],
                 SMALL,
