@@ -185,19 +185,10 @@ pub(crate) fn audit_row(c: &Change) -> AuditRow {
     }
 }
 
-/// A change's provenance in words: "laboratory file (fhir, SHA-256 1a2b3c4d…), result obs-7:
-/// 38 mg/dL taken 2026-03-02 14:00+08:00".
+/// A change's provenance in words (`Provenance::summary`).
 pub(crate) fn source_shown(json: &str) -> String {
     match ecrf_log::body::Provenance::from_json(json) {
-        Some(p) => format!(
-            "laboratory file ({}, SHA-256 {}…), result {}: {} {} taken {}",
-            p.format,
-            p.file.get(..8).unwrap_or(&p.file),
-            p.result,
-            p.value,
-            p.unit,
-            p.taken
-        ),
+        Some(p) => format!("laboratory file {}", p.summary()),
         None => json.to_string(),
     }
 }

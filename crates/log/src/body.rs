@@ -147,6 +147,20 @@ impl Provenance {
         serde_json::to_string(self).unwrap_or_default()
     }
 
+    /// The provenance as a person reads it, after "laboratory file" in their language:
+    /// `(fhir, SHA-256 1a2b3c4d…) result obs-7: 38 mg/dL @ 2026-03-02 14:00+08:00`.
+    pub fn summary(&self) -> String {
+        format!(
+            "({}, SHA-256 {}…) result {}: {} {} @ {}",
+            self.format,
+            self.file.get(..8).unwrap_or(&self.file),
+            self.result,
+            self.value,
+            self.unit,
+            self.taken
+        )
+    }
+
     /// Reads a change's `source`.
     pub fn from_json(s: &str) -> Option<Provenance> {
         serde_json::from_str(s).ok()

@@ -470,16 +470,7 @@ fn appendix(doc: &mut Doc<'_>, study: &Study, data: &Casebook, lang: &str) {
                 if !reason.is_empty() {
                     reason.push_str("; ");
                 }
-                reason.push_str(&format!(
-                    "{} ({}, SHA-256 {}…), {}: {} {} {}",
-                    w.imported_from,
-                    p.format,
-                    p.file.get(..8).unwrap_or(&p.file),
-                    p.result,
-                    p.value,
-                    p.unit,
-                    p.taken
-                ));
+                reason.push_str(&format!("{} {}", w.imported_from, p.summary()));
             }
             doc.table_row(
                 &[c.seq.to_string(), local_time(c), who, change, reason],
