@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, FixedOffset, NaiveDate};
-use ecrf_core::lab::{SpecimenDay, specimen_day};
+use ecrf_core::lab::{SpecimenDay, Worst, specimen_day};
 use ecrf_core::study::{ItemDef, Study};
 use ecrf_core::value::Value;
 use serde::Serialize;
@@ -153,8 +153,9 @@ pub fn result_key(r: &LabResult) -> String {
 /// One usable result, placed and converted.
 struct Placed<'r> {
     result: &'r LabResult,
+    record: &'r SubjectRecord,
     key: String,
-    subject: String,
+    worst: Worst,
     form: String,
     item: &'r str,
     value: Value,
@@ -237,8 +238,9 @@ pub fn plan(file: &LabFile, ctx: &Context<'_>) -> Plan {
         };
         placed.push(Placed {
             result: r,
+            record,
             key: result_key(r),
-            subject: record.subject.clone(),
+            worst: source.worst,
             form: day.to_string(),
             item: item.id.as_str(),
             value,
@@ -277,27 +279,18 @@ pub fn plan(file: &LabFile, ctx: &Context<'_>) -> Plan {
             None => 0,
         };
         groups
-            .entry((p.subject.clone(), order, p.form.clone(), p.item))
+            .entry((p.record.subject.clone(), order, p.form.clone(), p.item))
             .or_default()
             .push(p);
     }
     for ((subject, _, form, item), list) in groups {
-        let Some(worst) = ctx
-            .study
-            .form(if form == "BAS" { "BAS" } else { "DLY" })
-            .and_then(|f| f.item(item))
-            .and_then(|i| i.lab.as_ref())
-            .map(|l| l.worst)
-        else {
-            continue;
-        };
         let mut best = 0;
         for (i, p) in list.iter().enumerate() {
             let b = &list[best];
             let better = if form == "BAS" {
                 p.taken > b.taken
             } else {
-                worst.worse(p.number, b.number) || (p.number == b.number && p.taken < b.taken)
+                p.worst.worse(p.number, b.number) || (p.number == b.number && p.taken < b.taken)
             };
             if better {
                 best = i;
@@ -307,11 +300,11 @@ pub fn plan(file: &LabFile, ctx: &Context<'_>) -> Plan {
         let Some(p) = list.into_iter().nth(best) else {
             continue;
         };
-        let entered = ctx
-            .subjects
-            .values()
-            .find(|s| s.subject == subject)
-            .and_then(|s| s.values.get(&form))
+        // The record the result was matched to (not searched for again).
+        let entered = p
+            .record
+            .values
+            .get(&form)
             .and_then(|v| v.get(item))
             .cloned();
         let status = if ctx.imported.contains(&p.key) {
