@@ -1,6 +1,7 @@
 //! The desktop shell. Every command is a one-line call into `ecrf-app`; no rule lives here.
 //! `ui/src/commands.ts` is generated from the commands below (crates/app/src/command_bindings.rs).
-//! The store is `ECRF_STORE`, else `~/.local/share/early-iabp-ecrf/ward.ecrf`; the demo store
+//! The store is `ECRF_STORE`, else `~/.local/share/early-iabp-ecrf/ward.ecrf` (Windows:
+//! `%LOCALAPPDATA%\early-iabp-ecrf\ward.ecrf`); the demo store
 //! sits beside it (`ECRF_DEMO_STORE` to move it).
 
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
@@ -110,6 +111,10 @@ fn randomize(s: State<'_, Shell>, subject: String) -> AppResult<SubjectPage> {
 #[tauri::command]
 fn form(s: State<'_, Shell>, subject: String, key: String) -> AppResult<FormPage> {
     with(&s, |a| a.form(&subject, &key))
+}
+#[tauri::command]
+fn form_definition(s: State<'_, Shell>, subject: String, key: String) -> AppResult<FormVersionDto> {
+    with(&s, |a| a.form_definition(&subject, &key))
 }
 #[tauri::command]
 fn unasked_items(s: State<'_, Shell>, key: String, entries: Vec<Entry>) -> AppResult<Vec<String>> {
@@ -360,10 +365,20 @@ fn ui_ready(s: State<'_, Shell>) {
     }
 }
 
+#[cfg(not(windows))]
 fn data_dir() -> PathBuf {
     std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("early-iabp-ecrf")
+}
+
+/// Windows: `%LOCALAPPDATA%\early-iabp-ecrf` (this laptop's user profile, never roamed).
+#[cfg(windows)]
+fn data_dir() -> PathBuf {
+    std::env::var_os("LOCALAPPDATA")
+        .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."))
         .join("early-iabp-ecrf")
 }
@@ -425,6 +440,7 @@ fn main() {
             next_daily_log,
             form,
             unasked_items,
+            form_definition,
             save_form,
             save_draft,
             discard_draft,

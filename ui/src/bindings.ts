@@ -16,7 +16,7 @@ export type QueryStep = "raise" | "answer" | "close" | "reopen";
 
 export type SignatureMeaning = "approval" | "review";
 
-export type ChangeKind = "store.create" | "user.add" | "subject.create" | "item.set" | "lease.load" | "subject.randomize" | "data.export" | "login.failed" | "query.raise" | "query.answer" | "query.close" | "query.reopen" | "sdv.mark" | "signature.sign" | "lock.set" | "lock.release" | "user.role" | "user.deactivate" | "user.password_reset" | "user.password_change" | "lock.held";
+export type ChangeKind = "store.create" | "user.add" | "subject.create" | "item.set" | "lease.load" | "subject.randomize" | "data.export" | "login.failed" | "query.raise" | "query.answer" | "query.close" | "query.reopen" | "sdv.mark" | "signature.sign" | "lock.set" | "lock.release" | "user.role" | "user.deactivate" | "user.password_reset" | "user.password_change" | "lock.held" | "study.publish" | "site.activate" | "form.version";
 
 export type Change = { 
 /**
@@ -321,7 +321,22 @@ forms: Array<FormDto>,
 /**
  * Missing-data codes with their labels.
  */
-missing_codes: Array<CodeDto>, };
+missing_codes: Array<CodeDto>, 
+/**
+ * Why nothing new may be entered, when the version in force at the site cannot be used
+ * by this app (too old): shown on every page.
+ */
+blocked: string | null, };
+
+export type FormVersionDto = { 
+/**
+ * The definition version.
+ */
+version: string, 
+/**
+ * The form as that version defines it.
+ */
+form: FormDto, };
 
 export type Welcome = { 
 /**

@@ -1,7 +1,7 @@
 // Generated from src-tauri/src/main.rs by crates/app/src/command_bindings.rs. Do not edit.
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
-import type { AuditCsvDone, AuditFilterDto, AuditPage, AuditRow, BackupDone, BackupStatusDto, Entry, EnvelopesDto, ExportDone, ExportRequest, FormOversight, FormPage, LabApplied, LabPreview, Lang, Printout, Query, QueryStep, Role, SaveReply, ScreeningLog, SessionDto, SetupDone, SetupInput, SignInput, SignatureDto, StudyDto, SubjectMrn, SubjectPage, SubjectRow, SyncDone, SyncProgressDto, SyncStatusDto, User, Welcome } from "./bindings";
+import type { AuditCsvDone, AuditFilterDto, AuditPage, AuditRow, BackupDone, BackupStatusDto, Entry, EnvelopesDto, ExportDone, ExportRequest, FormOversight, FormPage, FormVersionDto, LabApplied, LabPreview, Lang, Printout, Query, QueryStep, Role, SaveReply, ScreeningLog, SessionDto, SetupDone, SetupInput, SignInput, SignatureDto, StudyDto, SubjectMrn, SubjectPage, SubjectRow, SyncDone, SyncProgressDto, SyncStatusDto, User, Welcome } from "./bindings";
 
 /** Every command of the desktop shell, with its arguments and reply. */
 export const commands = {
@@ -23,6 +23,7 @@ export const commands = {
   nextDailyLog: (subject: string): Promise<FormPage> => invoke<FormPage>("next_daily_log", { subject }),
   randomize: (subject: string): Promise<SubjectPage> => invoke<SubjectPage>("randomize", { subject }),
   form: (subject: string, key: string): Promise<FormPage> => invoke<FormPage>("form", { subject, key }),
+  formDefinition: (subject: string, key: string): Promise<FormVersionDto> => invoke<FormVersionDto>("form_definition", { subject, key }),
   unaskedItems: (key: string, entries: Array<Entry>): Promise<Array<string>> => invoke<Array<string>>("unasked_items", { key, entries }),
   saveForm: (subject: string, key: string, entries: Array<Entry>, reason: string | null, confirm: boolean): Promise<SaveReply> => invoke<SaveReply>("save_form", { subject, key, entries, reason, confirm }),
   saveDraft: (subject: string, key: string, entries: Array<Entry>): Promise<void> => invoke<void>("save_draft", { subject, key, entries }),

@@ -13,6 +13,8 @@ import { renderOversight } from "./oversight";
 
 export interface FormContext {
   form: FormDto;
+  /** The study definition version this instance is entered under. */
+  version: string;
   subject: string;
   key: string;
   mayEnter: boolean;
@@ -238,7 +240,7 @@ export async function renderForm(ctx: FormContext): Promise<void> {
       ctx.printBlank(),
     );
     ctx.frame(
-      `${subject} · ${tx(form.name)} · ${key}`,
+      `${subject} · ${tx(form.name)} · ${key} · ${t("definitionVersion")} ${ctx.version}`,
       h(
         "div",
         { class: "form-head" },

@@ -4,6 +4,7 @@ import type { Lang, FormStatus, Txt } from "./bindings";
 
 const words = {
   appTitle: ["EARLY-IABP eCRF", "EARLY-IABP 电子病例报告表"],
+  definitionVersion: ["definition", "研究定义版本"],
   offline: ["Offline · no server set", "离线 · 未配置服务器"],
   welcomeTitle: ["This laptop has no study store yet", "本机尚未建立研究数据库"],
   startSetup: ["Set up this laptop", "设置本机"],

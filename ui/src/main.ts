@@ -74,7 +74,14 @@ function header(): HTMLElement {
     "header",
     {},
     h("strong", {}, t("appTitle")),
-    h("span", { class: "registry" }, `${study.registry} · v${study.version}`),
+    h("span", { class: "registry", id: "study-version" }, `${study.registry} · v${study.version}`),
+    study.blocked
+      ? h(
+          "span",
+          { class: "badge blocked", id: "definition-blocked", role: "alert" },
+          study.blocked,
+        )
+      : null,
     welcome.demo ? h("span", { class: "badge demo" }, "DEMO") : null,
     h("span", { class: "spacer" }),
     h("span", { class: "badge offline", id: "badge-online", title: t("offline") }, t("offline")),
@@ -348,6 +355,8 @@ function statusBadge(status: SubjectRow["status"]): HTMLElement {
 
 async function showSubjects(filter = ""): Promise<void> {
   rerender = () => void showSubjects(filter);
+  // The version in force at the site may have changed by a sync or the date.
+  study = await api.study();
   const rows = await api.subjects();
   const search = h("input", {
     id: "subject-search",
@@ -680,12 +689,12 @@ async function showSubject(subject: string, loaded?: SubjectPage): Promise<void>
 }
 
 async function openForm(subject: string, key: string, initial?: FormPage): Promise<void> {
-  const formId = key.split("#")[0] ?? key;
-  const form = study.forms.find((f) => f.id === formId);
-  if (!form) return;
+  // The instance's own definition version: the items and rules it was entered under.
+  const { form, version } = await api.formDefinition(subject, key);
   rerender = () => void openForm(subject, key);
   await renderForm({
     form,
+    version,
     subject,
     key,
     mayEnter: session?.may_enter ?? false,

@@ -41,6 +41,7 @@ pub fn typescript() -> String {
         SectionDto::decl(&cfg),
         FormDto::decl(&cfg),
         StudyDto::decl(&cfg),
+        FormVersionDto::decl(&cfg),
         Welcome::decl(&cfg),
         SetupInput::decl(&cfg),
         SetupDone::decl(&cfg),

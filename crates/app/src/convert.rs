@@ -99,6 +99,7 @@ pub fn study_dto(study: &Study) -> StudyDto {
                 },
             })
             .collect(),
+        blocked: None,
     }
 }
 

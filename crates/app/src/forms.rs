@@ -34,6 +34,29 @@ impl App {
             .collect())
     }
 
+    /// The definition of a form instance's own version (the one it was started under, or the
+    /// version in force for a new one): the page draws exactly the items its rules check.
+    pub fn form_definition(&self, subject: &str, key: &str) -> AppResult<FormVersionDto> {
+        let key = self.key(key)?;
+        let store = self.store()?;
+        let (version, _) = store.instance_version(subject, &key.to_string())?;
+        let study = store.definitions()?.version(&version)?;
+        let form = study_dto(&study)
+            .forms
+            .into_iter()
+            .find(|f| f.id == key.form)
+            .ok_or_else(|| {
+                err(
+                    ErrorCode::Invalid,
+                    format!(
+                        "there is no form {} in study definition {version}",
+                        key.form
+                    ),
+                )
+            })?;
+        Ok(FormVersionDto { version, form })
+    }
+
     /// A form instance with its values, status and any draft.
     pub fn form(&self, subject: &str, key: &str) -> AppResult<FormPage> {
         let key = self.key(key)?;

@@ -57,6 +57,12 @@ fn err(code: ErrorCode, message: impl Into<String>) -> AppError {
     }
 }
 
+impl From<ecrf_core::study::versions::VersionError> for AppError {
+    fn from(e: ecrf_core::study::versions::VersionError) -> Self {
+        err(ErrorCode::Invalid, e.to_string())
+    }
+}
+
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         let code = match &e {
@@ -71,7 +77,8 @@ impl From<StoreError> for AppError {
             | StoreError::Rejected(_)
             | StoreError::NeedsConfirmation(_)
             | StoreError::ReasonRequired { .. }
-            | StoreError::InInstance { .. } => ErrorCode::Invalid,
+            | StoreError::InInstance { .. }
+            | StoreError::Definition(_) => ErrorCode::Invalid,
             _ => ErrorCode::Internal,
         };
         err(code, e.to_string())

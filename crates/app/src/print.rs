@@ -7,6 +7,13 @@ use super::*;
 /// The preference that remembers where the user saves printouts and audit CSVs.
 const PRINT_FOLDER: &str = "print_folder";
 
+/// The program that opens a saved PDF in the desktop's viewer.
+#[cfg(not(windows))]
+const OPENER: &str = "xdg-open";
+/// Windows: Explorer opens a file with the viewer associated with its type.
+#[cfg(windows)]
+const OPENER: &str = "explorer";
+
 impl App {
     /// The folder the user chose for printouts, if any.
     pub fn print_folder(&self) -> AppResult<Option<String>> {
@@ -60,7 +67,11 @@ impl App {
     pub fn print_blank(&mut self, form: Option<&str>) -> AppResult<Printout> {
         let session = self.session()?;
         let opts = self.print_options(&session);
-        let study = Arc::clone(&self.study);
+        // The blank forms of the version in force at the site today.
+        let study = match &self.store {
+            Some(store) => store.study_in_force()?,
+            None => Arc::clone(&self.study),
+        };
         let printed = match form {
             None => self.printer()?.blank_book(&study, &opts),
             Some(f) => self.printer()?.blank_form(&study, f, &opts),
@@ -78,8 +89,13 @@ impl App {
         let (Some(printer), Some(store)) = (&self.printer, &self.store) else {
             return Err(err(ErrorCode::NotLoggedIn, "locked: log in to continue"));
         };
+        // Every version's items: each form page prints the version it was entered under.
         let printed = printer
-            .subject(store.study(), &store.casebook(subject)?, &opts)
+            .subject(
+                &store.definitions()?.merged(),
+                &store.casebook(subject)?,
+                &opts,
+            )
             .map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
         let stamp = Local::now().format("%Y%m%d-%H%M%S");
         self.save_printout(&format!("{subject}-{stamp}.pdf"), &printed)
@@ -108,7 +124,7 @@ impl App {
             .ok_or_else(|| err(ErrorCode::Internal, "no printer"))
     }
 
-    /// Writes the PDF and hands it to the desktop's viewer (`xdg-open`), unless
+    /// Writes the PDF and hands it to the desktop's viewer ([`OPENER`]), unless
     /// `ECRF_NO_OPEN` is set (tests).
     pub(crate) fn save_printout(
         &self,
@@ -120,7 +136,7 @@ impl App {
             .write_to(&path)
             .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
         let opened = std::env::var_os("ECRF_NO_OPEN").is_none()
-            && std::process::Command::new("xdg-open")
+            && std::process::Command::new(OPENER)
                 .arg(&path)
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())

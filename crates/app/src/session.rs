@@ -18,9 +18,20 @@ impl App {
         })
     }
 
-    /// The study definition.
+    /// The study definition in force at the site today (the base version until an
+    /// amendment is activated, or when no one is logged in); `blocked` says why nothing new
+    /// may be entered when this app cannot use the version in force.
     pub fn study(&self) -> StudyDto {
-        study_dto(&self.study)
+        let Ok(store) = self.store() else {
+            return study_dto(&self.study);
+        };
+        match store.study_in_force() {
+            Ok(s) => study_dto(&s),
+            Err(e) => StudyDto {
+                blocked: Some(e.to_string()),
+                ..study_dto(&self.study)
+            },
+        }
     }
 
     /// First-run set-up: creates the store and logs the administrator in.

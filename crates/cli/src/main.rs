@@ -296,6 +296,30 @@ enum StudyCmd {
         /// Folder with study.toml and forms/.
         dir: Option<PathBuf>,
     },
+    /// Publish an approved definition version (a protocol amendment) on the server, from a
+    /// folder with study.toml and forms/. Sites use it only once activated (`ecrf site
+    /// activate`).
+    Publish {
+        /// Folder with study.toml and forms/.
+        dir: PathBuf,
+        /// The version, as in the folder's study.toml.
+        #[arg(long)]
+        version: String,
+        /// PostgreSQL URL of the server.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+    },
+    /// What an amendment changes: each of A and B is a folder, the base version, or (with
+    /// DATABASE_URL) a version published on the server.
+    Diff {
+        /// The older version or folder.
+        a: String,
+        /// The newer version or folder.
+        b: String,
+        /// PostgreSQL URL of the server (for published versions).
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: Option<String>,
+    },
     /// Read a study definition from CDISC ODM 1.3.2 and check it (optionally write it as a folder).
     ImportOdm {
         /// The ODM file.
@@ -323,7 +347,7 @@ fn main() {
     }
 }
 
-fn study() -> Result<Arc<Study>, Failure> {
+pub(crate) fn study() -> Result<Arc<Study>, Failure> {
     ecrf_core::trial::definition()
         .map(Arc::new)
         .map_err(|e| Failure(e.to_string()))
@@ -684,6 +708,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
+        Command::Study(StudyCmd::Publish {
+            dir,
+            version,
+            database_url,
+        }) => sync::publish(dir, version, database_url, study()?),
+        Command::Study(StudyCmd::Diff { a, b, database_url }) => {
+            sync::diff(a, b, database_url.as_deref(), study()?)
+        }
         Command::Study(StudyCmd::ImportOdm { file, out }) => {
             export::import_odm(file, out.as_deref())
         }
@@ -729,6 +761,33 @@ fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 /// Reads a study folder from disk (for checking a definition being edited).
+/// `(path, text)` of a study folder's files: `study/study.toml` first, then
+/// `study/forms/<ID>.toml` in name order (paths as the embedded definition names them, so a
+/// published version hashes the same wherever its folder was).
+pub(crate) fn study_dir_files(dir: &Path) -> Result<Vec<(String, String)>, Failure> {
+    let read =
+        |p: &Path| std::fs::read_to_string(p).map_err(|e| Failure(format!("{}: {e}", p.display())));
+    let mut out = vec![(
+        "study/study.toml".to_string(),
+        read(&dir.join("study.toml"))?,
+    )];
+    let mut forms = Vec::new();
+    let forms_dir = dir.join("forms");
+    let entries = std::fs::read_dir(&forms_dir)
+        .map_err(|e| Failure(format!("{}: {e}", forms_dir.display())))?;
+    for entry in entries {
+        let path = entry.map_err(|e| Failure(e.to_string()))?.path();
+        if path.extension().is_some_and(|e| e == "toml")
+            && let Some(name) = path.file_name().and_then(|n| n.to_str())
+        {
+            forms.push((format!("study/forms/{name}"), read(&path)?));
+        }
+    }
+    forms.sort();
+    out.extend(forms);
+    Ok(out)
+}
+
 fn load_study_dir(dir: &Path) -> Result<Study, Failure> {
     let read =
         |p: &Path| std::fs::read_to_string(p).map_err(|e| Failure(format!("{}: {e}", p.display())));

@@ -84,7 +84,7 @@ pub fn run(cli: &Cli, cmd: &PrintCmd) -> Result<(), Failure> {
             let store = open(cli)?;
             let printer = Printer::new()?;
             let printed = printer.subject(
-                store.study(),
+                &store.definitions()?.merged(),
                 &store.casebook(subject)?,
                 &options_for(&store, &cli.lang)?,
             )?;

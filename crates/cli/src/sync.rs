@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 
@@ -20,22 +21,30 @@ pub struct ServerArgs {
     #[arg(long, env = "DATABASE_URL", required = true)]
     database_url: Option<String>,
     /// Address to listen on, e.g. 0.0.0.0:8443.
-    #[arg(long, required = true)]
+    #[arg(long, env = "ECRF_LISTEN", required = true)]
     listen: Option<SocketAddr>,
     /// TLS certificate chain (PEM).
-    #[arg(long, requires = "tls_key")]
+    #[arg(long, env = "ECRF_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// TLS private key (PEM).
-    #[arg(long, requires = "tls_cert")]
+    #[arg(long, env = "ECRF_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
     /// Serve plain HTTP (loopback addresses only; for tests).
-    #[arg(long, conflicts_with = "tls_cert")]
+    #[arg(long, env = "ECRF_INSECURE_HTTP", conflicts_with = "tls_cert")]
     insecure_http: bool,
     /// Enrolment attempts allowed per client address per minute (guessing codes).
-    #[arg(long, default_value_t = ecrf_server::api::Limits::default().enrol_per_minute)]
+    #[arg(
+        long,
+        env = "ECRF_ENROL_PER_MINUTE",
+        default_value_t = ecrf_server::api::Limits::default().enrol_per_minute
+    )]
     enrol_per_minute: u32,
     /// The web view: a session ends after this many seconds without a request.
-    #[arg(long, default_value_t = ecrf_web::WebOptions::default().idle.as_secs())]
+    #[arg(
+        long,
+        env = "ECRF_WEB_IDLE_SECONDS",
+        default_value_t = ecrf_web::WebOptions::default().idle.as_secs()
+    )]
     web_idle_seconds: u64,
 }
 
@@ -118,6 +127,22 @@ pub enum SiteCmd {
         /// Hospital name.
         #[arg(long)]
         name: String,
+        /// PostgreSQL URL of the server.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+    },
+    /// Put a published definition version in force at a site from a date (its local date),
+    /// once its ethics committee approved the amendment. Its laptops switch at their next
+    /// sync on or after that day; offline laptops keep working on the version they have.
+    Activate {
+        /// Site code.
+        code: String,
+        /// The version (published with `ecrf study publish`).
+        #[arg(long)]
+        version: String,
+        /// First day, YYYY-MM-DD.
+        #[arg(long)]
+        from: chrono::NaiveDate,
         /// PostgreSQL URL of the server.
         #[arg(long, env = "DATABASE_URL")]
         database_url: String,
@@ -319,6 +344,24 @@ pub fn site(cmd: &SiteCmd) -> Result<(), Failure> {
             say!("Site {code} ({name}) added.");
             Ok(())
         }),
+        SiteCmd::Activate {
+            code,
+            version,
+            from,
+            database_url,
+        } => runtime()?.block_on(async {
+            let base = crate::study()?;
+            let pool = ecrf_server::db::connect(database_url, 2)
+                .await
+                .map_err(fail)?;
+            ecrf_server::db::versions::activate(&pool, code, version, *from, &base)
+                .await
+                .map_err(fail)?;
+            say!(
+                "Site {code} uses study definition {version} from {from}; its laptops receive it at their next sync."
+            );
+            Ok(())
+        }),
         SiteCmd::Flags { code, database_url } => runtime()?.block_on(async {
             let pool = ecrf_server::db::connect(database_url, 2)
                 .await
@@ -495,6 +538,83 @@ pub fn sync(cli: &Cli) -> Result<(), Failure> {
     }
     for flag in &report.flags {
         say!("Flagged by the server: {flag}");
+    }
+    Ok(())
+}
+
+/// `ecrf study publish`.
+pub fn publish(
+    dir: &std::path::Path,
+    version: &str,
+    database_url: &str,
+    base: Arc<ecrf_core::Study>,
+) -> Result<(), Failure> {
+    let files = crate::study_dir_files(dir)?;
+    runtime()?.block_on(async {
+        let pool = ecrf_server::db::connect(database_url, 2)
+            .await
+            .map_err(fail)?;
+        match ecrf_server::db::versions::publish(&pool, version, files, &base)
+            .await
+            .map_err(fail)?
+        {
+            ecrf_server::db::versions::Published::New => say!(
+                "Study definition {version} published. Activate it per site once approved: ecrf site activate <site> --version {version} --from <date>"
+            ),
+            ecrf_server::db::versions::Published::Already => {
+                say!("Study definition {version} was already published with these files.")
+            }
+        }
+        Ok(())
+    })
+}
+
+/// `ecrf study diff A B`.
+pub fn diff(
+    a: &str,
+    b: &str,
+    database_url: Option<&str>,
+    base: Arc<ecrf_core::Study>,
+) -> Result<(), Failure> {
+    use ecrf_core::study::versions;
+    let published = match database_url {
+        Some(url) => Some(runtime()?.block_on(async {
+            let pool = ecrf_server::db::connect(url, 2).await.map_err(fail)?;
+            ecrf_server::db::versions::definitions(&pool, Arc::clone(&base))
+                .await
+                .map_err(fail)
+        })?),
+        None => None,
+    };
+    let find = |name: &str| -> Result<Arc<ecrf_core::Study>, Failure> {
+        let path = std::path::Path::new(name);
+        if path.join("study.toml").is_file() {
+            let files = crate::study_dir_files(path)?;
+            return versions::load_files(&files)
+                .map(Arc::new)
+                .map_err(|e| Failure(format!("{name}: {e}")));
+        }
+        if name == base.version {
+            return Ok(Arc::clone(&base));
+        }
+        match &published {
+            Some(d) => d.version(name).map_err(|e| Failure(e.to_string())),
+            None => Err(Failure(format!(
+                "{name} is neither a study folder nor the base version {}; give DATABASE_URL to compare versions published on the server",
+                base.version
+            ))),
+        }
+    };
+    let (sa, sb) = (find(a)?, find(b)?);
+    let lines = versions::diff(&sa, &sb);
+    say!(
+        "Study definition {} → {}: {} difference(s).",
+        sa.version,
+        sb.version,
+        lines.len()
+    );
+    for l in lines {
+        say!("  {l}");
     }
     Ok(())
 }

@@ -283,6 +283,25 @@ fn shape(case: Case, ctx: &Ctx, c: &mut Change) -> Body {
                 lock: format!("DLY#1 of {}", ctx.subject),
             })
         }
+        ChangeKind::StudyPublished => {
+            let files = vec![("study/study.toml".to_string(), "id = \"X\"".to_string())];
+            Body::StudyPublished(body::StudyPublished {
+                version: "9.9.9".into(),
+                sha256: body::StudyPublished::files_sha256(&files),
+                files,
+            })
+        }
+        ChangeKind::SiteActivated => Body::SiteActivated(body::SiteActivated {
+            site: SITE.into(),
+            version: "9.9.9".into(),
+            from: "2026-05-01".into(),
+        }),
+        ChangeKind::FormVersioned => {
+            on("DLY#2", None);
+            Body::FormVersioned {
+                version: "1.1.0".into(),
+            }
+        }
     }
 }
 

@@ -21,6 +21,11 @@ pub const STUDY_FILE: (&str, &str) = (
     include_str!("../../../study/study.toml"),
 );
 
+/// The base version: the embedded definition's. Amendments arrive as data at sync
+/// (`study::versions`); a form instance that records no version is this version's, so the
+/// embedded definition must not change without a new version (a test holds them equal).
+pub const BASE_VERSION: &str = "1.1.0";
+
 /// Loads and checks the embedded definition.
 pub fn definition() -> Result<Study, DefinitionError> {
     Study::from_sources(STUDY_FILE, FORM_FILES)
@@ -32,6 +37,7 @@ mod tests {
     fn the_embedded_definition_is_valid() {
         let study = super::definition().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(study.registry, "NCT06872021");
+        assert_eq!(study.version, super::BASE_VERSION);
         assert_eq!(study.forms.len(), 13);
         for f in &study.forms {
             assert!(!f.items.is_empty(), "form {} has no items", f.id);

@@ -316,7 +316,30 @@ pub fn write_author_keys<W: Write + ?Sized>(w: &mut W, data: &TrialData) -> std:
 
 /// File name of a form's CSV.
 pub fn file_name(form: &str) -> String {
-    format!("{}.csv", form.to_ascii_lowercase())
+    format!("{}.csv", file_stem(form))
+}
+
+/// A form's file name without its extension (CSV and statistics files): its code in lower case.
+#[cfg(not(windows))]
+pub fn file_stem(form: &str) -> String {
+    form.to_ascii_lowercase()
+}
+
+/// Windows: the code in lower case, with `_` after a reserved device name (`con_.csv` for the
+/// consent form CON): Windows opens the device for `con.csv`, whatever the extension.
+#[cfg(windows)]
+pub fn file_stem(form: &str) -> String {
+    let stem = form.to_ascii_lowercase();
+    let numbered = |prefix: &str| {
+        stem.strip_prefix(prefix)
+            .is_some_and(|n| n.len() == 1 && n.as_bytes()[0].is_ascii_digit() && n != "0")
+    };
+    if matches!(stem.as_str(), "con" | "prn" | "aux" | "nul") || numbered("com") || numbered("lpt")
+    {
+        stem + "_"
+    } else {
+        stem
+    }
 }
 
 /// Writes every table, the dictionary and (optionally) the audit trail into `dir`.

@@ -251,6 +251,15 @@ pub fn export(
         }
         None => data,
     };
+    // Data entered under amended definitions read with every version's items (an item only
+    // an older version asked stays a column); the VERSION column says whose rules held.
+    let merged;
+    let study = if data.definitions.is_empty() {
+        study
+    } else {
+        merged = data.definitions(study).merged();
+        &merged
+    };
     let forms = chosen_forms(study, opts)?;
     std::fs::create_dir_all(out).map_err(|e| ExportError::io(out, e))?;
     let mut report = ExportReport {
@@ -367,11 +376,7 @@ fn write_tabular(
                 _ => StatFormat::SasTransport,
             };
             for t in tables {
-                let path = out.join(format!(
-                    "{}.{}",
-                    t.form.to_ascii_lowercase(),
-                    sf.extension()
-                ));
+                let path = out.join(format!("{}.{}", csv::file_stem(&t.form), sf.extension()));
                 let label = format!("{} {}: {}", study.id, t.form, t.name.en);
                 readstat::write_table(&path, sf, t, &label)?;
                 files.push(path);

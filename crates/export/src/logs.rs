@@ -42,6 +42,16 @@ pub fn from_logs(
                 signature,
             });
         }
+        for (version, p) in &projection.versions {
+            data.definitions
+                .entry(version.clone())
+                .or_insert_with(|| p.files.clone());
+        }
+        for (key, version) in &projection.instance_versions {
+            data.versions
+                .entry(key.clone())
+                .or_insert_with(|| version.clone());
+        }
         for (subject, forms) in projection.values().map_err(data_error)? {
             let mine = data.values.entry(subject).or_default();
             for (form, items) in forms {

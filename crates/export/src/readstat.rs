@@ -1,5 +1,7 @@
 //! Stata `.dta` (release 118, UTF-8), SPSS `.sav` and SAS transport `.xpt` (version 8) files,
-//! written through ReadStat (Debian `libreadstat-dev`), the C library behind R's haven.
+//! written through ReadStat (Debian `libreadstat-dev`), the C library behind R's haven. On
+//! Windows the same C sources are compiled into the binary by `build.rs` (the ReadStat that
+//! PyPI's pyreadstat 1.3.7 ships; see ARCHITECTURE.md, Windows); this module is the same.
 //!
 //! Owns the small FFI layer: the `unsafe` code is confined to this module, every C string lives
 //! until the writer is freed, the writer is freed on every path (a guard), ReadStat's error

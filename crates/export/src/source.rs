@@ -88,6 +88,11 @@ pub struct TrialData {
     /// Every site's change log, site by site in append order (when read), as the runs it was
     /// read in: half a million changes are kept where they were read, not copied again.
     pub logs: Vec<SiteLog>,
+    /// Definition versions the data came with (protocol amendments): version → its files.
+    pub definitions: BTreeMap<String, Vec<(String, String)>>,
+    /// The version of each form instance that records one: (subject, instance) → version;
+    /// any other instance is the base version's ([`TrialData::version_of`]).
+    pub versions: BTreeMap<(String, String), String>,
 }
 
 /// Something that can hand the export a snapshot of trial data.
@@ -144,6 +149,12 @@ impl TrialData {
                 site: view.site.clone(),
                 signature,
             });
+        }
+        for (version, files) in view.definitions {
+            self.definitions.entry(version).or_insert(files);
+        }
+        for (subject, form, version) in view.instance_versions {
+            self.versions.entry((subject, form)).or_insert(version);
         }
         for changes in view.changes {
             self.logs.push(SiteLog {
@@ -272,6 +283,22 @@ impl TrialData {
             }
         }
         Some(out)
+    }
+
+    /// The definition version a form instance was entered under.
+    pub fn version_of(&self, subject: &str, instance: &str) -> &str {
+        self.versions
+            .get(&(subject.to_string(), instance.to_string()))
+            .map_or(ecrf_core::trial::BASE_VERSION, String::as_str)
+    }
+
+    /// Every definition version of the data over `base` (the app's).
+    pub fn definitions(&self, base: &ecrf_core::Study) -> ecrf_core::study::versions::Definitions {
+        let mut d = ecrf_core::study::versions::Definitions::new(std::sync::Arc::new(base.clone()));
+        for (v, files) in &self.definitions {
+            d.add(v, files);
+        }
+        d
     }
 
     /// The current value of an item of a form instance.

@@ -114,7 +114,7 @@ pub struct Table {
 }
 
 /// Number of key columns before the items: SUBJECT, SITE, ARM, VISIT, DAY, REPEAT.
-pub const KEY_COLUMNS: usize = 6;
+pub const KEY_COLUMNS: usize = 7;
 
 fn text(en: &str, zh: &str) -> Text {
     Text {
@@ -193,6 +193,14 @@ pub fn columns(study: &Study, form: &FormDef) -> Vec<Column> {
             "REPEAT",
             text("Repeat number", "重复序号"),
             ColumnKind::Integer,
+        ),
+        key(
+            "VERSION",
+            text(
+                "Study definition version the form was entered under",
+                "表单录入时的研究定义版本",
+            ),
+            ColumnKind::Text,
         ),
     ];
     let keys: Vec<String> = cols.iter().map(|c| c.name.clone()).collect();
@@ -386,6 +394,9 @@ pub fn form_table(
                 Cell::Empty
             });
             row.push(n);
+            row.push(Cell::Text(
+                data.version_of(&subject.subject, instance).to_string(),
+            ));
             for col in &columns[KEY_COLUMNS..] {
                 let item = col.item.as_deref().unwrap_or_default();
                 let value = values

@@ -240,6 +240,43 @@ pub struct Held {
     pub lock: String,
 }
 
+/// Body of `study.publish`: an approved definition version, as the files it is written in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StudyPublished {
+    /// The version (`1.2.0`), as in its `study.toml`.
+    pub version: String,
+    /// `(path, text)` of `study.toml` and every form file, as `ecrf_core` loads them.
+    pub files: Vec<(String, String)>,
+    /// SHA-256 (hex) of the files, as `ecrf_core::study::versions::files_sha256` computes it.
+    pub sha256: String,
+}
+
+impl StudyPublished {
+    /// SHA-256 (hex) of a definition's files: each path and text, NUL-terminated, in order.
+    pub fn files_sha256(files: &[(String, String)]) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for (p, t) in files {
+            h.update(p.as_bytes());
+            h.update([0]);
+            h.update(t.as_bytes());
+            h.update([0]);
+        }
+        hex::encode(h.finalize())
+    }
+}
+
+/// Body of `site.activate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteActivated {
+    /// The site.
+    pub site: String,
+    /// The version in force from `from`.
+    pub version: String,
+    /// First day (the site's local date, `YYYY-MM-DD`) the version is in force.
+    pub from: String,
+}
+
 /// A change's body, typed by its kind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
@@ -299,6 +336,15 @@ pub enum Body {
     PasswordChanged(KeyBody),
     /// `lock.held`.
     LockHeld(Held),
+    /// `study.publish`.
+    StudyPublished(StudyPublished),
+    /// `site.activate`.
+    SiteActivated(SiteActivated),
+    /// `form.version`: the version an instance is entered under.
+    FormVersioned {
+        /// The version.
+        version: String,
+    },
 }
 
 /// A body that does not fit its kind.
@@ -338,6 +384,9 @@ impl Body {
             Body::PasswordReset(_) => ChangeKind::PasswordReset,
             Body::PasswordChanged(_) => ChangeKind::PasswordChanged,
             Body::LockHeld(_) => ChangeKind::LockHeld,
+            Body::StudyPublished(_) => ChangeKind::StudyPublished,
+            Body::SiteActivated(_) => ChangeKind::SiteActivated,
+            Body::FormVersioned { .. } => ChangeKind::FormVersioned,
         }
     }
 
@@ -371,6 +420,9 @@ impl Body {
                 k.public_key.as_ref().and_then(|_| json(k))
             }
             Body::LockHeld(b) => json(b),
+            Body::StudyPublished(b) => json(b),
+            Body::SiteActivated(b) => json(b),
+            Body::FormVersioned { version } => Some(version.clone()),
         }
     }
 }
@@ -426,6 +478,14 @@ impl Change {
             ChangeKind::PasswordReset => key_body().map(Body::PasswordReset),
             ChangeKind::PasswordChanged => key_body().map(Body::PasswordChanged),
             ChangeKind::LockHeld => json(text()).map(Body::LockHeld),
+            ChangeKind::StudyPublished => json(text()).map(Body::StudyPublished),
+            ChangeKind::SiteActivated => json(text()).map(Body::SiteActivated),
+            ChangeKind::FormVersioned => match text() {
+                "" => Err("no version".to_string()),
+                v => Ok(Body::FormVersioned {
+                    version: v.to_string(),
+                }),
+            },
         };
         body.map_err(bad)
     }
@@ -519,6 +579,19 @@ mod tests {
                 change: "c9".into(),
                 lock: "DLY#1 of 01-0001".into(),
             }),
+            Body::StudyPublished(StudyPublished {
+                version: "1.2.0".into(),
+                files: vec![("study/study.toml".into(), "id = \"X\"".into())],
+                sha256: "ef".repeat(32),
+            }),
+            Body::SiteActivated(SiteActivated {
+                site: "01".into(),
+                version: "1.2.0".into(),
+                from: "2026-05-01".into(),
+            }),
+            Body::FormVersioned {
+                version: "1.2.0".into(),
+            },
         ];
         let kinds: Vec<ChangeKind> = bodies.iter().map(Body::kind).collect();
         assert_eq!(kinds, ChangeKind::ALL, "one body per kind, in order");

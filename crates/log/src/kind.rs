@@ -85,11 +85,24 @@ pub enum ChangeKind {
     /// value, and is listed for the data manager.
     #[serde(rename = "lock.held")]
     LockHeld,
+    /// Written only by the server: an approved study definition version reaching a site
+    /// (item = the version, new value = [`crate::body::StudyPublished`]: every file's text).
+    #[serde(rename = "study.publish")]
+    StudyPublished,
+    /// Written only by the server: a site switches to a definition version from a date
+    /// (item = the version, new value = [`crate::body::SiteActivated`]).
+    #[serde(rename = "site.activate")]
+    SiteActivated,
+    /// A form instance was started under a definition version (subject, form = the instance,
+    /// new value = the version). Written with an instance's first values when the version in force
+    /// is not the base version; an instance without one is the base version's.
+    #[serde(rename = "form.version")]
+    FormVersioned,
 }
 
 impl ChangeKind {
     /// Every kind, in the order above.
-    pub const ALL: [ChangeKind; 21] = [
+    pub const ALL: [ChangeKind; 24] = [
         ChangeKind::StoreCreated,
         ChangeKind::UserAdded,
         ChangeKind::SubjectCreated,
@@ -111,6 +124,9 @@ impl ChangeKind {
         ChangeKind::PasswordReset,
         ChangeKind::PasswordChanged,
         ChangeKind::LockHeld,
+        ChangeKind::StudyPublished,
+        ChangeKind::SiteActivated,
+        ChangeKind::FormVersioned,
     ];
 
     /// The kind's name in the log, on the wire and in every hash.
@@ -137,6 +153,9 @@ impl ChangeKind {
             ChangeKind::PasswordReset => "user.password_reset",
             ChangeKind::PasswordChanged => "user.password_change",
             ChangeKind::LockHeld => "lock.held",
+            ChangeKind::StudyPublished => "study.publish",
+            ChangeKind::SiteActivated => "site.activate",
+            ChangeKind::FormVersioned => "form.version",
         }
     }
 
@@ -165,7 +184,10 @@ impl ChangeKind {
             | ChangeKind::Locked
             | ChangeKind::Unlocked
             | ChangeKind::PasswordChanged
-            | ChangeKind::LockHeld => false,
+            | ChangeKind::LockHeld
+            | ChangeKind::StudyPublished
+            | ChangeKind::SiteActivated
+            | ChangeKind::FormVersioned => false,
         }
     }
 

@@ -52,7 +52,11 @@ pub fn permission(c: &Change) -> Permission {
         ChangeKind::Signed => needs(A::Sign),
         ChangeKind::Locked => needs(A::Lock),
         ChangeKind::Unlocked => needs(A::Unlock),
-        ChangeKind::LockHeld => Permission::ServerOnly,
+        ChangeKind::LockHeld | ChangeKind::StudyPublished | ChangeKind::SiteActivated => {
+            Permission::ServerOnly
+        }
+        // Part of entering an instance's first values.
+        ChangeKind::FormVersioned => needs(A::EnterData),
     }
 }
 
@@ -68,7 +72,10 @@ mod tests {
             let p = permission(&change(k, None, None));
             assert_eq!(
                 p == Permission::ServerOnly,
-                k == ChangeKind::LockHeld,
+                matches!(
+                    k,
+                    ChangeKind::LockHeld | ChangeKind::StudyPublished | ChangeKind::SiteActivated
+                ),
                 "{k}"
             );
         }

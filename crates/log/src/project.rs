@@ -100,6 +100,14 @@ pub struct Projection {
     pub queries: BTreeMap<String, Query>,
     /// Envelopes by id.
     pub envelopes: BTreeMap<String, ProjectedEnvelope>,
+    /// Definition versions received, by version (the first `study.publish` of a version wins:
+    /// a version never changes once approved).
+    pub versions: BTreeMap<String, crate::body::StudyPublished>,
+    /// Activations in log order (a later one for the same site and date replaces it).
+    pub activations: Vec<crate::body::SiteActivated>,
+    /// The version each form instance was started under, by (subject, instance); absent =
+    /// the base version. The first `form.version` of an instance wins.
+    pub instance_versions: BTreeMap<(String, String), String>,
     superseded: HashSet<String>,
     subject_seen: HashSet<String>,
     /// Items with two heads or more, kept by [`Projection::apply`] so that counting conflicts
@@ -268,6 +276,27 @@ impl Projection {
             | ChangeKind::PasswordReset
             | ChangeKind::PasswordChanged
             | ChangeKind::LockHeld => {}
+            ChangeKind::StudyPublished => {
+                if let Body::StudyPublished(p) = c.body()? {
+                    self.versions.entry(p.version.clone()).or_insert(p);
+                }
+            }
+            ChangeKind::SiteActivated => {
+                if let Body::SiteActivated(a) = c.body()? {
+                    self.activations
+                        .retain(|o| !(o.site == a.site && o.from == a.from));
+                    self.activations.push(a);
+                }
+            }
+            ChangeKind::FormVersioned => {
+                if let (Body::FormVersioned { version }, Some(subject), Some(form)) =
+                    (c.body()?, c.subject.clone(), c.form.clone())
+                {
+                    self.instance_versions
+                        .entry((subject, form))
+                        .or_insert(version);
+                }
+            }
         }
         Ok(())
     }

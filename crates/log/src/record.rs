@@ -126,6 +126,11 @@ pub struct ExportView {
     /// not asked for), without what no export shows: `warning` and `base` are `None` and
     /// `prev_hash` is empty (the chain is checked by `ecrf audit verify`, not by exports).
     pub changes: Vec<Vec<Change>>,
+    /// Definition versions the store received: version → its files.
+    pub definitions: Vec<(String, Vec<(String, String)>)>,
+    /// The version each form instance was started under: (subject, instance, version); an
+    /// instance not listed is the base version's.
+    pub instance_versions: Vec<(String, String, String)>,
 }
 
 /// One form instance of a casebook with its values (typed and derived).
@@ -137,6 +142,8 @@ pub struct CasebookForm {
     pub values: Vec<ItemState>,
     /// Items verified against the source (and unchanged since).
     pub verified: Vec<String>,
+    /// The study definition version it was entered under (printed on its pages).
+    pub version: String,
 }
 
 /// A subject's whole record, as a printout (or the coordinating centre's casebook view) reads

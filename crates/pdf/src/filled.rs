@@ -214,10 +214,12 @@ fn instance(
         key,
         values,
         verified,
+        version,
     } = casebook_form;
     let instance_id = key.to_string();
     let w = doc.words;
     let heading = instance_heading(study, key, lang);
+    doc.set_version(Some(version));
     doc.start_form(&heading);
     let Some(form) = study.form(&key.form) else {
         return;
@@ -332,13 +334,17 @@ fn oversight_text(c: &Change, w: &crate::words::Words) -> Option<String> {
         | ChangeKind::UserDeactivated
         | ChangeKind::PasswordReset
         | ChangeKind::PasswordChanged
-        | ChangeKind::LockHeld => return None,
+        | ChangeKind::LockHeld
+        | ChangeKind::StudyPublished
+        | ChangeKind::SiteActivated
+        | ChangeKind::FormVersioned => return None,
     };
     Some(format!("{item}: {step} “{}”", text()))
 }
 
 fn appendix(doc: &mut Doc<'_>, study: &Study, data: &Casebook, lang: &str) {
     let w = doc.words;
+    doc.set_version(None);
     doc.start_form(w.audit_title);
     doc.title(
         &format!("{} — {} {}", w.audit_title, w.subject, data.subject),

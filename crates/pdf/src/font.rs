@@ -1,6 +1,7 @@
 //! The one font of every printout: a CJK font from a Debian package, found at run time.
 //!
-//! Owns finding the font file (`ECRF_CJK_FONT`, then a fixed list of Debian paths), parsing it
+//! Owns finding the font file (`ECRF_CJK_FONT`, then a fixed list of Debian paths; on Windows, of
+//! its own Chinese fonts), parsing it
 //! once, measuring text by glyph advances and checking that every character has a glyph.
 //! Invariants: a [`Fonts`] that exists covers printable ASCII and common Chinese (checked at
 //! load, so a font like `fonts-droid-fallback` without Latin letters is refused, not printed as
@@ -35,6 +36,20 @@ pub const DEBIAN_FONTS: &[(&str, usize, &str)] = &[
     ),
 ];
 
+/// Windows: the Simplified Chinese fonts Windows installs (both include Latin letters; checked at
+/// load like the Debian ones).
+#[cfg(windows)]
+pub const WINDOWS_FONTS: &[(&str, usize, &str)] = &[
+    (r"C:\Windows\Fonts\msyh.ttc", 0, "Microsoft YaHei"),
+    (r"C:\Windows\Fonts\simsun.ttc", 0, "SimSun"),
+];
+
+/// The fonts looked for when `ECRF_CJK_FONT` is not set.
+#[cfg(not(windows))]
+const SYSTEM_FONTS: &[(&str, usize, &str)] = DEBIAN_FONTS;
+#[cfg(windows)]
+const SYSTEM_FONTS: &[(&str, usize, &str)] = WINDOWS_FONTS;
+
 /// Characters the font must have to be used at all.
 const MUST_HAVE: &str =
     "ABCXYZabcxyz0123456789.,:;()[]/-+%*#<>=?@ 中文日期签名心率乳酸体外膜肺氧合";
@@ -59,7 +74,8 @@ impl std::fmt::Debug for Fonts {
 }
 
 impl Fonts {
-    /// Finds and loads the font: `ECRF_CJK_FONT` when set, else the first Debian font present.
+    /// Finds and loads the font: `ECRF_CJK_FONT` when set, else the first system font present
+    /// (Debian packages; Windows: `WINDOWS_FONTS`).
     pub fn find() -> Result<Fonts, PdfError> {
         if let Some(spec) = std::env::var_os(FONT_ENV) {
             let spec = spec.to_string_lossy().into_owned();
@@ -75,14 +91,14 @@ impl Fonts {
             };
             return Fonts::load(Path::new(&path), face);
         }
-        for (path, face, _package) in DEBIAN_FONTS {
+        for (path, face, _package) in SYSTEM_FONTS {
             let path = Path::new(path);
             if path.exists() {
                 return Fonts::load(path, *face);
             }
         }
         Err(PdfError::NoFont {
-            tried: DEBIAN_FONTS
+            tried: SYSTEM_FONTS
                 .iter()
                 .map(|(p, _, pkg)| format!("{p} ({pkg})"))
                 .collect::<Vec<_>>()

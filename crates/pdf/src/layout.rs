@@ -59,6 +59,8 @@ pub struct Column {
 struct PageDraft {
     ops: Vec<Op>,
     form: String,
+    /// The definition version of the form on this page, when not the document's.
+    version: Option<String>,
 }
 
 /// A document being laid out.
@@ -68,6 +70,7 @@ pub struct Doc<'a> {
     pub(crate) words: &'static Words,
     running: Running,
     form: String,
+    version: Option<String>,
     pages: Vec<PageDraft>,
     /// Baseline cursor: the top of the next thing to draw, in points from the bottom.
     pub(crate) y: f32,
@@ -99,11 +102,18 @@ impl<'a> Doc<'a> {
             words,
             running,
             form: String::new(),
+            version: None,
             pages: Vec::new(),
             y: TOP,
             table: None,
             missing: Vec::new(),
         }
+    }
+
+    /// The definition version printed on the next pages (a form instance entered under an
+    /// amendment); `None` = the document's.
+    pub fn set_version(&mut self, version: Option<&str>) {
+        self.version = version.map(str::to_string);
     }
 
     /// Starts a new page for `form` (shown in the running header).
@@ -131,6 +141,7 @@ impl<'a> Doc<'a> {
         self.pages.push(PageDraft {
             ops: Vec::with_capacity(256),
             form: self.form.clone(),
+            version: self.version.clone(),
         });
         self.y = TOP;
         if let Some(cols) = self.table.clone() {
@@ -384,8 +395,9 @@ impl<'a> Doc<'a> {
             self.pages.push(PageDraft {
                 ops: page.ops,
                 form: page.form.clone(),
+                version: page.version.clone(),
             });
-            self.running_header(&page.form, i + 1, total);
+            self.running_header(&page.form, page.version.as_deref(), i + 1, total);
             if let Some(done) = self.pages.pop() {
                 out.push(PdfPage::new(Mm(210.0), Mm(297.0), done.ops));
             }
@@ -393,11 +405,12 @@ impl<'a> Doc<'a> {
         (out, self.missing)
     }
 
-    fn running_header(&mut self, form: &str, page: usize, total: usize) {
+    fn running_header(&mut self, form: &str, version: Option<&str>, page: usize, total: usize) {
         let w = self.words;
         let r = self.running.clone();
         let top = PAGE_H - 30.0;
-        let left = format!("{}  ·  {} {}", r.trial, w.version, r.version);
+        let version = version.unwrap_or(&r.version);
+        let left = format!("{}  ·  {} {}", r.trial, w.version, version);
         self.text_at(LEFT, top, SMALL + 0.5, &left);
         let right = format!("{} {}   {} {}", w.site, r.site, w.subject, r.subject);
         let rw = self.width(&right, BODY);

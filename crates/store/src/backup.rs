@@ -89,6 +89,7 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+#[cfg(not(windows))]
 fn sync_dir(path: &Path) -> Result<(), StoreError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -97,6 +98,12 @@ fn sync_dir(path: &Path) -> Result<(), StoreError> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io(dir))
+}
+
+/// Windows cannot flush a folder (see `keyring::sync_folder`); NTFS journals the renames.
+#[cfg(windows)]
+fn sync_dir(_path: &Path) -> Result<(), StoreError> {
+    Ok(())
 }
 
 /// Reads and checks a backup's header: magic line, JSON, sizes. The database part follows at

@@ -51,10 +51,12 @@ impl Store {
                 }
             }
             let verified = self.verified_items(subject, &key)?;
+            let (version, _) = self.instance_version(subject, &key.to_string())?;
             forms.push(CasebookForm {
                 key,
                 values,
                 verified,
+                version,
             });
         }
         let names = self

@@ -57,6 +57,10 @@ pub enum StoreError {
     /// Bad request naming what is wrong (unknown subject, form, item, user name…).
     #[error("{0}")]
     Invalid(String),
+    /// The study definition version needed cannot be used by this app (too old) or has not
+    /// arrived: nothing was saved.
+    #[error("not saved: {0}")]
+    Definition(#[from] ecrf_core::study::versions::VersionError),
     /// Hard edit-check failures: nothing was saved.
     #[error("not saved: {}", join(.0))]
     Rejected(Vec<Finding>),

@@ -45,6 +45,7 @@ pub mod replica;
 pub mod schema;
 pub mod secret_file;
 pub mod store;
+pub mod versions;
 
 pub use ecrf_log::{
     Change, ExportSubject, ExportValue, ExportView, ItemState, Query, Signature, User, VerifyReport,

@@ -150,7 +150,10 @@ pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
         | Body::LeaseLoaded(_)
         | Body::Randomized(_)
         | Body::DataExported(_)
-        | Body::LoginFailed(_) => {}
+        | Body::LoginFailed(_)
+        | Body::StudyPublished(_)
+        | Body::SiteActivated(_)
+        | Body::FormVersioned { .. } => {}
     }
     Ok(())
 }

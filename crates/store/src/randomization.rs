@@ -171,7 +171,10 @@ pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
         | Body::UserDeactivated
         | Body::PasswordReset(_)
         | Body::PasswordChanged(_)
-        | Body::LockHeld(_) => {}
+        | Body::LockHeld(_)
+        | Body::StudyPublished(_)
+        | Body::SiteActivated(_)
+        | Body::FormVersioned { .. } => {}
     }
     Ok(())
 }

@@ -269,6 +269,31 @@ const MIGRATIONS: &[&str] = &[
         user    TEXT NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 13: protocol amendments. Definition versions received from the server (their files),
+    // the sites' activations, and the version each form instance was started under (absent =
+    // the base version). Projections of `study.publish`, `site.activate`, `form.version`.
+    r#"
+    CREATE TABLE study_versions (
+        version TEXT PRIMARY KEY,
+        files   TEXT NOT NULL,
+        sha256  TEXT NOT NULL,
+        seq     INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE site_activations (
+        site      TEXT NOT NULL,
+        from_date TEXT NOT NULL,
+        version   TEXT NOT NULL,
+        seq       INTEGER NOT NULL,
+        PRIMARY KEY (site, from_date)
+    ) WITHOUT ROWID;
+    CREATE TABLE instance_versions (
+        subject TEXT NOT NULL,
+        form    TEXT NOT NULL,
+        version TEXT NOT NULL,
+        seq     INTEGER NOT NULL,
+        PRIMARY KEY (subject, form)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -5,7 +5,9 @@
 //! always as a new file (`create_new`: `O_CREAT | O_EXCL`, which never follows a symbolic link
 //! and never opens a file someone placed there), and a leftover temporary file is removed first
 //! (removing a link removes the link, never its target). The failed-login file is the one file
-//! opened again to append: that open refuses a symbolic link (`O_NOFOLLOW`).
+//! opened again to append: that open refuses a symbolic link (`O_NOFOLLOW`; on Windows the link
+//! is opened as itself and refused). On Windows there is no mode: the files take the ACL of
+//! the store's folder (the user's profile by default).
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -45,5 +47,20 @@ pub fn append(path: &Path) -> io::Result<File> {
         use std::os::unix::fs::OpenOptionsExt;
         o.custom_flags(libc::O_NOFOLLOW);
     }
-    owner_only(&mut o).open(path)
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt;
+        // Windows has no O_NOFOLLOW: FILE_FLAG_OPEN_REPARSE_POINT opens a symbolic link (or
+        // junction) as itself, never its target, and it is refused below.
+        o.custom_flags(0x0020_0000);
+    }
+    let file = owner_only(&mut o).open(path)?;
+    #[cfg(windows)]
+    if file.metadata()?.file_type().is_symlink() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: a symbolic link, refused", path.display()),
+        ));
+    }
+    Ok(file)
 }

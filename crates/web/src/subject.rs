@@ -265,6 +265,16 @@ pub fn casebook(
                 .map(|(_, i)| i.clone())
                 .collect();
             ecrf_log::CasebookForm {
+                // The first `form.version` of the instance; none = the base version.
+                version: v
+                    .changes
+                    .iter()
+                    .find(|c| {
+                        c.kind == ChangeKind::FormVersioned
+                            && c.form.as_deref() == Some(instance.as_str())
+                    })
+                    .and_then(|c| c.new_value.clone())
+                    .unwrap_or_else(|| ecrf_core::trial::BASE_VERSION.to_string()),
                 key,
                 values,
                 verified,

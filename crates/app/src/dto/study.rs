@@ -132,4 +132,16 @@ pub struct StudyDto {
     pub forms: Vec<FormDto>,
     /// Missing-data codes with their labels.
     pub missing_codes: Vec<CodeDto>,
+    /// Why nothing new may be entered, when the version in force at the site cannot be used
+    /// by this app (too old): shown on every page.
+    pub blocked: Option<String>,
+}
+
+/// A form instance's own definition: the version it was (or will be) entered under.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct FormVersionDto {
+    /// The definition version.
+    pub version: String,
+    /// The form as that version defines it.
+    pub form: FormDto,
 }

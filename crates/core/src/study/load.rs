@@ -149,6 +149,7 @@ impl Study {
             id: raw.id,
             version: raw.version,
             registry: raw.registry,
+            requires_app: raw.requires_app,
             title,
             forms: parsed_forms,
             codelists,

@@ -22,6 +22,7 @@ use crate::value::{Decimal, MissingCode};
 mod load;
 mod raw;
 mod refs;
+pub mod versions;
 
 /// A text in both languages of the trial.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -48,6 +49,9 @@ pub struct Study {
     pub version: String,
     /// Registry number, e.g. `NCT06872021`.
     pub registry: String,
+    /// The oldest app version that may use this definition (study.toml `requires_app`): an
+    /// older app refuses to enter data under it (`versions::Definitions`).
+    pub requires_app: Option<String>,
     /// Title.
     pub title: Text,
     /// Forms in schedule order.

@@ -26,6 +26,7 @@ pub(super) struct RawStudy {
     pub(super) id: String,
     pub(super) version: String,
     pub(super) registry: String,
+    pub(super) requires_app: Option<String>,
     pub(super) title: Option<RawText>,
     pub(super) forms: Vec<String>,
     #[serde(default)]

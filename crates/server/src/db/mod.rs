@@ -24,6 +24,7 @@ pub(crate) mod changes;
 pub(crate) mod device;
 pub mod logs;
 pub mod users;
+pub mod versions;
 
 pub use admin::{
     Flag, add_site, allocation_counts, devices, enrol_code, flags, revoke_device, upload_allocation,
@@ -58,6 +59,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0007_web_view",
         include_str!("../../migrations/0007_web_view.sql"),
+    ),
+    (
+        "0008_study_versions",
+        include_str!("../../migrations/0008_study_versions.sql"),
     ),
 ];
 

@@ -58,6 +58,9 @@ pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
         | ChangeKind::UserDeactivated
         | ChangeKind::PasswordReset
         | ChangeKind::PasswordChanged => crate::oversight::apply(tx, c)?,
+        ChangeKind::StudyPublished | ChangeKind::SiteActivated | ChangeKind::FormVersioned => {
+            crate::versions::apply(tx, c)?
+        }
         // Audit only: no projection holds them.
         ChangeKind::StoreCreated | ChangeKind::DataExported | ChangeKind::LoginFailed => {}
     }
@@ -208,6 +211,9 @@ impl Store {
             "SELECT subject || '|' || form || '|' || item || '|' || verified_by || '|' || verified_seq FROM sdv ORDER BY subject, form, item",
             "SELECT change_id || '|' || subject || '|' || scope || '|' || values_hash || '|' || seq FROM signatures ORDER BY change_id",
             "SELECT scope || '|' || reason || '|' || locked_seq FROM locks ORDER BY scope",
+            "SELECT version || '|' || sha256 || '|' || seq FROM study_versions ORDER BY version",
+            "SELECT site || '|' || from_date || '|' || version || '|' || seq FROM site_activations ORDER BY site, from_date",
+            "SELECT subject || '|' || form || '|' || version || '|' || seq FROM instance_versions ORDER BY subject, form",
         ] {
             let mut stmt = self.conn.prepare(sql)?;
             let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
@@ -233,7 +239,8 @@ pub(crate) fn replay(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "DELETE FROM users; DELETE FROM subjects; DELETE FROM item_values; DELETE FROM item_heads; \
          DELETE FROM superseded; DELETE FROM conflicted; DELETE FROM envelopes; DELETE FROM queries; DELETE FROM sdv; \
-         DELETE FROM signatures; DELETE FROM locks; DELETE FROM held;",
+         DELETE FROM signatures; DELETE FROM locks; DELETE FROM held; \
+         DELETE FROM study_versions; DELETE FROM site_activations; DELETE FROM instance_versions;",
     )?;
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM change_log ORDER BY seq"))?;
     let mut rows = stmt.query([])?;

@@ -56,6 +56,10 @@ pub struct Store {
     pub(crate) conn: Connection,
     pub(crate) path: PathBuf,
     study: Arc<Study>,
+    /// The definition versions known here, with the log position they were read at
+    /// (`crate::versions`).
+    pub(crate) definitions:
+        std::cell::RefCell<Option<(i64, ecrf_core::study::versions::Definitions)>>,
     pub(crate) key: StoreKey,
     pub(crate) keyring: Keyring,
     session: Session,
@@ -200,7 +204,9 @@ impl Store {
         &self.session
     }
 
-    /// The study definition the store was opened with.
+    /// The base study definition (the one the app embeds and the store was opened with); the
+    /// version in force and an instance's own version: [`Store::study_in_force`],
+    /// [`Store::study_of_instance`].
     pub fn study(&self) -> &Study {
         &self.study
     }

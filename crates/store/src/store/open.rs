@@ -168,6 +168,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             study,
+            definitions: Default::default(),
             key,
             keyring,
             session: Session {
@@ -380,6 +381,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             study,
+            definitions: Default::default(),
             key,
             keyring,
             session: Session {

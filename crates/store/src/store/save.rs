@@ -8,7 +8,6 @@
 //! query. Subject numbers are counted inside the write lock, so no two processes hand out one.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use chrono::{FixedOffset, Local, Utc};
 use ecrf_core::check::{check_save, parse_input};
@@ -140,17 +139,23 @@ impl Store {
     ) -> Result<(Vec<Draft>, SaveOutcome), StoreError> {
         self.require(Action::EnterData)?;
         self.require_subject(subject)?;
-        let study = Arc::clone(&self.study);
-        let form = study
-            .form(&key.form)
-            .ok_or_else(|| StoreError::Invalid(format!("there is no form {}", key.form)))?;
+        let instance = key.to_string();
+        // Checked under the instance's own definition version (an amendment never re-judges
+        // what was entered before it); a new instance takes the version in force today.
+        let (version, record_version) = self.instance_version(subject, &instance)?;
+        let study = self.definitions()?.version(&version)?;
+        let form = study.form(&key.form).ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "there is no form {} in study definition {version}",
+                key.form
+            ))
+        })?;
         if form.entry == Entry::System {
             return Err(StoreError::Invalid(format!(
                 "form {} is written by the app, not typed",
                 form.id
             )));
         }
-        let instance = key.to_string();
         let offset: FixedOffset = *Local::now().offset();
         let current = self.instance_values(subject, &instance)?;
         let mut proposed: BTreeMap<String, Value> = current
@@ -162,7 +167,7 @@ impl Store {
         for (item_id, text) in entries {
             let Some(item) = form.item(item_id) else {
                 return Err(StoreError::Invalid(format!(
-                    "form {} has no item {item_id}",
+                    "form {} has no item {item_id} in study definition {version}",
                     form.id
                 )));
             };
@@ -232,7 +237,15 @@ impl Store {
                 });
             }
         }
-        let mut drafts = Vec::with_capacity(changed.len());
+        let mut drafts = Vec::with_capacity(changed.len() + 1);
+        if record_version {
+            let mut d = Draft::of(Body::FormVersioned {
+                version: version.clone(),
+            });
+            d.subject = Some(subject.to_string());
+            d.form = Some(instance.clone());
+            drafts.push(d);
+        }
         for item_id in &changed {
             let old = current.get(item_id).map(|(v, _)| v);
             let mine: Vec<&Finding> = verdict
