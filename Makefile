@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 ECRF := $(CARGO_TARGET_DIR)/debug/ecrf
 
-.PHONY: run test setup ui build lint bench bench-desktop bench-pdf bench-export bench-sync bench-web bench-lab demo-cli crash-test fuzz
+.PHONY: run test setup ui build lint bench bench-desktop bench-pdf bench-export bench-sync bench-web bench-lab demo-cli crash-test fuzz package-windows test-windows package test-packages
 
 setup:
 	@bash scripts/setup.sh
@@ -44,6 +44,28 @@ lint: ui
 # DATABASE_URL is set.
 test: lint
 	bash scripts/pg.sh run cargo test --workspace
+
+# Windows (64-bit), cross-built with mingw-w64 (scripts/setup-windows.sh installs it; `make test`
+# never needs it): ecrf.exe, ecrf-desktop.exe and the desktop app's NSIS installer in
+# dist/windows/; the Wine test runs ecrf.exe end to end (store, daily log, audit chain, backup
+# and restore, PDF, every export format).
+package-windows: ui
+	@bash scripts/setup-windows.sh
+	bash scripts/windows/package.sh all
+
+test-windows: setup
+	@bash scripts/setup-windows.sh
+	bash scripts/test-windows.sh
+
+# Release (Linux): the desktop app's and the server's Debian packages in target-packages/
+# (scripts/package-deb.sh, packaging/linux/), and their install test on this machine (installs,
+# runs the server as its unit would against a throwaway PostgreSQL and the app under Xvfb,
+# then removes both).
+package: ui
+	bash scripts/package-deb.sh
+
+test-packages: package
+	bash scripts/test-packages.sh
 
 bench: setup
 	cargo run --release -p ecrf-cli -- bench

@@ -23,6 +23,9 @@ apt_install libwebkit2gtk-4.1-dev libsoup-3.0-dev librsvg2-dev libayatana-appind
 apt_install postgresql openssl   # the sync tests make their TLS certificates with openssl
 # Desktop tests: a virtual display, WebKit's WebDriver, screenshots.
 apt_install xvfb webkit2gtk-driver imagemagick
+# Packages (make package / test-packages): dpkg-shlibdeps, systemd-analyze, desktop-file-validate,
+# xwininfo.
+apt_install dpkg-dev systemd desktop-file-utils x11-utils
 # The web view's browser test: real Chromium driven over WebDriver (headless).
 apt_install chromium chromium-driver
 # Exports: ReadStat (Stata/SPSS/SAS files, linked by crates/export); R + haven and xmllint read
@@ -44,4 +47,10 @@ if ! command -v npm >/dev/null 2>&1; then apt_install nodejs npm; fi
 if ! command -v tauri-driver >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then
   echo "setup: installing tauri-driver (cargo)"
   cargo install tauri-driver --version '^2' --locked --quiet
+fi
+
+# cargo-tauri: Tauri's bundler, which makes the desktop app's Debian package (crates.io).
+if ! command -v cargo-tauri >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo-tauri" ]; then
+  echo "setup: installing tauri-cli (cargo)"
+  cargo install tauri-cli --version '^2' --locked --quiet
 fi

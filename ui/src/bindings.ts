@@ -973,7 +973,12 @@ may_enrol: boolean,
  * The session may resolve conflicts (whoever may change data: the value chosen is a
  * correction with a reason, like any other).
  */
-may_resolve: boolean, };
+may_resolve: boolean, 
+/**
+ * A newer release of the app the server offers (its own release is newer than this
+ * app's): ask IT to install it.
+ */
+update: string | null, };
 
 export type ConflictDto = { 
 /**

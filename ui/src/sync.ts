@@ -14,6 +14,10 @@ const words = {
   offline: ["Offline", "离线"],
   notEnrolled: ["Offline · not enrolled", "离线 · 未注册服务器"],
   waiting: ["waiting to send", "条待发送"],
+  update: [
+    "A newer version of this app is offered by the server: ask your IT department to install version",
+    "服务器提供本应用的新版本：请联系信息科安装版本",
+  ],
   lastSync: ["last sync", "上次同步"],
   never: ["never", "从未"],
   server: ["Server", "服务器"],
@@ -170,6 +174,9 @@ function drawStatus(): void {
     h("p", { id: "sync-ca" }, `${w("ca")}: ${s.ca_file ?? w("caNone")}`),
     h("p", { id: "sync-last" }, `${w("lastSync")}: ${when(s.last_success)}`),
     h("p", { id: "sync-waiting" }, `${s.waiting} ${w("waiting")}`),
+    s.update
+      ? h("p", { id: "sync-update", class: "notice", role: "status" }, `${w("update")} ${s.update}`)
+      : h("span", {}),
   );
   const conflicts = byId("sync-conflicts");
   if (!conflicts) return;

@@ -211,6 +211,12 @@ impl App {
             conflicts,
             may_enrol: store.session().role.may(Action::ManageDevices),
             may_resolve: store.session().role.may(Action::ChangeData),
+            update: store
+                .sync_setting(ecrf_sync::client::setting::SERVER_VERSION)?
+                .filter(|v| {
+                    use ecrf_core::study::versions::{APP_VERSION, version_key};
+                    version_key(v) > version_key(APP_VERSION)
+                }),
         })
     }
 

@@ -5,6 +5,7 @@
 //! exports, and that data entered under the base version keep their meaning and version.
 
 mod server;
+mod webclient;
 
 use std::path::{Path, PathBuf};
 
@@ -170,6 +171,28 @@ fn an_amendment_reaches_a_site_at_its_activation_and_old_data_keep_their_version
     );
     b.sync();
     assert_eq!(b.store.version_in_force().unwrap(), "1.2.0");
+
+    // The coordinating centre's web view shows the activation and what the amendment changes.
+    server.registered("01", "mona", "monitor", "monitor-web-2026-kestrel");
+    let mut web = webclient::Browser::new(&server.url());
+    web.log_in("mona", "monitor-web-2026-kestrel");
+    let page = web.get("/web/study");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains(&format!("1.2.0 from {today}")),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains(&format!("DLY.{NEW}: item added")),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("DLY.HR: hard range: 0–300 → 0–350"),
+        "{}",
+        page.body
+    );
     assert_eq!(
         a.store.version_in_force().unwrap(),
         base,
@@ -260,4 +283,38 @@ fn an_amendment_reaches_a_site_at_its_activation_and_old_data_keep_their_version
         dictionary.contains(NEW),
         "the dictionary lists the new item"
     );
+
+    // The server says its release at every pull: the app offers an update when it is newer.
+    assert_eq!(
+        a.store.sync_setting("server_version").unwrap().as_deref(),
+        Some(env!("CARGO_PKG_VERSION"))
+    );
+
+    // A version that needs a newer app: once in force, this laptop enters nothing new under
+    // the wrong rules, and says why; an instance started under 1.2.0 stays editable.
+    let later = amended_folder(&dir.path().join("later"));
+    let toml = std::fs::read_to_string(later.join("study.toml")).unwrap();
+    let toml = toml
+        .replacen("version = \"1.2.0\"", "version = \"1.3.0\"", 1)
+        .replacen("registry =", "requires_app = \"99.0.0\"\nregistry =", 1);
+    std::fs::write(later.join("study.toml"), toml).unwrap();
+    let later_s = later.to_str().unwrap();
+    server.admin(&["study", "publish", later_s, "--version", "1.3.0"]);
+    server.admin(&[
+        "site",
+        "activate",
+        "01",
+        "--version",
+        "1.3.0",
+        "--from",
+        &today,
+    ]);
+    a.sync();
+    let e = try_save(&mut a, &subject, "DLY#5", &[("HR", "90")]).unwrap_err();
+    assert!(
+        e.to_string().contains("too old for study definition 1.3.0"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("requires app 99.0.0"), "{e}");
+    try_save(&mut a, &subject, "DLY#2", &[("HR", "330")]).unwrap();
 }

@@ -330,6 +330,8 @@ pub struct SyncReport {
 pub mod setting {
     /// Server URL.
     pub const SERVER: &str = "server";
+    /// The server's release, as its last pull reply said.
+    pub const SERVER_VERSION: &str = "server_version";
     /// Device token.
     pub const TOKEN: &str = "token";
     /// PEM of the CA to trust, if not a public one (what the client uses).
@@ -516,6 +518,11 @@ pub fn sync<S: Replica>(
         });
         for reply in arrived {
             let reply = reply?;
+            if let Some(v) = &reply.server_version {
+                store
+                    .set_sync_setting(setting::SERVER_VERSION, v)
+                    .map_err(SyncError::store)?;
+            }
             let applied = store
                 .apply_pulled(&reply.changes, reply.cursor)
                 .map_err(SyncError::store)?;

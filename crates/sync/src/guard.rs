@@ -366,6 +366,7 @@ mod tests {
             changes: (1..=n).map(change).collect(),
             cursor,
             more,
+            server_version: None,
         };
         assert!(check_pull_reply(&page(2, 12, true), 10, MAX_PAGE).is_ok());
         assert!(check_pull_reply(&page(0, 10, false), 10, MAX_PAGE).is_ok());

@@ -193,6 +193,7 @@ pub fn router(pool: PgPool, options: WebOptions, study: Arc<ecrf_core::Study>) -
         .route("/web/api/sites/{site}/subjects", get(pages::site_json))
         .route("/web/api/consort", get(pages::consort_json))
         .route("/web/dmc", get(pages::dmc))
+        .route("/web/study", get(pages::study_versions))
         .route("/web/api/dmc", get(pages::dmc_json))
         .layer(middleware::from_fn(security_headers))
         .with_state(web)

@@ -122,6 +122,7 @@ pub fn page(lang: Lang, title: &str, s: Option<&Session>, body: Markup) -> Marku
                         @if s.sites.values().any(|a| a.role.may(Action::Export)) {
                             a #nav-exports href="/web/exports" { (tr(lang, "Exports", "数据导出")) }
                         }
+                        a #nav-study href="/web/study" { (tr(lang, "Study versions", "研究定义版本")) }
                     }
                 }
                 main { (body) }
@@ -984,4 +985,59 @@ pub async fn casebook_pdf(
         printed.bytes,
     )
         .into_response())
+}
+
+/// `GET /web/study`: the definition versions the server holds, each site's activations, and
+/// what each amendment changes from the version before it (`ecrf study diff`'s lines).
+pub async fn study_versions(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
+) -> Result<Response, WebError> {
+    let (lang, cookie) = page_lang(&headers, &q);
+    let s = session(&web, &headers).await?;
+    let defs = ecrf_server::db::versions::definitions(&web.pool, Arc::clone(&web.study)).await?;
+    let all = defs.all();
+    let sites: Vec<String> = sqlx::query_scalar("SELECT code FROM sites ORDER BY code")
+        .fetch_all(&web.pool)
+        .await?;
+    let body = html! {
+        h1 { (tr(lang, "Study definition versions", "研究定义版本")) }
+        table.data #activations {
+            thead { tr {
+                th { (tr(lang, "Site", "中心")) }
+                th { (tr(lang, "Activations (version from date)", "启用（版本 自 日期）")) }
+            } }
+            tbody {
+                @for site in &sites {
+                    tr data-site=(site) {
+                        td { (site) }
+                        td {
+                            (defs.base().version) " "
+                            @for a in defs.activations(site) {
+                                " → " (a.version) " " (tr(lang, "from", "自")) " " (a.from.to_string())
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @for pair in all.windows(2) {
+            h2 { (pair[0].version) " → " (pair[1].version) }
+            ul.diff data-version=(pair[1].version) {
+                @for d in ecrf_core::study::versions::diff(&pair[0], &pair[1]) {
+                    li { (d.to_string()) }
+                }
+            }
+        }
+    };
+    Ok(respond(
+        page(
+            lang,
+            tr(lang, "Study versions", "研究定义版本"),
+            Some(&s),
+            body,
+        ),
+        cookie,
+    ))
 }

@@ -382,6 +382,11 @@ pub struct PullReply {
     pub cursor: i64,
     /// More changes wait after this page.
     pub more: bool,
+    /// The server's release (the workspace version it was built as): a laptop whose app is
+    /// older tells its user a newer version is offered (IT installs the package of the same
+    /// release).
+    #[serde(default)]
+    pub server_version: Option<String>,
 }
 
 impl PullReply {

@@ -25,6 +25,9 @@ pub struct SyncStatusDto {
     /// The session may resolve conflicts (whoever may change data: the value chosen is a
     /// correction with a reason, like any other).
     pub may_resolve: bool,
+    /// A newer release of the app the server offers (its own release is newer than this
+    /// app's): ask IT to install it.
+    pub update: Option<String>,
 }
 
 /// Every event the shell sends the UI: its name and its payload's TypeScript type

@@ -185,7 +185,7 @@ impl Definitions {
                     .filter_map(|s| s.as_ref().ok().cloned()),
             )
             .collect();
-        v.sort_by(|a, b| version_key(&a.version).cmp(&version_key(&b.version)));
+        v.sort_by_key(|s| version_key(&s.version));
         v
     }
 }
@@ -193,6 +193,18 @@ impl Definitions {
 /// Loads a definition from its files (`study.toml` and `forms/*.toml`), checking it as the
 /// embedded one is checked, and that this app is recent enough for it.
 pub fn load_files(files: &[(String, String)]) -> Result<Study, String> {
+    let s = check_files(files)?;
+    if let Some(need) = &s.requires_app
+        && version_key(need) > version_key(APP_VERSION)
+    {
+        return Err(format!("it requires app {need} or newer"));
+    }
+    Ok(s)
+}
+
+/// Loads and checks a definition from its files, whatever app version it requires (the
+/// server publishes definitions for apps newer than itself).
+pub fn check_files(files: &[(String, String)]) -> Result<Study, String> {
     let study = files
         .iter()
         .find(|(p, _)| p.ends_with("study.toml"))
@@ -202,13 +214,7 @@ pub fn load_files(files: &[(String, String)]) -> Result<Study, String> {
         .filter(|(p, _)| !p.ends_with("study.toml"))
         .map(|(p, t)| (p.as_str(), t.as_str()))
         .collect();
-    let s = Study::from_sources((&study.0, &study.1), &forms).map_err(|e| e.to_string())?;
-    if let Some(need) = &s.requires_app
-        && version_key(need) > version_key(APP_VERSION)
-    {
-        return Err(format!("it requires app {need} or newer"));
-    }
-    Ok(s)
+    Study::from_sources((&study.0, &study.1), &forms).map_err(|e| e.to_string())
 }
 
 /// What an amendment changes, one line per difference, in English (forms and items added or

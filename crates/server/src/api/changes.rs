@@ -191,6 +191,9 @@ pub(super) async fn pull(
         }
         out.push_str(body);
     }
-    out.push_str(&format!("],\"cursor\":{cursor},\"more\":{more}}}"));
+    out.push_str(&format!(
+        "],\"cursor\":{cursor},\"more\":{more},\"server_version\":\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
+    ));
     Ok(json(out))
 }

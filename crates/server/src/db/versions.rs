@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use ecrf_core::Study;
-use ecrf_core::study::versions::{Activation, Definitions, load_files};
+use ecrf_core::study::versions::{Activation, Definitions, check_files};
 use ecrf_log::body::{SiteActivated, StudyPublished};
 use ecrf_log::{Body, Change};
 use sqlx::Row;
@@ -36,7 +36,7 @@ pub async fn publish(
     files: Vec<(String, String)>,
     base: &Study,
 ) -> Result<Published, ServerError> {
-    let study = load_files(&files).map_err(|e| {
+    let study = check_files(&files).map_err(|e| {
         ServerError::Invalid(format!("study definition {version} is not valid: {e}"))
     })?;
     if study.version != version {
