@@ -761,16 +761,17 @@ fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 /// Reads a study folder from disk (for checking a definition being edited).
-/// `(path, text)` of a study folder's files: `study/study.toml` first, then
-/// `study/forms/<ID>.toml` in name order (paths as the embedded definition names them, so a
-/// published version hashes the same wherever its folder was).
-pub(crate) fn study_dir_files(dir: &Path) -> Result<Vec<(String, String)>, Failure> {
+/// `(path, text)` of a study folder's files: `study.toml` first, then `forms/*.toml` in
+/// name order. `named` gives each file's name: `study/forms/<ID>.toml` for a published
+/// version (so it hashes the same wherever its folder was), the path on disk for a check.
+fn read_study_dir(
+    dir: &Path,
+    named: impl Fn(&Path, &str) -> String,
+) -> Result<Vec<(String, String)>, Failure> {
     let read =
         |p: &Path| std::fs::read_to_string(p).map_err(|e| Failure(format!("{}: {e}", p.display())));
-    let mut out = vec![(
-        "study/study.toml".to_string(),
-        read(&dir.join("study.toml"))?,
-    )];
+    let study_path = dir.join("study.toml");
+    let mut out = vec![(named(&study_path, "study/study.toml"), read(&study_path)?)];
     let mut forms = Vec::new();
     let forms_dir = dir.join("forms");
     let entries = std::fs::read_dir(&forms_dir)
@@ -780,7 +781,7 @@ pub(crate) fn study_dir_files(dir: &Path) -> Result<Vec<(String, String)>, Failu
         if path.extension().is_some_and(|e| e == "toml")
             && let Some(name) = path.file_name().and_then(|n| n.to_str())
         {
-            forms.push((format!("study/forms/{name}"), read(&path)?));
+            forms.push((named(&path, &format!("study/forms/{name}")), read(&path)?));
         }
     }
     forms.sort();
@@ -788,26 +789,19 @@ pub(crate) fn study_dir_files(dir: &Path) -> Result<Vec<(String, String)>, Failu
     Ok(out)
 }
 
+/// A study folder's files named as the embedded definition names them.
+pub(crate) fn study_dir_files(dir: &Path) -> Result<Vec<(String, String)>, Failure> {
+    read_study_dir(dir, |_, embedded| embedded.to_string())
+}
+
 fn load_study_dir(dir: &Path) -> Result<Study, Failure> {
-    let read =
-        |p: &Path| std::fs::read_to_string(p).map_err(|e| Failure(format!("{}: {e}", p.display())));
-    let study_path = dir.join("study.toml");
-    let study_text = read(&study_path)?;
-    let mut forms = Vec::new();
-    let forms_dir = dir.join("forms");
-    let entries = std::fs::read_dir(&forms_dir)
-        .map_err(|e| Failure(format!("{}: {e}", forms_dir.display())))?;
-    for entry in entries {
-        let path = entry.map_err(|e| Failure(e.to_string()))?.path();
-        if path.extension().is_some_and(|e| e == "toml") {
-            forms.push((path.display().to_string(), read(&path)?));
-        }
-    }
-    forms.sort();
+    let files = read_study_dir(dir, |path, _| path.display().to_string())?;
+    let (study, forms) = files
+        .split_first()
+        .ok_or_else(|| Failure("no study.toml".into()))?;
     let refs: Vec<(&str, &str)> = forms
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
-    Study::from_sources((&study_path.display().to_string(), &study_text), &refs)
-        .map_err(|e| Failure(e.to_string()))
+    Study::from_sources((&study.0, &study.1), &refs).map_err(|e| Failure(e.to_string()))
 }

@@ -9,8 +9,6 @@ mod webclient;
 
 use std::path::{Path, PathBuf};
 
-use ecrf_core::FormKey;
-use ecrf_store::{SaveOptions, StoreError};
 use server::{Device, Server, fresh_database, study};
 
 const NEW: &str = "ACT_S";
@@ -45,26 +43,6 @@ fn amended_folder(dir: &Path) -> PathBuf {
         std::fs::write(out.join("forms").join(p.file_name().unwrap()), text).unwrap();
     }
     out
-}
-
-fn try_save(
-    d: &mut Device,
-    subject: &str,
-    form: &str,
-    entries: &[(&str, &str)],
-) -> Result<(), StoreError> {
-    let key = FormKey::parse(&study(), form).unwrap();
-    d.store
-        .save(
-            subject,
-            &key,
-            entries,
-            &SaveOptions {
-                reason: Some("correction".into()),
-                confirm_warnings: true,
-            },
-        )
-        .map(|_| ())
 }
 
 /// Rows of a CSV export file as (VISIT, VERSION, column) of every subject row.
@@ -200,15 +178,16 @@ fn an_amendment_reaches_a_site_at_its_activation_and_old_data_keep_their_version
     );
 
     // B: a new daily log is entered under 1.2.0: it asks the new item and takes the wider range.
-    try_save(&mut b, &subject, "DLY#2", &[("HR", "320"), (NEW, "180")]).unwrap();
+    b.try_save(&subject, "DLY#2", &[("HR", "320"), (NEW, "180")])
+        .unwrap();
     assert_eq!(
         b.store.instance_version(&subject, "DLY#2").unwrap().0,
         "1.2.0"
     );
     // The day-1 log A entered under the base version keeps the base version's rules.
-    let e = try_save(&mut b, &subject, "DLY#1", &[("HR", "320")]).unwrap_err();
+    let e = b.try_save(&subject, "DLY#1", &[("HR", "320")]).unwrap_err();
     assert!(e.to_string().contains("HR"), "{e}");
-    let e = try_save(&mut b, &subject, "DLY#1", &[(NEW, "150")]).unwrap_err();
+    let e = b.try_save(&subject, "DLY#1", &[(NEW, "150")]).unwrap_err();
     assert!(
         e.to_string()
             .contains(&format!("no item {NEW} in study definition {base}")),
@@ -217,11 +196,11 @@ fn an_amendment_reaches_a_site_at_its_activation_and_old_data_keep_their_version
     assert_eq!(b.store.instance_version(&subject, "DLY#1").unwrap().0, base);
 
     // A, offline on the base version: no new item, the old range.
-    let e = try_save(&mut a, &subject, "DLY#3", &[(NEW, "150")]).unwrap_err();
+    let e = a.try_save(&subject, "DLY#3", &[(NEW, "150")]).unwrap_err();
     assert!(e.to_string().contains(&format!("no item {NEW}")), "{e}");
-    let e = try_save(&mut a, &subject, "DLY#3", &[("HR", "320")]).unwrap_err();
+    let e = a.try_save(&subject, "DLY#3", &[("HR", "320")]).unwrap_err();
     assert!(e.to_string().contains("HR"), "{e}");
-    try_save(&mut a, &subject, "DLY#3", &[("HR", "95")]).unwrap();
+    a.try_save(&subject, "DLY#3", &[("HR", "95")]).unwrap();
 
     // Both sync: each holds both versions; DLY#3 stays the base version's on every replica.
     a.sync();
@@ -237,7 +216,7 @@ fn an_amendment_reaches_a_site_at_its_activation_and_old_data_keep_their_version
         assert_eq!(d.value(&subject, "DLY#2", "HR").as_deref(), Some("320"));
     }
     // A's next new log is entered under 1.2.0.
-    try_save(&mut a, &subject, "DLY#4", &[(NEW, "150")]).unwrap();
+    a.try_save(&subject, "DLY#4", &[(NEW, "150")]).unwrap();
 
     // The export from the server: a VERSION column, and the new item as a column.
     a.sync();
@@ -310,11 +289,11 @@ fn an_amendment_reaches_a_site_at_its_activation_and_old_data_keep_their_version
         &today,
     ]);
     a.sync();
-    let e = try_save(&mut a, &subject, "DLY#5", &[("HR", "90")]).unwrap_err();
+    let e = a.try_save(&subject, "DLY#5", &[("HR", "90")]).unwrap_err();
     assert!(
         e.to_string().contains("too old for study definition 1.3.0"),
         "{e}"
     );
     assert!(e.to_string().contains("requires app 99.0.0"), "{e}");
-    try_save(&mut a, &subject, "DLY#2", &[("HR", "330")]).unwrap();
+    a.try_save(&subject, "DLY#2", &[("HR", "330")]).unwrap();
 }

@@ -472,6 +472,16 @@ impl Device {
     }
 
     pub fn save(&mut self, subject: &str, form: &str, entries: &[(&str, &str)]) {
+        self.try_save(subject, form, entries).unwrap();
+    }
+
+    /// [`Device::save`] that may be refused.
+    pub fn try_save(
+        &mut self,
+        subject: &str,
+        form: &str,
+        entries: &[(&str, &str)],
+    ) -> Result<(), ecrf_store::StoreError> {
         let key = FormKey::parse(&study(), form).unwrap();
         self.store
             .save(
@@ -483,7 +493,7 @@ impl Device {
                     confirm_warnings: true,
                 },
             )
-            .unwrap();
+            .map(|_| ())
     }
 
     pub fn value(&self, subject: &str, form: &str, item: &str) -> Option<String> {
