@@ -46,8 +46,9 @@ use crate::words::words;
 pub enum PdfError {
     /// No usable font file was found.
     #[error(
-        "no Chinese font found (tried {tried}); install fonts-noto-cjk or fonts-wqy-microhei \
-         (scripts/setup.sh does), or set ECRF_CJK_FONT=PATH[#FACE]"
+        "no Chinese font found (tried {tried}); install one (Debian: fonts-noto-cjk or \
+         fonts-wqy-microhei, which scripts/setup.sh installs; Windows: Microsoft YaHei or SimSun, \
+         part of Chinese Windows), or set ECRF_CJK_FONT=PATH[#FACE]"
     )]
     NoFont {
         /// The paths tried, with their Debian packages.
