@@ -85,8 +85,8 @@ fn read(conn: &Connection, base: Arc<Study>) -> Result<Definitions, StoreError> 
 
 impl Store {
     /// Every definition version known here and the activations (read again only when a
-    /// version or activation arrived since the last call).
-    pub fn definitions(&self) -> Result<Definitions, StoreError> {
+    /// version or activation arrived since the last call; a save asks once).
+    pub fn definitions(&self) -> Result<Arc<Definitions>, StoreError> {
         let mark: i64 = self.conn.query_row(
             "SELECT coalesce(max(seq), 0) FROM (SELECT seq FROM study_versions UNION ALL SELECT seq FROM site_activations)",
             [],
@@ -96,10 +96,10 @@ impl Store {
         if let Some((m, d)) = cache.as_ref()
             && *m == mark
         {
-            return Ok(d.clone());
+            return Ok(Arc::clone(d));
         }
-        let d = read(&self.conn, Arc::new(self.study().clone()))?;
-        *cache = Some((mark, d.clone()));
+        let d = Arc::new(read(&self.conn, Arc::new(self.study().clone()))?);
+        *cache = Some((mark, Arc::clone(&d)));
         Ok(d)
     }
 
@@ -141,6 +141,17 @@ impl Store {
         subject: &str,
         instance: &str,
     ) -> Result<(String, bool), StoreError> {
+        let defs = self.definitions()?;
+        self.instance_version_in(&defs, subject, instance)
+    }
+
+    /// [`Store::instance_version`] with the definitions already read (a save reads them once).
+    pub(crate) fn instance_version_in(
+        &self,
+        defs: &Definitions,
+        subject: &str,
+        instance: &str,
+    ) -> Result<(String, bool), StoreError> {
         if let Some(v) = self.recorded_version(subject, instance)? {
             return Ok((v, false));
         }
@@ -154,7 +165,7 @@ impl Store {
         if started {
             return Ok((base, false));
         }
-        let v = self.version_in_force()?;
+        let v = defs.in_force(self.site(), Local::now().date_naive());
         let record = v != base;
         Ok((v, record))
     }

@@ -59,7 +59,7 @@ pub struct Store {
     /// The definition versions known here, with the log position they were read at
     /// (`crate::versions`).
     pub(crate) definitions:
-        std::cell::RefCell<Option<(i64, ecrf_core::study::versions::Definitions)>>,
+        std::cell::RefCell<Option<(i64, Arc<ecrf_core::study::versions::Definitions>)>>,
     pub(crate) key: StoreKey,
     pub(crate) keyring: Keyring,
     session: Session,

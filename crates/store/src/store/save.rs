@@ -142,8 +142,9 @@ impl Store {
         let instance = key.to_string();
         // Checked under the instance's own definition version (an amendment never re-judges
         // what was entered before it); a new instance takes the version in force today.
-        let (version, record_version) = self.instance_version(subject, &instance)?;
-        let study = self.definitions()?.version(&version)?;
+        let defs = self.definitions()?;
+        let (version, record_version) = self.instance_version_in(&defs, subject, &instance)?;
+        let study = defs.version(&version)?;
         let form = study.form(&key.form).ok_or_else(|| {
             StoreError::Invalid(format!(
                 "there is no form {} in study definition {version}",
