@@ -168,19 +168,7 @@ impl Store {
                 Ok(s)
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let mut definitions = Vec::new();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT version, files FROM study_versions")?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let version: String = r.get(0)?;
-            let files: Vec<(String, String)> = serde_json::from_str(&r.get::<_, String>(1)?)
-                .map_err(|e| StoreError::Invalid(format!("study definition {version}: {e}")))?;
-            definitions.push((version, files));
-        }
-        drop(rows);
-        drop(stmt);
+        let definitions = crate::versions::published(&self.conn)?;
         let instance_versions = self
             .conn
             .prepare("SELECT subject, form, version FROM instance_versions")?

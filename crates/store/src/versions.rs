@@ -57,15 +57,27 @@ pub(crate) fn apply(tx: &Connection, c: &Change) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Reads every version and activation the file holds.
-fn read(conn: &Connection, base: Arc<Study>) -> Result<Definitions, StoreError> {
-    let mut d = Definitions::new(base);
+/// A definition version and its files (`(path, text)`).
+type Published = (String, Vec<(String, String)>);
+
+/// Every definition version the file holds.
+pub(crate) fn published(conn: &Connection) -> Result<Vec<Published>, StoreError> {
+    let mut out = Vec::new();
     let mut stmt = conn.prepare("SELECT version, files FROM study_versions")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let version: String = r.get(0)?;
         let files: Vec<(String, String)> = serde_json::from_str(&r.get::<_, String>(1)?)
             .map_err(|e| StoreError::Invalid(format!("study definition {version}: {e}")))?;
+        out.push((version, files));
+    }
+    Ok(out)
+}
+
+/// Reads every version and activation the file holds.
+fn read(conn: &Connection, base: Arc<Study>) -> Result<Definitions, StoreError> {
+    let mut d = Definitions::new(base);
+    for (version, files) in published(conn)? {
         d.add(&version, &files);
     }
     let mut stmt = conn.prepare("SELECT site, from_date, version FROM site_activations")?;
