@@ -5,15 +5,8 @@
 # installer's .ico, and Rust's x86_64-pc-windows-gnu standard library. Idempotent.
 set -euo pipefail
 
-SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-apt_install() {
-  local need=()
-  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
-  [ ${#need[@]} -eq 0 ] && return 0
-  echo "setup-windows: installing ${need[*]} (apt)"
-  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need[@]}"
-}
+# shellcheck source=scripts/apt.sh
+source "$(dirname "$0")/apt.sh"
 
 apt_install gcc-mingw-w64-x86-64 nsis wine64 imagemagick python3-pip
 # The test's checks: pdftotext, the Chinese font the PDF embeds, R + haven for .dta/.sav.

@@ -3,15 +3,8 @@
 # is already there. Idempotent: `make run` and `make test` call it every time.
 set -euo pipefail
 
-SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-apt_install() {
-  local need=()
-  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
-  [ ${#need[@]} -eq 0 ] && return 0
-  echo "setup: installing ${need[*]} (apt)"
-  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need[@]}"
-}
+# shellcheck source=scripts/apt.sh
+source "$(dirname "$0")/apt.sh"
 
 # Building: C for SQLCipher and OpenSSL (vendored), pkg-config.
 apt_install build-essential perl pkg-config
