@@ -103,8 +103,6 @@ pub struct Projection {
     /// Definition versions received, by version (the first `study.publish` of a version wins:
     /// a version never changes once approved).
     pub versions: BTreeMap<String, crate::body::StudyPublished>,
-    /// Activations in log order (a later one for the same site and date replaces it).
-    pub activations: Vec<crate::body::SiteActivated>,
     /// The version each form instance was started under, by (subject, instance); absent =
     /// the base version. The first `form.version` of an instance wins.
     pub instance_versions: BTreeMap<(String, String), String>,
@@ -275,17 +273,13 @@ impl Projection {
             | ChangeKind::SdvMarked
             | ChangeKind::PasswordReset
             | ChangeKind::PasswordChanged
-            | ChangeKind::LockHeld => {}
+            | ChangeKind::LockHeld
+            // Which version a site uses decides how saves are checked, never what the data
+            // say: exports read each instance's own version (`form.version`).
+            | ChangeKind::SiteActivated => {}
             ChangeKind::StudyPublished => {
                 if let Body::StudyPublished(p) = c.body()? {
                     self.versions.entry(p.version.clone()).or_insert(p);
-                }
-            }
-            ChangeKind::SiteActivated => {
-                if let Body::SiteActivated(a) = c.body()? {
-                    self.activations
-                        .retain(|o| !(o.site == a.site && o.from == a.from));
-                    self.activations.push(a);
                 }
             }
             ChangeKind::FormVersioned => {
