@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 ECRF := $(CARGO_TARGET_DIR)/debug/ecrf
 
-.PHONY: run test setup ui build lint bench bench-desktop bench-pdf bench-export bench-sync bench-web bench-lab demo-cli crash-test fuzz package-windows test-windows package test-packages
+.PHONY: run test setup ui build lint bench bench-desktop bench-pdf bench-export bench-sync bench-scale bench-web bench-lab demo-cli crash-test fuzz package-windows test-windows package test-packages
 
 setup:
 	@bash scripts/setup.sh
@@ -96,10 +96,21 @@ fuzz: setup
 	RUSTC_BOOTSTRAP=1 cargo fuzz run --features store backup_header -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096
 
 # Sync: first full sync of a site, one-item sync, 200 devices at once (throwaway PostgreSQL
-# unless DATABASE_URL is set).
+# unless DATABASE_URL is set), on a durable cluster as production runs it, then on the tests'
+# cluster without fsync for comparison.
 bench-sync: setup
 	cargo build --release -p ecrf-cli
-	bash scripts/pg.sh run $(CARGO_TARGET_DIR)/release/ecrf bench-sync
+	@echo "== PostgreSQL durable (fsync, synchronous_commit, full_page_writes on)"
+	PG_DURABLE=1 bash scripts/pg.sh run $(CARGO_TARGET_DIR)/release/ecrf bench-sync
+	@echo "== PostgreSQL not durable (as the tests run it)"
+	PG_DURABLE=0 bash scripts/pg.sh run $(CARGO_TARGET_DIR)/release/ecrf bench-sync
+
+# The server, sync and exports at 1x, 3x and 10x the trial (50 sites, 3,580 subjects, ~5 million
+# changes at 10x, sent through the real push path), then one very large site (600 subjects), on
+# a durable PostgreSQL; ends with a table of the sizes against a linear extrapolation.
+bench-scale: setup
+	cargo build --release -p ecrf-cli
+	PG_DURABLE=1 bash scripts/pg.sh run $(CARGO_TARGET_DIR)/release/ecrf bench-scale
 
 # The web view's dashboard over ten times the trial (3,580 subjects x 30 daily logs).
 bench-web: setup

@@ -6,6 +6,10 @@
 #                                 throwaway cluster unless DATABASE_URL is already set
 #   scripts/pg.sh serve-while PID start one, print its URL, stop it when process PID ends
 #                                 (what the tests do when run without DATABASE_URL)
+#
+# Tests run the cluster without durability (fsync, synchronous_commit and full_page_writes off:
+# nothing in a throwaway cluster must survive a power cut). Benchmarks set PG_DURABLE=1 to run
+# it as a production server does, with all three on, so their figures include the WAL flush.
 set -euo pipefail
 
 PGBIN="${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}"
@@ -19,15 +23,16 @@ free_port() {
 
 # start DIR → prints the URL
 start() {
-  local dir="$1" port
+  local dir="$1" port durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  [ "${PG_DURABLE:-0}" = 1 ] && durability="-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
   mkdir -p "$dir"
   [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
   as_pg "$PGBIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-sync >/dev/null
   for _ in 1 2 3 4 5; do
     port="$(free_port)"
     if as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 30 start \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-            -c full_page_writes=off -c max_connections=400 -c shared_buffers=128MB" >/dev/null; then
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 $durability \
+            -c max_connections=700 -c shared_buffers=128MB" >/dev/null; then
       echo "postgres://postgres@127.0.0.1:$port/postgres"
       return 0
     fi
@@ -50,7 +55,7 @@ case "${1:-}" in
     trap 'stop "$dir"' EXIT
     DATABASE_URL="$(start "$dir")"
     export DATABASE_URL
-    echo "pg.sh: throwaway PostgreSQL at $DATABASE_URL" >&2
+    echo "pg.sh: throwaway PostgreSQL at $DATABASE_URL ($( [ "${PG_DURABLE:-0}" = 1 ] && echo durable || echo not durable))" >&2
     "$@"
     ;;
   serve-while)

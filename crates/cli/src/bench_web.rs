@@ -1,7 +1,8 @@
 //! `ecrf bench-web` (`make bench-web`): the coordinating centre's dashboard over ten times the
-//! trial in a real PostgreSQL: 3,580 subjects (10 sites × 358), each screened, consented,
-//! randomized, with the ECMO form and 30 daily logs, half with their day-30 follow-up: every
-//! value a signed, chained change in the server's `changes` table (loaded with COPY), served
+//! trial in a real PostgreSQL: 3,580 subjects (10 sites × 358) made by `bench_trial` (screened,
+//! consented, randomized, ECMO and baseline forms, 30 daily logs, events, day-30 follow-up,
+//! queries, signatures): every value a signed, chained change in the server's `changes` table
+//! (loaded with COPY; `bench-scale` sends the same through the real push path), served
 //! by the real `ecrf server` with its web view in this process on a loopback port, read over
 //! real HTTP with a logged-in session.
 //!
@@ -13,10 +14,11 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use chrono::{NaiveDate, Utc};
-use ecrf_core::{FormKey, Role, Study};
-use ecrf_log::{AuthorKey, Change, ChangeKind};
+use chrono::Utc;
+use ecrf_core::Role;
+use ecrf_log::{AuthorKey, ChangeKind};
 
+use crate::bench_trial::{Chain, Staff, change, site_changes};
 use crate::{Failure, study};
 
 /// Benchmark size.
@@ -43,159 +45,27 @@ use crate::bench_sync::{fail, ms, percentile};
 
 const PASSWORD: &str = "bench-web-data-manager-2026";
 
-/// One site's device chain, writing changes as CSV rows for COPY.
-struct Chain<'a> {
-    site: String,
-    device: String,
-    seq: i64,
-    prev: String,
-    key: &'a AuthorKey,
-    csv: String,
-    count: usize,
-}
-
-impl Chain<'_> {
-    fn push(&mut self, mut c: Change) -> Result<(), Failure> {
-        self.seq += 1;
-        c.device = self.device.clone();
-        c.device_seq = self.seq;
-        c.prev_hash = std::mem::take(&mut self.prev);
-        c.change_id = uuid::Uuid::now_v7().to_string();
-        c.hash = c.compute_hash();
-        self.key.sign(&mut c);
-        self.prev = c.hash.clone();
-        let body = serde_json::to_string(&c).map_err(fail)?;
+/// A chain's changes as CSV rows for COPY into `changes`.
+fn csv_rows(chain: &Chain) -> Result<String, Failure> {
+    let mut csv = String::new();
+    for c in &chain.changes {
+        let body = serde_json::to_string(c).map_err(fail)?;
         let _ = writeln!(
-            self.csv,
+            csv,
             "{},{},{},{},{},\"{}\"",
-            self.site,
+            chain.site,
             c.change_id,
-            self.device,
-            self.seq,
+            c.device,
+            c.device_seq,
             c.hash,
             body.replace('"', "\"\"")
         );
-        self.count += 1;
-        Ok(())
     }
-
-    /// A form instance's values as item changes (input text parsed by the study's rules).
-    fn form(
-        &mut self,
-        study: &Study,
-        subject: &str,
-        instance: &str,
-        entries: &[(String, String)],
-    ) -> Result<(), Failure> {
-        let key = FormKey::parse(study, instance).map_err(fail)?;
-        let def = study
-            .form(&key.form)
-            .ok_or_else(|| Failure(format!("no form {}", key.form)))?;
-        let offset = chrono::FixedOffset::east_opt(8 * 3600);
-        for (item, text) in entries {
-            let Some(item_def) = def.item(item) else {
-                continue;
-            };
-            let value = ecrf_core::check::parse_input(study, def, item_def, text, offset)
-                .map_err(|f| Failure(format!("{instance} {item}: {}", f.message.en)))?;
-            let Some(value) = value else { continue };
-            self.push(change(
-                ChangeKind::ItemSet,
-                Some(subject),
-                Some(instance),
-                Some(item),
-                Some(value.to_json()),
-            ))?;
-        }
-        Ok(())
-    }
-}
-
-fn change(
-    kind: ChangeKind,
-    subject: Option<&str>,
-    form: Option<&str>,
-    item: Option<&str>,
-    new_value: Option<String>,
-) -> Change {
-    Change {
-        subject: subject.map(str::to_string),
-        form: form.map(str::to_string),
-        item: item.map(str::to_string),
-        new_value,
-        user: "nurse".into(),
-        role: "nurse".into(),
-        utc: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        local_offset: "+08:00".into(),
-        ..Change::blank(kind)
-    }
-}
-
-fn owned(v: Vec<(&str, &str)>) -> Vec<(String, String)> {
-    v.into_iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect()
-}
-
-/// One site's subjects: randomized over the last two years, arms alternating.
-fn site_changes(
-    study: &Study,
-    chain: &mut Chain,
-    subjects: usize,
-    days: u32,
-    today: NaiveDate,
-) -> Result<(), Failure> {
-    for n in 1..=subjects {
-        let subject = format!("{}-B{n:04}", chain.site);
-        chain.push(change(
-            ChangeKind::SubjectCreated,
-            Some(&subject),
-            None,
-            None,
-            Some(chain.site.clone()),
-        ))?;
-        let start = today - chrono::Duration::days(730 - (n as i64 * 700 / subjects as i64));
-        let day = start.format("%Y-%m-%d");
-        let mut scr = owned(ecrf_core::sample::eligible_screening(&subject));
-        for (k, v) in scr.iter_mut() {
-            match k.as_str() {
-                "SCR_DT" => *v = format!("{day}T03:00+08:00"),
-                "LACTATE_DT" => *v = format!("{day}T02:50+08:00"),
-                "ECMO_START_DT" => *v = format!("{day}T02:40+08:00"),
-                _ => {}
-            }
-        }
-        chain.form(study, &subject, "SCR", &scr)?;
-        let mut con = owned(ecrf_core::sample::CONSENT_BY_SPOUSE.to_vec());
-        con.push(("CONSENT_DT".into(), format!("{day}T03:10+08:00")));
-        chain.form(study, &subject, "CON", &con)?;
-        let arm = if n % 2 == 0 { "ECMO_IABP" } else { "ECMO" };
-        let rnd = vec![
-            ("SUBJ_NO".to_string(), format!("{}{n:04}", chain.site)),
-            ("ARM".to_string(), arm.to_string()),
-            ("RND_DT".to_string(), format!("{day}T03:30+08:00")),
-        ];
-        chain.form(study, &subject, "RND", &rnd)?;
-        chain.form(study, &subject, "ECMO", &ecrf_app::demo::ecmo_form(start))?;
-        for d in 1..=days {
-            let log = ecrf_app::demo::daily_log_with_iabp(n, start, d, arm == "ECMO_IABP");
-            chain.form(study, &subject, &format!("DLY#{d}"), &log)?;
-        }
-        if n % 2 == 0 {
-            let contact = (start + chrono::Duration::days(31)).format("%Y-%m-%d");
-            let d30 = vec![
-                ("CONTACT_DATE".to_string(), contact.to_string()),
-                ("METHOD".to_string(), "PHONE".to_string()),
-                ("VITAL_STATUS".to_string(), "ALIVE".to_string()),
-            ];
-            chain.form(study, &subject, "D30", &d30)?;
-        }
-    }
-    Ok(())
+    Ok(csv)
 }
 
 /// A tiny HTTP client with the session cookie.
-struct Session {
+pub(crate) struct Session {
     agent: ureq::Agent,
     base: String,
     cookie: String,
@@ -203,6 +73,15 @@ struct Session {
 
 impl Session {
     fn log_in(base: &str) -> Result<Session, Failure> {
+        Self::log_in_as(base, "dm", PASSWORD)
+    }
+
+    /// Logs in as `username`.
+    pub(crate) fn log_in_as(
+        base: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<Session, Failure> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
@@ -228,7 +107,9 @@ impl Session {
             .post(&format!("{base}/web/login"))
             .header("Cookie", &format!("ecrf_login={pre}"))
             .header("Content-Type", "application/x-www-form-urlencoded")
-            .send(format!("username=dm&password={PASSWORD}&csrf={pre}"))
+            .send(format!(
+                "username={username}&password={password}&csrf={pre}"
+            ))
             .map_err(fail)?;
         let cookie = res
             .headers()
@@ -247,7 +128,7 @@ impl Session {
     }
 
     /// GET `path`; the time and the body's length.
-    fn get(&self, path: &str) -> Result<(Duration, usize), Failure> {
+    pub(crate) fn get(&self, path: &str) -> Result<(Duration, usize), Failure> {
         let t = Instant::now();
         let mut res = self
             .agent
@@ -296,7 +177,7 @@ pub fn run(args: &BenchWebArgs) -> Result<(), Failure> {
         escrow: ecrf_identity::escrow(PASSWORD, &dm_key).map_err(fail)?,
         public_key: dm_key.public_hex(),
     };
-    let nurse_key = AuthorKey::from_seed(&[9; 32]);
+    let staff = Staff::new();
     let sites: Vec<String> = (1..=args.sites).map(|s| format!("{s:02}")).collect();
     let today = Utc::now().date_naive();
     let started = Instant::now();
@@ -316,17 +197,10 @@ pub fn run(args: &BenchWebArgs) -> Result<(), Failure> {
         })
         .map_err(fail)?;
         let device = format!("bench-{site}");
-        let mut chain = Chain {
-            site: site.clone(),
-            device: device.clone(),
-            seq: 0,
-            prev: ecrf_log::GENESIS.to_string(),
-            key: &nurse_key,
-            csv: String::new(),
-            count: 0,
-        };
-        site_changes(&study, &mut chain, args.subjects, args.days, today)?;
-        total += chain.count;
+        let mut chain = Chain::new(site, &device, &staff);
+        site_changes(&study, &mut chain, 1, args.subjects, args.days, today)?;
+        total += chain.changes.len();
+        let csv = csv_rows(&chain)?;
         rt.block_on(async {
             sqlx::query(
                 "INSERT INTO devices (device, site, device_no, token_hash, last_hash, acked, \
@@ -346,7 +220,7 @@ pub fn run(args: &BenchWebArgs) -> Result<(), Failure> {
                      FROM STDIN WITH (FORMAT csv)",
                 )
                 .await?;
-            copy.send(chain.csv.as_bytes()).await?;
+            copy.send(csv.as_bytes()).await?;
             copy.finish().await?;
             sqlx::query(
                 "UPDATE devices SET pulled_seq = (SELECT max(seq) FROM changes) WHERE device = $1",

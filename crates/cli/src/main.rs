@@ -29,7 +29,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
 mod bench_lab;
+mod bench_scale;
 mod bench_sync;
+mod bench_trial;
 mod bench_web;
 mod export;
 mod export_server;
@@ -179,6 +181,8 @@ enum Command {
     BenchSync(bench_sync::BenchSyncArgs),
     /// Benchmark the web view's dashboard over ten times the trial in a real PostgreSQL.
     BenchWeb(bench_web::BenchWebArgs),
+    /// Benchmark the server, sync and exports at 1x, 3x and 10x the trial (real push path).
+    BenchScale(bench_scale::BenchScaleArgs),
     /// Benchmark reading and matching a month of laboratory results (60 patients, ~20,000
     /// observations) up to the adjudication screen.
     BenchLab(bench_lab::BenchLabArgs),
@@ -746,6 +750,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Conflict(cmd) => sync::conflict(&cli, cmd),
         Command::BenchSync(args) => bench_sync::run(args),
         Command::BenchWeb(args) => bench_web::run(args),
+        Command::BenchScale(args) => bench_scale::run(args),
         Command::Lab(cmd) => lab::lab(&cli, cmd),
         Command::BenchLab(args) => bench_lab::run(args, study()?).map_err(Failure),
         Command::Demo { path } => {

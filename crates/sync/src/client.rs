@@ -473,15 +473,23 @@ pub fn sync<S: Replica>(
         ..Progress::default()
     };
     progress(p);
-    loop {
-        let page = store
-            .own_changes_after(acked, MAX_PAGE)
-            .map_err(SyncError::store)?;
-        if page.is_empty() {
-            break;
-        }
-        let sent = page.clone();
-        let reply = client.push(&site, page)?;
+    // While a page is on its way (sent, checked and stored by the server), the next one is read
+    // from the store on this thread: the pages still go one after the other, in chain order.
+    let mut page = store
+        .own_changes_after(acked, MAX_PAGE)
+        .map_err(SyncError::store)?;
+    while !page.is_empty() {
+        let sent = page;
+        let last = sent.last().map_or(acked, |c| c.device_seq);
+        let (reply, following) = std::thread::scope(|scope| {
+            let push = scope.spawn(|| client.push(&site, sent.clone()));
+            let following = store.own_changes_after(last, MAX_PAGE);
+            (
+                push.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+                following,
+            )
+        });
+        let reply = reply?;
         guard::check_push_reply(&reply, acked, &sent)?;
         if let Some(r) = &reply.receipt {
             guard::check_receipt(r, store.device_id(), &reply, &sent, server_key.as_deref())?;
@@ -493,6 +501,14 @@ pub fn sync<S: Replica>(
         acked = reply.acked;
         store.set_pushed(acked).map_err(SyncError::store)?;
         progress(p);
+        page = if acked == last {
+            following.map_err(SyncError::store)?
+        } else {
+            // The server holds less than was sent: go on from what it acknowledged.
+            store
+                .own_changes_after(acked, MAX_PAGE)
+                .map_err(SyncError::store)?
+        };
     }
     // Pages are fetched one ahead on a second thread while this one applies the last: a page's
     // cursor is known as soon as it arrives, and each page is still applied in one transaction

@@ -20,16 +20,19 @@ pub(crate) struct TokenDevice {
     pub revoked: bool,
 }
 
+/// Every request's device, by its token's hash ($1).
+pub(crate) const BY_TOKEN: &str =
+    "SELECT device, site, revoked IS NOT NULL FROM devices WHERE token_hash = $1";
+
 /// The device whose token hashes to `token_hash`.
 pub(crate) async fn by_token(
     pool: &PgPool,
     token_hash: &str,
 ) -> Result<Option<TokenDevice>, sqlx::Error> {
-    let row =
-        sqlx::query("SELECT device, site, revoked IS NOT NULL FROM devices WHERE token_hash = $1")
-            .bind(token_hash)
-            .fetch_optional(pool)
-            .await?;
+    let row = sqlx::query(BY_TOKEN)
+        .bind(token_hash)
+        .fetch_optional(pool)
+        .await?;
     Ok(row.map(|r| TokenDevice {
         device: r.get(0),
         site: r.get(1),

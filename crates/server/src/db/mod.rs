@@ -23,6 +23,7 @@ pub(crate) mod allocation;
 pub(crate) mod changes;
 pub(crate) mod device;
 pub mod logs;
+pub mod plans;
 pub mod users;
 pub mod versions;
 

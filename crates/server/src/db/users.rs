@@ -45,6 +45,14 @@ pub async fn server_key(conn: &mut PgConnection) -> Result<AuthorKey, ServerErro
     Ok(AuthorKey::from_seed(&bytes))
 }
 
+/// A push's authors' keys ($1 site, $2 usernames).
+pub(crate) const REGISTRY_KEYS: &str =
+    "SELECT username, public_key FROM user_keys WHERE site = $1 AND username = ANY($2)";
+
+/// A push's authors' roles in time order ($1 site, $2 usernames).
+pub(crate) const REGISTRY_ROLES: &str = "SELECT username, from_utc, role FROM user_roles \
+     WHERE site = $1 AND username = ANY($2) ORDER BY from_utc, id";
+
 /// The registry's keys and role history of `users` of `site` (users not registered are
 /// absent).
 pub(crate) async fn registry_of(
@@ -53,24 +61,19 @@ pub(crate) async fn registry_of(
     users: &[String],
 ) -> Result<HashMap<String, Registered>, sqlx::Error> {
     let mut out: HashMap<String, Registered> = HashMap::new();
-    let keys = sqlx::query(
-        "SELECT username, public_key FROM user_keys WHERE site = $1 AND username = ANY($2)",
-    )
-    .bind(site)
-    .bind(users)
-    .fetch_all(&mut *conn)
-    .await?;
+    let keys = sqlx::query(REGISTRY_KEYS)
+        .bind(site)
+        .bind(users)
+        .fetch_all(&mut *conn)
+        .await?;
     for r in keys {
         out.entry(r.get(0)).or_default().keys.push(r.get(1));
     }
-    let roles = sqlx::query(
-        "SELECT username, from_utc, role FROM user_roles WHERE site = $1 AND username = ANY($2) \
-         ORDER BY from_utc, id",
-    )
-    .bind(site)
-    .bind(users)
-    .fetch_all(&mut *conn)
-    .await?;
+    let roles = sqlx::query(REGISTRY_ROLES)
+        .bind(site)
+        .bind(users)
+        .fetch_all(&mut *conn)
+        .await?;
     for r in roles {
         out.entry(r.get(0))
             .or_default()
