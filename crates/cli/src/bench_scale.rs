@@ -415,8 +415,10 @@ fn load_sites(
                 device.seq = last.device_seq;
                 device.prev = last.hash.clone();
             }
-            // A laptop's sync pulls after it pushes: the server then knows the device is in
-            // step (its `pulled_seq`, which the dashboard's device health reads).
+            // A laptop's sync pulls after it pushes, and its next sync asks from where that
+            // ended, which the server records as what the device holds (`pulled_seq`, read by
+            // the dashboard's device health): both, so the device is in step as a laptop that
+            // synced twice would be.
             loop {
                 let page = device
                     .client
@@ -427,6 +429,10 @@ fn load_sites(
                     break;
                 }
             }
+            device
+                .client
+                .pull(&device.site, device.cursor, MAX_PAGE)
+                .map_err(fail)?;
         }
         Ok(total)
     })

@@ -45,6 +45,44 @@ fn no_hot_statement_reads_a_whole_table() {
             );
         }
 
+        // With statistics of a trial of few sites, each loaded in turn (so `seq` and `site`
+        // go together), as the plans the server really gets: `changes` still through the
+        // right index. A pull asked as `site = $1 AND seq > $2` walked the primary key here.
+        for sql in [
+            "INSERT INTO sites (code, name) SELECT lpad(i::text, 2, '0'), 'Site' \
+             FROM generate_series(1, 5) i",
+            "INSERT INTO devices (device, site, device_no, token_hash, last_hash, acked, \
+             pulled_seq) SELECT 'device-' || i, lpad(i::text, 2, '0'), 1, 'token-' || i, '', 0, 0 \
+             FROM generate_series(1, 5) i",
+            "INSERT INTO changes (site, change_id, device, device_seq, hash, body) \
+             SELECT lpad(s::text, 2, '0'), s || '-' || n, 'device-' || s, n, md5(s || '-' || n), \
+             '{\"subject\":\"' || lpad(s::text, 2, '0') || '-B' || (n / 1000) || '\"}' \
+             FROM generate_series(1, 5) s, generate_series(1, 20000) n ORDER BY s, n",
+            "ANALYZE",
+        ] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        for stmt in &statements {
+            let lines = plan(&mut conn, stmt, false).await.unwrap();
+            assert_eq!(
+                wrong_index(&lines, stmt),
+                Vec::<String>::new(),
+                "{} (with statistics) reads `changes` through another index than {:?}:\n{}",
+                stmt.name,
+                stmt.changes_index,
+                lines.join("\n")
+            );
+            assert!(
+                !sequential_scans(&lines).contains(&"changes".to_string()),
+                "{} (with statistics) reads `changes` whole:\n{}",
+                stmt.name,
+                lines.join("\n")
+            );
+        }
+
         // The check sees a statement no index serves (a change by its hash alone).
         let unindexed = HotStatement {
             name: "a change by its hash",

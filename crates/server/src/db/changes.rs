@@ -49,13 +49,19 @@ pub(crate) const HELD_HASH: &str = "SELECT hash FROM changes WHERE device = $1 A
 pub(crate) const PUSH_HEAD: &str = "SELECT d.acked, d.last_hash FROM sites s, devices d \
      WHERE s.code = $1 AND d.device = $2 FOR UPDATE OF s, d";
 
-/// A pull's page and the site's head ($1 site, $2 after, $3 device, $4 limit + 1). Ordered by
-/// `(site, seq)`, which only the `changes_site_seq` index gives: ordered by `seq` alone, the
-/// generic plan walked the primary key from `after` through every later site's changes (a
-/// device in step at site 01 read 430,000 rows of other sites per pull in `bench-scale`).
-pub(crate) const PULL_PAGE: &str = "(SELECT seq, body FROM changes WHERE site = $1 AND seq > $2 \
+/// A pull's page and the site's head ($1 site, $2 after, $3 device, $4 limit + 1). The page is
+/// asked as a range of `(site, seq)` rows, which only the `changes_site_seq` index serves in
+/// order: asked as `site = $1 AND seq > $2`, the generic plan of a trial with few sites walked
+/// the primary key from `after` through every later site's changes (`bench-scale`: a device in
+/// step at site 01 read 430,000 rows of other sites per pull, and 500 such devices kept
+/// PostgreSQL busy for 33 s). The head likewise: `max(seq) … WHERE site = $1` walked the primary
+/// key backwards through the later sites.
+pub(crate) const PULL_PAGE: &str = "(SELECT seq, body FROM changes \
+     WHERE (site, seq) > ($1::text, $2::bigint) AND (site, seq) <= ($1::text, 9223372036854775807) \
      AND device <> $3 ORDER BY site, seq LIMIT $4) \
-     UNION ALL SELECT coalesce(max(seq), 0), NULL FROM changes WHERE site = $1";
+     UNION ALL SELECT coalesce((SELECT seq FROM changes \
+     WHERE (site, seq) >= ($1::text, 0) AND (site, seq) <= ($1::text, 9223372036854775807) \
+     ORDER BY site DESC, seq DESC LIMIT 1), 0), NULL";
 
 /// The times of changes a push names as replaced ($1 change ids).
 pub(crate) const TIMES_OF: &str =
