@@ -31,6 +31,7 @@ pub(super) async fn push(
     let (site, device) = (c.site.as_str(), c.device.as_str());
     rules::permissions(&req.changes)?;
     rules::own_changes(&req.changes, device, site)?;
+    let _turn = super::limits::site_turn(site).await;
     let (mut tx, mut acked, mut last_hash) = c.push_transaction(&pool).await?;
     let mut page = NewChanges::default();
     for (i, ch) in req.changes.iter().enumerate() {
