@@ -168,6 +168,27 @@ pub(super) async fn enrol_rate(
     }
 }
 
+/// Pushes of one site take turns here, in memory, before they take a database connection.
+///
+/// A site's pushes are serialized by its row lock anyway (`db::changes::push_transaction`); a
+/// push waiting for that lock holds one of the pool's connections meanwhile, so many laptops of
+/// one site pushing at once took the whole pool and every other site's pull and push waited for
+/// a connection (`bench-scale`: 500 devices over 5 sites kept the server and PostgreSQL mostly
+/// idle while p99 reached 4 s). Waiting here holds nothing the other sites need; the row lock
+/// still orders a site's changes across server processes.
+pub(super) async fn site_turn(site: &str) -> tokio::sync::OwnedMutexGuard<()> {
+    static TURNS: std::sync::OnceLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =
+        std::sync::OnceLock::new();
+    let turn = {
+        let turns = TURNS.get_or_init(|| Mutex::new(HashMap::new()));
+        let mut turns = turns
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Arc::clone(turns.entry(site.to_string()).or_default())
+    };
+    turn.lock_owned().await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,25 +222,4 @@ mod tests {
         assert_eq!(l.attempt(newcomer, t0 + Duration::from_secs(60)), Ok(()));
         assert!(l.seen.lock().unwrap().len() <= RateLimiter::MAX_ADDRESSES);
     }
-}
-
-/// Pushes of one site take turns here, in memory, before they take a database connection.
-///
-/// A site's pushes are serialized by its row lock anyway (`db::changes::push_transaction`); a
-/// push waiting for that lock holds one of the pool's connections meanwhile, so many laptops of
-/// one site pushing at once took the whole pool and every other site's pull and push waited for
-/// a connection (`bench-scale`: 500 devices over 5 sites kept the server and PostgreSQL mostly
-/// idle while p99 reached 4 s). Waiting here holds nothing the other sites need; the row lock
-/// still orders a site's changes across server processes.
-pub(super) async fn site_turn(site: &str) -> tokio::sync::OwnedMutexGuard<()> {
-    static TURNS: std::sync::OnceLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =
-        std::sync::OnceLock::new();
-    let turn = {
-        let turns = TURNS.get_or_init(|| Mutex::new(HashMap::new()));
-        let mut turns = turns
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Arc::clone(turns.entry(site.to_string()).or_default())
-    };
-    turn.lock_owned().await
 }
