@@ -4,12 +4,14 @@
 //! `2026-03-01`; date-times ISO 8601 with their offset, `2026-03-01T08:30:00+08:00`; exact
 //! decimals as typed; missing-data codes `@ND`, `@UNK`, `@NA`, distinct from an empty cell).
 
+use std::collections::HashMap;
 use std::io::Write;
 
 use chrono::{Datelike, Timelike};
 
 use ecrf_core::study::ItemType;
 use ecrf_core::{MissingCode, Study};
+use ecrf_log::ChangeKind;
 
 use crate::ExportError;
 use crate::source::TrialData;
@@ -35,8 +37,7 @@ pub fn cell_text(c: &Cell) -> String {
 
 /// Quotes a field when it holds a comma, quote, line break or edge spaces.
 pub fn quote(field: &str) -> std::borrow::Cow<'_, str> {
-    let needs =
-        field.contains([',', '"', '\n', '\r']) || field.starts_with(' ') || field.ends_with(' ');
+    let needs = crate::scan::csv_special(field) || field.starts_with(' ') || field.ends_with(' ');
     if needs {
         format!("\"{}\"", field.replace('"', "\"\"")).into()
     } else {
@@ -220,7 +221,7 @@ pub fn write_dictionary<W: Write + ?Sized>(
 }
 
 /// Writes the audit trail: one row per change of every exported site's log.
-pub fn write_audit<W: Write + ?Sized>(w: &mut W, data: &TrialData) -> std::io::Result<()> {
+pub fn write_audit<'a, W: Write + ?Sized>(w: &mut W, data: &'a TrialData) -> std::io::Result<()> {
     let head = [
         "site",
         "seq",
@@ -242,22 +243,21 @@ pub fn write_audit<W: Write + ?Sized>(w: &mut W, data: &TrialData) -> std::io::R
         "signature",
     ];
     write_line(w, &head)?;
-    // One buffer for the values shown (a stored value's JSON as the value it is); the other
-    // fields are written straight from the change.
-    let mut buf = String::new();
-    let mut show = |w: &mut W, v: &Option<String>| -> std::io::Result<()> {
-        let Some(json) = v.as_deref() else {
+    // A stored value's JSON is shown as the value it is, quoted. A trial's half a million
+    // changes hold a few thousand distinct values, so each JSON text is read and spelled once
+    // and its cell kept by that text; the other fields are written straight from the change.
+    let mut shown: HashMap<&str, Box<str>> = HashMap::new();
+    let mut show = |w: &mut W, v: Option<&'a str>| -> std::io::Result<()> {
+        let Some(json) = v else {
             return Ok(());
         };
-        buf.clear();
-        match ecrf_core::Value::from_json(json) {
-            Ok(v) => {
-                use std::fmt::Write as _;
-                let _ = write!(buf, "{v}");
-                w.write_all(quote(&buf).as_bytes())
-            }
-            Err(_) => w.write_all(quote(json).as_bytes()),
-        }
+        let cell = shown
+            .entry(json)
+            .or_insert_with(|| match ecrf_core::Value::from_json(json) {
+                Ok(v) => quote(&v.to_string()).into(),
+                Err(_) => quote(json).into(),
+            });
+        w.write_all(cell.as_bytes())
     };
     for sc in data.changes() {
         let c = sc.change;
@@ -266,28 +266,50 @@ pub fn write_audit<W: Write + ?Sized>(w: &mut W, data: &TrialData) -> std::io::R
             w.write_all(b",")
         };
         field(w, sc.site)?;
-        write!(w, "{},", c.seq)?;
-        field(w, &c.change_id)?;
-        field(w, &c.device)?;
-        write!(w, "{},", c.device_seq)?;
-        field(w, c.kind.as_str())?;
-        field(w, c.subject.as_deref().unwrap_or_default())?;
-        field(w, c.form.as_deref().unwrap_or_default())?;
-        field(w, c.item.as_deref().unwrap_or_default())?;
-        show(w, &c.old_value)?;
+        write_int(w, c.seq())?;
         w.write_all(b",")?;
-        show(w, &c.new_value)?;
+        field(w, c.change_id())?;
+        field(w, c.device())?;
+        write_int(w, c.device_seq())?;
         w.write_all(b",")?;
-        field(w, &c.user)?;
-        field(w, &c.role)?;
-        field(w, &c.utc)?;
-        field(w, &c.local_offset)?;
-        field(w, c.reason.as_deref().unwrap_or_default())?;
-        field(w, &c.hash)?;
-        w.write_all(quote(c.signature.as_deref().unwrap_or_default()).as_bytes())?;
+        field(w, c.kind().as_str())?;
+        field(w, c.subject().unwrap_or_default())?;
+        field(w, c.form().unwrap_or_default())?;
+        field(w, c.item().unwrap_or_default())?;
+        show(w, c.old_value())?;
+        w.write_all(b",")?;
+        show(w, c.new_value())?;
+        w.write_all(b",")?;
+        field(w, c.user())?;
+        field(w, c.role())?;
+        field(w, c.utc())?;
+        field(w, c.local_offset())?;
+        field(w, c.reason().unwrap_or_default())?;
+        field(w, c.hash())?;
+        w.write_all(quote(c.signature().unwrap_or_default()).as_bytes())?;
         w.write_all(b"\r\n")?;
     }
     Ok(())
+}
+
+/// Writes a whole number as `{n}` spells it, without the formatting machinery (two of each
+/// row of the audit trail).
+fn write_int<W: Write + ?Sized>(w: &mut W, n: i64) -> std::io::Result<()> {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        w.write_all(b"-")?;
+    }
+    w.write_all(&digits[at..])
 }
 
 /// Writes the public keys the exported logs register for their authors (`user.add` and
@@ -301,9 +323,17 @@ pub fn write_author_keys<W: Write + ?Sized>(w: &mut W, data: &TrialData) -> std:
     )?;
     let mut keys: std::collections::BTreeSet<(&str, String, String)> = Default::default();
     for sc in data.changes() {
+        // Only these kinds register a key: the others are not unpacked into a change.
+        let registers = matches!(
+            sc.change.kind(),
+            ChangeKind::UserAdded | ChangeKind::PasswordReset | ChangeKind::PasswordChanged
+        );
+        if !registers {
+            continue;
+        }
         if let (Some(user), Some(key)) = (
-            sc.change.item.as_deref(),
-            ecrf_log::author::registered_key(sc.change),
+            sc.change.item(),
+            ecrf_log::author::registered_key(&sc.change.to_change()),
         ) {
             keys.insert((sc.site, user.to_string(), key));
         }
@@ -353,7 +383,7 @@ pub fn write_all(
     let mut put = |name: &str, f: &dyn Fn(&mut dyn Write) -> std::io::Result<()>| {
         let path = dir.join(name);
         let file = std::fs::File::create(&path).map_err(|e| ExportError::io(&path, e))?;
-        let mut w = std::io::BufWriter::new(file);
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, file);
         f(&mut w)
             .and_then(|()| w.flush())
             .map_err(|e| ExportError::io(&path, e))?;

@@ -22,6 +22,7 @@ pub mod odm;
 pub mod odm_import;
 pub mod readstat;
 pub mod rscript;
+mod scan;
 pub mod source;
 pub mod table;
 

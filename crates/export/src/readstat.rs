@@ -208,6 +208,22 @@ pub fn ascii(s: &str) -> String {
     out
 }
 
+/// Appends `s` as a text cell's bytes: [`ascii`] for SAS transport files, NUL bytes as spaces
+/// (as [`Writer::c`] writes them), without the terminating NUL.
+fn push_c_text(out: &mut Vec<u8>, s: &str, format: StatFormat) {
+    let start = out.len();
+    if format == StatFormat::SasTransport && !s.is_ascii() {
+        out.extend_from_slice(ascii(s).as_bytes());
+    } else {
+        out.extend_from_slice(s.as_bytes());
+    }
+    for b in &mut out[start..] {
+        if *b == 0 {
+            *b = b' ';
+        }
+    }
+}
+
 fn truncate_chars(s: &str, max_chars: usize) -> String {
     s.chars().take(max_chars).collect()
 }
@@ -515,6 +531,8 @@ pub fn write_table(
         StatFormat::SasTransport => unsafe { ffi::readstat_begin_writing_xport(raw, ctx, rows) },
     };
     w.check(begun, "begin writing")?;
+    // A text cell as a C string, reused from cell to cell.
+    let mut text: Vec<u8> = Vec::new();
     for (ri, row) in table.rows.iter().enumerate() {
         w.check(unsafe { ffi::readstat_begin_row(raw) }, "row")?;
         for ((cell, col), var) in row.iter().zip(&table.columns).zip(&vars) {
@@ -549,19 +567,20 @@ pub fn write_table(
                     _ => unsafe { ffi::readstat_insert_missing_value(raw, var) },
                 }
             } else {
-                let text = match cell {
-                    Cell::Empty => String::new(),
-                    other => crate::csv::cell_text(other),
-                };
-                let text = if format == StatFormat::SasTransport {
-                    ascii(&text)
-                } else {
-                    text
-                };
-                let c = CString::new(text.replace('\0', " ")).unwrap_or_default();
-                unsafe { ffi::readstat_insert_string_value(raw, var, c.as_ptr()) }
+                text.clear();
+                match cell {
+                    Cell::Empty => {}
+                    Cell::Text(t) => push_c_text(&mut text, t, format),
+                    other => push_c_text(&mut text, &crate::csv::cell_text(other), format),
+                }
+                text.push(0);
+                // ReadStat copies the text into the row before it returns.
+                unsafe { ffi::readstat_insert_string_value(raw, var, text.as_ptr().cast()) }
             };
-            w.check(code, &format!("{} row {}", col.name, ri + 1))?;
+            // The cell is named only when ReadStat refused it (not formatted for every cell).
+            if code != 0 {
+                w.check(code, &format!("{} row {}", col.name, ri + 1))?;
+            }
         }
         w.check(unsafe { ffi::readstat_end_row(raw) }, "end of row")?;
     }

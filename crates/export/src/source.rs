@@ -7,10 +7,13 @@
 //! Invariant: every value of a `TrialData` belongs to one of its subjects, and every subject
 //! to one of its sites.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
 
 use ecrf_core::Value;
-use ecrf_log::{Change, ExportView, Signature};
+use ecrf_log::record::{PackedChange, PackedLog};
+use ecrf_log::{ExportView, Signature};
 
 use crate::ExportError;
 
@@ -59,8 +62,9 @@ impl std::ops::Deref for SignatureRecord {
 pub struct SiteLog {
     /// Site code of the store that holds the changes.
     pub site: String,
-    /// The changes.
-    pub changes: Vec<Change>,
+    /// The changes, packed, and shared: a copy of the data (one site, or within consent) keeps
+    /// the same log without copying its half a million changes.
+    pub changes: Arc<PackedLog>,
 }
 
 /// A change of the log with the site it was made at.
@@ -69,7 +73,7 @@ pub struct SiteChange<'a> {
     /// Site code of the store that holds the change.
     pub site: &'a str,
     /// The change.
-    pub change: &'a Change,
+    pub change: PackedChange<'a>,
 }
 
 /// Everything an export needs, from one site or several.
@@ -113,10 +117,9 @@ impl TrialData {
     /// the rows would be ambiguous.
     pub fn add_view(&mut self, view: ExportView) -> Result<(), ExportError> {
         self.sites.insert(view.site.clone());
+        let known: HashSet<String> = self.subjects.iter().map(|s| s.subject.clone()).collect();
         for s in view.subjects {
-            if self.values.contains_key(&s.subject)
-                || self.subjects.iter().any(|x| x.subject == s.subject)
-            {
+            if self.values.contains_key(&s.subject) || known.contains(&s.subject) {
                 return Err(ExportError::Data(format!(
                     "subject {} appears in two stores (site {})",
                     s.subject, view.site
@@ -128,13 +131,22 @@ impl TrialData {
                 site: s.site,
             });
         }
-        for v in view.values {
-            self.values
-                .entry(v.subject)
-                .or_default()
-                .entry(v.form)
-                .or_default()
-                .insert(v.item, v.value);
+        // A subject's values move in whole (this store's subjects have none yet).
+        for (subject, forms) in view.values {
+            match self.values.entry(subject) {
+                Entry::Vacant(v) => {
+                    v.insert(forms);
+                }
+                Entry::Occupied(mut o) if o.get().is_empty() => {
+                    o.insert(forms);
+                }
+                Entry::Occupied(mut o) => {
+                    let mine = o.get_mut();
+                    for (form, items) in forms {
+                        mine.entry(form).or_default().extend(items);
+                    }
+                }
+            }
         }
         for u in view.users {
             self.users.push(UserRecord {
@@ -159,7 +171,7 @@ impl TrialData {
         for changes in view.changes {
             self.logs.push(SiteLog {
                 site: view.site.clone(),
-                changes,
+                changes: Arc::new(changes),
             });
         }
         Ok(())
@@ -206,11 +218,12 @@ impl TrialData {
         with_changes: bool,
     ) -> Result<TrialData, ExportError> {
         let mut all = TrialData::default();
+        let mut seen: HashSet<String> = HashSet::new();
         for s in sources.iter_mut() {
             let d = s.trial_data(with_changes)?;
             all.sites.extend(d.sites);
             for subj in d.subjects {
-                if all.subjects.iter().any(|x| x.subject == subj.subject) {
+                if !seen.insert(subj.subject.clone()) {
                     return Err(ExportError::Data(format!(
                         "subject {} appears in two sources",
                         subj.subject
@@ -287,6 +300,10 @@ impl TrialData {
 
     /// The definition version a form instance was entered under.
     pub fn version_of(&self, subject: &str, instance: &str) -> &str {
+        if self.versions.is_empty() {
+            // No amendment: every instance is the base version's (no key built per row).
+            return ecrf_core::trial::BASE_VERSION;
+        }
         self.versions
             .get(&(subject.to_string(), instance.to_string()))
             .map_or(ecrf_core::trial::BASE_VERSION, String::as_str)

@@ -62,7 +62,9 @@ fn replayed_logs_equal_the_stores_projections() {
     );
     assert_eq!(replayed.change_count(), from_stores.change_count());
     let ids = |d: &TrialData| -> Vec<String> {
-        d.changes().map(|c| c.change.change_id.clone()).collect()
+        d.changes()
+            .map(|c| c.change.change_id().to_string())
+            .collect()
     };
     assert_eq!(ids(&replayed), ids(&from_stores));
     // Without the changes: the same data, no log kept.

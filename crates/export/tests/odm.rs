@@ -116,7 +116,7 @@ fn the_trial_as_odm_validates_and_carries_the_audit_trail() {
         let odm = parse(&std::fs::read_to_string(file).unwrap()).unwrap();
         let clinical_changes = data
             .changes()
-            .filter(|c| matches!(c.change.kind.as_str(), "item.set" | "subject.create"))
+            .filter(|c| matches!(c.change.kind().as_str(), "item.set" | "subject.create"))
             .count();
         let records = count(&odm, "AuditRecord");
         if audit {

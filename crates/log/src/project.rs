@@ -13,7 +13,8 @@
 //! an opening that names no sealed envelope of its device changes nothing: the server flags it).
 //! Invariant: folding is a pure function of the changes in the order given.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use ecrf_core::query::QueryState;
 use ecrf_core::signature::{SignatureScope, values_hash};
@@ -27,8 +28,10 @@ use crate::record::{Query, Signature};
 /// `(subject, form instance, item)`.
 pub type ItemKey = (String, String, String);
 
-/// An item's values that no later change replaced: change id → value (JSON; `None` = cleared).
-pub type Heads = BTreeMap<String, Option<String>>;
+/// An item's values that no later change replaced, sorted by change id: (change id, value as
+/// JSON; `None` = cleared). Almost every item has one head: a vector of one is one small
+/// allocation where a map would take a node of eleven slots for each of millions of items.
+pub type Heads = Vec<(String, Option<String>)>;
 
 /// A subject and its site (from `subject.create`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,28 +146,53 @@ impl Projection {
                 }
             }
             ChangeKind::ItemSet => {
+                // The ids this change replaces; a save's usual `[]` is not parsed.
+                let replaced: Vec<String> = match c.base.as_deref() {
+                    None | Some("[]") => Vec::new(),
+                    Some(b) => serde_json::from_str(b)
+                        .map_err(|e| ProjectError::Base(c.describe(), e.to_string()))?,
+                };
                 let key = (
                     c.subject.clone().unwrap_or_default(),
                     c.form.clone().unwrap_or_default(),
                     c.item.clone().unwrap_or_default(),
                 );
-                let item_heads = self.heads.entry(key.clone()).or_default();
-                let replaced: Vec<String> = match &c.base {
-                    None => item_heads.keys().cloned().collect(),
-                    Some(b) => serde_json::from_str(b)
-                        .map_err(|e| ProjectError::Base(c.describe(), e.to_string()))?,
-                };
-                for id in replaced {
-                    item_heads.remove(&id);
-                    self.superseded.insert(id);
-                }
-                if !self.superseded.contains(&c.change_id) {
-                    item_heads.insert(c.change_id.clone(), c.new_value.clone());
-                }
-                if item_heads.len() > 1 {
-                    self.conflicted.insert(key);
-                } else {
-                    self.conflicted.remove(&key);
+                // One lookup of the item (its key is built once); the conflict set is touched
+                // only when the item has or had two heads.
+                match self.heads.entry(key) {
+                    Entry::Vacant(v) => {
+                        self.superseded.extend(replaced);
+                        let mut item_heads = Heads::new();
+                        if !self.superseded.contains(&c.change_id) {
+                            item_heads.push((c.change_id.clone(), c.new_value.clone()));
+                        }
+                        v.insert(item_heads);
+                    }
+                    Entry::Occupied(mut o) => {
+                        let item_heads = o.get_mut();
+                        if c.base.is_none() {
+                            self.superseded
+                                .extend(item_heads.drain(..).map(|(id, _)| id));
+                        }
+                        for id in replaced {
+                            if let Some(i) = item_heads.iter().position(|(h, _)| *h == id) {
+                                item_heads.remove(i);
+                            }
+                            self.superseded.insert(id);
+                        }
+                        if !self.superseded.contains(&c.change_id) {
+                            let value = c.new_value.clone();
+                            match item_heads.binary_search_by(|(h, _)| h.cmp(&c.change_id)) {
+                                Ok(i) => item_heads[i].1 = value,
+                                Err(i) => item_heads.insert(i, (c.change_id.clone(), value)),
+                            }
+                        }
+                        if o.get().len() > 1 {
+                            self.conflicted.insert(o.key().clone());
+                        } else if !self.conflicted.is_empty() {
+                            self.conflicted.remove(o.key());
+                        }
+                    }
                 }
             }
             ChangeKind::UserAdded => {
@@ -320,32 +348,61 @@ impl Projection {
     pub fn shown(&self) -> BTreeMap<ItemKey, String> {
         self.heads
             .iter()
-            .filter_map(|(k, h)| {
-                h.iter()
-                    .next_back()
-                    .and_then(|(_, v)| v.clone())
-                    .map(|v| (k.clone(), v))
-            })
+            .filter_map(|(k, h)| shown_of(h).map(|v| (k.clone(), v.to_string())))
             .collect()
     }
 
     /// The values shown, read: subject → form instance → item → value.
+    ///
+    /// Walks the heads in their (subject, instance, item) order and builds each map from its
+    /// sorted entries; a log's half a million values are a few thousand distinct JSON texts,
+    /// each read once.
     #[allow(clippy::type_complexity)]
     pub fn values(
         &self,
     ) -> Result<BTreeMap<String, BTreeMap<String, BTreeMap<String, Value>>>, ProjectError> {
-        let mut out: BTreeMap<String, BTreeMap<String, BTreeMap<String, Value>>> = BTreeMap::new();
-        for ((subject, form, item), json) in self.shown() {
-            let value = Value::from_json(&json).map_err(|e| {
-                ProjectError::Value(subject.clone(), form.clone(), item.clone(), e.to_string())
-            })?;
-            out.entry(subject)
-                .or_default()
-                .entry(form)
-                .or_default()
-                .insert(item, value);
+        let mut read: HashMap<&str, Value> = HashMap::new();
+        let mut subjects: Vec<(String, BTreeMap<String, BTreeMap<String, Value>>)> = Vec::new();
+        let mut forms: Vec<(String, BTreeMap<String, Value>)> = Vec::new();
+        let mut items: Vec<(String, Value)> = Vec::new();
+        let mut at: Option<(&str, &str)> = None;
+        for ((subject, form, item), heads) in &self.heads {
+            let Some(json) = shown_of(heads) else {
+                continue;
+            };
+            let value = match read.get(json) {
+                Some(v) => v.clone(),
+                None => {
+                    let v = Value::from_json(json).map_err(|e| {
+                        ProjectError::Value(
+                            subject.clone(),
+                            form.clone(),
+                            item.clone(),
+                            e.to_string(),
+                        )
+                    })?;
+                    read.insert(json, v.clone());
+                    v
+                }
+            };
+            match at {
+                Some((s, f)) if s == subject && f == form => {}
+                Some((s, f)) => {
+                    forms.push((f.to_string(), items.drain(..).collect()));
+                    if s != subject {
+                        subjects.push((s.to_string(), forms.drain(..).collect()));
+                    }
+                    at = Some((subject, form));
+                }
+                None => at = Some((subject, form)),
+            }
+            items.push((item.clone(), value));
         }
-        Ok(out)
+        if let Some((s, f)) = at {
+            forms.push((f.to_string(), items.into_iter().collect()));
+            subjects.push((s.to_string(), forms.into_iter().collect()));
+        }
+        Ok(subjects.into_iter().collect())
     }
 
     /// One subject's values shown, read: form instance → item → value (a range of the
@@ -360,7 +417,7 @@ impl Projection {
             if s != subject {
                 break;
             }
-            let Some(Some(json)) = heads.iter().next_back().map(|(_, v)| v) else {
+            let Some(json) = shown_of(heads) else {
                 continue;
             };
             let value = Value::from_json(json).map_err(|e| {
@@ -375,22 +432,10 @@ impl Projection {
 
     /// [`Projection::signatures`] of one subject only (reads only that subject's items).
     pub fn subject_signatures(&self, subject: &str) -> Result<Vec<Signature>, ProjectError> {
-        let from = (subject.to_string(), String::new(), String::new());
-        let shown: BTreeMap<ItemKey, String> = self
-            .heads
-            .range(from..)
-            .take_while(|((s, _, _), _)| s == subject)
-            .filter_map(|(k, h)| {
-                h.iter()
-                    .next_back()
-                    .and_then(|(_, v)| v.clone())
-                    .map(|v| (k.clone(), v))
-            })
-            .collect();
         self.signed
             .iter()
             .filter(|(c, _)| c.subject.as_deref() == Some(subject))
-            .map(|(c, body)| signature(c, body, &shown))
+            .map(|(c, body)| signature(c, body, &self.heads))
             .collect()
     }
 
@@ -402,12 +447,11 @@ impl Projection {
     }
 
     /// Every signature in signing order, each valid while the values of its scope hash as
-    /// when it was signed.
+    /// when it was signed (each reads only the items of its scope).
     pub fn signatures(&self) -> Result<Vec<Signature>, ProjectError> {
-        let shown = self.shown();
         self.signed
             .iter()
-            .map(|(c, body)| signature(c, body, &shown))
+            .map(|(c, body)| signature(c, body, &self.heads))
             .collect()
     }
 }
@@ -423,10 +467,18 @@ pub fn lock_key(lock: &Lock, subject: Option<&str>, form: Option<&str>) -> Strin
     )
 }
 
+/// The value shown of an item: its head with the greatest change id, none when that head
+/// cleared it.
+fn shown_of(heads: &Heads) -> Option<&str> {
+    heads.last().and_then(|(_, v)| v.as_deref())
+}
+
+/// A signing event as a signature, valid while the values shown of its scope (a form instance's
+/// items, or all of the subject's for a casebook) hash as the signer saw them.
 fn signature(
     c: &Change,
     body: &Signed,
-    shown: &BTreeMap<ItemKey, String>,
+    heads: &BTreeMap<ItemKey, Heads>,
 ) -> Result<Signature, ProjectError> {
     let subject = c.subject.clone().unwrap_or_default();
     let scope_text = c.form.clone().unwrap_or_default();
@@ -451,11 +503,17 @@ fn signature(
             repeat,
         })
     };
-    let covered = shown
-        .range((subject.clone(), String::new(), String::new())..)
-        .take_while(|((s, _, _), _)| *s == subject)
-        .filter(|((_, f, _), _)| scope_text == "casebook" || *f == scope_text)
-        .map(|((_, f, i), v)| (f.as_str(), i.as_str(), v.as_str()));
+    let casebook = scope_text == "casebook";
+    // A form instance's items are one range of the heads; a casebook's, the subject's range.
+    let from = if casebook {
+        String::new()
+    } else {
+        scope_text.clone()
+    };
+    let covered = heads
+        .range((subject.clone(), from, String::new())..)
+        .take_while(|((s, f, _), _)| *s == subject && (casebook || *f == scope_text))
+        .filter_map(|((_, f, i), h)| Some((f.as_str(), i.as_str(), shown_of(h)?)));
     let valid = values_hash(&subject, &scope, covered) == body.values_hash;
     Ok(Signature {
         id: c.change_id.clone(),

@@ -6,32 +6,64 @@
 //! roles that may [`Action::Export`] get it; recording an export is a change in the log like any
 //! other (who, when, what), never a side table.
 
-use ecrf_core::Action;
+use std::collections::{BTreeMap, HashMap};
+
+use ecrf_core::{Action, Value};
 use ecrf_log::body::{Body, Exported};
-use ecrf_log::{Change, ExportSubject, ExportValue, ExportView, Signature};
+use ecrf_log::record::{ChangeTexts, PackedLog};
+use ecrf_log::{Change, ChangeKind, ExportSubject, ExportView, Signature};
 use rusqlite::TransactionBehavior;
 
 use crate::error::StoreError;
 use crate::oversight::{covered_values, hash_of, scope_of};
 use crate::store::{Draft, Store, decode_value};
 
-/// The changes with `from <= seq <= to`, in order; what no export shows (the confirmed
-/// warnings, the previous hash and the base of a change) is left empty, which saves reading and
-/// holding ~150 bytes of each of hundreds of thousands of rows.
-fn read_changes(
-    conn: &rusqlite::Connection,
-    from: i64,
-    to: i64,
-) -> Result<Vec<Change>, StoreError> {
+/// The changes with `from <= seq <= to`, in order, packed: each row's texts are appended to
+/// the log's one buffer as read, without a string of their own. What no export shows (the
+/// confirmed warnings, the previous hash and the base of a change) is not read.
+fn read_changes(conn: &rusqlite::Connection, from: i64, to: i64) -> Result<PackedLog, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT seq, change_id, device, device_seq, kind, subject, form, item, old_value, \
-         new_value, user, role, utc, local_offset, reason, NULL, '', hash, NULL, signature, source \
+         new_value, user, role, utc, local_offset, reason, hash, signature, source \
          FROM change_log WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq",
     )?;
     let mut rows = stmt.query([from, to])?;
-    let mut out = Vec::with_capacity(usize::try_from(to - from + 1).unwrap_or(0));
+    let mut out = PackedLog::with_capacity(usize::try_from(to - from + 1).unwrap_or(0));
+    // Changes come in runs of one kind (a save's `item.set`s): the name is compared with the
+    // last kind's before it is looked up among all kinds.
+    let mut last: Option<ChangeKind> = None;
     while let Some(r) = rows.next()? {
-        out.push(crate::log::from_row(r)?);
+        let name = text(r, 4)?;
+        let kind = match last {
+            Some(k) if k.as_str() == name => k,
+            _ => name.parse::<ChangeKind>().map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    4,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?,
+        };
+        last = Some(kind);
+        let texts = ChangeTexts {
+            change_id: text(r, 1)?,
+            device: text(r, 2)?,
+            subject: optional_text(r, 5)?,
+            form: optional_text(r, 6)?,
+            item: optional_text(r, 7)?,
+            old_value: optional_text(r, 8)?,
+            new_value: optional_text(r, 9)?,
+            user: text(r, 10)?,
+            role: text(r, 11)?,
+            utc: text(r, 12)?,
+            local_offset: text(r, 13)?,
+            reason: optional_text(r, 14)?,
+            hash: text(r, 15)?,
+            signature: optional_text(r, 16)?,
+            source: optional_text(r, 17)?,
+        };
+        out.push(r.get(0)?, r.get(3)?, kind, texts)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
     }
     Ok(out)
 }
@@ -39,8 +71,79 @@ fn read_changes(
 /// A signature as read, with the hash it signed and the values it covers now.
 type SignatureRow = (Signature, String, Vec<(String, String, String)>);
 
+/// A subject's current values: form instance → item → value.
+type Forms = BTreeMap<String, BTreeMap<String, Value>>;
+
+/// Current values: subject → form instance → item → value.
+type Values = BTreeMap<String, Forms>;
+
 /// Everything of a snapshot but the log: subjects, current values, signatures.
-type SnapshotRest = (Vec<ExportSubject>, Vec<ExportValue>, Vec<SignatureRow>);
+type SnapshotRest = (Vec<ExportSubject>, Values, Vec<SignatureRow>);
+
+/// Column `i` of a row as text, borrowed from the row.
+fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r str, StoreError> {
+    r.get_ref(i)?.as_str().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+            .into()
+    })
+}
+
+/// Column `i` of a row as text, borrowed from the row; `None` when NULL.
+fn optional_text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<Option<&'r str>, StoreError> {
+    r.get_ref(i)?.as_str_or_null().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+            .into()
+    })
+}
+
+/// The current values of the snapshot `tx` reads.
+///
+/// The rows come sorted by subject, instance and item: each subject's and instance's name is
+/// taken once and each map built from its sorted entries, and a trial's half a million values
+/// are a few thousand distinct JSON texts, each read once.
+fn read_values(tx: &rusqlite::Connection) -> Result<Values, StoreError> {
+    let mut stmt = tx.prepare(
+        "SELECT subject, form, item, value FROM item_values ORDER BY subject, form, item",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut read: HashMap<String, Value> = HashMap::new();
+    let mut subjects: Vec<(String, Forms)> = Vec::new();
+    let mut forms: Vec<(String, BTreeMap<String, Value>)> = Vec::new();
+    let mut items: Vec<(String, Value)> = Vec::new();
+    // The subject and instance whose values are being gathered.
+    let mut at: Option<(String, String)> = None;
+    while let Some(r) = rows.next()? {
+        let (subject, form, item, json) = (text(r, 0)?, text(r, 1)?, text(r, 2)?, text(r, 3)?);
+        match &mut at {
+            Some((s, f)) if s == subject && f == form => {}
+            Some((s, f)) => {
+                forms.push((
+                    std::mem::replace(f, form.to_string()),
+                    items.drain(..).collect(),
+                ));
+                if s != subject {
+                    let s = std::mem::replace(s, subject.to_string());
+                    subjects.push((s, forms.drain(..).collect()));
+                }
+            }
+            None => at = Some((subject.to_string(), form.to_string())),
+        }
+        let value = match read.get(json) {
+            Some(v) => v.clone(),
+            None => {
+                let v = decode_value(form, item, json)?;
+                read.insert(json.to_string(), v.clone());
+                v
+            }
+        };
+        items.push((item.to_string(), value));
+    }
+    if let Some((s, f)) = at {
+        forms.push((f, items.into_iter().collect()));
+        subjects.push((s, forms.into_iter().collect()));
+    }
+    Ok(subjects.into_iter().collect())
+}
 
 /// Subjects, current values and signatures of the snapshot `tx` reads.
 fn read_rest(tx: &rusqlite::Connection) -> Result<SnapshotRest, StoreError> {
@@ -57,26 +160,7 @@ fn read_rest(tx: &rusqlite::Connection) -> Result<SnapshotRest, StoreError> {
             });
         }
     }
-    let mut values = Vec::new();
-    {
-        let mut stmt = tx.prepare(
-                "SELECT subject, form, item, value, change_seq FROM item_values ORDER BY subject, form, item",
-            )?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let form: String = r.get(1)?;
-            let item: String = r.get(2)?;
-            let json: String = r.get(3)?;
-            let value = decode_value(&form, &item, &json)?;
-            values.push(ExportValue {
-                subject: r.get(0)?,
-                form,
-                item,
-                value,
-                change_seq: r.get(4)?,
-            });
-        }
-    }
+    let values = read_values(tx)?;
     let mut signatures = Vec::new();
     {
         let mut stmt = tx.prepare(

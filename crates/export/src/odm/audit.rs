@@ -7,6 +7,7 @@
 use std::io::Write;
 
 use chrono::{DateTime, FixedOffset};
+use ecrf_log::record::PackedChange;
 
 use super::admin::meaning_name;
 use super::{Xml, oid};
@@ -57,17 +58,18 @@ pub(super) fn write_audit_record<W: Write>(
     x: &mut Xml<W>,
     cache: &mut StampCache,
     site: &str,
-    c: &ecrf_log::Change,
+    c: PackedChange<'_>,
 ) -> std::io::Result<()> {
-    if cache.key.0 != c.utc || cache.key.1 != c.local_offset {
-        cache.stamp = local_stamp(&c.utc, &c.local_offset);
-        cache.key = (c.utc.clone(), c.local_offset.clone());
+    let (utc, offset) = (c.utc(), c.local_offset());
+    if cache.key.0 != utc || cache.key.1 != offset {
+        cache.stamp = local_stamp(utc, offset);
+        cache.key = (utc.to_string(), offset.to_string());
     }
-    x.open_parts("AuditRecord", &[("ID", &["AR.", &c.change_id])])?;
-    x.empty_parts("UserRef", &[("UserOID", &["USR.", site, ".", &c.user])])?;
+    x.open_parts("AuditRecord", &[("ID", &["AR.", c.change_id()])])?;
+    x.empty_parts("UserRef", &[("UserOID", &["USR.", site, ".", c.user()])])?;
     x.empty_parts("LocationRef", &[("LocationOID", &["LOC.", site])])?;
     x.text("DateTimeStamp", &[], &cache.stamp)?;
-    if let Some(r) = &c.reason {
+    if let Some(r) = c.reason() {
         x.text("ReasonForChange", &[], r)?;
     }
     x.close("AuditRecord")

@@ -40,10 +40,7 @@ pub(super) struct Xml<W: Write> {
 
 /// Writes `s` escaped, without allocating when nothing needs escaping.
 fn write_escaped<W: Write>(out: &mut W, s: &str) -> std::io::Result<()> {
-    let plain = s
-        .bytes()
-        .all(|b| b >= 0x20 && !matches!(b, b'&' | b'<' | b'>' | b'"' | b'\''));
-    if plain {
+    if !crate::scan::xml_special(s) {
         out.write_all(s.as_bytes())
     } else {
         out.write_all(esc(s).as_bytes())
