@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 ECRF := $(CARGO_TARGET_DIR)/debug/ecrf
 
-.PHONY: run test setup ui build lint bench bench-desktop bench-pdf bench-export bench-sync bench-scale bench-web bench-lab demo-cli crash-test fuzz package-windows test-windows package test-packages
+.PHONY: run test setup ui build lint bench bench-desktop bench-pdf bench-export bench-sync bench-scale bench-web bench-lab bench-laptop demo-cli crash-test fuzz package-windows test-windows package test-packages
 
 setup:
 	@bash scripts/setup.sh
@@ -116,6 +116,14 @@ bench-scale: setup
 bench-web: setup
 	cargo build --release -p ecrf-cli
 	bash scripts/pg.sh run $(CARGO_TARGET_DIR)/release/ecrf bench-web
+
+# The laptop at scale: one site of 600 subjects x (ECMO + 30 daily logs) in one store: save
+# p50/p99 run by run, login and subject list, store size, `ecrf store check`, and the desktop
+# app on it (cold start to the subject list, idle memory with its WebKit processes).
+bench-laptop: ui
+	cargo build --release -p ecrf-cli
+	cargo build --release -p ecrf-desktop
+	bash scripts/bench-laptop.sh $(CARGO_TARGET_DIR)/release
 
 # Reading and matching a month of laboratory results for 60 patients (~20,000 observations).
 bench-lab: setup

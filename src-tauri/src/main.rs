@@ -15,18 +15,42 @@ use ecrf_app::dto::*;
 use ecrf_app::{App, AppResult, Lang, Query, QueryStep, Role, User};
 use tauri::{Emitter, State};
 
+#[cfg(target_os = "linux")]
+mod linux;
+
 struct Shell {
     app: Mutex<App>,
     started: Instant,
+    /// `ECRF_STARTUP_PROBE` is set: the start-up benchmark reads what the shell prints.
+    probe: bool,
 }
 
 /// Runs `f` on the app; a poisoned lock (a panic in an earlier call) is an error, not a crash.
-fn with<T>(shell: &State<'_, Shell>, f: impl FnOnce(&mut App) -> AppResult<T>) -> AppResult<T> {
+/// Under the start-up probe each command's time goes to stderr (`command subjects 512.3 ms`),
+/// so the benchmark shows which command a slow start waits for.
+fn with<T, F>(shell: &State<'_, Shell>, f: F) -> AppResult<T>
+where
+    F: FnOnce(&mut App) -> AppResult<T>,
+{
     let mut app = shell.app.lock().map_err(|_| AppError {
         code: ErrorCode::Internal,
         message: "the app hit an internal error; restart it".into(),
     })?;
-    f(&mut app)
+    let started = shell.probe.then(Instant::now);
+    let result = f(&mut app);
+    if let Some(t) = started {
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        eprintln!("command {} {ms:.1} ms", command_name::<F>());
+    }
+    result
+}
+
+/// The command a closure was written in: `ecrf_desktop::subjects::{{closure}}` → `subjects`.
+fn command_name<F>() -> &'static str {
+    let name = std::any::type_name::<F>();
+    name.strip_prefix("ecrf_desktop::")
+        .and_then(|n| n.split("::").next())
+        .unwrap_or(name)
 }
 
 #[tauri::command]
@@ -90,7 +114,11 @@ fn add_user(
 }
 #[tauri::command]
 fn subjects(s: State<'_, Shell>) -> AppResult<Vec<SubjectRow>> {
-    with(&s, |a| a.subjects())
+    let rows = with(&s, |a| a.subjects());
+    // A big site's list reads every value of every subject: give those pages back.
+    #[cfg(target_os = "linux")]
+    linux::trim_heap();
+    rows
 }
 #[tauri::command]
 fn new_subject(s: State<'_, Shell>) -> AppResult<String> {
@@ -356,13 +384,39 @@ fn backup_status(s: State<'_, Shell>) -> AppResult<BackupStatusDto> {
 fn set_backup_reminder_hours(s: State<'_, Shell>, hours: u32) -> AppResult<BackupStatusDto> {
     with(&s, |a| a.set_backup_reminder_hours(hours))
 }
-/// Called by the UI once the first screen is drawn: with `ECRF_STARTUP_PROBE=1` the shell
-/// prints the time since it started, for the start-up benchmark.
+/// Called by the UI once a screen is drawn (`login`: the first screen; `subjects`: the subject
+/// list the start-up probe logged in to): with `ECRF_STARTUP_PROBE=1` the shell prints the time
+/// since it started (`ui-ready <ms>`, `subjects-ready <ms>`) for the start-up benchmark.
 #[tauri::command]
-fn ui_ready(s: State<'_, Shell>) {
-    if std::env::var_os("ECRF_STARTUP_PROBE").is_some() {
-        println!("ui-ready {:.1} ms", s.started.elapsed().as_secs_f64() * 1e3);
+fn ui_ready(s: State<'_, Shell>, screen: String) {
+    if s.probe {
+        let what = if screen == "subjects" {
+            "subjects-ready"
+        } else {
+            "ui-ready"
+        };
+        println!("{what} {:.1} ms", s.started.elapsed().as_secs_f64() * 1e3);
     }
+}
+
+/// The start-up benchmark's login (`scripts/bench-desktop.sh` with a store): only with
+/// `ECRF_STARTUP_PROBE` set, logs in as `ECRF_PROBE_USER` with `ECRF_PROBE_PASSWORD` through
+/// the login command's own path, so the benchmark can time a cold start to the subject list.
+/// Without those variables it answers nothing and the login screen stays. The password never
+/// crosses to the page.
+#[tauri::command]
+fn probe_login(s: State<'_, Shell>) -> AppResult<Option<SessionDto>> {
+    if !s.probe {
+        return Ok(None);
+    }
+    let (Ok(user), Ok(password)) = (
+        std::env::var("ECRF_PROBE_USER"),
+        std::env::var("ECRF_PROBE_PASSWORD"),
+    ) else {
+        return Ok(None);
+    };
+    let password = Zeroizing::new(password);
+    with(&s, |a| a.login(&user, &password)).map(Some)
 }
 
 #[cfg(not(windows))]
@@ -385,19 +439,8 @@ fn data_dir() -> PathBuf {
 
 fn main() {
     let started = Instant::now();
-    // Forms need no GPU: without compositing, with Skia drawing on the CPU and without the
-    // DMA-BUF renderer, WebKit's page process holds ~100 MB less (measured by
-    // `make bench-desktop`: 263 -> 169 MB RSS under Xvfb). Each stays overridable.
-    for (name, value) in [
-        ("WEBKIT_DISABLE_COMPOSITING_MODE", "1"),
-        ("WEBKIT_SKIA_ENABLE_CPU_RENDERING", "1"),
-        ("WEBKIT_DISABLE_DMABUF_RENDERER", "1"),
-    ] {
-        if std::env::var_os(name).is_none() {
-            // SAFETY: nothing else runs yet; no other thread can read the environment now.
-            unsafe { std::env::set_var(name, value) };
-        }
-    }
+    #[cfg(target_os = "linux")]
+    linux::before_start();
     let store = std::env::var_os("ECRF_STORE")
         .map(PathBuf::from)
         .unwrap_or_else(|| data_dir().join("ward.ecrf"));
@@ -417,6 +460,7 @@ fn main() {
         .manage(Shell {
             app: Mutex::new(app),
             started,
+            probe: std::env::var_os("ECRF_STARTUP_PROBE").is_some(),
         })
         .invoke_handler(tauri::generate_handler![
             lab_preview,
@@ -473,7 +517,8 @@ fn main() {
             backup,
             backup_status,
             set_backup_reminder_hours,
-            ui_ready
+            ui_ready,
+            probe_login
         ])
         .run(tauri::generate_context!("../tauri.conf.json"));
     if let Err(e) = result {

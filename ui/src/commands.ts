@@ -59,7 +59,8 @@ export const commands = {
   backup: (folder: string): Promise<BackupDone> => invoke<BackupDone>("backup", { folder }),
   backupStatus: (): Promise<BackupStatusDto> => invoke<BackupStatusDto>("backup_status"),
   setBackupReminderHours: (hours: number): Promise<BackupStatusDto> => invoke<BackupStatusDto>("set_backup_reminder_hours", { hours }),
-  uiReady: (): Promise<void> => invoke<void>("ui_ready"),
+  uiReady: (screen: string): Promise<void> => invoke<void>("ui_ready", { screen }),
+  probeLogin: (): Promise<SessionDto | null> => invoke<SessionDto | null>("probe_login"),
 };
 
 /** Every event the shell sends, with its payload. */

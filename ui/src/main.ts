@@ -908,8 +908,19 @@ async function start(): Promise<void> {
   watchIdle();
   if (!welcome.store_exists) showWelcome();
   else showLogin(false);
-  void api.uiReady();
+  void api.uiReady("login");
   document.title = `${tx(study.title)} — eCRF`;
+  // The start-up benchmark only (ECRF_STARTUP_PROBE with a probe user): log in and time the
+  // subject list; otherwise the shell answers null and the login screen stays.
+  const probe = await api.probeLogin();
+  if (probe) {
+    session = probe;
+    setLang(session.lang);
+    lastActivity = Date.now();
+    await showSubjects();
+    startAutoSync();
+    requestAnimationFrame(() => void api.uiReady("subjects"));
+  }
 }
 
 void start().catch((e) => mount(h("pre", { class: "fatal" }, errorText(e))));

@@ -2,94 +2,150 @@
 //! randomization (the 6-hour IABP window shown from the ECMO start).
 
 use super::*;
+use ecrf_store::ItemState;
+
+/// A subject's day 0 and schedule with each instance's status, from its current values
+/// (taken, not copied). `today` and `now` are the clock's, read once by the caller.
+fn state_of(
+    study: &Study,
+    raw: BTreeMap<String, Vec<ItemState>>,
+    today: chrono::NaiveDate,
+    now: chrono::DateTime<chrono::Utc>,
+) -> (Option<chrono::NaiveDate>, Vec<ScheduleState>) {
+    let mut values: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
+    let mut warned: BTreeMap<String, bool> = BTreeMap::new();
+    for (key, items) in raw {
+        if items.iter().any(|s| s.warning.is_some()) {
+            warned.insert(key.clone(), true);
+        }
+        values.insert(key, items.into_iter().map(|s| (s.item, s.value)).collect());
+    }
+    let existing: Vec<FormKey> = values
+        .keys()
+        .filter_map(|k| FormKey::parse(study, k).ok())
+        .collect();
+    let day0 = day_zero(&values);
+    // Daily logs end the day after the last device came out (core::outcome).
+    let last_log_day = ecrf_core::outcome::subject_outcome(&values, now)
+        .last_log_day
+        .and_then(|d| u32::try_from(d).ok());
+    let rows = schedule(study, day0, &existing, today)
+        .into_iter()
+        .filter(|e| {
+            e.key.form != "DLY"
+                || values.contains_key(&e.key.to_string())
+                || last_log_day.is_none_or(|last| e.key.repeat.is_none_or(|n| n <= last))
+        })
+        .filter_map(|e| {
+            let form = study.form(&e.key.form)?;
+            let key = e.key.to_string();
+            let empty = BTreeMap::new();
+            let v = values.get(&key).unwrap_or(&empty);
+            let due = if form.entry == EntryKind::System {
+                None
+            } else {
+                e.due
+            };
+            let st = instance_status(form, v, warned.contains_key(&key), due, today);
+            Some((e.key, e.due, st))
+        })
+        .collect();
+    (day0, rows)
+}
+
+/// One row of the subject list: the schedule's counts and the worst status among them.
+fn row_of(study: &Study, subject: String, raw: BTreeMap<String, Vec<ItemState>>) -> SubjectRow {
+    let (day0, rows) = state_of(study, raw, Local::now().date_naive(), chrono::Utc::now());
+    let count = |s: FormStatus| rows.iter().filter(|r| r.2 == s).count() as u32;
+    let (complete, in_progress, overdue, warnings) = (
+        count(FormStatus::Complete),
+        count(FormStatus::InProgress),
+        count(FormStatus::Overdue) + count(FormStatus::Missing),
+        count(FormStatus::Warnings),
+    );
+    let status = if overdue > 0 {
+        FormStatus::Overdue
+    } else if warnings > 0 {
+        FormStatus::Warnings
+    } else if in_progress > 0 {
+        FormStatus::InProgress
+    } else if complete > 0 {
+        FormStatus::Complete
+    } else {
+        FormStatus::NotStarted
+    };
+    SubjectRow {
+        subject,
+        day0: day0.map(|d| d.to_string()),
+        status,
+        complete,
+        in_progress,
+        overdue,
+        warnings,
+    }
+}
 
 impl App {
     pub(crate) fn subject_state(
         &self,
         subject: &str,
     ) -> AppResult<(Option<chrono::NaiveDate>, Vec<ScheduleState>)> {
-        let store = self.store()?;
-        let raw = store.subject_values(subject)?;
-        let mut values: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
-        let mut warned: BTreeMap<String, bool> = BTreeMap::new();
-        for (key, items) in &raw {
-            let entry = values.entry(key.clone()).or_default();
-            for s in items {
-                entry.insert(s.item.clone(), s.value.clone());
-                if s.warning.is_some() {
-                    warned.insert(key.clone(), true);
-                }
-            }
-        }
-        let existing: Vec<FormKey> = raw
-            .keys()
-            .filter_map(|k| FormKey::parse(&self.study, k).ok())
-            .collect();
-        let day0 = day_zero(&values);
-        let today = Local::now().date_naive();
-        // Daily logs end the day after the last device came out (core::outcome).
-        let last_log_day = ecrf_core::outcome::subject_outcome(&values, chrono::Utc::now())
-            .last_log_day
-            .and_then(|d| u32::try_from(d).ok());
-        let rows = schedule(&self.study, day0, &existing, today)
-            .into_iter()
-            .filter(|e| {
-                e.key.form != "DLY"
-                    || raw.contains_key(&e.key.to_string())
-                    || last_log_day.is_none_or(|last| e.key.repeat.is_none_or(|n| n <= last))
-            })
-            .filter_map(|e| {
-                let form = self.study.form(&e.key.form)?;
-                let key = e.key.to_string();
-                let empty = BTreeMap::new();
-                let v = values.get(&key).unwrap_or(&empty);
-                let due = if form.entry == EntryKind::System {
-                    None
-                } else {
-                    e.due
-                };
-                let st = instance_status(form, v, warned.contains_key(&key), due, today);
-                Some((e.key, e.due, st))
-            })
-            .collect();
-        Ok((day0, rows))
+        let raw = self.store()?.subject_values(subject)?;
+        Ok(state_of(
+            &self.study,
+            raw,
+            Local::now().date_naive(),
+            chrono::Utc::now(),
+        ))
     }
 
-    /// The subject list with each subject's form status.
+    /// The subject list with each subject's form status. Every value of the site is read in
+    /// one pass, then the subjects' statuses are worked out on all cores: for a site of 600
+    /// subjects (880,000 values, 18,600 instances) this is the first screen after a login.
     pub fn subjects(&self) -> AppResult<Vec<SubjectRow>> {
         let store = self.store()?;
-        let mut out = Vec::new();
-        for subject in store.subjects()? {
-            let (day0, rows) = self.subject_state(&subject)?;
-            let count = |s: FormStatus| rows.iter().filter(|r| r.2 == s).count() as u32;
-            let (complete, in_progress, overdue, warnings) = (
-                count(FormStatus::Complete),
-                count(FormStatus::InProgress),
-                count(FormStatus::Overdue) + count(FormStatus::Missing),
-                count(FormStatus::Warnings),
-            );
-            let status = if overdue > 0 {
-                FormStatus::Overdue
-            } else if warnings > 0 {
-                FormStatus::Warnings
-            } else if in_progress > 0 {
-                FormStatus::InProgress
-            } else if complete > 0 {
-                FormStatus::Complete
-            } else {
-                FormStatus::NotStarted
-            };
-            out.push(SubjectRow {
-                subject,
-                day0: day0.map(|d| d.to_string()),
-                status,
-                complete,
-                in_progress,
-                overdue,
-                warnings,
-            });
+        let mut all = store.all_subject_values()?;
+        let work: Vec<(String, BTreeMap<String, Vec<ItemState>>)> = store
+            .subjects()?
+            .into_iter()
+            .map(|s| {
+                let raw = all.remove(&s).unwrap_or_default();
+                (s, raw)
+            })
+            .collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8);
+        let per_thread = work.len().div_ceil(threads).max(1);
+        let mut chunks: Vec<Vec<_>> = Vec::new();
+        let mut work = work.into_iter().peekable();
+        while work.peek().is_some() {
+            chunks.push(work.by_ref().take(per_thread).collect());
         }
-        Ok(out)
+        let study: &Study = &self.study;
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        chunk
+                            .into_iter()
+                            .map(|(subject, raw)| row_of(study, subject, raw))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let mut rows = Vec::new();
+            for h in handles {
+                rows.extend(h.join().map_err(|_| {
+                    err(
+                        ErrorCode::Internal,
+                        "the subject list could not be worked out",
+                    )
+                })?);
+            }
+            Ok(rows)
+        })
     }
 
     /// Creates a subject; returns its number.

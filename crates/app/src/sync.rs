@@ -176,9 +176,10 @@ impl App {
         let store = self.store()?;
         let state = store.sync_state()?;
         let server = store.sync_setting(ecrf_sync::client::setting::SERVER)?;
-        let waiting = store
-            .own_changes_after(state.pushed, usize::MAX >> 1)?
-            .len() as u32;
+        // Counted in the store: reading the changes themselves to count them took seconds and
+        // hundreds of MB on a large site that never synced (600 subjects: 850,000 changes).
+        let waiting =
+            u32::try_from(store.own_change_count_after(state.pushed)?).unwrap_or(u32::MAX);
         let conflicts = store
             .conflicts()?
             .into_iter()

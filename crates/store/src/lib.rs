@@ -56,4 +56,6 @@ pub use oversight::{AuditFilter, HeldChange, SdvProgress, audit_csv};
 pub use randomization::{EnvelopeCount, Randomization, Refusal};
 pub use rekey::Rekeyed;
 pub use replica::{ApplyReport, Conflict, ConflictValue, SyncState};
-pub use store::{CreateOptions, SaveOptions, SaveOutcome, Session, Store, check_password};
+pub use store::{
+    AllSubjectValues, CreateOptions, SaveOptions, SaveOutcome, Session, Store, check_password,
+};

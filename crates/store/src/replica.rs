@@ -246,14 +246,17 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// How many of this device's changes have `device_seq` above `after`.
+    /// How many of this device's changes have `device_seq` above `after`. A device numbers its
+    /// own changes 1, 2, 3… without gaps (the chain rule, `ecrf_log::chain`), so this is its
+    /// last number minus `after`: one index lookup, where counting the rows read a whole
+    /// index (0.3 s for a site of 600 subjects that never synced, at every sync badge).
     pub fn own_change_count_after(&self, after: i64) -> Result<usize, StoreError> {
-        let n: i64 = self.conn().query_row(
-            "SELECT count(*) FROM change_log WHERE device = ?1 AND device_seq > ?2",
-            params![self.device_id(), after],
+        let head: i64 = self.conn().query_row(
+            "SELECT coalesce(max(device_seq), 0) FROM change_log WHERE device = ?1",
+            params![self.device_id()],
             |r| r.get(0),
         )?;
-        Ok(usize::try_from(n).unwrap_or(0))
+        Ok(usize::try_from(head - after).unwrap_or(0))
     }
 
     /// Every change of the log in local order (for comparing replicas).

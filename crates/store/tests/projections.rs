@@ -182,3 +182,38 @@ fn a_query_raised_by_a_save_is_the_same_in_the_fold() {
     stored.sort_by(|a, b| a.id.cmp(&b.id));
     assert_eq!(stored, folded.queries.into_values().collect::<Vec<_>>());
 }
+
+/// The subject list's one read of every subject (ranges of subjects read at once over their
+/// own connections when there are enough subjects and cores) returns exactly what reading
+/// each subject alone does, subjects without values left out.
+#[test]
+fn every_subjects_values_read_at_once_equal_each_subjects_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fresh_store(dir.path());
+    store.set_durable(false).unwrap();
+    let mut subjects = Vec::new();
+    for n in 0..200u32 {
+        let s = store.new_subject().unwrap();
+        let key = FormKey {
+            form: "DLY".into(),
+            repeat: Some(n % 3),
+        };
+        let hr = (70 + n % 20).to_string();
+        store
+            .save(
+                &s,
+                &key,
+                &[("HR", hr.as_str()), ("CRRT", "Y")],
+                &SaveOptions::default(),
+            )
+            .unwrap();
+        subjects.push(s);
+    }
+    let empty = store.new_subject().unwrap();
+    let all = store.all_subject_values().unwrap();
+    assert_eq!(all.len(), subjects.len());
+    assert!(!all.contains_key(&empty));
+    for s in &subjects {
+        assert_eq!(all.get(s), Some(&store.subject_values(s).unwrap()), "{s}");
+    }
+}

@@ -39,7 +39,7 @@ pub(crate) use apply::{apply, replay};
 pub use open::CreateOptions;
 // `store::open_connection`: the connection settings, named so by the crate's other modules.
 use open::open_connection;
-pub use save::{SaveOptions, SaveOutcome};
+pub use save::{AllSubjectValues, SaveOptions, SaveOutcome};
 pub use users::check_password;
 
 /// The logged-in user.
