@@ -70,6 +70,27 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServerError> {
     serve_with(opts, |_| axum::Router::new()).await
 }
 
+/// Connections the kernel holds until the server accepts them. std's `TcpListener::bind` asks
+/// for 128: when 500 laptops synced at once the queue overflowed, the kernel dropped their
+/// first packets and they retried 1 s and 3 s later (p99 3.9 s at an idle CPU; `make
+/// bench-scale`). The kernel caps it at `net.core.somaxconn` (4096 here).
+const ACCEPT_BACKLOG: u32 = 1024;
+
+/// A non-blocking listener on `addr` with [`ACCEPT_BACKLOG`].
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As std does on Unix: a restarted server binds at once though the old one's connections
+    // linger (on Windows the same flag would let another program take the port).
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)?.into_std()
+}
+
 /// [`serve`], with more routes beside the API over the same pool, TLS and port (the web view
 /// of `crates/web`, which `ecrf server` mounts).
 pub async fn serve_with(
@@ -89,11 +110,8 @@ pub async fn serve_with(
     let app = api::router(pool.clone(), opts.limits)
         .merge(more(pool))
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let listener = std::net::TcpListener::bind(opts.listen)
+    let listener = listen(opts.listen)
         .map_err(|e| ServerError::Invalid(format!("--listen {}: {e}", opts.listen)))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| ServerError::Internal(e.to_string()))?;
     let local = listener
         .local_addr()
         .map_err(|e| ServerError::Internal(e.to_string()))?;
@@ -133,4 +151,26 @@ pub async fn serve_with(
         }
     }
     .map_err(|e| ServerError::Internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    /// Far more laptops than std's 128 can connect at once while the server is busy: none of
+    /// their connections waits for the kernel to retry (a dropped first packet costs 1 s).
+    #[tokio::test]
+    async fn many_connections_wait_in_the_accept_queue() {
+        let listener = super::listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let opened = tokio::task::spawn_blocking(move || {
+            (0..400)
+                .map(|_| std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .unwrap();
+        assert_eq!(opened.map(|c| c.len()).unwrap(), 400);
+        drop(listener);
+    }
 }
