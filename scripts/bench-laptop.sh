@@ -18,8 +18,9 @@ echo "== saves into one site of $SUBJECTS subjects x (ECMO + 30 daily logs), $RU
   --saves $((SUBJECTS / RUNS < 100 ? SUBJECTS / RUNS : 100)) --dir "$WORK"
 STORE="$WORK/encrypted.ecrf"
 
-echo "== ecrf store check ($RUNS runs)"
-for i in $(seq 1 "$RUNS"); do
+CHECKS=$(( RUNS < 2 ? RUNS : 2 ))
+echo "== ecrf store check ($CHECKS runs)"
+for i in $(seq 1 "$CHECKS"); do
   t0=$(date +%s%N)
   ECRF_STORE="$STORE" ECRF_USER=nurse ECRF_PASSWORD=$PASSWORD "$BIN/ecrf" store check | head -1
   echo "  run $i: $(( ($(date +%s%N) - t0) / 1000000 )) ms (process start to exit)"

@@ -1,9 +1,11 @@
 //! The central server's PostgreSQL as an export source (`ecrf export … --database-url URL
 //! [--site S]`): every site's change log as the devices pushed it (`changes.body` holds each
 //! change's full record), read in one read-only, repeatable-read transaction and replayed by
-//! `ecrf_export::logs` into the same projections a store makes. Nothing is written to the
+//! `ecrf_export::logs` into the same projections a store makes, each site folded on another
+//! core while the next is read. Nothing is written to the
 //! server's database (no migration is run: an export reads the schema as it is).
 
+use ecrf_export::logs::LogFolder;
 use ecrf_export::{DataSource, ExportError, TrialData};
 use sqlx::Connection;
 
@@ -25,23 +27,29 @@ impl DataSource for ServerDb {
             .enable_all()
             .build()
             .map_err(db)?;
-        let (sites, logs) = runtime.block_on(read(&self.url, self.site.as_deref()))?;
-        ecrf_export::logs::from_logs(&sites, logs, with_changes)
+        let mut folder = LogFolder::new(with_changes)?;
+        let sites = runtime.block_on(read(&self.url, self.site.as_deref(), &mut folder))?;
+        folder.finish(&sites)
     }
 }
 
-/// Sites and each site's log in the server's commit order (`changes.seq`, which becomes each
-/// change's `seq` in the export), read by `ecrf_server::db::logs` (the web view's downloads
-/// read the same).
+/// Every site (all, or `site`), each site's log handed to `folder` as soon as it is read (in
+/// the server's commit order: `changes.seq` becomes each change's `seq` in the export), by
+/// `ecrf_server::db::logs` (the web view's downloads read the same).
 async fn read(
     url: &str,
     site: Option<&str>,
-) -> Result<(Vec<String>, Vec<(String, Vec<ecrf_log::Change>)>), ExportError> {
+    folder: &mut LogFolder,
+) -> Result<Vec<String>, ExportError> {
     let mut conn = sqlx::PgConnection::connect(url).await.map_err(db)?;
     let only = site.map(|s| vec![s.to_string()]);
-    let (sites, logs) = ecrf_server::db::logs::site_logs(&mut conn, only.as_deref())
-        .await
-        .map_err(db)?;
+    let sites = ecrf_server::db::logs::each_site_log(&mut conn, only.as_deref(), |raw| {
+        folder
+            .add_records(raw.site, raw.changes)
+            .map_err(|e| ecrf_server::ServerError::Internal(e.to_string()))
+    })
+    .await
+    .map_err(db)?;
     if let Some(s) = site
         && sites.is_empty()
     {
@@ -49,5 +57,5 @@ async fn read(
             "--site {s}: the server has no such site"
         )));
     }
-    Ok((sites, logs))
+    Ok(sites)
 }

@@ -8,13 +8,14 @@
 //! exports).
 //!
 //! Each site's log folds on its own (a projection is one site's), so the sites are folded by as
-//! many threads as there are cores, then merged in the order given: the result is the same as
-//! folding them one after the other. The thread that folds a site's log also packs it for the
-//! exports ([`PackedLog`]) and frees the changes as received.
+//! many threads as there are cores ([`LogFolder`]), each as soon as it is given (the server's
+//! export reads the next site meanwhile, and gives the stored records unparsed so that parsing
+//! runs on every core too), then merged in the order given: the result is the same as folding
+//! them one after the other. The thread that folds a site's log also packs it for the exports
+//! ([`PackedLog`]) and frees the changes as received.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 
 use ecrf_core::Value;
 use ecrf_log::body::StudyPublished;
@@ -64,6 +65,124 @@ fn fold(log: Vec<Change>, keep: bool) -> Result<Folded, ExportError> {
     })
 }
 
+/// What a site's log arrives as.
+enum SiteInput {
+    /// Parsed changes.
+    Changes(Vec<Change>),
+    /// Each change's `seq` and its JSON record as the server stores it.
+    Records(Vec<(i64, String)>),
+}
+
+/// A site's changes from its stored records, each given its `seq`.
+fn parse_records(site: &str, records: Vec<(i64, String)>) -> Result<Vec<Change>, ExportError> {
+    let mut log = Vec::with_capacity(records.len());
+    for (seq, body) in records {
+        let mut change: Change = serde_json::from_str(&body).map_err(|e| {
+            ExportError::Source(format!("server change #{seq} of site {site}: {e}"))
+        })?;
+        change.seq = seq;
+        log.push(change);
+    }
+    Ok(log)
+}
+
+type Work = (usize, String, SiteInput);
+type Done = (usize, String, Result<Folded, ExportError>);
+
+/// Folds sites' logs on every core while the caller goes on reading the next ones;
+/// [`LogFolder::finish`] merges them in the order they were added (the same result as folding
+/// them one after the other).
+pub struct LogFolder {
+    work: Option<mpsc::Sender<Work>>,
+    workers: Vec<std::thread::JoinHandle<Vec<Done>>>,
+    added: usize,
+}
+
+impl LogFolder {
+    /// A folder with one thread per core; the changes are kept only when `with_changes`.
+    pub fn new(with_changes: bool) -> Result<LogFolder, ExportError> {
+        let (work, queue) = mpsc::channel::<Work>();
+        let queue = Arc::new(Mutex::new(queue));
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut workers = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let queue = Arc::clone(&queue);
+            let worker = std::thread::Builder::new()
+                .name(format!("fold-{i}"))
+                .spawn(move || {
+                    let mut done = Vec::new();
+                    loop {
+                        // The lock is held only to take the next site.
+                        let next = match queue.lock() {
+                            Ok(q) => q.recv(),
+                            Err(_) => break,
+                        };
+                        let Ok((index, site, input)) = next else { break };
+                        let folded = match input {
+                            SiteInput::Changes(log) => fold(log, with_changes),
+                            SiteInput::Records(records) => parse_records(&site, records)
+                                .and_then(|log| fold(log, with_changes)),
+                        };
+                        done.push((index, site, folded));
+                    }
+                    done
+                })
+                .map_err(|e| ExportError::Data(format!("no thread to fold logs: {e}")))?;
+            workers.push(worker);
+        }
+        Ok(LogFolder {
+            work: Some(work),
+            workers,
+            added: 0,
+        })
+    }
+
+    fn send(&mut self, site: String, input: SiteInput) -> Result<(), ExportError> {
+        let stopped = || ExportError::Data("folding the logs stopped (a bug)".into());
+        self.work
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send((self.added, site, input))
+            .map_err(|_| stopped())?;
+        self.added += 1;
+        Ok(())
+    }
+
+    /// A site's log, in its commit order.
+    pub fn add(&mut self, site: String, log: Vec<Change>) -> Result<(), ExportError> {
+        self.send(site, SiteInput::Changes(log))
+    }
+
+    /// A site's log as the server stores it: each change's `seq` and JSON record, in commit
+    /// order; parsed on the folding thread.
+    pub fn add_records(
+        &mut self,
+        site: String,
+        records: Vec<(i64, String)>,
+    ) -> Result<(), ExportError> {
+        self.send(site, SiteInput::Records(records))
+    }
+
+    /// Waits for every site's fold and merges them into trial data. `sites` lists every site,
+    /// also those without changes yet.
+    pub fn finish(mut self, sites: &[String]) -> Result<TrialData, ExportError> {
+        self.work = None;
+        let mut slots: Vec<Option<(String, Result<Folded, ExportError>)>> =
+            (0..self.added).map(|_| None).collect();
+        for worker in self.workers.drain(..) {
+            let done = worker
+                .join()
+                .map_err(|_| ExportError::Data("folding a site's log failed (a bug)".into()))?;
+            for (index, site, folded) in done {
+                if let Some(slot) = slots.get_mut(index) {
+                    *slot = Some((site, folded));
+                }
+            }
+        }
+        merge(sites, slots)
+    }
+}
+
 /// Replays the logs of sites (each in its commit order) into trial data; the changes are kept
 /// only when `with_changes`. `sites` lists every site, also those without changes yet.
 pub fn from_logs(
@@ -71,48 +190,26 @@ pub fn from_logs(
     logs: Vec<(String, Vec<Change>)>,
     with_changes: bool,
 ) -> Result<TrialData, ExportError> {
-    // Each site's fold, by threads that take the next site not yet taken.
-    let count = logs.len();
-    let mut names = Vec::with_capacity(count);
-    let mut inputs = Vec::with_capacity(count);
+    let mut folder = LogFolder::new(with_changes)?;
     for (site, log) in logs {
-        names.push(site);
-        inputs.push(Mutex::new(Some(log)));
+        folder.add(site, log)?;
     }
-    let slots: Vec<Mutex<Option<Result<Folded, ExportError>>>> =
-        (0..count).map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(count);
-    let work = || {
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let (Some(slot), Some(input)) = (slots.get(i), inputs.get(i)) else {
-                break;
-            };
-            let Some(log) = input.lock().ok().and_then(|mut l| l.take()) else {
-                continue;
-            };
-            let folded = fold(log, with_changes);
-            if let Ok(mut slot) = slot.lock() {
-                *slot = Some(folded);
-            }
-        }
-    };
-    std::thread::scope(|scope| {
-        for _ in 1..threads {
-            scope.spawn(work);
-        }
-        work();
-    });
+    folder.finish(sites)
+}
+
+/// The folds, in the order the sites were added, merged into one trial's data.
+#[allow(clippy::type_complexity)]
+fn merge(
+    sites: &[String],
+    slots: Vec<Option<(String, Result<Folded, ExportError>)>>,
+) -> Result<TrialData, ExportError> {
     let mut data = TrialData::default();
     data.sites.extend(sites.iter().cloned());
     let mut seen_subjects: HashSet<String> = HashSet::new();
-    for (site, slot) in names.into_iter().zip(slots) {
-        let folded = slot.into_inner().ok().flatten().ok_or_else(|| {
-            ExportError::Data(format!("site {site}: the replay stopped (a bug)"))
-        })??;
+    for slot in slots {
+        let (site, folded) =
+            slot.ok_or_else(|| ExportError::Data("a site's replay stopped (a bug)".into()))?;
+        let folded = folded?;
         data.sites.insert(site.clone());
         for s in folded.subjects {
             if seen_subjects.insert(s.subject.clone()) {

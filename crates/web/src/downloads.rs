@@ -321,7 +321,18 @@ async fn run(
         Ok(c) => c,
         Err(e) => return JobState::Failed(format!("database: {e}")),
     };
-    let (all, logs) = match ecrf_server::db::logs::site_logs(&mut conn, Some(sites)).await {
+    // Each site is folded on another core while the next one is read.
+    let mut folder = match ecrf_export::logs::LogFolder::new(with_audit) {
+        Ok(f) => f,
+        Err(e) => return JobState::Failed(e.to_string()),
+    };
+    let read = ecrf_server::db::logs::each_site_log(&mut conn, Some(sites), |raw| {
+        folder
+            .add_records(raw.site, raw.changes)
+            .map_err(|e| ecrf_server::ServerError::Internal(e.to_string()))
+    })
+    .await;
+    let all = match read {
         Ok(x) => x,
         Err(e) => return JobState::Failed(e.to_string()),
     };
@@ -329,7 +340,7 @@ async fn run(
     let study = Arc::clone(&web.study);
     let (formats, dir) = (formats.to_vec(), dir.to_path_buf());
     let written = tokio::task::spawn_blocking(move || {
-        let data = ecrf_export::logs::from_logs(&all, logs, with_audit)?;
+        let data = folder.finish(&all)?;
         let opts = ecrf_export::ExportOptions {
             include_audit: with_audit,
             ..Default::default()
