@@ -392,8 +392,9 @@ impl Store {
     /// site of 600 subjects holds 880,000 values): the subjects split into ranges read at
     /// once, each over its own connection on its own core (reading and decrypting the pages
     /// and decoding the values is the whole cost), each range one pass in key order instead
-    /// of one lookup per subject. One connection reads everything when no other can be opened
-    /// (the plain benchmark store) or the site is small. Each range is read in its own
+    /// of one lookup per subject (one range when the site is small). The store's own
+    /// connection reads everything when no other can be opened (the plain benchmark store).
+    /// Each range is read in its own
     /// snapshot: a save by another process meanwhile shows in the next list.
     pub fn all_subject_values(&self) -> Result<AllSubjectValues, StoreError> {
         let names: Vec<String> = self
@@ -407,10 +408,15 @@ impl Store {
         let bounds: Vec<&str> = (1..parts)
             .map(|i| names[i * names.len() / parts].as_str())
             .collect();
-        let extra: Vec<Connection> = match (1..parts).map(|_| self.extra_connection()).collect() {
+        // Every range over a connection of its own, closed after: the pages read for the list
+        // do not push out of the store's own cache the pages a save needs, and their memory
+        // goes back at once (a site of 600 subjects: 38 MB more at idle otherwise).
+        let mut extra: Vec<Connection> = match (0..parts).map(|_| self.extra_connection()).collect()
+        {
             Ok(extra) => extra,
             Err(_) => return Ok(read_values(&self.conn, "", None)?.into_iter().collect()),
         };
+        let first = extra.remove(0);
         let stopped = |_| StoreError::Invalid("reading the values stopped (a bug)".into());
         std::thread::scope(|scope| {
             let others: Vec<_> = extra
@@ -421,7 +427,8 @@ impl Store {
                     scope.spawn(move || read_values(&conn, from, to))
                 })
                 .collect();
-            let mut all = read_values(&self.conn, "", bounds.first().copied())?;
+            let mut all = read_values(&first, "", bounds.first().copied())?;
+            drop(first);
             for other in others {
                 all.extend(other.join().map_err(stopped)??);
             }
