@@ -21,6 +21,10 @@
 //! a new laptop measured. A table of the sizes ends the run, each figure beside a linear
 //! extrapolation from 1× (by site size for per-site operations, by changes for whole-trial
 //! ones).
+//!
+//! `--only first-sync` loads only site 01 of the smallest size and the very large site, and
+//! times their first full syncs (`--syncs` times each), then each sync's pull alone and apply
+//! alone, with the CPU the server, PostgreSQL and the laptop spent.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -65,6 +69,20 @@ pub struct BenchScaleArgs {
     /// One-item syncs timed at each size.
     #[arg(long, default_value_t = 200)]
     rounds: usize,
+    /// Run only one part: `first-sync` loads site 01 of the smallest size (and the very large
+    /// site) and times their first full syncs, with the pull and the apply each timed alone.
+    #[arg(long, value_enum)]
+    only: Option<Only>,
+    /// First full syncs timed per site with `--only first-sync`.
+    #[arg(long, default_value_t = 1)]
+    syncs: usize,
+}
+
+/// The one part `--only` runs.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Only {
+    /// A site's first full sync onto a new laptop, at the smallest size and the very large site.
+    FirstSync,
 }
 
 /// Subjects in this trial (1×).
@@ -448,6 +466,25 @@ fn first_full_sync(
     site: &str,
     name: &str,
 ) -> Result<(Duration, usize), Failure> {
+    let mut store = new_laptop(rt, pool, dir, url, site, name)?;
+    let client = ecrf_sync::client::client_of(&store).map_err(fail)?;
+    let t = Instant::now();
+    let report = ecrf_sync::sync(&mut store, &client, &mut |_| {}).map_err(fail)?;
+    let took = t.elapsed();
+    drop(store);
+    remove_laptop(dir, name);
+    Ok((took, report.pulled))
+}
+
+/// A new laptop of `site`: a real encrypted store, durable, enrolled, the nurse logged in.
+fn new_laptop(
+    rt: &tokio::runtime::Runtime,
+    pool: &sqlx::PgPool,
+    dir: &Path,
+    url: &str,
+    site: &str,
+    name: &str,
+) -> Result<Store, Failure> {
     let path = dir.join(format!("{name}.ecrf"));
     let (mut admin, _) = Store::create(
         &path,
@@ -461,7 +498,7 @@ fn first_full_sync(
     )?;
     admin.add_user("nurse", "Nurse", Role::Nurse, ecrf_app::demo::DEMO_PASSWORD)?;
     drop(admin);
-    let mut store = Store::open(&path, study()?, "nurse", ecrf_app::demo::DEMO_PASSWORD)?;
+    let store = Store::open(&path, study()?, "nurse", ecrf_app::demo::DEMO_PASSWORD)?;
     let code = rt
         .block_on(ecrf_server::db::enrol_code(
             pool,
@@ -471,15 +508,139 @@ fn first_full_sync(
         ))
         .map_err(fail)?;
     ecrf_sync::enrol(&store, url, &code, None).map_err(fail)?;
-    let client = ecrf_sync::client::client_of(&store).map_err(fail)?;
-    let t = Instant::now();
-    let report = ecrf_sync::sync(&mut store, &client, &mut |_| {}).map_err(fail)?;
-    let took = t.elapsed();
-    drop(store);
+    Ok(store)
+}
+
+/// Removes a laptop's files.
+fn remove_laptop(dir: &Path, name: &str) {
     for suffix in ["", "-wal", "-shm", ".keys"] {
         let _ = std::fs::remove_file(dir.join(format!("{name}.ecrf{suffix}")));
     }
-    Ok((took, report.pulled))
+}
+
+/// `--only first-sync`: site 01 of the smallest size and the very large site are loaded, and
+/// each site's first full sync onto a new laptop timed `syncs` times, then its two halves
+/// alone: every page pulled (server, HTTP, decoding and checking the reply) with nothing
+/// applied, and the same pages applied to another new laptop with no network.
+fn first_sync_only(
+    args: &BenchScaleArgs,
+    rt: &tokio::runtime::Runtime,
+    db_url: &str,
+    pool: &sqlx::PgPool,
+    server: &Server,
+    dir: &Path,
+    cred: &ecrf_server::db::users::Credentials,
+) -> Result<(), Failure> {
+    let study = study()?;
+    let staff = Staff::new();
+    let size = args.sizes.iter().copied().min().unwrap_or(1);
+    let sites = args.sites_per_trial * size;
+    let mut load = vec![(site_code(0), subjects_of(0, sites, TRIAL_SUBJECTS * size))];
+    if args.large_site > 0 {
+        load.push(("LG".to_string(), args.large_site));
+    }
+    for (site, subjects) in load {
+        let t = Instant::now();
+        let pushed = load_sites(
+            rt,
+            pool,
+            &server.url,
+            &study,
+            &staff,
+            &[(site.clone(), subjects)],
+            args.days,
+            cred,
+        )?;
+        rt.block_on(sqlx::raw_sql("VACUUM ANALYZE changes").execute(pool))
+            .map_err(fail)?;
+        say!(
+            "site {site}: {subjects} subjects, {pushed} changes pushed in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        // CPU seconds of the server, PostgreSQL and this process (the laptop's side) since `from`.
+        let cpu = || {
+            [
+                cpu_seconds(server.pid()),
+                postgres_cpu_seconds(),
+                cpu_seconds(std::process::id()),
+            ]
+        };
+        let spent = |from: [f64; 3]| {
+            let now = cpu();
+            format!(
+                "CPU: server {:.1} s, PostgreSQL {:.1} s, laptop {:.1} s",
+                now[0] - from[0],
+                now[1] - from[1],
+                now[2] - from[2]
+            )
+        };
+        let probe = enrol_device(rt, pool, &server.url, &site, &staff)?;
+        let pull_plan = rt
+            .block_on(async {
+                use sqlx::Connection as _;
+                let mut conn = sqlx::PgConnection::connect(db_url).await?;
+                let stmt = ecrf_server::db::plans::hot_statements(&site, &probe.device)
+                    .into_iter()
+                    .find(|s| s.name == "a pull's page");
+                match stmt {
+                    Some(stmt) => ecrf_server::db::plans::plan(&mut conn, &stmt, false).await,
+                    None => Ok(Vec::new()),
+                }
+            })
+            .map_err(fail)?;
+        say!("  plan of a pull's page: {}", pull_plan.join(" / "));
+        for run in 0..args.syncs.max(1) {
+            let c0 = cpu();
+            let (took, pulled) = first_full_sync(rt, pool, dir, &server.url, &site, "laptop")?;
+            say!(
+                "first full sync of site {site} #{}: {pulled} changes in {:.2} s ({:.1} µs a change; {})",
+                run + 1,
+                took.as_secs_f64(),
+                took.as_secs_f64() * 1e6 / pulled.max(1) as f64,
+                spent(c0)
+            );
+        }
+        // The pull alone: every page fetched, decoded and checked, nothing applied.
+        let mut store = new_laptop(rt, pool, dir, &server.url, &site, "apart")?;
+        let client = ecrf_sync::client::client_of(&store).map_err(fail)?;
+        let c0 = cpu();
+        let t = Instant::now();
+        let mut pages = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = client.pull(&site, after, MAX_PAGE).map_err(fail)?;
+            after = page.cursor;
+            let more = page.more;
+            pages.push(page);
+            if !more {
+                break;
+            }
+        }
+        let fetched = t.elapsed();
+        let fetch_cpu = spent(c0);
+        let n: usize = pages.iter().map(|p| p.changes.len()).sum();
+        // The apply alone: the same pages, in order, each in one transaction with its cursor.
+        let c0 = cpu();
+        let t = Instant::now();
+        for page in &pages {
+            store.apply_remote(&page.changes, page.cursor)?;
+        }
+        let applied = t.elapsed();
+        let apply_cpu = spent(c0);
+        let page_count = pages.len();
+        drop(pages);
+        drop(store);
+        remove_laptop(dir, "apart");
+        say!(
+            "  apart: {} pages pulled (server, HTTP, decoding, checks) in {:.2} s ({:.1} µs a change; {fetch_cpu}); applied in {:.2} s ({:.1} µs a change; {apply_cpu})",
+            page_count,
+            fetched.as_secs_f64(),
+            fetched.as_secs_f64() * 1e6 / n.max(1) as f64,
+            applied.as_secs_f64(),
+            applied.as_secs_f64() * 1e6 / n.max(1) as f64
+        );
+    }
+    Ok(())
 }
 
 /// The hot statements' plans at this size: `(statement, the scans it makes, tables read
@@ -544,6 +705,9 @@ pub fn run(args: &BenchScaleArgs) -> Result<(), Failure> {
         escrow: ecrf_identity::escrow(DM_PASSWORD, &dm_key).map_err(fail)?,
         public_key: dm_key.public_hex(),
     };
+    if let Some(Only::FirstSync) = args.only {
+        return first_sync_only(args, &rt, &db_url, &pool, &server, dir.path(), &cred);
+    }
     let mut sizes: Vec<usize> = args.sizes.clone();
     sizes.sort_unstable();
     sizes.dedup();

@@ -117,7 +117,9 @@ impl LogFolder {
                             Ok(q) => q.recv(),
                             Err(_) => break,
                         };
-                        let Ok((index, site, input)) = next else { break };
+                        let Ok((index, site, input)) = next else {
+                            break;
+                        };
                         let folded = match input {
                             SiteInput::Changes(log) => fold(log, with_changes),
                             SiteInput::Records(records) => parse_records(&site, records)

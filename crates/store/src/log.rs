@@ -8,7 +8,7 @@
 
 use ecrf_log::author::SERVER_AUTHOR;
 use ecrf_log::{ChainCheck, Change, KeyList, VerifyReport};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, Statement, params};
 
 use crate::error::StoreError;
 
@@ -48,15 +48,23 @@ pub(crate) const COLUMNS: &str = "seq, change_id, device, device_seq, kind, subj
     old_value, new_value, user, role, utc, local_offset, reason, warning, prev_hash, hash, base, \
     signature, source";
 
+/// The statement that appends one change ([`insert`] binds it).
+pub(crate) const APPEND: &str = "INSERT INTO change_log (seq, change_id, device, device_seq, \
+     kind, subject, form, item, old_value, new_value, user, role, utc, local_offset, reason, \
+     warning, prev_hash, hash, base, signature, source) \
+     VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)";
+
 /// Appends one change inside the caller's transaction.
 pub(crate) fn append(conn: &Connection, c: &Change) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO change_log (seq, change_id, device, device_seq, kind, subject, form, item, \
-         old_value, new_value, user, role, utc, local_offset, reason, warning, prev_hash, hash, base, \
-         signature, source) \
-         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)",
-    )?
-    .execute(params![
+    let mut stmt = conn.prepare_cached(APPEND)?;
+    insert(&mut stmt, c)?;
+    Ok(())
+}
+
+/// Appends one change through a prepared [`APPEND`] (a pulled page reuses one for all its
+/// changes). A change id already held fails the `change_id` UNIQUE constraint.
+pub(crate) fn insert(stmt: &mut Statement<'_>, c: &Change) -> rusqlite::Result<()> {
+    stmt.execute(params![
         c.seq,
         c.change_id,
         c.device,

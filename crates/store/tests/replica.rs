@@ -143,3 +143,102 @@ fn a_page_with_a_broken_change_applies_nothing() {
     assert_eq!(b.all_changes().unwrap().len(), before);
     assert_eq!(b.sync_state().unwrap().pulled, 0, "the cursor did not move");
 }
+
+/// A page of two devices whose second device breaks its chain after the first device's changes
+/// were appended in the page's transaction: nothing of it stays, the cursor does not move, and
+/// the page made whole applies with replays of changes already held mixed in.
+#[test]
+fn a_chain_broken_mid_page_applies_nothing_and_replays_in_a_page_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = nurse(&dir.path().join("a.ecrf"));
+    let mut c = nurse(&dir.path().join("c.ecrf"));
+    let mut b = nurse(&dir.path().join("b.ecrf"));
+    for (store, prefix) in [(&mut a, "D1"), (&mut c, "D3")] {
+        store.set_sync_setting("subject_prefix", prefix).unwrap();
+        store.new_subject().unwrap();
+    }
+    let from_a = a.own_changes_after(0, 100).unwrap();
+    let from_c = c.own_changes_after(0, 100).unwrap();
+    assert!(from_c.len() >= 3, "{}", from_c.len());
+    let before = b.all_changes().unwrap().len();
+    // C's second change left out: its third does not follow its first.
+    let mut page = from_a.clone();
+    page.extend(from_c.iter().take(1).cloned());
+    page.extend(from_c.iter().skip(2).cloned());
+    let err = b.apply_remote(&page, 7).unwrap_err();
+    assert!(err.to_string().contains("does not follow"), "{err}");
+    assert!(err.to_string().contains("nothing of this page"), "{err}");
+    assert_eq!(
+        b.all_changes().unwrap().len(),
+        before,
+        "A's changes went too"
+    );
+    assert_eq!(b.sync_state().unwrap().pulled, 0, "the cursor did not move");
+    assert_eq!(b.head().0 as usize, before);
+    // A's first half, then everything again: the half held is skipped, the rest applied.
+    let half = from_a.len() / 2;
+    b.apply_remote(&from_a[..half], 3).unwrap();
+    let mut page = from_a.clone();
+    page.extend(from_c.iter().cloned());
+    let r = b.apply_remote(&page, 7).unwrap();
+    assert_eq!(r.already_held, half);
+    assert_eq!(r.applied, from_a.len() - half + from_c.len());
+    assert_eq!(b.sync_state().unwrap().pulled, 7);
+    let report = b.verify().unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    let kept = b.projection_snapshot().unwrap();
+    b.rebuild_projections().unwrap();
+    assert_eq!(b.projection_snapshot().unwrap(), kept);
+}
+
+/// A change that follows its device's chain but reuses the id of a change held here with other
+/// content is refused by the `change_id` index the append checks, and nothing of its page stays.
+#[test]
+fn a_new_change_reusing_a_held_id_applies_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Site::new("07")
+        .with_nurse()
+        .create(&dir.path().join("a.ecrf"));
+    let mut b = Site::new("07")
+        .with_nurse()
+        .create(&dir.path().join("b.ecrf"));
+    let held = a.own_changes_after(0, 100).unwrap();
+    b.apply_remote(&held, 1).unwrap();
+    let before = b.all_changes().unwrap().len();
+    let c = Site::new("07")
+        .with_nurse()
+        .create(&dir.path().join("c.ecrf"));
+    let mut page = c.own_changes_after(0, 100).unwrap();
+    let last = page.len() - 1;
+    page[last].change_id = held[0].change_id.clone();
+    page[last].hash = page[last].compute_hash();
+    let err = b.apply_remote(&page, 2).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("differs from the change with the same id"),
+        "{err}"
+    );
+    assert_eq!(b.all_changes().unwrap().len(), before);
+    assert_eq!(b.sync_state().unwrap().pulled, 1);
+}
+
+/// A pulled page is committed without waiting for the disk; the store's own setting (FULL: a
+/// save returns once it is on disk) is back as soon as the page is applied or refused.
+#[test]
+fn applying_a_page_leaves_saves_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Site::new("07")
+        .with_nurse()
+        .create(&dir.path().join("a.ecrf"));
+    let mut b = Site::new("07")
+        .with_nurse()
+        .create(&dir.path().join("b.ecrf"));
+    assert_eq!(b.durability_settings().unwrap().synchronous, 2);
+    let mut page = a.own_changes_after(0, 100).unwrap();
+    b.apply_remote(&page, 1).unwrap();
+    assert_eq!(b.durability_settings().unwrap().synchronous, 2);
+    page[0].change_id = "not-held-here".into();
+    page[0].device_seq += 100;
+    assert!(b.apply_remote(&page[..1], 3).is_err());
+    assert_eq!(b.durability_settings().unwrap().synchronous, 2);
+}

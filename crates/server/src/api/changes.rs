@@ -173,8 +173,12 @@ pub(super) async fn pull(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let rules::Page { after, limit } = rules::page(query.as_deref(), MAX_PAGE)?;
-    let (page, head) = db::changes::pull_page(&pool, &c.site, &c.device, after, limit).await?;
-    db::changes::note_pull(&pool, &c.device, after).await?;
+    // The note is a commit (a WAL flush on a durable server): made while the page is read, not
+    // after it, on its own connection.
+    let ((page, head), ()) = tokio::try_join!(
+        db::changes::pull_page(&pool, &c.site, &c.device, after, limit),
+        db::changes::note_pull(&pool, &c.device, after)
+    )?;
     let more = page.len() as i64 > limit;
     let page = &page[..page.len().min(limit as usize)];
     let cursor = rules::cursor(

@@ -13,8 +13,8 @@
 
 use ecrf_log::Change;
 use futures_util::StreamExt;
-use sqlx::postgres::PgConnection;
 use sqlx::Connection;
+use sqlx::postgres::PgConnection;
 
 use crate::ServerError;
 
@@ -316,7 +316,10 @@ mod tests {
         d.feed(&bytes[..bytes.len() - 3], |_, _, _| Ok(())).unwrap();
         assert!(d.finish().is_err());
         let mut d = CopyDecoder::default();
-        assert!(d.feed(b"site\tseq\tbody\n01\t1\t{}\n", |_, _, _| Ok(())).is_err());
+        assert!(
+            d.feed(b"site\tseq\tbody\n01\t1\t{}\n", |_, _, _| Ok(()))
+                .is_err()
+        );
         let mut two = bytes.clone();
         let at = two.len() - 2;
         two.splice(at.., 2i16.to_be_bytes());
