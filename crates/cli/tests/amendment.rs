@@ -225,14 +225,19 @@ fn an_amendment_reaches_a_site_at_its_activation_and_old_data_keep_their_version
         .enable_all()
         .build()
         .unwrap();
-    let (sites, logs) = rt.block_on(async {
+    let mut folder = ecrf_export::logs::LogFolder::new(false).unwrap();
+    let sites = rt.block_on(async {
         use sqlx::Connection;
         let mut conn = sqlx::PgConnection::connect(&db).await.unwrap();
-        ecrf_server::db::logs::site_logs(&mut conn, None)
-            .await
-            .unwrap()
+        ecrf_server::db::logs::each_site_log(&mut conn, None, |raw| {
+            folder
+                .add_records(raw.site, raw.changes)
+                .map_err(|e| ecrf_server::ServerError::Internal(e.to_string()))
+        })
+        .await
+        .unwrap()
     });
-    let data = ecrf_export::logs::from_logs(&sites, logs, false).unwrap();
+    let data = folder.finish(&sites).unwrap();
     ecrf_export::export(
         &study(),
         &data,

@@ -11,7 +11,6 @@
 //! rows as query results held them all and decoded each row's columns by name: 10x the trial
 //! spent more time there than in the export itself.)
 
-use ecrf_log::Change;
 use futures_util::StreamExt;
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
@@ -26,40 +25,6 @@ pub struct RawSiteLog {
     pub site: String,
     /// `(seq, body)` of each change.
     pub changes: Vec<(i64, String)>,
-}
-
-impl RawSiteLog {
-    /// The changes, each with the server's `seq`.
-    pub fn parse(self) -> Result<(String, Vec<Change>), ServerError> {
-        let mut log = Vec::with_capacity(self.changes.len());
-        for (seq, body) in self.changes {
-            log.push(parse_change(&self.site, seq, &body)?);
-        }
-        Ok((self.site, log))
-    }
-}
-
-/// One stored change record, numbered with the server's `seq`.
-pub fn parse_change(site: &str, seq: i64, body: &str) -> Result<Change, ServerError> {
-    let mut change: Change = serde_json::from_str(body)
-        .map_err(|e| ServerError::Internal(format!("server change #{seq} of site {site}: {e}")))?;
-    change.seq = seq;
-    Ok(change)
-}
-
-/// Sites (all, or those of `only`) and each one's log, in commit order, parsed.
-#[allow(clippy::type_complexity)]
-pub async fn site_logs(
-    conn: &mut PgConnection,
-    only: Option<&[String]>,
-) -> Result<(Vec<String>, Vec<(String, Vec<Change>)>), ServerError> {
-    let mut logs = Vec::new();
-    let sites = each_site_log(conn, only, |raw| {
-        logs.push(raw.parse()?);
-        Ok(())
-    })
-    .await?;
-    Ok((sites, logs))
 }
 
 /// Reads the sites (all, or those of `only`) and gives `each` every site's log with changes,
