@@ -15,6 +15,7 @@ use ecrf_log::{Change, ChangeKind, ExportSubject, ExportView, Signature};
 use rusqlite::TransactionBehavior;
 
 use crate::error::StoreError;
+use crate::log::{optional_text, text};
 use crate::oversight::{covered_values, hash_of, scope_of};
 use crate::store::{Draft, Store, decode_value};
 
@@ -79,22 +80,6 @@ type Values = BTreeMap<String, Forms>;
 
 /// Everything of a snapshot but the log: subjects, current values, signatures.
 type SnapshotRest = (Vec<ExportSubject>, Values, Vec<SignatureRow>);
-
-/// Column `i` of a row as text, borrowed from the row.
-fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r str, StoreError> {
-    r.get_ref(i)?.as_str().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
-            .into()
-    })
-}
-
-/// Column `i` of a row as text, borrowed from the row; `None` when NULL.
-fn optional_text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<Option<&'r str>, StoreError> {
-    r.get_ref(i)?.as_str_or_null().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
-            .into()
-    })
-}
 
 /// The current values of the snapshot `tx` reads.
 ///

@@ -48,6 +48,20 @@ pub(crate) const COLUMNS: &str = "seq, change_id, device, device_seq, kind, subj
     old_value, new_value, user, role, utc, local_offset, reason, warning, prev_hash, hash, base, \
     signature, source";
 
+/// Column `i` of a row as text, borrowed from the row (no copy).
+pub(crate) fn text<'r>(r: &'r Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
+    r.get_ref(i)?.as_str().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// Column `i` of a row as text, borrowed from the row; `None` when NULL.
+pub(crate) fn optional_text<'r>(r: &'r Row<'_>, i: usize) -> rusqlite::Result<Option<&'r str>> {
+    r.get_ref(i)?.as_str_or_null().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 /// The statement that appends one change ([`insert`] binds it).
 pub(crate) const APPEND: &str = "INSERT INTO change_log (seq, change_id, device, device_seq, \
      kind, subject, form, item, old_value, new_value, user, role, utc, local_offset, reason, \

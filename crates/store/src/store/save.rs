@@ -19,14 +19,7 @@ use serde::Serialize;
 
 use super::{Draft, Store, decode_value, get_meta};
 use crate::error::StoreError;
-use crate::log::COLUMNS;
-
-/// Column `i` of a row as text, borrowed from the row (no copy).
-fn text<'a>(r: &'a rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'a str> {
-    r.get_ref(i)?.as_str().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
+use crate::log::{COLUMNS, text};
 
 /// The values of the subjects from `from` (inclusive) up to `to` (exclusive; none: to the
 /// end), grouped by subject then instance, in key order: one pass over the primary key.
