@@ -54,9 +54,10 @@ fn no_hot_statement_reads_a_whole_table() {
             "INSERT INTO devices (device, site, device_no, token_hash, last_hash, acked, \
              pulled_seq) SELECT 'device-' || i, lpad(i::text, 2, '0'), 1, 'token-' || i, '', 0, 0 \
              FROM generate_series(1, 5) i",
-            "INSERT INTO changes (site, change_id, device, device_seq, hash, body) \
+            "INSERT INTO changes (site, change_id, device, device_seq, hash, body, subject) \
              SELECT lpad(s::text, 2, '0'), s || '-' || n, 'device-' || s, n, md5(s || '-' || n), \
-             '{\"subject\":\"' || lpad(s::text, 2, '0') || '-B' || (n / 1000) || '\"}' \
+             '{\"subject\":\"' || lpad(s::text, 2, '0') || '-B' || (n / 1000) || '\"}', \
+             lpad(s::text, 2, '0') || '-B' || (n / 1000) \
              FROM generate_series(1, 5) s, generate_series(1, 20000) n ORDER BY s, n",
             "ANALYZE",
         ] {
@@ -114,5 +115,53 @@ fn no_hot_statement_reads_a_whole_table() {
         };
         let lines = plan(&mut conn, &unindexed, true).await.unwrap();
         assert_eq!(sequential_scans(&lines), vec!["changes".to_string()]);
+    });
+}
+
+/// `changes` names its site and device without a foreign key (a trigger and an index probe per
+/// stored row): what holds instead is that neither row can go.
+#[test]
+fn sites_and_devices_are_never_removed() {
+    let url = server::fresh_database();
+    runtime().block_on(async {
+        drop(ecrf_server::db::connect(&url, 2).await.unwrap());
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        for sql in [
+            "INSERT INTO sites (code, name) VALUES ('01', 'Site')",
+            "INSERT INTO devices (device, site, device_no, token_hash, last_hash, acked, \
+             pulled_seq) VALUES ('device-1', '01', 1, 'token-1', '', 0, 0)",
+        ] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        for sql in [
+            "DELETE FROM devices WHERE device = 'device-1'",
+            "UPDATE devices SET device = 'device-2'",
+            "TRUNCATE devices CASCADE",
+            "DELETE FROM sites",
+            "UPDATE sites SET code = '02'",
+        ] {
+            let refused = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .expect_err(sql)
+                .to_string();
+            assert!(
+                refused.contains("never deleted or renamed"),
+                "{sql}: {refused}"
+            );
+        }
+        // A revoked device keeps its row; other columns still change.
+        sqlx::raw_sql("UPDATE devices SET revoked = now(), acked = 1")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM devices")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(kept, 1);
     });
 }

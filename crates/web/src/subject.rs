@@ -90,14 +90,11 @@ pub async fn load(
     subject: &str,
     now: DateTime<Utc>,
 ) -> Result<SubjectView, WebError> {
-    let rows: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT seq, body FROM changes WHERE site = $1 AND ((body::jsonb) ->> 'subject') = $2 \
-         ORDER BY seq",
-    )
-    .bind(site)
-    .bind(subject)
-    .fetch_all(pool)
-    .await?;
+    let rows: Vec<(i64, String)> = sqlx::query_as(ecrf_server::db::logs::SUBJECT_CHANGES)
+        .bind(site)
+        .bind(subject)
+        .fetch_all(pool)
+        .await?;
     let mut changes = Vec::with_capacity(rows.len());
     for (seq, b) in rows {
         let mut c: Change = serde_json::from_str(&b)

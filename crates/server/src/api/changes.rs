@@ -46,6 +46,7 @@ pub(super) async fn push(
                 page.ids.push(ch.change_id.clone());
                 page.seqs.push(ch.device_seq);
                 page.hashes.push(ch.hash.clone());
+                page.subjects.push(ch.subject.clone());
                 page.bodies
                     .push(serde_json::to_string(ch).map_err(|e| ApiError::bad(e.to_string()))?);
             }

@@ -95,6 +95,8 @@ pub(crate) struct NewChanges {
     pub hashes: Vec<String>,
     /// Each change as JSON.
     pub bodies: Vec<String>,
+    /// The subject each is about, if any (the subject page's index).
+    pub subjects: Vec<Option<String>>,
 }
 
 /// Stores a page of a device's changes and moves its chain head to `acked` / `last_hash`, in
@@ -111,10 +113,11 @@ pub(crate) async fn insert_page_and_head(
 ) -> Result<u64, sqlx::Error> {
     let stored: i64 = sqlx::query_scalar(
         "WITH stored AS ( \
-           INSERT INTO changes (site, device, change_id, device_seq, hash, body) \
-           SELECT $1, $2, * FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::text[]) \
+           INSERT INTO changes (site, device, change_id, device_seq, hash, body, subject) \
+           SELECT $1, $2, * FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::text[], \
+             $7::text[]) \
            ON CONFLICT (change_id) DO NOTHING RETURNING 1), \
-         head AS (UPDATE devices SET acked = $7, last_hash = $8 WHERE device = $2) \
+         head AS (UPDATE devices SET acked = $8, last_hash = $9 WHERE device = $2) \
          SELECT count(*) FROM stored",
     )
     .bind(site)
@@ -123,6 +126,7 @@ pub(crate) async fn insert_page_and_head(
     .bind(&page.seqs)
     .bind(&page.hashes)
     .bind(&page.bodies)
+    .bind(&page.subjects)
     .bind(acked)
     .bind(last_hash)
     .fetch_one(tx)
@@ -139,8 +143,8 @@ pub(crate) async fn insert_one(
     body: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO changes (site, device, change_id, device_seq, hash, body) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO changes (site, device, change_id, device_seq, hash, body, subject) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(site)
     .bind(device)
@@ -148,6 +152,7 @@ pub(crate) async fn insert_one(
     .bind(change.device_seq)
     .bind(&change.hash)
     .bind(body)
+    .bind(&change.subject)
     .execute(tx)
     .await?;
     Ok(())

@@ -17,6 +17,11 @@ use sqlx::postgres::PgConnection;
 
 use crate::ServerError;
 
+/// One subject's changes in the site's commit order ($1 site, $2 subject), through the
+/// `changes_site_subject` index: the web view's subject page.
+pub const SUBJECT_CHANGES: &str =
+    "SELECT seq, body FROM changes WHERE site = $1 AND subject = $2 ORDER BY seq";
+
 /// One site's log as pushed: each change's server `seq` and its JSON record (`changes.body`),
 /// in commit order.
 #[derive(Debug, Default)]

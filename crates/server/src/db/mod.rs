@@ -65,6 +65,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_study_versions",
         include_str!("../../migrations/0008_study_versions.sql"),
     ),
+    (
+        "0009_changes_insert_cost",
+        include_str!("../../migrations/0009_changes_insert_cost.sql"),
+    ),
 ];
 
 /// Connects (a pool of `max` connections) and brings the schema up to date.

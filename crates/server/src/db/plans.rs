@@ -66,6 +66,12 @@ pub fn hot_statements(site: &str, device: &str) -> Vec<HotStatement> {
             args: vec![lit(site), "0".into(), lit(device), "1001".into()],
             changes_index: Some("changes_site_seq"),
         },
+        HotStatement {
+            name: "a subject's changes (the web view's subject page)",
+            sql: super::logs::SUBJECT_CHANGES,
+            args: vec![lit(site), lit(&format!("{site}-001"))],
+            changes_index: Some("changes_site_subject"),
+        },
     ]
 }
 
