@@ -143,6 +143,73 @@ pub fn check(c: &Change, keys: &[String]) -> Result<(), AuthorError> {
     check_parsed(c, &AuthorKeys::parse(keys))
 }
 
+/// [`check_parsed`] for many changes at once, in order: `keys_of` gives each change's
+/// author's keys (`None`: the author is not registered, which is the caller's rule, so `Ok`
+/// here). Changes whose author holds one key are checked together by Ed25519 batch
+/// verification (one multi-scalar multiplication for all: about half the cost of checking
+/// them one by one); when the batch fails, each of its changes is checked alone to name the
+/// forged one. An author with several keys has each change checked alone.
+pub fn check_many<'k>(
+    changes: &[&Change],
+    keys_of: impl Fn(&Change) -> Option<&'k AuthorKeys>,
+) -> Vec<Result<(), AuthorError>> {
+    let mut results: Vec<Result<(), AuthorError>> = Vec::with_capacity(changes.len());
+    // (position, message, signature, key) of each change checked in the batch.
+    let mut batch: Vec<(usize, Vec<u8>, Signature, VerifyingKey)> = Vec::new();
+    for (i, c) in changes.iter().enumerate() {
+        let Some(keys) = keys_of(c) else {
+            results.push(Ok(()));
+            continue;
+        };
+        match (keys.keys.as_slice(), parsed_signature(c, keys)) {
+            ([key], Ok(signature)) => {
+                batch.push((i, signed_message(&c.hash), signature, *key));
+                results.push(Ok(()));
+            }
+            (_, Ok(_)) => results.push(check_parsed(c, keys)),
+            (_, Err(e)) => results.push(Err(e)),
+        }
+    }
+    if batch.is_empty() {
+        return results;
+    }
+    let messages: Vec<&[u8]> = batch.iter().map(|(_, m, _, _)| m.as_slice()).collect();
+    let signatures: Vec<Signature> = batch.iter().map(|(_, _, s, _)| *s).collect();
+    let verifying: Vec<VerifyingKey> = batch.iter().map(|(_, _, _, k)| *k).collect();
+    if ed25519_dalek::verify_batch(&messages, &signatures, &verifying).is_err() {
+        for (i, message, signature, key) in &batch {
+            if key.verify(message, signature).is_err() {
+                results[*i] = Err(AuthorError::Forged {
+                    change: changes[*i].describe(),
+                    user: changes[*i].user.clone(),
+                });
+            }
+        }
+    }
+    results
+}
+
+/// `c`'s signature, decoded, or why it cannot be checked against `keys` at all.
+fn parsed_signature(c: &Change, keys: &AuthorKeys) -> Result<Signature, AuthorError> {
+    let Some(sig) = c.signature.as_deref() else {
+        return Err(AuthorError::Missing(c.describe()));
+    };
+    if sig.len() != 128 || !sig.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(AuthorError::Malformed(c.describe()));
+    }
+    if !keys.registered {
+        return Err(AuthorError::NoKey {
+            change: c.describe(),
+            user: c.user.clone(),
+        });
+    }
+    let mut bytes = [0u8; 64];
+    if hex::decode_to_slice(sig, &mut bytes).is_err() {
+        return Err(AuthorError::Malformed(c.describe()));
+    }
+    Ok(Signature::from_bytes(&bytes))
+}
+
 /// An author's registered public keys, parsed once: checking many changes of one author
 /// ([`check_parsed`]) then skips decoding each key (a point decompression) per change.
 #[derive(Debug, Clone, Default)]
@@ -165,23 +232,7 @@ impl AuthorKeys {
 
 /// [`check`] with the author's keys parsed already.
 pub fn check_parsed(c: &Change, keys: &AuthorKeys) -> Result<(), AuthorError> {
-    let Some(sig) = c.signature.as_deref() else {
-        return Err(AuthorError::Missing(c.describe()));
-    };
-    if sig.len() != 128 || !sig.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(AuthorError::Malformed(c.describe()));
-    }
-    if !keys.registered {
-        return Err(AuthorError::NoKey {
-            change: c.describe(),
-            user: c.user.clone(),
-        });
-    }
-    let mut bytes = [0u8; 64];
-    if hex::decode_to_slice(sig, &mut bytes).is_err() {
-        return Err(AuthorError::Malformed(c.describe()));
-    }
-    let signature = Signature::from_bytes(&bytes);
+    let signature = parsed_signature(c, keys)?;
     let message = signed_message(&c.hash);
     if keys
         .keys
@@ -295,6 +346,63 @@ mod tests {
             check(&garbled, &[alice.public_hex()]),
             Err(AuthorError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn a_batch_check_names_each_forged_change_and_only_those() {
+        let ann = AuthorKey::from_seed(&[11; 32]);
+        let bob = AuthorKey::from_seed(&[12; 32]);
+        let old = AuthorKey::from_seed(&[13; 32]);
+        let keys: BTreeMap<&str, AuthorKeys> = [
+            ("ann", AuthorKeys::parse(&[ann.public_hex()])),
+            // Two keys (a password reset): checked alone, by either key.
+            (
+                "bob",
+                AuthorKeys::parse(&[old.public_hex(), bob.public_hex()]),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let make = |user: &str, value: i64, key: &AuthorKey| {
+            let mut c = change(
+                ChangeKind::ItemSet,
+                None,
+                Some(&format!("{{\"int\":{value}}}")),
+            );
+            c.user = user.into();
+            key.sign(&mut c);
+            c
+        };
+        let mut page: Vec<Change> = (0..40)
+            .map(|i| match i % 3 {
+                0 => make("bob", i, &bob),
+                _ => make("ann", i, &ann),
+            })
+            .collect();
+        let keys_of = |c: &Change| keys.get(c.user.as_str());
+        let all: Vec<&Change> = page.iter().collect();
+        assert!(check_many(&all, keys_of).iter().all(Result::is_ok));
+        // Ann's change 4 signed by Bob, ann's change 7 with its signature cut, a stranger's.
+        page[4] = make("ann", 4, &bob);
+        page[7].signature = None;
+        page[9] = make("carl", 9, &bob);
+        page[12] = make("bob", 12, &ann);
+        let all: Vec<&Change> = page.iter().collect();
+        let results = check_many(&all, keys_of);
+        for (i, r) in results.iter().enumerate() {
+            match i {
+                4 | 12 => assert!(matches!(r, Err(AuthorError::Forged { .. })), "{i}: {r:?}"),
+                7 => assert!(matches!(r, Err(AuthorError::Missing(_))), "{i}: {r:?}"),
+                // Carl is not registered: the caller's rule, not this check's.
+                _ => assert!(r.is_ok(), "{i}: {r:?}"),
+            }
+        }
+        // The batch agrees with checking each alone.
+        for (c, r) in all.iter().zip(&results) {
+            if let Some(k) = keys_of(c) {
+                assert_eq!(check_parsed(c, k).is_ok(), r.is_ok());
+            }
+        }
     }
 
     #[test]

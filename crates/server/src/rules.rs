@@ -270,28 +270,27 @@ pub fn authors<'a>(
 }
 
 /// Each change's author signature checked against its author's keys (a change whose author
-/// has no entry passes here: [`authors`] refuses it for that). A page is spread over the
-/// machine's cores: checking a signature is the costliest step of a push (about 30 µs each,
-/// 30 ms for a full page), and it is pure, so the halves of a page check side by side.
+/// has no entry passes here: [`authors`] refuses it for that). Checking signatures is the
+/// costliest step of a push that is not PostgreSQL's, and it is pure: a page is spread over the
+/// machine's cores, each part checked as one batch ([`ecrf_log::author::check_many`]; a full
+/// page took 16 ms checked one by one on two cores, 9 ms in two batches).
 fn signatures(
     changes: &[&Change],
     keys: &std::collections::HashMap<&str, AuthorKeys>,
 ) -> Vec<Result<(), ecrf_log::AuthorError>> {
-    let check = |ch: &&Change| match keys.get(ch.user.as_str()) {
-        Some(k) => ecrf_log::author::check_parsed(ch, k),
-        None => Ok(()),
-    };
+    let check =
+        |chunk: &[&Change]| ecrf_log::author::check_many(chunk, |ch| keys.get(ch.user.as_str()));
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     // Below this, starting threads costs more than it saves.
     const SPREAD_FROM: usize = 64;
     if threads < 2 || changes.len() < SPREAD_FROM {
-        return changes.iter().map(check).collect();
+        return check(changes);
     }
     let part = changes.len().div_ceil(threads);
     std::thread::scope(|scope| {
         let handles: Vec<_> = changes
             .chunks(part)
-            .map(|chunk| scope.spawn(move || chunk.iter().map(check).collect::<Vec<_>>()))
+            .map(|chunk| scope.spawn(move || check(chunk)))
             .collect();
         handles
             .into_iter()
