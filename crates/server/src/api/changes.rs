@@ -13,6 +13,8 @@
 
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
+use std::sync::Arc;
+
 use ecrf_log::Change;
 use ecrf_wire::wire::{MAX_PAGE, PushReply, PushRequest, Receipt};
 use sqlx::PgConnection;
@@ -33,8 +35,11 @@ pub(super) async fn push(
     rules::own_changes(&req.changes, device, site)?;
     let _turn = super::limits::site_turn(site).await;
     let (mut tx, mut acked, mut last_hash) = c.push_transaction(&pool).await?;
+    let changes = Arc::new(req.changes);
     let mut page = NewChanges::default();
-    for (i, ch) in req.changes.iter().enumerate() {
+    // Where the changes new to the server are in the page.
+    let mut fresh_at = Vec::new();
+    for (i, ch) in changes.iter().enumerate() {
         match rules::link(i, ch, acked, &last_hash)? {
             Link::Held => {
                 let held = db::changes::held_hash(&mut tx, device, ch.device_seq).await?;
@@ -43,6 +48,7 @@ pub(super) async fn push(
             Link::Next => {
                 acked = ch.device_seq;
                 last_hash = ch.hash.clone();
+                fresh_at.push(i);
                 page.ids.push(ch.change_id.clone());
                 page.seqs.push(ch.device_seq);
                 page.hashes.push(ch.hash.clone());
@@ -54,34 +60,42 @@ pub(super) async fn push(
     }
     let stored = page.ids.len();
     // Authors are checked on what is new: a change stored already was checked when it came.
-    let new_ids: std::collections::HashSet<&str> = page.ids.iter().map(String::as_str).collect();
-    let fresh: Vec<&Change> = req
-        .changes
-        .iter()
-        .filter(|ch| new_ids.contains(ch.change_id.as_str()))
-        .collect();
+    let fresh: Vec<&Change> = fresh_at.iter().map(|&i| &changes[i]).collect();
     let mut names: Vec<String> = fresh.iter().map(|ch| ch.user.clone()).collect();
     names.sort();
     names.dedup();
     let registry = db::users::registry_of(&mut tx, site, &names).await?;
-    rules::authors(fresh.iter().copied(), &registry)?;
     if rules::touches_users(&fresh) {
         let enrolled = db::device::enrolled_seq(&mut tx, device).await?;
         rules::user_changes_before_enrolment(fresh.iter().copied(), enrolled)?;
     }
-    if stored > 0 {
-        let done =
-            db::changes::insert_page_and_head(&mut tx, site, device, &page, acked, &last_hash)
-                .await?;
-        // The chain was checked above, so a row not stored is a change id reused.
-        if done as usize != stored {
-            return Err(conflict(
-                "a change id of this page is already held for another change".into(),
-            ));
-        }
+    // The signatures are checked on other threads while PostgreSQL stores the page (the two
+    // costliest steps of a push, side by side): a page refused for them is rolled back whole
+    // with the transaction, never committed.
+    let signed = {
+        let (changes, fresh_at) = (Arc::clone(&changes), fresh_at.clone());
+        tokio::task::spawn_blocking(move || {
+            rules::authors(fresh_at.iter().map(|&i| &changes[i]), &registry)
+        })
+    };
+    let inserted = if stored > 0 {
+        db::changes::insert_page_and_head(&mut tx, site, device, &page, acked, &last_hash)
+            .await
+            .map(Some)
+    } else {
+        Ok(None)
+    };
+    signed
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    // The chain was checked above, so a row not stored is a change id reused.
+    if inserted?.is_some_and(|done| done as usize != stored) {
+        return Err(conflict(
+            "a change id of this page is already held for another change".into(),
+        ));
     }
     let mut flags = dated_before_base(&mut tx, site, device, &fresh).await?;
-    match super::randomize::record_openings(&mut tx, site, device, &req.changes, &fresh).await? {
+    match super::randomize::record_openings(&mut tx, site, device, &changes, &fresh).await? {
         Ok(opened) => flags.extend(opened),
         Err(tampered) => {
             // Nothing of this push is stored; the attempt is recorded for the coordinating
