@@ -244,8 +244,12 @@ impl Client {
 
     /// Pushes one page of this device's changes.
     pub fn push(&self, site: &str, changes: Vec<Change>) -> Result<PushReply, SyncError> {
-        let body = serde_json::to_vec(&PushRequest { changes })
-            .map_err(|e| SyncError::Reply(e.to_string()))?;
+        self.push_page(site, &changes)
+    }
+
+    /// [`Client::push`] of a page the caller keeps.
+    pub fn push_page(&self, site: &str, changes: &[Change]) -> Result<PushReply, SyncError> {
+        let body = PushRequest::json_of(changes).map_err(|e| SyncError::Reply(e.to_string()))?;
         Self::reply(&self.call("POST", &format!("/api/v1/sites/{site}/changes"), Some(body))?)
     }
 
@@ -482,7 +486,7 @@ pub fn sync<S: Replica>(
         let sent = page;
         let last = sent.last().map_or(acked, |c| c.device_seq);
         let (reply, following) = std::thread::scope(|scope| {
-            let push = scope.spawn(|| client.push(&site, sent.clone()));
+            let push = scope.spawn(|| client.push_page(&site, &sent));
             let following = store.own_changes_after(last, MAX_PAGE);
             (
                 push.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
