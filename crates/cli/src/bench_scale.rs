@@ -370,145 +370,153 @@ fn subjects_of(i: usize, sites: usize, subjects: usize) -> usize {
     subjects * (i + 1) / sites - subjects * i / sites
 }
 
-/// Generates sites (code, subjects) on one thread while this one pushes them, each through a
-/// newly enrolled device in pages of [`MAX_PAGE`]. Returns the changes pushed.
-#[allow(clippy::too_many_arguments)]
-fn load_sites(
-    rt: &tokio::runtime::Runtime,
-    pool: &sqlx::PgPool,
-    url: &str,
-    study: &Study,
-    staff: &Staff,
-    sites: &[(String, usize)],
+/// What loading sites and making laptops take, the same through the whole bench.
+struct Bench<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    pool: &'a sqlx::PgPool,
+    /// The server's address (kept across its restarts).
+    url: &'a str,
+    study: &'a Study,
+    staff: &'a Staff,
+    /// Daily logs per subject.
     days: u32,
-    cred: &ecrf_server::db::users::Credentials,
-) -> Result<usize, Failure> {
-    let today = Utc::now().date_naive();
-    let mut devices = Vec::new();
-    for (site, _) in sites {
-        rt.block_on(async {
-            ecrf_server::db::add_site(pool, site, &format!("Hospital {site}")).await?;
-            ecrf_server::db::users::add_user(
-                pool,
-                site,
-                "dm",
-                "Data Manager",
-                Role::DataManager,
-                cred,
-            )
-            .await
-        })
-        .map_err(fail)?;
-        devices.push(enrol_device(rt, pool, url, site, staff)?);
-    }
-    std::thread::scope(|scope| -> Result<usize, Failure> {
-        let (made, ready) = std::sync::mpsc::sync_channel::<Result<Vec<Change>, Failure>>(1);
-        let gen_devices: Vec<(String, String, usize)> = devices
-            .iter()
-            .zip(sites)
-            .map(|(d, (site, n))| (site.clone(), d.device.clone(), *n))
-            .collect();
-        scope.spawn(move || {
-            for (site, device, n) in gen_devices {
-                let mut chain = Chain::new(&site, &device, staff);
-                let r = site_changes(study, &mut chain, 1, n, days, today).map(|()| chain.changes);
-                if made.send(r).is_err() {
-                    return;
+    /// The data manager's credentials, made once (a password hash is slow on purpose).
+    cred: &'a ecrf_server::db::users::Credentials,
+    /// Where laptops' stores are made.
+    dir: &'a Path,
+}
+
+impl Bench<'_> {
+    /// Generates sites (code, subjects) on one thread while this one pushes them, each through a
+    /// newly enrolled device in pages of [`MAX_PAGE`]. Returns the changes pushed.
+    fn load_sites(&self, sites: &[(String, usize)]) -> Result<usize, Failure> {
+        let Bench {
+            rt,
+            pool,
+            url,
+            study,
+            staff,
+            days,
+            cred,
+            ..
+        } = *self;
+        let today = Utc::now().date_naive();
+        let mut devices = Vec::new();
+        for (site, _) in sites {
+            rt.block_on(async {
+                ecrf_server::db::add_site(pool, site, &format!("Hospital {site}")).await?;
+                ecrf_server::db::users::add_user(
+                    pool,
+                    site,
+                    "dm",
+                    "Data Manager",
+                    Role::DataManager,
+                    cred,
+                )
+                .await
+            })
+            .map_err(fail)?;
+            devices.push(enrol_device(rt, pool, url, site, staff)?);
+        }
+        std::thread::scope(|scope| -> Result<usize, Failure> {
+            let (made, ready) = std::sync::mpsc::sync_channel::<Result<Vec<Change>, Failure>>(1);
+            let gen_devices: Vec<(String, String, usize)> = devices
+                .iter()
+                .zip(sites)
+                .map(|(d, (site, n))| (site.clone(), d.device.clone(), *n))
+                .collect();
+            scope.spawn(move || {
+                for (site, device, n) in gen_devices {
+                    let mut chain = Chain::new(&site, &device, staff);
+                    let r =
+                        site_changes(study, &mut chain, 1, n, days, today).map(|()| chain.changes);
+                    if made.send(r).is_err() {
+                        return;
+                    }
                 }
-            }
-        });
-        let mut total = 0;
-        for device in devices.iter_mut() {
-            let changes = ready
-                .recv()
-                .map_err(|_| Failure("the generator stopped".into()))??;
-            for page in changes.chunks(MAX_PAGE) {
-                let reply = device
-                    .client
-                    .push(&device.site, page.to_vec())
-                    .map_err(|e| Failure(format!("push to site {}: {e}", device.site)))?;
-                total += reply.stored;
-            }
-            if let Some(last) = changes.last() {
-                device.seq = last.device_seq;
-                device.prev = last.hash.clone();
-            }
-            // A laptop's sync pulls after it pushes, and its next sync asks from where that
-            // ended, which the server records as what the device holds (`pulled_seq`, read by
-            // the dashboard's device health): both, so the device is in step as a laptop that
-            // synced twice would be.
-            loop {
-                let page = device
+            });
+            let mut total = 0;
+            for device in devices.iter_mut() {
+                let changes = ready
+                    .recv()
+                    .map_err(|_| Failure("the generator stopped".into()))??;
+                for page in changes.chunks(MAX_PAGE) {
+                    let reply = device
+                        .client
+                        .push(&device.site, page.to_vec())
+                        .map_err(|e| Failure(format!("push to site {}: {e}", device.site)))?;
+                    total += reply.stored;
+                }
+                if let Some(last) = changes.last() {
+                    device.seq = last.device_seq;
+                    device.prev = last.hash.clone();
+                }
+                // A laptop's sync pulls after it pushes, and its next sync asks from where that
+                // ended, which the server records as what the device holds (`pulled_seq`, read by
+                // the dashboard's device health): both, so the device is in step as a laptop that
+                // synced twice would be.
+                loop {
+                    let page = device
+                        .client
+                        .pull(&device.site, device.cursor, MAX_PAGE)
+                        .map_err(fail)?;
+                    device.cursor = page.cursor;
+                    if !page.more {
+                        break;
+                    }
+                }
+                device
                     .client
                     .pull(&device.site, device.cursor, MAX_PAGE)
                     .map_err(fail)?;
-                device.cursor = page.cursor;
-                if !page.more {
-                    break;
-                }
             }
-            device
-                .client
-                .pull(&device.site, device.cursor, MAX_PAGE)
-                .map_err(fail)?;
-        }
-        Ok(total)
-    })
-}
+            Ok(total)
+        })
+    }
 
-/// A new laptop of `site` (real encrypted store), enrolled: the time of its first full sync
-/// and the changes it received.
-fn first_full_sync(
-    rt: &tokio::runtime::Runtime,
-    pool: &sqlx::PgPool,
-    dir: &Path,
-    url: &str,
-    site: &str,
-    name: &str,
-) -> Result<(Duration, usize), Failure> {
-    let mut store = new_laptop(rt, pool, dir, url, site, name)?;
-    let client = ecrf_sync::client::client_of(&store).map_err(fail)?;
-    let t = Instant::now();
-    let report = ecrf_sync::sync(&mut store, &client, &mut |_| {}).map_err(fail)?;
-    let took = t.elapsed();
-    drop(store);
-    remove_laptop(dir, name);
-    Ok((took, report.pulled))
-}
+    /// A new laptop of `site` (real encrypted store), enrolled: the time of its first full sync
+    /// and the changes it received.
+    fn first_full_sync(&self, site: &str, name: &str) -> Result<(Duration, usize), Failure> {
+        let mut store = self.new_laptop(site, name)?;
+        let client = ecrf_sync::client::client_of(&store).map_err(fail)?;
+        let t = Instant::now();
+        let report = ecrf_sync::sync(&mut store, &client, &mut |_| {}).map_err(fail)?;
+        let took = t.elapsed();
+        drop(store);
+        remove_laptop(self.dir, name);
+        Ok((took, report.pulled))
+    }
 
-/// A new laptop of `site`: a real encrypted store, durable, enrolled, the nurse logged in.
-fn new_laptop(
-    rt: &tokio::runtime::Runtime,
-    pool: &sqlx::PgPool,
-    dir: &Path,
-    url: &str,
-    site: &str,
-    name: &str,
-) -> Result<Store, Failure> {
-    let path = dir.join(format!("{name}.ecrf"));
-    let (mut admin, _) = Store::create(
-        &path,
-        study()?,
-        CreateOptions {
-            site: site.into(),
-            admin_user: "admin".into(),
-            admin_name: "Admin".into(),
-            admin_password: ecrf_app::demo::DEMO_PASSWORD.into(),
-        },
-    )?;
-    admin.add_user("nurse", "Nurse", Role::Nurse, ecrf_app::demo::DEMO_PASSWORD)?;
-    drop(admin);
-    let store = Store::open(&path, study()?, "nurse", ecrf_app::demo::DEMO_PASSWORD)?;
-    let code = rt
-        .block_on(ecrf_server::db::enrol_code(
-            pool,
-            site,
-            store.device_id(),
-            1,
-        ))
-        .map_err(fail)?;
-    ecrf_sync::enrol(&store, url, &code, None).map_err(fail)?;
-    Ok(store)
+    /// A new laptop of `site`: a real encrypted store, durable, enrolled, the nurse logged in.
+    fn new_laptop(&self, site: &str, name: &str) -> Result<Store, Failure> {
+        let Bench {
+            rt, pool, url, dir, ..
+        } = *self;
+        let path = dir.join(format!("{name}.ecrf"));
+        let (mut admin, _) = Store::create(
+            &path,
+            study()?,
+            CreateOptions {
+                site: site.into(),
+                admin_user: "admin".into(),
+                admin_name: "Admin".into(),
+                admin_password: ecrf_app::demo::DEMO_PASSWORD.into(),
+            },
+        )?;
+        admin.add_user("nurse", "Nurse", Role::Nurse, ecrf_app::demo::DEMO_PASSWORD)?;
+        drop(admin);
+        let store = Store::open(&path, study()?, "nurse", ecrf_app::demo::DEMO_PASSWORD)?;
+        let code = rt
+            .block_on(ecrf_server::db::enrol_code(
+                pool,
+                site,
+                store.device_id(),
+                1,
+            ))
+            .map_err(fail)?;
+        ecrf_sync::enrol(&store, url, &code, None).map_err(fail)?;
+        Ok(store)
+    }
 }
 
 /// Removes a laptop's files.
@@ -533,6 +541,16 @@ fn first_sync_only(
 ) -> Result<(), Failure> {
     let study = study()?;
     let staff = Staff::new();
+    let bench = Bench {
+        rt,
+        pool,
+        url: &server.url,
+        study: &study,
+        staff: &staff,
+        days: args.days,
+        cred,
+        dir,
+    };
     let size = args.sizes.iter().copied().min().unwrap_or(1);
     let sites = args.sites_per_trial * size;
     let mut load = vec![(site_code(0), subjects_of(0, sites, TRIAL_SUBJECTS * size))];
@@ -541,16 +559,7 @@ fn first_sync_only(
     }
     for (site, subjects) in load {
         let t = Instant::now();
-        let pushed = load_sites(
-            rt,
-            pool,
-            &server.url,
-            &study,
-            &staff,
-            &[(site.clone(), subjects)],
-            args.days,
-            cred,
-        )?;
+        let pushed = bench.load_sites(&[(site.clone(), subjects)])?;
         rt.block_on(sqlx::raw_sql("VACUUM ANALYZE changes").execute(pool))
             .map_err(fail)?;
         say!(
@@ -591,7 +600,7 @@ fn first_sync_only(
         say!("  plan of a pull's page: {}", pull_plan.join(" / "));
         for run in 0..args.syncs.max(1) {
             let c0 = cpu();
-            let (took, pulled) = first_full_sync(rt, pool, dir, &server.url, &site, "laptop")?;
+            let (took, pulled) = bench.first_full_sync(&site, "laptop")?;
             say!(
                 "first full sync of site {site} #{}: {pulled} changes in {:.2} s ({:.1} µs a change; {})",
                 run + 1,
@@ -601,7 +610,7 @@ fn first_sync_only(
             );
         }
         // The pull alone: every page fetched, decoded and checked, nothing applied.
-        let mut store = new_laptop(rt, pool, dir, &server.url, &site, "apart")?;
+        let mut store = bench.new_laptop(&site, "apart")?;
         let client = ecrf_sync::client::client_of(&store).map_err(fail)?;
         let c0 = cpu();
         let t = Instant::now();
@@ -708,6 +717,17 @@ pub fn run(args: &BenchScaleArgs) -> Result<(), Failure> {
     if let Some(Only::FirstSync) = args.only {
         return first_sync_only(args, &rt, &db_url, &pool, &server, dir.path(), &cred);
     }
+    let url = server.url.clone();
+    let bench = Bench {
+        rt: &rt,
+        pool: &pool,
+        url: &url,
+        study: &study,
+        staff: &staff,
+        days: args.days,
+        cred: &cred,
+        dir: dir.path(),
+    };
     let mut sizes: Vec<usize> = args.sizes.clone();
     sizes.sort_unstable();
     sizes.dedup();
@@ -724,16 +744,7 @@ pub fn run(args: &BenchScaleArgs) -> Result<(), Failure> {
             .map(|i| (site_code(i), subjects_of(i, sites, subjects)))
             .collect();
         let t = Instant::now();
-        let pushed = load_sites(
-            &rt,
-            &pool,
-            &server.url,
-            &study,
-            &staff,
-            &new,
-            args.days,
-            &cred,
-        )?;
+        let pushed = bench.load_sites(&new)?;
         let load = t.elapsed();
         sites_made = sites;
         changes_total += pushed;
@@ -793,7 +804,7 @@ pub fn run(args: &BenchScaleArgs) -> Result<(), Failure> {
         );
 
         // 4. First full sync of site 01 onto a new laptop.
-        let (took, pulled) = first_full_sync(&rt, &pool, dir.path(), &server.url, "01", "laptop")?;
+        let (took, pulled) = bench.first_full_sync("01", "laptop")?;
         say!(
             "first full sync of site 01 onto a new laptop: {pulled} changes in {}",
             ms(took)
@@ -922,16 +933,7 @@ pub fn run(args: &BenchScaleArgs) -> Result<(), Failure> {
     if args.large_site > 0 {
         let site = "LG".to_string();
         let t = Instant::now();
-        let pushed = load_sites(
-            &rt,
-            &pool,
-            &server.url,
-            &study,
-            &staff,
-            &[(site.clone(), args.large_site)],
-            args.days,
-            &cred,
-        )?;
+        let pushed = bench.load_sites(&[(site.clone(), args.large_site)])?;
         say!(
             "very large site: {} subjects, {pushed} changes pushed in {:.1} s",
             args.large_site,
@@ -939,7 +941,7 @@ pub fn run(args: &BenchScaleArgs) -> Result<(), Failure> {
         );
         rt.block_on(sqlx::raw_sql("VACUUM ANALYZE changes").execute(&pool))
             .map_err(fail)?;
-        let (took, pulled) = first_full_sync(&rt, &pool, dir.path(), &server.url, &site, "large")?;
+        let (took, pulled) = bench.first_full_sync(&site, "large")?;
         say!(
             "first full sync of the very large site onto a new laptop: {pulled} changes in {:.2} s (goal <= 10 s)",
             took.as_secs_f64()
