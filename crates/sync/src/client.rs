@@ -486,7 +486,15 @@ pub fn sync<S: Replica>(
         let sent = page;
         let last = sent.last().map_or(acked, |c| c.device_seq);
         let (reply, following) = std::thread::scope(|scope| {
-            let push = scope.spawn(|| client.push_page(&site, &sent));
+            let (started, running) = std::sync::mpsc::channel();
+            let (site, sent) = (&site, &sent);
+            let push = scope.spawn(move || {
+                let _ = started.send(());
+                client.push_page(site, sent)
+            });
+            // The page leaves first: reading the next one straight away kept the sending
+            // thread waiting for a core (1-2 ms a page on two cores).
+            let _ = running.recv();
             let following = store.own_changes_after(last, MAX_PAGE);
             (
                 push.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),

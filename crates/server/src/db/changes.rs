@@ -51,11 +51,11 @@ pub(crate) const PUSH_HEAD: &str = "SELECT d.acked, d.last_hash FROM sites s, de
 
 /// A pull's page and the site's head ($1 site, $2 after, $3 device, $4 limit + 1). The page is
 /// asked as a range of `(site, seq)` rows, which only the `changes_site_seq` index serves in
-/// order: asked as `site = $1 AND seq > $2`, the generic plan of a trial with few sites walked
-/// the primary key from `after` through every later site's changes (`bench-scale`: a device in
-/// step at site 01 read 430,000 rows of other sites per pull, and 500 such devices kept
-/// PostgreSQL busy for 33 s). The head likewise: `max(seq) … WHERE site = $1` walked the primary
-/// key backwards through the later sites. The device is compared as an expression: PostgreSQL
+/// order (the primary key since migration 0009): asked as `site = $1 AND seq > $2`, the generic
+/// plan of a trial with few sites walked the key on `seq` from `after` through every later
+/// site's changes (`bench-scale`: a device in step at site 01 read 430,000 rows of other
+/// sites per pull, and 500 such devices kept PostgreSQL busy for 33 s). The head likewise: `max(seq) … WHERE site = $1` walked the key on
+/// `seq` backwards through the later sites. The device is compared as an expression: PostgreSQL
 /// estimated `device <> $3` as matching no row when a site's changes came from one device
 /// (n_distinct 1: a site with one laptop), and the generic plan then read the site's whole rest
 /// by a bitmap scan and sorted it at every page (`bench-scale --only first-sync`: 40 ms a page
