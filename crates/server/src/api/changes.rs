@@ -4,17 +4,19 @@
 //! Invariants: a push is refused whole (nothing stored) if any change is not the caller's, not
 //! of its site ([`rules::own_changes`]), or one its author's role may not make
 //! ([`rules::permissions`]), or not signed by its author with a key the site's user registry
-//! holds for them while they held its stated role ([`rules::authors`]); it stores, in one transaction under the site's row lock, only the
-//! changes that continue the device's hash chain ([`rules::link`]: a replay of a change held
-//! already is skipped, anything else out of order is 409); what the stored changes set off
-//! (flags, envelopes opened, changes held under a lock) happens in that same transaction. A
+//! holds for them while they held its stated role ([`rules::authors`], checked on other
+//! threads while the page is written: a refused page's transaction is never committed); it
+//! stores, in one transaction under the site's row lock, only the changes that continue the
+//! device's hash chain ([`rules::link`]: a replay of a change held already is skipped,
+//! anything else out of order is 409); what the stored changes set off (flags, envelopes
+//! opened, changes held under a lock) happens in that same transaction. A
 //! pull's cursor is a site `seq`, and `seq` is commit order within a site. Every accepted push
 //! returns a receipt signed with the server's key over the device's chain head it now holds.
 
-use axum::extract::{RawQuery, State};
-use axum::response::Response;
 use std::sync::Arc;
 
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
 use ecrf_log::Change;
 use ecrf_wire::wire::{MAX_PAGE, PushReply, PushRequest, Receipt};
 use sqlx::PgConnection;
