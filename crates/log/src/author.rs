@@ -475,11 +475,11 @@ mod tests {
         page[7].signature = None;
         page[9] = make("carl", 9, &bob);
         page[12] = make("bob", 12, &ann);
-        // R replaced by the identity point, canonically and not (y = p + 1): small order, so
-        // the batch leaves them to one by one, which refuses them.
+        // Ann's (one key: checked in the batch) with R replaced by the identity point,
+        // canonically and not (y = p + 1): one by one refuses them.
         for (i, r) in [
-            (15, "01".to_string() + &"00".repeat(31)),
-            (18, "ee".to_string() + &"ff".repeat(30) + "7f"),
+            (16, "01".to_string() + &"00".repeat(31)),
+            (17, "ee".to_string() + &"ff".repeat(30) + "7f"),
         ] {
             let sig = page[i].signature.clone().unwrap();
             page[i].signature = Some(r + &sig[64..]);
@@ -488,7 +488,7 @@ mod tests {
         let results = check_many(&all, keys_of);
         for (i, r) in results.iter().enumerate() {
             match i {
-                4 | 12 | 15 | 18 => {
+                4 | 12 | 16 | 17 => {
                     assert!(matches!(r, Err(AuthorError::Forged { .. })), "{i}: {r:?}")
                 }
                 7 => assert!(matches!(r, Err(AuthorError::Missing(_))), "{i}: {r:?}"),
@@ -502,6 +502,61 @@ mod tests {
                 assert_eq!(check_parsed(c, k).is_ok(), r.is_ok());
             }
         }
+    }
+
+    #[test]
+    fn the_batch_holds_only_when_every_signature_holds() {
+        use curve25519_dalek::constants::EIGHT_TORSION;
+        use curve25519_dalek::edwards::CompressedEdwardsY;
+        let ann = AuthorKey::from_seed(&[21; 32]);
+        let bob = AuthorKey::from_seed(&[22; 32]);
+        let key = |k: &AuthorKey| parse_public(&k.public_hex()).unwrap();
+        let signed = |k: &AuthorKey, value: i64| {
+            let mut c = change(
+                ChangeKind::ItemSet,
+                None,
+                Some(&format!("{{\"int\":{value}}}")),
+            );
+            k.sign(&mut c);
+            let signature = parsed_signature(&c, &AuthorKeys::parse(&[k.public_hex()])).unwrap();
+            (signed_message(&c.hash), signature, key(k))
+        };
+        let page: Vec<(Vec<u8>, Signature, VerifyingKey)> = (0..12)
+            .map(|i| signed(if i % 3 == 0 { &bob } else { &ann }, i))
+            .collect();
+        let holds = |page: &[(Vec<u8>, Signature, VerifyingKey)]| {
+            let refs: Vec<(&[u8], &Signature, &VerifyingKey)> =
+                page.iter().map(|(m, s, k)| (m.as_slice(), s, k)).collect();
+            batch_holds(&refs)
+        };
+        assert!(holds(&page));
+        // A signature checked against another key than its signer's.
+        let mut wrong = page.clone();
+        wrong[4].2 = key(&bob);
+        assert!(!holds(&wrong));
+        // The identity as R (small order).
+        let mut identity = page.clone();
+        let mut bytes = identity[5].1.to_bytes();
+        bytes[..32].copy_from_slice(&[0; 32]);
+        bytes[0] = 1;
+        identity[5].1 = Signature::from_bytes(&bytes);
+        assert!(!holds(&identity));
+        // A key with a small-order part.
+        let mut torsion_key = page.clone();
+        let bent = (torsion_key[7].2.to_edwards() + EIGHT_TORSION[1]).compress();
+        torsion_key[7].2 = VerifyingKey::from_bytes(bent.as_bytes()).unwrap();
+        assert!(!holds(&torsion_key));
+        // R given an order-2 part by someone without the key: the hash over R changes too, so
+        // no z cancels it (only the key's holder could sign over such an R: the gap above).
+        let mut bent_r = page.clone();
+        let r = CompressedEdwardsY(*bent_r[2].1.r_bytes())
+            .decompress()
+            .unwrap();
+        let mut bytes = bent_r[2].1.to_bytes();
+        bytes[..32].copy_from_slice((r + EIGHT_TORSION[4]).compress().as_bytes());
+        bent_r[2].1 = Signature::from_bytes(&bytes);
+        assert!(bent_r[2].2.verify(&bent_r[2].0, &bent_r[2].1).is_err());
+        assert!((0..16).all(|_| !holds(&bent_r)));
     }
 
     #[test]
