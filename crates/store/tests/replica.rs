@@ -19,6 +19,12 @@ fn nurse(path: &std::path::Path) -> Store {
     Site::new("07").with_nurse().create_as(path, &NURSE)
 }
 
+/// Two new laptops of site 07, `a` and `b` (its administrator logged in, a nurse added).
+fn two_laptops(dir: &std::path::Path) -> (Store, Store) {
+    let laptop = |name: &str| Site::new("07").with_nurse().create(&dir.join(name));
+    (laptop("a.ecrf"), laptop("b.ecrf"))
+}
+
 fn exchange(a: &mut Store, b: &mut Store) {
     send(a, b);
     send(b, a);
@@ -124,12 +130,7 @@ fn two_replicas_merge_items_and_keep_both_values_of_a_conflict() {
 #[test]
 fn a_page_with_a_broken_change_applies_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let a = Site::new("07")
-        .with_nurse()
-        .create(&dir.path().join("a.ecrf"));
-    let mut b = Site::new("07")
-        .with_nurse()
-        .create(&dir.path().join("b.ecrf"));
+    let (a, mut b) = two_laptops(dir.path());
     let mut page = a.own_changes_after(0, 100).unwrap();
     let before = b.all_changes().unwrap().len();
     // Altered content.
@@ -196,12 +197,7 @@ fn a_chain_broken_mid_page_applies_nothing_and_replays_in_a_page_are_skipped() {
 #[test]
 fn a_new_change_reusing_a_held_id_applies_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let a = Site::new("07")
-        .with_nurse()
-        .create(&dir.path().join("a.ecrf"));
-    let mut b = Site::new("07")
-        .with_nurse()
-        .create(&dir.path().join("b.ecrf"));
+    let (a, mut b) = two_laptops(dir.path());
     let held = a.own_changes_after(0, 100).unwrap();
     b.apply_remote(&held, 1).unwrap();
     let before = b.all_changes().unwrap().len();
@@ -227,12 +223,7 @@ fn a_new_change_reusing_a_held_id_applies_nothing() {
 #[test]
 fn applying_a_page_leaves_saves_durable() {
     let dir = tempfile::tempdir().unwrap();
-    let a = Site::new("07")
-        .with_nurse()
-        .create(&dir.path().join("a.ecrf"));
-    let mut b = Site::new("07")
-        .with_nurse()
-        .create(&dir.path().join("b.ecrf"));
+    let (a, mut b) = two_laptops(dir.path());
     assert_eq!(b.durability_settings().unwrap().synchronous, 2);
     let mut page = a.own_changes_after(0, 100).unwrap();
     b.apply_remote(&page, 1).unwrap();
