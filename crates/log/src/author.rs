@@ -197,11 +197,10 @@ pub fn check_many<'k>(
 /// took 9 ms for a page of 1,000 on two cores; `make bench-sync`'s push 2.1-2.2 s -> 1.8-1.9
 /// s). A batch that fails says only that one of them does not verify, and the caller checks
 /// them alone. Same equation as one by one (cofactorless, `s` and `R` canonical, keys without
-/// a small-order part), with one gap: an `R` its signer gave a
-/// small-order part on purpose fails one by one but passes a batch when the random `z` happen
-/// to cancel that part (odds of about one half). Only the key's holder can make one (it is
-/// still their signature over the hash), and `ecrf store check` on every laptop checks one by
-/// one and names it.
+/// a small-order part), with one gap: an `R` its signer gave a small-order part on purpose
+/// fails one by one but passes a batch when the random `z` happen to cancel that part (odds of
+/// about one half). Only the key's holder can make one (it is still their signature over the
+/// hash), and `ecrf store check` on every laptop checks one by one and names it.
 fn batch_holds(signed: &[(&[u8], &Signature, &VerifyingKey)]) -> bool {
     use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
     use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
