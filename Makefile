@@ -107,10 +107,12 @@ bench-sync: setup
 
 # The server, sync and exports at 1x, 3x and 10x the trial (50 sites, 3,580 subjects, ~5 million
 # changes at 10x, sent through the real push path), then one very large site (600 subjects), on
-# a durable PostgreSQL; ends with a table of the sizes against a linear extrapolation.
+# a durable PostgreSQL; ends with a table of the sizes against a linear extrapolation. The
+# allocator setting is for the bench's own process, whose 500 threads stand for 500 laptops
+# (see DEVICES_ALLOCATOR in crates/cli/src/bench_scale.rs); the server runs without it.
 bench-scale: setup
 	cargo build --release -p ecrf-cli
-	PG_DURABLE=1 bash scripts/pg.sh run $(CARGO_TARGET_DIR)/release/ecrf bench-scale
+	MIMALLOC_ARENA_EAGER_COMMIT=0 PG_DURABLE=1 bash scripts/pg.sh run $(CARGO_TARGET_DIR)/release/ecrf bench-scale
 
 # The web view's dashboard over ten times the trial (3,580 subjects x 30 daily logs).
 bench-web: setup

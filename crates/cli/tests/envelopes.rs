@@ -376,7 +376,7 @@ fn no_unopened_arm_is_readable_anywhere_and_the_server_checks_every_opening() {
     }
     // What another laptop pulls (the sync pages, raw), and what it holds after sync.
     let page = b.client().pull("01", 0, 1000).unwrap();
-    for c in &page.changes {
+    for c in page.changes.iter() {
         out.add("B's pull page", serde_json::to_string(c).unwrap());
     }
     for c in b.store.all_changes().unwrap() {

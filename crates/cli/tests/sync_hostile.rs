@@ -399,3 +399,60 @@ fn a_server_claiming_more_than_it_was_sent_or_more_pages_forever_is_not_believed
         "no pull cursor moved"
     );
 }
+
+#[test]
+fn a_pulled_page_with_an_altered_change_is_refused_after_the_good_pages_before_it() {
+    let (dir, server) = setup();
+    let mut d = Device::enrolled(dir.path(), "d", "01", &server);
+    let own = d.store.own_change_count_after(0).unwrap() as i64;
+    d.store.set_pushed(own).unwrap();
+    // Another laptop's changes, as a server would pass them on: two pages of two.
+    let mut other = Device::new(dir.path(), "e", "01");
+    other.store.new_subject().unwrap();
+    let mut theirs = other.store.own_changes_after(0, 4).unwrap();
+    assert_eq!(theirs.len(), 4);
+    theirs[3].reason = Some("altered on the way".into());
+    let altered_id = theirs[3].change_id.clone();
+    let page = |changes: &[ecrf_log::Change], cursor: i64, more: bool| {
+        serde_json::to_string(&ecrf_sync::wire::PullReply {
+            changes: changes.to_vec(),
+            cursor,
+            more,
+            server_version: None,
+        })
+        .unwrap()
+    };
+    let (first, second) = (page(&theirs[..2], 2, true), page(&theirs[2..], 4, false));
+    let i = d.store.device_id().to_string();
+    let liar = Liar::start(Box::new(move |path, _| {
+        if path.starts_with("/api/v1/device") {
+            device_reply(&i, own)
+        } else if path.contains("after=0&") {
+            first.clone()
+        } else {
+            second.clone()
+        }
+    }));
+    let held_before = d.store.all_changes().unwrap().len();
+    let why = refused_reply(&mut d, &liar);
+    assert!(why.contains("does not match its hash"), "{why}");
+    assert!(
+        why.contains(&altered_id),
+        "the altered change is named: {why}"
+    );
+    assert_eq!(
+        d.store.sync_state().unwrap().pulled,
+        2,
+        "the good page before it was applied with its cursor, the altered one not at all"
+    );
+    let held: Vec<String> = d
+        .store
+        .all_changes()
+        .unwrap()
+        .into_iter()
+        .skip(held_before)
+        .map(|c| c.change_id)
+        .collect();
+    let expected: Vec<String> = theirs[..2].iter().map(|c| c.change_id.clone()).collect();
+    assert_eq!(held, expected);
+}

@@ -28,6 +28,48 @@ impl VerifyReport {
     }
 }
 
+/// Received changes whose content was checked against their hashes. Made only by
+/// [`HashChecked::check`], so whoever appends them need not hash each again: the sync client
+/// checks each pulled page on the thread that fetched it, while the store's one writing thread
+/// applies the page before (hashing was a twentieth of applying a large site's first sync).
+#[derive(Debug, Clone, Default)]
+pub struct HashChecked(Vec<Change>);
+
+/// A received change whose content does not match its hash: altered on the way or where it
+/// came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("received {0}: its content does not match its hash")]
+pub struct HashMismatch(pub String);
+
+impl HashChecked {
+    /// Checks every change's hash; the first that does not match is named.
+    pub fn check(changes: Vec<Change>) -> Result<Self, HashMismatch> {
+        match changes.iter().find(|c| c.compute_hash() != c.hash) {
+            Some(c) => Err(HashMismatch(c.describe())),
+            None => Ok(HashChecked(changes)),
+        }
+    }
+
+    /// The changes, in the order received.
+    pub fn changes(&self) -> &[Change] {
+        &self.0
+    }
+
+    /// Adds the changes of a later page after these.
+    pub fn append(&mut self, mut later: HashChecked) {
+        self.0.append(&mut later.0);
+    }
+}
+
+/// Read as the changes they are (never written to: that would break the check).
+impl std::ops::Deref for HashChecked {
+    type Target = [Change];
+
+    fn deref(&self) -> &[Change] {
+        &self.0
+    }
+}
+
 /// Where a device's chain stands: its last `device_seq` and hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceHead {
@@ -226,5 +268,27 @@ mod tests {
             hash: log[0].hash.clone(),
         };
         assert!(after.is_followed_by(&log[1]));
+    }
+
+    #[test]
+    fn pages_are_hash_checked_whole_and_the_altered_change_is_named() {
+        let mut page = chain("a", 3);
+        let mut checked = HashChecked::check(page.clone()).unwrap();
+        assert_eq!(checked.changes().len(), 3);
+        checked.append(HashChecked::check(chain("b", 2)).unwrap());
+        let devices: Vec<&str> = checked
+            .changes()
+            .iter()
+            .map(|c| c.device.as_str())
+            .collect();
+        assert_eq!(
+            devices,
+            ["a", "a", "a", "b", "b"],
+            "a later page follows, in order"
+        );
+        page[1].reason = Some("altered".into());
+        let err = HashChecked::check(page).unwrap_err();
+        assert!(err.to_string().contains("id a-2"), "{err}");
+        assert!(err.to_string().contains("does not match its hash"), "{err}");
     }
 }

@@ -28,7 +28,7 @@ pub mod record;
 
 pub use author::{AuthorError, AuthorKey, KeyList};
 pub use body::{Body, BodyError};
-pub use chain::{ChainCheck, DeviceHead, VerifyReport};
+pub use chain::{ChainCheck, DeviceHead, HashChecked, HashMismatch, VerifyReport};
 pub use change::{Change, GENESIS};
 pub use kind::ChangeKind;
 pub use permission::{Permission, permission};

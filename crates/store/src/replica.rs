@@ -5,8 +5,9 @@
 //! [`apply_item`], called by `store::apply`) and the sync cursors in `meta`. Invariants:
 //! - a change received is appended byte for byte (same id, device, device sequence, hashes), only
 //!   after its hash and its device's chain check out, and at most once (by `change_id`);
-//! - a page of received changes is one transaction, together with the pull cursor that follows
-//!   it: after a cut, the page is either all there with its cursor or not there at all;
+//! - a page of received changes (or several in a row) is one transaction, together with the
+//!   pull cursor that follows it: after a cut, the page is either all there with its cursor or
+//!   not there at all;
 //! - conflicts are decided from the set of changes alone, never from their arrival order: an
 //!   `item.set` names (in `base`) the item values its writer saw; the item's **heads** are its
 //!   values that no change names; one head is the value, two or more are a conflict that keeps
@@ -19,7 +20,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use ecrf_log::{Change, ChangeKind, GENESIS};
+use ecrf_log::{Change, ChangeKind, GENESIS, HashChecked};
 
 use crate::log::COLUMNS;
 use crate::store::{Draft, Store, apply, get_meta, set_meta};
@@ -348,6 +349,26 @@ impl Store {
         changes: &[Change],
         cursor: i64,
     ) -> Result<ApplyReport, StoreError> {
+        self.apply_received(changes, false, cursor)
+    }
+
+    /// [`Store::apply_remote`] for changes whose hashes were checked already (the sync client
+    /// checks each page on the thread that fetches it): one or more consecutive pages, in one
+    /// transaction with the cursor after the last.
+    pub fn apply_checked(
+        &mut self,
+        pages: &HashChecked,
+        cursor: i64,
+    ) -> Result<ApplyReport, StoreError> {
+        self.apply_received(pages.changes(), true, cursor)
+    }
+
+    fn apply_received(
+        &mut self,
+        changes: &[Change],
+        hashes_checked: bool,
+        cursor: i64,
+    ) -> Result<ApplyReport, StoreError> {
         let setting: i64 = self
             .conn()
             .query_row("PRAGMA synchronous", [], |r| r.get(0))?;
@@ -356,7 +377,7 @@ impl Store {
         if relaxed {
             self.conn().execute_batch("PRAGMA synchronous = NORMAL")?;
         }
-        let applied = self.apply_page(changes, cursor);
+        let applied = self.apply_page(changes, hashes_checked, cursor);
         if relaxed {
             self.conn()
                 .execute_batch(&format!("PRAGMA synchronous = {setting}"))?;
@@ -382,6 +403,7 @@ impl Store {
     fn apply_page(
         &mut self,
         changes: &[Change],
+        hashes_checked: bool,
         cursor: i64,
     ) -> Result<(ApplyReport, Option<(i64, String)>, Vec<String>, Vec<String>), StoreError> {
         let tx = self
@@ -417,7 +439,9 @@ impl Store {
                 }
                 return Err(not_following(c, *dseq));
             }
-            check_received(c)?;
+            if !hashes_checked {
+                check_received(c)?;
+            }
             if c.prev_hash != *prev {
                 return Err(not_following(c, *dseq));
             }
@@ -643,8 +667,8 @@ impl ecrf_wire::Replica for Store {
     fn pulled(&self) -> Result<i64, StoreError> {
         Ok(self.sync_state()?.pulled)
     }
-    fn apply_pulled(&mut self, changes: &[Change], cursor: i64) -> Result<usize, StoreError> {
-        Ok(self.apply_remote(changes, cursor)?.applied)
+    fn apply_pulled(&mut self, pages: &HashChecked, cursor: i64) -> Result<usize, StoreError> {
+        Ok(self.apply_checked(pages, cursor)?.applied)
     }
     fn conflict_count(&self) -> Result<usize, StoreError> {
         Ok(self.conflicts()?.len())

@@ -1,8 +1,8 @@
 //! The device's side of sync over HTTP(S): enrolment, push, pull.
 //!
 //! Owns the order of a sync: ask the server what it holds of this device, push the rest page
-//! by page, then pull the site's other changes page by page, each page applied in one store
-//! transaction with its cursor. Invariants: every step can be cut anywhere and simply run
+//! by page, then pull the site's other changes page by page, each page (or several that
+//! arrived together) applied in one store transaction with its cursor. Invariants: every step can be cut anywhere and simply run
 //! again (the server and the store both skip what they already hold); a reply is parsed and
 //! validated like any outside input before the store sees it, and kept to the bounds of
 //! [`crate::guard`] (acknowledged ≤ sent, pages that make progress, at most
@@ -19,7 +19,7 @@ use ecrf_wire::wire::{
 use ecrf_wire::{Replica, ServerSlot};
 use ureq::Agent;
 
-use crate::guard::{self, MAX_PULL_PAGES};
+use crate::guard::{self, MAX_PULL_PAGES, Pulled};
 
 /// What can stop a sync.
 #[derive(Debug, thiserror::Error)]
@@ -274,15 +274,14 @@ impl Client {
         )?)
     }
 
-    /// Pulls one page of the site's changes after `after`.
-    pub fn pull(&self, site: &str, after: i64, limit: usize) -> Result<PullReply, SyncError> {
+    /// Pulls one page of the site's changes after `after`, checked (hashes included).
+    pub fn pull(&self, site: &str, after: i64, limit: usize) -> Result<Pulled, SyncError> {
         let reply: PullReply = Self::reply(&self.call(
             "GET",
             &format!("/api/v1/sites/{site}/changes?after={after}&limit={limit}"),
             None,
         )?)?;
-        guard::check_pull_reply(&reply, after, limit)?;
-        Ok(reply)
+        guard::check_pull_reply(reply, after, limit)
     }
 }
 
@@ -300,6 +299,11 @@ fn transport_error(e: ureq::Error) -> SyncError {
     }
     SyncError::Offline(e.to_string())
 }
+
+/// Pulled pages waiting to be applied, at most (about 1 MB each).
+const PAGES_AHEAD: usize = 4;
+/// Pulled pages applied in one store transaction, at most.
+const PAGES_TOGETHER: usize = 8;
 
 /// Where a sync is, for a progress bar.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -522,20 +526,24 @@ pub fn sync<S: Replica>(
                 .map_err(SyncError::store)?
         };
     }
-    // Pages are fetched one ahead on a second thread while this one applies the last: a page's
-    // cursor is known as soon as it arrives, and each page is still applied in one transaction
-    // with its cursor, in order. At most two pages wait in memory.
+    // Pages are fetched ahead on a second thread, which also checks each change's hash, while
+    // this one applies: a page's cursor is known as soon as it arrives. Pages that arrived
+    // while the last ones were being applied are applied together, in order, in one transaction
+    // with the cursor after the last (a large site's first sync pulls faster than it applies:
+    // fewer, larger transactions write each index page once for several pages). At most
+    // `PAGES_AHEAD` pages wait in memory, and one transaction takes at most `PAGES_TOGETHER`.
     let after = store.pulled().map_err(SyncError::store)?;
     std::thread::scope(|scope| -> Result<(), SyncError> {
-        let (pages, arrived) = std::sync::mpsc::sync_channel::<Result<PullReply, SyncError>>(1);
+        let (pages, arrived) =
+            std::sync::mpsc::sync_channel::<Result<Pulled, SyncError>>(PAGES_AHEAD);
         let site = site.as_str();
         scope.spawn(move || {
             let mut after = after;
             for _ in 0..MAX_PULL_PAGES {
-                let reply = client.pull(site, after, MAX_PAGE);
-                let next = reply.as_ref().ok().filter(|r| r.more).map(|r| r.cursor);
+                let pulled = client.pull(site, after, MAX_PAGE);
+                let next = pulled.as_ref().ok().filter(|p| p.more).map(|p| p.cursor);
                 // A closed channel: the applying side stopped on an error.
-                if pages.send(reply).is_err() {
+                if pages.send(pulled).is_err() {
                     return;
                 }
                 match next {
@@ -544,19 +552,38 @@ pub fn sync<S: Replica>(
                 }
             }
         });
-        for reply in arrived {
-            let reply = reply?;
-            if let Some(v) = &reply.server_version {
+        while let Ok(first) = arrived.recv() {
+            let mut batch = first?;
+            let mut received = batch.changes.changes().len();
+            let mut failed = None;
+            for _ in 1..PAGES_TOGETHER {
+                match arrived.try_recv() {
+                    Ok(Ok(next)) => {
+                        received += next.changes.changes().len();
+                        batch.absorb(next);
+                    }
+                    // Applied after what came before it, then reported.
+                    Ok(Err(e)) => {
+                        failed = Some(e);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if let Some(v) = &batch.server_version {
                 store
                     .set_sync_setting(setting::SERVER_VERSION, v)
                     .map_err(SyncError::store)?;
             }
             let applied = store
-                .apply_pulled(&reply.changes, reply.cursor)
+                .apply_pulled(&batch.changes, batch.cursor)
                 .map_err(SyncError::store)?;
             report.pulled += applied;
-            p.pulled += reply.changes.len();
+            p.pulled += received;
             progress(p);
+            if let Some(e) = failed {
+                return Err(e);
+            }
         }
         Ok(())
     })?;

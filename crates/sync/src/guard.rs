@@ -5,7 +5,7 @@
 //! breaks a bound gets [`SyncError::Reply`] naming the bound, and the store is left as it was
 //! (nothing of the offending reply is applied or recorded).
 
-use ecrf_log::Change;
+use ecrf_log::{Change, HashChecked};
 use ecrf_wire::wire::{DeviceReply, MAX_PAGE, MAX_REASON_BYTES, PullReply, PushReply, Receipt};
 
 use crate::client::SyncError;
@@ -159,11 +159,38 @@ pub fn check_receipt(
     Ok(())
 }
 
-/// A pull page: at most `limit` changes (and [`MAX_PAGE`]), each valid, a cursor that never
-/// goes back, and one that moves when the server says more follow (else "more" would never end).
-pub fn check_pull_reply(reply: &PullReply, after: i64, limit: usize) -> Result<(), SyncError> {
+/// A pulled page that passed [`check_pull_reply`]: its changes' hashes checked (on the thread
+/// that pulled it), or several pages in a row with the last one's cursor.
+#[derive(Debug)]
+pub struct Pulled {
+    /// The changes, in server order.
+    pub changes: HashChecked,
+    /// The cursor to ask from next.
+    pub cursor: i64,
+    /// More changes wait after this page.
+    pub more: bool,
+    /// The server's release, if it said.
+    pub server_version: Option<String>,
+}
+
+impl Pulled {
+    /// Takes the next page after this one.
+    pub fn absorb(&mut self, next: Pulled) {
+        self.changes.append(next.changes);
+        self.cursor = next.cursor;
+        self.more = next.more;
+        if next.server_version.is_some() {
+            self.server_version = next.server_version;
+        }
+    }
+}
+
+/// A pull page: at most `limit` changes (and [`MAX_PAGE`]), each valid and matching its hash
+/// (checked once, here), a cursor that never goes back, and one that moves when the server
+/// says more follow (else "more" would never end).
+pub fn check_pull_reply(reply: PullReply, after: i64, limit: usize) -> Result<Pulled, SyncError> {
     reply
-        .validate()
+        .validate_fields()
         .map_err(|e| SyncError::Reply(e.to_string()))?;
     if reply.changes.len() > limit.min(MAX_PAGE) {
         return Err(broke(format!(
@@ -178,7 +205,14 @@ pub fn check_pull_reply(reply: &PullReply, after: i64, limit: usize) -> Result<(
             reply.cursor, reply.more
         )));
     }
-    Ok(())
+    let changes = HashChecked::check(reply.changes)
+        .map_err(|e| SyncError::Reply(format!("{e}; nothing of this page was applied")))?;
+    Ok(Pulled {
+        changes,
+        cursor: reply.cursor,
+        more: reply.more,
+        server_version: reply.server_version,
+    })
 }
 
 #[cfg(test)]
@@ -368,18 +402,38 @@ mod tests {
             more,
             server_version: None,
         };
-        assert!(check_pull_reply(&page(2, 12, true), 10, MAX_PAGE).is_ok());
-        assert!(check_pull_reply(&page(0, 10, false), 10, MAX_PAGE).is_ok());
-        assert!(check_pull_reply(&page(0, 11, true), 10, MAX_PAGE).is_ok());
+        assert!(check_pull_reply(page(2, 12, true), 10, MAX_PAGE).is_ok());
+        assert!(check_pull_reply(page(0, 10, false), 10, MAX_PAGE).is_ok());
+        assert!(check_pull_reply(page(0, 11, true), 10, MAX_PAGE).is_ok());
         for (p, limit, words) in [
             (page(0, 10, true), MAX_PAGE, "no progress"),
             (page(1, 9, false), MAX_PAGE, "no progress"),
             (page(3, 20, false), 2, "a page of 3 changes where at most 2"),
         ] {
-            let why = check_pull_reply(&p, 10, limit).unwrap_err().to_string();
+            let why = check_pull_reply(p, 10, limit).unwrap_err().to_string();
             assert!(why.contains(words), "{why}");
         }
         let too_big = page(MAX_PAGE as i64 + 1, 5000, false);
-        assert!(check_pull_reply(&too_big, 10, usize::MAX).is_err());
+        assert!(check_pull_reply(too_big, 10, usize::MAX).is_err());
+    }
+
+    #[test]
+    fn a_pulled_change_that_does_not_match_its_hash_is_named() {
+        let mut changes: Vec<Change> = (1..=3).map(change).collect();
+        changes[2].reason = Some("altered".into());
+        let id = changes[2].change_id.clone();
+        let reply = PullReply {
+            changes,
+            cursor: 13,
+            more: false,
+            server_version: None,
+        };
+        let why = check_pull_reply(reply, 10, MAX_PAGE)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            why.contains("does not match its hash") && why.contains(&id),
+            "{why}"
+        );
     }
 }

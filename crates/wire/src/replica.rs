@@ -1,11 +1,11 @@
 //! What one sync needs of a device's store: its identity, the settings enrolment keeps, its own
 //! changes to push, and applying pulled pages atomically with their cursor.
 //!
-//! Invariants an implementation keeps: [`Replica::apply_pulled`] applies a whole page and its
-//! cursor in one transaction or nothing of it; a change already held is skipped; the pushed
+//! Invariants an implementation keeps: [`Replica::apply_pulled`] applies whole pages and the
+//! cursor after them in one transaction or nothing of them; a change already held is skipped; the pushed
 //! mark and the pull cursor only move forward.
 
-use ecrf_log::Change;
+use ecrf_log::{Change, HashChecked};
 
 /// A device's store as the sync client drives it.
 pub trait Replica {
@@ -43,9 +43,9 @@ pub trait Replica {
     fn keep_receipt(&self, receipt: &crate::wire::Receipt) -> Result<(), Self::Error>;
     /// The pull cursor: the server's position after the last page applied.
     fn pulled(&self) -> Result<i64, Self::Error>;
-    /// Applies a pulled page and its cursor in one transaction; returns how many changes were
-    /// new here.
-    fn apply_pulled(&mut self, changes: &[Change], cursor: i64) -> Result<usize, Self::Error>;
+    /// Applies pulled pages (one, or several in a row), hashes checked, and the cursor after
+    /// the last in one transaction; returns how many changes were new here.
+    fn apply_pulled(&mut self, pages: &HashChecked, cursor: i64) -> Result<usize, Self::Error>;
     /// Items in conflict now.
     fn conflict_count(&self) -> Result<usize, Self::Error>;
     /// Changes held back by a lock now.
