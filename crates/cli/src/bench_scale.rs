@@ -66,8 +66,9 @@ pub struct BenchScaleArgs {
     /// Devices syncing at once.
     #[arg(long, default_value_t = 500)]
     devices: usize,
-    /// One-item syncs timed at each size.
-    #[arg(long, default_value_t = 200)]
+    /// One-item syncs timed at each size (a p99 of 200 was their second slowest, a single
+    /// fsync that waited: 3.0 and 4.0 ms in two sizes of one run).
+    #[arg(long, default_value_t = 1000)]
     rounds: usize,
     /// Run only one part: `first-sync` loads site 01 of the smallest size (and the very large
     /// site) and times their first full syncs, with the pull and the apply each timed alone.
