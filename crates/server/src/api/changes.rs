@@ -36,7 +36,12 @@ pub(super) async fn push(
     rules::permissions(&req.changes)?;
     rules::own_changes(&req.changes, device, site)?;
     let _turn = super::limits::site_turn(site).await;
-    let (mut tx, mut acked, mut last_hash) = c.push_transaction(&pool).await?;
+    let db::changes::PushStart {
+        mut tx,
+        mut acked,
+        mut last_hash,
+        server_seed,
+    } = c.push_transaction(&pool).await?;
     let changes = Arc::new(req.changes);
     let mut page = NewChanges::default();
     // Where the changes new to the server are in the page.
@@ -115,7 +120,7 @@ pub(super) async fn push(
         }
     }
     flags.extend(super::locks::hold_under_locks(&mut tx, site, device, &fresh).await?);
-    let receipt = receipt(&mut tx, device, acked, &last_hash).await?;
+    let receipt = receipt(&mut tx, server_seed.as_deref(), device, acked, &last_hash).await?;
     tx.commit().await?;
     tracing::info!(device = %device, site = %site, stored, acked, "push");
     reply(&PushReply {
@@ -126,14 +131,19 @@ pub(super) async fn push(
     })
 }
 
-/// The server's signed word that it holds `device`'s chain up to `acked`, ending in `hash`.
+/// The server's signed word that it holds `device`'s chain up to `acked`, ending in `hash`,
+/// with its key from `seed` (read with the push's locks) or, before its first, a new one.
 async fn receipt(
     tx: &mut PgConnection,
+    seed: Option<&str>,
     device: &str,
     acked: i64,
     hash: &str,
 ) -> Result<Receipt, ApiError> {
-    let key = db::users::server_key(tx).await?;
+    let key = match seed {
+        Some(seed) => db::users::key_of_seed(seed)?,
+        None => db::users::server_key(tx).await?,
+    };
     let utc = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let signature = key.sign_bytes(&Receipt::message(device, acked, hash, &utc));
     Ok(Receipt {

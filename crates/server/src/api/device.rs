@@ -25,7 +25,7 @@ pub(super) async fn device(
     c: Caller,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let acked = db::device::acked(&pool, &c.device).await?;
+    let acked = c.acked;
     if let Some(v) = headers.get(wire::HISTORY_HEADER) {
         let said = v.to_str().ok().and_then(|t| t.split_once(':'));
         let (seq, hash) = said

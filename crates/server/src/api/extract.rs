@@ -34,6 +34,8 @@ pub struct Caller {
     pub device: String,
     /// The site it is enrolled with.
     pub site: String,
+    /// How many of its changes the server held when its token was read.
+    pub acked: i64,
 }
 
 impl Caller {
@@ -55,6 +57,7 @@ impl Caller {
         Ok(Caller {
             device: found.device,
             site: found.site,
+            acked: found.acked,
         })
     }
 }
@@ -85,12 +88,12 @@ impl OwnSite {
         })
     }
 
-    /// The site's transaction for a push, with the caller's chain head `(acked, last_hash)`
-    /// locked and read with the site's lock (`db::changes::push_transaction`).
-    pub async fn push_transaction(
+    /// The site's transaction for a push, with the caller's chain head locked and read with
+    /// the site's lock (`db::changes::push_transaction`).
+    pub(crate) async fn push_transaction(
         &self,
         pool: &PgPool,
-    ) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, i64, String), ApiError> {
+    ) -> Result<db::changes::PushStart, ApiError> {
         Ok(db::changes::push_transaction(pool, &self.site, &self.device).await?)
     }
 

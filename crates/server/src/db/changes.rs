@@ -32,21 +32,41 @@ pub(crate) async fn push_transaction(
     pool: &PgPool,
     site: &str,
     device: &str,
-) -> Result<(Transaction<'static, Postgres>, i64, String), sqlx::Error> {
+) -> Result<PushStart, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let row = sqlx::query(PUSH_HEAD)
         .bind(site)
         .bind(device)
         .fetch_one(&mut *tx)
         .await?;
-    Ok((tx, row.get(0), row.get(1)))
+    Ok(PushStart {
+        acked: row.get(0),
+        last_hash: row.get(1),
+        server_seed: row.get(2),
+        tx,
+    })
+}
+
+/// A push's transaction as [`push_transaction`] opens it.
+pub(crate) struct PushStart {
+    /// The transaction, holding the site's and the device's rows.
+    pub tx: Transaction<'static, Postgres>,
+    /// The device's last change the server holds (0 before its first).
+    pub acked: i64,
+    /// That change's hash.
+    pub last_hash: String,
+    /// The seed of the server's signing key for the push's receipt, read in the same round
+    /// trip (`None` before the server's first key: `users::server_key` makes it).
+    pub server_seed: Option<String>,
 }
 
 /// The hash of a device's change ($1 device, $2 device_seq).
 pub(crate) const HELD_HASH: &str = "SELECT hash FROM changes WHERE device = $1 AND device_seq = $2";
 
-/// A push's locks and the device's chain head ($1 site, $2 device).
-pub(crate) const PUSH_HEAD: &str = "SELECT d.acked, d.last_hash FROM sites s, devices d \
+/// A push's locks and the device's chain head ($1 site, $2 device), with the seed of the
+/// server's key its receipt is signed with.
+pub(crate) const PUSH_HEAD: &str = "SELECT d.acked, d.last_hash, \
+     (SELECT seed FROM server_key WHERE id = 1) FROM sites s, devices d \
      WHERE s.code = $1 AND d.device = $2 FOR UPDATE OF s, d";
 
 /// A pull's page and the site's head ($1 site, $2 after, $3 device, $4 limit + 1). The page is
@@ -245,11 +265,15 @@ pub(crate) async fn pull_page(
 }
 
 /// Notes that `device` asked for its site's changes after `after` (device health on the web
-/// view: when it last synced and what is still waiting for it).
+/// view: when it last synced and what is still waiting for it). Not trial data: its commit
+/// does not wait for the disk (`synchronous_commit` off for this statement's own transaction,
+/// set inside it), so a pull does not wait for a WAL flush of its own; a power cut may take
+/// back the last notes, which the device's next pull writes again.
 pub(crate) async fn note_pull(pool: &PgPool, device: &str, after: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE devices SET last_sync = now(), pulled_seq = greatest(pulled_seq, $2) \
-         WHERE device = $1",
+        "WITH telemetry AS (SELECT set_config('synchronous_commit', 'off', true)) \
+         UPDATE devices SET last_sync = now(), pulled_seq = greatest(pulled_seq, $2) \
+         FROM telemetry WHERE device = $1",
     )
     .bind(device)
     .bind(after)

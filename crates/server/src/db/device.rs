@@ -18,11 +18,14 @@ pub(crate) struct TokenDevice {
     pub site: String,
     /// Revoked by the administrator.
     pub revoked: bool,
+    /// How many of its changes the server held when the token was read (`GET /device`'s
+    /// answer, read here rather than in a round trip of its own).
+    pub acked: i64,
 }
 
 /// Every request's device, by its token's hash ($1).
 pub(crate) const BY_TOKEN: &str =
-    "SELECT device, site, revoked IS NOT NULL FROM devices WHERE token_hash = $1";
+    "SELECT device, site, revoked IS NOT NULL, acked FROM devices WHERE token_hash = $1";
 
 /// The device whose token hashes to `token_hash`.
 pub(crate) async fn by_token(
@@ -37,15 +40,8 @@ pub(crate) async fn by_token(
         device: r.get(0),
         site: r.get(1),
         revoked: r.get(2),
+        acked: r.get(3),
     }))
-}
-
-/// How many of its changes the server holds of a device.
-pub(crate) async fn acked(pool: &PgPool, device: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT acked FROM devices WHERE device = $1")
-        .bind(device)
-        .fetch_one(pool)
-        .await
 }
 
 /// Records a `clock` flag for a device (outside any push).

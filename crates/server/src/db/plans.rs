@@ -43,14 +43,8 @@ pub fn hot_statements(site: &str, device: &str) -> Vec<HotStatement> {
             changes_index: Some("changes_device_device_seq_key"),
         },
         HotStatement {
-            name: "a push's authors' keys",
-            sql: super::users::REGISTRY_KEYS,
-            args: vec![lit(site), "ARRAY['nurse']".into()],
-            changes_index: None,
-        },
-        HotStatement {
-            name: "a push's authors' roles",
-            sql: super::users::REGISTRY_ROLES,
+            name: "a push's authors' keys and roles",
+            sql: super::users::REGISTRY,
             args: vec![lit(site), "ARRAY['nurse']".into()],
             changes_index: None,
         },

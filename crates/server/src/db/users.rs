@@ -38,20 +38,27 @@ pub async fn server_key(conn: &mut PgConnection) -> Result<AuthorKey, ServerErro
                 .await?
         }
     };
-    let bytes: [u8; 32] = hex::decode(&seed)
+    key_of_seed(&seed)
+}
+
+/// The server's signing key from its seed as kept (64 hex digits).
+pub(crate) fn key_of_seed(seed: &str) -> Result<AuthorKey, ServerError> {
+    let bytes: [u8; 32] = hex::decode(seed)
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| ServerError::Internal("the server's signing key is damaged".into()))?;
     Ok(AuthorKey::from_seed(&bytes))
 }
 
-/// A push's authors' keys ($1 site, $2 usernames).
-pub(crate) const REGISTRY_KEYS: &str =
-    "SELECT username, public_key FROM user_keys WHERE site = $1 AND username = ANY($2)";
-
-/// A push's authors' roles in time order ($1 site, $2 usernames).
-pub(crate) const REGISTRY_ROLES: &str = "SELECT username, from_utc, role FROM user_roles \
-     WHERE site = $1 AND username = ANY($2) ORDER BY from_utc, id";
+/// A push's authors' keys and roles ($1 site, $2 usernames), in one round trip under the site's
+/// lock: a key row has only `public_key`, a role row `from_utc` and `role`; the roles in time
+/// order, after the keys (whose `from_utc` is NULL).
+pub(crate) const REGISTRY: &str = "SELECT username, public_key, from_utc, role FROM ( \
+     SELECT username, public_key, NULL::text AS from_utc, NULL::text AS role, 0::bigint AS id \
+       FROM user_keys WHERE site = $1 AND username = ANY($2) \
+     UNION ALL SELECT username, NULL, from_utc, role, id \
+       FROM user_roles WHERE site = $1 AND username = ANY($2)) r \
+     ORDER BY from_utc NULLS FIRST, id";
 
 /// The registry's keys and role history of `users` of `site` (users not registered are
 /// absent).
@@ -61,24 +68,18 @@ pub(crate) async fn registry_of(
     users: &[String],
 ) -> Result<HashMap<String, Registered>, sqlx::Error> {
     let mut out: HashMap<String, Registered> = HashMap::new();
-    let keys = sqlx::query(REGISTRY_KEYS)
+    let rows = sqlx::query(REGISTRY)
         .bind(site)
         .bind(users)
         .fetch_all(&mut *conn)
         .await?;
-    for r in keys {
-        out.entry(r.get(0)).or_default().keys.push(r.get(1));
-    }
-    let roles = sqlx::query(REGISTRY_ROLES)
-        .bind(site)
-        .bind(users)
-        .fetch_all(&mut *conn)
-        .await?;
-    for r in roles {
-        out.entry(r.get(0))
-            .or_default()
-            .roles
-            .push((r.get(1), r.get(2)));
+    for r in rows {
+        let entry = out.entry(r.get(0)).or_default();
+        match (r.get::<Option<String>, _>(1), r.get::<Option<String>, _>(2)) {
+            (Some(key), _) => entry.keys.push(key),
+            (None, Some(from_utc)) => entry.roles.push((from_utc, r.get(3))),
+            (None, None) => {}
+        }
     }
     Ok(out)
 }
