@@ -41,6 +41,7 @@ pub(super) async fn push(
         mut acked,
         mut last_hash,
         server_seed,
+        lock_bodies,
     } = c.push_transaction(&pool).await?;
     let changes = Arc::new(req.changes);
     let mut page = NewChanges::default();
@@ -119,7 +120,8 @@ pub(super) async fn push(
             return Err(tampered.refusal);
         }
     }
-    flags.extend(super::locks::hold_under_locks(&mut tx, site, device, &fresh).await?);
+    flags
+        .extend(super::locks::hold_under_locks(&mut tx, site, device, &fresh, &lock_bodies).await?);
     let receipt = receipt(&mut tx, server_seed.as_deref(), device, acked, &last_hash).await?;
     tx.commit().await?;
     tracing::info!(device = %device, site = %site, stored, acked, "push");

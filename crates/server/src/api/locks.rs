@@ -61,19 +61,21 @@ fn held_change(ch: &Change, lock: &str) -> Change {
 /// not received the lock. The change stays in the log; the server appends a `lock.held` change
 /// naming it, which every replica applies the same way (the locked value stands), and records
 /// a flag for the data manager.
+/// `lock_bodies`: the site's locks in force as the push began (`db::changes::PushStart`).
 pub(super) async fn hold_under_locks(
     tx: &mut PgConnection,
     site: &str,
     device: &str,
     fresh: &[&Change],
+    lock_bodies: &[String],
 ) -> Result<Vec<String>, ApiError> {
     if !rules::touches_locks(fresh) {
         return Ok(Vec::new());
     }
     let mut kept = Vec::new();
-    for body in db::changes::lock_bodies(tx, site).await? {
+    for body in lock_bodies {
         // The server wrote these rows itself: one that does not read back is its fault.
-        let ch: Change = serde_json::from_str(&body)
+        let ch: Change = serde_json::from_str(body)
             .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         kept.push(ch);
     }

@@ -43,6 +43,7 @@ pub(crate) async fn push_transaction(
         acked: row.get(0),
         last_hash: row.get(1),
         server_seed: row.get(2),
+        lock_bodies: row.get::<Option<Vec<String>>, _>(3).unwrap_or_default(),
         tx,
     })
 }
@@ -58,15 +59,19 @@ pub(crate) struct PushStart {
     /// The seed of the server's signing key for the push's receipt, read in the same round
     /// trip (`None` before the server's first key: `users::server_key` makes it).
     pub server_seed: Option<String>,
+    /// The site's locks in force when the push began: their `lock.set` changes as JSON.
+    pub lock_bodies: Vec<String>,
 }
 
 /// The hash of a device's change ($1 device, $2 device_seq).
 pub(crate) const HELD_HASH: &str = "SELECT hash FROM changes WHERE device = $1 AND device_seq = $2";
 
 /// A push's locks and the device's chain head ($1 site, $2 device), with the seed of the
-/// server's key its receipt is signed with.
+/// server's key its receipt is signed with and the site's locks in force (their `lock.set`
+/// changes as JSON; read under the site's lock, which every change to them takes).
 pub(crate) const PUSH_HEAD: &str = "SELECT d.acked, d.last_hash, \
-     (SELECT seed FROM server_key WHERE id = 1) FROM sites s, devices d \
+     (SELECT seed FROM server_key WHERE id = 1), \
+     (SELECT array_agg(body) FROM locks WHERE site = $1) FROM sites s, devices d \
      WHERE s.code = $1 AND d.device = $2 FOR UPDATE OF s, d";
 
 /// A pull's page and the site's head ($1 site, $2 after, $3 device, $4 limit + 1). The page is
@@ -280,17 +285,6 @@ pub(crate) async fn note_pull(pool: &PgPool, device: &str, after: i64) -> Result
     .execute(pool)
     .await?;
     Ok(())
-}
-
-/// The `lock.set` changes (JSON) of the site's locks in force.
-pub(crate) async fn lock_bodies(
-    tx: &mut PgConnection,
-    site: &str,
-) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT body FROM locks WHERE site = $1")
-        .bind(site)
-        .fetch_all(tx)
-        .await
 }
 
 /// Keeps a lock (its scope as text, its `lock.set` change as JSON), replacing one of the same
