@@ -641,7 +641,7 @@ fn first_sync_only(
         }
         let fetched = t.elapsed();
         let fetch_cpu = spent(c0);
-        let n: usize = pages.iter().map(|p| p.changes.changes().len()).sum();
+        let n: usize = pages.iter().map(|p| p.changes.len()).sum();
         // The apply alone: the same pages, in order, each in one transaction with its cursor.
         let c0 = cpu();
         let t = Instant::now();

@@ -50,18 +50,14 @@ impl HashChecked {
         }
     }
 
-    /// The changes, in the order received.
-    pub fn changes(&self) -> &[Change] {
-        &self.0
-    }
-
     /// Adds the changes of a later page after these.
     pub fn append(&mut self, mut later: HashChecked) {
         self.0.append(&mut later.0);
     }
 }
 
-/// Read as the changes they are (never written to: that would break the check).
+/// Read as the changes they are, in the order received (never written to: that would break
+/// the check).
 impl std::ops::Deref for HashChecked {
     type Target = [Change];
 
@@ -274,13 +270,9 @@ mod tests {
     fn pages_are_hash_checked_whole_and_the_altered_change_is_named() {
         let mut page = chain("a", 3);
         let mut checked = HashChecked::check(page.clone()).unwrap();
-        assert_eq!(checked.changes().len(), 3);
+        assert_eq!(checked.len(), 3);
         checked.append(HashChecked::check(chain("b", 2)).unwrap());
-        let devices: Vec<&str> = checked
-            .changes()
-            .iter()
-            .map(|c| c.device.as_str())
-            .collect();
+        let devices: Vec<&str> = checked.iter().map(|c| c.device.as_str()).collect();
         assert_eq!(
             devices,
             ["a", "a", "a", "b", "b"],

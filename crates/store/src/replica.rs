@@ -360,7 +360,7 @@ impl Store {
         pages: &HashChecked,
         cursor: i64,
     ) -> Result<ApplyReport, StoreError> {
-        self.apply_received(pages.changes(), true, cursor)
+        self.apply_received(pages, true, cursor)
     }
 
     fn apply_received(

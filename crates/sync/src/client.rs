@@ -2,12 +2,12 @@
 //!
 //! Owns the order of a sync: ask the server what it holds of this device, push the rest page
 //! by page, then pull the site's other changes page by page, each page (or several that
-//! arrived together) applied in one store transaction with its cursor. Invariants: every step can be cut anywhere and simply run
-//! again (the server and the store both skip what they already hold); a reply is parsed and
-//! validated like any outside input before the store sees it, and kept to the bounds of
-//! [`crate::guard`] (acknowledged ≤ sent, pages that make progress, at most
-//! [`MAX_PULL_PAGES`] pages a sync); the server address is checked first (plain HTTP only to
-//! this computer).
+//! arrived together) applied in one store transaction with its cursor. Invariants: every step
+//! can be cut anywhere and simply run again (the server and the store both skip what they
+//! already hold); a reply is parsed and validated like any outside input before the store sees
+//! it, and kept to the bounds of [`crate::guard`] (acknowledged ≤ sent, pages that make
+//! progress, at most [`MAX_PULL_PAGES`] pages a sync); the server address is checked first
+//! (plain HTTP only to this computer).
 
 use std::time::Duration;
 
@@ -554,12 +554,12 @@ pub fn sync<S: Replica>(
         });
         while let Ok(first) = arrived.recv() {
             let mut batch = first?;
-            let mut received = batch.changes.changes().len();
+            let mut received = batch.changes.len();
             let mut failed = None;
             for _ in 1..PAGES_TOGETHER {
                 match arrived.try_recv() {
                     Ok(Ok(next)) => {
-                        received += next.changes.changes().len();
+                        received += next.changes.len();
                         batch.absorb(next);
                     }
                     // Applied after what came before it, then reported.
