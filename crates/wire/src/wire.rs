@@ -421,11 +421,6 @@ pub struct PullReply {
 }
 
 impl PullReply {
-    /// Page size and every change.
-    pub fn validate(&self) -> Result<(), Invalid> {
-        validate_page(&self.changes, true)
-    }
-
     /// Page size and every change's fields, not their hashes: the client checks those once, on
     /// the thread that pulls, into an [`ecrf_log::HashChecked`] the store takes as it is
     /// (`ecrf_sync::guard::check_pull_reply`).
