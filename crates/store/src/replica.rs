@@ -1,8 +1,9 @@
 //! The store's side of sync: what this device has to push, applying pages of other devices'
 //! changes, and item conflicts.
 //!
-//! Owns the `item_heads`, `superseded` and `conflicted` projections (written only by
-//! [`apply_item`], called by `store::apply`) and the sync cursors in `meta`. Invariants:
+//! Owns the items' heads (`item_values` with its `head_id`, and `item_heads`), the
+//! `superseded` and `conflicted` projections (written only by [`apply_item`], called by
+//! `store::apply`) and the sync cursors in `meta`. Invariants:
 //! - a change received is appended byte for byte (same id, device, device sequence, hashes), only
 //!   after its hash and its device's chain check out, and at most once (by `change_id`);
 //! - a page of received changes (or several in a row) is one transaction, together with the
@@ -37,8 +38,57 @@ pub(crate) fn device_head(conn: &Connection, device: &str) -> Result<(i64, Strin
         .unwrap_or((0, GENESIS.to_string())))
 }
 
-const CURRENT_HEADS: &str = "SELECT change_id FROM item_heads \
+/// One head of an item: a value no change replaced (`value` None = the item was cleared).
+struct Head {
+    change_id: String,
+    value: Option<String>,
+    warning: Option<String>,
+    change_seq: i64,
+}
+
+const HEADS_KEPT: &str = "SELECT change_id, value, warning, change_seq FROM item_heads \
     WHERE subject = ?1 AND form = ?2 AND item = ?3 ORDER BY change_id";
+const SINGLE_HEAD: &str = "SELECT head_id, value, warning, change_seq FROM item_values \
+    WHERE subject = ?1 AND form = ?2 AND item = ?3";
+
+/// Where an item's heads are kept (schema 14): an item with exactly one head holding a value
+/// (nearly every item) has it only in `item_values` (its `head_id`); any other set of heads
+/// (a cleared item, a conflict) is kept whole in `item_heads`, and `item_values` holds the value
+/// shown, if any. So an ordinary `item.set` writes one projection row, in place.
+fn read_heads(
+    tx: &Connection,
+    subject: &str,
+    form: &str,
+    item: &str,
+) -> Result<Vec<Head>, StoreError> {
+    let kept: Vec<Head> = tx
+        .prepare_cached(HEADS_KEPT)?
+        .query_map([subject, form, item], |r| {
+            Ok(Head {
+                change_id: r.get(0)?,
+                value: r.get(1)?,
+                warning: r.get(2)?,
+                change_seq: r.get(3)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    if !kept.is_empty() {
+        return Ok(kept);
+    }
+    Ok(tx
+        .prepare_cached(SINGLE_HEAD)?
+        .query_row([subject, form, item], |r| {
+            Ok(Head {
+                change_id: r.get(0)?,
+                value: r.get(1)?,
+                warning: r.get(2)?,
+                change_seq: r.get(3)?,
+            })
+        })
+        .optional()?
+        .into_iter()
+        .collect())
+}
 
 /// The change ids of an item's current values, as the JSON list a new change names in `base`.
 pub(crate) fn current_heads(
@@ -47,15 +97,15 @@ pub(crate) fn current_heads(
     form: &str,
     item: &str,
 ) -> Result<String, StoreError> {
-    let mut stmt = conn.prepare_cached(CURRENT_HEADS)?;
-    let ids: Vec<String> = stmt
-        .query_map([subject, form, item], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    let ids: Vec<String> = read_heads(conn, subject, form, item)?
+        .into_iter()
+        .map(|h| h.change_id)
+        .collect();
     Ok(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
 }
 
-/// Applies an `item.set` to `item_heads`, `superseded` and `item_values`. A change the server
-/// held back under a lock (`held`) is kept in the log only.
+/// Applies an `item.set` to the heads (`item_values`, `item_heads`), `superseded`,
+/// `conflicted`. A change the server held back under a lock (`held`) is kept in the log only.
 pub(crate) fn apply_item(tx: &Connection, c: &Change) -> Result<(), StoreError> {
     let held: bool = tx
         .prepare_cached("SELECT 1 FROM held WHERE change_id = ?1")?
@@ -70,9 +120,10 @@ pub(crate) fn apply_item(tx: &Connection, c: &Change) -> Result<(), StoreError> 
         c.form.as_deref().unwrap_or_default(),
         c.item.as_deref().unwrap_or_default(),
     );
+    let before = read_heads(tx, subject, form, item)?;
     let replaced: Vec<String> = match &c.base {
         // Written before sync: it replaced whatever the item held on its only device.
-        None => serde_json::from_str(&current_heads(tx, subject, form, item)?).unwrap_or_default(),
+        None => before.iter().map(|h| h.change_id.clone()).collect(),
         Some(b) => serde_json::from_str(b).map_err(|e| {
             StoreError::Invalid(format!(
                 "{}: its base is not a list of ids: {e}",
@@ -83,52 +134,62 @@ pub(crate) fn apply_item(tx: &Connection, c: &Change) -> Result<(), StoreError> 
     for id in &replaced {
         tx.prepare_cached("INSERT OR IGNORE INTO superseded (change_id) VALUES (?1)")?
             .execute([id])?;
-        tx.prepare_cached(
-            "DELETE FROM item_heads WHERE subject = ?1 AND form = ?2 AND item = ?3 AND change_id = ?4",
-        )?
-        .execute(params![subject, form, item, id])?;
     }
+    // A change some change already received names is never a head (arrival order is free).
     let already_replaced: bool = tx
         .prepare_cached("SELECT 1 FROM superseded WHERE change_id = ?1")?
         .query_row([&c.change_id], |_| Ok(()))
         .optional()?
         .is_some();
+    let was_conflict = before.len() > 1;
+    let kept_whole = was_conflict || before.iter().any(|h| h.value.is_none());
+    let mut after: Vec<Head> = before
+        .into_iter()
+        .filter(|h| !replaced.contains(&h.change_id) && h.change_id != c.change_id)
+        .collect();
     if !already_replaced {
-        tx.prepare_cached(
-            "INSERT OR REPLACE INTO item_heads (subject, form, item, change_id, value, warning, change_seq) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?
-        .execute(params![subject, form, item, c.change_id, c.new_value, c.warning, c.seq])?;
+        after.push(Head {
+            change_id: c.change_id.clone(),
+            value: c.new_value.clone(),
+            warning: c.warning.clone(),
+            change_seq: c.seq,
+        });
     }
-    // The value shown: the head with the greatest change id (the same on every replica).
-    let shown: Option<(Option<String>, Option<String>, i64, i64)> = tx
-        .prepare_cached(
-            "SELECT value, warning, change_seq, (SELECT count(*) FROM item_heads \
-                WHERE subject = ?1 AND form = ?2 AND item = ?3) FROM item_heads \
-             WHERE subject = ?1 AND form = ?2 AND item = ?3 ORDER BY change_id DESC LIMIT 1",
-        )?
-        .query_row([subject, form, item], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })
-        .optional()?;
-    let heads = shown.as_ref().map_or(0, |s| s.3);
-    if heads > 1 {
+    if kept_whole {
+        tx.prepare_cached("DELETE FROM item_heads WHERE subject = ?1 AND form = ?2 AND item = ?3")?
+            .execute([subject, form, item])?;
+    }
+    if after.len() > 1 || after.iter().any(|h| h.value.is_none()) {
+        for h in &after {
+            tx.prepare_cached(
+                "INSERT INTO item_heads (subject, form, item, change_id, value, warning, change_seq) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![subject, form, item, h.change_id, h.value, h.warning, h.change_seq])?;
+        }
+    }
+    if after.len() > 1 {
         tx.prepare_cached(
             "INSERT OR IGNORE INTO conflicted (subject, form, item) VALUES (?1, ?2, ?3)",
         )?
         .execute([subject, form, item])?;
-    } else if !replaced.is_empty() {
-        // Only a change that replaces heads can end a conflict.
+    } else if was_conflict {
         tx.prepare_cached("DELETE FROM conflicted WHERE subject = ?1 AND form = ?2 AND item = ?3")?
             .execute([subject, form, item])?;
     }
-    match shown {
-        Some((Some(value), warning, seq, _)) => {
+    // The value shown: the head with the greatest change id (the same on every replica).
+    match after.iter().max_by(|a, b| a.change_id.cmp(&b.change_id)) {
+        Some(Head {
+            change_id,
+            value: Some(value),
+            warning,
+            change_seq,
+        }) => {
             tx.prepare_cached(
-                "INSERT OR REPLACE INTO item_values (subject, form, item, value, warning, change_seq) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR REPLACE INTO item_values (subject, form, item, value, warning, change_seq, head_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
-            .execute(params![subject, form, item, value, warning, seq])?;
+            .execute(params![subject, form, item, value, warning, change_seq, change_id])?;
         }
         _ => {
             tx.prepare_cached(
@@ -726,11 +787,13 @@ mod tests {
                 .save(&subject, &day1, &[("HR", hr), ("MAP", "65")], &why)
                 .unwrap();
         }
-        let stmt = store.conn().prepare_cached(super::CURRENT_HEADS).unwrap();
-        assert_eq!(
-            stmt.get_status(rusqlite::StatementStatus::RePrepare),
-            0,
-            "the statement for an item's heads was compiled again after it was cached"
-        );
+        for sql in [super::HEADS_KEPT, super::SINGLE_HEAD] {
+            let stmt = store.conn().prepare_cached(sql).unwrap();
+            assert_eq!(
+                stmt.get_status(rusqlite::StatementStatus::RePrepare),
+                0,
+                "the statement for an item's heads was compiled again after it was cached"
+            );
+        }
     }
 }

@@ -294,6 +294,19 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (subject, form)
     ) WITHOUT ROWID;
     "#,
+    // 14: one row an ordinary item.set. An item whose heads are exactly one value (nearly
+    // every item) keeps that head only in `item_values` (`head_id` = its change id); any other
+    // set of heads (a cleared item, a conflict) stays whole in `item_heads`. See `replica`.
+    r#"
+    ALTER TABLE item_values ADD COLUMN head_id TEXT NOT NULL DEFAULT '';
+    UPDATE item_values SET head_id = coalesce((SELECT h.change_id FROM item_heads h
+        WHERE h.subject = item_values.subject AND h.form = item_values.form
+          AND h.item = item_values.item
+        ORDER BY h.change_id DESC LIMIT 1), '');
+    DELETE FROM item_heads WHERE (subject, form, item) IN (
+        SELECT subject, form, item FROM item_heads GROUP BY subject, form, item
+        HAVING count(*) = 1 AND count(value) = 1);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -314,4 +327,44 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Schema 14 keeps an item with exactly one value head only in `item_values` (with its
+    /// change id), and every other set of heads whole in `item_heads`.
+    #[test]
+    fn migration_14_moves_single_value_heads_into_item_values() {
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..13] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO item_heads VALUES ('S', 'DLY#1', 'HR', 'c1', '80', NULL, 1);
+             INSERT INTO item_values VALUES ('S', 'DLY#1', 'HR', '80', NULL, 1);
+             INSERT INTO item_heads VALUES ('S', 'DLY#1', 'MAP', 'c2', NULL, NULL, 2);
+             INSERT INTO item_heads VALUES ('S', 'DLY#1', 'CRRT', 'c3', '\"Y\"', NULL, 3);
+             INSERT INTO item_heads VALUES ('S', 'DLY#1', 'CRRT', 'c4', '\"N\"', 'w', 4);
+             INSERT INTO item_values VALUES ('S', 'DLY#1', 'CRRT', '\"N\"', 'w', 4);",
+        )
+        .unwrap();
+        conn.execute_batch(MIGRATIONS[13]).unwrap();
+        let rows = |sql: &str| -> Vec<String> {
+            let mut stmt = conn.prepare(sql).unwrap();
+            stmt.query_map([], |r| r.get::<_, String>(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(
+            rows("SELECT item || ' ' || head_id FROM item_values ORDER BY item"),
+            ["CRRT c4", "HR c1"]
+        );
+        assert_eq!(
+            rows("SELECT item || ' ' || change_id FROM item_heads ORDER BY item, change_id"),
+            ["CRRT c3", "CRRT c4", "MAP c2"]
+        );
+    }
 }

@@ -170,7 +170,8 @@ impl Store {
         let started: bool = self
             .conn
             .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM item_heads WHERE subject = ?1 AND form = ?2)",
+                "SELECT EXISTS (SELECT 1 FROM item_values WHERE subject = ?1 AND form = ?2) \
+                 OR EXISTS (SELECT 1 FROM item_heads WHERE subject = ?1 AND form = ?2)",
             )?
             .query_row([subject, instance], |r| r.get(0))?;
         let base = self.study().version.clone();

@@ -233,3 +233,113 @@ fn applying_a_page_leaves_saves_durable() {
     assert!(b.apply_remote(&page[..1], 3).is_err());
     assert_eq!(b.durability_settings().unwrap().synchronous, 2);
 }
+
+/// One step of three laptops of a site working offline and syncing now and then.
+#[derive(Debug, Clone)]
+enum Step {
+    /// Laptop, item, value (an empty value clears the item).
+    Save(usize, usize, usize),
+    /// Every own change of one laptop reaches another (either may lack the rest: a change can
+    /// arrive before the change it replaced).
+    Send(usize, usize),
+    /// Laptop, item, value: resolves the item if it is in conflict there.
+    Resolve(usize, usize, usize),
+}
+
+const STEP_ITEMS: &[(&str, &[&str])] = &[
+    ("HR", &["80", "95", "120", ""]),
+    ("MAP", &["65", "70", ""]),
+    ("CRRT", &["Y", "N", ""]),
+];
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => (0usize..3, 0..STEP_ITEMS.len(), 0usize..4).prop_map(|(l, i, v)| Step::Save(l, i, v)),
+        3 => (0usize..3, 0usize..3).prop_map(|(a, b)| Step::Send(a, b)),
+        1 => (0usize..3, 0..STEP_ITEMS.len(), 0usize..4).prop_map(|(l, i, v)| Step::Resolve(l, i, v)),
+    ]
+}
+
+fn send_between(laptops: &mut [Store], from: usize, to: usize) {
+    if from != to {
+        let page = laptops[from].own_changes_after(0, 10_000).unwrap();
+        let cursor = laptops[to].sync_state().unwrap().pulled + 1;
+        laptops[to].apply_remote(&page, cursor).unwrap();
+    }
+}
+
+/// Each replica's heads, values and conflicts are what the pure fold over its log gives, and
+/// what replaying its log gives.
+fn check_replica(s: &mut Store, subject: &str) -> Result<(), proptest::test_runner::TestCaseError> {
+    use proptest::prelude::*;
+    let folded = ecrf_log::Projection::of(&s.all_changes().unwrap()).unwrap();
+    let values = folded.values().unwrap();
+    let empty = Default::default();
+    prop_assert_eq!(
+        &s.subject_value_map(subject).unwrap(),
+        values.get(subject).unwrap_or(&empty)
+    );
+    prop_assert_eq!(folded.conflicts().count(), s.conflicts().unwrap().len());
+    let incremental = s.projection_snapshot().unwrap();
+    s.rebuild_projections().unwrap();
+    prop_assert_eq!(incremental, s.projection_snapshot().unwrap());
+    Ok(())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+
+    /// Whatever the laptops did and in whatever order their changes met, every replica agrees
+    /// with the pure fold of its own log, and once all changes reached all laptops they show
+    /// the same values and the same conflicts.
+    #[test]
+    fn replicas_agree_with_the_fold_and_converge(steps in proptest::collection::vec(step(), 1..30)) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut laptops: Vec<Store> = ["a", "b", "c"]
+            .iter()
+            .map(|n| nurse(&dir.path().join(format!("{n}.ecrf"))))
+            .collect();
+        let subject = laptops[0].new_subject().unwrap();
+        send_between(&mut laptops, 0, 1);
+        send_between(&mut laptops, 0, 2);
+        let day1 = FormKey::parse(&study(), "DLY#1").unwrap();
+        let why = SaveOptions { reason: Some("correction".into()), confirm_warnings: true };
+        for step in steps {
+            match step {
+                Step::Save(l, i, v) => {
+                    let (item, values) = STEP_ITEMS[i];
+                    match laptops[l].save(&subject, &day1, &[(item, values[v % values.len()])], &why) {
+                        Ok(_) | Err(StoreError::Rejected(_)) => {}
+                        Err(e) => panic!("unexpected error: {e}"),
+                    }
+                }
+                Step::Send(a, b) => send_between(&mut laptops, a, b),
+                Step::Resolve(l, i, v) => {
+                    let (item, values) = STEP_ITEMS[i];
+                    match laptops[l].resolve_conflict(&subject, "DLY#1", item, values[v % values.len()], "checked") {
+                        Ok(()) | Err(StoreError::Invalid(_)) | Err(StoreError::Rejected(_)) => {}
+                        Err(e) => panic!("unexpected error: {e}"),
+                    }
+                }
+            }
+        }
+        for s in laptops.iter_mut() {
+            check_replica(s, &subject)?;
+        }
+        for from in 0..3 {
+            for to in 0..3 {
+                send_between(&mut laptops, from, to);
+            }
+        }
+        for s in laptops.iter_mut() {
+            check_replica(s, &subject)?;
+        }
+        let shown = laptops[0].subject_value_map(&subject).unwrap();
+        let conflicts = laptops[0].conflicts().unwrap();
+        for s in &laptops[1..] {
+            proptest::prop_assert_eq!(&s.subject_value_map(&subject).unwrap(), &shown);
+            proptest::prop_assert_eq!(&s.conflicts().unwrap(), &conflicts);
+        }
+    }
+}

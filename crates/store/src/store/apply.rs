@@ -201,7 +201,7 @@ impl Store {
         for sql in [
             "SELECT username || '|' || name || '|' || role || '|' || created_seq FROM users ORDER BY username",
             "SELECT subject || '|' || site || '|' || created_utc || '|' || created_seq FROM subjects ORDER BY subject",
-            "SELECT subject || '|' || form || '|' || item || '|' || value || '|' || coalesce(warning, '') || '|' || change_seq FROM item_values ORDER BY subject, form, item",
+            "SELECT subject || '|' || form || '|' || item || '|' || value || '|' || coalesce(warning, '') || '|' || change_seq || '|' || head_id FROM item_values ORDER BY subject, form, item",
             "SELECT subject || '|' || form || '|' || item || '|' || change_id || '|' || coalesce(value, '∅') || '|' || coalesce(warning, '') || '|' || change_seq FROM item_heads ORDER BY subject, form, item, change_id",
             "SELECT change_id FROM superseded ORDER BY change_id",
             "SELECT subject || '|' || form || '|' || item FROM conflicted ORDER BY subject, form, item",
