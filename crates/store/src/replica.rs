@@ -46,48 +46,45 @@ struct Head {
     change_seq: i64,
 }
 
-const HEADS_KEPT: &str = "SELECT change_id, value, warning, change_seq FROM item_heads \
-    WHERE subject = ?1 AND form = ?2 AND item = ?3 ORDER BY change_id";
-const SINGLE_HEAD: &str = "SELECT head_id, value, warning, change_seq FROM item_values \
-    WHERE subject = ?1 AND form = ?2 AND item = ?3";
+/// An item's heads as kept (schema 14): an item with exactly one head holding a value (nearly
+/// every item) has it only in `item_values` (its `head_id`); any other set of heads (a cleared
+/// item, a conflict) is kept whole in `item_heads`, and `item_values` holds the value shown, if
+/// any. So an ordinary `item.set` writes one projection row, in place. One statement reads both
+/// (the first column says which table a row is from).
+const HEADS: &str = "SELECT 1, change_id, value, warning, change_seq FROM item_heads \
+        WHERE subject = ?1 AND form = ?2 AND item = ?3 \
+    UNION ALL SELECT 0, head_id, value, warning, change_seq FROM item_values \
+        WHERE subject = ?1 AND form = ?2 AND item = ?3";
 
-/// Where an item's heads are kept (schema 14): an item with exactly one head holding a value
-/// (nearly every item) has it only in `item_values` (its `head_id`); any other set of heads
-/// (a cleared item, a conflict) is kept whole in `item_heads`, and `item_values` holds the value
-/// shown, if any. So an ordinary `item.set` writes one projection row, in place.
 fn read_heads(
     tx: &Connection,
     subject: &str,
     form: &str,
     item: &str,
 ) -> Result<Vec<Head>, StoreError> {
-    let kept: Vec<Head> = tx
-        .prepare_cached(HEADS_KEPT)?
-        .query_map([subject, form, item], |r| {
-            Ok(Head {
-                change_id: r.get(0)?,
-                value: r.get(1)?,
-                warning: r.get(2)?,
-                change_seq: r.get(3)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    if !kept.is_empty() {
-        return Ok(kept);
+    let mut kept = Vec::new();
+    let mut single = None;
+    let mut stmt = tx.prepare_cached(HEADS)?;
+    let mut rows = stmt.query([subject, form, item])?;
+    while let Some(r) = rows.next()? {
+        let head = Head {
+            change_id: r.get(1)?,
+            value: r.get(2)?,
+            warning: r.get(3)?,
+            change_seq: r.get(4)?,
+        };
+        if r.get::<_, i64>(0)? == 1 {
+            kept.push(head);
+        } else {
+            single = Some(head);
+        }
     }
-    Ok(tx
-        .prepare_cached(SINGLE_HEAD)?
-        .query_row([subject, form, item], |r| {
-            Ok(Head {
-                change_id: r.get(0)?,
-                value: r.get(1)?,
-                warning: r.get(2)?,
-                change_seq: r.get(3)?,
-            })
-        })
-        .optional()?
-        .into_iter()
-        .collect())
+    if kept.is_empty() {
+        kept.extend(single);
+    } else {
+        kept.sort_by(|a, b| a.change_id.cmp(&b.change_id));
+    }
+    Ok(kept)
 }
 
 /// The change ids of an item's current values, as the JSON list a new change names in `base`.
@@ -107,11 +104,14 @@ pub(crate) fn current_heads(
 /// Applies an `item.set` to the heads (`item_values`, `item_heads`), `superseded`,
 /// `conflicted`. A change the server held back under a lock (`held`) is kept in the log only.
 pub(crate) fn apply_item(tx: &Connection, c: &Change) -> Result<(), StoreError> {
-    let held: bool = tx
-        .prepare_cached("SELECT 1 FROM held WHERE change_id = ?1")?
-        .query_row([&c.change_id], |_| Ok(()))
-        .optional()?
-        .is_some();
+    // Held back by the server, or named by a change received before it (arrival order is
+    // free): one read for both.
+    let (held, named_already): (bool, bool) = tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM held WHERE change_id = ?1), \
+                    EXISTS (SELECT 1 FROM superseded WHERE change_id = ?1)",
+        )?
+        .query_row([&c.change_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     if held {
         return Ok(());
     }
@@ -135,12 +135,8 @@ pub(crate) fn apply_item(tx: &Connection, c: &Change) -> Result<(), StoreError> 
         tx.prepare_cached("INSERT OR IGNORE INTO superseded (change_id) VALUES (?1)")?
             .execute([id])?;
     }
-    // A change some change already received names is never a head (arrival order is free).
-    let already_replaced: bool = tx
-        .prepare_cached("SELECT 1 FROM superseded WHERE change_id = ?1")?
-        .query_row([&c.change_id], |_| Ok(()))
-        .optional()?
-        .is_some();
+    // A change some change names is never a head.
+    let already_replaced = named_already || replaced.contains(&c.change_id);
     let was_conflict = before.len() > 1;
     let kept_whole = was_conflict || before.iter().any(|h| h.value.is_none());
     let mut after: Vec<Head> = before
@@ -787,7 +783,7 @@ mod tests {
                 .save(&subject, &day1, &[("HR", hr), ("MAP", "65")], &why)
                 .unwrap();
         }
-        for sql in [super::HEADS_KEPT, super::SINGLE_HEAD] {
+        for sql in [super::HEADS] {
             let stmt = store.conn().prepare_cached(sql).unwrap();
             assert_eq!(
                 stmt.get_status(rusqlite::StatementStatus::RePrepare),
