@@ -783,13 +783,11 @@ mod tests {
                 .save(&subject, &day1, &[("HR", hr), ("MAP", "65")], &why)
                 .unwrap();
         }
-        for sql in [super::HEADS] {
-            let stmt = store.conn().prepare_cached(sql).unwrap();
-            assert_eq!(
-                stmt.get_status(rusqlite::StatementStatus::RePrepare),
-                0,
-                "the statement for an item's heads was compiled again after it was cached"
-            );
-        }
+        let stmt = store.conn().prepare_cached(super::HEADS).unwrap();
+        assert_eq!(
+            stmt.get_status(rusqlite::StatementStatus::RePrepare),
+            0,
+            "the statement for an item's heads was compiled again after it was cached"
+        );
     }
 }
