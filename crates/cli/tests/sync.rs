@@ -503,3 +503,62 @@ fn hostile_bodies_get_a_4xx_with_a_reason_and_change_nothing() {
     assert_eq!(r.pushed, 1);
     server.kill();
 }
+
+/// `POST …/sync`: a device in step asks where it stands, pushes its page and pulls the first
+/// page in one request; a page that does not follow what the server holds is not pushed, and
+/// the reply's `acked` says where to go on from (what `ecrf_sync::sync` does next).
+#[test]
+fn a_device_in_step_syncs_in_one_request_and_a_page_that_does_not_follow_is_not_pushed() {
+    let (dir, server) = setup("01");
+    let mut a = Device::enrolled(dir.path(), "a", "01", &server);
+    let mut b = Device::enrolled(dir.path(), "b", "01", &server);
+    b.store.new_subject().unwrap();
+    b.sync();
+    a.store.new_subject().unwrap();
+    let (a_client, site) = (a.client(), a.store.site().to_string());
+    let own = a.store.own_changes_after(0, 100).unwrap();
+    let last = own.last().unwrap().device_seq;
+
+    // Not following: the page starts after a change the server never got.
+    let (standing, push, pulled) = a_client
+        .sync_step(&site, chrono::Utc::now(), None, &own[1..], 0, 1000)
+        .unwrap();
+    assert_eq!(standing.acked, 0);
+    assert!(push.is_none(), "a page that does not follow is not pushed");
+    assert_eq!(
+        psql(
+            &server.database_url,
+            &format!(
+                "SELECT count(*) FROM changes WHERE device = '{}'",
+                a.store.device_id()
+            )
+        ),
+        "0"
+    );
+    let from_b = b.store.own_changes_after(0, 100).unwrap();
+    let ids = |cs: &[ecrf_log::Change]| cs.iter().map(|c| c.change_id.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        ids(&pulled.changes),
+        ids(&from_b),
+        "the pull is answered all the same"
+    );
+
+    // In step: all in one request, the receipt for the last change pushed.
+    let (standing, push, pulled) = a_client
+        .sync_step(&site, chrono::Utc::now(), None, &own, pulled.cursor, 1000)
+        .unwrap();
+    assert_eq!(standing.acked, 0, "where it stood before the push");
+    let push = push.expect("pushed");
+    assert_eq!((push.acked, push.stored), (last, own.len()));
+    assert_eq!(push.receipt.unwrap().device_seq, last);
+    assert!(pulled.changes.is_empty() && !pulled.more);
+
+    // The laptop did not record that push: its next sync sends the page again (replays), the
+    // server stores nothing twice, and b receives every change once.
+    assert_eq!(a.store.sync_state().unwrap().pushed, 0);
+    let report = a.sync();
+    assert_eq!(report.pushed, 0, "replays are not stored again");
+    assert_eq!(a.store.sync_state().unwrap().pushed, last);
+    let report = b.sync();
+    assert_eq!(report.pulled, own.len());
+}

@@ -297,10 +297,17 @@ impl Liar {
                 let mut body = vec![0u8; length];
                 let _ = reader.read_exact(&mut body);
                 let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
-                let reply = answer(&path, &String::from_utf8_lossy(&body));
+                let mut reply = answer(&path, &String::from_utf8_lossy(&body));
+                // No answer: an endpoint this (older) server does not have.
+                let status = if reply.is_empty() {
+                    reply = r#"{"error":"no such endpoint"}"#.into();
+                    "404 Not Found"
+                } else {
+                    "200 OK"
+                };
                 let _ = write!(
                     conn,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
                      Connection: close\r\n\r\n{reply}",
                     reply.len()
                 );
@@ -331,6 +338,16 @@ fn device_reply(device: &str, acked: i64) -> String {
     format!(r#"{{"device":"{device}","site":"01","acked":{acked}}}"#)
 }
 
+const NO_PAGE: &str = r#"{"changes":[],"cursor":0,"more":false}"#;
+
+/// The one-request sync's reply (`POST …/sync`) made of its three parts.
+fn sync_reply(device: &str, push: Option<&str>, pull: &str) -> String {
+    format!(
+        r#"{{"device":{device},"push":{},"pull":{pull}}}"#,
+        push.unwrap_or("null")
+    )
+}
+
 #[test]
 fn a_server_claiming_more_than_it_was_sent_or_more_pages_forever_is_not_believed() {
     let (dir, _server) = setup();
@@ -353,41 +370,58 @@ fn a_server_claiming_more_than_it_was_sent_or_more_pages_forever_is_not_believed
 
     // It says it holds more of this device's changes than the device ever made.
     let (i, n) = (id.clone(), own + 1);
-    let liar = Liar::start(Box::new(move |_, _| device_reply(&i, n)));
+    let liar = Liar::start(Box::new(move |_, _| {
+        sync_reply(&device_reply(&i, n), None, NO_PAGE)
+    }));
     let why = refused_reply(&mut d, &liar);
     assert!(why.contains(&format!("has made {own}")), "{why}");
     unchanged(&d);
 
     // It answers for another device.
-    let liar = Liar::start(Box::new(|_, _| device_reply("someone-else", 0)));
+    let liar = Liar::start(Box::new(|_, _| {
+        sync_reply(&device_reply("someone-else", 0), None, NO_PAGE)
+    }));
     let why = refused_reply(&mut d, &liar);
     assert!(why.contains("answered for device someone-else"), "{why}");
     unchanged(&d);
 
-    // It acknowledges more than the page it was sent.
-    let i = id.clone();
-    let liar = Liar::start(Box::new(move |path, _| {
-        if path.starts_with("/api/v1/device") {
-            device_reply(&i, 0)
-        } else {
-            r#"{"acked":100000,"stored":1,"flags":[]}"#.into()
-        }
-    }));
-    let why = refused_reply(&mut d, &liar);
-    assert!(
-        why.contains("acknowledged changes up to #100000")
-            && why.contains(&format!("#{own} were sent")),
-        "{why}"
-    );
-    unchanged(&d);
+    // It acknowledges more than the page it was sent: in the one-request sync, and with a
+    // server without it (404), in the push of its own.
+    let lie = r#"{"acked":100000,"stored":1,"flags":[]}"#;
+    for one_request in [true, false] {
+        let i = id.clone();
+        let liar = Liar::start(Box::new(move |path, _| {
+            if path.contains("/sync") {
+                if one_request {
+                    sync_reply(&device_reply(&i, 0), Some(lie), NO_PAGE)
+                } else {
+                    String::new()
+                }
+            } else if path.starts_with("/api/v1/device") {
+                device_reply(&i, 0)
+            } else {
+                lie.into()
+            }
+        }));
+        let why = refused_reply(&mut d, &liar);
+        assert!(
+            why.contains("acknowledged changes up to #100000")
+                && why.contains(&format!("#{own} were sent")),
+            "{why}"
+        );
+        unchanged(&d);
+    }
 
     // It says more pages follow without moving its cursor.
     let i = id.clone();
+    let forever = r#"{"changes":[],"cursor":0,"more":true}"#;
     let liar = Liar::start(Box::new(move |path, _| {
-        if path.starts_with("/api/v1/device") {
+        if path.contains("/sync") {
+            sync_reply(&device_reply(&i, own), None, forever)
+        } else if path.starts_with("/api/v1/device") {
             device_reply(&i, own)
         } else {
-            r#"{"changes":[],"cursor":0,"more":true}"#.into()
+            forever.into()
         }
     }));
     d.store.set_pushed(own).unwrap();
@@ -425,8 +459,8 @@ fn a_pulled_page_with_an_altered_change_is_refused_after_the_good_pages_before_i
     let (first, second) = (page(&theirs[..2], 2, true), page(&theirs[2..], 4, false));
     let i = d.store.device_id().to_string();
     let liar = Liar::start(Box::new(move |path, _| {
-        if path.starts_with("/api/v1/device") {
-            device_reply(&i, own)
+        if path.contains("/sync") {
+            sync_reply(&device_reply(&i, own), None, &first)
         } else if path.contains("after=0&") {
             first.clone()
         } else {

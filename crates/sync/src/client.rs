@@ -242,6 +242,42 @@ impl Client {
         Self::reply(&Self::read(resp)?)
     }
 
+    /// A whole sync of a device in step, in one request (`POST /sites/{site}/sync`): its
+    /// standing as [`Client::standing`] asks it, `changes` pushed when they follow what the
+    /// server holds, and the first page after `after` pulled and checked as [`Client::pull`]
+    /// checks it. A server older than this request answers 404.
+    pub fn sync_step(
+        &self,
+        site: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        history: Option<(i64, &str)>,
+        changes: &[Change],
+        after: i64,
+        limit: usize,
+    ) -> Result<(DeviceReply, Option<PushReply>, Pulled), SyncError> {
+        let body = PushRequest::json_of(changes).map_err(|e| SyncError::Reply(e.to_string()))?;
+        let time = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let url = format!(
+            "{}/api/v1/sites/{site}/sync?after={after}&limit={limit}",
+            self.base
+        );
+        let mut req = self
+            .agent
+            .post(&url)
+            .content_type("application/json")
+            .header(wire::DEVICE_TIME_HEADER, &time);
+        if let Some((seq, hash)) = history {
+            req = req.header(wire::HISTORY_HEADER, &format!("{seq}:{hash}"));
+        }
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", &format!("Bearer {t}"));
+        }
+        let resp = req.send(&body[..]).map_err(transport_error)?;
+        let reply: wire::SyncReply = Self::reply(&Self::read(resp)?)?;
+        let pulled = guard::check_pull_reply(reply.pull, after, limit)?;
+        Ok((reply.device, reply.push, pulled))
+    }
+
     /// Pushes one page of this device's changes.
     pub fn push(&self, site: &str, changes: Vec<Change>) -> Result<PushReply, SyncError> {
         self.push_page(site, &changes)
@@ -463,23 +499,66 @@ pub fn sync<S: Replica>(
     let site = store.site().to_string();
     let mut report = SyncReport::default();
     let pushed = store.pushed_head().map_err(SyncError::store)?;
-    let standing = client.standing(
-        chrono::Utc::now(),
-        pushed.as_ref().map(|(seq, hash)| (*seq, hash.as_str())),
-    )?;
+    let history = pushed.as_ref().map(|(seq, hash)| (*seq, hash.as_str()));
     let server_key = store
         .sync_setting(setting::SERVER_KEY)
         .map_err(SyncError::store)?;
     // Changes are numbered 1, 2, … per device, so their count is the last device_seq.
     let own_last = store.own_change_count_after(0).map_err(SyncError::store)? as i64;
+    let believed = pushed.as_ref().map_or(0, |(seq, _)| *seq);
+    let mut after = store.pulled().map_err(SyncError::store)?;
+    // A laptop with at most a page to push (nearly every sync) asks where it stands, pushes
+    // and pulls the first page in one request; the rest, if any, goes as below.
+    let mut first_page = None;
+    let mut in_one = None;
+    if own_last - believed <= MAX_PAGE as i64 {
+        let sent = store
+            .own_changes_after(believed, MAX_PAGE)
+            .map_err(SyncError::store)?;
+        match client.sync_step(&site, chrono::Utc::now(), history, &sent, after, MAX_PAGE) {
+            Ok((standing, push, pulled)) => {
+                in_one = Some((standing, push, sent));
+                first_page = Some(pulled);
+            }
+            // A server older than the one-request sync.
+            Err(SyncError::Refused { status: 404, .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let (standing, push, sent) = match in_one {
+        Some(done) => done,
+        None => (
+            client.standing(chrono::Utc::now(), history)?,
+            None,
+            Vec::new(),
+        ),
+    };
     guard::check_device_reply(&standing, store.device_id(), &site, own_last)?;
     report.flags.extend(standing.clock_flag);
     let mut acked = standing.acked;
-    let to_push = (own_last - acked) as usize;
+    let pushed_from = if push.is_some() { believed } else { acked };
     let mut p = Progress {
-        to_push,
+        to_push: (own_last - pushed_from) as usize,
         ..Progress::default()
     };
+    if let Some(reply) = push {
+        guard::check_push_reply(&reply, believed, &sent)?;
+        if reply.acked < acked {
+            return Err(SyncError::Reply(format!(
+                "the server acknowledged #{} after saying it held #{acked}",
+                reply.acked
+            )));
+        }
+        if let Some(r) = &reply.receipt {
+            guard::check_receipt(r, store.device_id(), &reply, &sent, server_key.as_deref())?;
+            store.keep_receipt(r).map_err(SyncError::store)?;
+        }
+        report.pushed += reply.stored;
+        report.flags.extend(reply.flags);
+        p.pushed += (reply.acked - believed) as usize;
+        acked = reply.acked;
+        store.set_pushed(acked).map_err(SyncError::store)?;
+    }
     progress(p);
     // While a page is on its way (sent, checked and stored by the server), the next one is read
     // from the store on this thread: the pages still go one after the other, in chain order.
@@ -532,7 +611,14 @@ pub fn sync<S: Replica>(
     // with the cursor after the last (a large site's first sync pulls faster than it applies:
     // fewer, larger transactions write each index page once for several pages). At most
     // `PAGES_AHEAD` pages wait in memory, and one transaction takes at most `PAGES_TOGETHER`.
-    let after = store.pulled().map_err(SyncError::store)?;
+    let mut more = true;
+    if let Some(first) = first_page {
+        (after, more) = (first.cursor, first.more);
+        report.pulled += apply_batch(store, first, &mut p, progress)?;
+    }
+    if !more {
+        return finish(store, report);
+    }
     std::thread::scope(|scope| -> Result<(), SyncError> {
         let (pages, arrived) =
             std::sync::mpsc::sync_channel::<Result<Pulled, SyncError>>(PAGES_AHEAD);
@@ -554,14 +640,10 @@ pub fn sync<S: Replica>(
         });
         while let Ok(first) = arrived.recv() {
             let mut batch = first?;
-            let mut received = batch.changes.len();
             let mut failed = None;
             for _ in 1..PAGES_TOGETHER {
                 match arrived.try_recv() {
-                    Ok(Ok(next)) => {
-                        received += next.changes.len();
-                        batch.absorb(next);
-                    }
+                    Ok(Ok(next)) => batch.absorb(next),
                     // Applied after what came before it, then reported.
                     Ok(Err(e)) => {
                         failed = Some(e);
@@ -570,23 +652,39 @@ pub fn sync<S: Replica>(
                     Err(_) => break,
                 }
             }
-            if let Some(v) = &batch.server_version {
-                store
-                    .set_sync_setting(setting::SERVER_VERSION, v)
-                    .map_err(SyncError::store)?;
-            }
-            let applied = store
-                .apply_pulled(&batch.changes, batch.cursor)
-                .map_err(SyncError::store)?;
-            report.pulled += applied;
-            p.pulled += received;
-            progress(p);
+            report.pulled += apply_batch(store, batch, &mut p, progress)?;
             if let Some(e) = failed {
                 return Err(e);
             }
         }
         Ok(())
     })?;
+    finish(store, report)
+}
+
+/// Applies pulled changes (one page or several in a row) with the cursor after them; the
+/// count of changes new here.
+fn apply_batch<S: Replica>(
+    store: &mut S,
+    batch: Pulled,
+    p: &mut Progress,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<usize, SyncError> {
+    if let Some(v) = &batch.server_version {
+        store
+            .set_sync_setting(setting::SERVER_VERSION, v)
+            .map_err(SyncError::store)?;
+    }
+    let applied = store
+        .apply_pulled(&batch.changes, batch.cursor)
+        .map_err(SyncError::store)?;
+    p.pulled += batch.changes.len();
+    progress(*p);
+    Ok(applied)
+}
+
+/// A sync's end: what it left to resolve, and its time kept as the last success.
+fn finish<S: Replica>(store: &mut S, mut report: SyncReport) -> Result<SyncReport, SyncError> {
     report.conflicts = store.conflict_count().map_err(SyncError::store)?;
     report.held = store.held_count().map_err(SyncError::store)?;
     report.finished = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);

@@ -429,6 +429,20 @@ impl PullReply {
     }
 }
 
+/// The reply of `POST /api/v1/sites/{site}/sync` (a device's standing, its page pushed, the
+/// first page pulled, in one request).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncReply {
+    /// As `GET /api/v1/device` answers.
+    pub device: DeviceReply,
+    /// As `POST …/changes` answers; `None` when nothing was sent or what was sent does not
+    /// follow what the server holds (`device.acked` says where to push from).
+    pub push: Option<PushReply>,
+    /// As `GET …/changes` answers.
+    pub pull: PullReply,
+}
+
 /// A device asks for whole blocks of its site's allocation list as sealed envelopes, for
 /// randomizing offline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,13 +16,14 @@
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use ecrf_log::Change;
 use ecrf_wire::wire::{MAX_PAGE, PushReply, PushRequest, Receipt};
 use sqlx::PgConnection;
 use sqlx::postgres::PgPool;
 
-use super::extract::{OwnSite, SiteRequest};
+use super::extract::{Caller, OwnSite, SiteRequest};
 use super::{ApiError, conflict, json, reply};
 use crate::db;
 use crate::db::changes::NewChanges;
@@ -32,9 +33,56 @@ pub(super) async fn push(
     State(pool): State<PgPool>,
     SiteRequest { at: c, body: req }: SiteRequest<PushRequest>,
 ) -> Result<Response, ApiError> {
+    reply(&push_page(&pool, &c, req.changes).await?)
+}
+
+/// `POST /api/v1/sites/{site}/sync?after=…&limit=…`: a whole sync of a device in step with the
+/// server in one request: its standing (history and clock checked, as `GET /device`), its page
+/// of changes pushed (as `POST …/changes`) when they follow what the server holds, and the
+/// first page pulled from `after` (as `GET …/changes`). Changes that do not follow (the server
+/// holds less than the laptop last knew) are not pushed: the reply's `acked` says where the
+/// laptop goes on from with `POST …/changes`. Saves a device in step two requests of three.
+pub(super) async fn sync(
+    State(pool): State<PgPool>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    SiteRequest { at: c, body: req }: SiteRequest<PushRequest>,
+) -> Result<Response, ApiError> {
+    let page = rules::page(query.as_deref(), MAX_PAGE)?;
+    let caller = Caller {
+        device: c.device.clone(),
+        site: c.site.clone(),
+        acked: c.acked,
+    };
+    let standing = super::device::standing(&pool, caller, &headers).await?;
+    let follows = req
+        .changes
+        .first()
+        .is_some_and(|ch| ch.device_seq <= standing.acked + 1);
+    let pushed = if follows {
+        Some(push_page(&pool, &c, req.changes).await?)
+    } else {
+        None
+    };
+    let pulled = pull_json(&pool, &c, page).await?;
+    let encode = |e: serde_json::Error| ApiError::internal(e.to_string());
+    let standing = serde_json::to_string(&standing).map_err(encode)?;
+    let pushed = serde_json::to_string(&pushed).map_err(encode)?;
+    // The pulled changes are stored as JSON already: written around, not re-encoded.
+    Ok(json(format!(
+        "{{\"device\":{standing},\"push\":{pushed},\"pull\":{pulled}}}"
+    )))
+}
+
+/// Stores a page of the caller's changes (see the module's invariants) and signs the receipt.
+async fn push_page(
+    pool: &PgPool,
+    c: &OwnSite,
+    changes: Vec<Change>,
+) -> Result<PushReply, ApiError> {
     let (site, device) = (c.site.as_str(), c.device.as_str());
-    rules::permissions(&req.changes)?;
-    rules::own_changes(&req.changes, device, site)?;
+    rules::permissions(&changes)?;
+    rules::own_changes(&changes, device, site)?;
     let _turn = super::limits::site_turn(site).await;
     let db::changes::PushStart {
         mut tx,
@@ -42,8 +90,8 @@ pub(super) async fn push(
         mut last_hash,
         server_seed,
         lock_bodies,
-    } = c.push_transaction(&pool).await?;
-    let changes = Arc::new(req.changes);
+    } = c.push_transaction(pool).await?;
+    let changes = Arc::new(changes);
     let mut page = NewChanges::default();
     // Where the changes new to the server are in the page.
     let mut fresh_at = Vec::new();
@@ -110,7 +158,7 @@ pub(super) async fn push(
             // centre on its own.
             tx.rollback().await?;
             db::changes::record_refused_flag(
-                &pool,
+                pool,
                 site,
                 device,
                 "envelope_tampered",
@@ -125,7 +173,7 @@ pub(super) async fn push(
     let receipt = receipt(&mut tx, server_seed.as_deref(), device, acked, &last_hash).await?;
     tx.commit().await?;
     tracing::info!(device = %device, site = %site, stored, acked, "push");
-    reply(&PushReply {
+    Ok(PushReply {
         acked,
         stored,
         flags,
@@ -201,12 +249,21 @@ pub(super) async fn pull(
     c: OwnSite,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let rules::Page { after, limit } = rules::page(query.as_deref(), MAX_PAGE)?;
+    let page = rules::page(query.as_deref(), MAX_PAGE)?;
+    Ok(json(pull_json(&pool, &c, page).await?))
+}
+
+/// A page of the site's changes made elsewhere, as the JSON of a `PullReply`.
+async fn pull_json(
+    pool: &PgPool,
+    c: &OwnSite,
+    rules::Page { after, limit }: rules::Page,
+) -> Result<String, ApiError> {
     // The note is a commit (a WAL flush on a durable server): made while the page is read, not
     // after it, on its own connection.
     let ((page, head), ()) = tokio::try_join!(
-        db::changes::pull_page(&pool, &c.site, &c.device, after, limit),
-        db::changes::note_pull(&pool, &c.device, after)
+        db::changes::pull_page(pool, &c.site, &c.device, after, limit),
+        db::changes::note_pull(pool, &c.device, after)
     )?;
     let more = page.len() as i64 > limit;
     let page = &page[..page.len().min(limit as usize)];
@@ -229,5 +286,5 @@ pub(super) async fn pull(
         "],\"cursor\":{cursor},\"more\":{more},\"server_version\":\"{}\"}}",
         env!("CARGO_PKG_VERSION")
     ));
-    Ok(json(out))
+    Ok(out)
 }

@@ -25,6 +25,16 @@ pub(super) async fn device(
     c: Caller,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    reply(&standing(&pool, c, &headers).await?)
+}
+
+/// What the server holds of the calling device, after its history and clock checks (also the
+/// first part of `POST /sites/{site}/sync`).
+pub(super) async fn standing(
+    pool: &PgPool,
+    c: Caller,
+    headers: &HeaderMap,
+) -> Result<DeviceReply, ApiError> {
     let acked = c.acked;
     if let Some(v) = headers.get(wire::HISTORY_HEADER) {
         let said = v.to_str().ok().and_then(|t| t.split_once(':'));
@@ -41,7 +51,7 @@ pub(super) async fn device(
         if let Some(detail) = rules::history(seq, hash, held.as_deref()) {
             tracing::error!(device = %c.device, site = %c.site, seq, "history rewritten");
             db::changes::record_refused_flag(
-                &pool,
+                pool,
                 &c.site,
                 &c.device,
                 "history_rewritten",
@@ -72,12 +82,12 @@ pub(super) async fn device(
                     said.unwrap_or("?"),
                     now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
                 );
-                db::device::record_clock_flag(&pool, &c.site, &c.device, &detail).await?;
+                db::device::record_clock_flag(pool, &c.site, &c.device, &detail).await?;
             }
             (Some(offset), flag)
         }
     };
-    reply(&DeviceReply {
+    Ok(DeviceReply {
         device: c.device,
         site: c.site,
         acked,

@@ -76,6 +76,8 @@ pub struct OwnSite {
     pub device: String,
     /// Its site, the one the path names.
     pub site: String,
+    /// How many of its changes the server held when its token was read.
+    pub acked: i64,
 }
 
 impl OwnSite {
@@ -85,6 +87,7 @@ impl OwnSite {
         Ok(OwnSite {
             device: caller.device,
             site,
+            acked: caller.acked,
         })
     }
 

@@ -156,6 +156,7 @@ pub fn router(pool: PgPool, limits: Limits) -> Router {
             "/api/v1/sites/{site}/changes",
             get(changes::pull).post(changes::push),
         )
+        .route("/api/v1/sites/{site}/sync", post(changes::sync))
         .route(
             "/api/v1/sites/{site}/lease",
             post(randomize::lease).layer(small()),
