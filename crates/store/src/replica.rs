@@ -49,42 +49,68 @@ struct Head {
 /// An item's heads as kept (schema 14): an item with exactly one head holding a value (nearly
 /// every item) has it only in `item_values` (its `head_id`); any other set of heads (a cleared
 /// item, a conflict) is kept whole in `item_heads`, and `item_values` holds the value shown, if
-/// any. So an ordinary `item.set` writes one projection row, in place. One statement reads both
-/// (the first column says which table a row is from).
-const HEADS: &str = "SELECT 1, change_id, value, warning, change_seq FROM item_heads \
+/// any. So an ordinary `item.set` writes one projection row, in place. This reads the
+/// `item_values` row and whether `item_heads` holds the item, in one statement whatever the
+/// number of heads (a row with a NULL id says it does).
+const HEADS: &str = "SELECT head_id, value, warning, change_seq FROM item_values \
         WHERE subject = ?1 AND form = ?2 AND item = ?3 \
-    UNION ALL SELECT 0, head_id, value, warning, change_seq FROM item_values \
-        WHERE subject = ?1 AND form = ?2 AND item = ?3";
+    UNION ALL SELECT NULL, NULL, NULL, 0 WHERE EXISTS (SELECT 1 FROM item_heads \
+        WHERE subject = ?1 AND form = ?2 AND item = ?3)";
 
+/// The item's `item_values` row as a head, and whether its heads are kept in `item_heads`.
 fn read_heads(
     tx: &Connection,
     subject: &str,
     form: &str,
     item: &str,
-) -> Result<Vec<Head>, StoreError> {
-    let mut kept = Vec::new();
-    let mut single = None;
+) -> Result<(Option<Head>, bool), StoreError> {
+    let (mut single, mut kept) = (None, false);
     let mut stmt = tx.prepare_cached(HEADS)?;
     let mut rows = stmt.query([subject, form, item])?;
     while let Some(r) = rows.next()? {
-        let head = Head {
-            change_id: r.get(1)?,
-            value: r.get(2)?,
-            warning: r.get(3)?,
-            change_seq: r.get(4)?,
-        };
-        if r.get::<_, i64>(0)? == 1 {
-            kept.push(head);
-        } else {
-            single = Some(head);
+        match r.get::<_, Option<String>>(0)? {
+            None => kept = true,
+            Some(change_id) => {
+                single = Some(Head {
+                    change_id,
+                    value: r.get(1)?,
+                    warning: r.get(2)?,
+                    change_seq: r.get(3)?,
+                })
+            }
         }
     }
-    if kept.is_empty() {
-        kept.extend(single);
-    } else {
-        kept.sort_by(|a, b| a.change_id.cmp(&b.change_id));
+    Ok((single, kept))
+}
+
+/// The change ids of the heads kept in `item_heads`, in order.
+fn kept_ids(
+    tx: &Connection,
+    subject: &str,
+    form: &str,
+    item: &str,
+) -> Result<Vec<String>, StoreError> {
+    let ids = tx
+        .prepare_cached(
+            "SELECT change_id FROM item_heads WHERE subject = ?1 AND form = ?2 AND item = ?3 \
+             ORDER BY change_id",
+        )?
+        .query_map([subject, form, item], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(ids)
+}
+
+/// The change ids of an item's heads, in order.
+fn head_ids(
+    tx: &Connection,
+    subject: &str,
+    form: &str,
+    item: &str,
+) -> Result<Vec<String>, StoreError> {
+    match read_heads(tx, subject, form, item)? {
+        (_, true) => kept_ids(tx, subject, form, item),
+        (single, false) => Ok(single.into_iter().map(|h| h.change_id).collect()),
     }
-    Ok(kept)
 }
 
 /// The change ids of an item's current values, as the JSON list a new change names in `base`.
@@ -94,10 +120,7 @@ pub(crate) fn current_heads(
     form: &str,
     item: &str,
 ) -> Result<String, StoreError> {
-    let ids: Vec<String> = read_heads(conn, subject, form, item)?
-        .into_iter()
-        .map(|h| h.change_id)
-        .collect();
+    let ids = head_ids(conn, subject, form, item)?;
     Ok(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
 }
 
@@ -120,10 +143,11 @@ pub(crate) fn apply_item(tx: &Connection, c: &Change) -> Result<(), StoreError> 
         c.form.as_deref().unwrap_or_default(),
         c.item.as_deref().unwrap_or_default(),
     );
-    let before = read_heads(tx, subject, form, item)?;
+    let (single, kept) = read_heads(tx, subject, form, item)?;
     let replaced: Vec<String> = match &c.base {
         // Written before sync: it replaced whatever the item held on its only device.
-        None => before.iter().map(|h| h.change_id.clone()).collect(),
+        None if kept => kept_ids(tx, subject, form, item)?,
+        None => single.iter().map(|h| h.change_id.clone()).collect(),
         Some(b) => serde_json::from_str(b).map_err(|e| {
             StoreError::Invalid(format!(
                 "{}: its base is not a list of ids: {e}",
@@ -136,45 +160,119 @@ pub(crate) fn apply_item(tx: &Connection, c: &Change) -> Result<(), StoreError> 
             .execute([id])?;
     }
     // A change some change names is never a head.
-    let already_replaced = named_already || replaced.contains(&c.change_id);
-    let was_conflict = before.len() > 1;
-    let kept_whole = was_conflict || before.iter().any(|h| h.value.is_none());
-    let mut after: Vec<Head> = before
+    let new_head = (!named_already && !replaced.contains(&c.change_id)).then(|| Head {
+        change_id: c.change_id.clone(),
+        value: c.new_value.clone(),
+        warning: c.warning.clone(),
+        change_seq: c.seq,
+    });
+    let key = params![subject, form, item];
+    if kept {
+        // Heads kept whole (as many as devices wrote without seeing each other): changed row
+        // by row, and the value shown and the number of heads read back.
+        for id in &replaced {
+            tx.prepare_cached(
+                "DELETE FROM item_heads WHERE subject = ?1 AND form = ?2 AND item = ?3 \
+                 AND change_id = ?4",
+            )?
+            .execute(params![subject, form, item, id])?;
+        }
+        if let Some(h) = &new_head {
+            insert_kept(tx, subject, form, item, h)?;
+        }
+        let shown: Option<(Head, i64)> = tx
+            .prepare_cached(
+                "SELECT change_id, value, warning, change_seq, (SELECT count(*) FROM item_heads \
+                    WHERE subject = ?1 AND form = ?2 AND item = ?3) FROM item_heads \
+                 WHERE subject = ?1 AND form = ?2 AND item = ?3 ORDER BY change_id DESC LIMIT 1",
+            )?
+            .query_row(key, |r| {
+                Ok((
+                    Head {
+                        change_id: r.get(0)?,
+                        value: r.get(1)?,
+                        warning: r.get(2)?,
+                        change_seq: r.get(3)?,
+                    },
+                    r.get(4)?,
+                ))
+            })
+            .optional()?;
+        let heads = shown.as_ref().map_or(0, |s| s.1);
+        if heads > 1 {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO conflicted (subject, form, item) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(key)?;
+        } else {
+            tx.prepare_cached(
+                "DELETE FROM conflicted WHERE subject = ?1 AND form = ?2 AND item = ?3",
+            )?
+            .execute(key)?;
+        }
+        let shown = shown.map(|s| s.0);
+        if heads == 1 && shown.as_ref().is_some_and(|h| h.value.is_some()) {
+            // Back to one value: kept in `item_values` alone.
+            tx.prepare_cached(
+                "DELETE FROM item_heads WHERE subject = ?1 AND form = ?2 AND item = ?3",
+            )?
+            .execute(key)?;
+        }
+        return write_shown(tx, subject, form, item, shown.as_ref());
+    }
+    let mut after: Vec<Head> = single
         .into_iter()
         .filter(|h| !replaced.contains(&h.change_id) && h.change_id != c.change_id)
         .collect();
-    if !already_replaced {
-        after.push(Head {
-            change_id: c.change_id.clone(),
-            value: c.new_value.clone(),
-            warning: c.warning.clone(),
-            change_seq: c.seq,
-        });
-    }
-    if kept_whole {
-        tx.prepare_cached("DELETE FROM item_heads WHERE subject = ?1 AND form = ?2 AND item = ?3")?
-            .execute([subject, form, item])?;
-    }
+    after.extend(new_head);
     if after.len() > 1 || after.iter().any(|h| h.value.is_none()) {
         for h in &after {
-            tx.prepare_cached(
-                "INSERT INTO item_heads (subject, form, item, change_id, value, warning, change_seq) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![subject, form, item, h.change_id, h.value, h.warning, h.change_seq])?;
+            insert_kept(tx, subject, form, item, h)?;
         }
     }
     if after.len() > 1 {
         tx.prepare_cached(
             "INSERT OR IGNORE INTO conflicted (subject, form, item) VALUES (?1, ?2, ?3)",
         )?
-        .execute([subject, form, item])?;
-    } else if was_conflict {
-        tx.prepare_cached("DELETE FROM conflicted WHERE subject = ?1 AND form = ?2 AND item = ?3")?
-            .execute([subject, form, item])?;
+        .execute(key)?;
     }
     // The value shown: the head with the greatest change id (the same on every replica).
-    match after.iter().max_by(|a, b| a.change_id.cmp(&b.change_id)) {
+    let shown = after.iter().max_by(|a, b| a.change_id.cmp(&b.change_id));
+    write_shown(tx, subject, form, item, shown)
+}
+
+fn insert_kept(
+    tx: &Connection,
+    subject: &str,
+    form: &str,
+    item: &str,
+    h: &Head,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO item_heads (subject, form, item, change_id, value, warning, \
+         change_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        subject,
+        form,
+        item,
+        h.change_id,
+        h.value,
+        h.warning,
+        h.change_seq
+    ])?;
+    Ok(())
+}
+
+/// Writes the value shown (with its head's id), or removes it when the head shown is a clear.
+fn write_shown(
+    tx: &Connection,
+    subject: &str,
+    form: &str,
+    item: &str,
+    shown: Option<&Head>,
+) -> Result<(), StoreError> {
+    match shown {
         Some(Head {
             change_id,
             value: Some(value),
@@ -182,10 +280,12 @@ pub(crate) fn apply_item(tx: &Connection, c: &Change) -> Result<(), StoreError> 
             change_seq,
         }) => {
             tx.prepare_cached(
-                "INSERT OR REPLACE INTO item_values (subject, form, item, value, warning, change_seq, head_id) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT OR REPLACE INTO item_values (subject, form, item, value, warning, \
+                 change_seq, head_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
-            .execute(params![subject, form, item, value, warning, change_seq, change_id])?;
+            .execute(params![
+                subject, form, item, value, warning, change_seq, change_id
+            ])?;
         }
         _ => {
             tx.prepare_cached(
