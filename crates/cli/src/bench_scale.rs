@@ -656,13 +656,12 @@ fn first_sync_only(
         // The apply alone: the same pages, in order, each in one transaction with its cursor.
         let c0 = cpu();
         let t = Instant::now();
-        for page in &pages {
-            store.apply_checked(&page.changes, page.cursor)?;
+        let page_count = pages.len();
+        for page in pages {
+            store.apply_checked(page.changes, page.cursor)?;
         }
         let applied = t.elapsed();
         let apply_cpu = spent(c0);
-        let page_count = pages.len();
-        drop(pages);
         drop(store);
         remove_laptop(dir, "apart");
         say!(

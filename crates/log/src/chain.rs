@@ -50,6 +50,11 @@ impl HashChecked {
         }
     }
 
+    /// The changes, for whoever appends them (and numbers them in its own log).
+    pub fn into_changes(self) -> Vec<Change> {
+        self.0
+    }
+
     /// Adds the changes of a later page after these.
     pub fn append(&mut self, mut later: HashChecked) {
         self.0.append(&mut later.0);

@@ -506,7 +506,7 @@ impl Store {
         changes: &[Change],
         cursor: i64,
     ) -> Result<ApplyReport, StoreError> {
-        self.apply_received(changes, false, cursor)
+        self.apply_received(changes.to_vec(), false, cursor)
     }
 
     /// [`Store::apply_remote`] for changes whose hashes were checked already (the sync client
@@ -514,15 +514,17 @@ impl Store {
     /// transaction with the cursor after the last.
     pub fn apply_checked(
         &mut self,
-        pages: &HashChecked,
+        pages: HashChecked,
         cursor: i64,
     ) -> Result<ApplyReport, StoreError> {
-        self.apply_received(pages, true, cursor)
+        self.apply_received(pages.into_changes(), true, cursor)
     }
 
+    /// Received changes are numbered here (their `seq` set to this log's) as they are
+    /// appended: taken by value, not copied.
     fn apply_received(
         &mut self,
-        changes: &[Change],
+        changes: Vec<Change>,
         hashes_checked: bool,
         cursor: i64,
     ) -> Result<ApplyReport, StoreError> {
@@ -559,7 +561,7 @@ impl Store {
     #[allow(clippy::type_complexity)]
     fn apply_page(
         &mut self,
-        changes: &[Change],
+        mut changes: Vec<Change>,
         hashes_checked: bool,
         cursor: i64,
     ) -> Result<(ApplyReport, Option<(i64, String)>, Vec<String>, Vec<String>), StoreError> {
@@ -579,7 +581,7 @@ impl Store {
         // as its changes are appended.
         let mut heads: HashMap<String, (i64, String)> = HashMap::new();
         let mut insert = tx.prepare_cached(crate::log::APPEND)?;
-        for c in changes {
+        for c in changes.iter_mut() {
             if !heads.contains_key(c.device.as_str()) {
                 heads.insert(c.device.clone(), device_head(&tx, &c.device)?);
             }
@@ -619,9 +621,8 @@ impl Store {
                     _ => {}
                 }
             }
-            let mut local = c.clone();
-            local.seq = seq + 1;
-            match crate::log::insert(&mut insert, &local) {
+            c.seq = seq + 1;
+            match crate::log::insert(&mut insert, c) {
                 Ok(()) => {}
                 Err(e)
                     if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
@@ -635,7 +636,7 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
             seq += 1;
-            apply(&tx, &local)?;
+            apply(&tx, c)?;
             (*dseq, *prev) = (c.device_seq, c.hash.clone());
             report.applied += 1;
         }
@@ -824,7 +825,7 @@ impl ecrf_wire::Replica for Store {
     fn pulled(&self) -> Result<i64, StoreError> {
         Ok(self.sync_state()?.pulled)
     }
-    fn apply_pulled(&mut self, pages: &HashChecked, cursor: i64) -> Result<usize, StoreError> {
+    fn apply_pulled(&mut self, pages: HashChecked, cursor: i64) -> Result<usize, StoreError> {
         Ok(self.apply_checked(pages, cursor)?.applied)
     }
     fn conflict_count(&self) -> Result<usize, StoreError> {

@@ -675,10 +675,10 @@ fn apply_batch<S: Replica>(
             .set_sync_setting(setting::SERVER_VERSION, v)
             .map_err(SyncError::store)?;
     }
-    let applied = store
-        .apply_pulled(&batch.changes, batch.cursor)
-        .map_err(SyncError::store)?;
     p.pulled += batch.changes.len();
+    let applied = store
+        .apply_pulled(batch.changes, batch.cursor)
+        .map_err(SyncError::store)?;
     progress(*p);
     Ok(applied)
 }

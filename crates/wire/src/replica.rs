@@ -45,7 +45,7 @@ pub trait Replica {
     fn pulled(&self) -> Result<i64, Self::Error>;
     /// Applies pulled pages (one, or several in a row), hashes checked, and the cursor after
     /// the last in one transaction; returns how many changes were new here.
-    fn apply_pulled(&mut self, pages: &HashChecked, cursor: i64) -> Result<usize, Self::Error>;
+    fn apply_pulled(&mut self, pages: HashChecked, cursor: i64) -> Result<usize, Self::Error>;
     /// Items in conflict now.
     fn conflict_count(&self) -> Result<usize, Self::Error>;
     /// Changes held back by a lock now.
