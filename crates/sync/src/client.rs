@@ -542,22 +542,24 @@ pub fn sync<S: Replica>(
         ..Progress::default()
     };
     if let Some(reply) = push {
-        guard::check_push_reply(&reply, believed, &sent)?;
         if reply.acked < acked {
             return Err(SyncError::Reply(format!(
                 "the server acknowledged #{} after saying it held #{acked}",
                 reply.acked
             )));
         }
-        if let Some(r) = &reply.receipt {
-            guard::check_receipt(r, store.device_id(), &reply, &sent, server_key.as_deref())?;
-            store.keep_receipt(r).map_err(SyncError::store)?;
-        }
-        report.pushed += reply.stored;
-        report.flags.extend(reply.flags);
-        p.pushed += (reply.acked - believed) as usize;
-        acked = reply.acked;
-        store.set_pushed(acked).map_err(SyncError::store)?;
+        let sent_page = Sent {
+            changes: &sent,
+            after: believed,
+        };
+        acked = take_push_reply(
+            store,
+            reply,
+            sent_page,
+            server_key.as_deref(),
+            &mut report,
+            &mut p,
+        )?;
     }
     progress(p);
     // While a page is on its way (sent, checked and stored by the server), the next one is read
@@ -584,17 +586,18 @@ pub fn sync<S: Replica>(
                 following,
             )
         });
-        let reply = reply?;
-        guard::check_push_reply(&reply, acked, &sent)?;
-        if let Some(r) = &reply.receipt {
-            guard::check_receipt(r, store.device_id(), &reply, &sent, server_key.as_deref())?;
-            store.keep_receipt(r).map_err(SyncError::store)?;
-        }
-        report.pushed += reply.stored;
-        report.flags.extend(reply.flags);
-        p.pushed += (reply.acked - acked) as usize;
-        acked = reply.acked;
-        store.set_pushed(acked).map_err(SyncError::store)?;
+        let sent_page = Sent {
+            changes: &sent,
+            after: acked,
+        };
+        acked = take_push_reply(
+            store,
+            reply?,
+            sent_page,
+            server_key.as_deref(),
+            &mut report,
+            &mut p,
+        )?;
         progress(p);
         page = if acked == last {
             following.map_err(SyncError::store)?
@@ -660,6 +663,35 @@ pub fn sync<S: Replica>(
         Ok(())
     })?;
     finish(store, report)
+}
+
+/// A page pushed: its changes, sent after the device's change `after`.
+#[derive(Clone, Copy)]
+struct Sent<'a> {
+    changes: &'a [Change],
+    after: i64,
+}
+
+/// Takes a push's reply: checked against the page sent, its receipt checked and kept, what it
+/// acknowledged recorded; the device's change the server now holds last.
+fn take_push_reply<S: Replica>(
+    store: &mut S,
+    reply: PushReply,
+    sent: Sent<'_>,
+    server_key: Option<&str>,
+    report: &mut SyncReport,
+    p: &mut Progress,
+) -> Result<i64, SyncError> {
+    guard::check_push_reply(&reply, sent.after, sent.changes)?;
+    if let Some(r) = &reply.receipt {
+        guard::check_receipt(r, store.device_id(), &reply, sent.changes, server_key)?;
+        store.keep_receipt(r).map_err(SyncError::store)?;
+    }
+    report.pushed += reply.stored;
+    report.flags.extend(reply.flags);
+    p.pushed += (reply.acked - sent.after) as usize;
+    store.set_pushed(reply.acked).map_err(SyncError::store)?;
+    Ok(reply.acked)
 }
 
 /// Applies pulled changes (one page or several in a row) with the cursor after them; the
