@@ -229,17 +229,29 @@ impl Client {
         now: chrono::DateTime<chrono::Utc>,
         history: Option<(i64, &str)>,
     ) -> Result<DeviceReply, SyncError> {
-        let time = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let url = format!("{}/api/v1/device", self.base);
-        let mut req = self.agent.get(&url).header(wire::DEVICE_TIME_HEADER, &time);
+        let req = self.stating(self.agent.get(&url), now, history);
+        let resp = req.call().map_err(transport_error)?;
+        Self::reply(&Self::read(resp)?)
+    }
+
+    /// A request stating the device's clock and history (see [`Client::standing`]), with the
+    /// device's token.
+    fn stating<B>(
+        &self,
+        mut req: ureq::RequestBuilder<B>,
+        now: chrono::DateTime<chrono::Utc>,
+        history: Option<(i64, &str)>,
+    ) -> ureq::RequestBuilder<B> {
+        let time = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        req = req.header(wire::DEVICE_TIME_HEADER, &time);
         if let Some((seq, hash)) = history {
             req = req.header(wire::HISTORY_HEADER, &format!("{seq}:{hash}"));
         }
         if let Some(t) = &self.token {
             req = req.header("Authorization", &format!("Bearer {t}"));
         }
-        let resp = req.call().map_err(transport_error)?;
-        Self::reply(&Self::read(resp)?)
+        req
     }
 
     /// A whole sync of a device in step, in one request (`POST /sites/{site}/sync`): its
@@ -256,23 +268,15 @@ impl Client {
         limit: usize,
     ) -> Result<(DeviceReply, Option<PushReply>, Pulled), SyncError> {
         let body = PushRequest::json_of(changes).map_err(|e| SyncError::Reply(e.to_string()))?;
-        let time = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let url = format!(
             "{}/api/v1/sites/{site}/sync?after={after}&limit={limit}",
             self.base
         );
-        let mut req = self
-            .agent
-            .post(&url)
-            .content_type("application/json")
-            .header(wire::DEVICE_TIME_HEADER, &time);
-        if let Some((seq, hash)) = history {
-            req = req.header(wire::HISTORY_HEADER, &format!("{seq}:{hash}"));
-        }
-        if let Some(t) = &self.token {
-            req = req.header("Authorization", &format!("Bearer {t}"));
-        }
-        let resp = req.send(&body[..]).map_err(transport_error)?;
+        let req = self.agent.post(&url).content_type("application/json");
+        let resp = self
+            .stating(req, now, history)
+            .send(&body[..])
+            .map_err(transport_error)?;
         let reply: wire::SyncReply = Self::reply(&Self::read(resp)?)?;
         let pulled = guard::check_pull_reply(reply.pull, after, limit)?;
         Ok((reply.device, reply.push, pulled))
@@ -509,28 +513,25 @@ pub fn sync<S: Replica>(
     let mut after = store.pulled().map_err(SyncError::store)?;
     // A laptop with at most a page to push (nearly every sync) asks where it stands, pushes
     // and pulls the first page in one request; the rest, if any, goes as below.
-    let mut first_page = None;
     let mut in_one = None;
     if own_last - believed <= MAX_PAGE as i64 {
         let sent = store
             .own_changes_after(believed, MAX_PAGE)
             .map_err(SyncError::store)?;
         match client.sync_step(&site, chrono::Utc::now(), history, &sent, after, MAX_PAGE) {
-            Ok((standing, push, pulled)) => {
-                in_one = Some((standing, push, sent));
-                first_page = Some(pulled);
-            }
+            Ok((standing, push, pulled)) => in_one = Some((standing, push, sent, Some(pulled))),
             // A server older than the one-request sync.
             Err(SyncError::Refused { status: 404, .. }) => {}
             Err(e) => return Err(e),
         }
     }
-    let (standing, push, sent) = match in_one {
+    let (standing, push, sent, first_page) = match in_one {
         Some(done) => done,
         None => (
             client.standing(chrono::Utc::now(), history)?,
             None,
             Vec::new(),
+            None,
         ),
     };
     guard::check_device_reply(&standing, store.device_id(), &site, own_last)?;
