@@ -77,3 +77,60 @@ fn replayed_logs_equal_the_stores_projections() {
     assert_eq!(slim.change_count(), 0);
     assert_eq!(slim.values, from_stores.values);
 }
+
+/// More sites than wait for the folding threads, each given as the server stores it (its `seq`
+/// and JSON record), fold to the data of the parsed logs, whether the reader waits for the
+/// folding ([`LogFolder::new`]) or never does ([`LogFolder::unbounded`]), merged in the order
+/// the sites were added.
+#[test]
+fn stored_records_of_many_sites_fold_alike_whether_the_reader_waits_or_not() {
+    use ecrf_export::logs::LogFolder;
+    let dir = tempfile::tempdir().unwrap();
+    let stores = scripted_trial(dir.path());
+    let mut logs = Vec::new();
+    for path in &stores {
+        let s = Store::open(path, study(), "dm", PASSWORD).unwrap();
+        logs.push(s.all_changes().unwrap());
+    }
+    // Twelve sites, each one of the stores' logs under a code of its own: a subject seen at
+    // two sites is the first site's.
+    let sites: Vec<String> = (1..=12).map(|i| format!("{i:02}")).collect();
+    let site_logs: Vec<(String, Vec<ecrf_log::Change>)> = sites
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.clone(), logs[i % logs.len()].clone()))
+        .collect();
+    let expected = ecrf_export::logs::from_logs(&sites, site_logs.clone(), true).unwrap();
+    let ids = |d: &TrialData| -> Vec<String> {
+        d.changes()
+            .map(|c| c.change.change_id().to_string())
+            .collect()
+    };
+    assert_eq!(
+        expected.change_count(),
+        site_logs.iter().map(|(_, l)| l.len()).sum::<usize>()
+    );
+    for waits in [true, false] {
+        let mut folder = if waits {
+            LogFolder::new(true)
+        } else {
+            LogFolder::unbounded(true)
+        }
+        .unwrap();
+        for (site, log) in &site_logs {
+            let records = log
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (i as i64 + 1, serde_json::to_string(c).unwrap()))
+                .collect();
+            folder.add_records(site.clone(), records).unwrap();
+        }
+        let data = folder.finish(&sites).unwrap();
+        assert_eq!(data.sites, expected.sites, "waits: {waits}");
+        assert_eq!(data.subjects, expected.subjects, "waits: {waits}");
+        assert_eq!(data.values, expected.values, "waits: {waits}");
+        assert_eq!(data.users, expected.users, "waits: {waits}");
+        assert_eq!(data.signatures, expected.signatures, "waits: {waits}");
+        assert_eq!(ids(&data), ids(&expected), "waits: {waits}");
+    }
+}

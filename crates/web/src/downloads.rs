@@ -321,8 +321,9 @@ async fn run(
         Ok(c) => c,
         Err(e) => return JobState::Failed(format!("database: {e}")),
     };
-    // Each site is folded on another core while the next one is read.
-    let mut folder = match ecrf_export::logs::LogFolder::new(with_audit) {
+    // Each site is folded on another core while the next one is read; this task's thread is
+    // the runtime's, so the reading never waits for the folding.
+    let mut folder = match ecrf_export::logs::LogFolder::unbounded(with_audit) {
         Ok(f) => f,
         Err(e) => return JobState::Failed(e.to_string()),
     };
