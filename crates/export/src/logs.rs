@@ -21,7 +21,7 @@ use ecrf_core::Value;
 use ecrf_log::body::StudyPublished;
 use ecrf_log::project::{ProjectError, ProjectedSubject, ProjectedUser};
 use ecrf_log::record::PackedLog;
-use ecrf_log::{Change, Projection, Signature};
+use ecrf_log::{Change, Projection, Signature, StoredRecords};
 
 use crate::ExportError;
 use crate::source::{SignatureRecord, SiteLog, SubjectRecord, TrialData, UserRecord};
@@ -76,20 +76,21 @@ enum SiteInput {
     /// Parsed changes.
     Changes(Vec<Change>),
     /// Each change's `seq` and its JSON record as the server stores it.
-    Records(Vec<(i64, String)>),
+    Records(StoredRecords),
 }
 
 /// A site's stored records parsed one by one, each given its `seq`.
-fn parse_records(
-    site: &str,
-    records: Vec<(i64, String)>,
-) -> impl ExactSizeIterator<Item = Result<Change, ExportError>> + '_ {
-    records.into_iter().map(move |(seq, body)| {
-        let mut change: Change = serde_json::from_str(&body).map_err(|e| {
-            ExportError::Source(format!("server change #{seq} of site {site}: {e}"))
-        })?;
-        change.seq = seq;
-        Ok(change)
+fn parse_records<'a>(
+    site: &'a str,
+    records: &'a StoredRecords,
+) -> impl ExactSizeIterator<Item = Result<Change, ExportError>> + 'a {
+    records.changes().map(move |c| {
+        c.map_err(|e| {
+            ExportError::Source(format!(
+                "server change #{} of site {site}: {}",
+                e.seq, e.why
+            ))
+        })
     })
 }
 
@@ -101,6 +102,8 @@ type Done = (usize, String, Result<Folded, ExportError>);
 /// them one after the other).
 pub struct LogFolder {
     work: Option<Queue>,
+    /// Record buffers the folding threads are done with, cleared, for the reader to fill again.
+    spare: Arc<Mutex<Vec<StoredRecords>>>,
     workers: Vec<std::thread::JoinHandle<Vec<Done>>>,
     added: usize,
 }
@@ -139,10 +142,12 @@ impl LogFolder {
         queue: mpsc::Receiver<Work>,
     ) -> Result<LogFolder, ExportError> {
         let queue = Arc::new(Mutex::new(queue));
+        let spare: Arc<Mutex<Vec<StoredRecords>>> = Arc::default();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut workers = Vec::with_capacity(threads);
         for i in 0..threads {
             let queue = Arc::clone(&queue);
+            let spares = Arc::clone(&spare);
             let worker = std::thread::Builder::new()
                 .name(format!("fold-{i}"))
                 .spawn(move || {
@@ -158,8 +163,13 @@ impl LogFolder {
                         };
                         let folded = match input {
                             SiteInput::Changes(log) => fold(log.into_iter().map(Ok), with_changes),
-                            SiteInput::Records(records) => {
-                                fold(parse_records(&site, records), with_changes)
+                            SiteInput::Records(mut records) => {
+                                let folded = fold(parse_records(&site, &records), with_changes);
+                                records.clear();
+                                if let Ok(mut spares) = spares.lock() {
+                                    spares.push(records);
+                                }
+                                folded
                             }
                         };
                         done.push((index, site, folded));
@@ -171,6 +181,7 @@ impl LogFolder {
         }
         Ok(LogFolder {
             work: Some(work),
+            spare,
             workers,
             added: 0,
         })
@@ -193,13 +204,18 @@ impl LogFolder {
     }
 
     /// A site's log as the server stores it: each change's `seq` and JSON record, in commit
-    /// order; parsed on the folding thread.
+    /// order; parsed on the folding thread. Returns an empty buffer to read the next site into:
+    /// one a folding thread is done with when there is one (so that the records of a trial's
+    /// sites take turns in a few buffers instead of each site's being allocated anew), or a new
+    /// one.
     pub fn add_records(
         &mut self,
         site: String,
-        records: Vec<(i64, String)>,
-    ) -> Result<(), ExportError> {
-        self.send(site, SiteInput::Records(records))
+        records: StoredRecords,
+    ) -> Result<StoredRecords, ExportError> {
+        self.send(site, SiteInput::Records(records))?;
+        let spare = self.spare.lock().ok().and_then(|mut s| s.pop());
+        Ok(spare.unwrap_or_default())
     }
 
     /// Waits for every site's fold and merges them into trial data. `sites` lists every site,

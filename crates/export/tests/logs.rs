@@ -117,13 +117,13 @@ fn stored_records_of_many_sites_fold_alike_whether_the_reader_waits_or_not() {
             LogFolder::unbounded(true)
         }
         .unwrap();
+        let mut records = ecrf_log::StoredRecords::default();
         for (site, log) in &site_logs {
-            let records = log
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (i as i64 + 1, serde_json::to_string(c).unwrap()))
-                .collect();
-            folder.add_records(site.clone(), records).unwrap();
+            assert!(records.is_empty());
+            for (i, c) in log.iter().enumerate() {
+                records.push(i as i64 + 1, serde_json::to_string(c).unwrap().as_bytes());
+            }
+            records = folder.add_records(site.clone(), records).unwrap();
         }
         let data = folder.finish(&sites).unwrap();
         assert_eq!(data.sites, expected.sites, "waits: {waits}");

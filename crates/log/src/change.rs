@@ -167,6 +167,72 @@ impl Change {
     }
 }
 
+/// Changes as a server stores them (each one's `seq` and JSON record), many in one buffer:
+/// a site's hundred thousand records read for an export are one allocation, not a string each,
+/// and the buffer is cleared and filled again for the next site rather than freed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredRecords {
+    /// The records' JSON, one after the other.
+    json: Vec<u8>,
+    /// Each record's `seq` and where its JSON ends in `json`.
+    rows: Vec<(i64, usize)>,
+}
+
+/// A stored record that is not a change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stored change #{seq}: {why}")]
+pub struct BadRecord {
+    /// Its `seq`.
+    pub seq: i64,
+    /// What is wrong with it.
+    pub why: String,
+}
+
+impl StoredRecords {
+    /// Appends a record (its bytes are read as JSON only by [`StoredRecords::changes`]).
+    pub fn push(&mut self, seq: i64, json: &[u8]) {
+        self.json.extend_from_slice(json);
+        self.rows.push((seq, self.json.len()));
+    }
+
+    /// How many records.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// True when there is none.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Forgets every record and keeps the room they took.
+    pub fn clear(&mut self) {
+        self.json.clear();
+        self.rows.clear();
+    }
+
+    /// Each record's `seq` and JSON, in the order pushed.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (i64, &[u8])> + '_ {
+        self.rows.iter().enumerate().map(|(i, &(seq, end))| {
+            let start = if i == 0 { 0 } else { self.rows[i - 1].1 };
+            (seq, &self.json[start..end])
+        })
+    }
+
+    /// The records parsed, in the order pushed, each change given its record's `seq`. A record
+    /// that is not a change's JSON (or not UTF-8) is an error naming its `seq`.
+    pub fn changes(&self) -> impl ExactSizeIterator<Item = Result<Change, BadRecord>> + '_ {
+        self.iter().map(|(seq, json)| {
+            let mut change: Change = serde_json::from_slice(json).map_err(|e| BadRecord {
+                seq,
+                why: e.to_string(),
+            })?;
+            change.seq = seq;
+            Ok(change)
+        })
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -232,5 +298,43 @@ pub(crate) mod tests {
         assert_eq!(back.hash, c.hash);
         let extra = json.replacen('{', "{\"seq\":3,", 1);
         assert!(serde_json::from_str::<Change>(&extra).is_err());
+    }
+
+    /// Records read back as pushed, parsed with their `seq`; a bad record names its `seq`, and
+    /// a cleared buffer holds nothing.
+    #[test]
+    fn stored_records_read_back_as_pushed() {
+        let a = change(ChangeKind::ItemSet, None, Some("{\"text\":\"é\"}"));
+        let b = change(ChangeKind::SubjectCreated, None, Some("01"));
+        let mut records = StoredRecords::default();
+        assert!(records.is_empty());
+        records.push(3, serde_json::to_string(&a).unwrap().as_bytes());
+        records.push(9, serde_json::to_string(&b).unwrap().as_bytes());
+        records.push(12, b"{\"change_id\":");
+        records.push(13, b"");
+        assert_eq!(records.len(), 4);
+        let got: Vec<_> = records.changes().collect();
+        let mut want_a = a.clone();
+        want_a.seq = 3;
+        let mut want_b = b.clone();
+        want_b.seq = 9;
+        assert_eq!(got[0], Ok(want_a));
+        assert_eq!(got[1], Ok(want_b));
+        assert!(matches!(&got[2], Err(BadRecord { seq: 12, .. })), "{got:?}");
+        assert!(matches!(&got[3], Err(BadRecord { seq: 13, .. })), "{got:?}");
+        assert_eq!(
+            records.iter().map(|(seq, json)| (seq, json.len())).last(),
+            Some((13, 0))
+        );
+        // Not UTF-8 inside a string: refused, not read as something else.
+        let mut bad = StoredRecords::default();
+        let mut json = serde_json::to_vec(&b).unwrap();
+        let at = json.windows(2).position(|w| w == b"01").unwrap();
+        json[at] = 0xff;
+        bad.push(1, &json);
+        assert!(bad.changes().next().unwrap().is_err());
+        records.clear();
+        assert!(records.is_empty());
+        assert_eq!(records.iter().count(), 0);
     }
 }

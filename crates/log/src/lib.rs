@@ -29,7 +29,7 @@ pub mod record;
 pub use author::{AuthorError, AuthorKey, KeyList};
 pub use body::{Body, BodyError};
 pub use chain::{ChainCheck, DeviceHead, HashChecked, HashMismatch, VerifyReport};
-pub use change::{Change, GENESIS};
+pub use change::{BadRecord, Change, GENESIS, StoredRecords};
 pub use kind::ChangeKind;
 pub use permission::{Permission, permission};
 pub use project::Projection;

@@ -15,6 +15,8 @@ use futures_util::StreamExt;
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
+use ecrf_log::StoredRecords;
+
 use crate::ServerError;
 
 /// One subject's changes in the site's commit order ($1 site, $2 subject), through the
@@ -29,16 +31,18 @@ pub struct RawSiteLog {
     /// The site's code.
     pub site: String,
     /// `(seq, body)` of each change.
-    pub changes: Vec<(i64, String)>,
+    pub changes: StoredRecords,
 }
 
 /// Reads the sites (all, or those of `only`) and gives `each` every site's log with changes,
-/// in site order, as soon as it has been read whole. Returns every site, those without changes
-/// too. An error from `each` stops the read and is returned.
+/// in site order, as soon as it has been read whole. `each` returns the buffer to read the next
+/// site into (one it was given before, so that a trial's sites take turns in a few buffers, or
+/// a new one); it is cleared first. Returns every site, those without changes too. An error
+/// from `each` stops the read and is returned.
 pub async fn each_site_log(
     conn: &mut PgConnection,
     only: Option<&[String]>,
-    mut each: impl FnMut(RawSiteLog) -> Result<(), ServerError>,
+    mut each: impl FnMut(RawSiteLog) -> Result<StoredRecords, ServerError>,
 ) -> Result<Vec<String>, ServerError> {
     let mut tx = conn.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -76,12 +80,18 @@ pub async fn each_site_log(
             let chunk = chunk?;
             decoder.feed(&chunk, |site, seq, body| {
                 if site != current.site && !current.changes.is_empty() {
-                    each(std::mem::take(&mut current))?;
+                    let next = RawSiteLog {
+                        site: String::new(),
+                        changes: StoredRecords::default(),
+                    };
+                    let mut spare = each(std::mem::replace(&mut current, next))?;
+                    spare.clear();
+                    current.changes = spare;
                 }
                 if current.changes.is_empty() {
                     current.site = site.to_string();
                 }
-                current.changes.push((seq, body));
+                current.changes.push(seq, body);
                 Ok(())
             })?;
         }
@@ -116,7 +126,7 @@ impl CopyDecoder {
     fn feed(
         &mut self,
         chunk: &[u8],
-        mut row: impl FnMut(&str, i64, String) -> Result<(), ServerError>,
+        mut row: impl FnMut(&str, i64, &[u8]) -> Result<(), ServerError>,
     ) -> Result<(), ServerError> {
         // PostgreSQL sends a row a message: most chunks are rows whole, decoded where they lie.
         let buf: std::borrow::Cow<'_, [u8]> = if self.pending.is_empty() {
@@ -160,8 +170,7 @@ impl CopyDecoder {
                     len,
                 } => {
                     let site = std::str::from_utf8(site).map_err(|_| bad("a site not UTF-8"))?;
-                    let body = String::from_utf8(body.to_vec())
-                        .map_err(|_| bad("a change record not UTF-8"))?;
+                    // The record's text is checked where it is parsed (JSON is UTF-8).
                     row(site, seq, body)?;
                     at += len;
                 }
@@ -264,7 +273,7 @@ mod tests {
             let mut got = Vec::new();
             for chunk in bytes.chunks(size) {
                 d.feed(chunk, |s, q, b| {
-                    got.push((s.to_string(), q, b));
+                    got.push((s.to_string(), q, String::from_utf8(b.to_vec()).unwrap()));
                     Ok(())
                 })
                 .unwrap();
