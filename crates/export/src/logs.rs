@@ -44,10 +44,11 @@ struct Folded {
 /// (holding them had every site's hundred megabytes allocated, freed and given back to the
 /// system in turn: a third of the 10× export's CPU went to the kernel's page faults).
 fn fold(
+    site: &str,
     changes: impl ExactSizeIterator<Item = Result<Change, ExportError>>,
     keep: bool,
 ) -> Result<Folded, ExportError> {
-    let data_error = |e: ProjectError| ExportError::Data(e.to_string());
+    let data_error = |e: ProjectError| ExportError::Data(format!("site {site}: {e}"));
     let mut projection = Projection::default();
     let mut log = keep.then(|| PackedLog::with_capacity(changes.len()));
     for c in changes {
@@ -55,7 +56,7 @@ fn fold(
         projection.apply(&c).map_err(data_error)?;
         if let Some(log) = log.as_mut() {
             log.push_change(&c)
-                .map_err(|e| ExportError::Data(e.to_string()))?;
+                .map_err(|e| ExportError::Data(format!("site {site}: {e}")))?;
         }
     }
     let signatures = projection.signatures().map_err(data_error)?;
@@ -120,10 +121,15 @@ enum Queue {
 /// is faster than folding, and a 10× trial's records, read ahead whole, held 2 GB.
 const WAITING: usize = 2;
 
+/// Record buffers kept for the reader, at most: as many as can be between the reader and the
+/// folding threads of a usual machine at once.
+const SPARES: usize = WAITING + 2;
+
 impl LogFolder {
     /// A folder with one thread per core; the changes are kept only when `with_changes`.
-    /// [`LogFolder::add_records`] waits while [`WAITING`] sites wait to be folded, so the
-    /// records in memory are those of a few sites, not of the whole trial.
+    /// Adding a site ([`LogFolder::add`], [`LogFolder::add_records`]) waits while [`WAITING`]
+    /// sites wait to be folded, so the records in memory are those of a few sites, not of the
+    /// whole trial.
     pub fn new(with_changes: bool) -> Result<LogFolder, ExportError> {
         let (work, queue) = mpsc::sync_channel::<Work>(WAITING);
         LogFolder::start(with_changes, Queue::Bounded(work), queue)
@@ -162,11 +168,19 @@ impl LogFolder {
                             break;
                         };
                         let folded = match input {
-                            SiteInput::Changes(log) => fold(log.into_iter().map(Ok), with_changes),
+                            SiteInput::Changes(log) => {
+                                fold(&site, log.into_iter().map(Ok), with_changes)
+                            }
                             SiteInput::Records(mut records) => {
-                                let folded = fold(parse_records(&site, &records), with_changes);
+                                let folded =
+                                    fold(&site, parse_records(&site, &records), with_changes);
+                                // Kept for the reader only while it may still want one: a
+                                // reader that never waits has read every site long before
+                                // the last are folded, and their buffers would all be kept.
                                 records.clear();
-                                if let Ok(mut spares) = spares.lock() {
+                                if let Ok(mut spares) = spares.lock()
+                                    && spares.len() < SPARES
+                                {
                                     spares.push(records);
                                 }
                                 folded
@@ -233,6 +247,10 @@ impl LogFolder {
                     *slot = Some((site, folded));
                 }
             }
+        }
+        // The reader is done: the spare buffers go before the merge needs the memory.
+        if let Ok(mut spares) = self.spare.lock() {
+            *spares = Vec::new();
         }
         merge(sites, slots)
     }

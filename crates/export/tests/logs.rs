@@ -134,3 +134,31 @@ fn stored_records_of_many_sites_fold_alike_whether_the_reader_waits_or_not() {
         assert_eq!(ids(&data), ids(&expected), "waits: {waits}");
     }
 }
+
+/// A record that is not a change, among many sites given to a reader that waits, stops the
+/// export with an error naming its site and `seq`; nothing hangs.
+#[test]
+fn a_bad_stored_record_names_its_site_and_seq_and_nothing_hangs() {
+    use ecrf_export::logs::LogFolder;
+    let dir = tempfile::tempdir().unwrap();
+    let stores = scripted_trial(dir.path());
+    let s = Store::open(&stores[0], study(), "dm", PASSWORD).unwrap();
+    let log = s.all_changes().unwrap();
+    assert!(log.len() > 5);
+    let sites: Vec<String> = (1..=12).map(|i| format!("{i:02}")).collect();
+    let mut folder = LogFolder::new(false).unwrap();
+    let mut records = ecrf_log::StoredRecords::default();
+    for site in &sites {
+        for (i, c) in log.iter().enumerate() {
+            let seq = i as i64 + 1;
+            if site == "03" && seq == 5 {
+                records.push(seq, b"{");
+            } else {
+                records.push(seq, serde_json::to_string(c).unwrap().as_bytes());
+            }
+        }
+        records = folder.add_records(site.clone(), records).unwrap();
+    }
+    let e = folder.finish(&sites).unwrap_err().to_string();
+    assert!(e.contains("server change #5 of site 03"), "{e}");
+}

@@ -168,7 +168,7 @@ impl Change {
 }
 
 /// Changes as a server stores them (each one's `seq` and JSON record), many in one buffer:
-/// a site's hundred thousand records read for an export are one allocation, not a string each,
+/// a site's hundred thousand records read for an export are two allocations, not a string each,
 /// and the buffer is cleared and filled again for the next site rather than freed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoredRecords {
