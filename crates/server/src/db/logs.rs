@@ -80,11 +80,7 @@ pub async fn each_site_log(
             let chunk = chunk?;
             decoder.feed(&chunk, |site, seq, body| {
                 if site != current.site && !current.changes.is_empty() {
-                    let next = RawSiteLog {
-                        site: String::new(),
-                        changes: StoredRecords::default(),
-                    };
-                    let mut spare = each(std::mem::replace(&mut current, next))?;
+                    let mut spare = each(std::mem::take(&mut current))?;
                     spare.clear();
                     current.changes = spare;
                 }
