@@ -1,7 +1,8 @@
 //! Property: whatever the network does — connections cut after N bytes either way, requests
 //! duplicated or delayed — and with the server killed and restarted mid-sync, after retries every
 //! replica (two laptops and the server) holds exactly the same log: none lost, none twice.
-//! A TCP proxy in the test stands between the laptops and the real `ecrf server`.
+//! A TCP proxy in the test stands between the laptops and the real `ecrf server`. And a push of
+//! several pages, whose pages go two at a time, loses nothing when one overtakes another.
 
 mod server;
 
@@ -38,8 +39,14 @@ fn fault() -> impl Strategy<Value = Fault> {
     ]
 }
 
-/// Copies `from` → `to` until EOF or `limit` bytes, then shuts both down.
-fn pipe(mut from: TcpStream, mut to: TcpStream, limit: Option<usize>) {
+/// Copies `from` → `to` until EOF or `limit` bytes, then shuts both down; `watch` sees each
+/// chunk before it is forwarded (and may hold it back).
+fn pipe(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    limit: Option<usize>,
+    mut watch: impl FnMut(&[u8]),
+) {
     let mut buf = [0u8; 8192];
     let mut sent = 0usize;
     loop {
@@ -47,6 +54,7 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, limit: Option<usize>) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        watch(&buf[..n]);
         let n = match limit {
             Some(l) if sent + n >= l => {
                 let _ = to.write_all(&buf[..l - sent]);
@@ -67,6 +75,40 @@ struct Proxy {
     port: u16,
     faults: Arc<Mutex<VecDeque<Fault>>>,
     connections: Arc<AtomicUsize>,
+    watch: Arc<Watch>,
+}
+
+/// What the proxy looks for in the bytes it forwards.
+#[derive(Default)]
+struct Watch {
+    /// A request chunk holding these bytes is held back this long, once.
+    hold_back: Mutex<Option<(&'static [u8], Duration)>>,
+    /// Replies `409 Conflict` seen.
+    conflicts: AtomicUsize,
+}
+
+impl Watch {
+    /// `tail`: the end of the connection's previous chunk (a marker may straddle two).
+    fn request(&self, tail: &mut Vec<u8>, chunk: &[u8]) {
+        let mut hold = self.hold_back.lock().unwrap();
+        let Some((marker, wait)) = *hold else {
+            return;
+        };
+        tail.extend_from_slice(chunk);
+        if tail.windows(marker.len()).any(|w| w == marker) {
+            *hold = None;
+            drop(hold);
+            std::thread::sleep(wait);
+        }
+        let keep = tail.len().saturating_sub(marker.len());
+        tail.drain(..keep);
+    }
+
+    fn reply(&self, chunk: &[u8]) {
+        if chunk.starts_with(b"HTTP/1.1 409") {
+            self.conflicts.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 impl Proxy {
@@ -75,23 +117,30 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let faults: Arc<Mutex<VecDeque<Fault>>> = Arc::default();
         let connections: Arc<AtomicUsize> = Arc::default();
-        let (f, n) = (Arc::clone(&faults), Arc::clone(&connections));
+        let watch: Arc<Watch> = Arc::default();
+        let (f, n, w) = (
+            Arc::clone(&faults),
+            Arc::clone(&connections),
+            Arc::clone(&watch),
+        );
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 n.fetch_add(1, Ordering::SeqCst);
                 let fault = f.lock().unwrap().pop_front().unwrap_or(Fault::Pass);
-                std::thread::spawn(move || handle(client, upstream, fault));
+                let w = Arc::clone(&w);
+                std::thread::spawn(move || handle(client, upstream, fault, &w));
             }
         });
         Proxy {
             port,
             faults,
             connections,
+            watch,
         }
     }
 }
 
-fn handle(mut client: TcpStream, upstream: u16, fault: Fault) {
+fn handle(mut client: TcpStream, upstream: u16, fault: Fault, watch: &Arc<Watch>) {
     let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
         let _ = client.shutdown(Shutdown::Both);
         return;
@@ -130,8 +179,14 @@ fn handle(mut client: TcpStream, upstream: u16, fault: Fault) {
         }
     }
     let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-    let up = std::thread::spawn(move || pipe(client, server, req_limit));
-    pipe(s2, c2, reply_limit);
+    let up_watch = Arc::clone(watch);
+    let up = std::thread::spawn(move || {
+        let mut tail = Vec::new();
+        pipe(client, server, req_limit, |chunk| {
+            up_watch.request(&mut tail, chunk)
+        })
+    });
+    pipe(s2, c2, reply_limit, |chunk| watch.reply(chunk));
     let _ = up.join();
 }
 
@@ -256,4 +311,52 @@ fn every_replica_ends_with_the_same_log_whatever_the_network_does() {
     if let Err(e) = outcome {
         panic!("{e}");
     }
+}
+
+#[test]
+fn a_pushed_page_that_overtakes_the_one_before_it_is_sent_again_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fresh_database();
+    let server = Server::start(&db, dir.path());
+    server.add_site("Q1");
+    let mut a = Device::enrolled(dir.path(), "a", "Q1", &server);
+    // More than a page of changes: the sync pushes them page by page, two on their way at once.
+    while a.store.own_change_count_after(0).unwrap() <= ecrf_sync::wire::MAX_PAGE + 200 {
+        let subject = a.store.new_subject().unwrap();
+        for day in 1..=30 {
+            let e = day_entries(day);
+            let e: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            a.save(&subject, &format!("DLY#{day}"), &e);
+        }
+    }
+    let own = a.store.own_change_count_after(0).unwrap();
+    let proxy = Proxy::start(server.port);
+    // The first page (it holds change #1) is held back: the second, sent while the first is
+    // away, reaches the server first, does not follow what it holds and is refused whole.
+    *proxy.watch.hold_back.lock().unwrap() =
+        Some((b"\"device_seq\":1,", Duration::from_millis(500)));
+    let via = ecrf_sync::Client::new(&format!("http://127.0.0.1:{}", proxy.port), None)
+        .unwrap()
+        .with_token(&a.store.sync_setting("token").unwrap().unwrap());
+    // One sync, no retry: the page refused for overtaking is sent again within it.
+    let report = a.sync_via(&via, 1);
+    assert!(
+        proxy.watch.hold_back.lock().unwrap().is_none(),
+        "the first page was never seen"
+    );
+    assert_eq!(
+        proxy.watch.conflicts.load(Ordering::SeqCst),
+        1,
+        "the second page overtook the first once"
+    );
+    assert_eq!(report.pushed, own);
+    assert_eq!(a.store.sync_state().unwrap().pushed, own as i64);
+    assert_eq!(a.log(), server_log(&db, "Q1"));
+    // The server holds the device's chain in order: seq follows device_seq.
+    let order = server::psql(
+        &db,
+        "SELECT bool_and(device_seq = rank) FROM (SELECT device_seq, \
+         row_number() OVER (ORDER BY seq) AS rank FROM changes WHERE site = 'Q1') t",
+    );
+    assert_eq!(order.trim(), "t");
 }

@@ -1,7 +1,7 @@
 //! The device's side of sync over HTTP(S): enrolment, push, pull.
 //!
 //! Owns the order of a sync: ask the server what it holds of this device, push the rest page
-//! by page, then pull the site's other changes page by page, each page (or several that
+//! by page (two pages on their way at once, stored by the server in chain order), then pull the site's other changes page by page, each page (or several that
 //! arrived together) applied in one store transaction with its cursor. Invariants: every step
 //! can be cut anywhere and simply run again (the server and the store both skip what they
 //! already hold); a reply is parsed and validated like any outside input before the store sees
@@ -563,52 +563,7 @@ pub fn sync<S: Replica>(
         )?;
     }
     progress(p);
-    // While a page is on its way (sent, checked and stored by the server), the next one is read
-    // from the store on this thread: the pages still go one after the other, in chain order.
-    let mut page = store
-        .own_changes_after(acked, MAX_PAGE)
-        .map_err(SyncError::store)?;
-    while !page.is_empty() {
-        let sent = page;
-        let last = sent.last().map_or(acked, |c| c.device_seq);
-        let (reply, following) = std::thread::scope(|scope| {
-            let (started, running) = std::sync::mpsc::channel();
-            let (site, sent) = (&site, &sent);
-            let push = scope.spawn(move || {
-                let _ = started.send(());
-                client.push_page(site, sent)
-            });
-            // The page leaves first: reading the next one straight away kept the sending
-            // thread waiting for a core (1-2 ms a page on two cores).
-            let _ = running.recv();
-            let following = store.own_changes_after(last, MAX_PAGE);
-            (
-                push.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
-                following,
-            )
-        });
-        let sent_page = Sent {
-            changes: &sent,
-            after: acked,
-        };
-        acked = take_push_reply(
-            store,
-            reply?,
-            sent_page,
-            server_key.as_deref(),
-            &mut report,
-            &mut p,
-        )?;
-        progress(p);
-        page = if acked == last {
-            following.map_err(SyncError::store)?
-        } else {
-            // The server holds less than was sent: go on from what it acknowledged.
-            store
-                .own_changes_after(acked, MAX_PAGE)
-                .map_err(SyncError::store)?
-        };
-    }
+    push_pages(store, client, &site, acked, &mut report, &mut p, progress)?;
     // Pages are fetched ahead on a second thread, which also checks each change's hash, while
     // this one applies: a page's cursor is known as soon as it arrives. Pages that arrived
     // while the last ones were being applied are applied together, in order, in one transaction
@@ -664,6 +619,91 @@ pub fn sync<S: Replica>(
         Ok(())
     })?;
     finish(store, report)
+}
+
+/// Pushes this device's changes after `acked`, page by page in chain order, until the server
+/// holds them all.
+///
+/// Two pages are on their way at once: while the server stores one (its site's turn, most of
+/// a page's time), the next is read from the store, sent and parsed, so the turn is rarely
+/// idle. The server stores only a page that continues what it holds: one that overtook the page
+/// before it is refused whole (a gap) and is sent again once that page is acknowledged; a
+/// reply saying the server holds less than was sent makes the pushing go on from what it holds.
+fn push_pages<S: Replica>(
+    store: &mut S,
+    client: &Client,
+    site: &str,
+    mut acked: i64,
+    report: &mut SyncReport,
+    p: &mut Progress,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(), SyncError> {
+    let server_key = store
+        .sync_setting(setting::SERVER_KEY)
+        .map_err(SyncError::store)?;
+    let first = store
+        .own_changes_after(acked, MAX_PAGE)
+        .map_err(SyncError::store)?;
+    if first.is_empty() {
+        return Ok(());
+    }
+    std::thread::scope(|scope| -> Result<(), SyncError> {
+        let send = |page: Vec<Change>, early: bool| InFlight {
+            last: page.last().map_or(0, |c| c.device_seq),
+            early,
+            reply: scope.spawn(move || {
+                let reply = client.push_page(site, &page);
+                (page, reply)
+            }),
+        };
+        let mut flight = send(first, false);
+        loop {
+            // The next page is read and sent while this one is away.
+            let following = store
+                .own_changes_after(flight.last, MAX_PAGE)
+                .map_err(SyncError::store)?;
+            let ahead = (!following.is_empty()).then(|| send(following, true));
+            let InFlight { last, early, reply } = flight;
+            let (sent, mut reply) = reply
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e));
+            if early && reply.is_err() {
+                // Sent before the page it follows was acknowledged: it may have overtaken it.
+                reply = client.push_page(site, &sent);
+            }
+            let sent_page = Sent {
+                changes: &sent,
+                after: acked,
+            };
+            acked = take_push_reply(store, reply?, sent_page, server_key.as_deref(), report, p)?;
+            progress(*p);
+            flight = match ahead {
+                Some(next) if acked == last => next,
+                ahead => {
+                    // Done, or the server holds less than was sent: the page ahead (if any)
+                    // does not follow what it holds and is not waited for.
+                    drop(ahead);
+                    let page = store
+                        .own_changes_after(acked, MAX_PAGE)
+                        .map_err(SyncError::store)?;
+                    if page.is_empty() {
+                        return Ok(());
+                    }
+                    send(page, false)
+                }
+            };
+        }
+    })
+}
+
+/// A page on its way to the server.
+struct InFlight<'scope> {
+    /// The device_seq of its last change.
+    last: i64,
+    /// Sent before the page it follows was acknowledged.
+    early: bool,
+    /// The page and the server's reply.
+    reply: std::thread::ScopedJoinHandle<'scope, (Vec<Change>, Result<PushReply, SyncError>)>,
 }
 
 /// A page pushed: its changes, sent after the device's change `after`.
