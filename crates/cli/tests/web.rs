@@ -3,7 +3,8 @@
 //! cookie, CSRF, lockout and the audit; site scoping (a monitor of sites 01 and 03 never sees
 //! site 02); hostile values shown as text under a policy that forbids inline script; the
 //! dashboard's CONSORT counts equal to `ecrf screening consort` summed over the sites; a query
-//! raised on the web reaching the laptop at sync and its answer coming back.
+//! raised on the web reaching the laptop at sync and its answer coming back; the laptops'
+//! changes waiting, counted up to their cap.
 
 mod server;
 mod webclient;
@@ -840,4 +841,68 @@ fn an_idle_session_ends_and_says_so_in_the_audit() {
         "idle for longer than 2 s: back to the login"
     );
     assert_eq!(audit(&server, "timeout"), 1);
+}
+
+/// The text of the dashboard's "changes waiting" cell in the row of laptop `device`.
+fn waiting_cell(dashboard: &str, device: &str) -> String {
+    let row_start = dashboard
+        .find(&format!("<td>{device}</td>"))
+        .unwrap_or_else(|| panic!("no row for {device} in {dashboard}"));
+    let row = &dashboard[row_start..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    let cell = &row[row.find("<td class=\"num\">").unwrap() + "<td class=\"num\">".len()..];
+    cell[..cell.find("</td>").unwrap()].to_string()
+}
+
+#[test]
+fn the_dashboard_counts_the_changes_a_laptop_has_not_received_up_to_its_cap() {
+    let (dir, server) = setup();
+    add_user(&server, "01", "dana", "data_manager", DM_PW);
+    let mut a = Device::enrolled(dir.path(), "a", "01", &server);
+    let mut b = Device::enrolled(dir.path(), "b", "01", &server);
+    a.sync();
+    // A laptop's mark is the cursor it asks from: what it confirmed holding. Its second sync
+    // confirms what the first brought.
+    b.sync();
+    b.sync();
+    let b_id = b.store.device_id().to_string();
+    let mut web = Browser::new(&server.url());
+    assert_eq!(web.log_in("dana", DM_PW).status, 303);
+    assert_eq!(waiting_cell(&web.get("/web/").body, &b_id), "0");
+
+    // A's changes after B's last sync are what B has not received.
+    let day = |d: &mut Device, subject: &str, day: u32| {
+        let hr = (60 + day).to_string();
+        d.save(subject, &format!("DLY#{day}"), &[("HR", hr.as_str())]);
+    };
+    let before = a.store.own_change_count_after(0).unwrap();
+    let subject = a.store.new_subject().unwrap();
+    for d in 1..=3 {
+        day(&mut a, &subject, d);
+    }
+    a.sync();
+    let made = a.store.own_change_count_after(0).unwrap() - before;
+    assert!(made >= 4, "{made}");
+    assert_eq!(
+        waiting_cell(&web.get("/web/").body, &b_id),
+        made.to_string()
+    );
+
+    // Past the cap, the count stops there and says so.
+    let cap = ecrf_web::dashboard::WAITING_CAP as usize;
+    while a.store.own_change_count_after(before as i64).unwrap() <= cap {
+        let subject = a.store.new_subject().unwrap();
+        for d in 1..=30 {
+            day(&mut a, &subject, d);
+        }
+    }
+    a.sync();
+    assert_eq!(
+        waiting_cell(&web.get("/web/").body, &b_id),
+        format!("{cap}+")
+    );
+    // A laptop in step waits for nothing.
+    b.sync();
+    b.sync();
+    assert_eq!(waiting_cell(&web.get("/web/").body, &b_id), "0");
 }
