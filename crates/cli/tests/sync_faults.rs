@@ -81,27 +81,58 @@ struct Proxy {
 /// What the proxy looks for in the bytes it forwards.
 #[derive(Default)]
 struct Watch {
-    /// A request chunk holding these bytes is held back this long, once.
-    hold_back: Mutex<Option<(&'static [u8], Duration)>>,
+    /// Requests held back: each [`Hold`] once.
+    holds: Mutex<Vec<Hold>>,
     /// Replies `409 Conflict` seen.
     conflicts: AtomicUsize,
 }
 
+/// The request chunk in which `marker` is seen for the `nth` time waits `wait` first.
+struct Hold {
+    marker: &'static [u8],
+    nth: usize,
+    wait: Duration,
+    seen: usize,
+}
+
 impl Watch {
-    /// `tail`: the end of the connection's previous chunk (a marker may straddle two).
+    fn hold(&self, marker: &'static [u8], nth: usize, wait: Duration) {
+        self.holds.lock().unwrap().push(Hold {
+            marker,
+            nth,
+            wait,
+            seen: 0,
+        });
+    }
+
+    /// Every hold was met.
+    fn held(&self) -> bool {
+        self.holds.lock().unwrap().iter().all(|h| h.seen >= h.nth)
+    }
+
+    /// `tail`: the end of the connection's previous chunk (a marker may straddle two); a
+    /// marker counts in the chunk where it ends.
     fn request(&self, tail: &mut Vec<u8>, chunk: &[u8]) {
-        let mut hold = self.hold_back.lock().unwrap();
-        let Some((marker, wait)) = *hold else {
-            return;
-        };
+        let before = tail.len();
         tail.extend_from_slice(chunk);
-        if tail.windows(marker.len()).any(|w| w == marker) {
-            *hold = None;
-            drop(hold);
-            std::thread::sleep(wait);
+        let mut wait = Duration::ZERO;
+        for h in self.holds.lock().unwrap().iter_mut() {
+            let n = h.marker.len();
+            let ending_here = tail
+                .windows(n)
+                .enumerate()
+                .filter(|(i, w)| *w == h.marker && i + n > before)
+                .count();
+            for _ in 0..ending_here {
+                h.seen += 1;
+                if h.seen == h.nth {
+                    wait += h.wait;
+                }
+            }
         }
-        let keep = tail.len().saturating_sub(marker.len());
+        let keep = tail.len().saturating_sub(64);
         tail.drain(..keep);
+        std::thread::sleep(wait);
     }
 
     fn reply(&self, chunk: &[u8]) {
@@ -320,8 +351,8 @@ fn a_pushed_page_that_overtakes_the_one_before_it_is_sent_again_and_nothing_is_l
     let server = Server::start(&db, dir.path());
     server.add_site("Q1");
     let mut a = Device::enrolled(dir.path(), "a", "Q1", &server);
-    // More than a page of changes: the sync pushes them page by page, two on their way at once.
-    while a.store.own_change_count_after(0).unwrap() <= ecrf_sync::wire::MAX_PAGE + 200 {
+    // Three pages of changes: the sync pushes them page by page, two on their way at once.
+    while a.store.own_change_count_after(0).unwrap() <= 2 * ecrf_sync::wire::MAX_PAGE + 200 {
         let subject = a.store.new_subject().unwrap();
         for day in 1..=30 {
             let e = day_entries(day);
@@ -332,22 +363,25 @@ fn a_pushed_page_that_overtakes_the_one_before_it_is_sent_again_and_nothing_is_l
     let own = a.store.own_change_count_after(0).unwrap();
     let proxy = Proxy::start(server.port);
     // The first page (it holds change #1) is held back: the second, sent while the first is
-    // away, reaches the server first, does not follow what it holds and is refused whole.
-    *proxy.watch.hold_back.lock().unwrap() =
-        Some((b"\"device_seq\":1,", Duration::from_millis(500)));
+    // away, reaches the server first, does not follow what it holds and is refused whole. It
+    // is sent again (and that too is held back) before the third leaves: the third, sent
+    // early, would overtake it in turn.
+    proxy
+        .watch
+        .hold(b"\"device_seq\":1,", 1, Duration::from_secs(2));
+    proxy
+        .watch
+        .hold(b"\"device_seq\":1001,", 2, Duration::from_secs(1));
     let via = ecrf_sync::Client::new(&format!("http://127.0.0.1:{}", proxy.port), None)
         .unwrap()
         .with_token(&a.store.sync_setting("token").unwrap().unwrap());
     // One sync, no retry: the page refused for overtaking is sent again within it.
     let report = a.sync_via(&via, 1);
-    assert!(
-        proxy.watch.hold_back.lock().unwrap().is_none(),
-        "the first page was never seen"
-    );
+    assert!(proxy.watch.held(), "a page held back was never seen");
     assert_eq!(
         proxy.watch.conflicts.load(Ordering::SeqCst),
         1,
-        "the second page overtook the first once"
+        "the second page overtook the first, and nothing overtook it again"
     );
     assert_eq!(report.pushed, own);
     assert_eq!(a.store.sync_state().unwrap().pushed, own as i64);

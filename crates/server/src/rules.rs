@@ -341,9 +341,9 @@ pub fn link(i: usize, ch: &Change, acked: i64, last_hash: &str) -> Result<Link, 
     }
     if ch.device_seq != acked + 1 || ch.prev_hash != last_hash {
         return Err(Refusal::Conflict(format!(
-            "changes[{i}]: change #{} does not follow change #{acked} the server holds of this \
-             device",
-            ch.device_seq
+            "changes[{i}]: change #{} does not follow change #{acked} {}",
+            ch.device_seq,
+            ecrf_wire::wire::NOT_FOLLOWING
         )));
     }
     Ok(Link::Next)

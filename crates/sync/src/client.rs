@@ -1,8 +1,9 @@
 //! The device's side of sync over HTTP(S): enrolment, push, pull.
 //!
 //! Owns the order of a sync: ask the server what it holds of this device, push the rest page
-//! by page (two pages on their way at once, stored by the server in chain order), then pull the site's other changes page by page, each page (or several that
-//! arrived together) applied in one store transaction with its cursor. Invariants: every step
+//! by page (two pages on their way at once, stored by the server in chain order), then pull
+//! the site's other changes page by page, each page (or several that arrived together)
+//! applied in one store transaction with its cursor. Invariants: every step
 //! can be cut anywhere and simply run again (the server and the store both skip what they
 //! already hold); a reply is parsed and validated like any outside input before the store sees
 //! it, and kept to the bounds of [`crate::guard`] (acknowledged ≤ sent, pages that make
@@ -627,8 +628,8 @@ pub fn sync<S: Replica>(
 /// Two pages are on their way at once: while the server stores one (its site's turn, most of
 /// a page's time), the next is read from the store, sent and parsed, so the turn is rarely
 /// idle. The server stores only a page that continues what it holds: one that overtook the page
-/// before it is refused whole (a gap) and is sent again once that page is acknowledged; a
-/// reply saying the server holds less than was sent makes the pushing go on from what it holds.
+/// before it is refused whole (409, [`crate::wire::NOT_FOLLOWING`]) and is sent again once that
+/// page is acknowledged, before any page after it; any other failure ends the sync as before.
 fn push_pages<S: Replica>(
     store: &mut S,
     client: &Client,
@@ -658,17 +659,23 @@ fn push_pages<S: Replica>(
         };
         let mut flight = send(first, false);
         loop {
-            // The next page is read and sent while this one is away.
-            let following = store
-                .own_changes_after(flight.last, MAX_PAGE)
-                .map_err(SyncError::store)?;
-            let ahead = (!following.is_empty()).then(|| send(following, true));
+            // The next page is read and sent while this one is away; but not when this one,
+            // sent early, is back already (perhaps refused for overtaking the page before it):
+            // it goes again first, or the next would overtake it in turn.
+            let ahead = if flight.early && flight.reply.is_finished() {
+                None
+            } else {
+                let following = store
+                    .own_changes_after(flight.last, MAX_PAGE)
+                    .map_err(SyncError::store)?;
+                (!following.is_empty()).then(|| send(following, true))
+            };
             let InFlight { last, early, reply } = flight;
             let (sent, mut reply) = reply
                 .join()
                 .unwrap_or_else(|e| std::panic::resume_unwind(e));
-            if early && reply.is_err() {
-                // Sent before the page it follows was acknowledged: it may have overtaken it.
+            if early && overtook(&reply) {
+                // Sent before the page it follows was acknowledged, it reached the server first.
                 reply = client.push_page(site, &sent);
             }
             let sent_page = Sent {
@@ -680,8 +687,10 @@ fn push_pages<S: Replica>(
             flight = match ahead {
                 Some(next) if acked == last => next,
                 ahead => {
-                    // Done, or the server holds less than was sent: the page ahead (if any)
-                    // does not follow what it holds and is not waited for.
+                    // Nothing was sent ahead (all is pushed, or this page came back early), or
+                    // the server holds less than was sent (our server never says so, but a
+                    // reply is outside input): go on from what it holds. A page ahead then does
+                    // not follow and is refused; the scope waits for its reply at the end.
                     drop(ahead);
                     let page = store
                         .own_changes_after(acked, MAX_PAGE)
@@ -694,6 +703,13 @@ fn push_pages<S: Replica>(
             };
         }
     })
+}
+
+/// Whether a push was refused for not continuing what the server holds of this device (the
+/// only refusal a page that overtook the one before it gets; any other stands).
+fn overtook(reply: &Result<PushReply, SyncError>) -> bool {
+    matches!(reply, Err(SyncError::Refused { status: 409, reason })
+        if reason.contains(crate::wire::NOT_FOLLOWING))
 }
 
 /// A page on its way to the server.

@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Most changes in one push or pull page.
 pub const MAX_PAGE: usize = 1000;
+/// How a push's refusal (409) of a change that does not continue the device's chain the server
+/// holds (a gap, or another branch) ends: the one refusal after which a laptop that sent a
+/// page before the page it follows was acknowledged sends it again (`ecrf_sync`).
+pub const NOT_FOLLOWING: &str = "the server holds of this device";
 /// Longest value (JSON of a value, a lease's envelopes, a list of replaced ids), in bytes.
 pub const MAX_VALUE_BYTES: usize = 256 * 1024;
 /// Longest short text (ids, names, item codes), in bytes.
