@@ -171,6 +171,15 @@ impl Proxy {
     }
 }
 
+impl Proxy {
+    /// A client of laptop `d` that goes through this proxy.
+    fn client_of(&self, d: &Device) -> ecrf_sync::Client {
+        ecrf_sync::Client::new(&format!("http://127.0.0.1:{}", self.port), None)
+            .unwrap()
+            .with_token(&d.store.sync_setting("token").unwrap().unwrap())
+    }
+}
+
 fn handle(mut client: TcpStream, upstream: u16, fault: Fault, watch: &Arc<Watch>) {
     let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
         let _ = client.shutdown(Shutdown::Both);
@@ -299,12 +308,8 @@ fn every_replica_ends_with_the_same_log_whatever_the_network_does() {
         }
         let proxy = Proxy::start(w.upstream);
         proxy.faults.lock().unwrap().extend(faults.iter().cloned());
-        let via = ecrf_sync::Client::new(&format!("http://127.0.0.1:{}", proxy.port), None)
-            .unwrap()
-            .with_token(&a.store.sync_setting("token").unwrap().unwrap());
-        let via_b = ecrf_sync::Client::new(&format!("http://127.0.0.1:{}", proxy.port), None)
-            .unwrap()
-            .with_token(&b.store.sync_setting("token").unwrap().unwrap());
+        let via = proxy.client_of(&a);
+        let via_b = proxy.client_of(&b);
         let restarter = restart_after_ms.map(|ms| {
             let server = Arc::clone(&w.server);
             std::thread::spawn(move || {
@@ -352,14 +357,7 @@ fn a_pushed_page_that_overtakes_the_one_before_it_is_sent_again_and_nothing_is_l
     server.add_site("Q1");
     let mut a = Device::enrolled(dir.path(), "a", "Q1", &server);
     // Three pages of changes: the sync pushes them page by page, two on their way at once.
-    while a.store.own_change_count_after(0).unwrap() <= 2 * ecrf_sync::wire::MAX_PAGE + 200 {
-        let subject = a.store.new_subject().unwrap();
-        for day in 1..=30 {
-            let e = day_entries(day);
-            let e: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            a.save(&subject, &format!("DLY#{day}"), &e);
-        }
-    }
+    a.daily_logs_past(0, 2 * ecrf_sync::wire::MAX_PAGE + 200);
     let own = a.store.own_change_count_after(0).unwrap();
     let proxy = Proxy::start(server.port);
     // The first page (it holds change #1) is held back: the second, sent while the first is
@@ -372,9 +370,7 @@ fn a_pushed_page_that_overtakes_the_one_before_it_is_sent_again_and_nothing_is_l
     proxy
         .watch
         .hold(b"\"device_seq\":1001,", 2, Duration::from_secs(1));
-    let via = ecrf_sync::Client::new(&format!("http://127.0.0.1:{}", proxy.port), None)
-        .unwrap()
-        .with_token(&a.store.sync_setting("token").unwrap().unwrap());
+    let via = proxy.client_of(&a);
     // One sync, no retry: the page refused for overtaking is sent again within it.
     let report = a.sync_via(&via, 1);
     assert!(proxy.watch.held(), "a page held back was never seen");

@@ -871,14 +871,10 @@ fn the_dashboard_counts_the_changes_a_laptop_has_not_received_up_to_its_cap() {
     assert_eq!(waiting_cell(&web.get("/web/").body, &b_id), "0");
 
     // A's changes after B's last sync are what B has not received.
-    let day = |d: &mut Device, subject: &str, day: u32| {
-        let hr = (60 + day).to_string();
-        d.save(subject, &format!("DLY#{day}"), &[("HR", hr.as_str())]);
-    };
     let before = a.store.own_change_count_after(0).unwrap();
     let subject = a.store.new_subject().unwrap();
     for d in 1..=3 {
-        day(&mut a, &subject, d);
+        a.save(&subject, &format!("DLY#{d}"), &[("HR", "80")]);
     }
     a.sync();
     let made = a.store.own_change_count_after(0).unwrap() - before;
@@ -890,12 +886,7 @@ fn the_dashboard_counts_the_changes_a_laptop_has_not_received_up_to_its_cap() {
 
     // Past the cap, the count stops there and says so.
     let cap = ecrf_web::dashboard::WAITING_CAP as usize;
-    while a.store.own_change_count_after(before as i64).unwrap() <= cap {
-        let subject = a.store.new_subject().unwrap();
-        for d in 1..=30 {
-            day(&mut a, &subject, d);
-        }
-    }
+    a.daily_logs_past(before as i64, cap);
     a.sync();
     assert_eq!(
         waiting_cell(&web.get("/web/").body, &b_id),

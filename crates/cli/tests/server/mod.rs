@@ -471,6 +471,18 @@ impl Device {
         self.sync_via(&c, 1)
     }
 
+    /// Saves new subjects' 30 daily logs (a heart rate each) until this laptop has made more
+    /// than `more_than` changes after its change `after`.
+    pub fn daily_logs_past(&mut self, after: i64, more_than: usize) {
+        while self.store.own_change_count_after(after).unwrap() <= more_than {
+            let subject = self.store.new_subject().unwrap();
+            for day in 1..=30 {
+                let hr = (60 + day).to_string();
+                self.save(&subject, &format!("DLY#{day}"), &[("HR", hr.as_str())]);
+            }
+        }
+    }
+
     pub fn save(&mut self, subject: &str, form: &str, entries: &[(&str, &str)]) {
         self.try_save(subject, form, entries).unwrap();
     }
